@@ -1,0 +1,207 @@
+"""Record framing shared by every stream family (LU spec §1, reference §1.4).
+
+A record is ``{u32 type; u32 length}``, ``length`` body bytes, then zero
+padding to a multiple of 8. Reading never copies a body: :func:`frames`
+yields offsets into a ``memoryview`` over bytes, a bytearray or an ``mmap``.
+Writing goes through :class:`RecordWriter`, which hands each buffer to the
+sink as it is (no join) and can keep a running crc32c for LU sections.
+
+>>> w = RecordWriter(BytesSink())
+>>> w.record(0x0A, [b"\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00", bytes(16)])
+>>> [f[2:] for f in frames(memoryview(w.sink.getvalue()), 0, 32, 0)]
+[(10, 24)]
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import crc32c as _crc32c
+
+from xenlu.errors import CallerError, FramingError
+
+__all__ = [
+    "HDR",
+    "REC_ALIGN",
+    "REC_LENGTH_MAX",
+    "BytesSink",
+    "RecordWriter",
+    "Sink",
+    "as_buffer",
+    "crc32c",
+    "frames",
+    "pad_len",
+]
+
+HDR = struct.Struct("<II")
+REC_ALIGN = 8
+#: Largest record body (libxc ``REC_LENGTH_MAX``, LU spec §1).
+REC_LENGTH_MAX = 128 << 20
+_ZEROS = bytes(8)
+
+
+def crc32c(data: Any, value: int = 0) -> int:
+    """Castagnoli CRC of ``data`` continuing from ``value`` (releases the GIL)."""
+    return int(_crc32c.crc32c(data, value))
+
+
+def pad_len(length: int) -> int:
+    """Zero bytes that follow a body of ``length`` bytes."""
+    return -length & 7
+
+
+def as_buffer(data: Any) -> memoryview:
+    """A read-only byte ``memoryview`` over bytes, bytearray, memoryview, mmap or a path.
+
+    A path is mapped read-only with ``mmap`` (an empty file gives an empty
+    view); nothing is copied.
+    """
+    if isinstance(data, memoryview):
+        mv = data
+    elif isinstance(data, (bytes, bytearray, mmap.mmap)):
+        mv = memoryview(data)
+    elif isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        try:
+            with path.open("rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size == 0:
+                    return memoryview(b"")
+                m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as exc:
+            raise CallerError(f"cannot read {path}: {exc.strerror or exc}") from None
+        mv = memoryview(m)
+    else:
+        try:
+            mv = memoryview(data)
+        except TypeError:
+            raise CallerError(
+                f"expected bytes, bytearray, memoryview, mmap or a path, got {type(data).__name__}"
+            ) from None
+    if mv.ndim != 1 or mv.itemsize != 1:
+        mv = mv.cast("B")
+    return mv.toreadonly()
+
+
+def frames(buf: memoryview, pos: int, end: int, index: int) -> Iterator[tuple[int, int, int, int]]:
+    """Yield ``(index, header_offset, type, length)`` for each record in ``buf[pos:end]``.
+
+    Checks the framing only: a whole header, ``length ≤ REC_LENGTH_MAX``, the
+    body and its padding inside ``end``, and zero padding. The caller stops
+    the iteration at END. Raises :class:`FramingError`; when the input ends
+    exactly at a record boundary the generator simply stops.
+    """
+    unpack = HDR.unpack_from
+    while pos < end:
+        if pos + 8 > end:
+            raise FramingError(
+                "record header truncated",
+                offset=pos,
+                record_index=index,
+                expected="8 header bytes",
+                got=end - pos,
+            )
+        rtype, length = unpack(buf, pos)
+        if length > REC_LENGTH_MAX:
+            raise FramingError(
+                "record body longer than REC_LENGTH_MAX",
+                offset=pos + 4,
+                record_index=index,
+                record_type=rtype,
+                field="length",
+                expected=f"<= {REC_LENGTH_MAX:#x}",
+                got=length,
+            )
+        body = pos + 8
+        pad = -length & 7
+        stop = body + length + pad
+        if stop > end:
+            raise FramingError(
+                "record body runs past the end of the input",
+                offset=pos,
+                record_index=index,
+                record_type=rtype,
+                field="length",
+                expected=f"{length + pad} bytes of body and padding",
+                got=max(0, end - body),
+            )
+        if pad and buf[stop - pad : stop] != _ZEROS[:pad]:
+            first = next(i for i in range(stop - pad, stop) if buf[i])
+            raise FramingError(
+                "padding not zero",
+                offset=first,
+                record_index=index,
+                record_type=rtype,
+                field="padding",
+                expected=0,
+                got=buf[first],
+            )
+        yield index, pos, rtype, length
+        index += 1
+        pos = stop
+
+
+class Sink(Protocol):
+    """Anything with ``write(buffer)``: a file, ``io.BytesIO``, a socket wrapper."""
+
+    def write(self, data: Any, /) -> Any: ...
+
+
+class BytesSink(io.BytesIO):
+    """An in-memory sink (``io.BytesIO``)."""
+
+
+class RecordWriter:
+    """Writes framed records to a sink, never joining buffers.
+
+    Keeps the byte position and, between :meth:`begin_section` and
+    :meth:`end_section`, a running crc32c of everything written.
+    """
+
+    def __init__(self, sink: Sink, start: int = 0) -> None:
+        self.sink = sink
+        self._write = sink.write
+        self.pos = start
+        self._crc: int | None = None
+        self._section_start = 0
+
+    def write(self, data: Any) -> None:
+        """Write raw bytes (headers of container formats)."""
+        n = memoryview(data).nbytes
+        if n:
+            self._write(data)
+            if self._crc is not None:
+                self._crc = crc32c(data, self._crc)
+            self.pos += n
+
+    def record(self, rtype: int, parts: Iterable[Any]) -> None:
+        """Write one record: header, the body parts in order, zero padding."""
+        views = [p if isinstance(p, memoryview) else memoryview(p) for p in parts]
+        length = sum(v.nbytes for v in views)
+        if length > REC_LENGTH_MAX:
+            raise CallerError(
+                f"record {rtype:#010x}: body of {length} bytes exceeds "
+                f"REC_LENGTH_MAX {REC_LENGTH_MAX}"
+            )
+        self.write(HDR.pack(rtype & 0xFFFFFFFF, length))
+        for v in views:
+            self.write(v)
+        pad = -length & 7
+        if pad:
+            self.write(_ZEROS[:pad])
+
+    def begin_section(self) -> None:
+        self._crc = 0
+        self._section_start = self.pos
+
+    def end_section(self) -> tuple[int, int]:
+        """Stop the running checksum; return ``(crc32c, section_bytes)``."""
+        crc = self._crc or 0
+        self._crc = None
+        return crc, self.pos - self._section_start

@@ -1,0 +1,1126 @@
+"""Live-Update-only records (LU spec §4), declared once per epoch layout.
+
+Every fixed layout below is the single declaration from which xenlu derives
+its struct codec, numpy dtype, structural checks and JSON schema. Layouts of
+a released epoch never change: a new epoch gets a new declaration, and
+:data:`LU_DOMAIN_LAYOUTS` / :data:`EVTCHN_LAYOUTS` map each epoch to its own.
+
+Decode and encode one record body::
+
+    >>> from xenlu.registry import LU, Ctx
+    >>> spec = LU.by_name("LU_VERSION")
+    >>> v = spec.decode(memoryview(b"\\x04\\0\\0\\0\\x0f\\0\\0\\0"), Ctx(0, spec.type, 8, 8))
+    >>> (v.xen_major, v.xen_minor)
+    (4, 15)
+    >>> b"".join(bytes(p) for p in spec.encode(v))
+    b'\\x04\\x00\\x00\\x00\\x0f\\x00\\x00\\x00'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul
+
+from xenlu.epochs import EPOCHS, Epoch
+from xenlu.errors import EncodeError, RecordError
+from xenlu.layout import Layout, Named, Packed, Rsvd, fld, packed, packed_base, reserved
+from xenlu.registry import LU, Ctx, RecordSpec
+from xenlu.values import Value
+
+__all__ = [
+    "BULK_TYPES",
+    "DOMID_COW",
+    "DOMID_XEN",
+    "EVTCHN_LAYOUTS",
+    "INVALID_MFN",
+    "LU_DOMAIN_LAYOUTS",
+    "PER_VCPU_VIRQS",
+    "Bulk",
+    "ControlBlock",
+    "CountHeader",
+    "EvtchnAbi",
+    "EvtchnEntry411",
+    "EvtchnEntry415",
+    "GrantMapEntry",
+    "GrantTable",
+    "IoreqRange",
+    "IoreqServer",
+    "IoreqServers",
+    "LuDomain411",
+    "LuDomain413",
+    "LuDomain415",
+    "LuDomain416",
+    "LuDomain417",
+    "LuDomain419",
+    "LuDomain421",
+    "LuDomainCommon",
+    "LuHostInfo",
+    "LuSectionEnd",
+    "LuVersion",
+    "OwnershipEntry",
+    "P2mEntry",
+    "PageTypeEntry",
+    "RegionExtent",
+    "T",
+    "XenPagesExtent",
+    "domain_layout",
+    "evtchn_layout",
+]
+
+INVALID_MFN = 0xFFFFFFFFFFFFFFFF
+DOMID_XEN = 0x7FF2
+DOMID_COW = 0x7FF3
+DOMID_MAX = 0x7FEF  # ordinary domain ids are 0 … 0x7FEF (spec "Conventions")
+PAGE_SIZE = 4096
+MIB2 = 2 << 20
+
+
+class T:
+    """LU record type codes (LU spec §4); bit 30 marks Live-Update-only records."""
+
+    LU_VERSION = 0x40000000
+    LU_HOST_INFO = 0x40000001
+    LU_REUSABLE_REGIONS = 0x40000002
+    LU_XEN_PAGES = 0x40000003
+    LU_DOMAIN = 0x40000010
+    LU_P2M = 0x40000012
+    LU_PAGE_OWNERSHIP = 0x40000013
+    LU_PAGE_TYPES = 0x40000014
+    LU_GRANT_TABLE = 0x40000015
+    LU_GRANT_MAPS = 0x40000016
+    LU_EVTCHN_ABI = 0x40000017
+    LU_EVTCHNS = 0x40000018
+    LU_IOREQ_SERVERS = 0x40000019
+    LU_SECTION_END = 0x4000007F
+
+
+# --- §4.1 – §4.3 -------------------------------------------------------------
+
+
+@packed(name="LU_VERSION")
+class LuVersion(Packed):
+    """§4.1: the version of the Xen that produced the stream."""
+
+    xen_major: int = fld(Int32ul, doc="Xen major version of xen#1")
+    xen_minor: int = fld(Int32ul, doc="Xen minor version of xen#1")
+
+
+@packed(name="LU_HOST_INFO")
+class LuHostInfo(Packed):
+    """§4.2: host-wide facts xen#2 needs before any domain."""
+
+    page_shift: int = fld(Int32ul, values={12: "4 KiB"}, doc="must be 12")
+    nr_domains: int = fld(Int32ul, doc="number of domain sections")
+    max_page: int = fld(Int64ul, doc="one past the highest RAM MFN")
+    lu_bootmem_start: int = fld(Int64ul, doc="machine address of the LU bootmem, 2 MiB aligned")
+    lu_bootmem_size: int = fld(Int64ul, doc="non-zero multiple of 2 MiB; start + size <= 4 GiB")
+    gnttab_max_frames: int = fld(Int32ul, doc="xen#1's host default (0 = unknown)")
+    gnttab_max_maptrack_frames: int = fld(Int32ul, doc="xen#1's host default (0 = unknown)")
+    gnttab_max_version: int = fld(
+        Int32ul, values={0: "unknown (2)", 1: "v1", 2: "v2"}, doc="host maximum grant version"
+    )
+    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+@packed(name="COUNT_HEADER")
+class CountHeader(Packed):
+    """The ``{u32 count; u32 rsvd}`` prefix of count-prefixed records (§4)."""
+
+    count: int = fld(Int32ul)
+    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+@packed(name="EXTENT(LU_REUSABLE_REGIONS)")
+class RegionExtent(Packed):
+    """§4.3/§4.4: memory xen#2 may use before it has consumed the stream."""
+
+    start_mfn: int = fld(Int64ul)
+    nr_pages: int = fld(Int64ul, lo=1)
+    kind: int = fld(Int32ul, values={1: "FRAMETABLE", 2: "XEN_IMAGE", 3: "SCRATCH"})
+    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+@packed(name="EXTENT(LU_XEN_PAGES)")
+class XenPagesExtent(Packed):
+    """§4.3/§4.5: hypervisor pages that must be kept as they are."""
+
+    start_mfn: int = fld(Int64ul)
+    nr_pages: int = fld(Int64ul, lo=1)
+    kind: int = fld(Int32ul, values={1: "M2P", 2: "IOMMU_PT", 3: "LU_DATA", 4: "SHARED"})
+    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+# --- §4.6 LU_DOMAIN ----------------------------------------------------------
+
+CDF_BITS: dict[int, Named] = {
+    0: "hvm",
+    1: "hap",
+    2: "s3_integrity",
+    3: "oos_off",
+    4: "xs_domain",
+    5: ("iommu", "4.13", None),
+    6: ("nested_virt", "4.15", None),
+    7: ("vpmu", "4.16", None),
+}
+LU_STATE_BITS: dict[int, Named] = {
+    0: "running",
+    1: "dying",
+    2: "privileged",
+    3: ("iommu", None, "4.13"),
+    4: "shinfo32",
+}
+LU_STATE_RUNNING, LU_STATE_DYING, LU_STATE_PRIVILEGED, LU_STATE_IOMMU, LU_STATE_SHINFO32 = (
+    1,
+    2,
+    4,
+    8,
+    16,
+)
+CDF_HVM, CDF_IOMMU, CDF_NESTED_VIRT, CDF_VPMU = 1, 1 << 5, 1 << 6, 1 << 7
+EMU_BITS = {i: f"emu_{i}" for i in range(11)}
+
+
+@packed_base
+class LuDomainCommon(Packed):
+    """The LU_DOMAIN fields at offsets 0–47, identical in every epoch (§4.6)."""
+
+    domid: int = fld(Int16ul, hi=DOMID_MAX)
+    rsvd0: ClassVar[Rsvd] = reserved(Int16ul)
+    domain_type: int = fld(Int32ul, values={1: "x86_pv", 2: "x86_hvm"})
+    ssidref: int = fld(Int32ul)
+    handle: bytes = fld(Bytes(16), doc="UUID bytes")
+    cdf_flags: int = fld(Int32ul, bits=CDF_BITS)
+    lu_state: int = fld(Int32ul, bits=LU_STATE_BITS)
+    max_vcpus: int = fld(Int32ul, lo=1)
+    max_evtchn_port: int = fld(Int32ul)
+    emulation_flags: int = fld(Int32ul, bits=EMU_BITS, doc="XEN_X86_EMU_* bits 0-10")
+
+    @property
+    def is_hvm(self) -> bool:
+        return self.domain_type == 2
+
+
+@packed(name="LU_DOMAIN@4.11")
+class LuDomain411(LuDomainCommon):
+    """LU_DOMAIN in epochs 4.11 and 4.12 (56 bytes): grant limits are u32."""
+
+    max_grant_frames: int = fld(Int32ul)
+    max_maptrack_frames: int = fld(Int32ul)
+
+
+@packed(name="LU_DOMAIN@4.13")
+class LuDomain413(LuDomainCommon):
+    """LU_DOMAIN in epochs 4.13 and 4.14 (64 bytes): i32 grant limits, iommu_opts."""
+
+    max_grant_frames: int = fld(Int32sl, doc="negative = host default")
+    max_maptrack_frames: int = fld(Int32sl, doc="negative = host default")
+    iommu_opts: int = fld(Int32ul, bits={0: "no_sharept"})
+    rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+@packed(name="LU_DOMAIN@4.15")
+class LuDomain415(LuDomain413):
+    """LU_DOMAIN in epoch 4.15 (72 bytes): adds vmtrace_size and misc_flags."""
+
+    vmtrace_size: int = fld(Int32ul)
+    misc_flags: int = fld(Int32ul, bits={0: "msr_relaxed"})
+
+
+@packed(name="LU_DOMAIN@4.16")
+class LuDomain416(LuDomain415):
+    """LU_DOMAIN in epoch 4.16 (80 bytes): adds grant_opts; offset 76 reserved."""
+
+    grant_opts: int = fld(Int32ul, mask={0xF: "max_version"}, doc="bits 0-3: 1 or 2")
+    rsvd2: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+@packed(name="LU_DOMAIN@4.17")
+class LuDomain417(LuDomain415):
+    """LU_DOMAIN in epochs 4.17 and 4.18 (80 bytes): offset 76 is cpupool_id."""
+
+    grant_opts: int = fld(Int32ul, mask={0xF: "max_version"}, doc="bits 0-3: 1 or 2")
+    cpupool_id: int = fld(Int32ul)
+
+
+@packed(name="LU_DOMAIN@4.19")
+class LuDomain419(LuDomain417):
+    """LU_DOMAIN in epochs 4.19 and 4.20 (88 bytes): u32 altp2m_opts."""
+
+    altp2m_opts: int = fld(Int32ul, mask={0x3: "mode"}, doc="0 off, 1 mixed, 2 external, 3 limited")
+    rsvd2: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+@packed(name="LU_DOMAIN@4.21")
+class LuDomain421(LuDomain417):
+    """LU_DOMAIN from epoch 4.21 (88 bytes): u16 altp2m_opts and u16 nr_altp2m."""
+
+    altp2m_opts: int = fld(Int16ul, mask={0x3: "mode"}, doc="0 off, 1 mixed, 2 external, 3 limited")
+    nr_altp2m: int = fld(Int16ul, doc="> 0 exactly when the altp2m mode is not off")
+    rsvd2: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+LuDomain = (
+    LuDomain411
+    | LuDomain413
+    | LuDomain415
+    | LuDomain416
+    | LuDomain417
+    | LuDomain419
+    | (LuDomain421)
+)
+
+#: epoch → the LU_DOMAIN declaration of that epoch.
+LU_DOMAIN_LAYOUTS: dict[Epoch, type[Any]] = {
+    (4, 11): LuDomain411,
+    (4, 12): LuDomain411,
+    (4, 13): LuDomain413,
+    (4, 14): LuDomain413,
+    (4, 15): LuDomain415,
+    (4, 16): LuDomain416,
+    (4, 17): LuDomain417,
+    (4, 19): LuDomain419,
+    (4, 20): LuDomain419,
+    (4, 21): LuDomain421,
+}
+
+
+def domain_layout(epoch: Epoch) -> type[Any]:
+    """The LU_DOMAIN class of ``epoch``."""
+    return LU_DOMAIN_LAYOUTS[epoch]
+
+
+# --- §4.7 – §4.11 bulk entries -----------------------------------------------
+
+P2M_TYPES = {
+    0: "ram_rw",
+    1: "invalid",
+    2: "ram_logdirty",
+    3: "ram_ro",
+    4: "mmio_dm",
+    5: "mmio_direct",
+    6: "populate_on_demand",
+    7: "grant_map_rw",
+    8: "grant_map_ro",
+    9: "ram_paging_out",
+    10: "ram_paged",
+    11: "ram_paging_in",
+    12: "ram_shared",
+    13: "ram_broken",
+    14: "map_foreign",
+    15: "ioreq_server",
+}
+P2M_ACCESS: dict[int, Named] = {
+    0: "n",
+    1: "r",
+    2: "w",
+    3: "rw",
+    4: "x",
+    5: "rx",
+    6: "wx",
+    7: "rwx",
+    8: "rx2rw",
+    9: "n2rwx",
+    10: ("r_pw", "4.20", None),
+}
+#: §4.7: p2m types whose mfn must be INVALID_MFN / must not be.
+P2M_NO_FRAME = (1, 4, 6, 10)
+P2M_HAS_FRAME = (0, 2, 3, 5, 7, 8, 9, 12, 13, 14, 15)
+
+
+@packed(name="LU_P2M entry")
+class P2mEntry(Packed):
+    """§4.7: one P2M extent gfn+i → mfn+i."""
+
+    gfn: int = fld(Int64ul)
+    mfn: int = fld(Int64ul, doc="INVALID_MFN for types with no frame")
+    nr_pages: int = fld(Int32ul, lo=1)
+    p2m_type: int = fld(Int8ul, values=P2M_TYPES)
+    access: int = fld(Int8ul, values=P2M_ACCESS)
+    rsvd: ClassVar[Rsvd] = reserved(Int16ul)
+
+
+@packed(name="LU_PAGE_OWNERSHIP entry")
+class OwnershipEntry(Packed):
+    """§4.8: frames start_mfn … start_mfn+nr_pages-1 owned by the section's domain."""
+
+    start_mfn: int = fld(Int64ul)
+    nr_pages: int = fld(Int32ul, lo=1)
+    flags: int = fld(Int32ul, bits={0: "xen_heap", 1: "broken", 2: ("extra", "4.14", None)})
+
+
+PAGE_TYPES = {
+    0: "none",
+    1: "l1",
+    2: "l2",
+    3: "l3",
+    4: "l4",
+    5: "seg_desc",
+    6: "shared",
+    7: "writable",
+}
+PT_PINNED = 1
+
+
+@packed(name="LU_PAGE_TYPES entry")
+class PageTypeEntry(Packed):
+    """§4.9: the stable type of one PV page (not xen#1's type_info bits)."""
+
+    mfn: int = fld(Int64ul)
+    type: int = fld(Int8ul, values=PAGE_TYPES)
+    flags: int = fld(Int8ul, bits={0: "pinned", 1: "validated", 2: "pae_xen_l2", 3: "partial"})
+    rsvd: ClassVar[Rsvd] = reserved(Int16ul)
+    type_count: int = fld(Int32ul)
+
+
+GNTMAP_DEVICE_MAP, GNTMAP_HOST_MAP, GNTMAP_READONLY = 1, 2, 4
+
+
+@packed(name="LU_GRANT_MAPS entry")
+class GrantMapEntry(Packed):
+    """§4.11: one maptrack entry of the mapping domain."""
+
+    handle: int = fld(Int32ul)
+    ref: int = fld(Int32ul)
+    flags: int = fld(
+        Int16ul,
+        bits={
+            0: "device_map",
+            1: "host_map",
+            2: "readonly",
+            3: "application_map",
+            4: "contains_pte",
+        },
+    )
+    granting_domid: int = fld(Int16ul)
+    vcpu: int = fld(Int32ul)
+    mfn: int = fld(Int64ul)
+
+
+# --- §4.13 LU_EVTCHNS ---------------------------------------------------------
+
+EVTCHN_STATES = {1: "reserved", 2: "unbound", 3: "interdomain", 4: "pirq", 5: "virq", 6: "ipi"}
+ECS_RESERVED, ECS_UNBOUND, ECS_INTERDOMAIN, ECS_PIRQ, ECS_VIRQ, ECS_IPI = 1, 2, 3, 4, 5, 6
+PER_VCPU_VIRQS = (0, 1, 7, 13)
+
+
+@packed_base
+class EvtchnCommon(Packed):
+    """LU_EVTCHNS entry offsets 0–15, the same in every epoch (§4.13)."""
+
+    port: int = fld(Int32ul, lo=1, doc="port 0 is never listed")
+    state: int = fld(Int8ul, values=EVTCHN_STATES)
+    priority: int = fld(Int8ul, hi=15)
+    notify_vcpu: int = fld(Int16ul)
+    remote_domid: int = fld(Int16ul)
+    xen_consumer: int = fld(Int8ul, values={0: "none"}, doc="must be 0 in revision 1")
+    flags: int = fld(Int8ul, bits={0: "pending"})
+    detail: int = fld(Int32ul, doc="remote port / pirq / virq, else 0")
+
+
+@packed(name="LU_EVTCHNS entry@4.11")
+class EvtchnEntry411(EvtchnCommon):
+    """LU_EVTCHNS entry up to epoch 4.14: separate last_priority / last_vcpu."""
+
+    last_priority: int = fld(Int8ul, hi=15)
+    rsvd0: ClassVar[Rsvd] = reserved(Int8ul)
+    last_vcpu: int = fld(Int16ul)
+    rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+@packed(name="LU_EVTCHNS entry@4.15")
+class EvtchnEntry415(EvtchnCommon):
+    """LU_EVTCHNS entry from epoch 4.15: the packed fifo_lastq."""
+
+    fifo_lastq: int = fld(
+        Int32ul,
+        mask={0xFFFF: "last_vcpu", 0xFF0000: "last_priority"},
+        doc="bits 0-15 last vcpu, 16-23 last priority, 24-31 zero",
+    )
+    rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+EVTCHN_LAYOUTS: dict[Epoch, type[Any]] = {
+    e: (EvtchnEntry411 if e < (4, 15) else EvtchnEntry415) for e in EPOCHS
+}
+
+
+def evtchn_layout(epoch: Epoch) -> type[Any]:
+    """The LU_EVTCHNS entry class of ``epoch``."""
+    return EVTCHN_LAYOUTS[epoch]
+
+
+# --- §4.10, §4.12, §4.14, §4.15 variable-size records -------------------------
+
+
+@packed(name="LU_GRANT_TABLE header")
+class GrantTableHeader(Packed):
+    version: int = fld(Int8ul, values={1: "v1", 2: "v2"})
+    rsvd0: ClassVar[Rsvd] = reserved(Bytes(3))
+    nr_grant_frames: int = fld(Int32ul)
+    nr_status_frames: int = fld(Int32ul, doc="0 for v1; ceil(nr_grant_frames / 8) for v2")
+    rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+@packed(name="LU_EVTCHN_ABI header")
+class EvtchnAbiHeader(Packed):
+    abi: int = fld(Int32ul, values={1: "two_level", 2: "fifo"})
+    nr_control_blocks: int = fld(Int32ul)
+
+
+@packed(name="LU_EVTCHN_ABI control block")
+class ControlBlock(Packed):
+    """A FIFO per-vCPU control block registration (§4.12)."""
+
+    vcpu: int = fld(Int32ul)
+    offset: int = fld(Int32ul, hi=4024, doc="8-aligned")
+    control_gfn: int = fld(Int64ul)
+
+
+@packed(name="LU_EVTCHN_ABI pages header")
+class EvtchnPagesHeader(Packed):
+    nr_event_array_pages: int = fld(Int32ul, hi=128)
+    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
+
+
+@packed(name="LU_IOREQ_SERVERS server")
+class IoreqServerHeader(Packed):
+    id: int = fld(Int16ul)
+    dm_domid: int = fld(Int16ul)
+    enabled: int = fld(Int8ul, values={0: "no", 1: "yes"})
+    bufioreq: int = fld(Int8ul, values={0: "off", 1: "on", 2: "atomic"})
+    nr_ranges: int = fld(Int16ul)
+    ioreq_gfn: int = fld(Int64ul)
+    bufioreq_gfn: int = fld(Int64ul, doc="INVALID_MFN exactly when bufioreq is 0")
+
+
+@packed(name="LU_IOREQ_SERVERS range")
+class IoreqRange(Packed):
+    type: int = fld(Int32ul, values={0: "portio", 1: "mmio", 2: "pci"})
+    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
+    start: int = fld(Int64ul)
+    end: int = fld(Int64ul)
+
+
+@packed(name="LU_SECTION_END")
+class LuSectionEnd(Packed):
+    """§4.15: closes a section with its crc32c and byte count."""
+
+    domid: int = fld(Int16ul, doc="DOMID_XEN for the global section")
+    rsvd: ClassVar[Rsvd] = reserved(Int16ul)
+    crc32c: int = fld(Int32ul)
+    section_bytes: int = fld(Int64ul)
+
+
+# --- value types of variable records ------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Bulk(Value):
+    """The entries of one count-prefixed bulk record, a structured numpy array."""
+
+    entries: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@dataclass(frozen=True, eq=False)
+class GrantTable(Value):
+    """§4.10 LU_GRANT_TABLE: version, and the MFNs of grant and status frames."""
+
+    version: int
+    grant_frames: np.ndarray  # '<u8'
+    status_frames: np.ndarray  # '<u8'
+
+    @property
+    def nr_grant_frames(self) -> int:
+        return len(self.grant_frames)
+
+    @property
+    def nr_status_frames(self) -> int:
+        return len(self.status_frames)
+
+    @property
+    def nr_entries(self) -> int:
+        """Grant entries the table holds: 512 per frame in v1, 256 in v2."""
+        return self.nr_grant_frames * (512 if self.version == 1 else 256)
+
+
+@dataclass(frozen=True, eq=False)
+class EvtchnAbi(Value):
+    """§4.12 LU_EVTCHN_ABI: the ABI, FIFO control blocks and event-array pages."""
+
+    abi: int
+    control_blocks: np.ndarray  # ControlBlock dtype
+    event_array_gfns: np.ndarray  # '<u8'
+
+    @property
+    def is_fifo(self) -> bool:
+        return self.abi == 2
+
+
+@dataclass(frozen=True, eq=False)
+class IoreqServer(Value):
+    """One entry of §4.14 LU_IOREQ_SERVERS."""
+
+    id: int
+    dm_domid: int
+    enabled: int
+    bufioreq: int
+    ioreq_gfn: int
+    bufioreq_gfn: int
+    ranges: np.ndarray  # IoreqRange dtype
+
+
+@dataclass(frozen=True, eq=False)
+class IoreqServers(Value):
+    """§4.14 LU_IOREQ_SERVERS."""
+
+    servers: tuple[IoreqServer, ...]
+
+
+# --- body codecs ------------------------------------------------------------
+
+U64 = np.dtype("<u8")
+_CH = CountHeader.LAYOUT
+
+
+def _fixed(cls: type[Any], extra: Callable[[Any, Ctx], None] | None = None) -> RecordSpec:
+    """A RecordSpec piece for a fixed-size record body of layout ``cls``."""
+    lay: Layout = cls.LAYOUT
+
+    def decode(body: memoryview, ctx: Ctx) -> Any:
+        if len(body) != lay.size:
+            ctx.fail_length(lay.size)
+        t = lay.unpack_tuple(body)
+        v = lay.checker(ctx.epoch)(t)
+        if v is not None:
+            ctx.fail_violation(v)
+        value = lay.from_tuple(t)
+        if extra is not None:
+            extra(value, ctx)
+        return value
+
+    def encode(value: Any) -> Sequence[bytes]:
+        if not isinstance(value, cls):
+            raise EncodeError(f"{lay.name}: expected {cls.__name__}, got {type(value).__name__}")
+        return [lay.pack(value)]
+
+    return RecordSpec("lu", 0, lay.name, decode, encode, cls, layouts=(cls,))
+
+
+def _count_header(body: memoryview, ctx: Ctx, entry_size: int) -> int:
+    if len(body) < 8:
+        ctx.fail_length(">= 8 (count header)")
+    count, rsvd = _CH.unpack_tuple(body)
+    if rsvd:
+        ctx.fail("reserved field not zero", at=4, field="rsvd", expected=0, got=rsvd)
+    if len(body) != 8 + count * entry_size:
+        ctx.fail_length(f"8 + {count} x {entry_size} = {8 + count * entry_size}")
+    return int(count)
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.argmax(mask))
+
+
+def _bulk(
+    name: str,
+    type_code: int,
+    layout_for: Callable[[Epoch | None], type[Any]],
+    extra: Callable[[np.ndarray, Ctx, int], None] | None = None,
+    all_layouts: tuple[type[Any], ...] = (),
+) -> RecordSpec:
+    """A count-prefixed bulk record: zero-copy array + vectorised checks."""
+
+    def decode(body: memoryview, ctx: Ctx) -> Bulk:
+        lay: Layout = layout_for(ctx.epoch).LAYOUT
+        count = _count_header(body, ctx, lay.size)
+        arr = lay.array(body, 8, count)
+        v = lay.check_array(arr, ctx.epoch)
+        if v is not None:
+            ctx.fail_violation(v, at=8, prefix="entries", entry_size=lay.size)
+        if extra is not None and count:
+            extra(arr, ctx, lay.size)
+        return Bulk(arr)
+
+    def encode(value: Any) -> Sequence[Any]:
+        if not isinstance(value, Bulk):
+            raise EncodeError(f"{name}: expected Bulk, got {type(value).__name__}")
+        arr = value.entries
+        names = arr.dtype.names or ()
+        for cls in all_layouts or (layout_for(None),):
+            if cls.LAYOUT.dtype.names == names and cls.LAYOUT.dtype.itemsize == arr.dtype.itemsize:
+                lay = cls.LAYOUT
+                break
+        else:
+            raise EncodeError(f"{name}: entries have dtype {arr.dtype}, not a {name} layout")
+        return [_CH.pack(CountHeader(count=len(arr))), lay.pack_array(arr)]
+
+    layouts = all_layouts or (layout_for(None),)
+    return RecordSpec("lu", type_code, name, decode, encode, Bulk, bulk=True, layouts=layouts)
+
+
+def _fail_at(
+    ctx: Ctx, lay: Layout, i: int, field: str, message: str, expected: object, got: object
+) -> None:
+    raise RecordError(
+        message,
+        offset=ctx.offset + 8 + i * lay.size + lay.field(field).offset,
+        record_index=ctx.index,
+        record_type=ctx.type,
+        field=f"entries[{i}].{field}",
+        expected=expected,
+        got=got,
+    )
+
+
+def _check_p2m(arr: np.ndarray, ctx: Ctx, size: int) -> None:
+    # §4.7 frame rules that one entry shows by itself: types with no frame
+    # carry INVALID_MFN; types with a frame (other than paging_in) do not.
+    lay = P2mEntry.LAYOUT
+    t = arr["p2m_type"]
+    invalid = arr["mfn"] == np.uint64(INVALID_MFN)
+    bad = np.isin(t, P2M_NO_FRAME) & ~invalid
+    if bad.any():
+        i = _first(bad)
+        _fail_at(ctx, lay, i, "mfn", "p2m type has no frame", "INVALID_MFN", int(arr["mfn"][i]))
+    bad = np.isin(t, P2M_HAS_FRAME) & invalid
+    if bad.any():
+        i = _first(bad)
+        _fail_at(ctx, lay, i, "mfn", "p2m type needs a frame", "an MFN", int(arr["mfn"][i]))
+    # An extent must not wrap the 64-bit gfn/mfn space.
+    end = arr["gfn"] + (arr["nr_pages"].astype(np.uint64) - np.uint64(1))
+    bad = end < arr["gfn"]
+    if bad.any():
+        i = _first(bad)
+        _fail_at(ctx, lay, i, "nr_pages", "gfn range wraps", "no overflow", int(arr["nr_pages"][i]))
+
+
+def _check_page_types(arr: np.ndarray, ctx: Ctx, size: int) -> None:
+    # §4.9: a pinned page must be an L1-L4 page table.
+    lay = PageTypeEntry.LAYOUT
+    bad = ((arr["flags"] & PT_PINNED) != 0) & ((arr["type"] < 1) | (arr["type"] > 4))
+    if bad.any():
+        i = _first(bad)
+        _fail_at(
+            ctx, lay, i, "type", "pinned page is not a page table", "1..4", int(arr["type"][i])
+        )
+
+
+def _check_grant_maps(arr: np.ndarray, ctx: Ctx, size: int) -> None:
+    # §4.11: at least one of device_map, host_map.
+    lay = GrantMapEntry.LAYOUT
+    bad = (arr["flags"] & (GNTMAP_DEVICE_MAP | GNTMAP_HOST_MAP)) == 0
+    if bad.any():
+        i = _first(bad)
+        _fail_at(
+            ctx,
+            lay,
+            i,
+            "flags",
+            "neither device_map nor host_map",
+            "bit 0 or 1",
+            int(arr["flags"][i]),
+        )
+
+
+def _check_evtchns(arr: np.ndarray, ctx: Ctx, size: int) -> None:
+    lay: Layout = EVTCHN_LAYOUTS[ctx.epoch or (4, 21)].LAYOUT
+    port = arr["port"]
+    # §4.13: ports ascend within a record (structural by §7).
+    if len(arr) > 1:
+        bad = port[1:] <= port[:-1]
+        if bad.any():
+            i = _first(bad) + 1
+            _fail_at(
+                ctx, lay, i, "port", "ports do not ascend", f"> {int(port[i - 1])}", int(port[i])
+            )
+    st = arr["state"]
+    # remote_domid only for unbound and interdomain.
+    bad = ~np.isin(st, (ECS_UNBOUND, ECS_INTERDOMAIN)) & (arr["remote_domid"] != 0)
+    if bad.any():
+        i = _first(bad)
+        _fail_at(
+            ctx,
+            lay,
+            i,
+            "remote_domid",
+            "remote_domid set for this state",
+            0,
+            int(arr["remote_domid"][i]),
+        )
+    # detail: remote port / pirq / virq, else 0; virq 0-23.
+    bad = np.isin(st, (ECS_RESERVED, ECS_UNBOUND, ECS_IPI)) & (arr["detail"] != 0)
+    if bad.any():
+        i = _first(bad)
+        _fail_at(ctx, lay, i, "detail", "detail set for this state", 0, int(arr["detail"][i]))
+    bad = (st == ECS_VIRQ) & (arr["detail"] > 23)
+    if bad.any():
+        i = _first(bad)
+        _fail_at(ctx, lay, i, "detail", "virq out of range", "0..23", int(arr["detail"][i]))
+    if "fifo_lastq" in (arr.dtype.names or ()):
+        prio = (arr["fifo_lastq"] >> np.uint32(16)) & np.uint32(0xFF)
+        bad = prio > 15
+        if bad.any():
+            i = _first(bad)
+            _fail_at(
+                ctx,
+                lay,
+                i,
+                "fifo_lastq",
+                "last priority above 15",
+                "<= 15",
+                int(arr["fifo_lastq"][i]),
+            )
+
+
+def _check_host(h: LuHostInfo, ctx: Ctx) -> None:
+    lay = LuHostInfo.LAYOUT
+    at = lay.field("lu_bootmem_start").offset
+    if h.lu_bootmem_start % MIB2:
+        ctx.fail(
+            "LU bootmem not 2 MiB aligned",
+            at=at,
+            field="lu_bootmem_start",
+            expected="a multiple of 0x200000",
+            got=h.lu_bootmem_start,
+        )
+    at = lay.field("lu_bootmem_size").offset
+    if h.lu_bootmem_size == 0 or h.lu_bootmem_size % MIB2:
+        ctx.fail(
+            "LU bootmem size not a non-zero multiple of 2 MiB",
+            at=at,
+            field="lu_bootmem_size",
+            expected="a non-zero multiple of 0x200000",
+            got=h.lu_bootmem_size,
+        )
+    if h.lu_bootmem_start + h.lu_bootmem_size > 1 << 32:
+        ctx.fail(
+            "LU bootmem ends above 4 GiB",
+            at=at,
+            field="lu_bootmem_size",
+            expected=f"start + size <= {1 << 32:#x}",
+            got=h.lu_bootmem_start + h.lu_bootmem_size,
+        )
+
+
+def _check_domain(d: Any, ctx: Ctx) -> None:
+    lay: Layout = type(d).LAYOUT
+    # §4.6: cdf_flags.hvm must agree with domain_type.
+    if bool(d.cdf_flags & CDF_HVM) != (d.domain_type == 2):
+        ctx.fail(
+            "cdf_flags.hvm disagrees with domain_type",
+            at=lay.field("cdf_flags").offset,
+            field="cdf_flags",
+            expected=f"bit 0 {'set' if d.domain_type == 2 else 'clear'}",
+            got=d.cdf_flags,
+        )
+    if hasattr(d, "grant_opts"):
+        ver = d.grant_opts & 0xF
+        if ver not in (1, 2):
+            ctx.fail(
+                "grant_opts max version not 1 or 2",
+                at=lay.field("grant_opts").offset,
+                field="grant_opts",
+                expected="1 or 2 in bits 0-3",
+                got=d.grant_opts,
+            )
+    if isinstance(d, LuDomain421):
+        on = d.altp2m_opts & 3
+        if bool(on) != (d.nr_altp2m > 0):
+            ctx.fail(
+                "nr_altp2m must be > 0 exactly when the altp2m mode is not off",
+                at=lay.field("nr_altp2m").offset,
+                field="nr_altp2m",
+                expected="> 0" if on else 0,
+                got=d.nr_altp2m,
+            )
+
+
+def _decode_domain(body: memoryview, ctx: Ctx) -> Any:
+    cls = LU_DOMAIN_LAYOUTS[ctx.epoch or (4, 21)]
+    return _DOMAIN_SPECS[cls].decode(body, ctx)
+
+
+def _encode_domain(value: Any) -> Sequence[Any]:
+    cls = type(value)
+    if cls not in _DOMAIN_SPECS:
+        raise EncodeError(f"LU_DOMAIN: expected an LU_DOMAIN layout, got {cls.__name__}")
+    return _DOMAIN_SPECS[cls].encode(value)
+
+
+_DOMAIN_SPECS = {cls: _fixed(cls, _check_domain) for cls in set(LU_DOMAIN_LAYOUTS.values())}
+
+_GTH = GrantTableHeader.LAYOUT
+
+
+def _decode_grant_table(body: memoryview, ctx: Ctx) -> GrantTable:
+    if len(body) < _GTH.size:
+        ctx.fail_length(f">= {_GTH.size}")
+    t = _GTH.unpack_tuple(body)
+    v = _GTH.checker(ctx.epoch)(t)
+    if v is not None:
+        ctx.fail_violation(v)
+    h: GrantTableHeader = _GTH.from_tuple(t)
+    want_status = 0 if h.version == 1 else -(-h.nr_grant_frames // 8)
+    if h.nr_status_frames != want_status:
+        ctx.fail(
+            "nr_status_frames wrong for the table version",
+            at=8,
+            field="nr_status_frames",
+            expected=want_status,
+            got=h.nr_status_frames,
+        )
+    n = _GTH.size + 8 * (h.nr_grant_frames + h.nr_status_frames)
+    if len(body) != n:
+        ctx.fail_length(n)
+    grant = np.frombuffer(body, U64, h.nr_grant_frames, _GTH.size)
+    status = np.frombuffer(body, U64, h.nr_status_frames, _GTH.size + 8 * h.nr_grant_frames)
+    return GrantTable(h.version, grant, status)
+
+
+def _encode_grant_table(value: Any) -> Sequence[Any]:
+    if not isinstance(value, GrantTable):
+        raise EncodeError(f"LU_GRANT_TABLE: expected GrantTable, got {type(value).__name__}")
+    hdr = GrantTableHeader(
+        version=value.version,
+        nr_grant_frames=value.nr_grant_frames,
+        nr_status_frames=value.nr_status_frames,
+    )
+    return [
+        _GTH.pack(hdr),
+        np.ascontiguousarray(value.grant_frames, U64).data.cast("B"),
+        np.ascontiguousarray(value.status_frames, U64).data.cast("B"),
+    ]
+
+
+_EAH = EvtchnAbiHeader.LAYOUT
+_CB = ControlBlock.LAYOUT
+_EPH = EvtchnPagesHeader.LAYOUT
+
+
+def _decode_evtchn_abi(body: memoryview, ctx: Ctx) -> EvtchnAbi:
+    if len(body) < _EAH.size:
+        ctx.fail_length(f">= {_EAH.size + _EPH.size}")
+    t = _EAH.unpack_tuple(body)
+    v = _EAH.checker(ctx.epoch)(t)
+    if v is not None:
+        ctx.fail_violation(v)
+    abi, ncb = t
+    if abi == 1 and ncb:
+        ctx.fail(
+            "two-level ABI with control blocks",
+            at=4,
+            field="nr_control_blocks",
+            expected=0,
+            got=ncb,
+        )
+    pages_at = _EAH.size + ncb * _CB.size
+    if len(body) < pages_at + _EPH.size:
+        ctx.fail_length(f">= {pages_at + _EPH.size}")
+    cbs = _CB.array(body, _EAH.size, ncb)
+    vio = _CB.check_array(cbs, ctx.epoch)
+    if vio is not None:
+        ctx.fail_violation(vio, at=_EAH.size - 8, prefix="control_blocks", entry_size=_CB.size)
+    if ncb:
+        bad = (cbs["offset"] & 7) != 0
+        if bad.any():
+            i = _first(bad)
+            ctx.fail(
+                "control block offset not 8-aligned",
+                at=_EAH.size + i * _CB.size + 4,
+                field=f"control_blocks[{i}].offset",
+                expected="a multiple of 8",
+                got=int(cbs["offset"][i]),
+            )
+    pt = _EPH.unpack_tuple(body, pages_at)
+    v = _EPH.checker(ctx.epoch)(pt)
+    if v is not None:
+        ctx.fail_violation(v, at=pages_at)
+    npages = pt[0]
+    if abi == 1 and npages:
+        ctx.fail(
+            "two-level ABI with event-array pages",
+            at=pages_at,
+            field="nr_event_array_pages",
+            expected=0,
+            got=npages,
+        )
+    n = pages_at + _EPH.size + 8 * npages
+    if len(body) != n:
+        ctx.fail_length(n)
+    gfns = np.frombuffer(body, U64, npages, pages_at + _EPH.size)
+    return EvtchnAbi(abi, cbs, gfns)
+
+
+def _encode_evtchn_abi(value: Any) -> Sequence[Any]:
+    if not isinstance(value, EvtchnAbi):
+        raise EncodeError(f"LU_EVTCHN_ABI: expected EvtchnAbi, got {type(value).__name__}")
+    cbs = np.ascontiguousarray(value.control_blocks, _CB.dtype)
+    return [
+        _EAH.pack(EvtchnAbiHeader(abi=value.abi, nr_control_blocks=len(cbs))),
+        _CB.pack_array(cbs),
+        _EPH.pack(EvtchnPagesHeader(nr_event_array_pages=len(value.event_array_gfns))),
+        np.ascontiguousarray(value.event_array_gfns, U64).data.cast("B"),
+    ]
+
+
+_ISH = IoreqServerHeader.LAYOUT
+_IR = IoreqRange.LAYOUT
+
+
+def _decode_ioreq(body: memoryview, ctx: Ctx) -> IoreqServers:
+    if len(body) < 8:
+        ctx.fail_length(">= 8 (count header)")
+    count, rsvd = _CH.unpack_tuple(body)
+    if rsvd:
+        ctx.fail("reserved field not zero", at=4, field="rsvd", expected=0, got=rsvd)
+    pos = 8
+    servers = []
+    for i in range(count):
+        if pos + _ISH.size > len(body):
+            ctx.fail_length(f"room for server {i} of {count}")
+        t = _ISH.unpack_tuple(body, pos)
+        v = _ISH.checker(ctx.epoch)(t)
+        if v is not None:
+            ctx.fail_violation(v, at=pos, prefix=f"servers[{i}].")
+        h: IoreqServerHeader = _ISH.from_tuple(t)
+        if (h.bufioreq == 0) != (h.bufioreq_gfn == INVALID_MFN):
+            ctx.fail(
+                "bufioreq_gfn must be INVALID_MFN exactly when bufioreq is 0",
+                at=pos + _ISH.field("bufioreq_gfn").offset,
+                field=f"servers[{i}].bufioreq_gfn",
+                expected="INVALID_MFN" if h.bufioreq == 0 else "a gfn",
+                got=h.bufioreq_gfn,
+            )
+        rpos = pos + _ISH.size
+        if rpos + h.nr_ranges * _IR.size > len(body):
+            ctx.fail_length(f"room for {h.nr_ranges} ranges of server {i}")
+        ranges = _IR.array(body, rpos, h.nr_ranges)
+        vio = _IR.check_array(ranges, ctx.epoch)
+        if vio is not None:
+            ctx.fail_violation(vio, at=rpos - 8, prefix=f"servers[{i}].ranges", entry_size=_IR.size)
+        if h.nr_ranges:
+            bad = ranges["start"] > ranges["end"]
+            if bad.any():
+                j = _first(bad)
+                ctx.fail(
+                    "range start above end",
+                    at=rpos + j * _IR.size + 8,
+                    field=f"servers[{i}].ranges[{j}].start",
+                    expected=f"<= {int(ranges['end'][j]):#x}",
+                    got=int(ranges["start"][j]),
+                )
+        servers.append(
+            IoreqServer(
+                h.id, h.dm_domid, h.enabled, h.bufioreq, h.ioreq_gfn, h.bufioreq_gfn, ranges
+            )
+        )
+        pos = rpos + h.nr_ranges * _IR.size
+    if pos != len(body):
+        ctx.fail_length(pos, "body longer than its servers")
+    return IoreqServers(tuple(servers))
+
+
+def _encode_ioreq(value: Any) -> Sequence[Any]:
+    if not isinstance(value, IoreqServers):
+        raise EncodeError(f"LU_IOREQ_SERVERS: expected IoreqServers, got {type(value).__name__}")
+    parts: list[Any] = [_CH.pack(CountHeader(count=len(value.servers)))]
+    for s in value.servers:
+        ranges = np.ascontiguousarray(s.ranges, _IR.dtype)
+        parts.append(
+            _ISH.pack(
+                IoreqServerHeader(
+                    id=s.id,
+                    dm_domid=s.dm_domid,
+                    enabled=s.enabled,
+                    bufioreq=s.bufioreq,
+                    nr_ranges=len(ranges),
+                    ioreq_gfn=s.ioreq_gfn,
+                    bufioreq_gfn=s.bufioreq_gfn,
+                )
+            )
+        )
+        parts.append(_IR.pack_array(ranges))
+    return parts
+
+
+def _register() -> None:
+    def fixed(name: str, code: int, cls: type[Any], extra: Any = None) -> None:
+        base = _fixed(cls, extra)
+        LU.add(RecordSpec("lu", code, name, base.decode, base.encode, cls, layouts=(cls,)))
+
+    fixed("LU_VERSION", T.LU_VERSION, LuVersion)
+    fixed("LU_HOST_INFO", T.LU_HOST_INFO, LuHostInfo, _check_host)
+    LU.add(
+        RecordSpec(
+            "lu",
+            T.LU_DOMAIN,
+            "LU_DOMAIN",
+            _decode_domain,
+            _encode_domain,
+            tuple(dict.fromkeys(LU_DOMAIN_LAYOUTS.values())),
+            layouts=tuple(dict.fromkeys(LU_DOMAIN_LAYOUTS.values())),
+        )
+    )
+    for name, code, layout_for, extra, alls in (
+        ("LU_REUSABLE_REGIONS", T.LU_REUSABLE_REGIONS, lambda e: RegionExtent, None, ()),
+        ("LU_XEN_PAGES", T.LU_XEN_PAGES, lambda e: XenPagesExtent, None, ()),
+        ("LU_P2M", T.LU_P2M, lambda e: P2mEntry, _check_p2m, ()),
+        ("LU_PAGE_OWNERSHIP", T.LU_PAGE_OWNERSHIP, lambda e: OwnershipEntry, None, ()),
+        ("LU_PAGE_TYPES", T.LU_PAGE_TYPES, lambda e: PageTypeEntry, _check_page_types, ()),
+        ("LU_GRANT_MAPS", T.LU_GRANT_MAPS, lambda e: GrantMapEntry, _check_grant_maps, ()),
+        (
+            "LU_EVTCHNS",
+            T.LU_EVTCHNS,
+            lambda e: EVTCHN_LAYOUTS[e or (4, 21)],
+            _check_evtchns,
+            (EvtchnEntry411, EvtchnEntry415),
+        ),
+    ):
+        LU.add(_bulk(name, code, layout_for, extra, alls))
+    LU.add(
+        RecordSpec(
+            "lu",
+            T.LU_GRANT_TABLE,
+            "LU_GRANT_TABLE",
+            _decode_grant_table,
+            _encode_grant_table,
+            GrantTable,
+            layouts=(GrantTableHeader,),
+        )
+    )
+    LU.add(
+        RecordSpec(
+            "lu",
+            T.LU_EVTCHN_ABI,
+            "LU_EVTCHN_ABI",
+            _decode_evtchn_abi,
+            _encode_evtchn_abi,
+            EvtchnAbi,
+            layouts=(EvtchnAbiHeader, ControlBlock, EvtchnPagesHeader),
+        )
+    )
+    LU.add(
+        RecordSpec(
+            "lu",
+            T.LU_IOREQ_SERVERS,
+            "LU_IOREQ_SERVERS",
+            _decode_ioreq,
+            _encode_ioreq,
+            IoreqServers,
+            layouts=(CountHeader, IoreqServerHeader, IoreqRange),
+        )
+    )
+    fixed("LU_SECTION_END", T.LU_SECTION_END, LuSectionEnd)
+
+
+_register()
+
+#: Record types that may repeat in a section to carry more entries (§1).
+BULK_TYPES = frozenset(s.type for s in LU if s.bulk)

@@ -1,0 +1,949 @@
+"""The Live Update stream: object model, decoder and encoder (LU spec §1–§4).
+
+Theory of operation
+-------------------
+A stream is a global section, then one section per domain, then END (§2).
+Each section is a run of records closed by LU_SECTION_END, which carries the
+crc32c and length of the section's bytes. The decoder walks the records with
+the shared framing loop (:func:`xenlu.framing.frames`), checks the grammar of
+§2 as it goes with a small per-section state, hands each body to the
+record's :class:`~xenlu.registry.RecordSpec` (LU records from
+``xenlu.lu_records``, libxc records from ``xenlu.libxc``) together with the
+stream's epoch, and checks each section's checksum over the input buffer
+itself (no copy). Bulk records become zero-copy numpy views over the input.
+
+A section keeps its records in stream order, so ``encode(decode(b)) == b``.
+Equality of sections is *logical*: bulk records of one type compare as one
+concatenated array, so a stream re-split at a different record size limit
+still compares equal (``decode(encode(x)) == x``).
+
+Example::
+
+    >>> s = demo_stream()                      # doctest: +SKIP
+    >>> data = encode_lu(s)                    # doctest: +SKIP
+    >>> decode_lu(data) == s                   # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xenlu.epochs import Epoch, epoch_of, fmt_epoch, is_supported
+from xenlu.errors import (
+    CallerError,
+    ChecksumError,
+    EncodeError,
+    FramingError,
+    GrammarError,
+    UnknownRecordError,
+    VersionError,
+)
+from xenlu.framing import REC_LENGTH_MAX, RecordWriter, as_buffer, crc32c, frames
+from xenlu.lu_records import (
+    BULK_TYPES,
+    DOMID_XEN,
+    LU_DOMAIN_LAYOUTS,
+    Bulk,
+    EvtchnAbi,
+    GrantTable,
+    IoreqServers,
+    LuHostInfo,
+    LuSectionEnd,
+    LuVersion,
+    T,
+)
+from xenlu.registry import LIBXC, LU, OPTIONAL, Ctx, Record, RecordSpec, UnknownRecord
+from xenlu.values import Value, values_equal
+
+__all__ = [
+    "GlobalSection",
+    "LUDomain",
+    "LUStream",
+    "Section",
+    "SectionInfo",
+    "decode_domain_section",
+    "decode_lu",
+    "encode_lu",
+    "encode_lu_to",
+    "scan_lu",
+]
+
+END = 0x00000000
+
+
+class X:
+    """libxc record types allowed inside an LU domain section (§4.16)."""
+
+    X86_PV_INFO = 0x02
+    X86_PV_VCPU_BASIC = 0x04
+    X86_PV_VCPU_EXTENDED = 0x05
+    X86_PV_VCPU_XSAVE = 0x06
+    X86_TSC_INFO = 0x08
+    HVM_CONTEXT = 0x09
+    HVM_PARAMS = 0x0A
+    X86_PV_VCPU_MSRS = 0x0C
+    X86_CPUID_POLICY = 0x11
+    X86_MSR_POLICY = 0x12
+
+
+VCPU_TYPES = frozenset(
+    (X.X86_PV_VCPU_BASIC, X.X86_PV_VCPU_EXTENDED, X.X86_PV_VCPU_XSAVE, X.X86_PV_VCPU_MSRS)
+)
+
+# §2 table: (min, max) per record type and domain type; None max = unbounded.
+_PV, _HVM = 1, 2
+_COUNTS: dict[int, dict[int, tuple[int, int | None]]] = {
+    T.LU_P2M: {_PV: (0, 0), _HVM: (0, None)},
+    T.LU_PAGE_OWNERSHIP: {_PV: (0, None), _HVM: (0, None)},
+    T.LU_PAGE_TYPES: {_PV: (0, None), _HVM: (0, 0)},
+    T.LU_GRANT_TABLE: {_PV: (0, 1), _HVM: (0, 1)},
+    T.LU_GRANT_MAPS: {_PV: (0, None), _HVM: (0, None)},
+    T.LU_EVTCHN_ABI: {_PV: (0, 1), _HVM: (0, 1)},
+    T.LU_EVTCHNS: {_PV: (0, None), _HVM: (0, None)},
+    T.LU_IOREQ_SERVERS: {_PV: (0, 0), _HVM: (0, 1)},
+    X.X86_PV_INFO: {_PV: (1, 1), _HVM: (0, 0)},
+    X.HVM_CONTEXT: {_PV: (0, 0), _HVM: (1, 1)},
+    X.HVM_PARAMS: {_PV: (0, 0), _HVM: (0, 1)},
+    X.X86_TSC_INFO: {_PV: (0, 1), _HVM: (0, 1)},
+    X.X86_CPUID_POLICY: {_PV: (0, 1), _HVM: (0, 1)},
+    X.X86_MSR_POLICY: {_PV: (0, 1), _HVM: (0, 1)},
+    **{t: {_PV: (0, None), _HVM: (0, 0)} for t in VCPU_TYPES},
+}
+_GLOBAL_REPEATABLE = frozenset((T.LU_REUSABLE_REGIONS, T.LU_XEN_PAGES))
+
+
+def _name(t: int) -> str:
+    spec = LU.get(t) or LIBXC.get(t)
+    return spec.name if spec else f"{t:#010x}"
+
+
+def _spec_for(t: int) -> RecordSpec | None:
+    if t & 0x40000000:
+        return LU.get(t)
+    return LIBXC.get(t)
+
+
+# --- the model ----------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Section(Value):
+    """The records of one section in stream order (LU_SECTION_END excluded).
+
+    ``end`` is the LU_SECTION_END that closed it when decoded, ``offset`` its
+    first byte and ``checksum_ok`` whether crc32c and size matched (None when
+    not checked); none of them take part in equality.
+    """
+
+    records: list[Record]
+    end: LuSectionEnd | None = field(default=None, compare=False)
+    offset: int | None = field(default=None, compare=False)
+    checksum_ok: bool | None = field(default=None, compare=False)
+
+    def of_type(self, type_code: int) -> list[Any]:
+        """Values of every record of ``type_code``, in stream order."""
+        return [r.value for r in self.records if r.type == type_code]
+
+    def one(self, type_code: int) -> Any:
+        """The value of the record of ``type_code``, or None."""
+        for r in self.records:
+            if r.type == type_code:
+                return r.value
+        return None
+
+    def chunks(self, type_code: int) -> list[np.ndarray]:
+        """Zero-copy views of the entries of every bulk record of ``type_code``."""
+        return [r.value.entries for r in self.records if r.type == type_code]
+
+    def entries(self, type_code: int, dtype: np.dtype | None = None) -> np.ndarray:
+        """All entries of the bulk records of ``type_code`` as one array.
+
+        A single record is returned as its zero-copy view; several are
+        concatenated (one copy). With no record, an empty array of ``dtype``.
+        """
+        parts = self.chunks(type_code)
+        if len(parts) == 1:
+            return parts[0]
+        if parts:
+            return np.concatenate(parts)
+        return np.zeros(0, dtype=dtype if dtype is not None else np.uint8)
+
+    @property
+    def optional(self) -> list[UnknownRecord]:
+        """Unknown records kept from the stream (optional, or mandatory when not strict)."""
+        return [r.value for r in self.records if isinstance(r.value, UnknownRecord)]
+
+    def record_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.records:
+            n = _name(r.type)
+            out[n] = out.get(n, 0) + 1
+        return out
+
+    def entry_counts(self) -> dict[str, int]:
+        """Record name → number of entries, for records that carry entries."""
+        out: dict[str, int] = {}
+        for r in self.records:
+            n = _entry_count(r.value)
+            if n is not None:
+                name = _name(r.type)
+                out[name] = out.get(name, 0) + n
+        return out
+
+    def _logical(self) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for r in self.records:
+            if r.type in BULK_TYPES:
+                out.setdefault(("bulk", r.type), []).append(r.value.entries)
+            else:
+                out.setdefault(r.type, []).append(r.value)
+        for k, v in out.items():
+            if isinstance(k, tuple):
+                out[k] = np.concatenate(v) if len(v) > 1 else v[0]
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Section) or type(self) is not type(other):
+            return NotImplemented
+        return values_equal(self._logical(), other._logical())
+
+    __hash__ = None
+
+
+def _entry_count(value: Any) -> int | None:
+    if isinstance(value, Bulk):
+        return len(value.entries)
+    for attr in ("entries", "leaves", "pfns"):
+        v = getattr(value, attr, None)
+        if v is not None and hasattr(v, "__len__"):
+            return len(v)
+    if isinstance(value, IoreqServers):
+        return len(value.servers)
+    if isinstance(value, GrantTable):
+        return value.nr_grant_frames + value.nr_status_frames
+    return None
+
+
+@dataclass(eq=False)
+class GlobalSection(Section):
+    """The global section: LU_VERSION, LU_HOST_INFO, reusable regions, Xen pages."""
+
+    @property
+    def version(self) -> tuple[int, int]:
+        v: LuVersion = self.one(T.LU_VERSION)
+        return (v.xen_major, v.xen_minor)
+
+    @property
+    def host(self) -> LuHostInfo:
+        h: LuHostInfo = self.one(T.LU_HOST_INFO)
+        return h
+
+    @property
+    def reusable_regions(self) -> np.ndarray:
+        from xenlu.lu_records import RegionExtent
+
+        return self.entries(T.LU_REUSABLE_REGIONS, RegionExtent.LAYOUT.dtype)
+
+    @property
+    def xen_pages(self) -> np.ndarray:
+        from xenlu.lu_records import XenPagesExtent
+
+        return self.entries(T.LU_XEN_PAGES, XenPagesExtent.LAYOUT.dtype)
+
+
+@dataclass(eq=False)
+class LUDomain(Section):
+    """One domain section. ``info`` is its LU_DOMAIN (the first record).
+
+    Bulk accessors (``p2m``, ``ownership``, ``page_types``, ``grant_maps``,
+    ``evtchns``) return structured numpy arrays (zero-copy for one record).
+    """
+
+    @property
+    def info(self) -> Any:
+        return self.records[0].value
+
+    @property
+    def domid(self) -> int:
+        return int(self.info.domid)
+
+    @property
+    def is_hvm(self) -> bool:
+        return bool(self.info.domain_type == 2)
+
+    @property
+    def type_name(self) -> str:
+        return "hvm" if self.is_hvm else "pv"
+
+    def _dtype(self, type_code: int) -> np.dtype:
+        spec = LU.get(type_code)
+        assert spec is not None
+        dt: np.dtype = spec.layouts[-1].LAYOUT.dtype
+        return dt
+
+    @property
+    def p2m(self) -> np.ndarray:
+        return self.entries(T.LU_P2M, self._dtype(T.LU_P2M))
+
+    @property
+    def ownership(self) -> np.ndarray:
+        return self.entries(T.LU_PAGE_OWNERSHIP, self._dtype(T.LU_PAGE_OWNERSHIP))
+
+    @property
+    def page_types(self) -> np.ndarray:
+        return self.entries(T.LU_PAGE_TYPES, self._dtype(T.LU_PAGE_TYPES))
+
+    @property
+    def grant_maps(self) -> np.ndarray:
+        return self.entries(T.LU_GRANT_MAPS, self._dtype(T.LU_GRANT_MAPS))
+
+    @property
+    def evtchns(self) -> np.ndarray:
+        chunks = self.chunks(T.LU_EVTCHNS)
+        if chunks:
+            return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        from xenlu.lu_records import EvtchnEntry415
+
+        return np.zeros(0, EvtchnEntry415.LAYOUT.dtype)
+
+    @property
+    def grant_table(self) -> GrantTable | None:
+        gt: GrantTable | None = self.one(T.LU_GRANT_TABLE)
+        return gt
+
+    @property
+    def evtchn_abi(self) -> EvtchnAbi | None:
+        abi: EvtchnAbi | None = self.one(T.LU_EVTCHN_ABI)
+        return abi
+
+    @property
+    def ioreq_servers(self) -> IoreqServers | None:
+        s: IoreqServers | None = self.one(T.LU_IOREQ_SERVERS)
+        return s
+
+    @property
+    def pv_info(self) -> Any:
+        return self.one(X.X86_PV_INFO)
+
+    @property
+    def hvm_context(self) -> Any:
+        return self.one(X.HVM_CONTEXT)
+
+    @property
+    def hvm_params(self) -> Any:
+        return self.one(X.HVM_PARAMS)
+
+    @property
+    def tsc_info(self) -> Any:
+        return self.one(X.X86_TSC_INFO)
+
+    def vcpus(self, type_code: int = X.X86_PV_VCPU_BASIC) -> list[Any]:
+        """PV vCPU records of one kind (BASIC by default)."""
+        return self.of_type(type_code)
+
+    @classmethod
+    def build(
+        cls,
+        info: Any,
+        *,
+        pv_info: Any = None,
+        cpuid_policy: Any = None,
+        msr_policy: Any = None,
+        tsc_info: Any = None,
+        p2m: np.ndarray | None = None,
+        ownership: np.ndarray | None = None,
+        page_types: np.ndarray | None = None,
+        grant_table: GrantTable | None = None,
+        grant_maps: np.ndarray | None = None,
+        evtchn_abi: EvtchnAbi | None = None,
+        evtchns: np.ndarray | None = None,
+        ioreq_servers: IoreqServers | None = None,
+        vcpus: Iterable[tuple[int, Any]] = (),
+        hvm_context: Any = None,
+        hvm_params: Any = None,
+        optional: Iterable[UnknownRecord] = (),
+    ) -> LUDomain:
+        """A domain section in canonical record order; empty arrays are omitted.
+
+        ``vcpus`` is a sequence of ``(record type, PvVcpu)``.
+        """
+        recs: list[Record] = [Record(T.LU_DOMAIN, info)]
+
+        def add(t: int, v: Any) -> None:
+            if v is not None:
+                recs.append(Record(t, v))
+
+        def bulk(t: int, a: np.ndarray | None) -> None:
+            if a is not None and len(a):
+                recs.append(Record(t, Bulk(a)))
+
+        add(X.X86_PV_INFO, pv_info)
+        add(X.X86_CPUID_POLICY, cpuid_policy)
+        add(X.X86_MSR_POLICY, msr_policy)
+        add(X.X86_TSC_INFO, tsc_info)
+        bulk(T.LU_P2M, p2m)
+        bulk(T.LU_PAGE_OWNERSHIP, ownership)
+        bulk(T.LU_PAGE_TYPES, page_types)
+        add(T.LU_GRANT_TABLE, grant_table)
+        bulk(T.LU_GRANT_MAPS, grant_maps)
+        add(T.LU_EVTCHN_ABI, evtchn_abi)
+        bulk(T.LU_EVTCHNS, evtchns)
+        add(T.LU_IOREQ_SERVERS, ioreq_servers)
+        for t, v in vcpus:
+            add(t, v)
+        add(X.HVM_CONTEXT, hvm_context)
+        add(X.HVM_PARAMS, hvm_params)
+        for u in optional:
+            recs.append(Record(u.type, u))
+        return cls(recs)
+
+
+@dataclass(eq=False)
+class LUStream(Value):
+    """A decoded (or built) Live Update stream.
+
+    >>> s = LUStream.build((4, 11), host=...)   # doctest: +SKIP
+    """
+
+    global_section: GlobalSection
+    domains: list[LUDomain]
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return self.global_section.version
+
+    @property
+    def xen_version(self) -> str:
+        return fmt_epoch(self.version)
+
+    @property
+    def epoch(self) -> Epoch:
+        return epoch_of(*self.version)
+
+    @property
+    def host(self) -> LuHostInfo:
+        return self.global_section.host
+
+    @property
+    def reusable_regions(self) -> np.ndarray:
+        return self.global_section.reusable_regions
+
+    @property
+    def xen_pages(self) -> np.ndarray:
+        return self.global_section.xen_pages
+
+    @property
+    def sections(self) -> list[Section]:
+        return [self.global_section, *self.domains]
+
+    @property
+    def sections_ok(self) -> bool | None:
+        """True when every section's checksum matched (None if not checked)."""
+        oks = [s.checksum_ok for s in self.sections]
+        if any(o is None for o in oks):
+            return None
+        return all(oks)
+
+    def domain(self, domid: int) -> LUDomain:
+        for d in self.domains:
+            if d.domid == domid:
+                return d
+        raise CallerError(f"no domain {domid} in the stream")
+
+    @classmethod
+    def build(
+        cls,
+        version: tuple[int, int],
+        *,
+        host: LuHostInfo,
+        reusable_regions: np.ndarray | None = None,
+        xen_pages: np.ndarray | None = None,
+        domains: Sequence[LUDomain] = (),
+        optional: Iterable[UnknownRecord] = (),
+    ) -> LUStream:
+        """A stream in canonical order; ``host.nr_domains`` is set from ``domains``
+        and the domains are sorted by domid."""
+        if not is_supported(*version):
+            raise CallerError(f"Xen {fmt_epoch(version)} is outside 4.11 … 4.21")
+        host = dataclasses.replace(host, nr_domains=len(domains))
+        recs = [Record(T.LU_VERSION, LuVersion(xen_major=version[0], xen_minor=version[1]))]
+        recs.append(Record(T.LU_HOST_INFO, host))
+        if reusable_regions is not None and len(reusable_regions):
+            recs.append(Record(T.LU_REUSABLE_REGIONS, Bulk(reusable_regions)))
+        if xen_pages is not None and len(xen_pages):
+            recs.append(Record(T.LU_XEN_PAGES, Bulk(xen_pages)))
+        for u in optional:
+            recs.append(Record(u.type, u))
+        return cls(GlobalSection(recs), sorted(domains, key=lambda d: d.domid))
+
+
+# --- decoding -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SectionInfo:
+    """Where a section lies: from :func:`scan_lu`."""
+
+    domid: int  # DOMID_XEN for the global section
+    start: int  # offset of its first record header
+    end: int  # offset of its LU_SECTION_END header
+    first_index: int  # record index of its first record
+
+
+def _grammar(msg: str, off: int, idx: int, t: int | None, **kw: Any) -> GrammarError:
+    return GrammarError(msg, offset=off, record_index=idx, record_type=t, **kw)
+
+
+class _Decoder:
+    def __init__(self, buf: memoryview, strict: bool, verify_checksums: bool) -> None:
+        self.buf = buf
+        self.strict = strict
+        self.verify = verify_checksums
+        self.epoch: Epoch = (4, 11)
+
+    def body(self, off: int, length: int) -> memoryview:
+        return self.buf[off + 8 : off + 8 + length]
+
+    def decode_record(self, idx: int, off: int, t: int, length: int) -> Any:
+        spec = _spec_for(t)
+        body = self.body(off, length)
+        if spec is None:
+            if not (t & OPTIONAL) and self.strict:
+                raise UnknownRecordError(
+                    "unknown mandatory record type",
+                    offset=off,
+                    record_index=idx,
+                    record_type=t,
+                    field="type",
+                    expected="a known type or bit 31 set",
+                )
+            return UnknownRecord(t, bytes(body))
+        return spec.decode(body, Ctx(idx, t, off + 8, length, self.epoch))
+
+    def close(self, sec: Section, start: int, idx: int, off: int, length: int, domid: int) -> None:
+        end: LuSectionEnd = self.decode_record(idx, off, T.LU_SECTION_END, length)
+        lay = LuSectionEnd.LAYOUT
+        sec.end = end
+        sec.offset = start
+        body = off + 8
+        if end.domid != domid:
+            raise ChecksumError(
+                "LU_SECTION_END names another section",
+                offset=body,
+                record_index=idx,
+                record_type=T.LU_SECTION_END,
+                field="domid",
+                expected=domid,
+                got=end.domid,
+            )
+        if not self.verify:
+            sec.checksum_ok = end.section_bytes == off - start and end.crc32c == crc32c(
+                self.buf[start:off]
+            )
+            return
+        if end.section_bytes != off - start:
+            raise ChecksumError(
+                "section length mismatch",
+                offset=body + lay.field("section_bytes").offset,
+                record_index=idx,
+                record_type=T.LU_SECTION_END,
+                field="section_bytes",
+                expected=off - start,
+                got=end.section_bytes,
+            )
+        crc = crc32c(self.buf[start:off])
+        if end.crc32c != crc:
+            raise ChecksumError(
+                "section crc32c mismatch",
+                offset=body + lay.field("crc32c").offset,
+                record_index=idx,
+                record_type=T.LU_SECTION_END,
+                field="crc32c",
+                expected=crc,
+                got=end.crc32c,
+            )
+        sec.checksum_ok = True
+
+    # -- global section (§2 global-section) ------------------------------
+    def global_section(self, it: Iterator[tuple[int, int, int, int]]) -> tuple[GlobalSection, int]:
+        try:
+            idx, off, t, length = next(it)
+        except StopIteration:
+            raise FramingError("empty stream", offset=0, expected="LU_VERSION") from None
+        if t != T.LU_VERSION:
+            raise _grammar(
+                "stream does not start with LU_VERSION",
+                off,
+                idx,
+                t,
+                field="type",
+                expected=f"{T.LU_VERSION:#010x}",
+                got=t,
+            )
+        ver: LuVersion = LU.by_name("LU_VERSION").decode(
+            self.body(off, length), Ctx(idx, t, off + 8, length, None)
+        )
+        if not is_supported(ver.xen_major, ver.xen_minor):
+            at = 0 if ver.xen_major != 4 else 4
+            raise VersionError(
+                f"Xen {ver.xen_major}.{ver.xen_minor} is not supported",
+                offset=off + 8 + at,
+                record_index=idx,
+                record_type=t,
+                field="xen_major" if at == 0 else "xen_minor",
+                expected="4.11 … 4.21",
+                got=f"{ver.xen_major}.{ver.xen_minor}",
+            )
+        self.epoch = epoch_of(ver.xen_major, ver.xen_minor)
+        recs = [Record(t, ver, off)]
+        seen_host = False
+        for idx, off, t, length in it:
+            if t == T.LU_SECTION_END:
+                if not seen_host:
+                    raise _grammar(
+                        "LU_HOST_INFO missing",
+                        off,
+                        idx,
+                        t,
+                        field="type",
+                        expected="LU_HOST_INFO before LU_SECTION_END",
+                    )
+                sec = GlobalSection(recs)
+                self.close(sec, 0, idx, off, length, DOMID_XEN)
+                return sec, idx + 1
+            if t == T.LU_HOST_INFO:
+                if seen_host:
+                    raise _grammar("second LU_HOST_INFO", off, idx, t, field="type")
+                seen_host = True
+            elif t & OPTIONAL:
+                pass
+            elif t in _GLOBAL_REPEATABLE:
+                if not seen_host:
+                    raise _grammar(
+                        f"{_name(t)} before LU_HOST_INFO",
+                        off,
+                        idx,
+                        t,
+                        field="type",
+                        expected="LU_HOST_INFO",
+                    )
+            elif _spec_for(t) is None:
+                pass  # unknown: decode_record raises UnknownRecordError when strict
+            else:
+                raise _grammar(
+                    f"{_name(t)} not allowed in the global section", off, idx, t, field="type"
+                )
+            recs.append(Record(t, self.decode_record(idx, off, t, length), off))
+        raise FramingError(
+            "stream ends inside the global section", offset=len(self.buf), expected="LU_SECTION_END"
+        )
+
+    # -- a domain section (§2 domain-section) ----------------------------
+    def domain_section(
+        self, first: tuple[int, int, int, int], it: Iterator[tuple[int, int, int, int]]
+    ) -> tuple[LUDomain, int]:
+        idx, off, t, length = first
+        start = off
+        if t != T.LU_DOMAIN:
+            what = "optional record" if t & OPTIONAL else _name(t)
+            raise _grammar(
+                f"{what} before LU_DOMAIN: a domain section starts with LU_DOMAIN",
+                off,
+                idx,
+                t,
+                field="type",
+                expected="LU_DOMAIN",
+            )
+        info = self.decode_record(idx, off, t, length)
+        dtype = int(info.domain_type)
+        recs = [Record(t, info, off)]
+        counts: dict[int, int] = {}
+        vcpu_ids: set[tuple[int, int]] = set()
+        for idx, off, t, length in it:
+            if t == T.LU_SECTION_END:
+                for rt, per in _COUNTS.items():
+                    lo = per[dtype][0]
+                    if counts.get(rt, 0) < lo:
+                        raise _grammar(
+                            f"{_name(rt)} missing in a {'HVM' if dtype == 2 else 'PV'} domain",
+                            off,
+                            idx,
+                            t,
+                            field="type",
+                            expected=f"{lo} {_name(rt)} record",
+                        )
+                sec = LUDomain(recs)
+                self.close(sec, start, idx, off, length, int(info.domid))
+                return sec, idx + 1
+            if t == END:
+                raise _grammar(
+                    "END inside a domain section",
+                    off,
+                    idx,
+                    t,
+                    field="type",
+                    expected="LU_SECTION_END",
+                )
+            if t & OPTIONAL:
+                recs.append(Record(t, self.decode_record(idx, off, t, length), off))
+                continue
+            per_or_none = _COUNTS.get(t)
+            if per_or_none is None:
+                if _spec_for(t) is None:
+                    recs.append(Record(t, self.decode_record(idx, off, t, length), off))
+                    continue
+                raise _grammar(
+                    f"{_name(t)} not allowed in a domain section", off, idx, t, field="type"
+                )
+            n = counts.get(t, 0) + 1
+            hi = per_or_none[dtype][1]
+            if t in VCPU_TYPES:
+                if dtype == _HVM:
+                    raise _grammar(f"{_name(t)} in an HVM domain", off, idx, t, field="type")
+            elif hi is not None and n > hi:
+                kind = "HVM" if dtype == 2 else "PV"
+                raise _grammar(
+                    f"{_name(t)} not allowed here: at most {hi} in a {kind} domain",
+                    off,
+                    idx,
+                    t,
+                    field="type",
+                    expected=f"<= {hi}",
+                    got=n,
+                )
+            if t == T.LU_EVTCHNS and not counts.get(T.LU_EVTCHN_ABI):
+                raise _grammar(
+                    "LU_EVTCHNS before LU_EVTCHN_ABI",
+                    off,
+                    idx,
+                    t,
+                    field="type",
+                    expected="LU_EVTCHN_ABI first",
+                )
+            if t == T.LU_GRANT_MAPS and not counts.get(T.LU_GRANT_TABLE):
+                raise _grammar(
+                    "LU_GRANT_MAPS before LU_GRANT_TABLE",
+                    off,
+                    idx,
+                    t,
+                    field="type",
+                    expected="LU_GRANT_TABLE first",
+                )
+            counts[t] = n
+            value = self.decode_record(idx, off, t, length)
+            if t in VCPU_TYPES:
+                key = (t, int(value.vcpu_id))
+                if key in vcpu_ids:
+                    raise _grammar(
+                        f"second {_name(t)} for vCPU {value.vcpu_id}", off, idx, t, field="vcpu_id"
+                    )
+                vcpu_ids.add(key)
+            recs.append(Record(t, value, off))
+        raise FramingError(
+            "stream ends inside a domain section", offset=len(self.buf), expected="LU_SECTION_END"
+        )
+
+
+def decode_lu(
+    data: Any, *, strict: bool = True, verify_checksums: bool = True, memory: bool = False
+) -> LUStream:
+    """Decode and structurally verify a Live Update stream.
+
+    ``data`` is bytes, a bytearray, memoryview, mmap or a path (mapped, not
+    read). Bulk entries are zero-copy numpy views over it. Raises only
+    :class:`~xenlu.errors.DecodeError` subclasses on bad input. With
+    ``verify_checksums=False`` a checksum mismatch is recorded in
+    ``section.checksum_ok`` instead of raised. ``memory=True`` (a stream in
+    hand-over data pages, §5) ignores everything after END.
+
+    >>> s = decode_lu(encode_lu(some_stream))   # doctest: +SKIP
+    """
+    buf = as_buffer(data)
+    dec = _Decoder(buf, strict, verify_checksums)
+    it = frames(buf, 0, len(buf), 0)
+    glob, _ = dec.global_section(it)
+    domains: list[LUDomain] = []
+    last = -1
+    nr = glob.host.nr_domains
+    for idx, off, t, length in it:
+        if t == END:
+            if length:
+                raise FramingError(
+                    "END record not empty",
+                    offset=off + 4,
+                    record_index=idx,
+                    record_type=t,
+                    field="length",
+                    expected=0,
+                    got=length,
+                )
+            if len(domains) != nr:
+                raise _grammar(
+                    "number of domain sections differs from LU_HOST_INFO.nr_domains",
+                    off,
+                    idx,
+                    t,
+                    field="nr_domains",
+                    expected=nr,
+                    got=len(domains),
+                )
+            stop = off + 8
+            if not memory and stop != len(buf):
+                raise FramingError(
+                    "bytes after END",
+                    offset=stop,
+                    expected="end of stream",
+                    got=f"{len(buf) - stop} more bytes",
+                )
+            return LUStream(glob, domains)
+        if len(domains) == nr and t == T.LU_DOMAIN:
+            raise _grammar(
+                "more domain sections than LU_HOST_INFO.nr_domains",
+                off,
+                idx,
+                t,
+                field="nr_domains",
+                expected=nr,
+                got=nr + 1,
+            )
+        dom, _ = dec.domain_section((idx, off, t, length), it)
+        if dom.domid <= last:
+            raise _grammar(
+                "domain sections not in ascending domid order",
+                off + 8,
+                idx,
+                t,
+                field="domid",
+                expected=f"> {last}",
+                got=dom.domid,
+            )
+        last = dom.domid
+        domains.append(dom)
+    raise FramingError("stream ends without END", offset=len(buf), expected="END record")
+
+
+def scan_lu(data: Any) -> list[SectionInfo]:
+    """Locate every section by framing alone (no body decoding, no checksums).
+
+    Lets callers verify or decode sections independently, e.g. in parallel.
+    """
+    buf = as_buffer(data)
+    out: list[SectionInfo] = []
+    start, first, domid = 0, 0, DOMID_XEN
+    from struct import unpack_from
+
+    for idx, off, t, length in frames(buf, 0, len(buf), 0):
+        if t == T.LU_DOMAIN and length >= 2:
+            domid = unpack_from("<H", buf, off + 8)[0]
+        if t == T.LU_SECTION_END:
+            out.append(SectionInfo(domid, start, off, first))
+            start, first = off + 8 + length + (-length & 7), idx + 1
+        if t == END:
+            break
+    return out
+
+
+def decode_domain_section(
+    data: Any,
+    offset: int,
+    version: tuple[int, int],
+    *,
+    record_index: int | None = None,
+    strict: bool = True,
+    verify_checksums: bool = True,
+) -> LUDomain:
+    """Decode and verify one domain section on its own (§4.15).
+
+    ``offset`` is the offset of its LU_DOMAIN header; ``version`` comes from
+    the global section. No other domain section is read.
+    """
+    buf = as_buffer(data)
+    if not is_supported(*version):
+        raise CallerError(f"Xen {fmt_epoch(version)} is outside 4.11 … 4.21")
+    dec = _Decoder(buf, strict, verify_checksums)
+    dec.epoch = epoch_of(*version)
+    it = frames(buf, offset, len(buf), record_index if record_index is not None else 0)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise FramingError("no section at offset", offset=offset, expected="LU_DOMAIN") from None
+    dom, _ = dec.domain_section(first, it)
+    return dom
+
+
+# --- encoding -------------------------------------------------------------------
+
+
+def _split(entries: np.ndarray, max_body: int) -> list[np.ndarray]:
+    per = (max_body - 8) // entries.dtype.itemsize
+    if per < 1:
+        raise CallerError(f"max_record_bytes {max_body} cannot hold one entry")
+    if len(entries) <= per:
+        return [entries]
+    return [entries[i : i + per] for i in range(0, len(entries), per)]
+
+
+def _write_section(w: RecordWriter, sec: Section, domid: int, max_body: int, epoch: Epoch) -> None:
+    w.begin_section()
+    for r in sec.records:
+        if isinstance(r.value, UnknownRecord):
+            w.record(r.type, [r.value.body])
+            continue
+        spec = _spec_for(r.type)
+        if spec is None:
+            raise EncodeError(f"record type {r.type:#010x} is unknown and not an UnknownRecord")
+        if spec.bulk and isinstance(r.value, Bulk) and len(r.value.entries):
+            for part in _split(r.value.entries, max_body):
+                w.record(r.type, spec.encode(Bulk(part)))
+        else:
+            w.record(r.type, spec.encode(r.value))
+    crc, size = w.end_section()
+    end = LuSectionEnd(domid=domid, crc32c=crc, section_bytes=size)
+    w.record(T.LU_SECTION_END, [LuSectionEnd.LAYOUT.pack(end)])
+
+
+def _check_epoch_layouts(stream: LUStream) -> None:
+    want = LU_DOMAIN_LAYOUTS[stream.epoch]
+    for d in stream.domains:
+        if type(d.info) is not want:
+            raise EncodeError(
+                f"domain {d.domid}: LU_DOMAIN is {type(d.info).__name__}, "
+                f"but Xen {stream.xen_version} needs {want.__name__}"
+            )
+
+
+def encode_lu_to(stream: LUStream, sink: Any, *, max_record_bytes: int = REC_LENGTH_MAX) -> int:
+    """Write ``stream`` to ``sink`` (anything with ``write``); return bytes written.
+
+    Bulk records larger than ``max_record_bytes`` are split (§1); bulk
+    arrays go to the sink as views, never joined into one buffer.
+    """
+    if not 16 <= max_record_bytes <= REC_LENGTH_MAX:
+        raise CallerError(f"max_record_bytes must be 16 … {REC_LENGTH_MAX}")
+    _check_epoch_layouts(stream)
+    w = RecordWriter(sink)
+    epoch = stream.epoch
+    _write_section(w, stream.global_section, DOMID_XEN, max_record_bytes, epoch)
+    for d in stream.domains:
+        _write_section(w, d, d.domid, max_record_bytes, epoch)
+    w.record(END, [])
+    return w.pos
+
+
+def encode_lu(stream: LUStream, *, max_record_bytes: int = REC_LENGTH_MAX) -> bytes:
+    """The bytes of ``stream`` (see :func:`encode_lu_to`)."""
+    parts: list[bytes | memoryview] = []
+
+    class _Collect:
+        def write(self, data: Any) -> int:
+            parts.append(data)
+            return len(data)
+
+    encode_lu_to(stream, _Collect(), max_record_bytes=max_record_bytes)
+    return b"".join(parts)

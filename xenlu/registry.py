@@ -1,0 +1,249 @@
+"""Record registries: type code → :class:`RecordSpec`, one registry per family.
+
+Families: ``"libxc"`` (migration stream records 0x00–0x12), ``"libxl"``
+(libxl stream records 0–5) and ``"lu"`` (Live-Update-only records, bit 30).
+A registry refuses a second spec for a type code or name. Record bodies a
+registry does not know decode to :class:`UnknownRecord`, which keeps the raw
+bytes and re-encodes byte-exactly.
+
+>>> LIBXC.get(0x0A).name
+'HVM_PARAMS'
+>>> record_name(0x40000010)
+'LU_DOMAIN'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from xenlu.epochs import Epoch
+from xenlu.errors import CallerError, DecodeError, FramingError, RecordError
+from xenlu.layout import Violation
+
+__all__ = [
+    "LIBXC",
+    "LIBXL",
+    "LU",
+    "OPTIONAL",
+    "Ctx",
+    "Record",
+    "RecordSpec",
+    "Registry",
+    "UnknownRecord",
+    "record_name",
+]
+
+#: Bit 31 of a record type: a reader that does not know the record skips it.
+OPTIONAL = 0x80000000
+
+Buffer = bytes | bytearray | memoryview
+
+
+class Ctx:
+    """Where a record body sits, so a body decoder can raise located errors.
+
+    ``offset`` is the absolute offset of the body (the record header is 8
+    bytes before it). ``epoch`` is the LU epoch (None for libxc/libxl).
+    """
+
+    __slots__ = ("epoch", "extra", "index", "length", "offset", "type")
+
+    def __init__(
+        self,
+        index: int | None,
+        type: int,
+        offset: int,
+        length: int,
+        epoch: Epoch | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.index = index
+        self.type = type
+        self.offset = offset
+        self.length = length
+        self.epoch = epoch
+        self.extra = extra if extra is not None else {}
+
+    @property
+    def header(self) -> int:
+        """Absolute offset of the record header."""
+        return self.offset - 8
+
+    def fail(
+        self,
+        message: str,
+        *,
+        at: int = 0,
+        field: str | None = None,
+        expected: object = None,
+        got: object = None,
+        cls: type[DecodeError] = RecordError,
+    ) -> NoReturn:
+        """Raise ``cls`` located at body offset ``at``."""
+        raise cls(
+            message,
+            offset=self.offset + at,
+            record_index=self.index,
+            record_type=self.type,
+            field=field,
+            expected=expected,
+            got=got,
+        )
+
+    def fail_length(self, expected: object, message: str = "body length wrong") -> NoReturn:
+        """Raise a :class:`RecordError` on the length field of the record header."""
+        raise RecordError(
+            message,
+            offset=self.header + 4,
+            record_index=self.index,
+            record_type=self.type,
+            field="length",
+            expected=expected,
+            got=self.length,
+        )
+
+    def fail_violation(
+        self, v: Violation, *, at: int = 0, prefix: str = "", entry_size: int | None = None
+    ) -> NoReturn:
+        """Raise a :class:`RecordError` for a layout :class:`Violation`.
+
+        ``at`` is the body offset of the checked layout or array; for an
+        array (``entry_size`` given) the field is named ``entries[i].name``.
+        """
+        name = f"{prefix}[{v.entry}].{v.field}" if entry_size is not None else prefix + v.field
+        raise RecordError(
+            v.message,
+            offset=self.offset + at + v.offset,
+            record_index=self.index,
+            record_type=self.type,
+            field=name,
+            expected=v.expected,
+            got=v.got,
+        )
+
+
+@dataclass(frozen=True)
+class UnknownRecord:
+    """A record whose type the registry does not know, kept byte-exactly."""
+
+    type: int
+    body: bytes
+
+    @property
+    def optional(self) -> bool:
+        return bool(self.type & OPTIONAL)
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """How one record type is decoded, checked and encoded.
+
+    ``decode(body, ctx)`` returns the record's value or raises a located
+    :class:`~xenlu.errors.DecodeError`; ``encode(value)`` returns the body as
+    a sequence of buffers (no header, no padding), written without joining.
+    """
+
+    family: str
+    type: int
+    name: str
+    decode: Callable[[memoryview, Ctx], Any]
+    encode: Callable[[Any], Sequence[Buffer]]
+    value_type: Any = None
+    bulk: bool = False
+    doc: str = ""
+    layouts: tuple[Any, ...] = field(default=())
+
+
+class Registry:
+    """Type code → :class:`RecordSpec` for one family; refuses duplicates."""
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+        self._by_type: dict[int, RecordSpec] = {}
+        self._by_name: dict[str, RecordSpec] = {}
+
+    def add(self, spec: RecordSpec) -> RecordSpec:
+        """Register ``spec``; :class:`CallerError` on a duplicate type or name."""
+        if spec.family != self.family:
+            raise CallerError(f"{spec.name} is a {spec.family} record, not {self.family}")
+        if spec.type in self._by_type:
+            raise CallerError(
+                f"duplicate {self.family} record type {spec.type:#010x}: "
+                f"{spec.name} and {self._by_type[spec.type].name}"
+            )
+        if spec.name in self._by_name:
+            raise CallerError(f"duplicate {self.family} record name {spec.name}")
+        self._by_type[spec.type] = spec
+        self._by_name[spec.name] = spec
+        return spec
+
+    def get(self, type_code: int) -> RecordSpec | None:
+        return self._by_type.get(type_code)
+
+    def by_name(self, name: str) -> RecordSpec:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise CallerError(f"no {self.family} record called {name!r}") from None
+
+    def name_of(self, type_code: int) -> str | None:
+        spec = self._by_type.get(type_code)
+        return spec.name if spec else None
+
+    def __iter__(self) -> Iterator[RecordSpec]:
+        return iter(sorted(self._by_type.values(), key=lambda s: s.type))
+
+    def __contains__(self, type_code: object) -> bool:
+        return type_code in self._by_type
+
+    def __len__(self) -> int:
+        return len(self._by_type)
+
+
+LIBXC = Registry("libxc")
+LIBXL = Registry("libxl")
+LU = Registry("lu")
+
+
+def record_name(type_code: int, family: str | None = None) -> str | None:
+    """The name of ``type_code`` (LU first, then libxc, unless ``family`` is given)."""
+    _load()
+    regs = {"lu": (LU,), "libxc": (LIBXC,), "libxl": (LIBXL,)}.get(family or "", (LU, LIBXC))
+    for reg in regs:
+        n = reg.name_of(type_code)
+        if n:
+            return n
+    if type_code & OPTIONAL:
+        return "optional"
+    return None
+
+
+def _load() -> None:
+    # Record modules register themselves on import.
+    import xenlu.libxc
+    import xenlu.libxl
+    import xenlu.lu_records  # noqa: F401
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record of a stream: its type code and decoded value.
+
+    ``offset`` (the record header's absolute offset when decoded) does not
+    take part in equality.
+    """
+
+    type: int
+    value: Any
+    offset: int | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return record_name(self.type) or f"{self.type:#010x}"
+
+
+def framing_error(message: str, offset: int, index: int | None, **kw: Any) -> FramingError:
+    """A :class:`FramingError` at ``offset`` (helper for stream decoders)."""
+    return FramingError(message, offset=offset, record_index=index, **kw)
