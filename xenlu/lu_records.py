@@ -1123,4 +1123,4 @@ def _register() -> None:
 _register()
 
 #: Record types that may repeat in a section to carry more entries (§1).
-BULK_TYPES = frozenset(s.type for s in LU if s.bulk)
+BULK_TYPES = frozenset(s.type for s in LU._by_type.values() if s.bulk)

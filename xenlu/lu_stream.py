@@ -61,6 +61,9 @@ from xenlu.lu_records import (
 from xenlu.registry import LIBXC, LU, OPTIONAL, Ctx, Record, RecordSpec, UnknownRecord
 from xenlu.values import Value, values_equal
 
+# libxc records allowed in domain sections (§4.16) register themselves on import.
+import xenlu.libxc  # noqa: F401  isort: skip
+
 __all__ = [
     "GlobalSection",
     "LUDomain",
@@ -267,7 +270,11 @@ class LUDomain(Section):
 
     @property
     def info(self) -> Any:
-        return self.records[0].value
+        """The LU_DOMAIN value (the first record of a valid section)."""
+        info = self.one(T.LU_DOMAIN)
+        if info is None:
+            raise CallerError("domain section without an LU_DOMAIN record")
+        return info
 
     @property
     def domid(self) -> int:

@@ -180,25 +180,33 @@ class Registry:
         return spec
 
     def get(self, type_code: int) -> RecordSpec | None:
-        return self._by_type.get(type_code)
+        spec = self._by_type.get(type_code)
+        if spec is None and not _loaded:
+            _load()
+            spec = self._by_type.get(type_code)
+        return spec
 
     def by_name(self, name: str) -> RecordSpec:
+        _load()
         try:
             return self._by_name[name]
         except KeyError:
             raise CallerError(f"no {self.family} record called {name!r}") from None
 
     def name_of(self, type_code: int) -> str | None:
-        spec = self._by_type.get(type_code)
+        spec = self.get(type_code)
         return spec.name if spec else None
 
     def __iter__(self) -> Iterator[RecordSpec]:
+        _load()
         return iter(sorted(self._by_type.values(), key=lambda s: s.type))
 
     def __contains__(self, type_code: object) -> bool:
+        _load()
         return type_code in self._by_type
 
     def __len__(self) -> int:
+        _load()
         return len(self._by_type)
 
 
@@ -220,8 +228,15 @@ def record_name(type_code: int, family: str | None = None) -> str | None:
     return None
 
 
+_loaded = False
+
+
 def _load() -> None:
-    # Record modules register themselves on import.
+    """Import every record module once; each registers its records on import."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
     import xenlu.libxc
     import xenlu.libxl
     import xenlu.lu_records  # noqa: F401

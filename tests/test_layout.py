@@ -1,0 +1,129 @@
+"""The declarative engine: everything derived from one declaration agrees."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import pytest
+from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul
+
+from xenlu.errors import EncodeError, RecordError
+from xenlu.layout import Layout, Packed, Rsvd, fld, packed, reserved
+from xenlu.registry import LU, Ctx
+from xenlu.values import to_jsonable
+
+
+@packed(name="SAMPLE")
+class Sample(Packed):
+    a: int = fld(Int16ul, values={1: "one", 2: ("two", "4.13", None)})
+    rsvd0: ClassVar[Rsvd] = reserved(Int16ul)
+    flags: int = fld(Int32ul, bits={0: "x", 3: ("y", None, "4.13")})
+    s: int = fld(Int32sl, lo=-1)
+    n: int = fld(Int32ul, hi=10)
+    raw: bytes = fld(Bytes(8))
+    big: int = fld(Int64ul)
+
+
+LAY: Layout = Sample.LAYOUT
+VALUE = Sample(a=1, flags=9, s=-1, n=10, raw=b"abcdefgh", big=2**64 - 1)
+
+
+def test_offsets_sizes_and_struct_agree_with_construct() -> None:
+    assert LAY.size == 32
+    assert [f.offset for f in LAY.fields] == [0, 2, 4, 8, 12, 16, 24]
+    packed_bytes = VALUE.pack()
+    assert len(packed_bytes) == LAY.size
+    # The construct Struct derived from the same declaration builds the same bytes.
+    built = LAY.construct.build(
+        dict(a=1, rsvd0=0, flags=9, s=-1, n=10, raw=b"abcdefgh", big=2**64 - 1)
+    )
+    assert built == packed_bytes
+    parsed = LAY.construct.parse(packed_bytes)
+    assert parsed.big == VALUE.big and parsed.raw == VALUE.raw
+    assert Sample.unpack(packed_bytes) == VALUE
+
+
+def test_numpy_dtype_matches_struct() -> None:
+    data = VALUE.pack() * 3
+    arr = LAY.array(data, 0, 3)
+    assert arr.dtype.itemsize == LAY.size
+    assert list(arr["s"]) == [-1, -1, -1]
+    assert int(arr["big"][0]) == 2**64 - 1
+    assert not arr.flags.writeable
+    assert bytes(LAY.pack_array(arr)) == data
+
+
+def test_reserved_fields_are_not_dataclass_fields() -> None:
+    assert "rsvd0" not in [f.name for f in dataclasses.fields(VALUE)]
+    assert LAY.field("rsvd0").reserved
+    assert "rsvd0" not in to_jsonable(VALUE)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "message"),
+    [
+        (lambda b: b[:2] + b"\x01\x00" + b[4:], "rsvd0", "reserved field not zero"),
+        (lambda b: b[:4] + b"\x02\x00\x00\x00" + b[8:], "flags", "flag bits not valid"),
+        (lambda b: b"\x05\x00" + b[2:], "a", "value not valid"),
+        (lambda b: b[:12] + b"\x0b\x00\x00\x00" + b[16:], "n", "value too large"),
+        (lambda b: b[:8] + b"\xfe\xff\xff\xff" + b[12:], "s", "value too small"),
+    ],
+)
+def test_checker_reports_field(mutate: object, field: str, message: str) -> None:
+    raw = mutate(VALUE.pack())  # type: ignore[operator]
+    v = LAY.checker((4, 11))(LAY.unpack_tuple(raw))
+    assert v is not None and v.field == field and message in v.message
+    # The vectorised checker finds the same violation at the same entry.
+    arr = LAY.array(VALUE.pack() + raw, 0, 2)
+    va = LAY.check_array(arr, (4, 11))
+    assert va is not None and va.entry == 1 and va.field == field
+    assert va.offset == LAY.size + LAY.field(field).offset
+
+
+def test_epoch_limited_bits_and_values() -> None:
+    ok11 = LAY.checker((4, 11))
+    ok13 = LAY.checker((4, 13))
+    bit3 = LAY.unpack_tuple(Sample(a=1, flags=8, s=0, n=0, raw=bytes(8), big=0).pack())
+    assert ok11(bit3) is None and ok13(bit3) is not None  # valid before 4.13 only
+    two = LAY.unpack_tuple(Sample(a=2, flags=0, s=0, n=0, raw=bytes(8), big=0).pack())
+    assert ok11(two) is not None and ok13(two) is None  # valid from 4.13
+
+
+def test_pack_out_of_range_is_encode_error() -> None:
+    bad = Sample(a=70000, flags=0, s=0, n=0, raw=bytes(8), big=0)
+    with pytest.raises(EncodeError, match="field a"):
+        bad.pack()
+
+
+def test_describe_is_json_ready() -> None:
+    d = LAY.describe((4, 13))
+    names = [f["name"] for f in d["fields"]]
+    assert names == ["a", "rsvd0", "flags", "s", "n", "raw", "big"]
+    flags = d["fields"][2]
+    assert flags["valid_mask"] == "0x1" and flags["bits"] == {"0": "x"}
+
+
+def test_every_registered_lu_layout_is_consistent() -> None:
+    for spec in LU:
+        for cls in spec.layouts:
+            lay = cls.LAYOUT
+            assert lay.struct.size == lay.size == lay.dtype.itemsize
+            assert lay.construct.sizeof() == lay.size
+
+
+def test_fixed_record_spec_errors_are_located() -> None:
+    spec = LU.by_name("LU_VERSION")
+    with pytest.raises(RecordError) as ei:
+        spec.decode(memoryview(b"\x04\0\0\0"), Ctx(3, spec.type, 0x108, 4))
+    e = ei.value
+    assert (e.offset, e.record_index, e.field, e.record_type) == (0x104, 3, "length", spec.type)
+
+
+def test_misaligned_declaration_is_refused() -> None:
+    with pytest.raises(TypeError, match="not aligned"):
+
+        @packed(name="TINY")
+        class Tiny(Packed):
+            b: int = fld(Int8ul)
+            h: int = fld(Int16ul)
