@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import struct
@@ -96,10 +97,8 @@ def test_byte_mutations_raise_only_xenlu_errors(data: bytes) -> None:
     for pos in rng.integers(0, len(data), 400):
         b = bytearray(data)
         b[pos] ^= 1 << int(rng.integers(0, 8))
-        try:
+        with contextlib.suppress(XenLUError):
             decode_lu(bytes(b))
-        except XenLUError:
-            pass
 
 
 def test_section_checksums_detect_any_body_change(data: bytes) -> None:

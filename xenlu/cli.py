@@ -28,11 +28,7 @@ __all__ = ["load_input", "main"]
 
 def load_input(path: str, fmt: str = "auto", liveupdate: str | None = None) -> Any:
     """Decode FILE (``-`` = stdin) in ``fmt``; ``memory`` reads a hand-over image."""
-    data: Any
-    if path == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        data = path
+    data: Any = sys.stdin.buffer.read() if path == "-" else path
     if fmt == "memory":
         if not liveupdate:
             raise _Usage("--format memory needs --liveupdate <N>M@0x<start>")

@@ -177,7 +177,7 @@ class _Builder:
     # -- memory ------------------------------------------------------------
     def _layout_ram(self) -> None:
         p = self.p
-        mib = {0: p.dom0_mem_mib, **{d: p.mem_mib for d in self.domids[1:]}}
+        mib = {0: p.dom0_mem_mib, **dict.fromkeys(self.domids[1:], p.mem_mib)}
         lengths = {
             d: _split(mib[d] * PAGES_PER_MIB, p.fragmentation, self.rng) for d in self.domids
         }
@@ -397,8 +397,17 @@ class _Builder:
 
     def build(self) -> LUStream:
         from xenlu.hvmctx import HvmContext  # noqa: F401 - libxc records register on import
-        from xenlu.libxc import CpuidLeaf, CpuidPolicy, HvmParamEntry, HvmParams, MsrEntry
-        from xenlu.libxc import MsrPolicy, PvVcpu, X86PvInfo, X86TscInfo
+        from xenlu.libxc import (
+            CpuidLeaf,
+            CpuidPolicy,
+            HvmParamEntry,
+            HvmParams,
+            MsrEntry,
+            MsrPolicy,
+            PvVcpu,
+            X86PvInfo,
+            X86TscInfo,
+        )
 
         p = self.p
         self._layout_ram()
@@ -406,7 +415,7 @@ class _Builder:
         self._event_channels()
         mem_pages = {
             0: p.dom0_mem_mib * PAGES_PER_MIB,
-            **{g: p.mem_mib * PAGES_PER_MIB for g in self.domids[1:]},
+            **dict.fromkeys(self.domids[1:], p.mem_mib * PAGES_PER_MIB),
         }
         # dom0 (the backend) maps two grants of every guest; the first HVM
         # guest also maps one grant of the second, through its P2M.
