@@ -430,7 +430,8 @@ class _Builder:
         if p.n_hvm >= 1:
             self.p2m_extra[1].append((mem_pages[1] + 0x200, shared_start, 4, 12))  # ram_shared
             self.p2m_extra[1].append((mem_pages[1] + 0x300, INVALID_MFN, 0x20, 4))  # mmio_dm
-        m2p = self.alloc.take(max(1, self.alloc.next // 512))
+        m2p_pages = max(1, self.alloc.next // 512)
+        m2p = self.alloc.take(m2p_pages)
         iommu_pt = self.alloc.take(64)
         max_page = self.alloc.next + 4096
         if p.n_hvm >= 1:
@@ -539,7 +540,7 @@ class _Builder:
         xen_pages = _extents(
             XenPagesExtent.LAYOUT.dtype,
             np.array([m2p, iommu_pt, lu_data, shared_start]),
-            np.array([max(1, self.alloc.next // 512), 64, lu_pages, 16]),
+            np.array([m2p_pages, 64, lu_pages, 16]),
             [1, 2, 3, 4],
         )
         # DOMID_COW owns the SHARED extent; it is not a domain section (§4.5).

@@ -926,7 +926,7 @@ def _decode_evtchn_abi(body: memoryview, ctx: Ctx) -> EvtchnAbi:
     cbs = _CB.array(body, _EAH.size, ncb)
     vio = _CB.check_array(cbs, ctx.epoch)
     if vio is not None:
-        ctx.fail_violation(vio, at=_EAH.size - 8, prefix="control_blocks", entry_size=_CB.size)
+        ctx.fail_violation(vio, at=_EAH.size, prefix="control_blocks", entry_size=_CB.size)
     if ncb:
         bad = (cbs["offset"] & 7) != 0
         if bad.any():
@@ -1004,7 +1004,7 @@ def _decode_ioreq(body: memoryview, ctx: Ctx) -> IoreqServers:
         ranges = _IR.array(body, rpos, h.nr_ranges)
         vio = _IR.check_array(ranges, ctx.epoch)
         if vio is not None:
-            ctx.fail_violation(vio, at=rpos - 8, prefix=f"servers[{i}].ranges", entry_size=_IR.size)
+            ctx.fail_violation(vio, at=rpos, prefix=f"servers[{i}].ranges", entry_size=_IR.size)
         if h.nr_ranges:
             bad = ranges["start"] > ranges["end"]
             if bad.any():

@@ -28,7 +28,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ from xenlu.errors import (
     EncodeError,
     FramingError,
     GrammarError,
+    RecordError,
     UnknownRecordError,
     VersionError,
 )
@@ -748,7 +749,7 @@ class _Decoder:
                 key = (t, int(value.vcpu_id))
                 if key in vcpu_ids:
                     raise _grammar(
-                        f"second {_name(t)} for vCPU {value.vcpu_id}", off, idx, t, field="vcpu_id"
+                        f"second {_name(t)} for vCPU {value.vcpu_id}", off, idx, t, field="type"
                     )
                 vcpu_ids.add(key)
             recs.append(Record(t, value, off))
@@ -758,7 +759,12 @@ class _Decoder:
 
 
 def decode_lu(
-    data: Any, *, strict: bool = True, verify_checksums: bool = True, memory: bool = False
+    data: Any,
+    *,
+    strict: bool = True,
+    verify_checksums: bool = True,
+    memory: bool = False,
+    on_global: Callable[[GlobalSection], None] | None = None,
 ) -> LUStream:
     """Decode and structurally verify a Live Update stream.
 
@@ -767,7 +773,9 @@ def decode_lu(
     :class:`~xenlu.errors.DecodeError` subclasses on bad input. With
     ``verify_checksums=False`` a checksum mismatch is recorded in
     ``section.checksum_ok`` instead of raised. ``memory=True`` (a stream in
-    hand-over data pages, §5) ignores everything after END.
+    hand-over data pages, §5) ignores everything after END. ``on_global`` is
+    called with the global section as soon as it is decoded and its checksum
+    verified, before any domain section (the §5 reader uses it).
 
     >>> s = decode_lu(encode_lu(some_stream))   # doctest: +SKIP
     """
@@ -775,13 +783,15 @@ def decode_lu(
     dec = _Decoder(buf, strict, verify_checksums)
     it = frames(buf, 0, len(buf), 0)
     glob, _ = dec.global_section(it)
+    if on_global is not None:
+        on_global(glob)
     domains: list[LUDomain] = []
     last = -1
     nr = glob.host.nr_domains
     for idx, off, t, length in it:
         if t == END:
             if length:
-                raise FramingError(
+                raise RecordError(
                     "END record not empty",
                     offset=off + 4,
                     record_index=idx,
