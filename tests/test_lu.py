@@ -245,3 +245,21 @@ def test_empty_bulk_record_roundtrips(host: LUStream) -> None:
     empty = Record(T.LU_PAGE_OWNERSHIP, Bulk(dom0.ownership[:0]))
     b = _rebuild(host, 0, [*dom0.records, empty])
     assert encode_lu(decode_lu(b)) == b
+
+
+def test_pic_has_two_instances_amendment_a1() -> None:
+    # Xen saves both 8259s; spec §4.16 as amended (docs/spec-amendments.md A1).
+    s = make_host((4, 14), n_hvm=1, mem_mib=2, dom0_mem_mib=2)
+    ents = s.domains[1].hvm_context.entries
+    assert [e.instance for e in ents if e.typecode == 3] == [0, 1]
+    assert decode_lu(encode_lu(s)) == s
+    from xenlu.hvmctx import HvmContext, HvmEntry
+
+    bad = HvmContext(
+        tuple(HvmEntry(e.typecode, 2 if e.typecode == 3 else e.instance, e.data) for e in ents)
+    )
+    dom = s.domains[1]
+    recs = [Record(r.type, bad) if r.type == 0x09 else r for r in dom.records]
+    with pytest.raises(RecordError) as ei:
+        decode_lu(_rebuild(s, 1, recs))
+    assert ei.value.field is not None and ei.value.field.endswith(".instance")

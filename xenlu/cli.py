@@ -214,11 +214,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     src = args.input
     if args.to_v3:
-        from xenlu.libxc_stream import LibxcStream, convert_v2_to_v3
-        from xenlu.libxl import LibxlStream, XlFile
-
-        stream = load_input(src, "auto")
-        out = _convert_v3(stream, LibxcStream, LibxlStream, XlFile, convert_v2_to_v3)
+        out = _convert_v3(load_input(src, "auto"))
         _write(args.output, encode(out))
         return 0
     from xenlu.compat import convert
@@ -239,21 +235,22 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _convert_v3(stream: Any, libxc: type, libxl: type, xl: type, conv: Any) -> Any:
+def _convert_v3(stream: Any) -> Any:
+    """v2 → v3 for a libxc stream, or the libxc stream inside libxl / xl."""
     import dataclasses
 
-    if isinstance(stream, libxc):
-        return conv(stream)
-    if isinstance(stream, xl):
-        return dataclasses.replace(
-            stream, stream=_convert_v3(stream.stream, libxc, libxl, xl, conv)
-        )
-    if isinstance(stream, libxl):
+    from xenlu.libxc_stream import LibxcStream, convert_v2_to_v3
+    from xenlu.libxl import LibxcContext, LibxlStream, XlFile
+
+    if isinstance(stream, LibxcStream):
+        return convert_v2_to_v3(stream)
+    if isinstance(stream, XlFile):
+        return dataclasses.replace(stream, stream=_convert_v3(stream.stream))
+    if isinstance(stream, LibxlStream):
         recs = []
         for r in stream.records:
-            inner = getattr(r.value, "stream", None)
-            if isinstance(inner, libxc):
-                r = dataclasses.replace(r, value=dataclasses.replace(r.value, stream=conv(inner)))
+            if isinstance(r.value, LibxcContext):
+                r = dataclasses.replace(r, value=LibxcContext(convert_v2_to_v3(r.value.stream)))
             recs.append(r)
         return dataclasses.replace(stream, records=recs)
     raise _Usage("convert --to-v3 works on libxc, libxl and xl streams")

@@ -380,7 +380,7 @@ class _Builder:
         vir_size = 216 if self.epoch >= (4, 13) else 16
         ents = [HvmEntry(1, 0, HvmSaveHeader.LAYOUT.pack(hdr))]
         ents += [HvmEntry(2, i, _blob(self.rng, 1024)) for i in range(v)]  # CPU
-        ents.append(HvmEntry(3, 0, _blob(self.rng, 8)))  # PIC
+        ents += [HvmEntry(3, i, _blob(self.rng, 8)) for i in (0, 1)]  # PIC master, slave
         ents.append(HvmEntry(4, 0, _blob(self.rng, 216)))  # IOAPIC
         ents += [HvmEntry(5, i, _blob(self.rng, 16)) for i in range(v)]  # LAPIC
         ents += [HvmEntry(6, i, _blob(self.rng, 1024)) for i in range(v)]  # LAPIC_REGS

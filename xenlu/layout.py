@@ -21,8 +21,9 @@ Everything else is derived from that declaration by :class:`Layout`:
   a whole array (:meth:`Layout.check_array`);
 * a JSON description (:meth:`Layout.describe`) for ``schemas/``.
 
-Reserved fields (``reserved=True``) default to 0, are hidden from ``repr``
-and must be zero on read (LU spec "Conventions"; libxc spec: written as zero).
+Reserved fields (``rsvd: ClassVar[Rsvd] = reserved(Int32ul)``) take part in
+the byte layout but not in the dataclass: they are written as zero and must be
+zero on read (LU spec "Conventions"; libxc spec: written as zero).
 
 Example, decode and encode::
 
@@ -70,7 +71,6 @@ def fld(
     subcon: Any,
     *,
     doc: str = "",
-    reserved: bool = False,
     bits: Mapping[int, Named] | None = None,
     mask: Mapping[int, Named] | None = None,
     values: Mapping[int, Named] | None = None,
@@ -85,20 +85,18 @@ def fld(
     make the field's valid-bit mask, and every other bit is an error.
     ``values`` lists the allowed values; ``lo``/``hi`` bound the value
     (inclusive). Each name may be limited to epochs, see ``Named``.
+    Reserved fields are declared with :func:`reserved` instead.
     """
     meta = {
         "subcon": subcon,
         "doc": doc,
-        "reserved": reserved,
+        "reserved": False,
         "bits": dict(bits) if bits else None,
         "mask": dict(mask) if mask else None,
         "values": dict(values) if values else None,
         "lo": lo,
         "hi": hi,
     }
-    if reserved:
-        default: Any = bytes(subcon.length) if isinstance(subcon, cs.Bytes) else 0
-        return dataclasses.field(default=default, repr=False, metadata={_META: meta})
     return dataclasses.field(metadata={_META: meta})
 
 
@@ -258,8 +256,14 @@ class Layout:
                 attr = vars(klass).get(fname)
                 if isinstance(attr, Rsvd):
                     meta: dict[str, Any] = {
-                        "subcon": attr.subcon, "doc": "", "reserved": True, "bits": None,
-                        "mask": None, "values": None, "lo": None, "hi": None,
+                        "subcon": attr.subcon,
+                        "doc": "",
+                        "reserved": True,
+                        "bits": None,
+                        "mask": None,
+                        "values": None,
+                        "lo": None,
+                        "hi": None,
                     }
                 elif fname in dc_fields:
                     meta_or_none = dc_fields[fname].metadata.get(_META)
