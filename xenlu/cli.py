@@ -134,7 +134,7 @@ def _summary(stream: Any, nbytes: int) -> dict[str, Any]:
         libxc = _inner_libxc(inner)
         out.update(
             version=libxc.version if libxc is not None else getattr(inner, "version", None),
-            xen_version="%d.%d" % libxc.xen_version if libxc is not None else None,
+            xen_version="{}.{}".format(*libxc.xen_version) if libxc is not None else None,
             domain_type=libxc.domain_type if libxc is not None else None,
         )
         if fmt in ("libxl", "xl"):

@@ -14,8 +14,9 @@ the cross-version steps.
 
 Inside a Live Update stream (``ctx.epoch`` set, LU spec §4.16) the decoder
 also checks: typecodes 1–20 only; instance 0 for every typecode that is not
-per-vCPU, except PIC (3) with instances 0 and 1 (amendment A1); RTC 16 bytes before Xen 4.14 and 24 from 4.14; VIRIDIAN_VCPU 16
-bytes before 4.13 and 216 from 4.13.
+per-vCPU, except PIC (3) with instances 0 and 1 (amendment A1); RTC 16
+bytes before Xen 4.14 and 24 from 4.14; VIRIDIAN_VCPU 16 bytes before 4.13
+and 216 from 4.13.
 
 Decode and encode::
 
