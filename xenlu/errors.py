@@ -80,6 +80,7 @@ class DecodeError(XenLUError):
         field: str | None = None,
         expected: object = None,
         got: object = None,
+        family: str | None = None,
     ) -> None:
         self.message = message
         self.offset = offset
@@ -88,7 +89,13 @@ class DecodeError(XenLUError):
         self.field = field
         self.expected = expected
         self.got = got
-        super().__init__(self._render())
+        #: Record family ("lu", "libxc", "libxl") used to name ``record_type``;
+        #: None means LU, then libxc.
+        self.family = family
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self._render()
 
     @property
     def record_name(self) -> str | None:
@@ -97,7 +104,7 @@ class DecodeError(XenLUError):
             return None
         from xenlu.registry import record_name
 
-        return record_name(self.record_type)
+        return record_name(self.record_type, self.family)
 
     def _render(self) -> str:
         parts: list[str] = []
@@ -138,6 +145,7 @@ class DecodeError(XenLUError):
                 self.field,
                 self.expected,
                 self.got,
+                self.family,
             ),
         )
 
@@ -151,6 +159,7 @@ def _rebuild(
     field: str | None,
     expected: object,
     got: object,
+    family: str | None = None,
 ) -> DecodeError:
     return cls(
         message,
@@ -160,6 +169,7 @@ def _rebuild(
         field=field,
         expected=expected,
         got=got,
+        family=family,
     )
 
 

@@ -485,7 +485,9 @@ def _decode_libxl_header(buf: memoryview, start: int) -> LibxlHeader:
 
 
 def _grammar(msg: str, offset: int, index: int, rtype: int) -> GrammarError:
-    return GrammarError(msg, offset=offset, record_index=index, record_type=rtype, field="type")
+    return GrammarError(
+        msg, offset=offset, record_index=index, record_type=rtype, field="type", family="libxl"
+    )
 
 
 def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlStream, int]:
@@ -494,13 +496,17 @@ def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlSt
     pos = start + LIBXL_HDR.size
     index = 0
     records: list[Record] = []
-    ctx = Ctx(None, 0, 0, 0)
+    ctx = Ctx(None, 0, 0, 0, family="libxl")
     first: LibxcStream | None = None
     history: list[Record] = []
     at_checkpoint = False
     L = LibxlType
     while True:
-        fr = next(frames(buf, pos, n, index), None)
+        try:
+            fr = next(frames(buf, pos, n, index), None)
+        except FramingError as exc:
+            exc.family = "libxl"  # a libxl record header: name the type as libxl
+            raise
         if fr is None:
             raise FramingError(
                 "libxl stream ends before END",
@@ -521,6 +527,7 @@ def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlSt
                     record_index=idx,
                     record_type=rtype,
                     field="type",
+                    family="libxl",
                 )
             records.append(
                 Record(rtype, UnknownRecord(rtype, bytes(buf[body_at : body_at + length])), hpos)

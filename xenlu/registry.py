@@ -48,7 +48,7 @@ class Ctx:
     bytes before it). ``epoch`` is the LU epoch (None for libxc/libxl).
     """
 
-    __slots__ = ("epoch", "extra", "index", "length", "offset", "type")
+    __slots__ = ("epoch", "extra", "family", "index", "length", "offset", "type")
 
     def __init__(
         self,
@@ -58,7 +58,9 @@ class Ctx:
         length: int,
         epoch: Epoch | None = None,
         extra: dict[str, Any] | None = None,
+        family: str | None = None,
     ) -> None:
+        self.family = family
         self.index = index
         self.type = type
         self.offset = offset
@@ -90,6 +92,7 @@ class Ctx:
             field=field,
             expected=expected,
             got=got,
+            family=self.family,
         )
 
     def fail_length(self, expected: object, message: str = "body length wrong") -> NoReturn:
@@ -102,6 +105,7 @@ class Ctx:
             field="length",
             expected=expected,
             got=self.length,
+            family=self.family,
         )
 
     def fail_violation(
@@ -121,6 +125,7 @@ class Ctx:
             field=name,
             expected=v.expected,
             got=v.got,
+            family=self.family,
         )
 
 
@@ -256,6 +261,7 @@ class Record:
 
     @property
     def name(self) -> str:
+        """The LU or libxc name of the type (libxl records: ``record_name(t, "libxl")``)."""
         return record_name(self.type) or f"{self.type:#010x}"
 
 
