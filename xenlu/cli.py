@@ -180,6 +180,14 @@ def _size(path: str, stream: Any) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if not args.verbose and args.format != "memory":
+        from xenlu.api import verify
+
+        data: Any = sys.stdin.buffer.read() if args.file == "-" else args.file
+        fmt = verify(data, args.format)
+        if not args.quiet:
+            print(f"{args.file}: OK ({fmt})")
+        return 0
     stream = load_input(args.file, args.format, args.liveupdate)
     if args.verbose:
         for i, (fam, r) in enumerate(_records(stream)):
