@@ -225,22 +225,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
         out = _convert_v3(load_input(src, "auto"))
         _write(args.output, encode(out))
         return 0
-    from xenlu.compat import convert
-    from xenlu.epochs import parse_epoch
-    from xenlu.lu_stream import LUStream
+    from xenlu.cli_compat import cmd_convert
 
-    stream = load_input(src, "auto")
-    if not isinstance(stream, LUStream):
-        raise _Usage("convert --to works on LU streams; use --to-v3 for libxc streams")
-    new, report = convert(stream, to=parse_epoch(args.to), allow_loss=args.allow_loss)
-    if args.report:
-        with open(args.report, "w") as f:
-            json.dump(report.to_json(), f, indent=2, sort_keys=True)
-            f.write("\n")
-    _write(args.output, encode(new))
-    if not args.quiet:
-        print(report.summary() if hasattr(report, "summary") else report)
-    return 0
+    return cmd_convert(args)
 
 
 def _convert_v3(stream: Any) -> Any:
@@ -265,12 +252,23 @@ def _convert_v3(stream: Any) -> Any:
 
 
 def _write(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` (``-``: stdout) atomically, so OUT may be IN."""
     if path == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
-    else:
-        with open(path, "wb") as f:
+        return
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".xenlu-")
+    try:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 # --- parser -----------------------------------------------------------------
