@@ -168,12 +168,28 @@ class ViridianVcpu413(Packed):
 
 
 _HDR = HvmSaveHeader.LAYOUT
-_BODY_LAYOUTS: dict[tuple[int, int], type[Packed]] = {
-    (TC_RTC, HvmRtc411.LAYOUT.size): HvmRtc411,
-    (TC_RTC, HvmRtc414.LAYOUT.size): HvmRtc414,
-    (TC_VIRIDIAN_VCPU, ViridianVcpu411.LAYOUT.size): ViridianVcpu411,
-    (TC_VIRIDIAN_VCPU, ViridianVcpu413.LAYOUT.size): ViridianVcpu413,
+#: Entries whose layout depends on the Xen version (LU spec §4.16, reference
+#: §4.2): typecode → ((first epoch, layout), …), oldest first.
+ENTRY_LAYOUTS: dict[int, tuple[tuple[tuple[int, int], type[Packed]], ...]] = {
+    TC_RTC: (((4, 11), HvmRtc411), ((4, 14), HvmRtc414)),
+    TC_VIRIDIAN_VCPU: (((4, 11), ViridianVcpu411), ((4, 13), ViridianVcpu413)),
 }
+_BODY_LAYOUTS: dict[tuple[int, int], type[Packed]] = {
+    (tc, cls.LAYOUT.size): cls for tc, steps in ENTRY_LAYOUTS.items() for _, cls in steps
+}
+
+
+def entry_layout(typecode: int, epoch: tuple[int, int]) -> type[Packed] | None:
+    """The layout of entry ``typecode`` in ``epoch`` (None: its size is not checked).
+
+    >>> entry_layout(11, (4, 15)).LAYOUT.size
+    24
+    """
+    found = None
+    for since, cls in ENTRY_LAYOUTS.get(typecode, ()):
+        if epoch >= since:
+            found = cls
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,12 +286,8 @@ def entry_from_body(value: Packed, instance: int = 0) -> HvmEntry:
 
 
 def _expected_size(typecode: int, epoch: tuple[int, int]) -> int | None:
-    # LU spec §4.16 / reference §4.2: the two entries whose size changed.
-    if typecode == TC_RTC:
-        return 16 if epoch < (4, 14) else 24
-    if typecode == TC_VIRIDIAN_VCPU:
-        return 16 if epoch < (4, 13) else 216
-    return None
+    cls = entry_layout(typecode, epoch)
+    return None if cls is None else cls.LAYOUT.size
 
 
 def decode_hvm_context(body: memoryview, ctx: Ctx | None = None) -> HvmContext:

@@ -87,8 +87,9 @@ def _epoch(e: Epoch | str) -> Epoch:
 def _hvm_entry_layouts(epoch: Epoch) -> dict[type[Any], int]:
     """HVM_CONTEXT entry layouts valid in ``epoch`` → their typecode (LU spec §4.16)."""
     out: dict[type[Any], int] = {}
-    for (typecode, size), cls in hvmctx._BODY_LAYOUTS.items():
-        if hvmctx._expected_size(typecode, epoch) == size:
+    for typecode in hvmctx.ENTRY_LAYOUTS:
+        cls = hvmctx.entry_layout(typecode, epoch)
+        if cls is not None:
             out[cls] = typecode
     return out
 
