@@ -934,7 +934,7 @@ def _up_4_15(stream: LUStream, log: _Log) -> LUStream:
                 _E,
                 "fifo_lastq",
                 len(arr),
-                "packed: last_vcpu | last_priority << 16 (§4.13, §6); value = entries",
+                "packed: last_vcpu | last_priority << 16 for every entry (§4.13, §6)",
             )
             return _pack_lastq(arr)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 
 from xenlu.epochs import fmt_epoch
 from xenlu.hostgen import make_host
-from xenlu.lu_stream import LUStream, encode_lu
+from xenlu.lu_stream import LUStream, decode_lu, encode_lu
 
 __all__ = ["main"]
 
@@ -98,6 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in report.summary().splitlines():
         print("   " + line)
     data = encode_lu(new)
+    again = decode_lu(data)
+    print(
+        f"   the {fmt_epoch(target)} stream: {_mib(len(data))}, decodes under epoch "
+        f"{fmt_epoch(again.epoch)} with every checksum ok: {bool(again.sections_ok)}, "
+        f"equal to the upgraded model: {again == new}"
+    )
     if args.keep:
         with open(os.path.join(workdir, f"host-{fmt_epoch(target)}.lu"), "wb") as f:
             f.write(data)
@@ -115,7 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in p.summary().splitlines():
         print("   " + line)
     print()
-    print(f"done in {time.perf_counter() - t0:.1f} s; files in {workdir}")
+    if args.keep:
+        print(f"done in {time.perf_counter() - t0:.1f} s; files in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+        print(f"done in {time.perf_counter() - t0:.1f} s (run with --keep DIR to keep the files)")
     return 1 if rep.errors else 0
 
 
