@@ -127,3 +127,29 @@ def test_misaligned_declaration_is_refused() -> None:
         class Tiny(Packed):
             b: int = fld(Int8ul)
             h: int = fld(Int16ul)
+
+
+def test_big_endian_layouts_derive_the_same_way() -> None:
+    from xenlu.libxc_stream import ImageHeader
+    from xenlu.libxl import LibxlHeader
+
+    lay = ImageHeader.LAYOUT
+    assert lay.byteorder == ">" and lay.size == 24 and lay.struct.format == ">QIIHHI"
+    raw = ImageHeader(version=2).pack()
+    assert raw == lay.construct.build(
+        dict(marker=2**64 - 1, id=0x58454E46, version=2, options=0, rsvd0=0, rsvd1=0)
+    )
+    assert int(lay.array(raw, 0, 1)["version"][0]) == 2
+    assert lay.describe()["byteorder"] == "big"
+    assert LibxlHeader.LAYOUT.struct.format == ">QII"
+
+
+def test_mixed_byte_order_is_refused() -> None:
+    from construct import Int32ub
+
+    with pytest.raises(TypeError, match="mixes"):
+
+        @packed(name="MIXED")
+        class Mixed(Packed):
+            a: int = fld(Int32ul)
+            b: int = fld(Int32ub)

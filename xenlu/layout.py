@@ -76,6 +76,7 @@ def fld(
     values: Mapping[int, Named] | None = None,
     lo: int | None = None,
     hi: int | None = None,
+    default: Any = dataclasses.MISSING,
 ) -> Any:
     """Declare one field of a :func:`packed` layout.
 
@@ -85,6 +86,7 @@ def fld(
     make the field's valid-bit mask, and every other bit is an error.
     ``values`` lists the allowed values; ``lo``/``hi`` bound the value
     (inclusive). Each name may be limited to epochs, see ``Named``.
+    ``default`` makes the field optional in the constructor (header magics).
     Reserved fields are declared with :func:`reserved` instead.
     """
     meta = {
@@ -97,7 +99,7 @@ def fld(
         "lo": lo,
         "hi": hi,
     }
-    return dataclasses.field(metadata={_META: meta})
+    return dataclasses.field(default=default, metadata={_META: meta})
 
 
 class Rsvd:
@@ -205,30 +207,18 @@ class Violation:
     got: object
 
 
-_FMT = {
-    (1, False): "B",
-    (2, False): "H",
-    (4, False): "I",
-    (8, False): "Q",
-    (1, True): "b",
-    (2, True): "h",
-    (4, True): "i",
-    (8, True): "q",
-}
-
-
-def _field_shape(name: str, subcon: Any) -> tuple[str, str, int]:
-    """(kind, struct fmt, size) of a supported construct subcon."""
+def _field_shape(name: str, subcon: Any) -> tuple[str, str, int, str | None]:
+    """(kind, struct fmt, size, byte order or None) of a supported construct subcon."""
     if isinstance(subcon, cs.FormatField):
         code = subcon.fmtstr
-        if code[0] != "<":
-            raise TypeError(f"field {name}: only little-endian fields are supported")
-        ch = code[1:]
+        order, ch = code[0], code[1:]
+        if order not in "<>":
+            raise TypeError(f"field {name}: use an explicit byte order (Int32ul / Int32ub)")
         signed = ch.islower()
         size = struct.calcsize("<" + ch)
-        return ("int" if signed else "uint", ch, size)
+        return ("int" if signed else "uint", ch, size, order if size > 1 else None)
     if isinstance(subcon, cs.Bytes) and isinstance(subcon.length, int):
-        return ("bytes", f"{subcon.length}s", subcon.length)
+        return ("bytes", f"{subcon.length}s", subcon.length, None)
     raise TypeError(f"field {name}: unsupported construct type {subcon!r}")
 
 
@@ -274,8 +264,11 @@ class Layout:
                     continue
                 seen.add(fname)
                 order.append((fname, meta))
+        orders: set[str] = set()
         for fname, meta in order:
-            kind, ch, size = _field_shape(fname, meta["subcon"])
+            kind, ch, size, byteorder = _field_shape(fname, meta["subcon"])
+            if byteorder:
+                orders.add(byteorder)
             if kind != "bytes" and offset % size:
                 raise TypeError(f"{cls.__name__}.{fname} is not aligned to its size")
             fields.append(
@@ -299,14 +292,21 @@ class Layout:
         self.fields: tuple[FieldInfo, ...] = tuple(fields)
         self.size = offset
         self.construct = cs.Struct(*subcons)
-        self.struct = struct.Struct("<" + "".join(fi.fmt for fi in fields))
+        if len(orders) > 1:
+            raise TypeError(f"{cls.__name__} mixes little- and big-endian fields")
+        #: ``"<"`` (every stream record) or ``">"`` (the big-endian libxc and
+        #: libxl image headers, reference §1.2 and §2).
+        self.byteorder = orders.pop() if orders else "<"
+        self.struct = struct.Struct(self.byteorder + "".join(fi.fmt for fi in fields))
         assert self.struct.size == self.size, (cls.__name__, self.struct.size, self.size)
         self.names: tuple[str, ...] = tuple(fi.name for fi in fields)
         self.dtype = np.dtype(
             {
                 "names": list(self.names),
                 "formats": [
-                    f"V{fi.size}" if fi.kind == "bytes" else f"<{fi.kind[0]}{fi.size}"
+                    f"V{fi.size}"
+                    if fi.kind == "bytes"
+                    else f"{self.byteorder}{fi.kind[0]}{fi.size}"
                     for fi in fields
                 ],
                 "offsets": [fi.offset for fi in fields],
@@ -365,7 +365,7 @@ class Layout:
     def _pack_problem(self, value: Any) -> str:
         for fi, v in zip(self.fields, self.as_tuple(value), strict=True):
             try:
-                struct.pack("<" + fi.fmt, v)
+                struct.pack(self.byteorder + fi.fmt, v)
             except struct.error:
                 return f"field {fi.name} = {v!r} does not fit {fi.kind}{fi.size * 8}"
         return "a field does not fit"
@@ -569,7 +569,10 @@ class Layout:
             if fi.hi is not None:
                 d["max"] = fi.hi
             out_fields.append(d)
-        return {"name": self.name, "size": self.size, "fields": out_fields}
+        out: dict[str, Any] = {"name": self.name, "size": self.size, "fields": out_fields}
+        if self.byteorder == ">":
+            out["byteorder"] = "big"
+        return out
 
     def __repr__(self) -> str:
         return f"<Layout {self.name} {self.size} bytes>"

@@ -50,12 +50,11 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from construct import Int16ul, Int32ul
+from construct import Int16ub, Int16ul, Int32ub, Int32ul, Int64ub
 
 from xenlu.errors import (
     CallerError,
@@ -90,7 +89,6 @@ __all__ = [
 #: reserved ``_res1`` (u16) / ``_res2`` (u32), named rsvd0 / rsvd1 here.
 #: :class:`~xenlu.layout.Layout` only handles little-endian fields, so this
 #: one layout is declared as a plain ``struct`` here.
-IHDR = struct.Struct("!QIIHHI")
 IHDR_MARKER = 0xFFFFFFFFFFFFFFFF
 IHDR_ID = 0x58454E46  # "XENF"
 IHDR_OPT_BE = 0x0001  # options bit 0: 1 = big-endian (unsupported, §1.1)
@@ -106,9 +104,12 @@ CHECKPOINT = _R.CHECKPOINT
 SDE = _R.STATIC_DATA_END
 
 
-@dataclass(frozen=True)
-class ImageHeader:
-    """The 24-byte big-endian image header (§1.2).
+@packed(name="IMAGE_HEADER")
+class ImageHeader(Packed):
+    """The 24-byte big-endian image header (§1.2; Python ``!QIIHHI``).
+
+    The marker, id and version rules raise their own errors in the decoder
+    (a bad version is a :class:`~xenlu.errors.VersionError`).
 
     >>> ImageHeader(version=2).pack()[8:16].hex()
     '58454e4600000002'
@@ -116,26 +117,15 @@ class ImageHeader:
     3
     """
 
-    marker: int = IHDR_MARKER
-    id: int = IHDR_ID
-    version: int = 3
-    options: int = 0
-    rsvd0: int = dataclasses.field(default=0, repr=False)
-    rsvd1: int = dataclasses.field(default=0, repr=False)
+    marker: int = fld(Int64ub, doc="0xFFFFFFFFFFFFFFFF", default=IHDR_MARKER)
+    id: int = fld(Int32ub, doc='0x58454E46 "XENF"', default=IHDR_ID)
+    version: int = fld(Int32ub, doc="2 or 3", default=3)
+    options: int = fld(Int16ub, doc="bit 0 endianness (0 = LE); bits 1-15 reserved", default=0)
+    rsvd0: ClassVar[Rsvd] = reserved(Int16ub)
+    rsvd1: ClassVar[Rsvd] = reserved(Int32ub)
 
-    def pack(self) -> bytes:
-        """The 24 header bytes; :class:`EncodeError` if a field does not fit."""
-        try:
-            return IHDR.pack(
-                self.marker, self.id, self.version, self.options, self.rsvd0, self.rsvd1
-            )
-        except struct.error as exc:
-            raise EncodeError(f"image header: a field does not fit: {exc}") from None
 
-    @classmethod
-    def unpack(cls, buf: Any, offset: int = 0) -> ImageHeader:
-        """Read the header at ``offset`` (no checks)."""
-        return cls(*IHDR.unpack_from(buf, offset))
+IHDR = ImageHeader.LAYOUT.struct
 
 
 @packed(name="DOMAIN_HEADER")
@@ -313,7 +303,7 @@ def _decode_headers(buf: memoryview, start: int) -> tuple[ImageHeader, DomainHea
         raise FramingError(
             "reserved field not zero", offset=start + 20, field="rsvd1", expected=0, got=res2
         )
-    header = ImageHeader(marker, ident, version, options, res1, res2)
+    header = ImageHeader(marker=marker, id=ident, version=version, options=options)
     dstart = start + IHDR_SIZE
     if n - dstart < DHDR_SIZE:
         raise FramingError(

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from construct import Int32ul
+from construct import Int32ub, Int32ul, Int64ub
 
 from xenlu.errors import EncodeError, FramingError, GrammarError, UnknownRecordError, VersionError
 from xenlu.framing import BytesSink, RecordWriter, as_buffer, frames
@@ -81,7 +81,6 @@ __all__ = [
 ]
 
 #: libxl header, big-endian (§2): ident, version, options.
-LIBXL_HDR = struct.Struct("!QII")
 LIBXL_IDENT = 0x4C6962786C466D74  # "LibxlFmt"
 LIBXL_VERSION = 2
 LIBXL_OPT_BE = 0x1  # bit 0: endianness, must be 0 (little-endian)
@@ -110,34 +109,25 @@ class LibxlType:
     CHECKPOINT_STATE = 5
 
 
-@dataclass(frozen=True)
-class LibxlHeader:
-    """The 16-byte big-endian libxl header (§2).
+@packed(name="LIBXL_HEADER")
+class LibxlHeader(Packed):
+    """The 16-byte big-endian libxl header (§2; Python ``!QII``).
 
     >>> LibxlHeader.unpack(LibxlHeader(options=2).pack()).legacy
     True
     """
 
-    ident: int = LIBXL_IDENT
-    version: int = LIBXL_VERSION
-    options: int = 0
+    ident: int = fld(Int64ub, doc='0x4C6962786C466D74 "LibxlFmt"', default=LIBXL_IDENT)
+    version: int = fld(Int32ub, doc="2", default=LIBXL_VERSION)
+    options: int = fld(Int32ub, doc="bit 0 endianness (0 = LE), bit 1 LEGACY", default=0)
 
     @property
     def legacy(self) -> bool:
         """Options bit 1: the stream was made by the legacy converter."""
         return bool(self.options & LIBXL_OPT_LEGACY)
 
-    def pack(self) -> bytes:
-        """The 16 header bytes; :class:`EncodeError` if a field does not fit."""
-        try:
-            return LIBXL_HDR.pack(self.ident, self.version, self.options)
-        except struct.error as exc:
-            raise EncodeError(f"libxl header: a field does not fit: {exc}") from None
 
-    @classmethod
-    def unpack(cls, buf: Any, offset: int = 0) -> LibxlHeader:
-        """Read the header at ``offset`` (no checks)."""
-        return cls(*LIBXL_HDR.unpack_from(buf, offset))
+LIBXL_HDR = LibxlHeader.LAYOUT.struct
 
 
 @packed(name="EMULATOR_HEADER")
@@ -481,7 +471,7 @@ def _decode_libxl_header(buf: memoryview, start: int) -> LibxlHeader:
             expected="bits 2-31 clear",
             got=options,
         )
-    return LibxlHeader(ident, version, options)
+    return LibxlHeader(ident=ident, version=version, options=options)
 
 
 def _grammar(msg: str, offset: int, index: int, rtype: int) -> GrammarError:
