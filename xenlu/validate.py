@@ -675,11 +675,13 @@ class _Table:
         return _cat([_field(p, name, dtype) for p in self.parts if len(p)], dtype)
 
     def take(self, name: str, rows: I64, dtype: Any = np.int64) -> Arr:
-        """``col(name)[rows]`` without building the column."""
+        """``col(name)[rows]`` without building the column; rows outside the
+        table (callers clamp "not found" to 0, also on an empty table) give 0."""
         out = np.zeros(len(rows), dtype)
         d = self.dom_of(rows)
-        for di in np.unique(d).tolist():
-            sel = np.flatnonzero(d == di)
+        inside = (rows >= 0) & (rows < self.n)
+        for di in np.unique(d[inside]).tolist():
+            sel = np.flatnonzero((d == di) & inside)
             out[sel] = _field(self.parts[di], name, dtype)[rows[sel] - self.offs[di]]
         return out
 
