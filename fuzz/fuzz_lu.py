@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""Fuzz target: the Live Update stream decoder (xenlu.lu_stream).
+
+Invariant: for any input, ``decode_lu`` (strict, and lenient with
+``memory=True``), ``scan_lu`` and ``decode_domain_section`` either succeed or
+raise a :class:`~xenlu.errors.XenLUError` — never another exception, never a
+hang (libFuzzer ``-timeout``), never unbounded memory (``-rss_limit_mb``) —
+and a stream that decodes re-encodes to exactly the input bytes.
+
+Run: ``python fuzz/fuzz_lu.py fuzz/corpus/lu fuzz/seeds/lu -max_total_time=60``
+(or ``fuzz/run.py --target lu``).
+"""
+
+import sys
+
+import atheris
+
+with atheris.instrument_imports(include=["xenlu"]):
+    import xenlu.registry
+
+    xenlu.registry._load()  # the record modules, instrumented too
+    from common import check_lu
+
+    import xenlu.lu_stream
+
+
+def TestOneInput(data: bytes) -> None:
+    check_lu(data)
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Fuzz()
