@@ -97,5 +97,14 @@ def test_semantic_only_vectors_are_structurally_valid(vec: LUVector) -> None:
 
 def test_every_epoch_has_a_golden_stream() -> None:
     assert {v.epoch for v in GOLDEN} >= {
-        "4.11", "4.12", "4.13", "4.14", "4.15", "4.16", "4.17", "4.19", "4.20", "4.21"
+        "4.11",
+        "4.12",
+        "4.13",
+        "4.14",
+        "4.15",
+        "4.16",
+        "4.17",
+        "4.19",
+        "4.20",
+        "4.21",
     }
