@@ -22,8 +22,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import crc32c as _crc32c
-
 from xenlu.errors import CallerError, FramingError
 
 __all__ = [
@@ -46,9 +44,21 @@ REC_LENGTH_MAX = 128 << 20
 _ZEROS = bytes(8)
 
 
+_CRC32C: list[Any] = []
+
+
 def crc32c(data: Any, value: int = 0) -> int:
-    """Castagnoli CRC of ``data`` continuing from ``value`` (releases the GIL)."""
-    return int(_crc32c.crc32c(data, value))
+    """Castagnoli CRC of ``data`` continuing from ``value`` (releases the GIL).
+
+    The ``crc32c`` package is imported on first use: its ``__init__`` reads
+    package metadata through ``importlib.metadata`` (about 25 ms of start-up
+    that libxc/libxl verification never needs).
+    """
+    if not _CRC32C:
+        import crc32c as _crc32c
+
+        _CRC32C.append(_crc32c.crc32c)
+    return int(_CRC32C[0](data, value))
 
 
 def pad_len(length: int) -> int:

@@ -25,6 +25,7 @@ Decode and encode one record body::
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
@@ -863,5 +864,113 @@ BODY_CHECKS.update(
         RecType.HVM_PARAMS: _check_hvm_params,
         RecType.CHECKPOINT_DIRTY_PFN_LIST: _check_dirty_pfns,
         RecType.X86_CPUID_POLICY: _check_cpuid,
+    }
+)
+
+
+# --- structural fast path: acceptors ---------------------------------------------
+
+#: ``acc(buf, body_offset, length) -> bool``: True when the body certainly
+#: passes every check of its record type. It builds nothing and never raises;
+#: False means "not sure" and the record's check function (BODY_CHECKS or the
+#: decoder) runs and raises the exact error. ``verify_libxc`` calls these per
+#: record instead of slicing a memoryview and calling the checker (a small
+#: PAGE_DATA costs ~0.3 µs here against ~6 µs in numpy).
+Acceptor = Callable[[Any, int, int], bool]
+BODY_ACCEPT: dict[int, Acceptor] = {}
+
+_II = struct.Struct("<II").unpack_from
+_PFNS = {n: struct.Struct(f"<{n}Q").unpack_from for n in range(1, 33)}
+
+
+def _tuple_predicate(lay: Layout) -> Callable[[tuple[Any, ...]], bool]:
+    """A generated ``ok(t)``: True when raw tuple ``t`` breaks no rule of ``lay``."""
+    conds: list[str] = []
+    ns: dict[str, Any] = {}
+    for i, fi in enumerate(lay.fields):
+        if fi.reserved:
+            ns[f"z{i}"] = bytes(fi.size) if fi.kind == "bytes" else 0
+            conds.append(f"t[{i}] == z{i}")
+            continue
+        m = fi.valid_mask(None)
+        if m is not None:
+            conds.append(f"not t[{i}] & {~m & ((1 << 8 * fi.size) - 1)}")
+        allowed = fi.allowed(None)
+        if allowed is not None:
+            ns[f"a{i}"] = frozenset(allowed)
+            conds.append(f"t[{i}] in a{i}")
+        if fi.lo is not None:
+            conds.append(f"t[{i}] >= {fi.lo}")
+        if fi.hi is not None:
+            conds.append(f"t[{i}] <= {fi.hi}")
+    exec(f"def ok(t):\n    return {' and '.join(conds) or 'True'}\n", ns)
+    fn: Callable[[tuple[Any, ...]], bool] = ns["ok"]
+    return fn
+
+
+def _accept_fixed(cls: type[Packed]) -> Acceptor:
+    lay = cls.LAYOUT
+    size, unpack, ok = lay.size, lay.struct.unpack_from, _tuple_predicate(lay)
+
+    def acc(buf: Any, off: int, n: int) -> bool:
+        return n == size and ok(unpack(buf, off))
+
+    return acc
+
+
+def _accept_page_data(buf: Any, off: int, n: int) -> bool:
+    # §1.6: count > 0, rsvd 0, no reserved pfn bits, no type 5-8, exact length.
+    if n < 16:
+        return False
+    count: int
+    rsvd: int
+    count, rsvd = _II(buf, off)
+    if rsvd or not 0 < count <= 32 or n < 8 + 8 * count:
+        return False  # large records: the numpy checker is the fast one
+    ndata = 0
+    raw: int
+    for raw in _PFNS[count](buf, off + 8):
+        t = raw >> 60
+        if raw & PAGE_DATA_RSVD_MASK or 5 <= t <= 8:
+            return False
+        if t & 7 <= 4:
+            ndata += 1
+    return n == 8 + 8 * count + PAGE_SIZE * ndata
+
+
+def _accept_hvm_params(buf: Any, off: int, n: int) -> bool:
+    if n < 8:
+        return False
+    count, rsvd = _II(buf, off)
+    return not rsvd and n == 8 + 16 * count
+
+
+def _accept_empty(buf: Any, off: int, n: int) -> bool:
+    return n == 0
+
+
+def _accept_vcpu(buf: Any, off: int, n: int) -> bool:
+    # EXTENDED/XSAVE/MSRS may be header-only (§1.5 errata); rsvd must be 0
+    return n >= 8 and not _II(buf, off)[1]
+
+
+def _accept_vcpu_basic(buf: Any, off: int, n: int) -> bool:
+    return n > 8 and not _II(buf, off)[1]
+
+
+BODY_ACCEPT.update(
+    {
+        RecType.PAGE_DATA: _accept_page_data,
+        RecType.X86_PV_INFO: _accept_fixed(X86PvInfo),
+        RecType.X86_TSC_INFO: _accept_fixed(X86TscInfo),
+        RecType.HVM_PARAMS: _accept_hvm_params,
+        RecType.VERIFY: _accept_empty,
+        RecType.STATIC_DATA_END: _accept_empty,
+        RecType.X86_PV_VCPU_BASIC: _accept_vcpu_basic,
+        RecType.X86_PV_VCPU_EXTENDED: _accept_vcpu,
+        RecType.X86_PV_VCPU_XSAVE: _accept_vcpu,
+        RecType.X86_PV_VCPU_MSRS: _accept_vcpu,
+        RecType.SHARED_INFO: lambda buf, off, n: n == PAGE_SIZE,
+        RecType.X86_CPUID_POLICY: lambda buf, off, n: n > 0 and n % _CPUID.size == 0,
     }
 )

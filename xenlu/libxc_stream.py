@@ -64,9 +64,9 @@ from xenlu.errors import (
     UnknownRecordError,
     VersionError,
 )
-from xenlu.framing import BytesSink, RecordWriter, as_buffer, frames
+from xenlu.framing import HDR, REC_LENGTH_MAX, BytesSink, RecordWriter, as_buffer, frames
 from xenlu.layout import Packed, Rsvd, fld, packed, reserved
-from xenlu.libxc import BODY_CHECKS, PV_VCPU_TYPES, RecType, StaticDataEnd
+from xenlu.libxc import BODY_ACCEPT, BODY_CHECKS, PV_VCPU_TYPES, RecType, StaticDataEnd
 from xenlu.registry import LIBXC, OPTIONAL, Ctx, Record, UnknownRecord
 
 __all__ = [
@@ -384,10 +384,116 @@ def _decode_records(
     if gc_was_on:
         gc.disable()
     try:
+        if not build:
+            return _verify_loop(buf, pos, index, st, strict, embedded)
         return _record_loop(buf, pos, index, st, strict, embedded, build)
     finally:
         if gc_was_on:
             gc.enable()
+
+
+_HOT: dict[tuple[Any, ...], dict[int, tuple[Any, BodyFn]]] = {}
+_HDR_UNPACK = HDR.unpack_from
+_ZEROS8 = bytes(8)
+
+
+def _never(buf: Any, off: int, n: int) -> bool:
+    return False
+
+
+def _hot_table(st: _State, checks: dict[int, BodyFn], embedded: bool) -> dict[int, Any]:
+    """type -> (acceptor, check) for the records that, in grammar state ``st``,
+    are allowed and leave the state unchanged (the bulk of any stream)."""
+    key = (id(st.table), st.v3, st.seen_sde, st.pv_stage, embedded, len(checks))
+    hot = _HOT.get(key)
+    if hot is not None:
+        return hot
+    hot = {}
+    for rtype, fn in checks.items():
+        if rtype == END or (embedded and rtype == CHECKPOINT):
+            continue
+        g = st.table.get(rtype)
+        if g is not None:
+            cls, need, sets = g
+            if cls in (_G_WRONG_DOMAIN, _G_SDE) or need > st.pv_stage or sets > st.pv_stage:
+                continue
+            if cls == _G_CONTENT and st.v3 and not st.seen_sde:
+                continue
+            if cls not in (_G_CONTENT, _G_FREE) and not st.v3:
+                continue
+        hot[rtype] = (BODY_ACCEPT.get(rtype) or _never, fn)
+    _HOT[key] = hot
+    return hot
+
+
+def _verify_loop(
+    buf: memoryview, pos: int, index: int, st: _State, strict: bool, embedded: bool
+) -> tuple[list[Record], int, int]:
+    """The structural fast path of :func:`_record_loop` (``build=False``).
+
+    Framing is inlined and each record costs one dict lookup and one
+    acceptor call (:data:`~xenlu.libxc.BODY_ACCEPT`) as long as it is allowed
+    in the current grammar state and does not change it. Anything else —
+    a state change (STATIC_DATA_END, PV stages), END, an unknown type or any
+    framing or grammar doubt — hands the rest of the stream to
+    :func:`_record_loop`, which raises the exact error; a body the acceptor
+    is unsure of goes through the record's own check function.
+    """
+    checks = _body_fns(False)
+    ctx = Ctx(None, 0, 0, 0)
+    unpack = _HDR_UNPACK
+    end = len(buf)
+    while True:
+        hot = _hot_table(st, checks, embedded).get
+        while pos + 8 <= end:
+            rtype, length = unpack(buf, pos)
+            body = pos + 8
+            stop = body + length + (-length & 7)
+            if length > REC_LENGTH_MAX or stop > end:
+                break
+            if length & 7 and buf[body + length : stop] != _ZEROS8[: stop - body - length]:
+                break
+            e = hot(rtype)
+            if e is None:
+                break
+            if not e[0](buf, body, length):
+                ctx.index, ctx.type, ctx.offset, ctx.length = index, rtype, body, length
+                e[1](buf[body : body + length], ctx)
+            index += 1
+            pos = stop
+        else:
+            break
+        # One record outside the hot table: handled here when it is a valid
+        # state change, else by the exact loop.
+        rtype, length = unpack(buf, pos)
+        g = st.table.get(rtype)
+        if g is None or rtype == END or (embedded and rtype == CHECKPOINT) or rtype not in checks:
+            break
+        cls, need, sets = g
+        if cls == _G_WRONG_DOMAIN or need > st.pv_stage:
+            break
+        if cls == _G_CONTENT:
+            if st.v3 and not st.seen_sde:
+                break
+        elif cls != _G_FREE and (not st.v3 or (cls == _G_SDE and st.seen_sde)):
+            break
+        body = pos + 8
+        stop = body + length + (-length & 7)
+        if length > REC_LENGTH_MAX or stop > end:
+            break
+        if length & 7 and buf[body + length : stop] != _ZEROS8[: stop - body - length]:
+            break
+        acc = BODY_ACCEPT.get(rtype)
+        if acc is None or not acc(buf, body, length):
+            ctx.index, ctx.type, ctx.offset, ctx.length = index, rtype, body, length
+            checks[rtype](buf[body : body + length], ctx)
+        if sets > st.pv_stage:
+            st.pv_stage = sets
+        if cls == _G_SDE:
+            st.seen_sde = True
+        index += 1
+        pos = stop
+    return _record_loop(buf, pos, index, st, strict, embedded, False)
 
 
 def _record_loop(

@@ -679,7 +679,66 @@ def _fail_at(
     )
 
 
+_P2M_NO_FRAME_LUT = np.zeros(256, dtype=bool)
+_P2M_NO_FRAME_LUT[list(P2M_NO_FRAME)] = True
+_P2M_HAS_FRAME_LUT = np.zeros(256, dtype=bool)
+_P2M_HAS_FRAME_LUT[list(P2M_HAS_FRAME)] = True
+_P2M_NO_FRAME_BITS = sum(1 << t for t in P2M_NO_FRAME)
+_U16_ONE = np.uint16(1)
+_U8_15 = np.uint8(15)
+_INVALID_MFN = np.uint64(INVALID_MFN)
+#: nr_pages < 2^32, so only a gfn at or above 2^64 - 2^32 can wrap.
+_GFN_MAY_WRAP = np.uint64(0xFFFFFFFF00000000)
+_P2M_CHUNK = 1 << 16
+_P2M_NO_FRAME_SET = frozenset(P2M_NO_FRAME)
+_P2M_HAS_FRAME_SET = frozenset(P2M_HAS_FRAME)
+_P2M_POS = tuple(P2mEntry.LAYOUT.names.index(f) for f in ("gfn", "mfn", "nr_pages", "p2m_type"))
+
+
+def _p2m_chunk_bad(part: np.ndarray) -> bool:
+    """The rules of :func:`_check_p2m_exact` on one chunk, as one yes/no."""
+    t = part["p2m_type"]
+    invalid = part["mfn"] == _INVALID_MFN
+    bad = np.where(invalid, _P2M_HAS_FRAME_LUT[t], _P2M_NO_FRAME_LUT[t])
+    end = part["gfn"] + (part["nr_pages"].astype(np.uint64) - np.uint64(1))
+    return bool(bad.any() or (end < part["gfn"]).any())
+
+
 def _check_p2m(arr: np.ndarray, ctx: Ctx, size: int) -> None:
+    """§4.7 per-entry frame rules, fast: chunked pre-filters, exact check on doubt.
+
+    A chunk is clean when it has no type without a frame (a 16-bit set of
+    the types present), no INVALID_MFN and no gfn near 2^64; only otherwise
+    are the exact rules evaluated on it, and only a real violation runs
+    :func:`_check_p2m_exact` on the whole array for the original error.
+    Temporaries stay at chunk size (the exact check allocates ~18 bytes per
+    entry for the whole record).
+    """
+    n = len(arr)
+    if n <= 8:  # a few entries: plain Python beats a dozen numpy calls
+        gi, mi, ni, ti = _P2M_POS
+        m64 = (1 << 64) - 1
+        for e in arr.tolist():
+            gfn, mfn, t = e[gi], e[mi], e[ti]
+            if (t in _P2M_HAS_FRAME_SET if mfn == INVALID_MFN else t in _P2M_NO_FRAME_SET) or (
+                gfn + ((e[ni] - 1) & m64)
+            ) & m64 < gfn:
+                _check_p2m_exact(arr, ctx, size)
+                return
+        return
+    for start in range(0, n, _P2M_CHUNK):
+        part = arr[start : start + _P2M_CHUNK]
+        types = np.left_shift(_U16_ONE, part["p2m_type"] & _U8_15, dtype=np.uint16)
+        if (
+            (int(np.bitwise_or.reduce(types)) & _P2M_NO_FRAME_BITS)
+            or (part["mfn"] == _INVALID_MFN).any()
+            or (part["gfn"] >= _GFN_MAY_WRAP).any()
+        ) and _p2m_chunk_bad(part):
+            _check_p2m_exact(arr, ctx, size)
+            return
+
+
+def _check_p2m_exact(arr: np.ndarray, ctx: Ctx, size: int) -> None:
     # §4.7 frame rules that one entry shows by itself: types with no frame
     # carry INVALID_MFN; types with a frame (other than paging_in) do not.
     lay = P2mEntry.LAYOUT
