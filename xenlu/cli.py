@@ -25,9 +25,9 @@ from typing import Any
 # user set wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from xenlu.api import FORMATS, decode, encode  # noqa: E402
-from xenlu.errors import XenLUError  # noqa: E402
-from xenlu.framing import as_buffer  # noqa: E402
+from xenlu.api import FORMATS, decode, encode
+from xenlu.errors import XenLUError
+from xenlu.framing import as_buffer
 
 __all__ = ["load_input", "main"]
 
