@@ -45,6 +45,9 @@ def _describe(stream: LUStream) -> None:
             for k, v in sorted(counts.items())
             if k.startswith("LU_")
         )
+        if d.is_hvm:
+            big = int((d.p2m["nr_pages"] == 512).sum())
+            bits += f" (P2M: {big} extents of 2 MiB, the rest fragmented)"
         print(f"     dom{d.domid:<3} {d.type_name:3} vcpus {d.info.max_vcpus}  {bits}")
 
 
@@ -68,8 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("xenlu demo: Live Update of a Xen 4.11 host to Xen", fmt_epoch(target))
     print()
     t0 = time.perf_counter()
+    # dom0 (PV: page types, backends, device models) and a dozen HVM guests
+    # whose P2M mixes 2 MiB extents with fragmented ones.
     host = make_host(
-        (4, 11), n_hvm=6, mem_mib=512, dom0_mem_mib=1024, vcpus=4, fragmentation=0.05, seed=2026
+        (4, 11),
+        n_hvm=12,
+        mem_mib=512,
+        dom0_mem_mib=1024,
+        vcpus=4,
+        fragmentation=0.05,
+        superpages=True,
+        seed=2026,
     )
     boot = (host.host.lu_bootmem_start, host.host.lu_bootmem_size)
     print(f"1. xen#1 (Xen {host.xen_version}) serialises {len(host.domains)} domains:")

@@ -82,6 +82,7 @@ class HostPlan:
     seed: int = 0
     fifo_every: int = 2
     grant_v2_every: int = 2
+    superpages: bool = False
 
 
 class _Alloc:
@@ -96,9 +97,19 @@ class _Alloc:
         return at
 
 
-def _split(total: int, fragmentation: float, rng: np.random.Generator) -> np.ndarray:
+SUPERPAGE = 512  # 2 MiB in 4 KiB frames
+
+
+def _split(
+    total: int, fragmentation: float, rng: np.random.Generator, superpages: bool = False
+) -> np.ndarray:
     """Extent lengths summing to ``total``; each of the total-1 gaps is cut with
-    probability ``fragmentation`` (1.0 → single frames)."""
+    probability ``fragmentation`` (1.0 → single frames). With ``superpages``
+    the first half is laid out in 2 MiB extents and only the rest fragmented."""
+    if superpages and total >= 2 * SUPERPAGE:
+        big = (total // 2) // SUPERPAGE * SUPERPAGE
+        head = np.full(big // SUPERPAGE, SUPERPAGE, np.int64)
+        return np.concatenate((head, _split(total - big, fragmentation, rng)))
     if total <= 0:
         return np.zeros(0, np.int64)
     if fragmentation >= 1.0:
@@ -133,6 +144,7 @@ def make_host(
     seed: int = 0,
     fifo_every: int = 2,
     grant_v2_every: int = 2,
+    superpages: bool = False,
 ) -> LUStream:
     """A consistent host: a PV dom0 and ``n_hvm`` HVM guests of ``mem_mib`` MiB each.
 
@@ -140,7 +152,9 @@ def make_host(
     domain land in different extents; extents of all domains are then
     interleaved in machine memory, like a long-running host. Every
     ``fifo_every``-th guest uses FIFO event channels and every
-    ``grant_v2_every``-th guest grant-table v2. Layouts follow ``version``'s
+    ``grant_v2_every``-th guest grant-table v2. With ``superpages`` the first
+    half of each domain's memory is mapped in 2 MiB extents (P2M and
+    ownership), the rest fragmented. Layouts follow ``version``'s
     epoch, with every field an older xen#1 lacked at its upgrade default, so
     the host converts losslessly to any epoch.
     """
@@ -154,6 +168,7 @@ def make_host(
         seed,
         fifo_every,
         grant_v2_every,
+        superpages,
     )
     return _Builder(plan).build()
 
@@ -179,7 +194,8 @@ class _Builder:
         p = self.p
         mib = {0: p.dom0_mem_mib, **dict.fromkeys(self.domids[1:], p.mem_mib)}
         lengths = {
-            d: _split(mib[d] * PAGES_PER_MIB, p.fragmentation, self.rng) for d in self.domids
+            d: _split(mib[d] * PAGES_PER_MIB, p.fragmentation, self.rng, p.superpages)
+            for d in self.domids
         }
         # Interleave every domain's extents in machine memory: a random
         # permutation of all extents, laid out back to back.

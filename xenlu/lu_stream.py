@@ -80,6 +80,7 @@ __all__ = [
     "decode_lu",
     "encode_lu",
     "encode_lu_to",
+    "encode_section_to",
     "scan_lu",
 ]
 
@@ -991,7 +992,7 @@ def _split(entries: np.ndarray, max_body: int) -> list[np.ndarray]:
     return [entries[i : i + per] for i in range(0, len(entries), per)]
 
 
-def _write_section(w: RecordWriter, sec: Section, domid: int, max_body: int, epoch: Epoch) -> None:
+def _write_section(w: RecordWriter, sec: Section, domid: int, max_body: int) -> None:
     w.begin_section()
     for r in sec.records:
         if isinstance(r.value, UnknownRecord):
@@ -1030,11 +1031,41 @@ def encode_lu_to(stream: LUStream, sink: Any, *, max_record_bytes: int = REC_LEN
         raise CallerError(f"max_record_bytes must be 16 … {REC_LENGTH_MAX}")
     _check_epoch_layouts(stream)
     w = RecordWriter(sink)
-    epoch = stream.epoch
-    _write_section(w, stream.global_section, DOMID_XEN, max_record_bytes, epoch)
+    _write_section(w, stream.global_section, DOMID_XEN, max_record_bytes)
     for d in stream.domains:
-        _write_section(w, d, d.domid, max_record_bytes, epoch)
+        _write_section(w, d, d.domid, max_record_bytes)
     w.record(END, [])
+    return w.pos
+
+
+#: The END record that closes every stream (§4.17).
+END_BYTES = bytes(8)
+
+
+def encode_section_to(
+    section: Section, sink: Any, *, max_record_bytes: int = REC_LENGTH_MAX
+) -> int:
+    """Write one section (its records, then its LU_SECTION_END) to ``sink``.
+
+    A section's checksum covers only its own bytes (§4.15), so the sections
+    of a stream can be encoded independently — on several threads, into
+    separate buffers — and concatenated, followed by :data:`END_BYTES`::
+
+        >>> parts = [io.BytesIO() for _ in s.sections]           # doctest: +SKIP
+        >>> for sec, p in zip(s.sections, parts): encode_section_to(sec, p)  # doctest: +SKIP
+        >>> b"".join(p.getvalue() for p in parts) + END_BYTES == encode_lu(s)  # doctest: +SKIP
+        True
+    """
+    if not 16 <= max_record_bytes <= REC_LENGTH_MAX:
+        raise CallerError(f"max_record_bytes must be 16 … {REC_LENGTH_MAX}")
+    if isinstance(section, GlobalSection):
+        domid = DOMID_XEN
+    elif isinstance(section, LUDomain):
+        domid = section.domid
+    else:
+        raise CallerError(f"expected a GlobalSection or LUDomain, got {type(section).__name__}")
+    w = RecordWriter(sink)
+    _write_section(w, section, domid, max_record_bytes)
     return w.pos
 
 

@@ -1,0 +1,1430 @@
+#!/usr/bin/env python3
+"""xenlu's benchmark harness (issue 7): every operation beside its baseline, as ratios.
+
+Run from the repository root::
+
+    python benchmarks/run.py --scale small            # < 1 minute
+    python benchmarks/run.py --scale medium --json bench-medium.json
+    XEN_TOOLS_PYTHON=/path/to/xen/tools/python python benchmarks/run.py --scale large
+
+The harness builds its inputs itself (``xenlu.hostgen`` hosts, libxc streams
+built with xenlu's libxc encoder) in a scratch directory, then runs each row
+in its own child process, so that every row's peak RSS (``ru_maxrss``) is its
+own and memory is returned between rows. Inside a row the xenlu operation and
+its baseline run in the same process, interleaved (A B, B A, A B, …) after a
+warm-up, and the median of the repeats is reported with the spread
+``(max - min) / median``.
+
+``ratio`` is always ``baseline time / xenlu time`` — how fast xenlu is
+relative to its baseline (> 1: xenlu is faster). Every goal is written as a
+lower bound on that ratio, e.g. "time ≤ 2× the struct loop" is ``ratio ≥ 0.5``.
+The memory row is the exception: it compares extra memory with its allowance.
+
+A child never exceeds ``--mem-limit-gib`` of resident memory (default 8):
+a watchdog thread ends it, and the row is reported as failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import json
+import mmap
+import os
+import platform
+import resource
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+#: The directory holding the ``xenlu`` package under test: the repository, or
+#: ``--xenlu DIR`` (e.g. a scratch copy with a proposed change, measured by the
+#: very same harness).
+XENLU_ROOT = Path(os.environ.get("XENLU_BENCH_ROOT") or REPO).resolve()
+if str(XENLU_ROOT) not in sys.path:
+    sys.path.insert(0, str(XENLU_ROOT))
+
+import numpy as np  # noqa: E402
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+# --- scales -----------------------------------------------------------------------
+
+SCALES: dict[str, dict[str, Any]] = {
+    # host_gib: RAM of the fragmented host (fragmentation=1.0: single-frame extents)
+    "small": dict(
+        host_gib=4,
+        small_records=100_000,
+        lu_small_records=20_000,
+        page_mib=64,
+        p2m_entries=2_000_000,
+        construct_slice=5_000,
+        repeats=5,
+        xen_repeats=2,
+    ),
+    "medium": dict(
+        host_gib=16,
+        small_records=1_000_000,
+        lu_small_records=200_000,
+        page_mib=256,
+        p2m_entries=10_000_000,
+        construct_slice=20_000,
+        repeats=7,
+        xen_repeats=3,
+    ),
+    "large": dict(
+        host_gib=64,
+        small_records=1_000_000,
+        lu_small_records=1_000_000,
+        page_mib=1024,
+        p2m_entries=50_000_000,
+        construct_slice=50_000,
+        repeats=5,
+        xen_repeats=3,
+    ),
+}
+PROJECT_TO_GIB = 1024  # linear projection of host-sized rows to a 1 TiB host
+N_HVM = 4
+
+
+def host_shape(host_gib: int) -> dict[str, int]:
+    """dom0 gets 1/16 of the RAM, four HVM guests share the rest."""
+    dom0 = host_gib * 1024 // 16
+    return dict(n_hvm=N_HVM, dom0_mem_mib=dom0, mem_mib=(host_gib * 1024 - dom0) // N_HVM)
+
+
+# --- timing -----------------------------------------------------------------------
+
+
+def stats(times: list[float]) -> tuple[float, float]:
+    """(median, spread) with spread = (max - min) / median."""
+    med = statistics.median(times)
+    return med, ((max(times) - min(times)) / med if med > 0 else 0.0)
+
+
+BUDGET_S = {"small": 4.0, "medium": 40.0, "large": 90.0}
+_BUDGET = [BUDGET_S["small"]]
+CPU_TIMES: dict[int, list[float]] = {}  # id(wall list) -> CPU times of the same calls
+
+
+def side_by_side(
+    fns: list[Callable[[], Any]], repeats: int, warmup: int = 1, budget: float | None = None
+) -> list[list[float]]:
+    """Run every function ``warmup`` times, then up to ``repeats`` timed rounds.
+
+    Rounds alternate the order of the functions so a slow drift of the
+    shared VM hits xenlu and its baselines alike. Garbage is collected before
+    each timed call, outside the timing. When one round would not fit the
+    row's time budget (``--scale``), fewer rounds run (never fewer than 3).
+    The process CPU time of each call is kept as well (:func:`cpu_of`).
+    """
+    t_warm = 0.0
+    for _ in range(warmup):
+        for f in fns:
+            t0 = time.perf_counter()
+            f()
+            t_warm += time.perf_counter() - t0
+    limit = _BUDGET[0] if budget is None else budget
+    if warmup and t_warm > 0 and t_warm / warmup * repeats > limit:
+        repeats = max(3, min(repeats, int(limit / (t_warm / warmup))))
+    times: list[list[float]] = [[] for _ in fns]
+    cpus: list[list[float]] = [[] for _ in fns]
+    for r in range(repeats):
+        order = list(range(len(fns)))
+        if r % 2:
+            order.reverse()
+        for i in order:
+            gc.collect()
+            c0 = _cpu()
+            t0 = time.perf_counter()
+            fns[i]()
+            times[i].append(time.perf_counter() - t0)
+            cpus[i].append(_cpu() - c0)
+    for w, c in zip(times, cpus, strict=True):
+        CPU_TIMES[id(w)] = c
+    return times
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its waited-for children."""
+    s = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def cpu_of(wall: list[float]) -> list[float] | None:
+    return CPU_TIMES.get(id(wall))
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_anon_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def traced_peak_mib(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """tracemalloc peak (MiB) of one call, and its result (numpy reports to tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak / MiB, result
+
+
+def traced_if_fast(fn: Callable[[], Any], wall: list[float], limit_s: float = 5.0) -> float | None:
+    """tracemalloc peak of one call, unless the call is slow (tracing slows Python code)."""
+    if statistics.median(wall) > limit_s:
+        return None
+    return traced_peak_mib(fn)[0]
+
+
+PROFILE_DIR: list[Path | None] = [None]
+
+
+def maybe_profile(rid: str, fn: Callable[[], Any]) -> None:
+    """With ``--profile DIR``: one more call of ``fn`` under pyinstrument, to DIR/<rid>.txt."""
+    out = PROFILE_DIR[0]
+    if out is None:
+        return
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        (out / f"{rid}.txt").write_text("pyinstrument is not installed\n")
+        return
+    prof = Profiler(interval=0.0005)
+    prof.start()
+    try:
+        fn()
+    finally:
+        prof.stop()
+    (out / f"{rid}.txt").write_text(prof.output_text(unicode=True, color=False, show_all=False))
+
+
+def start_watchdog(limit_gib: float) -> None:
+    """End this process if its resident set grows past ``limit_gib``."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    limit = int(limit_gib * GiB)
+
+    def watch() -> None:
+        while True:
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * page
+            if rss > limit:
+                sys.stderr.write(f"benchmark child exceeded {limit_gib} GiB RSS; stopped\n")
+                sys.stderr.flush()
+                os._exit(70)
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+# --- inputs -----------------------------------------------------------------------
+
+
+def _libxc_parts() -> dict[str, Any]:
+    """Small building blocks of an HVM v3 libxc stream, from xenlu's encoders."""
+    from xenlu.framing import BytesSink, RecordWriter
+    from xenlu.hostgen import _cpuid, _msrs
+    from xenlu.hvmctx import HVM_FILE_MAGIC, HvmContext, HvmEntry, HvmSaveHeader
+    from xenlu.libxc import (
+        CpuidLeaf,
+        CpuidPolicy,
+        HvmParamEntry,
+        HvmParams,
+        MsrEntry,
+        MsrPolicy,
+        PageData,
+        RecType,
+        StaticDataEnd,
+        X86TscInfo,
+    )
+    from xenlu.libxc_stream import DomainHeader, ImageHeader, _write_record
+    from xenlu.registry import Record
+
+    def enc(records: list[Any], head: bool = False) -> bytes:
+        w = RecordWriter(BytesSink())
+        if head:
+            w.write(ImageHeader(version=3).pack())
+            w.write(DomainHeader(type=2, page_shift=12, xen_major=4, xen_minor=17).pack())
+        for r in records:
+            _write_record(w, r)
+        sink = w.sink
+        assert isinstance(sink, BytesSink)
+        return sink.getvalue()
+
+    params = np.zeros(1, HvmParamEntry.LAYOUT.dtype)
+    params["index"], params["value"] = 1, 0xFEFFF
+    xtab = np.array([(0xF << 60) | 0x1234], "<u8")  # XTAB: a pfn entry without data
+    unit = [
+        Record(RecType.PAGE_DATA, PageData(xtab, memoryview(b""))),
+        Record(RecType.X86_TSC_INFO, X86TscInfo(mode=0, khz=2_500_000, nsec=1, incarnation=0)),
+        Record(RecType.HVM_PARAMS, HvmParams(params)),
+    ]
+    hdr = HvmSaveHeader(magic=HVM_FILE_MAGIC, version=1, changeset=0, cpuid=0xA0F11, gtsc_khz=1)
+    ctx = HvmContext.build(hdr, [HvmEntry(typecode=19, instance=0, data=bytes(8))])
+    head = [
+        Record(RecType.X86_CPUID_POLICY, CpuidPolicy(_cpuid(CpuidLeaf))),
+        Record(RecType.X86_MSR_POLICY, MsrPolicy(_msrs(MsrEntry))),
+        Record(RecType.STATIC_DATA_END, StaticDataEnd()),
+    ]
+    tail = [Record(RecType.HVM_CONTEXT, ctx), Record(RecType.END, _end())]
+    return dict(
+        enc=enc,
+        head=enc(head, head=True),
+        unit=enc(unit),
+        tail=enc(tail),
+        head_records=head,
+        tail_records=tail,
+        PageData=PageData,
+        RecType=RecType,
+        Record=Record,
+    )
+
+
+def _end() -> Any:
+    from xenlu.libxc import End
+
+    return End()
+
+
+def build_small_libxc(path: Path, n_records: int) -> int:
+    """HVM v3 stream: CPUID, MSR, SDE, then ``n_records`` small records, HVM_CONTEXT, END.
+
+    The small records cycle PAGE_DATA (one XTAB pfn, 16-byte body),
+    X86_TSC_INFO (24 bytes) and HVM_PARAMS (one entry, 24 bytes). The unit
+    of three is encoded once by xenlu's encoder and repeated.
+    """
+    p = _libxc_parts()
+    reps = max(1, n_records // 3)
+    with open(path, "wb") as f:
+        f.write(p["head"])
+        f.write(p["unit"] * reps)
+        f.write(p["tail"])
+    return reps * 3 + 5
+
+
+def build_pages_libxc(path: Path, mib: int) -> int:
+    """HVM v3 stream of PAGE_DATA records of 1024 pages (4 MiB) each, written by xenlu."""
+    from xenlu.framing import RecordWriter
+    from xenlu.libxc_stream import _write_record
+
+    p = _libxc_parts()
+    rng = np.random.default_rng(7)
+    page_bytes = rng.integers(0, 256, 1024 * 4096, dtype=np.uint8)
+    pages = memoryview(page_bytes).cast("B")
+    n_rec = max(1, mib // 4)
+    with open(path, "wb") as f:
+        w = RecordWriter(f)
+        w.write(p["head"])
+        for i in range(n_rec):
+            pfns = np.arange(i * 1024, (i + 1) * 1024, dtype="<u8")
+            _write_record(w, p["Record"](p["RecType"].PAGE_DATA, p["PageData"](pfns, pages)))
+        w.write(p["tail"])
+    return n_rec + 5
+
+
+def make_bench_host(host_gib: int, seed: int = 1, version: tuple[int, int] = (4, 11)) -> Any:
+    from xenlu.hostgen import make_host
+
+    return make_host(version, fragmentation=1.0, seed=seed, vcpus=2, **host_shape(host_gib))
+
+
+def build_lu_small(path: Path, n_records: int) -> int:
+    """An LU stream of small records: a fragmented host re-split at 40-byte bodies.
+
+    ``max_record_bytes=40`` puts one P2M entry or two ownership entries in
+    each record; the host is sized so the stream has about ``n_records``.
+    """
+    from xenlu.hostgen import make_host
+    from xenlu.lu_stream import encode_lu_to
+
+    # frames F = (m + 16) * 256; records ~ m*256 (P2M) + F/2 (ownership)
+    m = max(16, int(n_records / (1.5 * 256)))
+    host = make_host((4, 11), n_hvm=1, mem_mib=m, dom0_mem_mib=16, fragmentation=1.0, seed=3)
+    with open(path, "wb") as f:
+        encode_lu_to(host, f, max_record_bytes=40)
+    return count_records(path)
+
+
+def count_records(path: Path) -> int:
+    from xenlu.framing import as_buffer, frames
+
+    buf = as_buffer(path)
+    return sum(1 for _ in frames(buf, 0, len(buf), 0))
+
+
+def build_p2m_stream(path: Path, n_entries: int) -> None:
+    """A structurally valid LU stream whose one HVM guest has ``n_entries`` P2M entries.
+
+    Built from a tiny host whose P2M is replaced by a synthetic array
+    (single-frame extents, type ram_rw, access rwx); encoded straight to the
+    file, so only the array itself is held in memory.
+    """
+    from xenlu.hostgen import make_host
+    from xenlu.lu_records import Bulk, P2mEntry, T
+    from xenlu.lu_stream import LUDomain, encode_lu_to
+    from xenlu.registry import Record
+
+    host = make_host((4, 11), n_hvm=1, mem_mib=16, dom0_mem_mib=16, seed=5)
+    a = np.zeros(n_entries, P2mEntry.LAYOUT.dtype)
+    a["gfn"] = np.arange(n_entries, dtype=np.uint64)
+    a["mfn"] = a["gfn"] + np.uint64(0x100000)
+    a["nr_pages"] = 1
+    a["access"] = 7
+    dom = host.domains[1]
+    recs = [Record(r.type, Bulk(a)) if r.type == T.LU_P2M else r for r in dom.records]
+    host.domains[1] = LUDomain(recs)
+    with open(path, "wb") as f:
+        encode_lu_to(host, f)
+
+
+def code_fingerprint(scale: str) -> str:
+    """A hash of xenlu's sources, this script and the scale: inputs are rebuilt when it changes."""
+    import hashlib
+
+    h = hashlib.sha256(scale.encode())
+    for f in [*sorted((XENLU_ROOT / "xenlu").glob("*.py")), Path(__file__).resolve()]:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_inputs(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Write every input file of one scale into ``work``; return their description."""
+    from xenlu.lu_stream import encode_lu_to
+
+    meta: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    host = make_bench_host(cfg["host_gib"])
+    meta["host_gen_s"] = time.perf_counter() - t0
+    with open(work / "host.lu", "wb") as f:
+        meta["host_bytes"] = encode_lu_to(host, f)
+    meta["host_entries"] = {
+        "LU_P2M": int(sum(len(d.p2m) for d in host.domains)),
+        "LU_PAGE_OWNERSHIP": int(sum(len(d.ownership) for d in host.domains)),
+    }
+    del host
+    gc.collect()
+    meta["small_libxc_records"] = build_small_libxc(work / "small.libxc", cfg["small_records"])
+    meta["tiny_libxc_records"] = build_small_libxc(work / "tiny.libxc", 3)
+    meta["pages_libxc_records"] = build_pages_libxc(work / "pages.libxc", cfg["page_mib"])
+    meta["lu_small_records"] = build_lu_small(work / "small.lu", cfg["lu_small_records"])
+    build_p2m_stream(work / "p2m.lu", cfg["p2m_entries"])
+    for name in ("host.lu", "small.libxc", "tiny.libxc", "pages.libxc", "small.lu", "p2m.lu"):
+        meta[f"size:{name}"] = (work / name).stat().st_size
+    return meta
+
+
+# --- rows -------------------------------------------------------------------------
+
+Row = dict[str, Any]
+
+
+def row(
+    rid: str,
+    operation: str,
+    size: str,
+    nbytes: int,
+    xenlu: list[float],
+    baseline_name: str,
+    baseline: list[float] | None,
+    goal: float | None,
+    goal_text: str,
+    **extra: Any,
+) -> Row:
+    x_med, x_spread = stats(xenlu)
+    r: Row = dict(
+        id=rid,
+        operation=operation,
+        size=size,
+        bytes=nbytes,
+        xenlu_s=x_med,
+        xenlu_spread=x_spread,
+        xenlu_times=xenlu,
+        baseline=baseline_name,
+        goal=goal,
+        goal_text=goal_text,
+    )
+    cx = cpu_of(xenlu)
+    if cx:
+        r["xenlu_cpu_s"] = statistics.median(cx)
+    if baseline is not None:
+        b_med, b_spread = stats(baseline)
+        r.update(baseline_s=b_med, baseline_spread=b_spread, baseline_times=baseline)
+        r["ratio"] = b_med / x_med if x_med > 0 else float("inf")
+        r["met"] = None if goal is None else r["ratio"] >= goal
+        cb = cpu_of(baseline)
+        if cx and cb and statistics.median(cx) > 0:
+            r["baseline_cpu_s"] = statistics.median(cb)
+            r["cpu_ratio"] = statistics.median(cb) / statistics.median(cx)
+    r["loadavg"] = os.getloadavg()[0]
+    r.update(extra)
+    return r
+
+
+def skipped(rid: str, operation: str, why: str, **extra: Any) -> Row:
+    return dict(id=rid, operation=operation, skipped=why, **extra)
+
+
+def _same_file(a: Path, b: Path, block: int = 64 * MiB) -> bool:
+    """Byte equality of two files, a block at a time."""
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(block), fb.read(block)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def _mapped(path: Path) -> tuple[Any, mmap.mmap]:
+    f = open(path, "rb")  # noqa: SIM115 - closed by the caller with the mapping
+    m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    return f, m
+
+
+def row_lu_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """decode_lu(path) (mmap, framing, records, section crc32c) vs memcpy and crc32c."""
+    import crc32c
+
+    from xenlu.lu_stream import decode_lu
+
+    path = work / "host.lu"
+    n = path.stat().st_size
+    f, m = _mapped(path)
+    src = np.frombuffer(m, dtype=np.uint8)
+    dst = np.empty(n, np.uint8)
+
+    def xen() -> None:
+        decode_lu(path)
+
+    def copy() -> None:
+        np.copyto(dst, src)
+
+    def crc() -> None:
+        crc32c.crc32c(m)
+
+    tx, tc, tk = side_by_side([xen, copy, crc], cfg["repeats"])
+    extra_mib = traced_if_fast(xen, tx)
+    maybe_profile("lu_verify", xen)
+    src = np.empty(0, np.uint8)  # drop the view before closing the mapping
+    m.close()
+    f.close()
+    size = f"{cfg['host_gib']} GiB host, {_mb(n)}"
+    common = dict(tracemalloc_peak_mib=extra_mib, peak_rss_mib=peak_rss_mib(), project=True)
+    return [
+        row(
+            "lu_verify_memcpy",
+            "LU structural verify (decode_lu, mmap) vs np.copyto",
+            size,
+            n,
+            tx,
+            "np.copyto into preallocated buffer",
+            tc,
+            0.5,
+            "≥ 0.5× memcpy throughput",
+            **common,
+        ),
+        row(
+            "lu_verify_crc",
+            "LU structural verify vs crc32c of the same bytes",
+            size,
+            n,
+            tx,
+            "crc32c.crc32c (1 thread)",
+            tk,
+            None,
+            "report",
+            **common,
+        ),
+    ]
+
+
+def _struct_loop(mv: memoryview, start: int) -> int:
+    """The perf-baselines framing loop: unpack_from + zero-copy body slice."""
+    up = struct.Struct("<II").unpack_from
+    off, n, k = start, len(mv), 0
+    while off < n:
+        _t, ln = up(mv, off)
+        _body = mv[off + 8 : off + 8 + ln]
+        off += 8 + ((ln + 7) & ~7)
+        k += 1
+    return k
+
+
+def row_framing(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """Per-record cost of xenlu's verify path on small-record streams vs a struct loop."""
+    from xenlu.api import verify
+    from xenlu.framing import as_buffer, frames
+
+    out: list[Row] = []
+    for rid, name, fmt, start, nrec in (
+        ("framing_libxc", "small.libxc", "libxc", 40, meta["small_libxc_records"]),
+        ("framing_lu", "small.lu", "lu", 0, meta["lu_small_records"]),
+    ):
+        path = work / name
+        f, m = _mapped(path)
+        mv = memoryview(m)
+
+        def xen(path: Path = path, fmt: str = fmt) -> None:
+            verify(path, fmt)
+
+        def base(mv: memoryview = mv, start: int = start) -> None:
+            _struct_loop(mv, start)
+
+        def framing_only(mv: memoryview = mv, start: int = start) -> None:
+            buf = as_buffer(mv)
+            for _ in frames(buf, start, len(buf), 0):
+                pass
+
+        tx, tb, tf = side_by_side([xen, base, framing_only], max(3, cfg["repeats"] - 2))
+        extra_mib = traced_if_fast(xen, tx)
+        maybe_profile(rid, xen)
+        mv.release()
+        m.close()
+        f.close()
+        x_med = statistics.median(tx)
+        us = x_med / nrec * 1e6
+        r = row(
+            rid,
+            f"per-record verify, small records ({fmt})",
+            f"{nrec:,} records, {_mb(path.stat().st_size)}",
+            path.stat().st_size,
+            tx,
+            "struct.unpack_from loop + body slice",
+            tb,
+            0.5,
+            "time ≤ 2× loop and ≤ 1 µs/rec",
+            records=nrec,
+            xenlu_us_per_record=us,
+            baseline_us_per_record=statistics.median(tb) / nrec * 1e6,
+            frames_only_us_per_record=statistics.median(tf) / nrec * 1e6,
+            tracemalloc_peak_mib=extra_mib,
+            peak_rss_mib=peak_rss_mib(),
+        )
+        r["met"] = bool(r["ratio"] >= 0.5 and us <= 1.0)
+        out.append(r)
+    return out
+
+
+def row_encode(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """encode_lu_to(host, file) vs one f.write of the same bytes to the same directory."""
+    from xenlu.lu_stream import encode_lu_to
+
+    host = make_bench_host(cfg["host_gib"])
+    data = np.fromfile(work / "host.lu", dtype=np.uint8)
+    out_x, out_b = work / "enc-xenlu.out", work / "enc-raw.out"
+
+    def xen() -> None:
+        with open(out_x, "wb") as f:
+            encode_lu_to(host, f)
+
+    def raw() -> None:
+        with open(out_b, "wb") as f:
+            f.write(data)
+
+    tx, tb = side_by_side([xen, raw], cfg["repeats"])
+    same = _same_file(out_x, out_b)
+    extra_mib = traced_if_fast(xen, tx)
+    maybe_profile("lu_encode", xen)
+    out_x.unlink()
+    out_b.unlink()
+    return [
+        row(
+            "lu_encode",
+            "LU encode to a file (encode_lu_to) vs raw f.write",
+            f"{cfg['host_gib']} GiB host, {_mb(data.nbytes)}",
+            int(data.nbytes),
+            tx,
+            "f.write(ndarray) of the same bytes",
+            tb,
+            0.5,
+            "≥ 0.5× raw write",
+            byte_identical=same,
+            tracemalloc_peak_mib=extra_mib,
+            peak_rss_mib=peak_rss_mib(),
+            project=True,
+        )
+    ]
+
+
+def row_construct(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """decode_lu of a P2M-heavy stream vs construct Array-of-Struct on a slice, scaled."""
+    import construct as cs
+
+    from xenlu.lu_records import P2mEntry, T
+    from xenlu.lu_stream import decode_lu
+
+    path = work / "p2m.lu"
+    n_entries = cfg["p2m_entries"]
+    k = cfg["construct_slice"]
+    entry = P2mEntry.LAYOUT.construct  # the same declaration's construct Struct
+    naive = cs.Struct(
+        "count" / cs.Int32ul,
+        "rsvd" / cs.Int32ul,
+        "entries" / cs.Array(cs.this.count, entry),
+    )
+    # A real slice of the stream's P2M entries: the first k, behind a count header.
+    stream = decode_lu(path)
+    first = stream.domains[1].chunks(T.LU_P2M)[0]  # one record's view, no concatenation
+    body = struct.pack("<II", k, 0) + first[:k].tobytes()
+    del stream, first
+    check = naive.parse(body)
+    assert len(check.entries) == k
+
+    def xen() -> None:
+        decode_lu(path)
+
+    def con() -> None:
+        naive.parse(body)
+
+    reps = max(3, cfg["repeats"] - 2)
+    tx, tc = side_by_side([xen, con], reps)
+    maybe_profile("bulk_decode_construct", xen)
+    scale = n_entries / k
+    tc_scaled = [t * scale for t in tc]
+    return [
+        row(
+            "bulk_decode_construct",
+            "bulk decode (decode_lu, P2M) vs construct Array(Struct)",
+            f"{n_entries / 1e6:g} M P2M entries (construct: {k:,} parsed, ×{scale:.0f})",
+            path.stat().st_size,
+            tx,
+            "construct Array(Struct) parse, scaled linearly",
+            tc_scaled,
+            100.0,
+            "≥ 100× (expected)",
+            construct_us_per_entry=statistics.median(tc) / k * 1e6,
+            xenlu_ns_per_entry=statistics.median(tx) / n_entries * 1e9,
+            peak_rss_mib=peak_rss_mib(),
+        )
+    ]
+
+
+def _xenlu_verify_cmd(path: Path) -> list[str]:
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from xenlu.api import verify; verify(sys.argv[2], 'libxc')"
+    )
+    return [sys.executable, "-c", code, str(XENLU_ROOT), str(path)]
+
+
+def _xenlu_cli_cmd(path: Path) -> list[str] | None:
+    """`xenlu verify -q --format libxc FILE` when the CLI exists and works."""
+    import importlib.util
+
+    if importlib.util.find_spec("xenlu.cli") is None:
+        return None
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli import main; "
+        "sys.exit(main(['verify', '-q', '--format', 'libxc', sys.argv[2]]))"
+    )
+    return [sys.executable, "-c", code, str(XENLU_ROOT), str(path)]
+
+
+#: Environment of the verifier subprocesses: bytecode is cached (in the work
+#: directory, never next to the sources), as for installed software, even when
+#: the caller runs with PYTHONDONTWRITEBYTECODE (both sides are treated alike).
+SUB_ENV: dict[str, str] = {}
+
+
+def _sub_env(work: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    env.update(extra or {})
+    return env
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=env or SUB_ENV or None, capture_output=True, text=True, check=False)
+    lines = p.stderr.strip().splitlines()
+    return time.perf_counter() - t0, p.returncode, lines[-1] if lines else ""
+
+
+def row_xen(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """xenlu verify vs Xen's verify-stream-v2, both as subprocesses, same files."""
+    from xenlu.api import verify
+
+    tools = os.environ.get("XEN_TOOLS_PYTHON")
+    ops = [
+        ("xen_small", "libxc verify vs Xen verify-stream-v2, small records", "small.libxc"),
+        ("xen_pages", "libxc verify vs Xen verify-stream-v2, PAGE_DATA", "pages.libxc"),
+    ]
+    if not tools:
+        why = "XEN_TOOLS_PYTHON unset (point it at Xen's tools/python, 4.14+)"
+        return [skipped(rid, op, why) for rid, op, _ in ops]
+    script = Path(tools) / "scripts" / "verify-stream-v2"
+    SUB_ENV.update(_sub_env(work))
+    env = _sub_env(work, {"PYTHONPATH": tools})
+
+    def xen_cmd(p: Path) -> list[str]:
+        return [sys.executable, str(script), "-q", "-f", "libxc", "-i", str(p)]
+
+    tiny = work / "tiny.libxc"
+    cli = _xenlu_cli_cmd(tiny)
+    how = "xenlu.api.verify in `python -c`"
+    mk: Callable[[Path], list[str]] = _xenlu_verify_cmd
+    if cli is not None and _run(cli)[1] == 0:
+        how = "`xenlu verify -q --format libxc` (xenlu.cli)"
+        mk = _xenlu_cli_cmd  # type: ignore[assignment]
+    out: list[Row] = []
+    reps = cfg["xen_repeats"]
+    # Start-up cost of each side, from a stream of 8 records.
+    t_tiny = side_by_side([lambda: _run(mk(tiny)), lambda: _run(xen_cmd(tiny), env)], max(3, reps))
+    st_x, st_b = statistics.median(t_tiny[0]), statistics.median(t_tiny[1])
+    for rid, op, name in ops:
+        path = work / name
+        nrec = meta["small_libxc_records" if name == "small.libxc" else "pages_libxc_records"]
+        rcs: dict[str, set[int]] = {"xenlu": set(), "xen": set()}
+        msgs: list[str] = []
+
+        def a(path: Path = path, rcs: dict[str, set[int]] = rcs, msgs: list[str] = msgs) -> None:
+            _t, rc, msg = _run(mk(path))
+            rcs["xenlu"].add(rc)
+            if rc:
+                msgs.append(f"xenlu: {msg}")
+
+        def b(path: Path = path, rcs: dict[str, set[int]] = rcs, msgs: list[str] = msgs) -> None:
+            _t, rc, msg = _run(xen_cmd(path), env)
+            rcs["xen"].add(rc)
+            if rc:
+                msgs.append(f"xen: {msg}")
+
+        tx, tb = side_by_side([a, b], reps)
+        # in-process xenlu verify, for reference
+        t_in = side_by_side([lambda path=path: verify(path, "libxc")], 3)[0]
+        size = path.stat().st_size
+        x_med, b_med = statistics.median(tx), statistics.median(tb)
+        net_x, net_b = max(x_med - st_x, 1e-9), max(b_med - st_b, 1e-9)
+        small = name == "small.libxc"
+        r = row(
+            rid,
+            op,
+            f"{nrec:,} records, {_mb(size)}",
+            size,
+            tx,
+            "verify-stream-v2 -q (subprocess)",
+            tb,
+            4.0 if small else 1.0,
+            "≥ 4× per record (start-up subtracted)" if small else "≥ 1× (wall time)",
+            records=nrec,
+            xenlu_how=how,
+            startup_s={"xenlu": st_x, "xen": st_b},
+            net_ratio=net_b / net_x,
+            xenlu_us_per_record=net_x / nrec * 1e6,
+            xen_us_per_record=net_b / nrec * 1e6,
+            xenlu_in_process_s=statistics.median(t_in),
+            exit_codes={k: sorted(v) for k, v in rcs.items()},
+            errors=msgs[:2],
+            peak_rss_mib=peak_rss_mib(),
+        )
+        if not small and net_b > net_x:
+            # stream size at which the start-up difference is paid back
+            r["crossover_bytes"] = (st_x - st_b) / ((net_b - net_x) / size) if st_x > st_b else 0
+        valid = rcs["xenlu"] == {0} and rcs["xen"] == {0}
+        r["met"] = valid and (r["net_ratio"] >= 4.0 if small else r["ratio"] >= 1.0)
+        if not valid:
+            r["note"] = "a verifier rejected the stream: " + "; ".join(msgs[:2])
+        out.append(r)
+    return out
+
+
+def _import(modname: str, attr: str) -> Any:
+    import importlib
+
+    try:
+        mod = importlib.import_module(modname)
+    except Exception as exc:  # the module is being written concurrently
+        return exc
+    fn = getattr(mod, attr, None)
+    return fn if fn is not None else AttributeError(f"{modname} has no {attr}")
+
+
+def row_validate(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """xenlu.validate(stream) vs np.sort of the owned-frame column."""
+    op = "semantic validation vs np.sort of owned frames"
+    fn = _import("xenlu.validate", "validate")
+    if isinstance(fn, Exception):
+        return [skipped("validate_sort", op, f"skipped: not available ({fn!s:.80})")]
+    from xenlu.lu_stream import decode_lu
+
+    path = work / "host.lu"
+    stream = decode_lu(path)
+    col = np.concatenate([d.ownership["start_mfn"] for d in stream.domains])
+
+    def xen() -> Any:
+        return fn(stream)
+
+    def srt() -> None:
+        np.sort(col)
+
+    try:
+        report = xen()
+    except Exception as exc:
+        return [skipped("validate_sort", op, f"skipped: validate raised {exc!r:.100}")]
+    tx, tb = side_by_side([xen, srt], max(3, cfg["repeats"] - 2), warmup=0)
+    extra_mib = traced_if_fast(xen, tx)
+    maybe_profile("validate_sort", xen)
+    findings = getattr(report, "findings", None)
+    return [
+        row(
+            "validate_sort",
+            op,
+            f"{cfg['host_gib']} GiB host, {len(col) / 1e6:.1f} M owned extents",
+            path.stat().st_size,
+            tx,
+            "np.sort(ownership start_mfn column)",
+            tb,
+            1 / 3,
+            "time ≤ 3× np.sort",
+            findings=None if findings is None else len(findings),
+            tracemalloc_peak_mib=extra_mib,
+            peak_rss_mib=peak_rss_mib(),
+            project=True,
+        )
+    ]
+
+
+def _convert(fn: Callable[..., Any], stream: Any) -> Any:
+    last: Exception | None = None
+    for to in ((4, 15), "4.15"):
+        try:
+            return fn(stream, to=to)
+        except TypeError as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
+def row_upgrade(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """compat.convert(stream, to=4.15) of the decoded 4.11 host vs decode_lu alone."""
+    op = "upgrade 4.11→4.15 (compat.convert) vs decode alone"
+    fn = _import("xenlu.compat", "convert")
+    if isinstance(fn, Exception):
+        return [skipped("upgrade", op, f"skipped: not available ({fn!s:.80})")]
+    from xenlu.lu_stream import decode_lu
+
+    path = work / "host.lu"
+    stream = decode_lu(path)
+    try:
+        _convert(fn, stream)
+    except Exception as exc:
+        return [skipped("upgrade", op, f"skipped: convert raised {exc!r:.100}")]
+
+    def up() -> None:
+        _convert(fn, stream)
+
+    def dec() -> None:
+        decode_lu(path)
+
+    tx, tb = side_by_side([up, dec], max(3, cfg["repeats"] - 2))
+    extra_mib = traced_if_fast(up, tx)
+    maybe_profile("upgrade", up)
+    return [
+        row(
+            "upgrade",
+            op,
+            f"{cfg['host_gib']} GiB host, {_mb(path.stat().st_size)}",
+            path.stat().st_size,
+            tx,
+            "decode_lu of the same stream",
+            tb,
+            1 / 1.5,
+            "time ≤ 1.5× decode",
+            tracemalloc_peak_mib=extra_mib,
+            peak_rss_mib=peak_rss_mib(),
+            project=True,
+        )
+    ]
+
+
+def row_hostgen(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """make_host of the fragmented host vs the numpy floor (allocate + permute)."""
+    from xenlu.lu_records import OwnershipEntry, P2mEntry
+
+    gib = cfg["host_gib"]
+    frames = gib * 1024 * 256
+    rng = np.random.default_rng(0)
+
+    def gen() -> None:
+        make_bench_host(gib)
+
+    def floor() -> None:
+        a = np.zeros(frames, OwnershipEntry.LAYOUT.dtype)
+        b = np.zeros(frames, P2mEntry.LAYOUT.dtype)
+        a["start_mfn"] = rng.permutation(frames)
+        b["mfn"] = a["start_mfn"]
+
+    tx, tb = side_by_side([gen, floor], 3)
+    maybe_profile("hostgen", gen)
+    out = [
+        row(
+            "hostgen",
+            "hostgen make_host (fragmented) vs numpy floor",
+            f"{gib} GiB host, {frames / 1e6:.1f} M frames",
+            meta["host_bytes"],
+            tx,
+            "np.zeros of both tables + one permutation",
+            tb,
+            None,
+            "report",
+            frames_per_s=frames / statistics.median(tx),
+            peak_rss_mib=peak_rss_mib(),
+            project=True,
+        )
+    ]
+    out.append(row_strategies(cfg))
+    return out
+
+
+def row_strategies(cfg: dict[str, Any]) -> Row:
+    """hosts() strategy: time to draw a 4.11 host with >= 20 domains (issue 6: < 1 s)."""
+    op = "hosts() strategy, 4.11 host with ≥ 20 domains"
+    hosts = _import("xenlu.strategies", "hosts")
+    if isinstance(hosts, Exception):
+        return skipped("strategy_hosts", op, f"skipped: not available ({hosts!s:.80})")
+    try:
+        from hypothesis import HealthCheck, given, settings
+    except ImportError:
+        return skipped("strategy_hosts", op, "skipped: hypothesis not installed")
+    strat = None
+    for kwargs in ({"min_domains": 20, "max_domains": 24}, {"min_domains": 20}, {}):
+        try:
+            strat = hosts((4, 11), **kwargs)
+            break
+        except TypeError:
+            continue
+    if strat is None:
+        return skipped("strategy_hosts", op, "skipped: hosts() signature not recognised")
+    drawn: list[float] = []
+    sizes: list[int] = []
+    n = 10
+
+    @settings(
+        max_examples=n,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strat)
+    def draw(h: Any) -> None:
+        sizes.append(len(getattr(h, "domains", ())))
+
+    t0 = time.perf_counter()
+    try:
+        draw()
+    except Exception as exc:
+        return skipped("strategy_hosts", op, f"skipped: drawing raised {exc!r:.100}")
+    total = time.perf_counter() - t0
+    per = total / max(1, len(sizes))
+    drawn.append(per)
+    big = sum(1 for s in sizes if s >= 20)
+    return dict(
+        id="strategy_hosts",
+        operation=op,
+        size=f"{len(sizes)} hosts drawn, {big} with ≥ 20 domains",
+        bytes=0,
+        xenlu_s=per,
+        xenlu_spread=0.0,
+        baseline="—",
+        goal_text="< 1 s per host",
+        met=per < 1.0 and big > 0,
+        peak_rss_mib=peak_rss_mib(),
+    )
+
+
+def row_memory(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """decode_lu of the P2M stream from its file: extra memory beyond the mapping."""
+    from xenlu.lu_records import T
+    from xenlu.lu_stream import decode_lu
+
+    path = work / "p2m.lu"
+    size = path.stat().st_size
+    n = cfg["p2m_entries"]
+    gc.collect()
+    objs0 = len(gc.get_objects())
+    anon0 = rss_anon_mib()
+    rss0 = peak_rss_mib()
+    t0 = time.perf_counter()
+    tm_peak, stream = traced_peak_mib(lambda: decode_lu(path))
+    t_traced = time.perf_counter() - t0
+    anon1 = rss_anon_mib()
+    gc.collect()
+    objs = len(gc.get_objects()) - objs0
+    n_p2m_records = len(stream.domains[1].chunks(T.LU_P2M))
+    del stream
+    gc.collect()
+    # untraced timing
+    tx = side_by_side([lambda: decode_lu(path)], 3)[0]
+    maybe_profile("p2m_decode_memory", lambda: decode_lu(path))
+    allowance = 0.10 * size / MiB + 64
+    extra = max(tm_peak, anon1 - anon0)
+    return [
+        dict(
+            id="p2m_decode_memory",
+            operation=f"decode {n / 1e6:g} M P2M entries from a file: extra memory",
+            size=f"{_mb(size)} stream, {n_p2m_records} bulk records",
+            bytes=size,
+            xenlu_s=statistics.median(tx),
+            xenlu_spread=stats(tx)[1],
+            xenlu_times=tx,
+            baseline="allowance: 10% of stream + 64 MiB",
+            goal_text="extra < 10% + 64 MiB; no per-entry objects",
+            tracemalloc_peak_mib=tm_peak,
+            rss_anon_delta_mib=anon1 - anon0,
+            extra_mib=extra,
+            extra_pct_of_stream=100.0 * extra * MiB / size,
+            allowance_mib=allowance,
+            gc_objects_retained=objs,
+            decode_traced_s=t_traced,
+            peak_rss_before_mib=rss0,
+            peak_rss_mib=peak_rss_mib(),
+            met=bool(extra < allowance and objs < 10_000),
+        )
+    ]
+
+
+ROWS: dict[str, Callable[[Path, dict[str, Any], dict[str, Any]], list[Row]]] = {
+    "lu_verify": row_lu_verify,
+    "framing": row_framing,
+    "encode": row_encode,
+    "construct": row_construct,
+    "xen": row_xen,
+    "validate": row_validate,
+    "upgrade": row_upgrade,
+    "hostgen": row_hostgen,
+    "memory": row_memory,
+}
+
+
+# --- report -----------------------------------------------------------------------
+
+
+def _mb(n: float) -> str:
+    if n >= GiB:
+        return f"{n / GiB:.2f} GiB"
+    return f"{n / MiB:.1f} MiB"
+
+
+def _t(s: float | None) -> str:
+    if s is None:
+        return "—"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.1f} ms"
+    return f"{s * 1e6:.0f} µs"
+
+
+def _cells(r: Row) -> list[str]:
+    if r.get("skipped"):
+        return [r["operation"], "—", "—", "—", "—", "—", "skipped", "—", "—", "—", r["skipped"]]
+    x = f"{_t(r['xenlu_s'])} ±{r['xenlu_spread'] * 100:.0f}%"
+    b = "—"
+    if "baseline_s" in r:
+        b = f"{_t(r['baseline_s'])} ±{r['baseline_spread'] * 100:.0f}%"
+    ratio = f"{r['ratio']:.2f}×" if "ratio" in r else "—"
+    if "cpu_ratio" in r:
+        ratio += f" (CPU {r['cpu_ratio']:.2f}×)"
+    note = r.get("note", "")
+    if r["id"].startswith("framing"):
+        x += f" ({r['xenlu_us_per_record']:.2f} µs/rec)"
+        b += f" ({r['baseline_us_per_record']:.2f} µs/rec)"
+        note = note or f"frames() alone {r['frames_only_us_per_record']:.2f} µs/rec"
+    if r["id"].startswith("xen_"):
+        startup = (
+            f"start-up xenlu {r['startup_s']['xenlu'] * 1e3:.0f} ms, "
+            f"Xen {r['startup_s']['xen'] * 1e3:.0f} ms; xenlu in-process "
+            f"{_t(r['xenlu_in_process_s'])}"
+        )
+        if r["id"] == "xen_small":
+            ratio += f" (net {r['net_ratio']:.2f}×)"
+            note = note or (
+                f"net µs/rec xenlu {r['xenlu_us_per_record']:.2f} vs Xen "
+                f"{r['xen_us_per_record']:.2f}; {startup}"
+            )
+        else:
+            cross = r.get("crossover_bytes")
+            note = note or (startup + (f"; xenlu is faster above ~{_mb(cross)}" if cross else ""))
+    if r["id"] == "bulk_decode_construct":
+        note = note or (
+            f"construct {r['construct_us_per_entry']:.1f} µs/entry, "
+            f"xenlu {r['xenlu_ns_per_entry']:.2f} ns/entry"
+        )
+    if r["id"] == "p2m_decode_memory":
+        b = f"{r['allowance_mib']:.0f} MiB allowed"
+        ratio = f"extra {r['extra_pct_of_stream']:.1f}% of stream"
+        note = note or (
+            f"tracemalloc peak {r['tracemalloc_peak_mib']:.1f} MiB, RssAnon +"
+            f"{r['rss_anon_delta_mib']:.1f} MiB, {r['gc_objects_retained']} objects kept"
+        )
+    if r["id"] == "hostgen":
+        note = note or f"{r['frames_per_s'] / 1e6:.1f} M frames/s"
+    if r["id"] == "lu_encode" and not r.get("byte_identical", True):
+        note = "OUTPUT DIFFERS FROM THE INPUT FILE"
+    if r["id"] == "validate_sort" and r.get("findings") is not None:
+        note = note or f"{r['findings']} findings"
+    met = {True: "yes", False: "NO", None: "—"}[r.get("met")]
+    extra = r.get("extra_mib", r.get("tracemalloc_peak_mib"))
+    return [
+        r["operation"],
+        r["size"],
+        x,
+        b,
+        ratio,
+        r["goal_text"],
+        met,
+        f"{r.get('peak_rss_mib', 0):.0f} MiB",
+        "—" if extra is None else f"{extra:.1f} MiB",
+        _mb(r["bytes"]) if r.get("bytes") else "—",
+        note,
+    ]
+
+
+HEAD = [
+    "operation",
+    "size",
+    "xenlu (median ±spread)",
+    "baseline",
+    "ratio",
+    "goal",
+    "met?",
+    "peak RSS",
+    "extra mem",
+    "bytes",
+    "note",
+]
+
+
+def markdown(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    for r in rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |")
+    return "\n".join(lines)
+
+
+def projection(rows: list[Row], host_gib: int) -> str:
+    f = PROJECT_TO_GIB / host_gib
+    out = [f"Linear projection to a {PROJECT_TO_GIB} GiB host (×{f:g}):"]
+    for r in rows:
+        if r.get("project") and not r.get("skipped"):
+            line = f"  {r['operation']}: {_t(r['xenlu_s'] * f)}"
+            if "baseline_s" in r:
+                line += f" (baseline {_t(r['baseline_s'] * f)})"
+            out.append(line + f", {_mb(r['bytes'] * f)}")
+    return "\n".join(out)
+
+
+def _git_describe() -> str:
+    try:
+        p = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return "repo " + p.stdout.strip() if p.returncode == 0 else "?"
+    except OSError:
+        return "?"
+
+
+def machine() -> dict[str, Any]:
+    import construct
+    import crc32c
+
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return dict(
+        cpu=cpu,
+        cpus=os.cpu_count(),
+        mem_gib=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB, 1),
+        python=platform.python_version(),
+        numpy=np.__version__,
+        construct=construct.__version__,
+        crc32c_hardware=bool(crc32c.hardware_based),
+        kernel=platform.release(),
+    )
+
+
+# --- driver -----------------------------------------------------------------------
+
+
+def child_main(args: argparse.Namespace) -> int:
+    start_watchdog(args.mem_limit_gib)
+    cfg = dict(SCALES[args.scale])
+    if args.repeats:
+        cfg["repeats"] = args.repeats
+    _BUDGET[0] = BUDGET_S[args.scale]
+    if args.profile:
+        PROFILE_DIR[0] = Path(args.profile)
+    work = Path(args.workdir)
+    if args.child == "build":
+        meta = build_inputs(work, cfg)
+        meta["fingerprint"] = code_fingerprint(args.scale)
+        meta["peak_rss_mib"] = peak_rss_mib()
+        (work / "meta.json").write_text(json.dumps(meta))
+        return 0
+    meta = json.loads((work / "meta.json").read_text())
+    rows = ROWS[args.child](work, cfg, meta)
+    (work / f"row-{args.child}.json").write_text(json.dumps(rows))
+    return 0
+
+
+def run_child(args: argparse.Namespace, name: str, work: Path) -> tuple[int, str]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--scale",
+        args.scale,
+        "--child",
+        name,
+        "--workdir",
+        str(work),
+        "--mem-limit-gib",
+        str(args.mem_limit_gib),
+    ]
+    if args.repeats:
+        cmd += ["--repeats", str(args.repeats)]
+    if args.profile:
+        cmd += ["--profile", str(Path(args.profile).resolve())]
+    p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return p.returncode, p.stderr.strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", choices=sorted(SCALES), default="small")
+    ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    ap.add_argument("--only", help="comma-separated rows: " + ",".join(ROWS))
+    ap.add_argument("--workdir", help="scratch directory (default: a fresh temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--repeats", type=int, help="override the scale's repeat count")
+    ap.add_argument("--mem-limit-gib", type=float, default=8.0)
+    ap.add_argument(
+        "--profile", metavar="DIR", help="also profile each xenlu operation (pyinstrument) into DIR"
+    )
+    ap.add_argument(
+        "--xenlu",
+        metavar="DIR",
+        help="benchmark the xenlu package in DIR (DIR/xenlu) instead of the repository's",
+    )
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        return child_main(args)
+    if args.xenlu:
+        root = Path(args.xenlu).resolve()
+        if not (root / "xenlu" / "__init__.py").exists():
+            ap.error(f"--xenlu {root}: no xenlu package there")
+        if root != XENLU_ROOT:
+            # re-run with the package under test first on sys.path
+            env = dict(os.environ, XENLU_BENCH_ROOT=str(root))
+            cmd = [sys.executable, str(Path(__file__).resolve()), *(argv or sys.argv[1:])]
+            return subprocess.run(cmd, env=env, check=False).returncode
+
+    cfg = SCALES[args.scale]
+    names = list(ROWS) if not args.only else [n.strip() for n in args.only.split(",")]
+    for n in names:
+        if n not in ROWS:
+            ap.error(f"unknown row {n!r}")
+    own_dir = args.workdir is None
+    work = Path(args.workdir or tempfile.mkdtemp(prefix=f"xenlu-bench-{args.scale}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    info = machine()
+    print(
+        f"xenlu benchmarks, scale {args.scale}: {cfg['host_gib']} GiB fragmented host; "
+        f"{info['cpus']} CPUs ({info['cpu']}), {info['mem_gib']} GiB; Python {info['python']}, "
+        f"numpy {info['numpy']}; {_dt.date.today().isoformat()}; "
+        f"load average {os.getloadavg()[0]:.2f}\nxenlu under test: {XENLU_ROOT / 'xenlu'} "
+        f"({_git_describe()})",
+        flush=True,
+    )
+    rows: list[Row] = []
+    failures: list[str] = []
+    try:
+        stale = True
+        if (work / "meta.json").exists():
+            old = json.loads((work / "meta.json").read_text())
+            stale = old.get("fingerprint") != code_fingerprint(args.scale)
+        if stale:
+            t0 = time.perf_counter()
+            rc, err = run_child(args, "build", work)
+            if rc:
+                print(f"building the inputs failed (exit {rc}):\n{err}", file=sys.stderr)
+                return 2
+            print(f"  inputs built in {time.perf_counter() - t0:.1f} s in {work}", flush=True)
+        meta = json.loads((work / "meta.json").read_text())
+        for n in names:
+            t0 = time.perf_counter()
+            rc, err = run_child(args, n, work)
+            dt = time.perf_counter() - t0
+            if rc:
+                failures.append(n)
+                msg = (err.splitlines() or ["?"])[-1]
+                rows.append(skipped(n, n, f"FAILED (exit {rc}): {msg[:160]}"))
+                print(f"  {n}: FAILED in {dt:.1f} s\n{err}", file=sys.stderr, flush=True)
+                continue
+            rows += json.loads((work / f"row-{n}.json").read_text())
+            print(f"  {n}: {dt:.1f} s (load average {os.getloadavg()[0]:.2f})", flush=True)
+    finally:
+        if own_dir and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    total = time.perf_counter() - t_all
+    print()
+    print(markdown(rows))
+    print()
+    print(projection(rows, cfg["host_gib"]))
+    print(
+        f"\nratio = baseline time / xenlu time (> 1: xenlu faster). "
+        f"Total {total:.1f} s; the harness itself peaked at {peak_rss_mib():.0f} MiB RSS."
+    )
+    if args.json:
+        doc = dict(
+            scale=args.scale,
+            date=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            config=cfg,
+            machine=info,
+            inputs=meta,
+            total_s=total,
+            rows=rows,
+            xen_tools_python=os.environ.get("XEN_TOOLS_PYTHON"),
+            xenlu_root=str(XENLU_ROOT),
+            repo=_git_describe(),
+        )
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
