@@ -315,7 +315,7 @@ class Layout:
         )
         self._by_name = {fi.name: fi for fi in fields}
         self._checkers: dict[Epoch | None, Callable[[tuple[Any, ...]], Violation | None]] = {}
-        self._oks: dict[Epoch | None, Callable[[Any], bool]] = {}
+        self._oks: dict[tuple[str, Epoch | None], Callable[[Any], bool]] = {}
         self._tests: dict[Epoch | None, list[tuple[str, str, Any]]] = {}
         # Generated converters between the raw tuple and the keyword-only
         # dataclass: hot paths call them once per small record, never per
@@ -448,12 +448,8 @@ class Layout:
         """A zero-filled array of ``count`` entries (reserved fields already zero)."""
         return np.zeros(count, dtype=self.dtype)
 
-    def _tuple_ok(self, epoch: Epoch | None) -> Callable[[Any], bool]:
-        """A generated predicate: True when no tuple of an iterable breaks a rule."""
-        try:
-            return self._oks[epoch]
-        except KeyError:
-            pass
+    def _rules_source(self, epoch: Epoch | None) -> tuple[str, dict[str, Any]]:
+        """Every rule of ``epoch`` as one Python expression over a raw tuple ``t``."""
         conds: list[str] = []
         ns: dict[str, Any] = {}
         for i, fi in enumerate(self.fields):
@@ -472,10 +468,35 @@ class Layout:
                 conds.append(f"t[{i}] >= {fi.lo}")
             if fi.hi is not None:
                 conds.append(f"t[{i}] <= {fi.hi}")
-        body = " and ".join(conds) or "True"
+        return " and ".join(conds) or "True", ns
+
+    def predicate(self, epoch: Epoch | None) -> Callable[[tuple[Any, ...]], bool]:
+        """A generated ``ok(t)``: True when raw tuple ``t`` breaks no rule of ``epoch``.
+
+        The fast "is it clean?" verdict; :meth:`checker` says which rule broke.
+        """
+        key = ("one", epoch)
+        try:
+            return self._oks[key]
+        except KeyError:
+            pass
+        body, ns = self._rules_source(epoch)
+        exec(f"def ok(t):\n    return {body}\n", ns)
+        fn: Callable[[Any], bool] = ns["ok"]
+        self._oks[key] = fn
+        return fn
+
+    def _tuple_ok(self, epoch: Epoch | None) -> Callable[[Any], bool]:
+        """A generated predicate: True when no tuple of an iterable breaks a rule."""
+        key = ("all", epoch)
+        try:
+            return self._oks[key]
+        except KeyError:
+            pass
+        body, ns = self._rules_source(epoch)
         exec(f"def ok(ts):\n    return all({body} for t in ts)\n", ns)
         fn: Callable[[Any], bool] = ns["ok"]
-        self._oks[epoch] = fn
+        self._oks[key] = fn
         return fn
 
     def _clean_tests(self, epoch: Epoch | None) -> list[tuple[str, str, Any]]:

@@ -883,34 +883,9 @@ _II = struct.Struct("<II").unpack_from
 _PFNS = {n: struct.Struct(f"<{n}Q").unpack_from for n in range(1, 33)}
 
 
-def _tuple_predicate(lay: Layout) -> Callable[[tuple[Any, ...]], bool]:
-    """A generated ``ok(t)``: True when raw tuple ``t`` breaks no rule of ``lay``."""
-    conds: list[str] = []
-    ns: dict[str, Any] = {}
-    for i, fi in enumerate(lay.fields):
-        if fi.reserved:
-            ns[f"z{i}"] = bytes(fi.size) if fi.kind == "bytes" else 0
-            conds.append(f"t[{i}] == z{i}")
-            continue
-        m = fi.valid_mask(None)
-        if m is not None:
-            conds.append(f"not t[{i}] & {~m & ((1 << 8 * fi.size) - 1)}")
-        allowed = fi.allowed(None)
-        if allowed is not None:
-            ns[f"a{i}"] = frozenset(allowed)
-            conds.append(f"t[{i}] in a{i}")
-        if fi.lo is not None:
-            conds.append(f"t[{i}] >= {fi.lo}")
-        if fi.hi is not None:
-            conds.append(f"t[{i}] <= {fi.hi}")
-    exec(f"def ok(t):\n    return {' and '.join(conds) or 'True'}\n", ns)
-    fn: Callable[[tuple[Any, ...]], bool] = ns["ok"]
-    return fn
-
-
 def _accept_fixed(cls: type[Packed]) -> Acceptor:
     lay = cls.LAYOUT
-    size, unpack, ok = lay.size, lay.struct.unpack_from, _tuple_predicate(lay)
+    size, unpack, ok = lay.size, lay.struct.unpack_from, lay.predicate(None)
 
     def acc(buf: Any, off: int, n: int) -> bool:
         return n == size and ok(unpack(buf, off))
