@@ -1,4 +1,14 @@
-"""xenlu: Xen Live Update and migration streams, byte-exact."""
+"""xenlu: Xen Live Update and migration streams, byte-exact.
+
+>>> import xenlu
+>>> from xenlu.hostgen import make_host
+>>> host = make_host((4, 11), n_hvm=1, mem_mib=2, dom0_mem_mib=2)
+>>> data = xenlu.encode(host)
+>>> xenlu.decode(data) == host
+True
+"""
+
+from xenlu.api import FORMATS, decode, detect_format, encode, encode_to, verify
 
 from xenlu.errors import (
     CallerError,
@@ -18,6 +28,7 @@ from xenlu.errors import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "FORMATS",
     "CallerError",
     "ChecksumError",
     "ConversionError",
@@ -31,4 +42,9 @@ __all__ = [
     "VersionError",
     "XenLUError",
     "__version__",
+    "decode",
+    "detect_format",
+    "encode",
+    "encode_to",
+    "verify",
 ]
