@@ -9,7 +9,6 @@ True
 """
 
 from xenlu.api import FORMATS, decode, detect_format, encode, encode_to, verify
-
 from xenlu.errors import (
     CallerError,
     ChecksumError,
