@@ -698,11 +698,7 @@ def verify_libxc(buf: bytes | bytearray | memoryview, *, strict: bool = True) ->
 def _write_record(writer: RecordWriter, r: Record) -> None:
     value = r.value
     if isinstance(value, UnknownRecord):
-        if value.type != r.type:
-            raise EncodeError(
-                f"record type {r.type:#010x} holds an UnknownRecord of type {value.type:#010x}"
-            )
-        writer.record(r.type, (value.body,))
+        writer.record(r.type, value.body_for(r.type))
         return
     spec = LIBXC.get(r.type)
     if spec is None:

@@ -592,11 +592,7 @@ def encode_libxl(stream: LibxlStream, writer: RecordWriter) -> None:
     for r in stream.records:
         value = r.value
         if isinstance(value, UnknownRecord):
-            if value.type != r.type:
-                raise EncodeError(
-                    f"record type {r.type:#010x} holds an UnknownRecord of type {value.type:#010x}"
-                )
-            writer.record(r.type, (value.body,))
+            writer.record(r.type, value.body_for(r.type))
             continue
         spec = LIBXL.get(r.type)
         if spec is None:

@@ -996,7 +996,7 @@ def _write_section(w: RecordWriter, sec: Section, domid: int, max_body: int) -> 
     w.begin_section()
     for r in sec.records:
         if isinstance(r.value, UnknownRecord):
-            w.record(r.type, [r.value.body])
+            w.record(r.type, r.value.body_for(r.type))
             continue
         spec = _spec_for(r.type)
         if spec is None:

@@ -140,6 +140,16 @@ class UnknownRecord:
     def optional(self) -> bool:
         return bool(self.type & OPTIONAL)
 
+    def body_for(self, rtype: int) -> tuple[bytes]:
+        """The body parts to write for a record of type ``rtype`` holding this value."""
+        if rtype != self.type:
+            from xenlu.errors import EncodeError
+
+            raise EncodeError(
+                f"record type {rtype:#010x} holds an UnknownRecord of type {self.type:#010x}"
+            )
+        return (self.body,)
+
 
 @dataclass(frozen=True)
 class RecordSpec:
