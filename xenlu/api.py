@@ -115,12 +115,8 @@ def encode_to(stream: Any, sink: Any, **options: Any) -> int:
 
 def encode(stream: Any, **options: Any) -> bytes:
     """The bytes of any stream xenlu can encode (one join of the parts)."""
-    parts: list[Any] = []
+    from xenlu.framing import BytesSink
 
-    class _Collect:
-        def write(self, data: Any) -> int:
-            parts.append(data)
-            return len(data)
-
-    encode_to(stream, _Collect(), **options)
-    return b"".join(parts)
+    sink = BytesSink()
+    encode_to(stream, sink, **options)
+    return sink.getvalue()

@@ -14,7 +14,6 @@ sink as it is (no join) and can keep a running crc32c for LU sections.
 
 from __future__ import annotations
 
-import io
 import mmap
 import os
 import struct
@@ -163,8 +162,23 @@ class Sink(Protocol):
     def write(self, data: Any, /) -> Any: ...
 
 
-class BytesSink(io.BytesIO):
-    """An in-memory sink (``io.BytesIO``)."""
+class BytesSink:
+    """An in-memory sink that keeps the written buffers and joins them once.
+
+    Array buffers are kept as views, so building the result costs one copy
+    (``getvalue``), not one per write plus one at the end as with BytesIO.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[Any] = []
+
+    def write(self, data: Any, /) -> int:
+        self.parts.append(data)
+        return memoryview(data).nbytes
+
+    def getvalue(self) -> bytes:
+        """Everything written, as one ``bytes``."""
+        return b"".join(self.parts)
 
 
 class RecordWriter:

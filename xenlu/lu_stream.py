@@ -50,7 +50,15 @@ from xenlu.errors import (
     VersionError,
     XenLUError,
 )
-from xenlu.framing import HDR, REC_LENGTH_MAX, RecordWriter, as_buffer, crc32c, frames
+from xenlu.framing import (
+    HDR,
+    REC_LENGTH_MAX,
+    BytesSink,
+    RecordWriter,
+    as_buffer,
+    crc32c,
+    frames,
+)
 from xenlu.lu_records import (
     BULK_TYPES,
     DOMID_XEN,
@@ -1071,12 +1079,6 @@ def encode_section_to(
 
 def encode_lu(stream: LUStream, *, max_record_bytes: int = REC_LENGTH_MAX) -> bytes:
     """The bytes of ``stream`` (see :func:`encode_lu_to`)."""
-    parts: list[bytes | memoryview] = []
-
-    class _Collect:
-        def write(self, data: Any) -> int:
-            parts.append(data)
-            return len(data)
-
-    encode_lu_to(stream, _Collect(), max_record_bytes=max_record_bytes)
-    return b"".join(parts)
+    sink = BytesSink()
+    encode_lu_to(stream, sink, max_record_bytes=max_record_bytes)
+    return sink.getvalue()

@@ -73,11 +73,6 @@ class Value:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _is_reserved(f: dataclasses.Field[Any]) -> bool:
-    meta = f.metadata.get("xenlu")
-    return bool(meta and meta.get("reserved"))
-
-
 def array_records(arr: np.ndarray) -> list[dict[str, Any]]:
     """A structured array as a list of dicts, reserved fields (``rsvd*``) dropped."""
     names = [n for n in (arr.dtype.names or ()) if not n.startswith("rsvd")]
@@ -96,7 +91,11 @@ def array_records(arr: np.ndarray) -> list[dict[str, Any]]:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Plain JSON data for any model value (dataclass, array, bytes, enum …)."""
+    """Plain JSON data for any model value (dataclass, array, bytes, enum …).
+
+    Reserved fields are not dataclass fields (``layout.reserved``), so they
+    never appear.
+    """
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -111,7 +110,7 @@ def to_jsonable(value: Any) -> Any:
         return {
             f.name: to_jsonable(getattr(value, f.name))
             for f in dataclasses.fields(value)
-            if not _is_reserved(f) and not f.name.startswith("_")
+            if not f.name.startswith("_")
         }
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
