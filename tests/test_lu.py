@@ -7,9 +7,12 @@ import dataclasses
 import io
 import struct
 import tracemalloc
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xenlu.epochs import EPOCHS
 from xenlu.errors import (
@@ -285,3 +288,45 @@ def test_superpage_hosts_mix_2mib_and_fragmented_extents() -> None:
     n = s.domains[1].p2m["nr_pages"]
     assert (n == 512).sum() == 2 and (n < 512).sum() > 10  # half of 8 MiB in 2 MiB extents
     assert decode_lu(encode_lu(s)) == s
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(9, 200),
+    seed=st.integers(0, 2**32 - 1),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["p2m_type", "mfn", "gfn", "nr_pages"]),
+            st.sampled_from([0, 1, 4, 6, 10, 11, 12, 15, 2**32 - 1, 2**64 - 2**32, 2**64 - 1]),
+        ),
+        max_size=3,
+    ),
+)
+def test_p2m_fast_rules_agree_with_exact_rules(
+    n: int, seed: int, edits: list[tuple[str, int]]
+) -> None:
+    """§4.7: the reduction pre-filters of the P2M check never hide a violation."""
+    from xenlu.lu_records import P2mEntry, _check_p2m, _check_p2m_exact
+    from xenlu.registry import Ctx
+
+    rng = np.random.default_rng(seed)
+    lay = P2mEntry.LAYOUT
+    arr = lay.empty(n)
+    arr["gfn"] = np.arange(n, dtype=np.uint64) * np.uint64(7)
+    arr["mfn"] = rng.integers(0, 2**40, n, dtype=np.uint64)
+    arr["nr_pages"] = 1
+    for name, value in edits:
+        i = int(rng.integers(n))
+        col = arr[name]
+        # The layout's own rules run first (nr_pages >= 1), as in decoding.
+        col[i] = max(value & int(np.iinfo(col.dtype).max), name == "nr_pages")
+    ctx = Ctx(5, T.LU_P2M, 0x100, 8 + n * lay.size, (4, 11))
+
+    def outcome(fn: Any) -> tuple[str, int] | None:
+        try:
+            fn(arr, ctx, lay.size)
+        except RecordError as e:
+            return (e.field or "", e.offset or 0)
+        return None
+
+    assert outcome(_check_p2m) == outcome(_check_p2m_exact)

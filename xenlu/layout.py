@@ -317,6 +317,7 @@ class Layout:
         self._checkers: dict[Epoch | None, Callable[[tuple[Any, ...]], Violation | None]] = {}
         self._oks: dict[tuple[str, Epoch | None], Callable[[Any], bool]] = {}
         self._tests: dict[Epoch | None, list[tuple[str, str, Any]]] = {}
+        self._folded: dict[Epoch | None, list[tuple[str, str, Any]]] = {}
         # Generated converters between the raw tuple and the keyword-only
         # dataclass: hot paths call them once per small record, never per
         # bulk entry. Reserved fields are not in the dataclass; they pack as 0.
@@ -540,7 +541,53 @@ class Layout:
             if fi.hi is not None:
                 tests.append(("gt", fi.name, fi.hi))
         self._tests[epoch] = tests
+        self._folded[epoch] = self._fold_words(tests)
         return tests
+
+    def _fold_words(self, tests: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+        """``tests`` with every bit-pattern test of one 8-byte word merged into one.
+
+        Reserved fields, invalid flag bits and upper bounds of the form
+        ``2**k - 1`` are all "these bits are zero in every entry", which one
+        OR-reduction of the word column answers (a strided reduction costs
+        about as much as one compare, so a P2M entry's rsvd, p2m_type and
+        access tests become one pass instead of three). Other upper bounds
+        ride along as a sufficient condition (every value <= the OR of all
+        values), with their own compare only when the OR exceeds them.
+        Little-endian layouts of whole words only; the unfolded tests stay in
+        use for other arrays (:meth:`check_array` picks per array).
+        """
+        if self.byteorder != "<" or self.size % 8:
+            return tests
+        by_name = {fi.name: fi for fi in self.fields}
+        forbid: dict[int, int] = {}
+        post: dict[int, list[tuple[int, int, int, str]]] = {}
+        rest: list[tuple[str, str, Any]] = []
+        for test in tests:
+            kind, name, p = test
+            fi = by_name[name]
+            word, shift = divmod(fi.offset, 8)
+            if fi.kind != "uint" or (fi.offset + fi.size - 1) // 8 != word:
+                rest.append(test)
+                continue
+            shift *= 8
+            full = (1 << 8 * fi.size) - 1
+            if kind == "ne" and p == 0:
+                forbid[word] = forbid.get(word, 0) | full << shift
+            elif kind == "and":
+                forbid[word] = forbid.get(word, 0) | int(p) << shift
+            elif kind == "gt" and not (p + 1) & p:
+                forbid[word] = forbid.get(word, 0) | (full & ~p) << shift
+            elif kind == "gt":
+                post.setdefault(word, []).append((shift, full, int(p), name))
+                forbid.setdefault(word, 0)
+            else:
+                rest.append(test)
+        words = [
+            ("word", "", (w, self.size // 8, forbid[w], tuple(post.get(w, ()))))
+            for w in sorted(forbid)
+        ]
+        return words + rest
 
     def check_array(
         self, arr: np.ndarray, epoch: Epoch | None = None, chunk: int = 1 << 20
@@ -557,6 +604,8 @@ class Layout:
                 return None
         else:
             tests = self._clean_tests(epoch)
+            if arr.flags.c_contiguous and arr.dtype == self.dtype:
+                tests = self._folded[epoch]
             step = _CLEAN_CHUNK
             if not any(_dirty(arr[s : s + step], tests) for s in range(0, n, step)):
                 return None
@@ -584,7 +633,7 @@ class Layout:
             msg, expected = "", ""
             if fi.reserved:
                 if fi.kind == "bytes":
-                    raw = col.view(np.uint8).reshape(len(arr), fi.size)
+                    raw = np.ascontiguousarray(col).view(np.uint8).reshape(len(arr), fi.size)
                     bad = raw.any(axis=1)
                 else:
                     bad = col != 0
@@ -695,22 +744,36 @@ _CLEAN_CHUNK = 1 << 16
 def _dirty(part: np.ndarray, tests: list[tuple[str, str, Any]]) -> bool:
     """True when some entry of ``part`` breaks one of ``tests``."""
     for kind, name, p in tests:
+        if kind == "word":
+            w, nwords, forbid, post = p
+            col = part.view(np.uint64).reshape(len(part), nwords)[:, w]
+            o = int(np.bitwise_or.reduce(col))
+            if o & forbid:
+                return True
+            for shift, full, hi, fname in post:
+                if (o >> shift) & full > hi and (part[fname] > hi).any():
+                    return True
+            continue
         col = part[name]
         if kind == "ne":
             bad = col != p
         elif kind == "and":
             bad = (col & p) != 0
-        elif kind == "lt":
-            bad = col < p
+        elif kind == "lt":  # a reduction makes no temporary array
+            if col.min() < p:
+                return True
+            continue
         elif kind == "gt":
-            bad = col > p
+            if col.max() > p:
+                return True
+            continue
         elif kind == "lut":
             lut, hi, signed = p
             bad = (col > hi) | lut[np.clip(col, 0, hi)]
             if signed:
                 bad |= col < 0
         elif kind == "rbytes":
-            bad = col.view(np.uint8).reshape(len(part), p).any(axis=1)
+            bad = np.ascontiguousarray(col).view(np.uint8).reshape(len(part), p).any(axis=1)
         else:
             bad = ~np.isin(col, p)
         if bad.any():

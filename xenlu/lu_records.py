@@ -683,9 +683,8 @@ _P2M_NO_FRAME_LUT = np.zeros(256, dtype=bool)
 _P2M_NO_FRAME_LUT[list(P2M_NO_FRAME)] = True
 _P2M_HAS_FRAME_LUT = np.zeros(256, dtype=bool)
 _P2M_HAS_FRAME_LUT[list(P2M_HAS_FRAME)] = True
-_P2M_NO_FRAME_BITS = sum(1 << t for t in P2M_NO_FRAME)
-_U16_ONE = np.uint16(1)
-_U8_15 = np.uint8(15)
+#: [OR of a chunk's p2m types]: could the chunk hold a type with no frame?
+_P2M_MAYBE_NO_FRAME = [any(t & ~o == 0 for t in P2M_NO_FRAME) for o in range(256)]
 _INVALID_MFN = np.uint64(INVALID_MFN)
 #: nr_pages < 2^32, so only a gfn at or above 2^64 - 2^32 can wrap.
 _GFN_MAY_WRAP = np.uint64(0xFFFFFFFF00000000)
@@ -707,8 +706,8 @@ def _p2m_chunk_bad(part: np.ndarray) -> bool:
 def _check_p2m(arr: np.ndarray, ctx: Ctx, size: int) -> None:
     """§4.7 per-entry frame rules, fast: chunked pre-filters, exact check on doubt.
 
-    A chunk is clean when it has no type without a frame (a 16-bit set of
-    the types present), no INVALID_MFN and no gfn near 2^64; only otherwise
+    A chunk is clean when it can hold no type without a frame (judged from
+    the OR of its types), no INVALID_MFN and no gfn near 2^64; only otherwise
     are the exact rules evaluated on it, and only a real violation runs
     :func:`_check_p2m_exact` on the whole array for the original error.
     Temporaries stay at chunk size (the exact check allocates ~18 bytes per
@@ -728,11 +727,12 @@ def _check_p2m(arr: np.ndarray, ctx: Ctx, size: int) -> None:
         return
     for start in range(0, n, _P2M_CHUNK):
         part = arr[start : start + _P2M_CHUNK]
-        types = np.left_shift(_U16_ONE, part["p2m_type"] & _U8_15, dtype=np.uint16)
+        # One reduction per test, no temporaries: INVALID_MFN is the largest
+        # u64, and a type set can only hold values whose bits are in its OR.
         if (
-            (int(np.bitwise_or.reduce(types)) & _P2M_NO_FRAME_BITS)
-            or (part["mfn"] == _INVALID_MFN).any()
-            or (part["gfn"] >= _GFN_MAY_WRAP).any()
+            _P2M_MAYBE_NO_FRAME[int(np.bitwise_or.reduce(part["p2m_type"]))]
+            or part["mfn"].max() == _INVALID_MFN
+            or part["gfn"].max() >= _GFN_MAY_WRAP
         ) and _p2m_chunk_bad(part):
             _check_p2m_exact(arr, ctx, size)
             return
