@@ -40,13 +40,22 @@ def compact_image(image: bytes | bytearray, used_end: int) -> bytes:
 
 
 def check_lu(data: bytes) -> None:
-    """LU decoder: only XenLUError; a decoded stream re-encodes byte-exactly."""
-    from xenlu.lu_stream import decode_domain_section, decode_lu, encode_lu, scan_lu
+    """LU decoder: only XenLUError; a decoded stream re-encodes byte-exactly;
+    verify_lu's check-only pass accepts exactly what decode_lu accepts."""
+    from xenlu.lu_stream import (
+        _verify_fast,
+        decode_domain_section,
+        decode_lu,
+        encode_lu,
+        scan_lu,
+    )
 
     try:
         stream = decode_lu(data)
     except XenLUError:
         stream = None
+    if _verify_fast(memoryview(data), True) != (stream is not None):
+        raise AssertionError("verify_lu's fast verdict differs from decode_lu's")
     if stream is not None:
         again = encode_lu(stream)
         if again != data:

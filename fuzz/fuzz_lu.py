@@ -5,7 +5,8 @@ Invariant: for any input, ``decode_lu`` (strict, and lenient with
 ``memory=True``), ``scan_lu`` and ``decode_domain_section`` either succeed or
 raise a :class:`~xenlu.errors.XenLUError` — never another exception, never a
 hang (libFuzzer ``-timeout``), never unbounded memory (``-rss_limit_mb``) —
-and a stream that decodes re-encodes to exactly the input bytes.
+a stream that decodes re-encodes to exactly the input bytes, and the
+check-only pass of ``verify_lu`` accepts exactly the inputs ``decode_lu`` accepts.
 
 Run: ``python fuzz/fuzz_lu.py fuzz/corpus/lu fuzz/seeds/lu -max_total_time=60``
 (or ``fuzz/run.py --target lu``).

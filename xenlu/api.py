@@ -81,11 +81,15 @@ def verify(data: Any, format: str = "auto", *, strict: bool = True) -> str:
     """Structurally verify a stream; return its format, raise the first problem."""
     buf = as_buffer(data)
     fmt = detect_format(buf) if format == "auto" else format
+    # The structural paths build no value objects (same verdicts as decode).
     if fmt == "libxc":
-        # The structural path builds no value objects (same verdicts as decode).
         from xenlu.libxc_stream import verify_libxc
 
         verify_libxc(buf, strict=strict)
+    elif fmt == "lu":
+        from xenlu.lu_stream import verify_lu
+
+        verify_lu(buf, strict=strict)
     else:
         decode(buf, fmt, strict=strict)
     return fmt

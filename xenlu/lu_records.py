@@ -26,7 +26,7 @@ import numpy as np
 from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul
 
 from xenlu.epochs import EPOCHS, Epoch
-from xenlu.errors import EncodeError, RecordError
+from xenlu.errors import DecodeError, EncodeError, RecordError
 from xenlu.layout import Layout, Named, Packed, Rsvd, fld, packed, packed_base, reserved
 from xenlu.registry import LU, Ctx, RecordSpec
 from xenlu.values import Value
@@ -628,24 +628,57 @@ def _first(mask: np.ndarray) -> int:
     return int(np.argmax(mask))
 
 
+@dataclass(frozen=True)
+class EntryRules:
+    """The entry rules of one bulk record type, for checking entries in bulk.
+
+    ``per_entry``: every rule looks at one entry alone, so the entries of
+    many records may be checked as one array (the LU verify path gathers
+    small records this way); False when a rule spans entries of a record.
+    """
+
+    layout_for: Callable[[Epoch | None], type[Any]]
+    check: Callable[[np.ndarray, Ctx], None]
+    per_entry: bool
+
+    def ok(self, arr: np.ndarray, epoch: Epoch | None) -> bool:
+        """True when no entry of ``arr`` breaks a rule (the verdict only)."""
+        try:
+            self.check(arr, Ctx(None, 0, 0, 0, epoch))
+        except DecodeError:
+            return False
+        return True
+
+
+#: Bulk record type -> its :class:`EntryRules` (filled by :func:`_bulk`).
+ENTRY_RULES: dict[int, EntryRules] = {}
+
+
 def _bulk(
     name: str,
     type_code: int,
     layout_for: Callable[[Epoch | None], type[Any]],
     extra: Callable[[np.ndarray, Ctx, int], None] | None = None,
     all_layouts: tuple[type[Any], ...] = (),
+    per_entry: bool = True,
 ) -> RecordSpec:
     """A count-prefixed bulk record: zero-copy array + vectorised checks."""
+
+    def check_entries(arr: np.ndarray, ctx: Ctx) -> None:
+        lay: Layout = layout_for(ctx.epoch).LAYOUT
+        v = lay.check_array(arr, ctx.epoch)
+        if v is not None:
+            ctx.fail_violation(v, at=8, prefix="entries", entry_size=lay.size)
+        if extra is not None and len(arr):
+            extra(arr, ctx, lay.size)
+
+    ENTRY_RULES[type_code] = EntryRules(layout_for, check_entries, per_entry)
 
     def decode(body: memoryview, ctx: Ctx) -> Bulk:
         lay: Layout = layout_for(ctx.epoch).LAYOUT
         count = _count_header(body, ctx, lay.size)
         arr = lay.array(body, 8, count)
-        v = lay.check_array(arr, ctx.epoch)
-        if v is not None:
-            ctx.fail_violation(v, at=8, prefix="entries", entry_size=lay.size)
-        if extra is not None and count:
-            extra(arr, ctx, lay.size)
+        check_entries(arr, ctx)
         return Bulk(arr)
 
     def encode(value: Any) -> Sequence[Any]:
@@ -1127,22 +1160,23 @@ def _register() -> None:
             layouts=tuple(dict.fromkeys(LU_DOMAIN_LAYOUTS.values())),
         )
     )
-    for name, code, layout_for, extra, alls in (
-        ("LU_REUSABLE_REGIONS", T.LU_REUSABLE_REGIONS, lambda e: RegionExtent, None, ()),
-        ("LU_XEN_PAGES", T.LU_XEN_PAGES, lambda e: XenPagesExtent, None, ()),
-        ("LU_P2M", T.LU_P2M, lambda e: P2mEntry, _check_p2m, ()),
-        ("LU_PAGE_OWNERSHIP", T.LU_PAGE_OWNERSHIP, lambda e: OwnershipEntry, None, ()),
-        ("LU_PAGE_TYPES", T.LU_PAGE_TYPES, lambda e: PageTypeEntry, _check_page_types, ()),
-        ("LU_GRANT_MAPS", T.LU_GRANT_MAPS, lambda e: GrantMapEntry, _check_grant_maps, ()),
+    for name, code, layout_for, extra, alls, per_entry in (
+        ("LU_REUSABLE_REGIONS", T.LU_REUSABLE_REGIONS, lambda e: RegionExtent, None, (), True),
+        ("LU_XEN_PAGES", T.LU_XEN_PAGES, lambda e: XenPagesExtent, None, (), True),
+        ("LU_P2M", T.LU_P2M, lambda e: P2mEntry, _check_p2m, (), True),
+        ("LU_PAGE_OWNERSHIP", T.LU_PAGE_OWNERSHIP, lambda e: OwnershipEntry, None, (), True),
+        ("LU_PAGE_TYPES", T.LU_PAGE_TYPES, lambda e: PageTypeEntry, _check_page_types, (), True),
+        ("LU_GRANT_MAPS", T.LU_GRANT_MAPS, lambda e: GrantMapEntry, _check_grant_maps, (), True),
         (
             "LU_EVTCHNS",
             T.LU_EVTCHNS,
             lambda e: EVTCHN_LAYOUTS[e or (4, 21)],
             _check_evtchns,
             (EvtchnEntry411, EvtchnEntry415),
+            False,  # §4.13: ports ascend within a record
         ),
     ):
-        LU.add(_bulk(name, code, layout_for, extra, alls))
+        LU.add(_bulk(name, code, layout_for, extra, alls, per_entry))
     LU.add(
         RecordSpec(
             "lu",

@@ -31,6 +31,7 @@ import dataclasses
 import gc
 import itertools
 import os
+import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ from xenlu.framing import (
 from xenlu.lu_records import (
     BULK_TYPES,
     DOMID_XEN,
+    ENTRY_RULES,
     LU_DOMAIN_LAYOUTS,
     Bulk,
     EvtchnAbi,
@@ -90,6 +92,7 @@ __all__ = [
     "encode_lu_to",
     "encode_section_to",
     "scan_lu",
+    "verify_lu",
 ]
 
 END = 0x00000000
@@ -133,7 +136,20 @@ _COUNTS: dict[int, dict[int, tuple[int, int | None]]] = {
     X.X86_MSR_POLICY: {_PV: (0, 1), _HVM: (0, 1)},
     **{t: {_PV: (0, None), _HVM: (0, 0)} for t in VCPU_TYPES},
 }
+#: §2 order rules inside a domain section: type -> the type it must follow.
+_AFTER = {T.LU_EVTCHNS: T.LU_EVTCHN_ABI, T.LU_GRANT_MAPS: T.LU_GRANT_TABLE}
 _GLOBAL_REPEATABLE = frozenset((T.LU_REUSABLE_REGIONS, T.LU_XEN_PAGES))
+
+
+class _DomainState:
+    """The §2 grammar state of one domain section being read."""
+
+    __slots__ = ("counts", "dtype", "vcpu_ids")
+
+    def __init__(self, dtype: int) -> None:
+        self.dtype = dtype
+        self.counts: dict[int, int] = {}
+        self.vcpu_ids: set[tuple[int, int]] = set()
 
 
 def _name(t: int) -> str:
@@ -667,11 +683,8 @@ class _Decoder:
         )
 
     # -- a domain section (§2 domain-section) ----------------------------
-    def domain_section(
-        self, first: tuple[int, int, int, int], it: Iterator[tuple[int, int, int, int]]
-    ) -> tuple[LUDomain, int]:
-        idx, off, t, length = first
-        start = off
+    def domain_start(self, idx: int, off: int, t: int, length: int) -> tuple[Any, _DomainState]:
+        """The LU_DOMAIN record opening a domain section, and the section's state."""
         if t != T.LU_DOMAIN:
             what = "optional record" if t & OPTIONAL else _name(t)
             raise _grammar(
@@ -683,90 +696,94 @@ class _Decoder:
                 expected="LU_DOMAIN",
             )
         info = self.decode_record(idx, off, t, length)
-        dtype = int(info.domain_type)
+        return info, _DomainState(int(info.domain_type))
+
+    def admit(self, st: _DomainState, idx: int, off: int, t: int, length: int) -> Any:
+        """One record inside a domain section (not LU_SECTION_END): §2's table
+        and order rules against ``st``, then the body; returns its value."""
+        if t == END:
+            raise _grammar(
+                "END inside a domain section",
+                off,
+                idx,
+                t,
+                field="type",
+                expected="LU_SECTION_END",
+            )
+        if t & OPTIONAL:
+            return self.decode_record(idx, off, t, length)
+        dtype = st.dtype
+        per_or_none = _COUNTS.get(t)
+        if per_or_none is None:
+            if _spec_for(t) is None:
+                return self.decode_record(idx, off, t, length)
+            raise _grammar(f"{_name(t)} not allowed in a domain section", off, idx, t, field="type")
+        counts = st.counts
+        n = counts.get(t, 0) + 1
+        hi = per_or_none[dtype][1]
+        if t in VCPU_TYPES:
+            if dtype == _HVM:
+                raise _grammar(f"{_name(t)} in an HVM domain", off, idx, t, field="type")
+        elif hi is not None and n > hi:
+            kind = "HVM" if dtype == 2 else "PV"
+            raise _grammar(
+                f"{_name(t)} not allowed here: at most {hi} in a {kind} domain",
+                off,
+                idx,
+                t,
+                field="type",
+                expected=f"<= {hi}",
+                got=n,
+            )
+        first = _AFTER.get(t)
+        if first is not None and not counts.get(first):
+            raise _grammar(
+                f"{_name(t)} before {_name(first)}",
+                off,
+                idx,
+                t,
+                field="type",
+                expected=f"{_name(first)} first",
+            )
+        counts[t] = n
+        value = self.decode_record(idx, off, t, length)
+        if t in VCPU_TYPES:
+            key = (t, int(value.vcpu_id))
+            if key in st.vcpu_ids:
+                raise _grammar(
+                    f"second {_name(t)} for vCPU {value.vcpu_id}", off, idx, t, field="type"
+                )
+            st.vcpu_ids.add(key)
+        return value
+
+    def domain_end(self, st: _DomainState, idx: int, off: int) -> None:
+        """§2's minimum counts, checked at the section's LU_SECTION_END."""
+        for rt, per in _COUNTS.items():
+            lo = per[st.dtype][0]
+            if st.counts.get(rt, 0) < lo:
+                raise _grammar(
+                    f"{_name(rt)} missing in a {'HVM' if st.dtype == 2 else 'PV'} domain",
+                    off,
+                    idx,
+                    T.LU_SECTION_END,
+                    field="type",
+                    expected=f"{lo} {_name(rt)} record",
+                )
+
+    def domain_section(
+        self, first: tuple[int, int, int, int], it: Iterator[tuple[int, int, int, int]]
+    ) -> tuple[LUDomain, int]:
+        idx, off, t, length = first
+        start = off
+        info, st = self.domain_start(idx, off, t, length)
         recs = [Record(t, info, off)]
-        counts: dict[int, int] = {}
-        vcpu_ids: set[tuple[int, int]] = set()
         for idx, off, t, length in it:
             if t == T.LU_SECTION_END:
-                for rt, per in _COUNTS.items():
-                    lo = per[dtype][0]
-                    if counts.get(rt, 0) < lo:
-                        raise _grammar(
-                            f"{_name(rt)} missing in a {'HVM' if dtype == 2 else 'PV'} domain",
-                            off,
-                            idx,
-                            t,
-                            field="type",
-                            expected=f"{lo} {_name(rt)} record",
-                        )
+                self.domain_end(st, idx, off)
                 sec = LUDomain(recs)
                 self.close(sec, start, idx, off, length, int(info.domid))
                 return sec, idx + 1
-            if t == END:
-                raise _grammar(
-                    "END inside a domain section",
-                    off,
-                    idx,
-                    t,
-                    field="type",
-                    expected="LU_SECTION_END",
-                )
-            if t & OPTIONAL:
-                recs.append(Record(t, self.decode_record(idx, off, t, length), off))
-                continue
-            per_or_none = _COUNTS.get(t)
-            if per_or_none is None:
-                if _spec_for(t) is None:
-                    recs.append(Record(t, self.decode_record(idx, off, t, length), off))
-                    continue
-                raise _grammar(
-                    f"{_name(t)} not allowed in a domain section", off, idx, t, field="type"
-                )
-            n = counts.get(t, 0) + 1
-            hi = per_or_none[dtype][1]
-            if t in VCPU_TYPES:
-                if dtype == _HVM:
-                    raise _grammar(f"{_name(t)} in an HVM domain", off, idx, t, field="type")
-            elif hi is not None and n > hi:
-                kind = "HVM" if dtype == 2 else "PV"
-                raise _grammar(
-                    f"{_name(t)} not allowed here: at most {hi} in a {kind} domain",
-                    off,
-                    idx,
-                    t,
-                    field="type",
-                    expected=f"<= {hi}",
-                    got=n,
-                )
-            if t == T.LU_EVTCHNS and not counts.get(T.LU_EVTCHN_ABI):
-                raise _grammar(
-                    "LU_EVTCHNS before LU_EVTCHN_ABI",
-                    off,
-                    idx,
-                    t,
-                    field="type",
-                    expected="LU_EVTCHN_ABI first",
-                )
-            if t == T.LU_GRANT_MAPS and not counts.get(T.LU_GRANT_TABLE):
-                raise _grammar(
-                    "LU_GRANT_MAPS before LU_GRANT_TABLE",
-                    off,
-                    idx,
-                    t,
-                    field="type",
-                    expected="LU_GRANT_TABLE first",
-                )
-            counts[t] = n
-            value = self.decode_record(idx, off, t, length)
-            if t in VCPU_TYPES:
-                key = (t, int(value.vcpu_id))
-                if key in vcpu_ids:
-                    raise _grammar(
-                        f"second {_name(t)} for vCPU {value.vcpu_id}", off, idx, t, field="type"
-                    )
-                vcpu_ids.add(key)
-            recs.append(Record(t, value, off))
+            recs.append(Record(t, self.admit(st, idx, off, t, length), off))
         raise FramingError(
             "stream ends inside a domain section", offset=len(self.buf), expected="LU_SECTION_END"
         )
@@ -822,11 +839,9 @@ def _decode_sections_in_parallel(
     counts, domid order) not visibly met. The caller then decodes serially,
     which reports exactly the first problem in stream order.
     """
-    workers = min(4, os.cpu_count() or 1)
-    if workers < 2:
+    pool = _crc_pool()
+    if pool is None:
         return None
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="xenlu-section"))
     try:
         secs = scan_lu(buf)
         if len(secs) < 3:
@@ -835,7 +850,7 @@ def _decode_sections_in_parallel(
         glob, _ = dec.global_section(frames(buf, 0, len(buf), 0))
         version = glob.version
         futures = [
-            _POOL[0].submit(
+            pool.submit(
                 decode_domain_section,
                 buf,
                 s.start,
@@ -937,6 +952,203 @@ def _decode_lu(
         last = dom.domid
         domains.append(dom)
     raise FramingError("stream ends without END", offset=len(buf), expected="END record")
+
+
+def verify_lu(data: Any, *, strict: bool = True) -> None:
+    """Structurally verify a Live Update stream; raise the first problem, else None.
+
+    The same checks and the same errors as :func:`decode_lu`, without
+    building the stream's value objects. A check-only pass runs first:
+    records of the bulk types that may repeat cost a header read and an
+    append, their entries are checked in one vectorised pass per type and
+    section, and section checksums run on a worker thread. Anything that
+    pass is not sure of — any error at all — hands the stream to
+    :func:`decode_lu`, which raises the exact, located first error.
+
+    >>> verify_lu(b"")
+    Traceback (most recent call last):
+    ...
+    xenlu.errors.FramingError: offset 0x0: empty stream: expected LU_VERSION
+    """
+    buf = as_buffer(data)
+    if not _verify_fast(buf, strict):
+        decode_lu(buf, strict=strict)
+
+
+#: Bulk records of at most this many entries are checked together with the
+#: section's other small records of their type; larger ones one by one.
+_GATHER_MAX_ENTRIES = 64
+#: Sections of at least this many bytes get their crc32c on a worker thread.
+_CRC_THREAD_MIN_BYTES = 1 << 20
+_HOT: dict[tuple[int, frozenset[int], Epoch], dict[int, int]] = {}
+_SEC_END = struct.Struct("<HHIQ")
+_SEC_END_SIZE = _SEC_END.size
+
+
+def _hot_types(dtype: int, seen: frozenset[int], epoch: Epoch) -> dict[int, int]:
+    """type -> entry size, for the bulk records that, in a domain section of
+    ``dtype`` whose §2 order prerequisites ``seen`` are met, are allowed any
+    number of times and leave the grammar state unchanged; derived from
+    :data:`_COUNTS` and :data:`_AFTER`, the table :meth:`_Decoder.admit` uses."""
+    key = (dtype, seen, epoch)
+    hot = _HOT.get(key)
+    if hot is None:
+        hot = {}
+        for t, per in _COUNTS.items():
+            rules = ENTRY_RULES.get(t)
+            if rules is None or not rules.per_entry or per[dtype] != (0, None):
+                continue
+            first = _AFTER.get(t)
+            if first is not None and first not in seen:
+                continue
+            size = rules.layout_for(epoch).LAYOUT.size
+            if size % 8 == 0:  # bodies need no padding
+                hot[t] = size
+        _HOT[key] = hot
+    return hot
+
+
+def _entries_ok(
+    buf: memoryview, words: np.ndarray | None, rt: int, heads: list[int], epoch: Epoch
+) -> bool:
+    """Check the entries of the small bulk records at ``heads`` as one array."""
+    rules = ENTRY_RULES[rt]
+    lay = rules.layout_for(epoch).LAYOUT
+    if words is None:
+        return False
+    at = np.array(heads, dtype=np.int64)
+    counts = words.view(np.uint32)[(at + 8) >> 2].astype(np.int64)
+    per = lay.size >> 3
+    nwords = counts * per
+    total = int(nwords.sum())
+    if total == 0:
+        return True
+    starts = (at + 16) >> 3
+    if int(counts.min()) == 1 == int(counts.max()):  # the usual small case
+        idx = starts[:, None] + np.arange(per)
+    else:
+        first = np.cumsum(nwords) - nwords
+        idx = np.arange(total, dtype=np.int64) + np.repeat(starts - first, nwords)
+    entries = words[idx.reshape(-1)].view(lay.dtype)
+    return rules.ok(entries, epoch)
+
+
+def _verify_fast(buf: memoryview, strict: bool) -> bool:
+    """True when the stream is certainly valid; False when not sure."""
+    crcs: list[tuple[Any, int]] = []
+    try:
+        return _verify_fast_unsafe(buf, strict, crcs)
+    except (XenLUError, struct.error):
+        return False
+    finally:
+        # No checksum thread may outlive the call: the caller may close the
+        # mapping the slices point into.
+        for f, _ in crcs:
+            f.exception()
+
+
+def _verify_fast_unsafe(buf: memoryview, strict: bool, crcs: list[tuple[Any, int]]) -> bool:
+    end = len(buf)
+    dec = _Decoder(buf, strict, True)
+    glob, idx = dec.global_section(frames(buf, 0, end, 0))
+    epoch = dec.epoch
+    assert glob.end is not None
+    pos = glob.end.section_bytes + 8 + _SEC_END_SIZE
+    nr = glob.host.nr_domains
+    # A u64 view of the stream for gathering entries: records start 8-aligned.
+    words = np.frombuffer(buf, np.uint64, count=end >> 3) if end >= 8 else None
+    pool = _crc_pool()
+    unpack = HDR.unpack_from
+    rec_max = REC_LENGTH_MAX
+    gather_max = _GATHER_MAX_ENTRIES
+    sec_end, lu_end = T.LU_SECTION_END, END
+    ndom, last = 0, -1
+    while True:
+        t, length = unpack(buf, pos)
+        if t == lu_end:
+            if length or ndom != nr or pos + 8 != end:
+                return False
+            break
+        if ndom == nr:
+            return False
+        stop = _next(buf, pos, length)
+        if stop < 0:
+            return False
+        info, st = dec.domain_start(idx, pos, t, length)
+        domid = int(info.domid)
+        if domid <= last:
+            return False
+        start, pos, idx = pos, stop, idx + 1
+        seen: frozenset[int] = frozenset()
+        hot = _hot_types(st.dtype, seen, epoch)
+        pending: dict[int, list[int]] = {rt: [] for rt in _COUNTS}
+        while True:
+            # The hot loop: repeatable bulk records, framing and count header
+            # inlined (§1 framing, §4 count headers), entries deferred.
+            t, length = unpack(buf, pos)
+            size = hot.get(t)
+            while size is not None:
+                count, rsvd = unpack(buf, pos + 8)
+                stop = pos + 8 + length
+                if rsvd or length != 8 + count * size or length > rec_max or stop > end:
+                    return False
+                if count <= gather_max:
+                    pending[t].append(pos)
+                else:
+                    dec.decode_record(idx, pos, t, length)
+                pos, idx = stop, idx + 1
+                t, length = unpack(buf, pos)
+                size = hot.get(t)
+            stop = _next(buf, pos, length)
+            if stop < 0:
+                return False
+            if t == sec_end:
+                break
+            dec.admit(st, idx, pos, t, length)
+            if t in _AFTER_FIRST and t not in seen:
+                seen = seen | {t}
+                hot = _hot_types(st.dtype, seen, epoch)
+            pos, idx = stop, idx + 1
+        dec.domain_end(st, idx, pos)
+        for rt, heads in pending.items():
+            if heads and not _entries_ok(buf, words, rt, heads, epoch):
+                return False
+        if length != _SEC_END_SIZE:
+            return False
+        e_domid, e_rsvd, e_crc, e_bytes = _SEC_END.unpack_from(buf, pos + 8)
+        if e_domid != domid or e_rsvd or e_bytes != pos - start:
+            return False
+        if pool is not None and pos - start >= _CRC_THREAD_MIN_BYTES:
+            crcs.append((pool.submit(crc32c, buf[start:pos]), e_crc))
+        elif crc32c(buf[start:pos]) != e_crc:
+            return False
+        pos, idx = stop, idx + 1
+        ndom, last = ndom + 1, domid
+    return all(f.result() == want for f, want in crcs)
+
+
+#: The types some other type must follow (:data:`_AFTER`'s values).
+_AFTER_FIRST = frozenset(_AFTER.values())
+
+
+def _next(buf: memoryview, pos: int, length: int) -> int:
+    """The offset after the record at ``pos`` (length, bounds and zero
+    padding checked, §1), or -1."""
+    stop = pos + 8 + length + (-length & 7)
+    if length > REC_LENGTH_MAX or stop > len(buf):
+        return -1
+    if length & 7 and any(buf[pos + 8 + length : stop]):
+        return -1
+    return stop
+
+
+def _crc_pool() -> ThreadPoolExecutor | None:
+    workers = min(4, os.cpu_count() or 1)
+    if workers < 2:
+        return None
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="xenlu-section"))
+    return _POOL[0]
 
 
 def scan_lu(data: Any) -> list[SectionInfo]:

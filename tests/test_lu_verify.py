@@ -1,0 +1,188 @@
+"""verify_lu: the check-only path gives decode_lu's verdict, error for error.
+
+``_verify_fast`` may only say "valid" for a stream decode_lu accepts; when it
+is not sure, verify_lu hands the stream to decode_lu for the exact error.
+These tests hold it to the stronger property the fast path is built for:
+its verdict equals decode_lu's on valid and invalid streams alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import xenlu
+from tests.vectors.lu_vectors import GOLDEN, INVALID, SEMANTIC_ONLY, LUVector
+from xenlu.epochs import EPOCHS
+from xenlu.errors import DecodeError
+from xenlu.framing import crc32c, frames
+from xenlu.hostgen import make_host
+from xenlu.lu_records import Bulk, T
+from xenlu.lu_stream import (
+    LUDomain,
+    _verify_fast,
+    decode_lu,
+    encode_lu,
+    scan_lu,
+    verify_lu,
+)
+from xenlu.registry import Record, UnknownRecord
+
+
+def _outcome(fn: Any, data: bytes) -> tuple[Any, ...] | None:
+    try:
+        fn(data)
+    except DecodeError as e:
+        return (type(e).__name__, e.offset, e.record_index, e.record_type, e.field, str(e))
+    return None
+
+
+def _reseal(data: bytes) -> bytes:
+    """``data`` with every section's crc32c recomputed, so that an edit reaches
+    the checks behind the checksum (framing permitting)."""
+    buf = bytearray(data)
+    try:
+        sections = scan_lu(bytes(buf))
+    except DecodeError:
+        return data
+    for sec in sections:
+        if sec.end + 16 <= len(buf):
+            struct.pack_into("<I", buf, sec.end + 12, crc32c(bytes(buf[sec.start : sec.end])))
+    return bytes(buf)
+
+
+def _ids(vs: list[LUVector]) -> list[str]:
+    return [v.name for v in vs]
+
+
+@pytest.mark.parametrize("vec", INVALID, ids=_ids(INVALID))
+def test_invalid_vectors_same_error(vec: LUVector) -> None:
+    want = _outcome(decode_lu, vec.data)
+    assert want is not None
+    assert not _verify_fast(memoryview(vec.data), True)
+    assert _outcome(verify_lu, vec.data) == want
+
+
+@pytest.mark.parametrize("vec", GOLDEN + SEMANTIC_ONLY, ids=_ids(GOLDEN + SEMANTIC_ONLY))
+def test_valid_vectors_pass_the_fast_path(vec: LUVector) -> None:
+    assert _verify_fast(memoryview(vec.data), True)
+    verify_lu(vec.data)
+
+
+@functools.cache
+def _host_bytes(epoch: tuple[int, int], max_record_bytes: int) -> bytes:
+    host = make_host(epoch, n_hvm=2, mem_mib=4, dom0_mem_mib=4, fragmentation=0.6, seed=11)
+    return encode_lu(host, max_record_bytes=max_record_bytes)
+
+
+@pytest.mark.parametrize("epoch", EPOCHS)
+@pytest.mark.parametrize("max_record_bytes", [40, 64, 200, 4096, 1 << 27])
+def test_hosts_of_every_epoch_and_split_pass_the_fast_path(
+    epoch: tuple[int, int], max_record_bytes: int
+) -> None:
+    data = _host_bytes(epoch, max_record_bytes)
+    assert _verify_fast(memoryview(data), True)
+    assert xenlu.verify(data) == "lu"
+
+
+@pytest.mark.parametrize(
+    "cuts",
+    [
+        (0, 0, 1, 4, 5, 100),  # counts 0, 1, 3, 1, 95 (checked alone), rest
+        (0, 0, 2, 3, 100),  # counts 0, 2, 1: as many entries as records
+    ],
+)
+def test_empty_and_mixed_count_bulk_records(cuts: tuple[int, ...]) -> None:
+    """Count-0 records (amendment A2), one-entry, few-entry and large records
+    of one type in one section: every gather shape, and a bad second entry of
+    the first multi-entry record is found."""
+    host = make_host((4, 15), n_hvm=1, mem_mib=4, dom0_mem_mib=4, fragmentation=1.0, seed=2)
+    dom = host.domains[1]
+    p2m = dom.p2m
+    parts = [p2m[a:b] for a, b in itertools.pairwise(cuts)] + [p2m[cuts[-1] :]]
+    recs: list[Record] = []
+    for r in dom.records:
+        if r.type == T.LU_P2M:
+            if not any(x.type == T.LU_P2M for x in recs):
+                recs.extend(Record(T.LU_P2M, Bulk(part)) for part in parts)
+        else:
+            recs.append(r)
+    host.domains[1] = LUDomain(recs)
+    data = encode_lu(host)
+    n_p2m = sum(1 for _, _, t, _ in frames(memoryview(data), 0, len(data), 0) if t == T.LU_P2M)
+    assert n_p2m == len(parts)
+    assert _verify_fast(memoryview(data), True)
+    multi = next(part for part in parts if len(part) > 1)
+    at = data.find(multi.tobytes()) + 24 + 22  # entries[1].rsvd
+    bad = _reseal(data[:at] + b"\x01" + data[at + 1 :])
+    assert not _verify_fast(memoryview(bad), True)
+    assert _outcome(verify_lu, bad) == _outcome(decode_lu, bad) is not None
+
+
+_SMALL = _host_bytes((4, 13), 40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=st.sampled_from([_SMALL, _host_bytes((4, 19), 64), _host_bytes((4, 21), 1 << 27)]),
+    edits=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.sampled_from([0, 1, 2, 7, 8, 0x40, 0xFF])),
+        min_size=1,
+        max_size=3,
+    ),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+    reseal=st.booleans(),
+)
+def test_mutated_streams_same_verdict_and_error(
+    data: bytes, edits: list[tuple[float, int]], cut: float | None, reseal: bool
+) -> None:
+    buf = bytearray(data)
+    for where, value in edits:
+        buf[int(where * len(buf))] = value
+    mutated = _reseal(bytes(buf)) if reseal else bytes(buf)
+    if cut is not None:
+        mutated = mutated[: int(cut * len(mutated))]
+    want = _outcome(decode_lu, mutated)
+    assert _verify_fast(memoryview(mutated), True) == (want is None)
+    assert _outcome(verify_lu, mutated) == want
+
+
+def test_header_edits_of_every_small_record() -> None:
+    """Each record's count header made wrong, one at a time, in a small-record
+    stream: the hot loop never accepts it."""
+    mv = memoryview(_SMALL)
+    heads = [off for _, off, t, _ in frames(mv, 0, len(mv), 0) if t == T.LU_P2M]
+    for off in heads[:: max(1, len(heads) // 50)]:
+        (count,) = struct.unpack_from("<I", _SMALL, off + 8)
+        for patch in (struct.pack("<I", count + 1), struct.pack("<I", 1) + b"\0\0\0\1"):
+            bad = _reseal(_SMALL[: off + 8] + patch + _SMALL[off + 8 + len(patch) :])
+            assert not _verify_fast(memoryview(bad), True)
+            assert _outcome(verify_lu, bad) == _outcome(decode_lu, bad)
+
+
+def test_non_strict_unknown_mandatory_record() -> None:
+    host = make_host((4, 11), n_hvm=1, mem_mib=4, dom0_mem_mib=4, seed=1)
+    odd = Record(0x4000_0777, UnknownRecord(0x4000_0777, b"x"))
+    host.domains[1] = LUDomain([*host.domains[1].records, odd])
+    data = encode_lu(host)
+    assert not _verify_fast(memoryview(data), True)
+    assert _outcome(verify_lu, data) == _outcome(decode_lu, data) is not None
+    assert _verify_fast(memoryview(data), False)
+    verify_lu(data, strict=False)
+
+
+def test_verify_of_a_mapped_file(tmp_path: Any) -> None:
+    data = _host_bytes((4, 17), 1 << 27)
+    path = tmp_path / "host.lu"
+    path.write_bytes(data)
+    verify_lu(path)
+    assert xenlu.verify(path, "lu") == "lu"
+    bad = data[:-9] + b"\x01" + data[-8:]  # last section's crc32c
+    path.write_bytes(bad)
+    assert _outcome(verify_lu, path) == _outcome(decode_lu, bad) is not None
