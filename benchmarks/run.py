@@ -507,9 +507,11 @@ def _mapped(path: Path) -> tuple[Any, mmap.mmap]:
 
 
 def row_lu_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
-    """decode_lu(path) (mmap, framing, records, section crc32c) vs memcpy and crc32c."""
+    """verify(path, "lu") (mmap, framing, record checks, section crc32c) vs memcpy
+    and crc32c; decode_lu(path), which also builds the stream's objects, beside it."""
     import crc32c
 
+    from xenlu.api import verify
     from xenlu.lu_stream import decode_lu
 
     path = work / "host.lu"
@@ -519,6 +521,9 @@ def row_lu_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list
     dst = np.empty(n, np.uint8)
 
     def xen() -> None:
+        verify(path, "lu")
+
+    def dec() -> None:
         decode_lu(path)
 
     def copy() -> None:
@@ -527,7 +532,7 @@ def row_lu_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list
     def crc() -> None:
         crc32c.crc32c(m)
 
-    tx, tc, tk = side_by_side([xen, copy, crc], cfg["repeats"])
+    tx, td, tc, tk = side_by_side([xen, dec, copy, crc], cfg["repeats"])
     extra_mib = traced_if_fast(xen, tx)
     maybe_profile("lu_verify", xen)
     src = np.empty(0, np.uint8)  # drop the view before closing the mapping
@@ -538,7 +543,7 @@ def row_lu_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list
     return [
         row(
             "lu_verify_memcpy",
-            "LU structural verify (decode_lu, mmap) vs np.copyto",
+            "LU structural verify (verify, mmap) vs np.copyto",
             size,
             n,
             tx,
@@ -559,6 +564,19 @@ def row_lu_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list
             None,
             "report",
             **common,
+        ),
+        row(
+            "lu_decode_memcpy",
+            "LU decode (decode_lu, mmap: the same checks plus the objects) vs np.copyto",
+            size,
+            n,
+            td,
+            "np.copyto into preallocated buffer",
+            tc,
+            None,
+            "report",
+            peak_rss_mib=peak_rss_mib(),
+            project=True,
         ),
     ]
 

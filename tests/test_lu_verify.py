@@ -186,3 +186,17 @@ def test_verify_of_a_mapped_file(tmp_path: Any) -> None:
     bad = data[:-9] + b"\x01" + data[-8:]  # last section's crc32c
     path.write_bytes(bad)
     assert _outcome(verify_lu, path) == _outcome(decode_lu, bad) is not None
+
+
+def test_pending_records_are_checked_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a batch every 4 records, the verdicts stay the same (bounded memory)."""
+    import xenlu.lu_stream as lu_stream
+
+    monkeypatch.setattr(lu_stream, "_FLUSH_MASK", 3)
+    assert _verify_fast(memoryview(_SMALL), True)
+    mv = memoryview(_SMALL)
+    heads = [off for _, off, t, _ in frames(mv, 0, len(mv), 0) if t == T.LU_P2M]
+    for off in heads[1:40:7]:
+        bad = _reseal(_SMALL[: off + 16 + 22] + b"\x01" + _SMALL[off + 16 + 23 :])  # rsvd
+        assert not _verify_fast(memoryview(bad), True)
+        assert _outcome(verify_lu, bad) == _outcome(decode_lu, bad) is not None

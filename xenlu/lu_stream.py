@@ -32,6 +32,7 @@ import gc
 import itertools
 import os
 import struct
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -982,6 +983,8 @@ _GATHER_MAX_ENTRIES = 64
 _CRC_THREAD_MIN_BYTES = 1 << 20
 _HOT: dict[tuple[int, frozenset[int], Epoch], dict[int, int]] = {}
 _SEC_END = struct.Struct("<HHIQ")
+#: A record header and the count header of a bulk body (§1, §4), read at once.
+_HDR_COUNT = struct.Struct("<IIII")
 _SEC_END_SIZE = _SEC_END.size
 
 
@@ -1009,14 +1012,14 @@ def _hot_types(dtype: int, seen: frozenset[int], epoch: Epoch) -> dict[int, int]
 
 
 def _entries_ok(
-    buf: memoryview, words: np.ndarray | None, rt: int, heads: list[int], epoch: Epoch
+    buf: memoryview, words: np.ndarray | None, rt: int, heads: array[int], epoch: Epoch
 ) -> bool:
     """Check the entries of the small bulk records at ``heads`` as one array."""
-    rules = ENTRY_RULES[rt]
-    lay = rules.layout_for(epoch).LAYOUT
     if words is None:
         return False
-    at = np.array(heads, dtype=np.int64)
+    rules = ENTRY_RULES[rt]
+    lay = rules.layout_for(epoch).LAYOUT
+    at = np.frombuffer(heads, dtype=np.int64)  # released on return: heads is then cleared
     counts = words.view(np.uint32)[(at + 8) >> 2].astype(np.int64)
     per = lay.size >> 3
     nwords = counts * per
@@ -1033,21 +1036,44 @@ def _entries_ok(
     return rules.ok(entries, epoch)
 
 
+#: Pending small records are checked every 64 Ki records, not only at the
+#: end of their section, so memory stays bounded on any stream.
+_FLUSH_MASK = 0xFFFF
+
+
+def _flush(
+    buf: memoryview, words: np.ndarray | None, pending: dict[int, array[int]], epoch: Epoch
+) -> bool:
+    """Check and forget the pending small records of every type."""
+    for rt, heads in pending.items():
+        if heads:
+            if not _entries_ok(buf, words, rt, heads, epoch):
+                return False
+            del heads[:]
+    return True
+
+
+def _big_ok(buf: memoryview, pos: int, t: int, count: int, epoch: Epoch) -> bool:
+    """The entries of the large bulk record at ``pos`` (in place, zero-copy)."""
+    rules = ENTRY_RULES[t]
+    return rules.ok(rules.layout_for(epoch).LAYOUT.array(buf, pos + 16, count), epoch)
+
+
 def _verify_fast(buf: memoryview, strict: bool) -> bool:
     """True when the stream is certainly valid; False when not sure."""
-    crcs: list[tuple[Any, int]] = []
+    jobs: list[tuple[Any, object]] = []
     try:
-        return _verify_fast_unsafe(buf, strict, crcs)
+        return _verify_fast_unsafe(buf, strict, jobs)
     except (XenLUError, struct.error):
         return False
     finally:
-        # No checksum thread may outlive the call: the caller may close the
-        # mapping the slices point into.
-        for f, _ in crcs:
+        # No worker may outlive the call: the caller may close the mapping
+        # the slices and arrays point into.
+        for f, _ in jobs:
             f.exception()
 
 
-def _verify_fast_unsafe(buf: memoryview, strict: bool, crcs: list[tuple[Any, int]]) -> bool:
+def _verify_fast_unsafe(buf: memoryview, strict: bool, jobs: list[tuple[Any, object]]) -> bool:
     end = len(buf)
     dec = _Decoder(buf, strict, True)
     glob, idx = dec.global_section(frames(buf, 0, end, 0))
@@ -1059,6 +1085,9 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, crcs: list[tuple[Any, int
     words = np.frombuffer(buf, np.uint64, count=end >> 3) if end >= 8 else None
     pool = _crc_pool()
     unpack = HDR.unpack_from
+    unpack16 = _HDR_COUNT.unpack_from
+    last16 = end - 16
+    flush_mask = _FLUSH_MASK
     rec_max = REC_LENGTH_MAX
     gather_max = _GATHER_MAX_ENTRIES
     sec_end, lu_end = T.LU_SECTION_END, END
@@ -1081,24 +1110,35 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, crcs: list[tuple[Any, int
         start, pos, idx = pos, stop, idx + 1
         seen: frozenset[int] = frozenset()
         hot = _hot_types(st.dtype, seen, epoch)
-        pending: dict[int, list[int]] = {rt: [] for rt in _COUNTS}
+        pending: dict[int, array[int]] = {rt: array("q") for rt in _COUNTS}
         while True:
             # The hot loop: repeatable bulk records, framing and count header
-            # inlined (§1 framing, §4 count headers), entries deferred.
-            t, length = unpack(buf, pos)
-            size = hot.get(t)
+            # read with one unpack (§1 framing, §4 count header), entries
+            # deferred. Any other record drops to the code below.
+            size = None
+            if pos <= last16:
+                t, length, count, rsvd = unpack16(buf, pos)
+                size = hot.get(t)
             while size is not None:
-                count, rsvd = unpack(buf, pos + 8)
                 stop = pos + 8 + length
-                if rsvd or length != 8 + count * size or length > rec_max or stop > end:
+                if rsvd or length != 8 + count * size or stop > end:
                     return False
                 if count <= gather_max:
                     pending[t].append(pos)
-                else:
-                    dec.decode_record(idx, pos, t, length)
+                elif length > rec_max:
+                    return False
+                elif pool is not None:
+                    jobs.append((pool.submit(_big_ok, buf, pos, t, count, epoch), True))
+                elif not _big_ok(buf, pos, t, count, epoch):
+                    return False
                 pos, idx = stop, idx + 1
-                t, length = unpack(buf, pos)
+                if not idx & flush_mask and not _flush(buf, words, pending, epoch):
+                    return False  # (bounded memory: 8 bytes per pending record)
+                if pos > last16:
+                    break
+                t, length, count, rsvd = unpack16(buf, pos)
                 size = hot.get(t)
+            t, length = unpack(buf, pos)
             stop = _next(buf, pos, length)
             if stop < 0:
                 return False
@@ -1110,21 +1150,20 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, crcs: list[tuple[Any, int
                 hot = _hot_types(st.dtype, seen, epoch)
             pos, idx = stop, idx + 1
         dec.domain_end(st, idx, pos)
-        for rt, heads in pending.items():
-            if heads and not _entries_ok(buf, words, rt, heads, epoch):
-                return False
+        if not _flush(buf, words, pending, epoch):
+            return False
         if length != _SEC_END_SIZE:
             return False
         e_domid, e_rsvd, e_crc, e_bytes = _SEC_END.unpack_from(buf, pos + 8)
         if e_domid != domid or e_rsvd or e_bytes != pos - start:
             return False
         if pool is not None and pos - start >= _CRC_THREAD_MIN_BYTES:
-            crcs.append((pool.submit(crc32c, buf[start:pos]), e_crc))
+            jobs.append((pool.submit(crc32c, buf[start:pos]), e_crc))
         elif crc32c(buf[start:pos]) != e_crc:
             return False
         pos, idx = stop, idx + 1
         ndom, last = ndom + 1, domid
-    return all(f.result() == want for f, want in crcs)
+    return all(f.result() == want for f, want in jobs)
 
 
 #: The types some other type must follow (:data:`_AFTER`'s values).
