@@ -12,6 +12,13 @@ record's :class:`~xenlu.registry.RecordSpec` (LU records from
 stream's epoch, and checks each section's checksum over the input buffer
 itself (no copy). Bulk records become zero-copy numpy views over the input.
 
+:func:`verify_lu` gives the same verdicts without building the records: a
+check-only pass that reads the repeatable bulk records (P2M, ownership,
+page types, grant maps) with one ``unpack`` each and checks their entries
+as one gathered array per type, shares :meth:`_Decoder.admit` (the §2
+grammar) with the decoder for everything else, and falls back to
+:func:`decode_lu` for the exact error whenever it is not sure.
+
 A section keeps its records in stream order, so ``encode(decode(b)) == b``.
 Equality of sections is *logical*: bulk records of one type compare as one
 concatenated array, so a stream re-split at a different record size limit
@@ -1011,6 +1018,13 @@ def _hot_types(dtype: int, seen: frozenset[int], epoch: Epoch) -> dict[int, int]
     return hot
 
 
+def _hot(
+    pending: dict[int, array[int]], dtype: int, seen: frozenset[int], epoch: Epoch
+) -> dict[int, tuple[int, Callable[[int], None]]]:
+    """The hot types of a section: entry size and the append of their pending heads."""
+    return {t: (size, pending[t].append) for t, size in _hot_types(dtype, seen, epoch).items()}
+
+
 def _entries_ok(
     buf: memoryview, words: np.ndarray | None, rt: int, heads: array[int], epoch: Epoch
 ) -> bool:
@@ -1032,7 +1046,10 @@ def _entries_ok(
     else:
         first = np.cumsum(nwords) - nwords
         idx = np.arange(total, dtype=np.int64) + np.repeat(starts - first, nwords)
-    entries = words[idx.reshape(-1)].view(lay.dtype)
+    idx = idx.reshape(-1)
+    if int(idx[-1]) >= len(words):  # (heads ascend, so the last word is the largest)
+        return False
+    entries = words[idx].view(lay.dtype)
     return rules.ok(entries, epoch)
 
 
@@ -1109,35 +1126,38 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, jobs: list[tuple[Any, obj
             return False
         start, pos, idx = pos, stop, idx + 1
         seen: frozenset[int] = frozenset()
-        hot = _hot_types(st.dtype, seen, epoch)
         pending: dict[int, array[int]] = {rt: array("q") for rt in _COUNTS}
+        hot = _hot(pending, st.dtype, seen, epoch)
         while True:
             # The hot loop: repeatable bulk records, framing and count header
             # read with one unpack (§1 framing, §4 count header), entries
             # deferred. Any other record drops to the code below.
-            size = None
+            e = None
             if pos <= last16:
                 t, length, count, rsvd = unpack16(buf, pos)
-                size = hot.get(t)
-            while size is not None:
-                stop = pos + 8 + length
-                if rsvd or length != 8 + count * size or stop > end:
+                e = hot.get(t)
+            while e is not None:
+                size, gather = e
+                if rsvd or length != 8 + count * size:
                     return False
                 if count <= gather_max:
-                    pending[t].append(pos)
-                elif length > rec_max:
+                    # A body past the end fails the next header read, and
+                    # _entries_ok refuses entries past it.
+                    gather(pos)
+                elif length > rec_max or pos + 8 + length > end:
                     return False
                 elif pool is not None:
                     jobs.append((pool.submit(_big_ok, buf, pos, t, count, epoch), True))
                 elif not _big_ok(buf, pos, t, count, epoch):
                     return False
-                pos, idx = stop, idx + 1
+                pos += 8 + length
+                idx += 1
                 if not idx & flush_mask and not _flush(buf, words, pending, epoch):
                     return False  # (bounded memory: 8 bytes per pending record)
                 if pos > last16:
                     break
                 t, length, count, rsvd = unpack16(buf, pos)
-                size = hot.get(t)
+                e = hot.get(t)
             t, length = unpack(buf, pos)
             stop = _next(buf, pos, length)
             if stop < 0:
@@ -1147,7 +1167,7 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, jobs: list[tuple[Any, obj
             dec.admit(st, idx, pos, t, length)
             if t in _AFTER_FIRST and t not in seen:
                 seen = seen | {t}
-                hot = _hot_types(st.dtype, seen, epoch)
+                hot = _hot(pending, st.dtype, seen, epoch)
             pos, idx = stop, idx + 1
         dec.domain_end(st, idx, pos)
         if not _flush(buf, words, pending, epoch):
