@@ -195,3 +195,21 @@ def test_fast_clean_verdict_never_hides_a_violation(
     if exact is not None and got is not None:
         assert (got.entry, got.field, got.message) == (exact.entry, exact.field, exact.message)
         assert got.offset == exact.entry * lay.size + exact.offset
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lay=st.sampled_from(_ALL_LAYOUTS),
+    epoch=st.sampled_from([None, *EPOCHS]),
+    data=st.data(),
+    extra=st.sampled_from([0, 0, 0, -1, 8]),
+)
+def test_acceptor_is_checker_with_length(
+    lay: Layout, epoch: tuple[int, int] | None, data: st.DataObject, extra: int
+) -> None:
+    """Layout.acceptor(buf, off, n) is "n is the size and no rule breaks"."""
+    raw = data.draw(st.lists(st.sampled_from(_TRICKY), min_size=lay.size, max_size=lay.size))
+    buf = bytes(raw) + bytes(8)
+    n = lay.size + extra
+    want = n == lay.size and lay.checker(epoch)(lay.unpack_tuple(buf)) is None
+    assert lay.acceptor(epoch)(buf, 0, n) == want

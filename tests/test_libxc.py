@@ -725,3 +725,21 @@ def test_random_bytes_after_valid_headers(tail: bytes) -> None:
     head = libxc_bytes(stream(2, []))
     outcome(lambda: decode_libxc(head + tail))
     outcome(lambda: decode_libxc(head + tail, strict=False))
+
+
+@pytest.mark.parametrize("count", [0, 1, 2])
+@pytest.mark.parametrize("rsvd", [0, 1])
+@pytest.mark.parametrize("ptype", range(16))
+@pytest.mark.parametrize("low", [0x1234, 0x0010_0000_0000_0000])
+def test_page_data_acceptor_of_one_pfn_agrees_with_the_check(
+    count: int, rsvd: int, ptype: int, low: int
+) -> None:
+    """The 16-byte PAGE_DATA shortcut of the structural fast path (§1.6)."""
+    from xenlu.libxc import BODY_ACCEPT
+
+    body = struct.pack("<IIQ", count, rsvd, ptype << 60 | low)
+    ctx = Ctx(0, R.PAGE_DATA, 8, len(body))
+    spec = LIBXC.get(R.PAGE_DATA)
+    assert spec is not None
+    exact = outcome(lambda: spec.decode(memoryview(body), ctx)) is None
+    assert BODY_ACCEPT[R.PAGE_DATA](body, 0, len(body)) == exact

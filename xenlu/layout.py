@@ -487,6 +487,29 @@ class Layout:
         self._oks[key] = fn
         return fn
 
+    def acceptor(self, epoch: Epoch | None) -> Callable[[Any, int, int], bool]:
+        """A generated ``acc(buf, off, n)``: True when the ``n`` bytes at ``off``
+        are exactly one value of this layout that breaks no rule of ``epoch``.
+
+        :meth:`predicate` fused with the length test and the unpack, one call
+        per record on the structural fast paths.
+        """
+        key = ("buf", epoch)
+        try:
+            return self._oks[key]  # type: ignore[return-value]
+        except KeyError:
+            pass
+        body, ns = self._rules_source(epoch)
+        ns["unpack"] = self.struct.unpack_from
+        exec(
+            f"def acc(buf, off, n):\n    if n != {self.size}:\n        return False\n"
+            f"    t = unpack(buf, off)\n    return {body}\n",
+            ns,
+        )
+        fn: Callable[[Any, int, int], bool] = ns["acc"]
+        self._oks[key] = fn  # type: ignore[assignment]
+        return fn
+
     def _tuple_ok(self, epoch: Epoch | None) -> Callable[[Any], bool]:
         """A generated predicate: True when no tuple of an iterable breaks a rule."""
         key = ("all", epoch)

@@ -880,30 +880,29 @@ Acceptor = Callable[[Any, int, int], bool]
 BODY_ACCEPT: dict[int, Acceptor] = {}
 
 _II = struct.Struct("<II").unpack_from
+_IIQ = struct.Struct("<IIQ").unpack_from
 _PFNS = {n: struct.Struct(f"<{n}Q").unpack_from for n in range(1, 33)}
 
 
 def _accept_fixed(cls: type[Packed]) -> Acceptor:
-    lay = cls.LAYOUT
-    size, unpack, ok = lay.size, lay.struct.unpack_from, lay.predicate(None)
-
-    def acc(buf: Any, off: int, n: int) -> bool:
-        return n == size and ok(unpack(buf, off))
-
-    return acc
+    return cls.LAYOUT.acceptor(None)
 
 
 def _accept_page_data(buf: Any, off: int, n: int) -> bool:
     # §1.6: count > 0, rsvd 0, no reserved pfn bits, no type 5-8, exact length.
-    if n < 16:
-        return False
     count: int
     rsvd: int
+    raw: int
+    if n == 16:  # one pfn and no page: a type without data (XTAB, XALLOC, BROKEN)
+        count, rsvd, raw = _IIQ(buf, off)
+        t = raw >> 60
+        return count == 1 and not rsvd and not raw & PAGE_DATA_RSVD_MASK and t & 7 > 4 and t > 8
+    if n < 16:
+        return False
     count, rsvd = _II(buf, off)
     if rsvd or not 0 < count <= 32 or n < 8 + 8 * count:
         return False  # large records: the numpy checker is the fast one
     ndata = 0
-    raw: int
     for raw in _PFNS[count](buf, off + 8):
         t = raw >> 60
         if raw & PAGE_DATA_RSVD_MASK or 5 <= t <= 8:

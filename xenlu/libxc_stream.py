@@ -392,7 +392,7 @@ def _decode_records(
             gc.enable()
 
 
-_HOT: dict[tuple[Any, ...], dict[int, tuple[Any, BodyFn]]] = {}
+_HOT: dict[tuple[Any, ...], dict[int, Any]] = {}
 _HDR_UNPACK = HDR.unpack_from
 _ZEROS8 = bytes(8)
 
@@ -402,14 +402,15 @@ def _never(buf: Any, off: int, n: int) -> bool:
 
 
 def _hot_table(st: _State, checks: dict[int, BodyFn], embedded: bool) -> dict[int, Any]:
-    """type -> (acceptor, check) for the records that, in grammar state ``st``,
-    are allowed and leave the state unchanged (the bulk of any stream)."""
+    """type -> acceptor for the records that, in grammar state ``st``, are
+    allowed and leave the state unchanged (the bulk of any stream); a body
+    the acceptor is unsure of goes to ``checks[type]``."""
     key = (id(st.table), st.v3, st.seen_sde, st.pv_stage, embedded, len(checks))
     hot = _HOT.get(key)
     if hot is not None:
         return hot
     hot = {}
-    for rtype, fn in checks.items():
+    for rtype in checks:
         if rtype == END or (embedded and rtype == CHECKPOINT):
             continue
         g = st.table.get(rtype)
@@ -421,7 +422,7 @@ def _hot_table(st: _State, checks: dict[int, BodyFn], embedded: bool) -> dict[in
                 continue
             if cls not in (_G_CONTENT, _G_FREE) and not st.v3:
                 continue
-        hot[rtype] = (BODY_ACCEPT.get(rtype) or _never, fn)
+        hot[rtype] = BODY_ACCEPT.get(rtype) or _never
     _HOT[key] = hot
     return hot
 
@@ -443,22 +444,23 @@ def _verify_loop(
     ctx = Ctx(None, 0, 0, 0)
     unpack = _HDR_UNPACK
     end = len(buf)
+    rec_max, zeros = REC_LENGTH_MAX, _ZEROS8
     while True:
         hot = _hot_table(st, checks, embedded).get
         while pos + 8 <= end:
             rtype, length = unpack(buf, pos)
             body = pos + 8
             stop = body + length + (-length & 7)
-            if length > REC_LENGTH_MAX or stop > end:
+            if length > rec_max or stop > end:
                 break
-            if length & 7 and buf[body + length : stop] != _ZEROS8[: stop - body - length]:
+            if length & 7 and buf[body + length : stop] != zeros[: stop - body - length]:
                 break
-            e = hot(rtype)
-            if e is None:
+            accept = hot(rtype)
+            if accept is None:
                 break
-            if not e[0](buf, body, length):
+            if not accept(buf, body, length):
                 ctx.index, ctx.type, ctx.offset, ctx.length = index, rtype, body, length
-                e[1](buf[body : body + length], ctx)
+                checks[rtype](buf[body : body + length], ctx)
             index += 1
             pos = stop
         else:
