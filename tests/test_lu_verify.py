@@ -183,7 +183,7 @@ def test_verify_of_a_mapped_file(tmp_path: Any) -> None:
     path.write_bytes(data)
     verify_lu(path)
     assert xenlu.verify(path, "lu") == "lu"
-    bad = data[:-9] + b"\x01" + data[-8:]  # last section's crc32c
+    bad = data[:-20] + bytes([data[-20] ^ 1]) + data[-19:]  # last section's crc32c
     path.write_bytes(bad)
     assert _outcome(verify_lu, path) == _outcome(decode_lu, bad) is not None
 
@@ -200,3 +200,23 @@ def test_pending_records_are_checked_in_batches(monkeypatch: pytest.MonkeyPatch)
         bad = _reseal(_SMALL[: off + 16 + 22] + b"\x01" + _SMALL[off + 16 + 23 :])  # rsvd
         assert not _verify_fast(memoryview(bad), True)
         assert _outcome(verify_lu, bad) == _outcome(decode_lu, bad) is not None
+
+
+def test_single_cpu_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a worker pool (one CPU) large records and checksums are checked inline."""
+    import xenlu.lu_stream as lu_stream
+
+    monkeypatch.setattr(lu_stream, "_worker_pool", lambda: None)
+    data = _host_bytes((4, 21), 1 << 27)
+    assert _verify_fast(memoryview(data), True)
+    mv = memoryview(data)
+    big = [off for _, off, t, n in frames(mv, 0, len(mv), 0) if t == T.LU_P2M and n > 8 + 64 * 24]
+    assert big
+    at = big[0] + 16 + 5 * 24 + 22  # entries[5].rsvd of a large record
+    bad = _reseal(data[:at] + b"\x01" + data[at + 1 :])
+    assert not _verify_fast(memoryview(bad), True)
+    assert _outcome(verify_lu, bad) == _outcome(decode_lu, bad) is not None
+    crc = data[:-20] + bytes([data[-20] ^ 1]) + data[-19:]  # last section's crc32c
+    assert not _verify_fast(memoryview(crc), True)
+    assert _outcome(verify_lu, crc) == _outcome(decode_lu, crc)
+    assert "crc32c" in str(_outcome(verify_lu, crc))

@@ -847,7 +847,7 @@ def _decode_sections_in_parallel(
     counts, domid order) not visibly met. The caller then decodes serially,
     which reports exactly the first problem in stream order.
     """
-    pool = _crc_pool()
+    pool = _worker_pool()
     if pool is None:
         return None
     try:
@@ -1025,9 +1025,7 @@ def _hot(
     return {t: (size, pending[t].append) for t, size in _hot_types(dtype, seen, epoch).items()}
 
 
-def _entries_ok(
-    buf: memoryview, words: np.ndarray | None, rt: int, heads: array[int], epoch: Epoch
-) -> bool:
+def _entries_ok(words: np.ndarray | None, rt: int, heads: array[int], epoch: Epoch) -> bool:
     """Check the entries of the small bulk records at ``heads`` as one array."""
     if words is None:
         return False
@@ -1058,13 +1056,11 @@ def _entries_ok(
 _FLUSH_MASK = 0xFFFF
 
 
-def _flush(
-    buf: memoryview, words: np.ndarray | None, pending: dict[int, array[int]], epoch: Epoch
-) -> bool:
+def _flush(words: np.ndarray | None, pending: dict[int, array[int]], epoch: Epoch) -> bool:
     """Check and forget the pending small records of every type."""
     for rt, heads in pending.items():
         if heads:
-            if not _entries_ok(buf, words, rt, heads, epoch):
+            if not _entries_ok(words, rt, heads, epoch):
                 return False
             del heads[:]
     return True
@@ -1100,7 +1096,7 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, jobs: list[tuple[Any, obj
     nr = glob.host.nr_domains
     # A u64 view of the stream for gathering entries: records start 8-aligned.
     words = np.frombuffer(buf, np.uint64, count=end >> 3) if end >= 8 else None
-    pool = _crc_pool()
+    pool = _worker_pool()
     unpack = HDR.unpack_from
     unpack16 = _HDR_COUNT.unpack_from
     last16 = end - 16
@@ -1152,7 +1148,7 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, jobs: list[tuple[Any, obj
                     return False
                 pos += 8 + length
                 idx += 1
-                if not idx & flush_mask and not _flush(buf, words, pending, epoch):
+                if not idx & flush_mask and not _flush(words, pending, epoch):
                     return False  # (bounded memory: 8 bytes per pending record)
                 if pos > last16:
                     break
@@ -1170,7 +1166,7 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, jobs: list[tuple[Any, obj
                 hot = _hot(pending, st.dtype, seen, epoch)
             pos, idx = stop, idx + 1
         dec.domain_end(st, idx, pos)
-        if not _flush(buf, words, pending, epoch):
+        if not _flush(words, pending, epoch):
             return False
         if length != _SEC_END_SIZE:
             return False
@@ -1201,7 +1197,9 @@ def _next(buf: memoryview, pos: int, length: int) -> int:
     return stop
 
 
-def _crc_pool() -> ThreadPoolExecutor | None:
+def _worker_pool() -> ThreadPoolExecutor | None:
+    """The shared pool for section decoding, checksums and large checks
+    (None on one CPU: a thread would only add switching)."""
     workers = min(4, os.cpu_count() or 1)
     if workers < 2:
         return None
