@@ -471,28 +471,13 @@ class Layout:
                 conds.append(f"t[{i}] <= {fi.hi}")
         return " and ".join(conds) or "True", ns
 
-    def predicate(self, epoch: Epoch | None) -> Callable[[tuple[Any, ...]], bool]:
-        """A generated ``ok(t)``: True when raw tuple ``t`` breaks no rule of ``epoch``.
-
-        The fast "is it clean?" verdict; :meth:`checker` says which rule broke.
-        """
-        key = ("one", epoch)
-        try:
-            return self._oks[key]
-        except KeyError:
-            pass
-        body, ns = self._rules_source(epoch)
-        exec(f"def ok(t):\n    return {body}\n", ns)
-        fn: Callable[[Any], bool] = ns["ok"]
-        self._oks[key] = fn
-        return fn
-
     def acceptor(self, epoch: Epoch | None) -> Callable[[Any, int, int], bool]:
         """A generated ``acc(buf, off, n)``: True when the ``n`` bytes at ``off``
         are exactly one value of this layout that breaks no rule of ``epoch``.
 
-        :meth:`predicate` fused with the length test and the unpack, one call
-        per record on the structural fast paths.
+        The fast "is it clean?" verdict of the structural paths (one call per
+        record: length test, unpack and every rule); :meth:`checker` says
+        which rule broke.
         """
         key = ("buf", epoch)
         try:
