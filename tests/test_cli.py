@@ -128,3 +128,23 @@ def test_stdin_and_module_entry_point(lu_file: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert b"OK (lu)" in proc.stdout
+
+
+def test_records_of_a_checkpointed_libxl_stream_include_resumed_batches() -> None:
+    """verify -v and inspect see the libxc records after each CHECKPOINT_END too."""
+    from tests.test_libxl import checkpointed
+    from xenlu.cli import _records
+    from xenlu.libxl import decode_libxl, libxl_bytes
+
+    flat = _records(decode_libxl(libxl_bytes(checkpointed())))
+    libxc_names = [r.name for fam, r in flat if fam == "libxc"]
+    # first batch (SDE, TSC, CHECKPOINT), second (TSC, CHECKPOINT), third (END)
+    assert libxc_names == [
+        "STATIC_DATA_END",
+        "X86_TSC_INFO",
+        "CHECKPOINT",
+        "X86_TSC_INFO",
+        "CHECKPOINT",
+        "END",
+    ]
+    assert sum(1 for fam, _ in flat if fam == "libxl") == 7

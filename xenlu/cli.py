@@ -81,7 +81,9 @@ def _records(stream: Any) -> list[tuple[str, Any]]:
     elif isinstance(stream, LibxlStream):
         for r in stream.records:
             out.append(("libxl", r))
-            inner = getattr(r.value, "stream", None)
+            # LIBXC_CONTEXT holds the libxc stream; a CHECKPOINT_END the
+            # libxc batch that resumes after it (libxl §2).
+            inner = getattr(r.value, "stream", None) or getattr(r.value, "libxc", None)
             if isinstance(inner, LibxcStream):
                 out += _records(inner)
     return out
