@@ -98,6 +98,19 @@ def as_buffer(data: Any) -> memoryview:
     return mv.toreadonly()
 
 
+def record_end(buf: memoryview, pos: int, length: int, end: int) -> int:
+    """The offset after the record at ``pos`` whose header says ``length``, or
+    -1 when :func:`frames` would refuse it (too long, past ``end``, padding
+    not zero). The structural fast paths ask this; :func:`frames` says why.
+    """
+    stop = pos + 8 + length + (-length & 7)
+    if length > REC_LENGTH_MAX or stop > end:
+        return -1
+    if length & 7 and buf[pos + 8 + length : stop] != _ZEROS[: stop - pos - 8 - length]:
+        return -1
+    return stop
+
+
 def frames(buf: memoryview, pos: int, end: int, index: int) -> Iterator[tuple[int, int, int, int]]:
     """Yield ``(index, header_offset, type, length)`` for each record in ``buf[pos:end]``.
 

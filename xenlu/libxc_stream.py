@@ -64,7 +64,15 @@ from xenlu.errors import (
     UnknownRecordError,
     VersionError,
 )
-from xenlu.framing import HDR, REC_LENGTH_MAX, BytesSink, RecordWriter, as_buffer, frames
+from xenlu.framing import (
+    HDR,
+    REC_LENGTH_MAX,
+    BytesSink,
+    RecordWriter,
+    as_buffer,
+    frames,
+    record_end,
+)
 from xenlu.layout import Packed, Rsvd, fld, packed, reserved
 from xenlu.libxc import BODY_ACCEPT, BODY_CHECKS, PV_VCPU_TYPES, RecType, StaticDataEnd
 from xenlu.registry import LIBXC, OPTIONAL, Ctx, Record, UnknownRecord
@@ -450,6 +458,7 @@ def _verify_loop(
         while pos + 8 <= end:
             rtype, length = unpack(buf, pos)
             body = pos + 8
+            # record_end(), inlined: this loop runs once per record.
             stop = body + length + (-length & 7)
             if length > rec_max or stop > end:
                 break
@@ -480,10 +489,8 @@ def _verify_loop(
         elif cls != _G_FREE and (not st.v3 or (cls == _G_SDE and st.seen_sde)):
             break
         body = pos + 8
-        stop = body + length + (-length & 7)
-        if length > REC_LENGTH_MAX or stop > end:
-            break
-        if length & 7 and buf[body + length : stop] != _ZEROS8[: stop - body - length]:
+        stop = record_end(buf, pos, length, end)
+        if stop < 0:
             break
         acc = BODY_ACCEPT.get(rtype)
         if acc is None or not acc(buf, body, length):

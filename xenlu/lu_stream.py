@@ -67,6 +67,7 @@ from xenlu.framing import (
     as_buffer,
     crc32c,
     frames,
+    record_end,
 )
 from xenlu.lu_records import (
     BULK_TYPES,
@@ -74,6 +75,7 @@ from xenlu.lu_records import (
     ENTRY_RULES,
     LU_DOMAIN_LAYOUTS,
     Bulk,
+    CountHeader,
     EvtchnAbi,
     GrantTable,
     IoreqServers,
@@ -989,10 +991,11 @@ _GATHER_MAX_ENTRIES = 64
 #: Sections of at least this many bytes get their crc32c on a worker thread.
 _CRC_THREAD_MIN_BYTES = 1 << 20
 _HOT: dict[tuple[int, frozenset[int], Epoch], dict[int, int]] = {}
-_SEC_END = struct.Struct("<HHIQ")
+#: LU_SECTION_END's body (§4.15): domid, rsvd, crc32c, section_bytes.
+_SEC_END = LuSectionEnd.LAYOUT.struct
+_SEC_END_SIZE = LuSectionEnd.LAYOUT.size
 #: A record header and the count header of a bulk body (§1, §4), read at once.
-_HDR_COUNT = struct.Struct("<IIII")
-_SEC_END_SIZE = _SEC_END.size
+_HDR_COUNT = struct.Struct(HDR.format + CountHeader.LAYOUT.struct.format.lstrip("<"))
 
 
 def _hot_types(dtype: int, seen: frozenset[int], epoch: Epoch) -> dict[int, int]:
@@ -1113,7 +1116,7 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, jobs: list[tuple[Any, obj
             break
         if ndom == nr:
             return False
-        stop = _next(buf, pos, length)
+        stop = record_end(buf, pos, length, end)
         if stop < 0:
             return False
         info, st = dec.domain_start(idx, pos, t, length)
@@ -1155,7 +1158,7 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, jobs: list[tuple[Any, obj
                 t, length, count, rsvd = unpack16(buf, pos)
                 e = hot.get(t)
             t, length = unpack(buf, pos)
-            stop = _next(buf, pos, length)
+            stop = record_end(buf, pos, length, end)
             if stop < 0:
                 return False
             if t == sec_end:
@@ -1184,17 +1187,6 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, jobs: list[tuple[Any, obj
 
 #: The types some other type must follow (:data:`_AFTER`'s values).
 _AFTER_FIRST = frozenset(_AFTER.values())
-
-
-def _next(buf: memoryview, pos: int, length: int) -> int:
-    """The offset after the record at ``pos`` (length, bounds and zero
-    padding checked, §1), or -1."""
-    stop = pos + 8 + length + (-length & 7)
-    if length > REC_LENGTH_MAX or stop > len(buf):
-        return -1
-    if length & 7 and any(buf[pos + 8 + length : stop]):
-        return -1
-    return stop
 
 
 def _worker_pool() -> ThreadPoolExecutor | None:
