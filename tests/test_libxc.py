@@ -743,3 +743,65 @@ def test_page_data_acceptor_of_one_pfn_agrees_with_the_check(
     assert spec is not None
     exact = outcome(lambda: spec.decode(memoryview(body), ctx)) is None
     assert BODY_ACCEPT[R.PAGE_DATA](body, 0, len(body)) == exact
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    count=st.integers(33, 300),
+    types=st.lists(st.integers(0, 15), min_size=1, max_size=4),
+    rsvd_at=st.one_of(st.none(), st.integers(52, 59)),
+    pages_delta=st.sampled_from([0, 0, 0, -1, 1]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_page_data_acceptor_of_many_pfns_agrees_with_the_check(
+    count: int, types: list[int], rsvd_at: int | None, pages_delta: int, seed: int
+) -> None:
+    """The strided (numpy-free) PAGE_DATA acceptor for more than 32 pfns (§1.6)."""
+    import random
+
+    from xenlu.libxc import BODY_ACCEPT
+
+    rng = random.Random(seed)
+    pfns = [rng.choice(types) << 60 | rng.randrange(1 << 40) for _ in range(count)]
+    if rsvd_at is not None:
+        pfns[rng.randrange(count)] |= 1 << rsvd_at
+    ndata = sum(1 for p in pfns if (p >> 60) & 7 <= 4)
+    body = struct.pack(f"<II{count}Q", count, 0, *pfns) + bytes(4096 * max(0, ndata + pages_delta))
+    spec = LIBXC.get(R.PAGE_DATA)
+    assert spec is not None
+    ctx = Ctx(0, R.PAGE_DATA, 8, len(body))
+    exact = outcome(lambda: spec.decode(memoryview(body), ctx)) is None
+    assert BODY_ACCEPT[R.PAGE_DATA](memoryview(body), 0, len(body)) == exact
+
+
+def test_libxc_verify_command_needs_no_numpy(tmp_path: Any) -> None:
+    """`xenlu verify` of valid libxc streams (here with 1024-pfn PAGE_DATA
+    records) never imports numpy: its ~45 ms import would be most of the
+    command's time on page-heavy streams (benchmarks, Xen-verifier rows)."""
+    import subprocess
+    import sys
+
+    recs = [Record(R.STATIC_DATA_END, StaticDataEnd())]
+    pfns = np.arange(1024, dtype="<u8")
+    recs += [
+        Record(R.PAGE_DATA, PageData(pfns + i * 1024, memoryview(bytes(4096 * 1024))))
+        for i in range(2)
+    ]
+    recs.append(Record(R.END, End()))
+    path = tmp_path / "pages.libxc"
+    path.write_bytes(libxc_bytes(stream(2, recs)))
+    paths = [path]
+    for v in V.VECTORS:
+        if v.error is None and v.format == "libxc":
+            p = tmp_path / f"{v.name}.libxc"
+            p.write_bytes(v.data)
+            paths.append(p)
+    code = (
+        "import sys\nfrom xenlu.cli import main\n"
+        "codes = [main(['verify', '-q', '--format', 'libxc', p]) for p in sys.argv[1:]]\n"
+        "print(codes, 'numpy' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, paths)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == f"{[0] * len(paths)} False", out.stdout + out.stderr

@@ -37,13 +37,18 @@ Example, decode and encode::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
 import construct as cs
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
+# numpy is imported where an array is made or checked, not here: paths that
+# never touch a bulk array (the libxc verify command) skip its ~45 ms import.
 
 from xenlu.epochs import Epoch, fmt_epoch, parse_epoch
 
@@ -300,19 +305,6 @@ class Layout:
         self.struct = struct.Struct(self.byteorder + "".join(fi.fmt for fi in fields))
         assert self.struct.size == self.size, (cls.__name__, self.struct.size, self.size)
         self.names: tuple[str, ...] = tuple(fi.name for fi in fields)
-        self.dtype = np.dtype(
-            {
-                "names": list(self.names),
-                "formats": [
-                    f"V{fi.size}"
-                    if fi.kind == "bytes"
-                    else f"{self.byteorder}{fi.kind[0]}{fi.size}"
-                    for fi in fields
-                ],
-                "offsets": [fi.offset for fi in fields],
-                "itemsize": self.size,
-            }
-        )
         self._by_name = {fi.name: fi for fi in fields}
         self._checkers: dict[Epoch | None, Callable[[tuple[Any, ...]], Violation | None]] = {}
         self._oks: dict[tuple[str, Epoch | None], Callable[[Any], bool]] = {}
@@ -334,6 +326,25 @@ class Layout:
         exec(f"def as_tuple(v):\n    return ({items},)\n", ns)
         self._make: Callable[[tuple[Any, ...]], Any] = ns["make"]
         self._as_tuple: Callable[[Any], tuple[Any, ...]] = ns["as_tuple"]
+
+    @functools.cached_property
+    def dtype(self) -> np.dtype[Any]:
+        """The numpy structured dtype of one entry (made on first use)."""
+        import numpy as np
+
+        return np.dtype(
+            {
+                "names": list(self.names),
+                "formats": [
+                    f"V{fi.size}"
+                    if fi.kind == "bytes"
+                    else f"{self.byteorder}{fi.kind[0]}{fi.size}"
+                    for fi in self.fields
+                ],
+                "offsets": [fi.offset for fi in self.fields],
+                "itemsize": self.size,
+            }
+        )
 
     # -- single records -------------------------------------------------
     def field(self, name: str) -> FieldInfo:
@@ -440,6 +451,8 @@ class Layout:
     # -- bulk arrays ----------------------------------------------------
     def array(self, buf: Any, offset: int, count: int) -> np.ndarray:
         """A zero-copy read-only structured array of ``count`` entries at ``offset``."""
+        import numpy as np
+
         arr = np.frombuffer(buf, dtype=self.dtype, count=count, offset=offset)
         if arr.flags.writeable:
             arr.flags.writeable = False
@@ -447,6 +460,8 @@ class Layout:
 
     def empty(self, count: int = 0) -> np.ndarray:
         """A zero-filled array of ``count`` entries (reserved fields already zero)."""
+        import numpy as np
+
         return np.zeros(count, dtype=self.dtype)
 
     def _rules_source(self, epoch: Epoch | None) -> tuple[str, dict[str, Any]]:
@@ -514,6 +529,8 @@ class Layout:
         Value sets become range compares when contiguous and 256/64 Ki-entry
         look-up tables otherwise (``np.isin`` costs ~10x more per call).
         """
+        import numpy as np
+
         try:
             return self._tests[epoch]
         except KeyError:
@@ -633,6 +650,8 @@ class Layout:
         return None
 
     def _check_chunk(self, arr: np.ndarray, epoch: Epoch | None) -> Violation | None:
+        import numpy as np
+
         first: tuple[int, Violation] | None = None
         label = "" if epoch is None else f" in epoch {fmt_epoch(epoch)}"
         for fi in self.fields:
@@ -689,6 +708,8 @@ class Layout:
 
     def pack_array(self, arr: np.ndarray) -> memoryview:
         """The bytes of a structured array in this layout, without a copy if possible."""
+        import numpy as np
+
         a = np.ascontiguousarray(arr, dtype=self.dtype)
         return a.data.cast("B")
 
@@ -751,6 +772,8 @@ _CLEAN_CHUNK = 1 << 16
 
 def _dirty(part: np.ndarray, tests: list[tuple[str, str, Any]]) -> bool:
     """True when some entry of ``part`` breaks one of ``tests``."""
+    import numpy as np
+
     for kind, name, p in tests:
         if kind == "word":
             w, nwords, forbid, post = p

@@ -368,8 +368,21 @@ def _body_fns(build: bool) -> dict[int, BodyFn]:
     fns: dict[int, BodyFn] = {spec.type: spec.decode for spec in LIBXC}
     if not build:
         fns.update(BODY_CHECKS)
+        # Check-only: the acceptor first, the exact check (which locates the
+        # error) only when it is unsure — the same test the hot loop makes.
+        for rtype, accept in BODY_ACCEPT.items():
+            if rtype in fns:
+                fns[rtype] = _accepting(accept, fns[rtype])
     _BODY_FNS[build] = (len(LIBXC), fns)
     return fns
+
+
+def _accepting(accept: Any, exact: BodyFn) -> BodyFn:
+    def check(body: memoryview, ctx: Ctx) -> None:
+        if not accept(body, 0, len(body)):
+            exact(body, ctx)
+
+    return check
 
 
 def _decode_records(

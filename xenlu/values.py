@@ -15,15 +15,18 @@ True
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Value", "array_records", "to_jsonable", "values_equal"]
 
 
 def values_equal(a: Any, b: Any) -> bool:
     """Equality that understands numpy arrays, memoryviews and nested containers."""
+    import numpy as np
+
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
             return False
@@ -51,6 +54,8 @@ def values_equal(a: Any, b: Any) -> bool:
 
 def _plain(col: np.ndarray) -> np.ndarray:
     # Void (raw bytes) columns compare through a uint8 view.
+    import numpy as np
+
     if col.dtype.kind == "V":
         return col.view(np.uint8)
     return col
@@ -96,6 +101,8 @@ def to_jsonable(value: Any) -> Any:
     Reserved fields are not dataclass fields (``layout.reserved``), so they
     never appear.
     """
+    import numpy as np
+
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
