@@ -220,3 +220,27 @@ def test_single_cpu_path(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not _verify_fast(memoryview(crc), True)
     assert _outcome(verify_lu, crc) == _outcome(decode_lu, crc)
     assert "crc32c" in str(_outcome(verify_lu, crc))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_verify_in_a_forked_child_after_the_pool_started() -> None:
+    """The worker pool does not survive fork; a child gets its own (no hang)."""
+    import os
+    import signal
+
+    import xenlu.lu_stream as lu_stream
+
+    data = _host_bytes((4, 21), 1 << 27)
+    verify_lu(data)  # starts the pool in this process
+    assert lu_stream._POOL
+    pid = os.fork()
+    if pid == 0:  # child: a hang here would be the bug
+        signal.alarm(20)
+        code = 0
+        try:
+            verify_lu(data)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

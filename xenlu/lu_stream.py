@@ -838,6 +838,10 @@ def decode_lu(
 #: independent, §4.15).
 _PARALLEL_MIN_BYTES = 32 << 20
 _POOL: list[ThreadPoolExecutor] = []
+# A forked child inherits the pool object but not its threads: work queued
+# there would wait forever. The child makes its own pool on first use.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_POOL.clear)
 
 
 def _decode_sections_in_parallel(
