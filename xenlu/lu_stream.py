@@ -995,8 +995,6 @@ _GATHER_MAX_ENTRIES = 64
 #: Sections of at least this many bytes get their crc32c on a worker thread.
 _CRC_THREAD_MIN_BYTES = 1 << 20
 _HOT: dict[tuple[int, frozenset[int], Epoch], dict[int, int]] = {}
-#: LU_SECTION_END's body (§4.15): domid, rsvd, crc32c, section_bytes.
-_SEC_END = LuSectionEnd.LAYOUT.struct
 _SEC_END_SIZE = LuSectionEnd.LAYOUT.size
 #: A record header and the count header of a bulk body (§1, §4), read at once.
 _HDR_COUNT = struct.Struct(HDR.format + CountHeader.LAYOUT.struct.format.lstrip("<"))
@@ -1175,14 +1173,13 @@ def _verify_fast_unsafe(buf: memoryview, strict: bool, jobs: list[tuple[Any, obj
         dec.domain_end(st, idx, pos)
         if not _flush(words, pending, epoch):
             return False
-        if length != _SEC_END_SIZE:
-            return False
-        e_domid, e_rsvd, e_crc, e_bytes = _SEC_END.unpack_from(buf, pos + 8)
-        if e_domid != domid or e_rsvd or e_bytes != pos - start:
+        # The record's own rules (length, rsvd) by its declaration, §4.15.
+        close: LuSectionEnd = dec.decode_record(idx, pos, sec_end, length)
+        if close.domid != domid or close.section_bytes != pos - start:
             return False
         if pool is not None and pos - start >= _CRC_THREAD_MIN_BYTES:
-            jobs.append((pool.submit(crc32c, buf[start:pos]), e_crc))
-        elif crc32c(buf[start:pos]) != e_crc:
+            jobs.append((pool.submit(crc32c, buf[start:pos]), close.crc32c))
+        elif crc32c(buf[start:pos]) != close.crc32c:
             return False
         pos, idx = stop, idx + 1
         ndom, last = ndom + 1, domid
