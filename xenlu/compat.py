@@ -53,7 +53,7 @@ from typing import Any, Literal, NamedTuple, NoReturn
 import numpy as np
 
 import xenlu.libxc  # noqa: F401  (registers HVM_CONTEXT and the other libxc records)
-from xenlu.epochs import EPOCHS, Epoch, epoch_of, fmt_epoch, is_supported, parse_epoch
+from xenlu.epochs import EPOCHS, Epoch, EpochLike, as_epoch, as_version, epoch_of, fmt_epoch
 from xenlu.errors import CallerError, ConversionError
 from xenlu.hvmctx import (
     TC_RTC,
@@ -374,19 +374,13 @@ def _register(
     )
 
 
-def steps_between(source: Epoch, target: Epoch) -> list[Step]:
-    """The chain of registered steps from epoch ``source`` to epoch ``target``.
+def steps_between(source: EpochLike, target: EpochLike) -> list[Step]:
+    """The chain of registered steps from the epoch of ``source`` to that of ``target``.
 
-    >>> [s.name for s in steps_between((4, 13), (4, 11))]
+    >>> [s.name for s in steps_between((4, 13), "4.11")]
     ['4.13->4.12', '4.12->4.11']
     """
-    try:
-        i, j = EPOCHS.index(source), EPOCHS.index(target)
-    except ValueError:
-        raise CallerError(
-            f"not an epoch: {fmt_epoch(source)} or {fmt_epoch(target)} "
-            f"(epochs: {', '.join(fmt_epoch(e) for e in EPOCHS)})"
-        ) from None
+    i, j = EPOCHS.index(as_epoch(source)), EPOCHS.index(as_epoch(target))
     pairs = (
         [(EPOCHS[k], EPOCHS[k + 1]) for k in range(i, j)]
         if i <= j
@@ -1239,22 +1233,8 @@ assert {LuDomain411, LuDomain413, LuDomain415, LuDomain416, LuDomain417, LuDomai
 # --- convert --------------------------------------------------------------------------
 
 
-def _version(to: Epoch | str | Sequence[int]) -> Epoch:
-    if isinstance(to, str):
-        v = parse_epoch(to)
-    else:
-        try:
-            major, minor = (int(x) for x in to)
-        except (TypeError, ValueError):
-            raise CallerError(f"expected a Xen version (4, 15) or '4.15', got {to!r}") from None
-        v = (major, minor)
-    if not is_supported(*v):
-        raise CallerError(f"Xen {fmt_epoch(v)} is outside the supported range 4.11 … 4.21")
-    return v
-
-
 def convert(
-    stream: LUStream, to: Epoch | str, *, allow_loss: bool = False
+    stream: LUStream, to: EpochLike, *, allow_loss: bool = False
 ) -> tuple[LUStream, Report]:
     """Upgrade or roll back ``stream`` to Xen version ``to`` (LU spec §3, §6).
 
@@ -1274,7 +1254,7 @@ def convert(
     >>> rep.direction, rep.lossless
     ('rollback', True)
     """
-    target = _version(to)
+    target = as_version(to)
     source = stream.version
     _check_same_layouts(stream)
     chain = steps_between(stream.epoch, epoch_of(*target))

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from xenlu.epochs import epoch_of
+from xenlu.epochs import EpochLike, as_version, epoch_of
 from xenlu.lu_records import (
     CDF_HVM,
     CDF_IOMMU,
@@ -134,7 +134,7 @@ def _blob(rng: np.random.Generator, n: int) -> bytes:
 
 
 def make_host(
-    version: tuple[int, int] = (4, 11),
+    version: EpochLike = (4, 11),
     *,
     n_hvm: int = 3,
     mem_mib: int = 64,
@@ -156,10 +156,14 @@ def make_host(
     half of each domain's memory is mapped in 2 MiB extents (P2M and
     ownership), the rest fragmented. Layouts follow ``version``'s
     epoch, with every field an older xen#1 lacked at its upgrade default, so
-    the host converts losslessly to any epoch.
+    the host converts losslessly to any epoch. ``version`` is spelled
+    ``"4.15"`` or ``(4, 15)`` (:func:`xenlu.epochs.as_version`).
+
+    >>> make_host("4.18", n_hvm=0, mem_mib=1, dom0_mem_mib=1).xen_version
+    '4.18'
     """
     plan = HostPlan(
-        version,
+        as_version(version),
         n_hvm,
         mem_mib,
         dom0_mem_mib,

@@ -41,7 +41,7 @@ from typing import Any
 
 import xenlu.libxc  # noqa: F401  (registers the libxc records)
 from xenlu import hvmctx, lu_records
-from xenlu.epochs import EPOCHS, Epoch, epoch_of, fmt_epoch, is_supported, parse_epoch
+from xenlu.epochs import EPOCHS, Epoch, EpochLike, as_epoch, epoch_of, fmt_epoch, parse_epoch
 from xenlu.errors import CallerError
 from xenlu.lu_stream import X
 from xenlu.registry import LIBXC, LU, RecordSpec
@@ -75,13 +75,6 @@ _VERSION_SUFFIX = re.compile(r"(@\d+\.\d+|\(\d+\.\d+\))$")
 
 def _role(layout_name: str) -> str:
     return _VERSION_SUFFIX.sub("", layout_name)
-
-
-def _epoch(e: Epoch | str) -> Epoch:
-    v = parse_epoch(e) if isinstance(e, str) else (int(e[0]), int(e[1]))
-    if not is_supported(*v):
-        raise CallerError(f"Xen {fmt_epoch(v)} is outside the supported range 4.11 … 4.21")
-    return epoch_of(*v)
 
 
 def _hvm_entry_layouts(epoch: Epoch) -> dict[type[Any], int]:
@@ -141,7 +134,7 @@ def _record(spec: RecordSpec, epoch: Epoch) -> dict[str, Any]:
     }
 
 
-def epoch_schema(epoch: Epoch | str) -> dict[str, Any]:
+def epoch_schema(epoch: EpochLike) -> dict[str, Any]:
     """The schema of one epoch (a Xen version is rounded down to its epoch), as JSON data.
 
     >>> s = epoch_schema((4, 18))
@@ -150,7 +143,7 @@ def epoch_schema(epoch: Epoch | str) -> dict[str, Any]:
     >>> s["records"]["LU_P2M"]["layouts"]["LU_P2M entry"]["size"]
     24
     """
-    e = _epoch(epoch)
+    e = as_epoch(epoch)
     nxt = EPOCHS[EPOCHS.index(e) + 1] if e != EPOCHS[-1] else (e[0], e[1] + 1)
     records: dict[str, Any] = {}
     for spec in LU:
@@ -182,10 +175,10 @@ def default_schema_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "schemas"
 
 
-def schema_path(epoch: Epoch | str, directory: str | os.PathLike[str] | None = None) -> Path:
+def schema_path(epoch: EpochLike, directory: str | os.PathLike[str] | None = None) -> Path:
     """Where the committed schema of ``epoch`` lives: ``<dir>/lu-<X.Y>.json``."""
     base = Path(directory) if directory is not None else default_schema_dir()
-    return base / f"lu-{fmt_epoch(_epoch(epoch))}.json"
+    return base / f"lu-{fmt_epoch(as_epoch(epoch))}.json"
 
 
 def write_schemas(directory: str | os.PathLike[str]) -> list[Path]:

@@ -77,7 +77,7 @@ from typing import Any
 
 import numpy as np
 
-from xenlu.epochs import EPOCHS, MAX_VERSION, MIN_VERSION, Epoch, epoch_of, parse_epoch
+from xenlu.epochs import EPOCHS, MAX_VERSION, MIN_VERSION, Epoch, EpochLike, as_epoch, epoch_of
 from xenlu.errors import (
     CallerError,
     ChecksumError,
@@ -108,7 +108,7 @@ __all__ = [
     "wild_hosts",
 ]
 
-EpochArg = Epoch | str | None
+EpochArg = EpochLike | None
 Draw = Callable[[SearchStrategy[Any]], Any]
 
 INVALID_MFN = 0xFFFFFFFFFFFFFFFF
@@ -130,10 +130,7 @@ EXCLUDED: dict[tuple[str, str], str] = {
 
 def _epoch(epoch: EpochArg) -> Epoch | None:
     """Normalise ``"4.18"`` / ``(4, 18)`` to the epoch (4, 17); None stays None."""
-    if epoch is None:
-        return None
-    e = parse_epoch(epoch) if isinstance(epoch, str) else (int(epoch[0]), int(epoch[1]))
-    return epoch_of(*e)
+    return None if epoch is None else as_epoch(epoch)
 
 
 def supported_versions(epoch: EpochArg = None) -> list[tuple[int, int]]:
