@@ -77,7 +77,7 @@ def test_usage_errors_exit_2(lu_file: Path) -> None:
 
 def test_missing_file_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", str(tmp_path / "absent")]) == 1
-    assert "CallerError" in capsys.readouterr().err
+    assert "InputError" in capsys.readouterr().err  # a CallerError carrying errno
 
 
 def test_inspect_json_lu(lu_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

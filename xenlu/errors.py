@@ -19,7 +19,8 @@ Hierarchy::
     │   ├── VersionError       unsupported stream or Xen version
     │   └── HandoverError      the breadcrumb / MFN array rules (spec §5)
     ├── CallerError            bad arguments or values given to xenlu (also ValueError)
-    │   └── EncodeError        a value cannot be encoded
+    │   ├── EncodeError        a value cannot be encoded
+    │   └── InputError         the input could not be read (carries errno)
     └── ConversionError        an upgrade or rollback is refused (spec §6)
 """
 
@@ -34,6 +35,7 @@ __all__ = [
     "FramingError",
     "GrammarError",
     "HandoverError",
+    "InputError",
     "RecordError",
     "UnknownRecordError",
     "VersionError",
@@ -207,6 +209,35 @@ class CallerError(XenLUError, ValueError):
 
 class EncodeError(CallerError):
     """A value cannot be encoded (out of range, wrong type, inconsistent)."""
+
+
+class InputError(CallerError):
+    """The input could not be read: a missing or unreadable path, a directory,
+    a closed file, a read that failed.
+
+    ``errno`` and ``strerror`` are those of the operating-system error (the
+    :class:`OSError` is also the exception's ``__cause__``), ``filename`` the
+    path when there is one; ``errno`` is None when no system call failed (a
+    text-mode file object, for instance). A command line maps this class to
+    its I/O exit code, not to "the stream is invalid".
+
+    >>> e = InputError("cannot read x.lu: No such file or directory", errno=2, filename="x.lu")
+    >>> e.errno, e.filename, str(e)
+    (2, 'x.lu', 'cannot read x.lu: No such file or directory')
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errno: int | None = None,
+        strerror: str | None = None,
+        filename: str | None = None,
+    ) -> None:
+        self.errno = errno
+        self.strerror = strerror
+        self.filename = filename
+        super().__init__(message)
 
 
 class ConversionError(XenLUError):

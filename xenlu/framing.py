@@ -14,14 +14,16 @@ sink as it is (no join) and can keep a running crc32c for LU sections.
 
 from __future__ import annotations
 
+import errno
+import io
 import mmap
 import os
+import stat
 import struct
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, Protocol
 
-from xenlu.errors import CallerError, FramingError
+from xenlu.errors import CallerError, FramingError, InputError
 
 __all__ = [
     "HDR",
@@ -65,35 +67,130 @@ def pad_len(length: int) -> int:
     return -length & 7
 
 
-def as_buffer(data: Any) -> memoryview:
-    """A read-only byte ``memoryview`` over bytes, bytearray, memoryview, mmap or a path.
+def _input_error(exc: OSError, what: str) -> InputError:
+    reason = exc.strerror or str(exc)
+    err = InputError(
+        f"cannot read {what}: {reason}",
+        errno=exc.errno,
+        strerror=exc.strerror,
+        filename=None if exc.filename is None else os.fsdecode(exc.filename),
+    )
+    err.__cause__ = exc
+    return err
 
-    A path is mapped read-only with ``mmap`` (an empty file gives an empty
-    view); nothing is copied.
+
+def _from_file(f: Any, what: str) -> memoryview:
+    """The bytes of an open binary file from its current position.
+
+    A regular file is mapped read-only (nothing copied); anything else — a
+    pipe, FIFO, socket, character device, ``/dev/stdin`` — is read to its
+    end: its ``st_size`` (0) says nothing about how much it holds.
     """
-    if isinstance(data, memoryview):
-        mv = data
-    elif isinstance(data, (bytes, bytearray, mmap.mmap)):
-        mv = memoryview(data)
-    elif isinstance(data, (str, os.PathLike)):
-        path = Path(data)
+    try:
+        fd = f.fileno()
+    except (OSError, AttributeError, ValueError):
+        fd = None  # io.BytesIO and other in-memory files, or a closed file (read says which)
+    if fd is not None:
         try:
-            with path.open("rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size == 0:
-                    return memoryview(b"")
-                m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            st = os.fstat(fd)
         except OSError as exc:
-            raise CallerError(f"cannot read {path}: {exc.strerror or exc}") from None
-        mv = memoryview(m)
+            raise _input_error(exc, what) from exc
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(
+                f"cannot read {what}: Is a directory",
+                errno=errno.EISDIR,
+                strerror=os.strerror(errno.EISDIR),
+                filename=what,
+            )
+        # A regular file of size 0 may still be a /proc or sysfs file whose
+        # size is not known: reading it costs nothing when it really is empty.
+        if stat.S_ISREG(st.st_mode) and st.st_size > 0:
+            try:
+                m = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):
+                m = None  # a file system without mmap: read it below
+            if m is not None:
+                try:
+                    pos = f.tell()
+                except (OSError, AttributeError, ValueError):
+                    pos = 0
+                return memoryview(m)[pos:]
+    try:
+        data = f.read()
+    except ValueError as exc:  # I/O on a closed file
+        raise InputError(f"cannot read {what}: {exc}") from exc
+    except OSError as exc:
+        raise _input_error(exc, what) from exc
+    if data is None:  # a non-blocking file with nothing to read yet
+        raise InputError(f"cannot read {what}: no data available (non-blocking file)")
+    if isinstance(data, str):
+        raise InputError(f"cannot read {what}: opened in text mode; open it with 'rb'")
+    return memoryview(data)
+
+
+def as_buffer(data: Any) -> memoryview:
+    """A read-only, contiguous byte ``memoryview`` over any input xenlu accepts.
+
+    * ``bytes``, ``bytearray``, ``mmap``, a C-contiguous ``memoryview`` or
+      any other object with the buffer protocol (a numpy array): viewed, not
+      copied;
+    * a path (``str`` or ``os.PathLike``) or a binary file object (anything
+      with ``read()``, e.g. ``open(f, "rb")``, ``sys.stdin.buffer``,
+      ``io.BytesIO``): a regular file is mapped read-only with ``mmap``
+      (from the file object's position); a pipe, FIFO, socket or character
+      device — ``/dev/stdin``, ``<(cat f)`` — is read to its end.
+
+    Errors: :class:`~xenlu.errors.InputError` when the input cannot be read
+    (missing, unreadable, a directory, a closed or text-mode file; it
+    carries ``errno``), :class:`~xenlu.errors.CallerError` for anything
+    else it cannot take (a non-contiguous view, a path containing NUL, an
+    unsupported type).
+
+    >>> as_buffer(b"abc").tolist(), as_buffer(bytearray(2)).readonly
+    ([97, 98, 99], True)
+    >>> as_buffer(memoryview(b"abcd")[::2])
+    Traceback (most recent call last):
+    ...
+    xenlu.errors.CallerError: a non-contiguous memoryview cannot be read in place; \
+pass bytes(view) (a copy) or the buffer it views
+    """
+    if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)):
+        try:
+            mv = memoryview(data)
+        except ValueError as exc:  # a closed mmap
+            raise CallerError(f"cannot view the {type(data).__name__}: {exc}") from None
+    elif isinstance(data, (str, os.PathLike)):
+        try:
+            path = os.fspath(data)
+            f = open(path, "rb", buffering=0)  # noqa: SIM115 (closed below; a map outlives it)
+        except ValueError:  # embedded NUL
+            raise CallerError(f"a path cannot contain a NUL byte: {data!r}") from None
+        except TypeError:  # os.fspath gave bytes or something else
+            raise CallerError(f"not a usable path: {data!r}") from None
+        except OSError as exc:
+            raise _input_error(exc, str(path)) from exc
+        with f:
+            mv = _from_file(f, str(path))
+    elif callable(getattr(data, "read", None)):
+        what = str(getattr(data, "name", None) or type(data).__name__)
+        if isinstance(data, io.TextIOBase):
+            # Its position is an opaque cookie and its read() gives str.
+            raise InputError(f"cannot read {what}: opened in text mode; open it with 'rb'")
+        mv = _from_file(data, what)
     else:
         try:
             mv = memoryview(data)
         except TypeError:
             raise CallerError(
-                f"expected bytes, bytearray, memoryview, mmap or a path, got {type(data).__name__}"
+                "expected bytes, bytearray, memoryview, mmap, a path or a binary file "
+                f"object, got {type(data).__name__}"
             ) from None
-    if mv.ndim != 1 or mv.itemsize != 1:
+    if not mv.c_contiguous:
+        raise CallerError(
+            "a non-contiguous memoryview cannot be read in place; "
+            "pass bytes(view) (a copy) or the buffer it views"
+        )
+    if mv.ndim != 1 or mv.itemsize != 1 or mv.format != "B":
         mv = mv.cast("B")
     return mv.toreadonly()
 
