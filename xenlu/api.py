@@ -2,119 +2,461 @@
 
 Formats: ``"lu"`` (Live Update stream), ``"libxc"`` (migration stream v2/v3),
 ``"libxl"`` (libxl stream with embedded libxc), ``"xl"`` (xl save file) and
-``"auto"``, which looks at the first bytes.
+``"auto"``, which looks at the first bytes. Each format is one
+:class:`Format` entry of :data:`FORMAT_TABLE` (how it is recognised, decoded,
+verified and encoded, and its stream class); :func:`decode`, :func:`verify`,
+:func:`encode_to` and :func:`format_of` only look things up there.
 
->>> s = decode(data)            # doctest: +SKIP
->>> encode(s) == bytes(data)    # doctest: +SKIP
-True
+Given the wrong format, :func:`decode` and :func:`verify` say what the input
+looks like instead of reporting a framing error in the middle of a header::
+
+    offset 0x0: not an LU stream: looks like an xl save file
+
+>>> from xenlu.hostgen import make_host
+>>> data = encode(make_host("4.15", n_hvm=0, mem_mib=1, dom0_mem_mib=1))
+>>> detect_format(data), format_of(decode(data)), verify(data)
+('lu', 'lu', 'lu')
+>>> decode(b"\\x89PNG\\r\\n\\x1a\\n", "lu")
+Traceback (most recent call last):
+...
+xenlu.errors.FramingError: offset 0x0: not an LU stream: unrecognised: first bytes \
+89504e470d0a1a0a
 """
 
 from __future__ import annotations
 
+import io
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from xenlu.errors import CallerError, FramingError
-from xenlu.framing import as_buffer
+from xenlu.framing import REC_LENGTH_MAX, as_buffer
 
-__all__ = ["FORMATS", "decode", "detect_format", "encode", "encode_to", "verify"]
-
-FORMATS = ("auto", "lu", "libxc", "libxl", "xl")
+__all__ = [
+    "FORMATS",
+    "FORMAT_TABLE",
+    "Format",
+    "decode",
+    "describe_head",
+    "detect_format",
+    "encode",
+    "encode_to",
+    "expect_format",
+    "format_of",
+    "sniff",
+    "verify",
+]
 
 _LIBXC_MARKER = b"\xff" * 8
 _LIBXL_IDENT = b"LibxlFmt"
 _XL_MAGIC = b"Xen saved domain, xl format\n \0 \r"
-_LU_FIRST = b"\x00\x00\x00\x40"  # LU_VERSION 0x40000000, little-endian
+_LU_FIRST = b"\x00\x00\x00\x40"  # LU_VERSION 0x40000000, little-endian (LU spec §1, §4.1)
+
+
+# --- the format table ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Format:
+    """One stream family: how it is recognised, decoded, verified and encoded.
+
+    ``signature`` is tested on the first 32 bytes; ``decode(buf, strict)``
+    returns the stream object, ``verify(buf, strict)`` raises the first
+    problem, ``encode_to(stream, sink, **options)`` returns the bytes
+    written. The stream class is named by module and class so that asking
+    for it (:func:`format_of`) never imports a decoder.
+    """
+
+    name: str
+    #: How a message names it: "an LU stream", "an xl save file".
+    title: str
+    signature: Callable[[bytes], bool]
+    decode: Callable[[memoryview, bool], Any]
+    verify: Callable[[memoryview, bool], None]
+    encode_to: Callable[..., int]
+    module: str
+    stream_class: str
+
+    def stream_type(self) -> type[Any]:
+        """The stream class (imports its module)."""
+        import importlib
+
+        cls: type[Any] = getattr(importlib.import_module(self.module), self.stream_class)
+        return cls
+
+
+def _lu_decode(buf: memoryview, strict: bool) -> Any:
+    from xenlu.lu_stream import decode_lu
+
+    return decode_lu(buf, strict=strict)
+
+
+def _lu_verify(buf: memoryview, strict: bool) -> None:
+    from xenlu.lu_stream import verify_lu
+
+    verify_lu(buf, strict=strict)
+
+
+def _lu_encode(stream: Any, sink: Any, **options: Any) -> int:
+    from xenlu.lu_stream import encode_lu_to
+
+    return encode_lu_to(stream, sink, **options)
+
+
+def _libxc_decode(buf: memoryview, strict: bool) -> Any:
+    from xenlu.libxc_stream import decode_libxc
+
+    stream, _end, _idx = decode_libxc(buf, strict=strict)
+    return stream
+
+
+def _libxc_verify(buf: memoryview, strict: bool) -> None:
+    # The structural path builds no value objects (same verdicts as decode).
+    from xenlu.libxc_stream import verify_libxc
+
+    verify_libxc(buf, strict=strict)
+
+
+def _libxl_decode(buf: memoryview, strict: bool) -> Any:
+    from xenlu.libxl import decode_libxl
+
+    return decode_libxl(buf, strict=strict)
+
+
+def _xl_decode(buf: memoryview, strict: bool) -> Any:
+    from xenlu.libxl import decode_xl
+
+    return decode_xl(buf, strict=strict)
+
+
+def _verify_by_decoding(decoder: Callable[[memoryview, bool], Any]) -> Callable[..., None]:
+    def verify(buf: memoryview, strict: bool) -> None:
+        decoder(buf, strict)
+
+    return verify
+
+
+def _writer_encoder(module: str, function: str) -> Callable[..., int]:
+    """``encode_to`` of a family whose encoder writes through a RecordWriter."""
+
+    def encode_to(stream: Any, sink: Any, **options: Any) -> int:
+        import importlib
+
+        from xenlu.framing import RecordWriter
+
+        if options:
+            raise CallerError(
+                f"{function}: no options apply to this format, got {', '.join(sorted(options))}"
+            )
+        w = RecordWriter(sink)
+        getattr(importlib.import_module(module), function)(stream, w)
+        return w.pos
+
+    return encode_to
+
+
+#: Every format, in the order :func:`sniff` tries their signatures (the xl
+#: magic before the libxl ident it may contain, the 8-byte markers before
+#: the 4-byte LU record type).
+FORMAT_TABLE: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            "xl",
+            "an xl save file",
+            lambda head: head[:8] == _XL_MAGIC[:8],
+            _xl_decode,
+            _verify_by_decoding(_xl_decode),
+            _writer_encoder("xenlu.libxl", "encode_xl"),
+            "xenlu.libxl",
+            "XlFile",
+        ),
+        Format(
+            "libxl",
+            "a libxl stream",
+            lambda head: head[:8] == _LIBXL_IDENT,
+            _libxl_decode,
+            _verify_by_decoding(_libxl_decode),
+            _writer_encoder("xenlu.libxl", "encode_libxl"),
+            "xenlu.libxl",
+            "LibxlStream",
+        ),
+        Format(
+            "libxc",
+            "a libxc migration stream",
+            lambda head: head[:8] == _LIBXC_MARKER,
+            _libxc_decode,
+            _libxc_verify,
+            _writer_encoder("xenlu.libxc_stream", "encode_libxc"),
+            "xenlu.libxc_stream",
+            "LibxcStream",
+        ),
+        Format(
+            "lu",
+            "an LU stream",
+            lambda head: head[:4] == _LU_FIRST,
+            _lu_decode,
+            _lu_verify,
+            _lu_encode,
+            "xenlu.lu_stream",
+            "LUStream",
+        ),
+    )
+}
+
+#: What ``format=`` accepts.
+FORMATS = ("auto", *FORMAT_TABLE)
+
+
+def _format(name: str) -> Format:
+    try:
+        return FORMAT_TABLE[name]
+    except (KeyError, TypeError):
+        raise CallerError(
+            f"unknown format {name!r}; expected one of {', '.join(FORMATS)}"
+        ) from None
+
+
+# --- recognising an input ---------------------------------------------------------------
+
+# Files people hand a stream reader by mistake: named so the message can say so.
+_OTHER_MAGICS: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "a gzip-compressed file (decompress it first)"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file (decompress it first)"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file (decompress it first)"),
+    (b"BZh", "a bzip2-compressed file (decompress it first)"),
+    (b"\x7fELF", "an ELF executable"),
+    (b"QEVM", "a QEMU device-model save file"),
+)
+
+
+def sniff(data: Any) -> str | None:
+    """The format whose signature the first bytes carry, or None.
+
+    The one recognition rule of xenlu (:func:`detect_format`, the checks of
+    an explicit ``format=`` and the command line use it).
+
+    >>> sniff(b"LibxlFmt" + bytes(8)), sniff(b"hello")
+    ('libxl', None)
+    """
+    head = bytes(as_buffer(data)[:32])
+    for f in FORMAT_TABLE.values():
+        if f.signature(head):
+            return f.name
+    return None
+
+
+def describe_head(data: Any) -> str:
+    """What the first bytes look like, for a message: "looks like an xl save file",
+    "empty input" or "unrecognised: first bytes 89504e47…".
+
+    >>> describe_head(b"Xen saved domain, xl format\\n \\0 \\r")
+    'looks like an xl save file'
+    >>> describe_head(b"")
+    'empty input'
+    """
+    buf = as_buffer(data)
+    if not len(buf):
+        return "empty input"
+    name = sniff(buf)
+    if name is not None:
+        return f"looks like {FORMAT_TABLE[name].title}"
+    head = bytes(buf[:8])
+    for magic, what in _OTHER_MAGICS:
+        if head.startswith(magic):
+            return f"looks like {what}"
+    return f"unrecognised: first bytes {head.hex()}"
 
 
 def detect_format(data: Any) -> str:
-    """The format of a stream from its first bytes (``lu``, ``libxc``, ``libxl``, ``xl``)."""
+    """The format of a stream from its first bytes (``lu``, ``libxc``, ``libxl``, ``xl``).
+
+    :class:`~xenlu.errors.FramingError` at offset 0 when no format matches,
+    saying what the input looks like.
+
+    >>> detect_format(b"\\xff" * 8 + bytes(16))
+    'libxc'
+    >>> detect_format(b"GIF89a")
+    Traceback (most recent call last):
+    ...
+    xenlu.errors.FramingError: offset 0x0: not a stream xenlu knows (LU, libxc, libxl, xl): \
+unrecognised: first bytes 474946383961
+    """
     buf = as_buffer(data)
-    head = bytes(buf[:32])
-    if head[:8] == _XL_MAGIC[:8]:
-        return "xl"
-    if head[:8] == _LIBXL_IDENT:
-        return "libxl"
-    if head[:8] == _LIBXC_MARKER:
-        return "libxc"
-    if head[:4] == _LU_FIRST:
-        return "lu"
-    raise FramingError(
-        "unrecognised stream: not LU, libxc, libxl or an xl save file",
-        offset=0,
-        expected="LU_VERSION record, 0xFFFFFFFFFFFFFFFF marker, 'LibxlFmt' or the xl magic",
-        got=head[:8].hex() or "empty input",
-    )
+    name = sniff(buf)
+    if name is None:
+        raise FramingError(
+            f"not a stream xenlu knows (LU, libxc, libxl, xl): {describe_head(buf)}",
+            offset=0,
+        )
+    return name
+
+
+def _plausible_lu(buf: memoryview) -> bool:
+    """Whether a stream not starting with LU_VERSION is still worth decoding as LU.
+
+    A first record header of a registered LU or libxc type, or an optional
+    type, with a length within REC_LENGTH_MAX is a damaged LU stream, whose
+    decoder names the exact problem (e.g. "first record not LU_VERSION");
+    anything else is not an LU stream at all.
+    """
+    if len(buf) < 8:
+        return True  # the decoder reports the truncated header
+    from xenlu.framing import HDR
+    from xenlu.registry import LIBXC, LU, OPTIONAL
+
+    rtype, length = HDR.unpack_from(buf, 0)
+    known = rtype & OPTIONAL or rtype in LU or rtype in LIBXC
+    return bool(known) and length <= REC_LENGTH_MAX
+
+
+def _checked(buf: memoryview, fmt: Format) -> None:
+    """Refuse an input that is plainly not ``fmt`` with what it looks like instead.
+
+    Another format's signature, or no signature where the format has a
+    magic (libxc, libxl, xl), is a :class:`FramingError` at offset 0 naming
+    what the input looks like; a damaged stream of the right family goes on
+    to the decoder, which locates the damage.
+    """
+    name = sniff(buf)
+    if name == fmt.name:
+        return
+    if name is None and len(buf) and fmt.name == "lu" and _plausible_lu(buf):
+        return
+    raise FramingError(f"not {fmt.title}: {describe_head(buf)}", offset=0)
+
+
+# --- the entry points -------------------------------------------------------------------
 
 
 def decode(data: Any, format: str = "auto", *, strict: bool = True) -> Any:
     """Decode and structurally verify a stream.
 
-    ``data``: bytes, bytearray, memoryview, mmap or a path (mapped read-only,
-    never read into memory). Returns an :class:`~xenlu.lu_stream.LUStream`,
+    ``data``: bytes, bytearray, memoryview, mmap, a path or a binary file
+    object (see :func:`xenlu.framing.as_buffer`: a regular file is mapped
+    read-only, never read into memory; a pipe is read). Returns an
+    :class:`~xenlu.lu_stream.LUStream`,
     :class:`~xenlu.libxc_stream.LibxcStream`,
     :class:`~xenlu.libxl.LibxlStream` or :class:`~xenlu.libxl.XlFile`.
-    Raises only :class:`~xenlu.errors.XenLUError` subclasses.
+    Raises only :class:`~xenlu.errors.XenLUError` subclasses; an input that
+    is not of the requested ``format`` is a :class:`FramingError` at offset
+    0 saying what it looks like.
     """
     buf = as_buffer(data)
-    fmt = detect_format(buf) if format == "auto" else format
-    if fmt == "lu":
-        from xenlu.lu_stream import decode_lu
-
-        return decode_lu(buf, strict=strict)
-    if fmt == "libxc":
-        from xenlu.libxc_stream import decode_libxc
-
-        stream, _end, _idx = decode_libxc(buf, strict=strict)
-        return stream
-    if fmt == "libxl":
-        from xenlu.libxl import decode_libxl
-
-        return decode_libxl(buf, strict=strict)
-    if fmt == "xl":
-        from xenlu.libxl import decode_xl
-
-        return decode_xl(buf, strict=strict)
-    raise CallerError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+    if format == "auto":
+        fmt = FORMAT_TABLE[detect_format(buf)]
+    else:
+        fmt = _format(format)
+        _checked(buf, fmt)
+    return fmt.decode(buf, strict)
 
 
 def verify(data: Any, format: str = "auto", *, strict: bool = True) -> str:
-    """Structurally verify a stream; return its format, raise the first problem."""
+    """Structurally verify a stream; return its format, raise the first problem.
+
+    The same inputs, checks and errors as :func:`decode`; the structural
+    paths build no value objects.
+    """
     buf = as_buffer(data)
-    fmt = detect_format(buf) if format == "auto" else format
-    # The structural paths build no value objects (same verdicts as decode).
-    if fmt == "libxc":
-        from xenlu.libxc_stream import verify_libxc
-
-        verify_libxc(buf, strict=strict)
-    elif fmt == "lu":
-        from xenlu.lu_stream import verify_lu
-
-        verify_lu(buf, strict=strict)
+    if format == "auto":
+        fmt = FORMAT_TABLE[detect_format(buf)]
     else:
-        decode(buf, fmt, strict=strict)
-    return fmt
+        fmt = _format(format)
+        _checked(buf, fmt)
+    fmt.verify(buf, strict)
+    return fmt.name
+
+
+def format_of(stream: Any) -> str:
+    """The format name of a decoded or built stream object (``"lu"``, ``"xl"`` …).
+
+    :class:`~xenlu.errors.CallerError` for anything that is not a stream
+    xenlu encodes. Never imports a decoder: a stream's class is loaded already.
+    """
+    for f in FORMAT_TABLE.values():
+        mod = sys.modules.get(f.module)
+        cls = getattr(mod, f.stream_class, None) if mod is not None else None
+        if cls is not None and isinstance(stream, cls):
+            return f.name
+    names = ", ".join(f.stream_class for f in FORMAT_TABLE.values())
+    raise CallerError(f"not a stream xenlu encodes: {type(stream).__name__} (expected {names})")
+
+
+def expect_format(stream: Any, name: str, what: str) -> None:
+    """Refuse a stream object of another format: ``what`` needs ``name``.
+
+    For functions that take one family only (``compat.convert``, validation,
+    restore plans), so an xl save file handed to them is a
+    :class:`~xenlu.errors.CallerError` that says so, not an AttributeError.
+
+    >>> from xenlu.libxl import LibxlHeader, LibxlStream
+    >>> expect_format(LibxlStream(LibxlHeader(), []), "lu", "convert")
+    Traceback (most recent call last):
+    ...
+    xenlu.errors.CallerError: convert needs an LU stream, got a libxl stream (LibxlStream)
+    """
+    want = _format(name)
+    try:
+        got = format_of(stream)
+    except CallerError:
+        raise CallerError(
+            f"{what} needs {want.title}, got a {type(stream).__name__}"
+            f"{' (decode the bytes first: xenlu.decode(data))' if _is_data(stream) else ''}"
+        ) from None
+    if got != name:
+        raise CallerError(
+            f"{what} needs {want.title}, got {FORMAT_TABLE[got].title} ({type(stream).__name__})"
+        )
+
+
+def _is_data(x: Any) -> bool:
+    import os
+
+    return isinstance(x, (bytes, bytearray, memoryview, str, os.PathLike))
 
 
 def encode_to(stream: Any, sink: Any, **options: Any) -> int:
-    """Write any decoded or built stream to ``sink`` (``write(buffer)``); return bytes written."""
-    from xenlu.framing import RecordWriter
-    from xenlu.lu_stream import LUStream, encode_lu_to
+    """Write any decoded or built stream to ``sink``; return the bytes written.
 
-    if isinstance(stream, LUStream):
-        return encode_lu_to(stream, sink, **options)
-    from xenlu.libxc_stream import LibxcStream, encode_libxc
-    from xenlu.libxl import LibxlStream, XlFile, encode_libxl, encode_xl
+    ``sink``: anything with ``write(buffer)`` (a file opened ``"wb"``, a
+    socket's file, :class:`io.BytesIO`); buffers are handed to it as they
+    are, never joined. A path is refused with a
+    :class:`~xenlu.errors.CallerError`: choosing how a file is replaced
+    (atomically, in place, its permissions) is the caller's business —
+    ``with open(path, "wb") as f: encode_to(stream, f)``. ``options``:
+    ``max_record_bytes`` for LU streams (:func:`~xenlu.lu_stream.encode_lu_to`).
 
-    w = RecordWriter(sink)
-    if isinstance(stream, LibxcStream):
-        encode_libxc(stream, w)
-    elif isinstance(stream, LibxlStream):
-        encode_libxl(stream, w)
-    elif isinstance(stream, XlFile):
-        encode_xl(stream, w)
-    else:
-        raise CallerError(f"cannot encode a {type(stream).__name__}")
-    return w.pos
+    >>> import io
+    >>> from xenlu.hostgen import make_host
+    >>> host = make_host("4.11", n_hvm=0, mem_mib=1, dom0_mem_mib=1)
+    >>> encode_to(host, io.BytesIO()) == len(encode(host))
+    True
+    """
+    import os
+
+    if isinstance(sink, (str, bytes, os.PathLike)):
+        raise CallerError(
+            f"encode_to writes to a file object, not a path ({sink!r}): "
+            'use `with open(path, "wb") as f: encode_to(stream, f)`, or encode(stream)'
+        )
+    if not callable(getattr(sink, "write", None)):
+        raise CallerError(
+            f"encode_to needs a sink with write(buffer) (a file opened 'wb', io.BytesIO), "
+            f"got {type(sink).__name__}"
+        )
+    if isinstance(sink, io.TextIOBase):
+        raise CallerError("encode_to needs a binary sink: the file is in text mode; open it 'wb'")
+    fmt = FORMAT_TABLE[format_of(stream)]
+    try:
+        return fmt.encode_to(stream, sink, **options)
+    except io.UnsupportedOperation as exc:  # e.g. a file opened for reading
+        raise CallerError(f"cannot write to the sink: {exc}") from None
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):
+            raise CallerError(f"encode_to: {exc}") from None
+        raise
 
 
 def encode(stream: Any, **options: Any) -> bytes:

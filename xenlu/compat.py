@@ -1254,6 +1254,9 @@ def convert(
     >>> rep.direction, rep.lossless
     ('rollback', True)
     """
+    from xenlu.api import expect_format
+
+    expect_format(stream, "lu", "convert")
     target = as_version(to)
     source = stream.version
     _check_same_layouts(stream)

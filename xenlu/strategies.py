@@ -740,7 +740,7 @@ def record_names(epoch: EpochArg = None, family: str | None = None) -> list[tupl
     from xenlu.registry import _load
 
     _load()
-    if epoch is not None:
+    if _epoch(epoch) is not None:  # the same spellings (and errors) as everywhere
         allowed = _lu_allowed_libxc()
         out = [("lu", s.name) for s in LU] + [("libxc", s.name) for s in LIBXC if s.type in allowed]
     else:
@@ -850,10 +850,11 @@ def hosts(
         raise CallerError("hosts(): need 1 <= min_domains <= max_domains")
     if max_mem_mib < 1 or max_vcpus < 1:
         raise CallerError("hosts(): max_mem_mib and max_vcpus must be >= 1")
+    epochs = _epochs(epoch)  # a bad spelling fails here, not at the first draw
 
     @st.composite
     def knobs(draw: Draw) -> _Knobs:
-        e = draw(_epochs(epoch))
+        e = draw(epochs)
         frag = 0.0
         if fragmentation:
             frag = draw(st.sampled_from([0.0, 0.0, 0.05, 0.3, 1.0]) | st.floats(0.0, 1.0))
@@ -1144,9 +1145,11 @@ def wild_hosts(epoch: EpochArg = None, *, max_domains: int = 4) -> SearchStrateg
     from xenlu.lu_records import BULK_TYPES, DOMID_MAX, T
     from xenlu.lu_stream import VCPU_TYPES, LUDomain, LUStream, X
 
+    epochs = _epochs(epoch)  # a bad spelling fails here, not at the first draw
+
     @st.composite
     def build(draw: Draw) -> Any:
-        e = draw(_epochs(epoch))
+        e = draw(epochs)
         version = draw(st.sampled_from(supported_versions(e)))
 
         def rec(name: str) -> Any:
