@@ -38,7 +38,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py --scale $(SCALE)
 
 schemas: $(STAMP)
-	$(PY) -m xenlu schema write schemas
+	$(PY) -m xenlu schema write xenlu/schemas
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

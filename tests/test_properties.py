@@ -435,7 +435,7 @@ def test_registry_completeness() -> None:
     Adding a record type (or an epoch) without any of the three fails here.
     """
     problems: list[str] = []
-    schema_dir = ROOT / "schemas"
+    schema_dir = ROOT / "xenlu" / "schemas"
     golden = _golden_lu_names()
     libxc_vec = _libxc_vector_types()
     allowed = LIBXC_IN_LU()

@@ -1,4 +1,4 @@
-"""Frozen schemas (schemas/lu-<X.Y>.json) and the compatibility check (issue 4).
+"""Frozen schemas (xenlu/schemas/lu-<X.Y>.json) and the compatibility check (issue 4).
 
 * The committed schemas equal what the code's declarations generate, byte
   for byte: a wire change is always a reviewed diff (regenerate with
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
+import io
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,7 +23,7 @@ from construct import Int16ul, Int32sl, Int32ul
 from xenlu import lu_records
 from xenlu.cli_compat import register
 from xenlu.epochs import EPOCHS, Epoch, fmt_epoch
-from xenlu.errors import CallerError
+from xenlu.errors import CallerError, InputError
 from xenlu.layout import Rsvd, fld, packed, reserved
 from xenlu.lu_records import LuDomain413, LuDomainCommon
 from xenlu.schema import (
@@ -31,12 +33,15 @@ from xenlu.schema import (
     dumps,
     epoch_schema,
     load_schema,
+    loads_schema,
+    packaged_schemas,
     schema_path,
     uncovered,
     write_schemas,
 )
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = ROOT / "xenlu" / "schemas"
 IDS = [fmt_epoch(e) for e in EPOCHS]
 PAIRS = adjacent_pairs()
 PAIR_IDS = [f"{fmt_epoch(a)}->{fmt_epoch(b)}" for a, b in PAIRS]
@@ -52,7 +57,7 @@ def committed_differences(epoch: Epoch) -> list[Difference]:
 
 def committed_message(epoch: Epoch, diffs: list[Difference]) -> str:
     return (
-        f"schemas/lu-{fmt_epoch(epoch)}.json differs from the code's declarations "
+        f"xenlu/schemas/lu-{fmt_epoch(epoch)}.json differs from the code's declarations "
         f"({len(diffs)} differences); first: {diffs[0]}. If the wire change is intended, "
         "register an upgrade/rollback step covering it in xenlu/compat.py, regenerate "
         "with `make schemas` and commit the schema diff for review."
@@ -81,7 +86,7 @@ def test_committed_schema_equals_code(epoch: Epoch) -> None:
 def test_committed_schema_text_is_canonical(epoch: Epoch) -> None:
     text = schema_path(epoch, SCHEMAS).read_text(encoding="utf-8")
     assert text == dumps(epoch_schema(epoch)), (
-        f"schemas/lu-{fmt_epoch(epoch)}.json is not in canonical form: run `make schemas`"
+        f"xenlu/schemas/lu-{fmt_epoch(epoch)}.json is not in canonical form: run `make schemas`"
     )
     assert text.endswith("}\n")
 
@@ -220,7 +225,7 @@ def test_diff_classifies_every_kind() -> None:
 
 
 def test_load_schema_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(SCHEMAS.parent)
+    monkeypatch.chdir(ROOT)
     assert load_schema("4.18")["epoch"] == "4.17"
     assert load_schema((4, 13)) == load_schema(SCHEMAS / "lu-4.13.json")
     with pytest.raises(CallerError, match="no schema file"):
@@ -281,7 +286,7 @@ def _run(argv: list[str]) -> int:
 def test_cli_schema(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(SCHEMAS.parent)
+    monkeypatch.chdir(ROOT)
     assert _run(["schema", "diff", "4.12", "code:4.13"]) == 0
     out = capsys.readouterr().out
     assert "LU_DOMAIN LU_DOMAIN:iommu_opts: field-added" in out and "all covered" in out
@@ -305,3 +310,68 @@ def test_cli_schema(
     with pytest.raises(SystemExit) as exc:
         _run(["schema", "dump", "--epoch", "5.0"])
     assert exc.value.code == 2
+
+
+# --- packaged schemas (issue 11) ----------------------------------------------------------
+
+
+def test_epoch_schemas_come_from_the_package_never_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A decoy schemas/ in the current directory is ignored.
+    (tmp_path / "schemas").mkdir()
+    decoy = epoch_schema((4, 14))
+    decoy["records"]["LU_DOMAIN"]["type"] = "0x40000099"
+    (tmp_path / "schemas" / "lu-4.14.json").write_text(dumps(decoy))
+    monkeypatch.chdir(tmp_path)
+    assert schema_path((4, 14)) == SCHEMAS / "lu-4.14.json"
+    assert Path(str(packaged_schemas())) == SCHEMAS
+    assert load_schema("4.14") == epoch_schema((4, 14)) == load_schema([4, 14])
+    assert diff("4.14", "code:4.14") == []
+    assert load_schema("4.18") == load_schema((4, 17))  # rounded down to its epoch
+    # A relative path is a file, not an epoch: read from the current directory.
+    assert load_schema("schemas/lu-4.14.json") == decoy
+    with pytest.raises(CallerError, match=r"known epochs"):
+        load_schema((4, 15, 1))
+
+
+def test_loads_schema_refuses_what_is_not_a_schema(tmp_path: Path) -> None:
+    assert loads_schema(dumps(epoch_schema("4.15")), "x") == epoch_schema("4.15")
+    with pytest.raises(CallerError, match="cannot read schema <stdin>: not JSON"):
+        loads_schema("{nope", "<stdin>")
+    with pytest.raises(CallerError, match="cannot read schema <stdin>: not JSON"):
+        loads_schema(b"\xff\xfe", "<stdin>")
+    with pytest.raises(CallerError, match="<stdin> is not a xenlu-lu-schema/1 schema"):
+        loads_schema("[1, 2]", "<stdin>")
+    with pytest.raises(InputError, match="Is a directory") as ei:
+        load_schema(tmp_path)
+    assert ei.value.errno == errno.EISDIR
+
+
+def _diff_text(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert _run(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_cli_schema_diff_reads_standard_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's pipe: xenlu schema dump --epoch 4.15 | xenlu schema diff 4.14 -
+    monkeypatch.chdir(tmp_path)
+    dumped = _diff_text(["schema", "dump", "--epoch", "4.15"], capsys)
+    expected = _diff_text(["schema", "diff", "4.14", "4.15"], capsys)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(dumped.encode())))
+    assert _diff_text(["schema", "diff", "4.14", "-"], capsys) == expected
+    assert expected.endswith("8 differences, all covered\n")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(dumped.encode())))
+    assert "all covered" in _diff_text(["schema", "diff", "-", "4.14"], capsys)  # rollback
+    # Bad input on stdin, closed stdin, both sides from stdin.
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"not json")))
+    assert _run(["schema", "diff", "4.14", "-"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "<stdin>: not JSON" in err
+    monkeypatch.setattr("sys.stdin", None)
+    assert _run(["schema", "diff", "4.14", "-"]) == 1
+    assert "standard input: it is closed" in capsys.readouterr().err
+    assert _run(["schema", "diff", "-", "-"]) == 2
+    assert "only one of A and B" in capsys.readouterr().err

@@ -10,8 +10,10 @@
 * ``schema dump --epoch X.Y``: the epoch's schema as JSON on stdout.
 * ``schema diff A B``: every difference from A to B, each covered or
   UNCOVERED by a registered step; exit 1 if any is uncovered. A and B are
-  an epoch ``X.Y`` (its committed ``schemas/lu-X.Y.json``), a schema file,
-  or ``code:X.Y`` (generated from the code now).
+  an epoch ``X.Y`` (its schema shipped in the package,
+  ``xenlu/schemas/lu-X.Y.json``), a schema file, ``-`` (a schema on
+  standard input, for one of the two) or ``code:X.Y`` (generated from the
+  code now).
 * ``schema write DIR``: write ``lu-<X.Y>.json`` for every epoch.
 
 Each sets ``func(args) -> int``. A xenlu error prints one line on stderr and
@@ -134,8 +136,11 @@ def cmd_schema_diff(args: argparse.Namespace) -> int:
     """``schema diff A B``: classify every difference; exit 1 if any is uncovered."""
     from xenlu.schema import diff
 
+    if args.a == args.b == "-":
+        print("xenlu schema diff: only one of A and B can be - (standard input)", file=sys.stderr)
+        return 2
     try:
-        diffs = diff(args.a, args.b)
+        diffs = diff(_schema_source(args.a), _schema_source(args.b))
     except XenLUError as exc:
         return _fail("schema diff", exc)
     for d in diffs:
@@ -149,6 +154,25 @@ def cmd_schema_diff(args: argparse.Namespace) -> int:
     else:
         print(f"{n} difference{'s' * (n != 1)}, all covered")
     return 1 if bad else 0
+
+
+def _schema_source(text: str) -> Any:
+    """``-`` is a schema read from standard input; anything else goes to ``diff`` as it is."""
+    if text != "-":
+        return text
+    from xenlu.errors import InputError
+    from xenlu.schema import loads_schema
+
+    stdin = sys.stdin
+    if stdin is None:  # started with standard input closed
+        raise InputError("cannot read a schema from standard input: it is closed")
+    try:
+        data = stdin.buffer.read()
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"cannot read a schema from standard input: {exc}", errno=getattr(exc, "errno", None)
+        ) from exc
+    return loads_schema(data, "<stdin>")
 
 
 def cmd_schema_write(args: argparse.Namespace) -> int:
@@ -189,9 +213,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epoch", required=True, type=_version_arg, metavar="X.Y")
     p.set_defaults(func=cmd_schema_dump)
     p = sub.add_parser("diff", help="classify differences; exit 1 if any is uncovered")
-    p.add_argument("a", metavar="A", type=_epoch_or_source, help="X.Y, code:X.Y or a file")
-    p.add_argument("b", metavar="B", type=_epoch_or_source, help="X.Y, code:X.Y or a file")
+    src = "X.Y (the packaged schema), code:X.Y, a schema file, or - (standard input)"
+    p.add_argument("a", metavar="A", type=_epoch_or_source, help=src)
+    p.add_argument("b", metavar="B", type=_epoch_or_source, help=src)
     p.set_defaults(func=cmd_schema_diff)
-    p = sub.add_parser("write", help="write schemas/lu-<X.Y>.json for every epoch")
+    p = sub.add_parser("write", help="write lu-<X.Y>.json for every epoch into DIR")
     p.add_argument("dir", metavar="DIR")
     p.set_defaults(func=cmd_schema_write)

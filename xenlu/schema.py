@@ -9,9 +9,12 @@ Each field has its offset, size, type, reserved flag and, for that epoch,
 its valid flag bits, allowed values and bounds (:meth:`Layout.describe`).
 Docstrings are left out: a schema changes only when the wire does.
 
-The committed files ``schemas/lu-<X.Y>.json`` (:func:`write_schemas`, run by
-``make schemas``) freeze the layouts: a test compares them with the code, so
-a wire change is always a reviewed diff.
+The committed files ``xenlu/schemas/lu-<X.Y>.json`` (:func:`write_schemas`,
+run by ``make schemas``) freeze the layouts: a test compares them with the
+code, so a wire change is always a reviewed diff. They ship inside the
+package and are read through :mod:`importlib.resources`
+(:func:`packaged_schemas`), so an installed xenlu finds them from any
+directory; the current directory is never searched.
 
 :func:`diff` classifies every difference between two schemas (record
 added/removed, field added/removed/moved/resized/retyped, flag bits or
@@ -36,13 +39,15 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import xenlu.libxc  # noqa: F401  (registers the libxc records)
 from xenlu import hvmctx, lu_records
 from xenlu.epochs import EPOCHS, Epoch, EpochLike, as_epoch, epoch_of, fmt_epoch, parse_epoch
-from xenlu.errors import CallerError
+from xenlu.errors import CallerError, InputError
 from xenlu.lu_stream import X
 from xenlu.registry import LIBXC, LU, RecordSpec
 
@@ -55,6 +60,8 @@ __all__ = [
     "dumps",
     "epoch_schema",
     "load_schema",
+    "loads_schema",
+    "packaged_schemas",
     "schema_path",
     "uncovered",
     "write_schemas",
@@ -167,18 +174,34 @@ def dumps(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
+def packaged_schemas() -> Traversable:
+    """The schema files shipped inside the package (``xenlu/schemas/``)."""
+    return files("xenlu").joinpath("schemas")
+
+
 def default_schema_dir() -> Path:
-    """``./schemas`` when it exists, else the ``schemas/`` beside the ``xenlu`` package."""
-    here = Path.cwd() / "schemas"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "schemas"
+    """The packaged schema directory as a file-system path (never the current directory).
+
+    :class:`~xenlu.errors.CallerError` when the package is imported from an
+    archive (zipimport); :func:`load_schema` reads the files even then.
+    """
+    d = packaged_schemas()
+    if not isinstance(d, Path):  # pragma: no cover - zip imports only
+        raise CallerError(f"the packaged schemas are not files on disk ({d}); use load_schema()")
+    return d
 
 
 def schema_path(epoch: EpochLike, directory: str | os.PathLike[str] | None = None) -> Path:
-    """Where the committed schema of ``epoch`` lives: ``<dir>/lu-<X.Y>.json``."""
+    """Where the committed schema of ``epoch`` lives: ``<dir>/lu-<X.Y>.json``.
+
+    ``directory`` defaults to the packaged schemas (:func:`default_schema_dir`).
+    """
     base = Path(directory) if directory is not None else default_schema_dir()
-    return base / f"lu-{fmt_epoch(as_epoch(epoch))}.json"
+    return base / _schema_name(epoch)
+
+
+def _schema_name(epoch: EpochLike) -> str:
+    return f"lu-{fmt_epoch(as_epoch(epoch))}.json"
 
 
 def write_schemas(directory: str | os.PathLike[str]) -> list[Path]:
@@ -199,30 +222,60 @@ def write_schemas(directory: str | os.PathLike[str]) -> list[Path]:
     return out
 
 
-_EPOCH_TEXT = re.compile(r"^\d+\.\d+$")
+_EPOCH_TEXT = re.compile(r"^\s*\d+\.\d+\s*$")
 
 
-def load_schema(path_or_epoch: str | os.PathLike[str] | Epoch) -> dict[str, Any]:
-    """Load a schema file; an epoch (``"4.13"`` or ``(4, 13)``) loads its committed file.
+def loads_schema(text: str | bytes, source: str = "<string>") -> dict[str, Any]:
+    """Parse the text of a schema file (e.g. read from standard input).
 
-    :class:`~xenlu.errors.CallerError` if the file is missing or not a schema.
+    :class:`~xenlu.errors.CallerError` if it is not JSON or not a schema;
+    ``source`` names it in the message.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise CallerError(f"cannot read schema {source}: not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != SCHEMA_FORMAT:
+        raise CallerError(f"{source} is not a {SCHEMA_FORMAT} schema")
+    return data
+
+
+def load_schema(path_or_epoch: str | os.PathLike[str] | EpochLike) -> dict[str, Any]:
+    """Load a schema file; an epoch (``"4.13"`` or ``(4, 13)``) loads its packaged file.
+
+    A version inside an epoch loads that epoch's file (``"4.18"`` → 4.17).
+    :class:`~xenlu.errors.CallerError` if the file is missing or not a
+    schema (:class:`~xenlu.errors.InputError`, with ``errno``, if it cannot
+    be read).
+
+    >>> load_schema("4.18")["epoch"]
+    '4.17'
     """
     x = path_or_epoch
-    if isinstance(x, tuple):
-        path, committed = schema_path(x), True
-    else:
-        committed = isinstance(x, str) and _EPOCH_TEXT.match(x) is not None
-        path = schema_path(str(x)) if committed else Path(x)
+    if isinstance(x, (str, os.PathLike)) and not (isinstance(x, str) and _EPOCH_TEXT.match(x)):
+        path = Path(x)
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            raise CallerError(f"no schema file {path}") from None
+        except (OSError, ValueError) as exc:
+            err = InputError(
+                f"cannot read schema {path}: {getattr(exc, 'strerror', None) or exc}",
+                errno=getattr(exc, "errno", None),
+                filename=str(path),
+            )
+            raise err from exc
+        return loads_schema(text, str(path))
+    name = _schema_name(x)
+    res = packaged_schemas().joinpath(name)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = res.read_bytes()
     except FileNotFoundError:
-        hint = " (generate the committed schemas with `make schemas`)" if committed else ""
-        raise CallerError(f"no schema file {path}{hint}") from None
-    except (OSError, ValueError) as exc:
-        raise CallerError(f"cannot read schema {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != SCHEMA_FORMAT:
-        raise CallerError(f"{path} is not a {SCHEMA_FORMAT} schema")
-    return data
+        raise CallerError(
+            f"no packaged schema {name} in {packaged_schemas()} "
+            "(generate the committed schemas with `make schemas`)"
+        ) from None
+    return loads_schema(text, f"xenlu/schemas/{name}")
 
 
 def _as_schema(x: SchemaLike) -> dict[str, Any]:
