@@ -1,7 +1,9 @@
 """Hand-built byte vectors for the libxc, libxl and xl stream decoders.
 
 Every vector is assembled here with :func:`struct.pack`, directly from the
-tables of ``/work/shared/reference/xen-formats.md`` (cited as "§n.m" below),
+tables of the project's Xen format notes (cited as "§n.m" below; not in this
+repository: they summarise Xen's ``docs/specs/libxc-migration-stream.pandoc``,
+``libxl-migration-stream.pandoc`` and the C readers),
 never with xenlu's own encoder. Each vector says whether xenlu must accept
 it (``error is None``) or which error class it must raise, at which absolute
 offset and with which ``field``, following ``docs/conventions.md``.
