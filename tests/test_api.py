@@ -340,3 +340,29 @@ def test_lu_only_functions_refuse_other_streams() -> None:
     with pytest.raises(xenlu.CallerError, match="decode the bytes first"):
         expect_format(DATA, "lu", "convert")
     expect_format(HOST, "lu", "convert")
+
+
+# --- record reprs: type codes in hex with their name (issue 11) ------------------------------
+
+
+def test_record_reprs_show_type_codes_in_hex_with_the_name() -> None:
+    from xenlu.registry import OPTIONAL, Record, UnknownRecord
+
+    first = HOST.global_section.records[0]
+    assert repr(first).startswith("Record(type=0x40000000 (LU_VERSION), value=LuVersion(")
+    assert "type=0x40000010 (LU_DOMAIN)" in repr(HOST.domains[0].records[0])
+    libxl = xenlu.decode(SAMPLES["libxl"])
+    # libxl record 1 is LIBXC_CONTEXT, not libxc's PAGE_DATA: the value decides.
+    assert repr(libxl.records[0]).startswith("Record(type=0x00000001 (LIBXC_CONTEXT), ")
+    with_pages = next(
+        s
+        for s in (xenlu.decode(v.data) for v in VECTORS if v.error is None and v.format == "libxc")
+        if any(r.type == 1 for r in s.records)
+    )
+    assert "Record(type=0x00000001 (PAGE_DATA), value=PageData(" in repr(with_pages)
+    unknown = UnknownRecord(OPTIONAL | 0x1234, bytes(range(20)))
+    assert repr(Record(unknown.type, unknown)) == (
+        "Record(type=0x80001234 (optional), value=UnknownRecord(type=0x80001234 (optional), "
+        "body=<20 bytes: 000102030405060708090a0b0c0d0e0f...>))"
+    )
+    assert repr(UnknownRecord(0x77, b"")) == "UnknownRecord(type=0x00000077, body=<0 bytes: >)"

@@ -33,6 +33,7 @@ __all__ = [
     "Registry",
     "UnknownRecord",
     "record_name",
+    "type_text",
 ]
 
 #: Bit 31 of a record type: a reader that does not know the record skips it.
@@ -131,10 +132,19 @@ class Ctx:
 
 @dataclass(frozen=True)
 class UnknownRecord:
-    """A record whose type the registry does not know, kept byte-exactly."""
+    """A record whose type the registry does not know, kept byte-exactly.
+
+    >>> UnknownRecord(0x80001234, b"\\x01\\x02\\x03")
+    UnknownRecord(type=0x80001234 (optional), body=<3 bytes: 010203>)
+    """
 
     type: int
     body: bytes
+
+    def __repr__(self) -> str:
+        n = len(self.body)
+        head = bytes(self.body[:16]).hex() + ("..." if n > 16 else "")
+        return f"UnknownRecord(type={type_text(self.type, self)}, body=<{n} bytes: {head}>)"
 
     @property
     def optional(self) -> bool:
@@ -243,6 +253,27 @@ def record_name(type_code: int, family: str | None = None) -> str | None:
     return None
 
 
+def type_text(type_code: int, value: Any = None) -> str:
+    """``0x40000000 (LU_VERSION)``: a record type in hex with its name, as messages show it.
+
+    ``value`` (the record's value, when known) tells families apart where
+    their type codes overlap: libxl record 1 is LIBXC_CONTEXT, libxc record
+    1 PAGE_DATA.
+
+    >>> type_text(0x40000010), type_text(0x1234)
+    ('0x40000010 (LU_DOMAIN)', '0x00001234')
+    """
+    name = None
+    if value is not None:
+        for reg in (LU, LIBXC, LIBXL):
+            spec = reg.get(type_code)
+            if spec is not None and spec.value_type and isinstance(value, spec.value_type):
+                name = spec.name
+                break
+    name = name or record_name(type_code)
+    return f"{type_code:#010x} ({name})" if name else f"{type_code:#010x}"
+
+
 _loaded = False
 #: The modules that register each family's records when imported.
 _FAMILY_MODULES = {
@@ -283,6 +314,10 @@ class Record:
     type: int
     value: Any
     offset: int | None = field(default=None, compare=False, repr=False)
+
+    def __repr__(self) -> str:
+        # The type in hex with its name, as error messages print it.
+        return f"Record(type={type_text(self.type, self.value)}, value={self.value!r})"
 
     @property
     def name(self) -> str:
