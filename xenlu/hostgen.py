@@ -84,6 +84,10 @@ class HostPlan:
     grant_v2_every: int = 2
     superpages: bool = False
 
+    def __post_init__(self) -> None:
+        # The one version parser: a HostPlan built by hand is checked as make_host's is.
+        object.__setattr__(self, "version", as_version(self.version))
+
 
 class _Alloc:
     """A bump allocator over MFNs above HEAP_BASE_MFN (outside the bootmem)."""

@@ -70,7 +70,7 @@ __all__ = [
 #: The ``format`` key of every schema file; bump when the schema's own shape changes.
 SCHEMA_FORMAT = "xenlu-lu-schema/1"
 
-SchemaLike = dict[str, Any] | str | os.PathLike[str] | Epoch
+SchemaLike = dict[str, Any] | str | os.PathLike[str] | EpochLike
 
 # LU spec §4.16: the libxc records allowed inside a domain section.
 _DOMAIN_LIBXC = sorted(v for k, v in vars(X).items() if not k.startswith("_"))
