@@ -366,3 +366,21 @@ def test_record_reprs_show_type_codes_in_hex_with_the_name() -> None:
         "body=<20 bytes: 000102030405060708090a0b0c0d0e0f...>))"
     )
     assert repr(UnknownRecord(0x77, b"")) == "UnknownRecord(type=0x00000077, body=<0 bytes: >)"
+
+
+def test_lu_only_commands_name_what_they_were_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The command line asks xenlu.decode for "lu", so it gets the same message.
+    from xenlu.cli import main
+
+    xl = tmp_path / "saved.xl"
+    xl.write_bytes(SAMPLES["xl"])
+    for argv in (
+        ["convert", "--to", "4.15", str(xl), str(tmp_path / "out.lu")],
+        ["verify", "--format", "lu", str(xl)],
+    ):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not an LU stream: looks like an xl save file" in err
+    assert not (tmp_path / "out.lu").exists()

@@ -63,11 +63,12 @@ def _fail(prog: str, exc: BaseException) -> int:
 
 
 def _read(path: str) -> Any:
-    from xenlu.lu_stream import decode_lu
+    # Through xenlu.decode: an xl file or random bytes are "not an LU stream: …".
+    from xenlu.api import decode
 
     if path == "-":
-        return decode_lu(sys.stdin.buffer.read())
-    return decode_lu(path)
+        return decode(sys.stdin.buffer.read(), "lu")
+    return decode(path, "lu")
 
 
 def _write(path: str, stream: Any) -> None:
