@@ -124,6 +124,7 @@ def _xen_number(digits: str, unit: str, default_shift: int) -> int:
     base = 16 if digits[:2] in ("0x", "0X") else 10
     return int(digits, base) << (_UNIT_SHIFT[unit.lower()] if unit else default_shift)
 
+
 #: An LU bootmem: ``(start, size)`` in bytes, or ``liveupdate=`` text.
 Bootmem = tuple[int, int] | str
 
