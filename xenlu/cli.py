@@ -22,8 +22,10 @@ xenlu 0.1.0.dev0
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import re
 import struct
 import sys
 from collections.abc import Sequence
@@ -39,6 +41,7 @@ from xenlu.api import FORMATS, decode, encode
 from xenlu.cli_io import (
     Exit,
     UsageError,
+    epilog,
     error_json,
     guarded,
     one_line,
@@ -50,13 +53,6 @@ from xenlu.errors import CallerError, XenLUError
 
 __all__ = ["build_parser", "load_input", "main"]
 
-#: The exit-code paragraph every ``--help`` ends with.
-EXIT_CODES = """\
-exit codes: 0 valid / done, 1 the stream is invalid (or a conversion was
-refused), 2 usage error, 74 cannot read an input or write an output
-(missing file, directory, closed stdin, full disk, broken pipe),
-70 a bug in xenlu, 130 interrupted. A failure is one line on stderr."""
-
 _LIVEUPDATE_HELP = (
     "the LU bootmem as Xen's liveupdate= option gives it, e.g. 64M@0x8000000 or "
     "1G@0x40000000 (size K/M/G/T, start in bytes, hex or decimal); implies --format memory"
@@ -67,8 +63,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error as one line on stderr (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
-        hint = f"(see '{self.prog} --help')"
-        self.exit(int(Exit.USAGE), f"{self.prog}: {one_line(message)} {hint}\n")
+        # Whatever the user typed is echoed at most 40 characters long.
+        text = re.sub(r"\S{41,}", lambda m: m.group()[:40] + "…", one_line(message))
+        self.exit(int(Exit.USAGE), f"{self.prog}: {text} (see '{self.prog} --help')\n")
 
 
 def _liveupdate_arg(text: str) -> tuple[int, int]:
@@ -355,11 +352,6 @@ def add_input_options(p: argparse.ArgumentParser, formats: Sequence[str], defaul
     p.add_argument("file", metavar="FILE", help="input file; - for stdin (pipes are read whole)")
 
 
-def epilog(*examples: str) -> str:
-    """A subcommand's epilog: the exit codes and its examples."""
-    return EXIT_CODES + "\n\nexamples:\n" + "\n".join(f"  {e}" for e in examples)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``xenlu`` parser with every subcommand."""
     raw = argparse.RawDescriptionHelpFormatter
@@ -411,11 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=guarded("inspect", cmd_inspect))
 
     # A subcommand module that fails to import is a bug: let it show.
-    from xenlu import cli_compat, cli_convert, cli_validate
-
-    cli_convert.register(sub)
-    cli_validate.register(sub)
-    cli_compat.register(sub)
+    for name in ("xenlu.cli_convert", "xenlu.cli_validate", "xenlu.cli_compat"):
+        importlib.import_module(name).register(sub)
     return parser
 
 

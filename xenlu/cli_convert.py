@@ -23,19 +23,10 @@ import json
 import sys
 from typing import IO, Any
 
-from xenlu.cli_io import UsageError, guarded, out, read_input, stage, stdout_binary
+from xenlu.cli_io import UsageError, epilog, guarded, out, read_input, stage, stdout_binary
 from xenlu.errors import CallerError, ConversionError
 
 __all__ = ["cmd_convert", "register"]
-
-EPILOG = """\
-exit codes: 0 done, 1 the input is invalid or the conversion was refused,
-2 usage error, 74 cannot read IN or write OUT / the report, 130 interrupted.
-
-examples:
-  xenlu convert --to-v3 guest-v2.xc guest-v3.xc
-  xenlu convert --to 4.15 --allow-loss --report rollback.json host-4.19.lu host-4.15.lu
-"""
 
 
 def _convert_v3(stream: Any) -> Any:
@@ -141,7 +132,10 @@ def register(subparsers: Any) -> None:
         "convert",
         help="libxc v2 → v3, or LU upgrade / rollback",
         description="Convert a stream and write it atomically to OUT (OUT may be IN, or -).",
-        epilog=EPILOG,
+        epilog=epilog(
+            "xenlu convert --to-v3 guest-v2.xc guest-v3.xc",
+            "xenlu convert --to 4.15 --allow-loss --report r.json host.lu host-4.15.lu",
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     g = p.add_mutually_exclusive_group(required=True)

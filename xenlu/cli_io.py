@@ -43,10 +43,12 @@ from typing import IO, Any
 from xenlu.errors import ConversionError, DecodeError, XenLUError
 
 __all__ = [
+    "EXIT_CODES",
     "Exit",
     "IOFailure",
     "Staged",
     "UsageError",
+    "epilog",
     "error_line",
     "exit_code",
     "guarded",
@@ -68,6 +70,19 @@ class Exit(IntEnum):
     INTERNAL = 70
     IO = 74
     INTERRUPTED = 130
+
+
+#: The exit-code paragraph every ``--help`` ends with.
+EXIT_CODES = """\
+exit codes: 0 valid / done, 1 the stream is invalid (or a conversion was
+refused), 2 usage error, 74 cannot read an input or write an output
+(missing file, directory, closed stdin, full disk, broken pipe),
+70 a bug in xenlu, 130 interrupted. A failure is one line on stderr."""
+
+
+def epilog(*examples: str) -> str:
+    """A subcommand's ``--help`` epilog: the exit codes, then its examples."""
+    return EXIT_CODES + "\n\nexamples:\n" + "\n".join(f"  {e}" for e in examples)
 
 
 class UsageError(Exception):
@@ -235,7 +250,7 @@ def silence_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError):  # pragma: no cover - no fd to redirect
+    except (OSError, ValueError, AttributeError):  # not a real file: nothing to redirect
         pass
 
 
@@ -291,18 +306,21 @@ class Staged:
     """A file written to a temporary name beside its target; :meth:`commit`
     renames it into place, :meth:`discard` removes it. See :func:`stage`."""
 
-    def __init__(self, path: str, target: str, tmp: str) -> None:
+    def __init__(self, path: str, target: str, tmp: str | None) -> None:
         self.path = path  # as the user wrote it (messages)
         self.target = target  # the file replaced (symlinks resolved)
-        self.tmp = tmp
+        self.tmp = tmp  # None: written in place (a device or FIFO)
 
     def commit(self) -> None:
         """Rename the temporary file over the target (atomic), then sync the folder."""
+        if self.tmp is None:
+            return
         try:
             os.replace(self.tmp, self.target)
         except OSError as exc:
             self.discard()
             raise IOFailure(f"cannot write {self.path}: {_os_reason(exc)}") from None
+        self.tmp = None
         with contextlib.suppress(OSError):
             dfd = os.open(os.path.dirname(self.target), os.O_RDONLY)
             try:
@@ -312,8 +330,21 @@ class Staged:
 
     def discard(self) -> None:
         """Remove the temporary file (if it is still there)."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp)
+        if self.tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+            self.tmp = None
+
+
+def _write_through(path: str, target: str, write: Callable[[IO[bytes]], object]) -> Staged:
+    # /dev/null, a FIFO, a terminal: written directly, never replaced by a file.
+    try:
+        with open(target, "wb") as f:
+            write(f)
+            f.flush()
+    except OSError as exc:
+        raise IOFailure(f"cannot write {path}: {_os_reason(exc)}") from None
+    return Staged(path, target, None)
 
 
 def stage(path: str, write: Callable[[IO[bytes]], object]) -> Staged:
@@ -324,21 +355,25 @@ def stage(path: str, write: Callable[[IO[bytes]], object]) -> Staged:
     0666 minus the umask, as ``open()`` would make it. Any failure removes
     the temporary file and raises :class:`IOFailure` naming ``path``
     (exceptions from ``write`` itself, e.g. an encode error, pass through
-    after the clean-up).
+    after the clean-up). An existing target that is not a regular file
+    (``/dev/null``, a FIFO) is written directly.
     """
     target = os.path.realpath(path)
-    if os.path.isdir(target):
-        raise IOFailure(f"cannot write {path}: Is a directory")
-    folder = os.path.dirname(target)
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
+        st: os.stat_result | None = os.stat(target)
     except FileNotFoundError:
-        mode = 0o666 & ~_umask()
+        st = None
     except OSError as exc:
         raise IOFailure(f"cannot write {path}: {_os_reason(exc)}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IOFailure(f"cannot write {path}: Is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return _write_through(path, target, write)
+    mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
     try:
+        name = os.path.basename(target)
         fd, tmp = tempfile.mkstemp(
-            dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
+            dir=os.path.dirname(target), prefix=f".{name}.", suffix=".xenlu-tmp"
         )
     except OSError as exc:
         raise IOFailure(f"cannot write {path}: {_os_reason(exc)}") from None

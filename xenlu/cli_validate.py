@@ -23,8 +23,8 @@ import argparse
 import json
 from typing import Any
 
-from xenlu.cli import add_input_options, epilog, load_input
-from xenlu.cli_io import error_json, guarded, out
+from xenlu.cli import add_input_options, load_input
+from xenlu.cli_io import epilog, error_json, guarded, out
 from xenlu.errors import CallerError, XenLUError
 
 __all__ = ["cmd_plan", "cmd_validate", "register"]
