@@ -608,3 +608,23 @@ def test_process_usage_error_and_version() -> None:
     assert p.returncode == Exit.USAGE and "5.0" in _one_line_b(p.stderr)
     p = _proc(["--version"])
     assert p.returncode == 0 and p.stdout.startswith(b"xenlu ")
+
+
+# --- numbers in messages -----------------------------------------------------------------
+
+
+def test_messages_offsets_hex_byte_counts_decimal_no_bytes_literals(
+    inputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from xenlu.errors import ChecksumError, FramingError
+
+    e = FramingError("record header truncated", offset=0x1000, expected="8 header bytes", got=24)
+    assert str(e) == "offset 0x1000: record header truncated: expected 8 header bytes, got 24"
+    e = ChecksumError("section length mismatch", field="section_bytes", expected=4000, got=4096)
+    assert str(e).endswith("expected 4000, got 4096")
+    e = FramingError("bad ident", offset=0, expected=b"LibxlFmt", got=b"\x89PNG\r\n")
+    assert str(e) == "offset 0x0: bad ident: expected 'LibxlFmt', got 89504e470d0a"
+    assert run(["verify", str(inputs / "truncated.lu")]) == INVALID
+    line = one_line(capsys.readouterr().err)
+    assert "offset 0x" in line and "type 0x" in line
+    assert " bytes of body and padding, got 0x" not in line  # the count is decimal

@@ -48,6 +48,11 @@ def _fmt(value: object, count: bool = False) -> str:
         return str(value)
     if isinstance(value, int):
         return str(value) if count or -9 <= value <= 9 else f"{value:#x}"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        # Never a Python literal (b'...'): printable ASCII quoted, else hex.
+        raw = bytes(value)
+        text = raw.decode("ascii", "replace")
+        return f"'{text}'" if text.isprintable() and raw.isascii() else raw.hex()
     return str(value)
 
 
