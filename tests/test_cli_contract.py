@@ -198,6 +198,9 @@ USAGE: list[list[str]] = [
     ["convert", "--to-v3", "--to", "4.15", "F", "O"],
     ["convert", "--to", "4.15", "--report", "-", "F", "O"],
     ["convert", "F", "O"],
+    ["schema", "dump", "--epoch", "5.0"],
+    ["schema", "dump", "--epoch", NINES],
+    ["schema", "nope"],
     [],
     ["nope"],
 ]
@@ -374,8 +377,14 @@ def test_full_stdout_in_process(inputs: Path, capsys: Any, monkeypatch: pytest.M
             pass
 
     monkeypatch.setattr(sys, "stdout", Full())
-    assert run(["inspect", "--json", str(inputs / "good.lu")]) == IO
-    assert "No space left on device" in one_line(capsys.readouterr().err)
+    for argv in (
+        ["inspect", "--json", str(inputs / "good.lu")],
+        ["schema", "dump", "--epoch", "4.15"],
+    ):
+        assert run(argv) == IO
+        line = one_line(capsys.readouterr().err)
+        assert line.startswith(f"xenlu {' '.join(argv[: 2 if argv[0] == 'schema' else 1])}: ")
+        assert line.endswith("cannot write standard output: No space left on device")
 
 
 # --- JSON, -v, inspect ----------------------------------------------------------------

@@ -43,6 +43,7 @@ from xenlu.cli_io import (
     UsageError,
     epilog,
     error_json,
+    flush_stdout,
     guarded,
     one_line,
     out,
@@ -410,15 +411,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (argparse exits 2 on a usage error, 0 on --help)."""
+    command = ""
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        command = " ".join(
+            c for c in (args.command, getattr(args, "schema_command", None)) if c is not None
+        )
         rc: int = args.func(args)
+        flush_stdout()
         return rc
     except (Exception, KeyboardInterrupt) as exc:
         # The subcommands map their own failures (xenlu.cli_io.guarded);
-        # this is Ctrl-C while parsing, or a failure before a command ran.
-        return report("", exc)
+        # this is Ctrl-C while parsing, a failure before a command ran, or
+        # one that a command without the guard let through.
+        return report(command, exc)
 
 
 if __name__ == "__main__":  # pragma: no cover
