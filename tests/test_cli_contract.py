@@ -629,8 +629,8 @@ def test_messages_offsets_hex_byte_counts_decimal_no_bytes_literals(
 
     e = FramingError("record header truncated", offset=0x1000, expected="8 header bytes", got=24)
     assert str(e) == "offset 0x1000: record header truncated: expected 8 header bytes, got 24"
-    e = ChecksumError("section length mismatch", field="section_bytes", expected=4000, got=4096)
-    assert str(e).endswith("expected 4000, got 4096")
+    c = ChecksumError("section length mismatch", field="section_bytes", expected=4000, got=4096)
+    assert str(c).endswith("expected 4000, got 4096")
     e = FramingError("bad ident", offset=0, expected=b"LibxlFmt", got=b"\x89PNG\r\n")
     assert str(e) == "offset 0x0: bad ident: expected 'LibxlFmt', got 89504e470d0a"
     assert run(["verify", str(inputs / "truncated.lu")]) == INVALID
