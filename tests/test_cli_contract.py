@@ -637,3 +637,26 @@ def test_messages_offsets_hex_byte_counts_decimal_no_bytes_literals(
     line = one_line(capsys.readouterr().err)
     assert "offset 0x" in line and "type 0x" in line
     assert " bytes of body and padding, got 0x" not in line  # the count is decimal
+
+
+@pytest.mark.parametrize("name", ["libxl_checkpoint_records_valid", "xl_valid", "hvm_v3_valid"])
+def test_verify_v_numbering_matches_errors_in_the_libxc_family(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+    import struct
+
+    data = BY_NAME[name].data
+    good = tmp_path / "good.bin"
+    good.write_bytes(data)
+    assert run(["verify", "-v", "--json", str(good)]) == 0
+    rows = json.loads(capsys.readouterr().out)["records"]
+    assert [r["index"] for r in rows] == list(range(len(rows)))
+    for r in rows[1:-1]:
+        assert struct.unpack_from("<II", data, r["offset"]) == (r["type"], r["length"])
+        bad = bytearray(data)
+        struct.pack_into("<I", bad, r["offset"], 0x7FFFFFF0)  # an unknown mandatory type
+        (tmp_path / "bad.bin").write_bytes(bad)
+        assert run(["verify", str(tmp_path / "bad.bin")]) == INVALID
+        m = re.search(r"record #(\d+)", capsys.readouterr().err)
+        assert m is not None and int(m.group(1)) == r["index"], r
