@@ -135,23 +135,23 @@ def _records(stream: Any) -> list[tuple[str, Any]]:
     from xenlu.libxl import LibxlStream, XlFile
     from xenlu.lu_stream import LUStream
 
-    out: list[tuple[str, Any]] = []
+    recs: list[tuple[str, Any]] = []
     if isinstance(stream, LUStream):
         for sec in stream.sections:
-            out += [("lu", r) for r in sec.records]
+            recs += [("lu", r) for r in sec.records]
     elif isinstance(stream, LibxcStream):
-        out += [("libxc", r) for r in stream.records]
+        recs += [("libxc", r) for r in stream.records]
     elif isinstance(stream, XlFile):
-        out += _records(stream.stream)
+        recs += _records(stream.stream)
     elif isinstance(stream, LibxlStream):
         for r in stream.records:
-            out.append(("libxl", r))
+            recs.append(("libxl", r))
             # LIBXC_CONTEXT holds the libxc stream; a CHECKPOINT_END the
             # libxc batch that resumes after it (libxl §2).
             inner = getattr(r.value, "stream", None) or getattr(r.value, "libxc", None)
             if isinstance(inner, LibxcStream):
-                out += _records(inner)
-    return out
+                recs += _records(inner)
+    return recs
 
 
 def _body_len(family: str, rec: Any) -> int:
@@ -193,11 +193,11 @@ def _summary(stream: Any, nbytes: int) -> dict[str, Any]:
         counts["LU_SECTION_END"] = n_sec
         totals["LU_SECTION_END"] = n_sec * LuSectionEnd.LAYOUT.size
         counts["END"], totals["END"] = 1, 0
-    out: dict[str, Any] = {"format": fmt}
+    summary: dict[str, Any] = {"format": fmt}
     if fmt == "lu":
         from xenlu.epochs import fmt_epoch
 
-        out.update(
+        summary.update(
             version=1,  # LU spec revision
             xen_version=stream.xen_version,
             epoch=fmt_epoch(stream.epoch),
@@ -205,18 +205,18 @@ def _summary(stream: Any, nbytes: int) -> dict[str, Any]:
     else:
         inner = stream.stream if fmt == "xl" else stream
         libxc = _inner_libxc(inner)
-        out.update(
+        summary.update(
             version=libxc.version if libxc is not None else getattr(inner, "version", None),
             xen_version="{}.{}".format(*libxc.xen_version) if libxc is not None else None,
             domain_type=libxc.domain_type if libxc is not None else None,
         )
         if fmt in ("libxl", "xl"):
-            out["libxl_version"] = getattr(getattr(inner, "header", None), "version", None)
-    out.update(
+            summary["libxl_version"] = getattr(getattr(inner, "header", None), "version", None)
+    summary.update(
         records=sum(counts.values()), bytes=nbytes, record_counts=counts, record_bytes=totals
     )
     if fmt == "lu":
-        out["domains"] = [
+        summary["domains"] = [
             {
                 "domid": d.domid,
                 "type": d.type_name,
@@ -225,8 +225,8 @@ def _summary(stream: Any, nbytes: int) -> dict[str, Any]:
             }
             for d in stream.domains
         ]
-        out["sections_ok"] = bool(stream.sections_ok)
-    return out
+        summary["sections_ok"] = bool(stream.sections_ok)
+    return summary
 
 
 def _inner_libxc(stream: Any) -> Any:
