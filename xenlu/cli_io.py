@@ -35,7 +35,6 @@ import mmap
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from enum import IntEnum
 from typing import IO, Any
@@ -370,6 +369,8 @@ def stage(path: str, write: Callable[[IO[bytes]], object]) -> Staged:
     if st is not None and not stat.S_ISREG(st.st_mode):
         return _write_through(path, target, write)
     mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
+    import tempfile  # only commands that write files pay for its import
+
     try:
         name = os.path.basename(target)
         fd, tmp = tempfile.mkstemp(
