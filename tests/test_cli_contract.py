@@ -274,6 +274,26 @@ def test_convert_in_place_is_atomic_and_keeps_the_mode(
     capsys.readouterr()
 
 
+def test_refused_conversion_in_place_leaves_in_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_compat import set_info
+
+    src = tmp_path / "f.lu"
+    data = encode_lu(
+        set_info(make_host((4, 15), n_hvm=1, mem_mib=2, dom0_mem_mib=2), 1, vmtrace_size=4096)
+    )
+    src.write_bytes(data)
+    inode = src.stat().st_ino
+    assert (
+        run(["convert", "--to", "4.13", "--report", str(tmp_path / "r.json"), str(src), str(src)])
+        == INVALID
+    )
+    assert "refused" in one_line(capsys.readouterr().err)
+    assert src.read_bytes() == data and src.stat().st_ino == inode
+    assert _tree(tmp_path) == {"f.lu"}
+
+
 def test_output_through_a_symlink_replaces_the_target(inputs: Path, tmp_path: Path) -> None:
     real = tmp_path / "real.bin"
     real.write_bytes(b"old")
