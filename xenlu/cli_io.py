@@ -1,8 +1,9 @@
 """The command line's contract, in one place: exit codes, the error-to-exit
 mapping, one-line messages, reading inputs and writing outputs atomically.
 
-Every ``xenlu`` subcommand raises; :func:`run` turns what it raised into one
-line on stderr and an :class:`Exit` code. Nothing here imports numpy (``xenlu
+Every ``xenlu`` subcommand raises; :func:`guarded` (around each subcommand)
+and :func:`report` turn what it raised into one line on stderr and an
+:class:`Exit` code. Every file output goes through :func:`stage`. Nothing here imports numpy (``xenlu
 verify -q`` of a libxc stream never loads it).
 
 Exit codes (also in ``xenlu --help`` and the README):
@@ -56,7 +57,6 @@ __all__ = [
     "read_input",
     "report",
     "stage",
-    "write_atomic",
 ]
 
 
@@ -392,13 +392,3 @@ def stage(path: str, write: Callable[[IO[bytes]], object]) -> Staged:
         staged.discard()
         raise
     return staged
-
-
-def write_atomic(path: str, write: Callable[[IO[bytes]], object]) -> None:
-    """Write ``path`` (``-``: standard output) through :func:`stage` and commit it."""
-    if path == "-":
-        f = stdout_binary()
-        write(f)
-        f.flush()
-        return
-    stage(path, write).commit()
