@@ -3,8 +3,8 @@ mapping, one-line messages, reading inputs and writing outputs atomically.
 
 Every ``xenlu`` subcommand raises; :func:`guarded` (around each subcommand)
 and :func:`report` turn what it raised into one line on stderr and an
-:class:`Exit` code. Every file output goes through :func:`stage`. Nothing here imports numpy (``xenlu
-verify -q`` of a libxc stream never loads it).
+:class:`Exit` code. Every file output goes through :func:`stage`. Nothing
+here imports numpy (``xenlu verify -q`` of a libxc stream never loads it).
 
 Exit codes (also in ``xenlu --help`` and the README):
 
