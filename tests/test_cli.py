@@ -76,8 +76,9 @@ def test_usage_errors_exit_2(lu_file: Path) -> None:
 
 
 def test_missing_file_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["verify", str(tmp_path / "absent")]) == 1
-    assert "InputError" in capsys.readouterr().err  # a CallerError carrying errno
+    assert main(["verify", str(tmp_path / "absent")]) == 74  # I/O, not "invalid"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read" in err and "No such file" in err
 
 
 def test_inspect_json_lu(lu_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -680,8 +680,8 @@ def test_cli_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     # upgrade in place (IN == OUT)
     assert _cli(["convert", "--to", "4.21", "-q", str(out), str(out)]) == 0
     assert decode_lu(out.read_bytes()).version == (4, 21)
-    # errors: bad input file, unsupported version (usage: exit 2)
-    assert _cli(["convert", "--to", "4.13", str(tmp_path / "nope"), str(out)]) == 1
+    # errors: missing input file (I/O: exit 74), unsupported version (usage: exit 2)
+    assert _cli(["convert", "--to", "4.13", str(tmp_path / "nope"), str(out)]) == 74
     assert capsys.readouterr().err.count("\n") == 1
     with pytest.raises(SystemExit) as exc:
         _cli(["convert", "--to", "4.9", str(src), str(out)])

@@ -124,6 +124,12 @@ def expect(img: Any, offset: int, field: str, bootmem: Any = BOOT) -> HandoverEr
         ("2M@0x200000", (0x200000, 2 << 20)),
         ("  liveupdate=512M@0x7E000000\n", (0x7E000000, 512 << 20)),
         ("liveupdate=1M@0x0", (0, 1 << 20)),
+        # Xen's parse_size_and_unit: units, hex or decimal, no unit = KiB
+        ("1G@0x0", (0, 1 << 30)),
+        ("65536K@0x200000", (0x200000, 64 << 20)),
+        ("0x400m@64M", (64 << 20, 1 << 30)),
+        ("2048@2097152", (2 << 20, 2 << 20)),
+        ("2M@200000", (200000, 2 << 20)),
     ],
 )
 def test_parse_liveupdate(text: str, want: tuple[int, int]) -> None:
@@ -137,7 +143,11 @@ def test_parse_liveupdate(text: str, want: tuple[int, int]) -> None:
         "liveupdate=",
         "liveupdate=2M",
         "liveupdate=2@0x200000",
-        "liveupdate=2M@200000",
+        "liveupdate=2M@0200000",
+        "liveupdate=1M@0x1" + "0" * 16,
+        "liveupdate=" + "9" * 5000 + "M@0x200000",
+        "liveupdate=1T@0xffffffffffffffff",
+        "liveupdate=2MB@0x200000",
         "liveupdate=2K@0x200000",
         "liveupdate=0M@0x200000",
         "liveupdate=-2M@0x200000",
@@ -348,7 +358,7 @@ def test_roundtrip_with_domains() -> None:
         ({"data_start_mfn": -3}, "data_start_mfn"),
         ({"bootmem": (0x400000, BSIZE)}, "differs from the stream"),
         ({"bootmem": "liveupdate=4M@0x200000"}, "differs from the stream"),
-        ({"bootmem": "2M@200000"}, "liveupdate=<N>M@0x<start>"),
+        ({"bootmem": "2M@0200000"}, "liveupdate=<N>M@0x<start>"),
         ({"bootmem": (BS, 1)}, "bootmem size"),
     ],
 )

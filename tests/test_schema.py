@@ -228,8 +228,9 @@ def test_load_schema_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir(ROOT)
     assert load_schema("4.18")["epoch"] == "4.17"
     assert load_schema((4, 13)) == load_schema(SCHEMAS / "lu-4.13.json")
-    with pytest.raises(CallerError, match="no schema file"):
+    with pytest.raises(InputError, match=r"cannot read schema .*missing\.json") as missing:
         load_schema(tmp_path / "missing.json")
+    assert missing.value.errno == errno.ENOENT
     (tmp_path / "bad.json").write_text('{"format": "other"}')
     with pytest.raises(CallerError, match="not a xenlu-lu-schema"):
         load_schema(tmp_path / "bad.json")
@@ -303,10 +304,10 @@ def test_cli_schema(
     assert capsys.readouterr().out == dumps(epoch_schema("4.17"))
     assert _run(["schema", "write", str(tmp_path / "s")]) == 0
     assert len(list((tmp_path / "s").glob("lu-*.json"))) == len(EPOCHS)
-    # errors: one line on stderr, exit 1; usage errors exit 2
-    assert _run(["schema", "diff", "4.13", str(tmp_path / "none.json")]) == 1
+    # errors: one line on stderr; a missing file is I/O (74); usage errors exit 2
+    assert _run(["schema", "diff", "4.13", str(tmp_path / "none.json")]) == 74
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no schema file" in err
+    assert err.count("\n") == 1 and "none.json" in err
     with pytest.raises(SystemExit) as exc:
         _run(["schema", "dump", "--epoch", "5.0"])
     assert exc.value.code == 2
@@ -370,8 +371,8 @@ def test_cli_schema_diff_reads_standard_input(
     assert _run(["schema", "diff", "4.14", "-"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "<stdin>: not JSON" in err
-    monkeypatch.setattr("sys.stdin", None)
-    assert _run(["schema", "diff", "4.14", "-"]) == 1
+    monkeypatch.setattr("sys.stdin", None)  # closed standard input is I/O, exit 74
+    assert _run(["schema", "diff", "4.14", "-"]) == 74
     assert "standard input: it is closed" in capsys.readouterr().err
     assert _run(["schema", "diff", "-", "-"]) == 2
     assert "only one of A and B" in capsys.readouterr().err

@@ -5,8 +5,7 @@
 * ``convert --to X.Y [--allow-loss] [--report FILE.json] IN OUT``: upgrade or
   roll back an LU stream (LU spec §3, §6); a refused rollback exits 1 with
   the refusal (domain, record, field, value). Added only when the caller
-  has no ``convert`` command of its own (``xenlu.cli`` has one that calls
-  :func:`xenlu.compat.convert` the same way).
+  has no ``convert`` command of its own (it is :mod:`xenlu.cli_convert`'s).
 * ``schema dump --epoch X.Y``: the epoch's schema as JSON on stdout.
 * ``schema diff A B``: every difference from A to B, each covered or
   UNCOVERED by a registered step; exit 1 if any is uncovered. A and B are
@@ -16,8 +15,8 @@
   code now).
 * ``schema write DIR``: write ``lu-<X.Y>.json`` for every epoch.
 
-Each sets ``func(args) -> int``. A xenlu error prints one line on stderr and
-returns 1; argparse reports usage errors with exit 2.
+Each sets ``func(args) -> int``. A failure prints one line on stderr and
+returns the exit code of :mod:`xenlu.cli_io` (1 for a xenlu error).
 
 >>> import argparse
 >>> p = argparse.ArgumentParser(prog="xenlu")
@@ -32,11 +31,10 @@ LU_P2M LU_P2M entry:access.r_pw: value-added (None -> '10') [covered by 4.19->4.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from typing import Any
 
+from xenlu.cli_convert import cmd_convert
 from xenlu.epochs import Epoch, fmt_epoch, is_supported, parse_epoch
 from xenlu.errors import XenLUError
 
@@ -57,69 +55,10 @@ def _version_arg(text: str) -> Epoch:
 
 
 def _fail(prog: str, exc: BaseException) -> int:
-    line = " ".join(str(exc).split())
-    print(f"xenlu {prog}: {type(exc).__name__}: {line}", file=sys.stderr)
-    return 1
+    # One error-to-exit mapping for every subcommand (xenlu.cli_io).
+    from xenlu.cli_io import report
 
-
-def _read(path: str) -> Any:
-    # Through xenlu.decode: an xl file or random bytes are "not an LU stream: …".
-    from xenlu.api import decode
-
-    if path == "-":
-        return decode(sys.stdin.buffer.read(), "lu")
-    return decode(path, "lu")
-
-
-def _write(path: str, stream: Any) -> None:
-    """Encode to ``path`` through a temporary file (IN may be OUT: the input is mapped)."""
-    from xenlu.lu_stream import encode_lu_to
-
-    if path == "-":
-        encode_lu_to(stream, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-        return
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            encode_lu_to(stream, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def cmd_convert(args: argparse.Namespace) -> int:
-    """``convert --to X.Y [--allow-loss] [--report FILE.json] IN OUT`` (LU streams)."""
-    from xenlu.compat import convert
-    from xenlu.errors import ConversionError
-    from xenlu.lu_stream import LUStream
-
-    to = args.to if isinstance(args.to, tuple) else _version_arg(str(args.to))
-    try:
-        stream = _read(args.input)
-        if not isinstance(stream, LUStream):  # pragma: no cover - decode_lu returns one
-            raise TypeError("not an LU stream")
-        new, report = convert(stream, to=to, allow_loss=args.allow_loss)
-    except ConversionError as exc:
-        line = " ".join(str(exc).split())
-        hint = "" if "even with allow_loss" in line else " (--allow-loss performs it and reports)"
-        print(f"xenlu convert: refused: {line}{hint}", file=sys.stderr)
-        return 1
-    except (XenLUError, OSError) as exc:
-        return _fail("convert", exc)
-    try:
-        if args.report:
-            with open(args.report, "w", encoding="utf-8") as f:
-                json.dump(report.to_json(), f, indent=2, ensure_ascii=False)
-                f.write("\n")
-        _write(args.output, new)
-    except (XenLUError, OSError) as exc:
-        return _fail("convert", exc)
-    if not getattr(args, "quiet", False):
-        out = sys.stderr if args.output == "-" else sys.stdout
-        print(report.summary(), file=out)
-    return 0
+    return report(prog, exc)
 
 
 def cmd_schema_dump(args: argparse.Namespace) -> int:
@@ -199,14 +138,9 @@ def _epoch_or_source(text: str) -> str:
 def register(subparsers: Any) -> None:
     """Add ``convert`` (unless present), and ``schema dump|diff|write`` to ``subparsers``."""
     if "convert" not in getattr(subparsers, "choices", {}):
-        p = subparsers.add_parser("convert", help="upgrade or roll back an LU stream")
-        p.add_argument("--to", required=True, type=_version_arg, metavar="X.Y")
-        p.add_argument("--allow-loss", action="store_true", help="perform a lossy rollback")
-        p.add_argument("--report", metavar="FILE.json", help="write the conversion report")
-        p.add_argument("-q", "--quiet", action="store_true", help="no summary")
-        p.add_argument("input", metavar="IN")
-        p.add_argument("output", metavar="OUT")
-        p.set_defaults(func=cmd_convert)
+        from xenlu.cli_convert import register as register_convert
+
+        register_convert(subparsers)
 
     s = subparsers.add_parser("schema", help="per-epoch schemas and the compatibility check")
     sub = s.add_subparsers(dest="schema_command", required=True)

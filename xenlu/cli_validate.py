@@ -1,12 +1,14 @@
 """``xenlu validate`` and ``xenlu plan``: the semantic checks of LU spec §7 and
 the restore plan of §6 on the command line.
 
-    xenlu validate [--json] [--strict] [--format lu|memory] [--liveupdate <N>M@0x<start>] FILE
-    xenlu plan [--json] [--format lu|memory] [--liveupdate <N>M@0x<start>] FILE
+    xenlu validate [--json] [--strict] [--format lu|memory] [--liveupdate SIZE@START] FILE
+    xenlu plan [--json] [--format lu|memory] [--liveupdate SIZE@START] FILE
 
 ``validate`` exits 0 when there is no error, 1 when there is one (warnings
 fail only with ``--strict``); ``plan`` exits 0. A stream that does not decode
-is one line on stderr and exit 1, like ``xenlu verify``.
+is one line on stderr and exit 1, like ``xenlu verify`` (``validate --json``
+also prints verify's JSON error object on stdout). The other exit codes are
+those of :mod:`xenlu.cli_io`.
 
 >>> import argparse
 >>> ap = argparse.ArgumentParser(prog="xenlu")
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
+from xenlu.cli import add_input_options, load_input
+from xenlu.cli_io import epilog, error_json, guarded, out
 from xenlu.errors import CallerError, XenLUError
 
 __all__ = ["cmd_plan", "cmd_validate", "register"]
@@ -29,18 +32,13 @@ __all__ = ["cmd_plan", "cmd_validate", "register"]
 
 def _load(args: argparse.Namespace) -> Any:
     """The LU stream of FILE (``--format memory``: read from a hand-over image)."""
-    from xenlu.cli import load_input
+    from xenlu.cli import _input_format
     from xenlu.lu_stream import LUStream
 
-    stream = load_input(args.file, args.format, args.liveupdate)
-    if not isinstance(stream, LUStream):
+    stream = load_input(args.file, _input_format(args, "lu"), args.liveupdate)
+    if not isinstance(stream, LUStream):  # pragma: no cover - lu and memory give one
         raise CallerError(f"{args.file} is not a Live Update stream")
     return stream
-
-
-def _fail(args: argparse.Namespace, exc: XenLUError) -> int:
-    print(f"{args.file}: {type(exc).__name__}: {exc}", file=sys.stderr)
-    return 1
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -48,20 +46,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from xenlu.validate import validate
 
     try:
-        report = validate(
-            _load(args),
-            bootmem_check=not args.no_bootmem_check,
-            max_per_code=args.max_per_code,
-        )
+        stream = _load(args)
     except XenLUError as exc:
-        return _fail(args, exc)
+        if args.json:  # the same object as ``verify --json``
+            out(json.dumps(error_json(exc, "lu", args.file)))
+        raise
+    report = validate(
+        stream, bootmem_check=not args.no_bootmem_check, max_per_code=args.max_per_code
+    )
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, sort_keys=True))
+        out(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
         for line in report.summary().splitlines()[:-1]:
-            print(line)
+            out(line)
         state = "OK" if report.ok else "INVALID"
-        print(f"{args.file}: {state}: {report.nr_errors} errors, {report.nr_warnings} warnings")
+        out(f"{args.file}: {state}: {report.nr_errors} errors, {report.nr_warnings} warnings")
     if not report.ok:
         return 1
     return 1 if args.strict and report.nr_warnings else 0
@@ -71,37 +70,42 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """``xenlu plan``: print the passes, parallel groups and edges."""
     from xenlu.plan import plan
 
-    try:
-        p = plan(_load(args))
-    except XenLUError as exc:
-        return _fail(args, exc)
+    p = plan(_load(args))
     if args.json:
-        print(json.dumps(p.to_json(), indent=2, sort_keys=True))
+        out(json.dumps(p.to_json(), indent=2, sort_keys=True))
     else:
-        print(p.summary())
+        out(p.summary())
     return 0
 
 
-def _add_input(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument(
-        "--format",
-        default="lu",
-        choices=["lu", "memory"],
-        help="an LU stream file, or a memory image with the hand-over (needs --liveupdate)",
-    )
-    p.add_argument("--liveupdate", metavar="<N>M@0x<start>", help="LU bootmem, for --format memory")
-    p.add_argument("file", metavar="FILE", help="input file, - for stdin")
+def _positive(text: str) -> int:
+    """argparse type: a decimal integer >= 1 (at most 9 digits)."""
+    t = text.strip()
+    if not (t.isdigit() and t.isascii() and len(t) <= 9 and int(t) >= 1):
+        shown = text if len(text) <= 20 else text[:20] + "…"
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {shown!r}")
+    return int(t)
 
 
 def register(subparsers: Any) -> None:
     """Add the ``validate`` and ``plan`` commands to the ``xenlu`` parser."""
-    p = subparsers.add_parser("validate", help="whole-host semantic checks (LU spec §7)")
-    _add_input(p)
+    raw = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser(
+        "validate",
+        help="whole-host semantic checks (LU spec §7)",
+        description="Check every rule of LU spec §7 that relates two or more records.",
+        epilog=epilog(
+            "xenlu validate --strict host.lu",
+            "xenlu validate --json --liveupdate 64M@0x8000000 memory.img | jq .findings",
+        ),
+        formatter_class=raw,
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_input_options(p, ["lu"], "lu")
     p.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
     p.add_argument(
         "--max-per-code",
-        type=int,
+        type=_positive,
         default=100,
         metavar="N",
         help="findings reported per code per domain (default 100; the rest are counted)",
@@ -111,8 +115,15 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="skip the rules about frames and extents inside the LU bootmem",
     )
-    p.set_defaults(func=cmd_validate)
+    p.set_defaults(func=guarded("validate", cmd_validate))
 
-    p = subparsers.add_parser("plan", help="restore passes, parallel groups and edges (§6)")
-    _add_input(p)
-    p.set_defaults(func=cmd_plan)
+    p = subparsers.add_parser(
+        "plan",
+        help="restore passes, parallel groups and edges (§6)",
+        description="The restore plan of an LU stream: passes, parallel groups, edges.",
+        epilog=epilog("xenlu plan host.lu", "xenlu plan --json host.lu | jq '.passes[].groups'"),
+        formatter_class=raw,
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_input_options(p, ["lu"], "lu")
+    p.set_defaults(func=guarded("plan", cmd_plan))

@@ -43,12 +43,27 @@ __all__ = [
 ]
 
 
-def _fmt(value: object) -> str:
+def _fmt(value: object, count: bool = False) -> str:
+    # Offsets, type codes and field values in hex; a byte count (``count``)
+    # in decimal, so "expected 72 bytes, got 24" reads as one unit.
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
-        return f"{value:#x}" if value > 9 or value < -9 else str(value)
+        return str(value) if count or -9 <= value <= 9 else f"{value:#x}"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        # Never a Python literal (b'...'): printable ASCII quoted, else hex.
+        raw = bytes(value)
+        text = raw.decode("ascii", "replace")
+        return f"'{text}'" if text.isprintable() and raw.isascii() else raw.hex()
     return str(value)
+
+
+def _is_count(field: str | None, expected: object, got: object) -> bool:
+    """Whether ``expected``/``got`` are byte counts: the field is one
+    (``section_bytes``, ``optional_data_len``), or the other side says "bytes"."""
+    if field and field.rsplit(".", 1)[-1].endswith(("_bytes", "_len")):
+        return True
+    return any(isinstance(v, str) and "byte" in v for v in (expected, got))
 
 
 class XenLUError(Exception):
@@ -125,12 +140,13 @@ class DecodeError(XenLUError):
         if self.field:
             parts.append(f"field {self.field}")
         msg = self.message
+        count = _is_count(self.field, self.expected, self.got)
         if self.expected is not None:
-            msg += f": expected {_fmt(self.expected)}"
+            msg += f": expected {_fmt(self.expected, count)}"
             if self.got is not None:
-                msg += f", got {_fmt(self.got)}"
+                msg += f", got {_fmt(self.got, count)}"
         elif self.got is not None:
-            msg += f": got {_fmt(self.got)}"
+            msg += f": got {_fmt(self.got, count)}"
         parts.append(msg)
         return ": ".join(parts)
 

@@ -100,8 +100,30 @@ _BREADCRUMB = struct.Struct("<QQQ")
 _OFF_MAGIC, _OFF_ARRAY, _OFF_NR = 0, 8, 16
 # MFNs are compared as int64; anything at or above this is beyond every image.
 _CAP = 1 << 62
-_LIVEUPDATE_RE = re.compile(r"(?:liveupdate=)?([0-9]+)M@0x([0-9a-fA-F]+)")
-_LU_EXPECTED = "liveupdate=<N>M@0x<start> (N: size in MiB, decimal; start: hex)"
+# A number as Xen's simple_strtoull(base 0) reads it, bounded to u64 so that
+# no input reaches Python's int-digit limit: 0x-hex (16 digits at most) or
+# decimal (20 digits at most). A leading 0 before more digits is refused:
+# Xen would read it as octal, which no one writing an address means.
+_NUM = r"(0[xX][0-9a-fA-F]{1,16}|[1-9][0-9]{0,19}|0)"
+# Then Xen's parse_size_and_unit unit letters (K, M, G, T, B; any case).
+_LIVEUPDATE_RE = re.compile(rf"(?:liveupdate=)?{_NUM}([kKmMgGtTbB]?)@{_NUM}([kKmMgGtTbB]?)")
+_LU_EXPECTED = (
+    "liveupdate=<N>M@0x<start> (Xen's size syntax: a size such as 64M, 1G or 65536K, "
+    "a whole number of MiB; the start in bytes, hex 0x… or decimal, or with a unit)"
+)
+_UNIT_SHIFT = {"": 10, "b": 0, "k": 10, "m": 20, "g": 30, "t": 40}
+_U64 = 1 << 64
+
+
+def _shown(text: str) -> str:
+    # Echo at most 40 characters of what the user gave: an error stays one line.
+    return repr(text if len(text) <= 40 else text[:40] + "…")
+
+
+def _xen_number(digits: str, unit: str, default_shift: int) -> int:
+    base = 16 if digits[:2] in ("0x", "0X") else 10
+    return int(digits, base) << (_UNIT_SHIFT[unit.lower()] if unit else default_shift)
+
 
 #: An LU bootmem: ``(start, size)`` in bytes, or ``liveupdate=`` text.
 Bootmem = tuple[int, int] | str
@@ -111,26 +133,43 @@ Bootmem = tuple[int, int] | str
 
 
 def parse_liveupdate(text: str) -> tuple[int, int]:
-    """``(start, size)`` in bytes from ``liveupdate=<N>M@0x<start>`` (or the bare value).
+    """``(start, size)`` in bytes from ``liveupdate=<size>@<start>`` (or the bare value).
 
-    N is the size in MiB (decimal, at least 1); start is hex with ``0x``.
-    Surrounding whitespace is ignored. Anything else is a
+    The size is read as Xen's ``parse_size_and_unit`` reads it: a number
+    (``0x`` hex or decimal) and a unit ``K``, ``M``, ``G``, ``T`` or ``B``
+    (no unit: KiB, as in Xen); it must be a whole number of MiB, at least
+    1 MiB (kexec-tools writes ``<N>M``). The start is a number in bytes
+    (kexec-tools writes ``@0x<start>``), or with a unit (``@64M``). Numbers
+    are at most 64 bits; a leading ``0`` before more digits (octal to Xen) is
+    refused. Surrounding whitespace is ignored. Anything else is a
     :class:`~xenlu.errors.CallerError` naming the expected form.
 
     >>> parse_liveupdate("liveupdate=512M@0x7e000000")
     (2113929216, 536870912)
     >>> parse_liveupdate("2M@0x200000") == (0x200000, 2 << 20)
     True
+    >>> parse_liveupdate("1G@64M") == (64 << 20, 1 << 30)
+    True
+    >>> parse_liveupdate("65536K@2097152") == (2 << 20, 64 << 20)
+    True
     """
     if not isinstance(text, str):
         raise CallerError(f"liveupdate: expected {_LU_EXPECTED}, got {type(text).__name__}")
     m = _LIVEUPDATE_RE.fullmatch(text.strip())
     if m is None:
-        raise CallerError(f"liveupdate: expected {_LU_EXPECTED}, got {text!r}")
-    n = int(m.group(1))
-    if n == 0:
-        raise CallerError(f"liveupdate: expected N >= 1 MiB in {_LU_EXPECTED}, got {text!r}")
-    return int(m.group(2), 16), n * MIB
+        raise CallerError(f"liveupdate: expected {_LU_EXPECTED}, got {_shown(text)}")
+    size = _xen_number(m.group(1), m.group(2), 10)
+    start = _xen_number(m.group(3), m.group(4), 0)
+    if size < MIB or size % MIB:
+        raise CallerError(
+            f"liveupdate: expected a size of N >= 1 whole MiB in {_LU_EXPECTED}, "
+            f"got {size} bytes in {_shown(text)}"
+        )
+    if start + size > _U64:
+        raise CallerError(
+            f"liveupdate: expected a region below 2^64 in {_LU_EXPECTED}, got {_shown(text)}"
+        )
+    return start, size
 
 
 def format_liveupdate(start: int, size: int) -> str:

@@ -244,9 +244,9 @@ def load_schema(path_or_epoch: str | os.PathLike[str] | EpochLike) -> dict[str, 
     """Load a schema file; an epoch (``"4.13"`` or ``(4, 13)``) loads its packaged file.
 
     A version inside an epoch loads that epoch's file (``"4.18"`` → 4.17).
-    :class:`~xenlu.errors.CallerError` if the file is missing or not a
-    schema (:class:`~xenlu.errors.InputError`, with ``errno``, if it cannot
-    be read).
+    :class:`~xenlu.errors.InputError` (with ``errno``) if the file is
+    missing or cannot be read, :class:`~xenlu.errors.CallerError` if it is
+    not a schema.
 
     >>> load_schema("4.18")["epoch"]
     '4.17'
@@ -256,8 +256,6 @@ def load_schema(path_or_epoch: str | os.PathLike[str] | EpochLike) -> dict[str, 
         path = Path(x)
         try:
             text = path.read_bytes()
-        except FileNotFoundError:
-            raise CallerError(f"no schema file {path}") from None
         except (OSError, ValueError) as exc:
             err = InputError(
                 f"cannot read schema {path}: {getattr(exc, 'strerror', None) or exc}",

@@ -1,0 +1,394 @@
+"""The command line's contract, in one place: exit codes, the error-to-exit
+mapping, one-line messages, reading inputs and writing outputs atomically.
+
+Every ``xenlu`` subcommand raises; :func:`guarded` (around each subcommand)
+and :func:`report` turn what it raised into one line on stderr and an
+:class:`Exit` code. Every file output goes through :func:`stage`. Nothing
+here imports numpy (``xenlu verify -q`` of a libxc stream never loads it).
+
+Exit codes (also in ``xenlu --help`` and the README):
+
+====  ===========  =======================================================
+code  name         meaning
+====  ===========  =======================================================
+0     OK           valid / done
+1     INVALID      the stream is invalid, or a conversion was refused
+2     USAGE        bad command line (option, value, combination)
+70    INTERNAL     a bug in xenlu (one line; ``XENLU_DEBUG=1`` shows more)
+74    IO           cannot read an input or write an output (missing file,
+                   directory, closed stdin, unwritable or full output,
+                   broken pipe)
+130   INTERRUPTED  Ctrl-C
+====  ===========  =======================================================
+
+70 and 74 are ``EX_SOFTWARE`` and ``EX_IOERR`` of BSD's ``sysexits.h``.
+
+>>> int(Exit.IO), exit_code(OSError(28, "No space left on device"))
+(74, <Exit.IO: 74>)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import mmap
+import os
+import stat
+import sys
+from collections.abc import Callable
+from enum import IntEnum
+from typing import IO, Any
+
+from xenlu.errors import ConversionError, DecodeError, InputError, XenLUError
+
+__all__ = [
+    "EXIT_CODES",
+    "Exit",
+    "IOFailure",
+    "Staged",
+    "UsageError",
+    "epilog",
+    "error_line",
+    "exit_code",
+    "guarded",
+    "one_line",
+    "out",
+    "read_input",
+    "report",
+    "stage",
+]
+
+
+class Exit(IntEnum):
+    """The exit codes of every ``xenlu`` subcommand."""
+
+    OK = 0
+    INVALID = 1
+    USAGE = 2
+    INTERNAL = 70
+    IO = 74
+    INTERRUPTED = 130
+
+
+#: The exit-code paragraph every ``--help`` ends with.
+EXIT_CODES = """\
+exit codes: 0 valid / done, 1 the stream is invalid (or a conversion was
+refused), 2 usage error, 74 cannot read an input or write an output
+(missing file, directory, closed stdin, full disk, broken pipe),
+70 a bug in xenlu, 130 interrupted. A failure is one line on stderr."""
+
+
+def epilog(*examples: str) -> str:
+    """A subcommand's ``--help`` epilog: the exit codes, then its examples."""
+    return EXIT_CODES + "\n\nexamples:\n" + "\n".join(f"  {e}" for e in examples)
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit 2)."""
+
+
+class IOFailure(Exception):
+    """An input that cannot be read or an output that cannot be written (exit 74).
+
+    The message names the user's path, never a temporary file.
+    """
+
+
+def exit_code(exc: BaseException) -> Exit:
+    """The exit code for an exception a subcommand raised."""
+    if isinstance(exc, KeyboardInterrupt):
+        return Exit.INTERRUPTED
+    if isinstance(exc, UsageError):
+        return Exit.USAGE
+    if isinstance(exc, (IOFailure, OSError, InputError)):
+        return Exit.IO
+    if isinstance(exc, XenLUError):
+        return Exit.INVALID
+    return Exit.INTERNAL
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines too) made one space."""
+    return " ".join(text.split())
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+        return "broken pipe"
+    return exc.strerror or type(exc).__name__
+
+
+def error_line(command: str, exc: BaseException, file: str | None = None) -> str:
+    """The one line printed on stderr for ``exc`` raised by ``command``.
+
+    Stream errors name the file and the error class (with offset, record
+    index, type and field, from :mod:`xenlu.errors`); a refused conversion
+    says "refused"; I/O errors say what could not be done, with the user's
+    path; usage errors say what is wrong with the command line.
+
+    >>> error_line("verify", UsageError("--liveupdate needs --format memory"))
+    'xenlu verify: --liveupdate needs --format memory'
+    >>> error_line("verify", OSError(32, "Broken pipe"))
+    'xenlu verify: cannot write standard output: broken pipe'
+    """
+    head = f"xenlu {command}:" if command else "xenlu:"
+    if isinstance(exc, KeyboardInterrupt):
+        body = "interrupted"
+    elif isinstance(exc, ConversionError):
+        body = f"refused: {exc}"
+    elif isinstance(exc, XenLUError):
+        where = f"{file}: " if file else ""
+        body = f"{where}{type(exc).__name__}: {exc}"
+    elif isinstance(exc, (UsageError, IOFailure)):
+        body = str(exc)
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        body = f"{exc.filename}: {_os_reason(exc)}"
+    elif isinstance(exc, OSError):
+        # An OSError without a file name that escaped the named reads and
+        # writes is a write to standard output (print, flush).
+        body = f"cannot write standard output: {_os_reason(exc)}"
+    else:
+        body = f"internal error: {type(exc).__name__}: {exc} (please report)"
+    return one_line(f"{head} {body}")
+
+
+def error_json(exc: XenLUError, fmt: str | None, file: str) -> dict[str, Any]:
+    """The JSON object ``verify --json`` and ``validate --json`` print for a stream error.
+
+    ``class``, ``message`` and, for a decode error, ``offset``,
+    ``record_index``, ``record_type`` (int), ``record_name``, ``field``,
+    ``expected`` and ``got`` (ints stay ints; other values become text).
+    """
+
+    def plain(v: object) -> object:
+        if v is None or isinstance(v, (bool, int, str)):
+            return v
+        return str(v)
+
+    err: dict[str, Any] = {"class": type(exc).__name__, "message": one_line(str(exc))}
+    if isinstance(exc, DecodeError):
+        err.update(
+            message=one_line(exc.message),
+            offset=exc.offset,
+            record_index=exc.record_index,
+            record_type=exc.record_type,
+            record_name=exc.record_name,
+            field=exc.field,
+            expected=plain(exc.expected),
+            got=plain(exc.got),
+        )
+    return {"file": file, "format": fmt, "valid": False, "error": err}
+
+
+def report(command: str, exc: BaseException, file: str | None = None) -> int:
+    """Print ``exc`` as one line on stderr; return its exit code.
+
+    An internal error (not an input, output or usage problem) is re-raised
+    when ``XENLU_DEBUG`` is set, for its traceback.
+    """
+    code = exit_code(exc)
+    if code == Exit.INTERNAL and os.environ.get("XENLU_DEBUG"):
+        raise exc
+    if isinstance(exc, OSError) and exc.filename is None:
+        silence_stdout()
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError, ValueError):
+            print(error_line(command, exc, file), file=sys.stderr)
+            sys.stderr.flush()
+    return int(code)
+
+
+def guarded(command: str, fn: Callable[[Any], int]) -> Callable[[Any], int]:
+    """``fn(args)`` under the contract: whatever it raises (Ctrl-C too) becomes
+    one line on stderr and an :class:`Exit` code; stdout is flushed inside, so
+    a full disk or a closed pipe is reported, not lost at exit."""
+
+    @functools.wraps(fn)
+    def run(args: Any) -> int:
+        try:
+            rc = fn(args)
+            flush_stdout()
+            return rc
+        except (Exception, KeyboardInterrupt) as exc:
+            file = getattr(args, "file", None) or getattr(args, "input", None)
+            return report(command, exc, file if isinstance(file, str) else None)
+
+    return run
+
+
+# --- standard streams ---------------------------------------------------------------
+
+
+def out(text: str = "") -> None:
+    """Print one line of results on stdout (a closed stdout is an I/O error)."""
+    if sys.stdout is None:
+        raise IOFailure("cannot write standard output: it is closed")
+    print(text)
+
+
+def stdout_binary() -> IO[bytes]:
+    """Standard output for bytes (a closed stdout is an I/O error)."""
+    if sys.stdout is None:
+        raise IOFailure("cannot write standard output: it is closed")
+    return sys.stdout.buffer
+
+
+def flush_stdout() -> None:
+    """Flush stdout inside the error mapping, so a full disk or a closed pipe is seen."""
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def silence_stdout() -> None:
+    """After stdout failed: point it at /dev/null so the interpreter's own
+    flush at exit does not print a second message."""
+    if sys.stdout is None:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file: nothing to redirect
+        pass
+
+
+# --- inputs ------------------------------------------------------------------------
+
+
+def _read_all(f: IO[bytes]) -> bytes:
+    chunks: list[bytes] = []
+    while chunk := f.read(1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_input(path: str) -> bytes | memoryview:
+    """The bytes of FILE: ``-`` is standard input; a regular file is mapped
+    read-only (nothing copied); a pipe, FIFO or character device is read to
+    its end (its size says nothing); a directory or a missing or unreadable
+    file is an :class:`IOFailure` naming ``path``.
+    """
+    if path == "-":
+        if sys.stdin is None:
+            raise IOFailure("cannot read standard input: it is closed")
+        try:
+            return _read_all(sys.stdin.buffer)
+        except OSError as exc:
+            raise IOFailure(f"cannot read standard input: {_os_reason(exc)}") from None
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISDIR(st.st_mode):  # pragma: no cover - open() refuses first on Linux
+                raise IOFailure(f"cannot read {path}: Is a directory")
+            if not stat.S_ISREG(st.st_mode):
+                return _read_all(f)
+            if st.st_size == 0:
+                return b""
+            return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+    except OSError as exc:
+        raise IOFailure(f"cannot read {path}: {_os_reason(exc)}") from None
+    except ValueError as exc:  # a path with NUL
+        raise UsageError(f"cannot read {path!r}: {exc}") from None
+
+
+# --- outputs -----------------------------------------------------------------------
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class Staged:
+    """A file written to a temporary name beside its target; :meth:`commit`
+    renames it into place, :meth:`discard` removes it. See :func:`stage`."""
+
+    def __init__(self, path: str, target: str, tmp: str | None) -> None:
+        self.path = path  # as the user wrote it (messages)
+        self.target = target  # the file replaced (symlinks resolved)
+        self.tmp = tmp  # None: written in place (a device or FIFO)
+
+    def commit(self) -> None:
+        """Rename the temporary file over the target (atomic), then sync the folder."""
+        if self.tmp is None:
+            return
+        try:
+            os.replace(self.tmp, self.target)
+        except OSError as exc:
+            self.discard()
+            raise IOFailure(f"cannot write {self.path}: {_os_reason(exc)}") from None
+        self.tmp = None
+        with contextlib.suppress(OSError):
+            dfd = os.open(os.path.dirname(self.target), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def discard(self) -> None:
+        """Remove the temporary file (if it is still there)."""
+        if self.tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+            self.tmp = None
+
+
+def _write_through(path: str, target: str, write: Callable[[IO[bytes]], object]) -> Staged:
+    # /dev/null, a FIFO, a terminal: written directly, never replaced by a file.
+    try:
+        with open(target, "wb") as f:
+            write(f)
+            f.flush()
+    except OSError as exc:
+        raise IOFailure(f"cannot write {path}: {_os_reason(exc)}") from None
+    return Staged(path, target, None)
+
+
+def stage(path: str, write: Callable[[IO[bytes]], object]) -> Staged:
+    """Write ``path``'s new content to a temporary file in its folder.
+
+    ``write(f)`` fills the file; it is then flushed and fsynced. The file's
+    mode is the existing target's (converting in place keeps it), otherwise
+    0666 minus the umask, as ``open()`` would make it. Any failure removes
+    the temporary file and raises :class:`IOFailure` naming ``path``
+    (exceptions from ``write`` itself, e.g. an encode error, pass through
+    after the clean-up). An existing target that is not a regular file
+    (``/dev/null``, a FIFO) is written directly.
+    """
+    target = os.path.realpath(path)
+    try:
+        st: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise IOFailure(f"cannot write {path}: {_os_reason(exc)}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IOFailure(f"cannot write {path}: Is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return _write_through(path, target, write)
+    mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
+    import tempfile  # only commands that write files pay for its import
+
+    try:
+        name = os.path.basename(target)
+        fd, tmp = tempfile.mkstemp(
+            dir=os.path.dirname(target), prefix=f".{name}.", suffix=".xenlu-tmp"
+        )
+    except OSError as exc:
+        raise IOFailure(f"cannot write {path}: {_os_reason(exc)}") from None
+    staged = Staged(path, target, tmp)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+    except OSError as exc:
+        staged.discard()
+        raise IOFailure(f"cannot write {path}: {_os_reason(exc)}") from None
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
