@@ -142,16 +142,50 @@ def register(subparsers: Any) -> None:
 
         register_convert(subparsers)
 
-    s = subparsers.add_parser("schema", help="per-epoch schemas and the compatibility check")
+    from xenlu.cli_io import epilog
+
+    raw = argparse.RawDescriptionHelpFormatter
+    s = subparsers.add_parser(
+        "schema",
+        help="per-epoch schemas and the compatibility check",
+        formatter_class=raw,
+        epilog=epilog(
+            "xenlu schema diff 4.14 4.15", "xenlu schema dump --epoch 4.15 > lu-4.15.json"
+        ),
+    )
     sub = s.add_subparsers(dest="schema_command", required=True)
-    p = sub.add_parser("dump", help="an epoch's schema as JSON")
-    p.add_argument("--epoch", required=True, type=_version_arg, metavar="X.Y")
+    p = sub.add_parser(
+        "dump",
+        help="an epoch's schema as JSON",
+        formatter_class=raw,
+        epilog=epilog(
+            "xenlu schema dump --epoch 4.15",
+            "xenlu schema dump --epoch 4.15 | xenlu schema diff 4.14 -",
+        ),
+    )
+    p.add_argument(
+        "--epoch",
+        required=True,
+        type=_version_arg,
+        metavar="X.Y",
+        help="Xen version 4.11 … 4.21 (a version inside an epoch names that epoch)",
+    )
     p.set_defaults(func=cmd_schema_dump)
-    p = sub.add_parser("diff", help="classify differences; exit 1 if any is uncovered")
+    p = sub.add_parser(
+        "diff",
+        help="classify differences; exit 1 if any is uncovered",
+        formatter_class=raw,
+        epilog=epilog("xenlu schema diff 4.14 4.15", "xenlu schema diff 4.15 code:4.15"),
+    )
     src = "X.Y (the packaged schema), code:X.Y, a schema file, or - (standard input)"
     p.add_argument("a", metavar="A", type=_epoch_or_source, help=src)
     p.add_argument("b", metavar="B", type=_epoch_or_source, help=src)
     p.set_defaults(func=cmd_schema_diff)
-    p = sub.add_parser("write", help="write lu-<X.Y>.json for every epoch into DIR")
-    p.add_argument("dir", metavar="DIR")
+    p = sub.add_parser(
+        "write",
+        help="write lu-<X.Y>.json for every epoch into DIR",
+        formatter_class=raw,
+        epilog=epilog("xenlu schema write xenlu/schemas", "make schemas"),
+    )
+    p.add_argument("dir", metavar="DIR", help="directory to write into (created if missing)")
     p.set_defaults(func=cmd_schema_write)
