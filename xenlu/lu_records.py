@@ -46,6 +46,7 @@ __all__ = [
     "LU_DOMAIN_LAYOUTS",
     "MAPTRACK_PER_FRAME",
     "P2M_CLASS",
+    "P2M_CLASS_LUT",
     "PER_VCPU_VIRQS",
     "XEN_MAX_GRANT_FRAMES",
     "XEN_MAX_MAPTRACK_FRAMES",
@@ -100,6 +101,8 @@ __all__ = [
     "XenPagesExtent",
     "domain_layout",
     "evtchn_layout",
+    "host_grant_limits",
+    "host_grant_version",
 ]
 
 INVALID_MFN = 0xFFFFFFFFFFFFFFFF
@@ -243,6 +246,10 @@ P2M_CLASS: dict[P2mType, P2mClass] = {
     P2mType.map_foreign: P2mClass.FOREIGN,
     P2mType.ioreq_server: P2mClass.OWN,
 }
+#: The same as a lookup table over every u8 p2m_type (unnamed types: NONE),
+#: for vectorised use.
+P2M_CLASS_LUT = np.zeros(256, np.int8)
+P2M_CLASS_LUT[[int(t) for t in P2M_CLASS]] = [int(c) for c in P2M_CLASS.values()]
 
 
 @epoch_limited(r_pw=("4.20", None))
@@ -362,6 +369,20 @@ EVTCHN_PORTS_2L = 4096
 EVTCHN_PORTS_2L_32 = 1024
 #: §4.12: FIFO event words per event-array page.
 EVTCHN_WORDS_PER_PAGE = 1024
+
+
+def host_grant_limits(host: LuHostInfo) -> tuple[int, int]:
+    """§4.6: the (grant frames, maptrack frames) limits of a domain whose
+    LU_DOMAIN says -1: LU_HOST_INFO's host defaults, Xen's where those are 0."""
+    return (
+        int(host.gnttab_max_frames) or XEN_MAX_GRANT_FRAMES,
+        int(host.gnttab_max_maptrack_frames) or XEN_MAX_MAPTRACK_FRAMES,
+    )
+
+
+def host_grant_version(host: LuHostInfo) -> int:
+    """§4.2 / §6: LU_HOST_INFO gnttab_max_version, where 0 (unknown) means 2."""
+    return int(host.gnttab_max_version) or int(GrantVersion.v2)
 
 
 class T:

@@ -58,19 +58,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from xenlu.lu_records import ECS_INTERDOMAIN
+from xenlu.lu_records import P2M_CLASS_LUT, EvtchnState, P2mClass, P2mType
 from xenlu.lu_stream import VCPU_TYPES, LUStream
-from xenlu.validate import (
-    _C_FOREIGN,
-    _P2M_CLASS,
-    _Host,
-    _Table,
-    owner_index,
-)
+from xenlu.validate import Host, Table, owner_index
 
 __all__ = ["EDGE_KINDS", "PASSES", "Edge", "Pass", "Plan", "plan"]
 
 I64 = npt.NDArray[np.int64]
+
+# Plain ints of the enums for numpy (an IntEnum operand promotes to int64).
+_FOREIGN = int(P2mClass.FOREIGN)
+_MAP_FOREIGN = int(P2mType.map_foreign)
+_INTERDOMAIN = int(EvtchnState.interdomain)
 
 #: pass → what it restores (§6).
 PASSES: dict[int, str] = {
@@ -243,7 +242,7 @@ def plan(stream: LUStream) -> Plan:
     >>> [(e.kind, e.src, e.dst) for e in p.passes[3].edges]
     [('evtchn_pair', 0, 1)]
     """
-    h = _Host(stream)
+    h = Host(stream)
     nd = h.nd
     ids = h.domids
     work = np.zeros((4, nd), np.int64)
@@ -258,7 +257,7 @@ def plan(stream: LUStream) -> Plan:
     tab = h.p2m
     foreign_rows: list[I64] = []
     for base, dom, c in tab.chunks(("p2m_type",)):
-        fm = _P2M_CLASS[c["p2m_type"]] == _C_FOREIGN
+        fm = P2M_CLASS_LUT[c["p2m_type"]] == _FOREIGN
         work[0] += np.bincount(dom[~fm], minlength=nd)
         if fm.any():
             foreign_rows.append(base + np.flatnonzero(fm))
@@ -270,13 +269,16 @@ def plan(stream: LUStream) -> Plan:
         owner = idx.dom_at(tab.take("mfn", rows, np.uint64))
         typ = tab.take("p2m_type", rows)
         ok = (owner >= 0) & (owner != d_from)
-        for kind, tmask in (("p2m_grant", typ != 14), ("p2m_foreign", typ == 14)):
+        for kind, tmask in (
+            ("p2m_grant", typ != _MAP_FOREIGN),
+            ("p2m_foreign", typ == _MAP_FOREIGN),
+        ):
             sel = ok & tmask
             edges[2] += _edges(kind, d_from[sel], owner[sel], ids)
             unres(kind, int((~ok & tmask).sum()))
 
     # Grant maps (pass 2, on the granting domain's pass 1).
-    gm = _Table([d.grant_maps for d in h.doms])
+    gm = Table([d.grant_maps for d in h.doms])
     if gm.n:
         dom = gm.dom_col()
         work[2] += np.bincount(dom, minlength=nd)
@@ -305,7 +307,7 @@ def plan(stream: LUStream) -> Plan:
 
     # Event channels: all of them in pass 2; reciprocal interdomain pairs in
     # pass 3, bound by the side with the lower (domid, port).
-    ev = _Table([d.evtchns for d in h.doms])
+    ev = Table([d.evtchns for d in h.doms])
     if ev.n:
         dom = ev.dom_col()
         work[2] += np.bincount(dom, minlength=nd)
@@ -317,13 +319,13 @@ def plan(stream: LUStream) -> Plan:
         key = (myid << 32) | port
         order = np.argsort(key, kind="stable")
         skey = key[order]
-        inter = np.flatnonzero(state == ECS_INTERDOMAIN)
+        inter = np.flatnonzero(state == _INTERDOMAIN)
         rkey = (remote[inter] << 32) | detail[inter]
         pos = np.minimum(np.searchsorted(skey, rkey), len(skey) - 1)
         q = order[pos]
         back = (
             (skey[pos] == rkey)
-            & (state[q] == ECS_INTERDOMAIN)
+            & (state[q] == _INTERDOMAIN)
             & (remote[q] == myid[inter])
             & (detail[q] == port[inter])
         )
