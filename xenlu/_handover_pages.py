@@ -121,7 +121,7 @@ def page_runs(mfns: np.ndarray) -> list[tuple[int, int, int]]:
 def lu_data(xen_pages: np.ndarray) -> Intervals:
     iv = Intervals()
     sel = xen_pages[xen_pages["kind"] == LU_DATA] if len(xen_pages) else xen_pages
-    iv.add(sel["start_mfn"], sel["nr_pages"], "LU_DATA")
+    iv.add(sel["start_mfn"], sel["nr_pages"], XenPageKind.LU_DATA.name)
     return iv
 
 

@@ -25,6 +25,8 @@ __all__ = ["check_evtchns"]
 
 # Plain ints for numpy (see _p2m).
 _FIFO = int(EvtchnAbiKind.fifo)
+_2L = int(EvtchnAbiKind.two_level)
+_ABI_NAME = {int(k): k.name for k in EvtchnAbiKind}
 _SHINFO32 = int(LuState.shinfo32)
 _PENDING = int(EvtchnFlag.pending)
 _INTERDOMAIN = int(EvtchnState.interdomain)
@@ -175,7 +177,7 @@ def _port_rules(h: Host, abi: _Abi, c: _Channels, out: Out) -> None:
         "EVTCHN_PORT_LIMIT",
         port >= lim,
         "port {port} >= limit {limit} ({abi})",
-        {"limit": lim, "abi": np.where(f, "fifo", "two_level")},
+        {"limit": lim, "abi": np.where(f, _ABI_NAME[_FIFO], _ABI_NAME[_2L])},
     )
     simple(
         "EVTCHN_FIFO_BEYOND_ARRAY",
