@@ -39,12 +39,12 @@ from xenlu.hvmctx import (
     ViridianVcpu413,
 )
 from xenlu.lu_records import (
+    CDF_BITS,
     CDF_IOMMU,
-    CDF_NESTED_VIRT,
-    CDF_VPMU,
     ECS_VIRQ,
     LU_DOMAIN_LAYOUTS,
     LU_STATE_IOMMU,
+    CdfFlag,
     EvtchnEntry411,
     EvtchnEntry415,
     LuDomain411,
@@ -88,6 +88,25 @@ assert [f.name for f in _RTC_FIELDS] == ["rtc_offset"]
 
 _D, _E, _H, _O, _P = "LU_DOMAIN", "LU_EVTCHNS", "HVM_CONTEXT", "LU_PAGE_OWNERSHIP", "LU_P2M"
 _ZERO = "new field: 0 (§6)"
+
+
+def _drop_cdf_bit(cdf_flags: int, domid: int, log: StepLog, flag: CdfFlag) -> int:
+    """§6 rollback of a CDF bit the older epoch lacks (the epoch it is valid
+    from comes from :class:`~xenlu.lu_records.CdfFlag`): lossless iff clear;
+    ``cdf_flags`` without the bit."""
+    bit = int(flag).bit_length() - 1
+    named = CDF_BITS[bit]
+    since = named[1] if isinstance(named, tuple) else None
+    if cdf_flags & int(flag):
+        log.lossy(
+            domid,
+            _D,
+            f"cdf_flags.{flag.name}",
+            cdf_flags,
+            f"CDF bit {bit} ({flag.name}) is set and is not valid before Xen {since} (§6)",
+            f"CDF bit {bit} {flag.name} cleared",
+        )
+    return cdf_flags & ~int(flag)
 
 
 # 4.11 <-> 4.12 — §3: VIRQ 11 becomes ARGO (was reserved). §6 last row: a
@@ -445,16 +464,8 @@ def _down_4_14(stream: LUStream, log: StepLog) -> LUStream:
                     f"{name} is not 0 and Xen 4.14 has no such field (§6)",
                     f"{name} dropped",
                 )
-        if i.cdf_flags & CDF_NESTED_VIRT:
-            log.lossy(
-                domid,
-                _D,
-                "cdf_flags.nested_virt",
-                i.cdf_flags,
-                "CDF bit 6 (nested_virt) is set and is not valid before Xen 4.15 (§6)",
-                "CDF bit 6 nested_virt cleared",
-            )
-        info = retype(i, LuDomain413, cdf_flags=i.cdf_flags & ~CDF_NESTED_VIRT)
+        cdf = _drop_cdf_bit(i.cdf_flags, domid, log, CdfFlag.nested_virt)
+        info = retype(i, LuDomain413, cdf_flags=cdf)
         new = with_info(d, info)
 
         def unpack(arr: np.ndarray, base: int, domid: int = domid) -> np.ndarray:
@@ -530,16 +541,8 @@ def _down_4_15(stream: LUStream, log: StepLog) -> LUStream:
                 f"gnttab_max_version ({gv}); Xen 4.15 cannot say it (§6)",
                 f"grant_opts dropped (4.15 implies {gv})",
             )
-        if i.cdf_flags & CDF_VPMU:
-            log.lossy(
-                domid,
-                _D,
-                "cdf_flags.vpmu",
-                i.cdf_flags,
-                "CDF bit 7 (vpmu) is set and is not valid before Xen 4.16 (§6)",
-                "CDF bit 7 vpmu cleared",
-            )
-        doms.append(with_info(d, retype(i, LuDomain415, cdf_flags=i.cdf_flags & ~CDF_VPMU)))
+        cdf = _drop_cdf_bit(i.cdf_flags, domid, log, CdfFlag.vpmu)
+        doms.append(with_info(d, retype(i, LuDomain415, cdf_flags=cdf)))
     return new_stream(stream, (4, 15), doms)
 
 

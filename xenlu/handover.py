@@ -208,7 +208,6 @@ class BreadcrumbLayout(Packed):
 
 
 _CRUMB: Layout = BreadcrumbLayout.LAYOUT
-_OFF_MAGIC = _CRUMB.field("magic").offset
 _OFF_ARRAY = _CRUMB.field("mfn_array_maddr").offset
 _OFF_NR = _CRUMB.field("nr_pages").offset
 
@@ -280,43 +279,43 @@ def _check_breadcrumb(buf: memoryview, start: int) -> Breadcrumb:
             got=f"image of {len(buf):#x} bytes",
         )
     magic, maddr, word = _CRUMB.unpack_tuple(buf, start)
-    # §5: "A reader rejects: a bad magic"
-    if magic != LIVE_UPDATE_MAGIC:
-        raise HandoverError(
-            "bad breadcrumb magic",
-            offset=start + _OFF_MAGIC,
-            field="magic",
-            expected=LIVE_UPDATE_MAGIC,
-            got=magic,
-        )
-    # §5: "a misaligned MFN array address" (page aligned)
-    if maddr % PAGE_SIZE:
-        raise HandoverError(
-            "MFN array address not page aligned",
-            offset=start + _OFF_ARRAY,
-            field="mfn_array_maddr",
-            expected="a multiple of 4096",
-            got=maddr,
-        )
-    # §5: "The third word is a non-zero multiple of 4096"
-    if word % PAGE_SIZE:
-        raise HandoverError(
-            "breadcrumb page count word not a multiple of 4096",
-            offset=start + _OFF_NR,
-            field="nr_pages",
-            expected="nr_pages << 12",
-            got=word,
-        )
     nr = word >> PAGE_SHIFT
-    # §5: "nr_pages of 0 or above 2^20"
-    if nr == 0 or nr > MAX_NR_PAGES:
-        raise HandoverError(
+    # §5 "A reader rejects", in the spec's order: a bad magic; a misaligned MFN
+    # array address; a third word that is not a non-zero multiple of 4096;
+    # nr_pages of 0 or above 2^20. (broken, message, field, expected, got)
+    rules: tuple[tuple[bool, str, str, object, int], ...] = (
+        (magic != LIVE_UPDATE_MAGIC, "bad breadcrumb magic", "magic", LIVE_UPDATE_MAGIC, magic),
+        (
+            maddr % PAGE_SIZE != 0,
+            "MFN array address not page aligned",
+            "mfn_array_maddr",
+            "a multiple of 4096",
+            maddr,
+        ),
+        (
+            word % PAGE_SIZE != 0,
+            "breadcrumb page count word not a multiple of 4096",
+            "nr_pages",
+            "nr_pages << 12",
+            word,
+        ),
+        (
+            nr == 0 or nr > MAX_NR_PAGES,
             "nr_pages out of range",
-            offset=start + _OFF_NR,
-            field="nr_pages",
-            expected=f"1 … {MAX_NR_PAGES:#x} pages",
-            got=nr,
-        )
+            "nr_pages",
+            f"1 … {MAX_NR_PAGES:#x} pages",
+            nr,
+        ),
+    )
+    for broken, message, name, expected, got in rules:
+        if broken:
+            raise HandoverError(
+                message,
+                offset=start + _CRUMB.field(name).offset,
+                field=name,
+                expected=expected,
+                got=got,
+            )
     return Breadcrumb(magic, maddr, nr)
 
 

@@ -58,9 +58,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from xenlu.lu_records import P2M_CLASS_LUT, EvtchnState, P2mClass, P2mType
+from xenlu.lu_records import P2M_CLASS_LUT, P2mClass, P2mType
 from xenlu.lu_stream import VCPU_TYPES, LUStream
-from xenlu.validate import Host, Table, owner_index
+from xenlu.validate import Host, Table, interdomain_peers, owner_index
 
 __all__ = ["EDGE_KINDS", "PASSES", "Edge", "Pass", "Plan", "plan"]
 
@@ -69,7 +69,6 @@ I64 = npt.NDArray[np.int64]
 # Plain ints of the enums for numpy (an IntEnum operand promotes to int64).
 _FOREIGN = int(P2mClass.FOREIGN)
 _MAP_FOREIGN = int(P2mType.map_foreign)
-_INTERDOMAIN = int(EvtchnState.interdomain)
 
 #: pass → what it restores (§6).
 PASSES: dict[int, str] = {
@@ -342,20 +341,11 @@ def _evtchn_edges(acc: _Acc) -> None:
     remote = ev.col("remote_domid")
     detail = ev.col("detail")
     myid = acc.ids[dom]
-    key = (myid << 32) | port
-    order = np.argsort(key, kind="stable")
-    skey = key[order]
-    inter = np.flatnonzero(state == _INTERDOMAIN)
+    peers = interdomain_peers(myid, port, state, remote, detail)
+    inter, q, back = peers.inter, peers.peer, peers.back
+    key = (myid[inter] << 32) | port[inter]
     rkey = (remote[inter] << 32) | detail[inter]
-    pos = np.minimum(np.searchsorted(skey, rkey), len(skey) - 1)
-    q = order[pos]
-    back = (
-        (skey[pos] == rkey)
-        & (state[q] == _INTERDOMAIN)
-        & (remote[q] == myid[inter])
-        & (detail[q] == port[inter])
-    )
-    binder = back & (key[inter] < rkey)
+    binder = back & (key < rkey)
     b_rows, o_rows = inter[binder], q[binder]
     acc.add(3, dom[b_rows])
     cross = dom[b_rows] != dom[o_rows]

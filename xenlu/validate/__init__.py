@@ -80,8 +80,9 @@ host tables, the owner index and the emitter):
 * ``_ownership`` §4.3/§4.8, ``_p2m`` §4.7, ``_grants`` §4.9–§4.11,
   ``_evtchn`` §4.12/§4.13, ``_domain`` §4.14 and the vCPU rules.
 
-:class:`Host`, :class:`Table` and :func:`owner_index` are the public seam
-other host-level tools (:mod:`xenlu.plan`) build on.
+:class:`Host`, :class:`Table`, :func:`owner_index` and
+:func:`interdomain_peers` are the public seam other host-level tools
+(:mod:`xenlu.plan`) build on.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ from xenlu.lu_records import DOMID_XEN
 from xenlu.lu_stream import LUStream
 from xenlu.validate._codes import CODES, CORRUPTION_FINDINGS, Severity
 from xenlu.validate._domain import check_ioreq, check_vcpus
-from xenlu.validate._evtchn import check_evtchns
+from xenlu.validate._evtchn import Peers, check_evtchns, interdomain_peers
 from xenlu.validate._grants import check_grant_maps, check_grant_tables, check_page_types
 from xenlu.validate._host import Host, Table
 from xenlu.validate._index import Method, OwnerIndex, owner_index
@@ -107,9 +108,11 @@ __all__ = [
     "Method",
     "Omitted",
     "OwnerIndex",
+    "Peers",
     "Report",
     "Severity",
     "Table",
+    "interdomain_peers",
     "owner_index",
     "validate",
 ]

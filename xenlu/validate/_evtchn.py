@@ -21,7 +21,7 @@ from xenlu.validate._arrays import I64, Arr, Bool, cat, dups_after_first, field_
 from xenlu.validate._host import Host
 from xenlu.validate._report import Out, Vals
 
-__all__ = ["check_evtchns"]
+__all__ = ["Peers", "check_evtchns", "interdomain_peers"]
 
 # Plain ints for numpy (see _p2m).
 _FIFO = int(EvtchnAbiKind.fifo)
@@ -225,57 +225,79 @@ def _port_rules(h: Host, abi: _Abi, c: _Channels, out: Out) -> None:
     )
 
 
-def _interdomain(h: Host, c: _Channels, out: Out) -> None:
-    """Interdomain channels: the remote (domid, port) exists and names this one back."""
-    ent, port, state, remote, detail, myid = c.ent, c.port, c.state, c.remote, c.detail, c.myid
+@dataclass(frozen=True)
+class Peers:
+    """The other end of every interdomain channel (§4.13), host-wide.
+
+    ``inter``: rows of the interdomain channels; ``found``: the remote
+    (domid, port) is listed; ``peer``: that row (where found);
+    ``back``: it is interdomain and names this channel back.
+    """
+
+    inter: I64
+    found: Bool
+    peer: I64
+    back: Bool
+
+
+def interdomain_peers(myid: I64, port: I64, state: I64, remote: I64, detail: I64) -> Peers:
+    """:class:`Peers` of host-wide channel columns (``myid``: each row's domid).
+
+    One sort of ``domid << 32 | port`` and one binary search per channel.
+    """
     key = (myid << 32) | port
     korder = np.argsort(key, kind="stable")
     skey = key[korder]
     inter = np.flatnonzero(state == _INTERDOMAIN)
-    if len(inter):
-        rdi = h.lookup(remote[inter])
-        rkey = (remote[inter] << 32) | detail[inter]
-        pos = np.searchsorted(skey, rkey)
-        posc = np.minimum(pos, len(skey) - 1)
-        found = (pos < len(skey)) & (skey[posc] == rkey)
-        q = korder[posc]
-        back = (
-            found
-            & (state[q] == _INTERDOMAIN)
-            & (remote[q] == myid[inter])
-            & (detail[q] == port[inter])
-        )
-        rv: dict[str, Vals] = {}
-        for code, mask, msg in (
-            (
-                "EVTCHN_REMOTE_DOMAIN_MISSING",
-                rdi < 0,
-                "port {port}: remote domain {remote_domid} is not in the stream",
-            ),
-            (
-                "EVTCHN_REMOTE_PORT_MISSING",
-                (rdi >= 0) & ~found,
-                "port {port}: remote dom{remote_domid} port {remote_port} is not listed",
-            ),
-            (
-                "EVTCHN_NOT_RECIPROCAL",
-                found & ~back,
-                "port {port}: remote dom{remote_domid} port {remote_port} does not name it back",
-            ),
-        ):
-            b = np.flatnonzero(mask)
-            rows = inter[b]
-            rv = {
-                "port": port[rows],
-                "remote_domid": remote[rows],
-                "remote_port": detail[rows],
-            }
-            if code == "EVTCHN_NOT_RECIPROCAL":
-                qq = q[b]
-                rv.update(
-                    remote_state=state[qq], remote_remote_domid=remote[qq], remote_detail=detail[qq]
-                )
-            out.emit(code, myid[rows], ent[rows], msg, rv, others=remote[rows])
+    rkey = (remote[inter] << 32) | detail[inter]
+    pos = np.searchsorted(skey, rkey)
+    posc = np.minimum(pos, len(skey) - 1)
+    found = (pos < len(skey)) & (skey[posc] == rkey)
+    q = korder[posc]
+    back = (
+        found & (state[q] == _INTERDOMAIN) & (remote[q] == myid[inter]) & (detail[q] == port[inter])
+    )
+    return Peers(inter, found, q, back)
+
+
+def _interdomain(h: Host, c: _Channels, out: Out) -> None:
+    """Interdomain channels: the remote (domid, port) exists and names this one back."""
+    ent, port, state, remote, detail, myid = c.ent, c.port, c.state, c.remote, c.detail, c.myid
+    p = interdomain_peers(myid, port, state, remote, detail)
+    inter, found, q, back = p.inter, p.found, p.peer, p.back
+    if not len(inter):
+        return
+    rdi = h.lookup(remote[inter])
+    for code, mask, msg in (
+        (
+            "EVTCHN_REMOTE_DOMAIN_MISSING",
+            rdi < 0,
+            "port {port}: remote domain {remote_domid} is not in the stream",
+        ),
+        (
+            "EVTCHN_REMOTE_PORT_MISSING",
+            (rdi >= 0) & ~found,
+            "port {port}: remote dom{remote_domid} port {remote_port} is not listed",
+        ),
+        (
+            "EVTCHN_NOT_RECIPROCAL",
+            found & ~back,
+            "port {port}: remote dom{remote_domid} port {remote_port} does not name it back",
+        ),
+    ):
+        b = np.flatnonzero(mask)
+        rows = inter[b]
+        rv: dict[str, Vals] = {
+            "port": port[rows],
+            "remote_domid": remote[rows],
+            "remote_port": detail[rows],
+        }
+        if code == "EVTCHN_NOT_RECIPROCAL":
+            qq = q[b]
+            rv.update(
+                remote_state=state[qq], remote_remote_domid=remote[qq], remote_detail=detail[qq]
+            )
+        out.emit(code, myid[rows], ent[rows], msg, rv, others=remote[rows])
 
 
 def _virqs_pirqs(c: _Channels, out: Out) -> None:
