@@ -56,12 +56,13 @@ from xenlu.lu_records import (
     OwnershipFlag,
     P2mAccess,
     T,
+    Virq,
     host_grant_limits,
     host_grant_version,
 )
 from xenlu.lu_stream import LUStream
 
-__all__ = ["AS_BEFORE", "AsBefore"]
+__all__ = ["AS_BEFORE", "AsBefore", "layout_covers"]
 
 
 def _nr_altp2m_for(altp2m_opts: int) -> int:
@@ -71,7 +72,7 @@ def _nr_altp2m_for(altp2m_opts: int) -> int:
 
 I32_MAX = 2**31 - 1
 EXTRA = int(OwnershipFlag.extra)  # LU_PAGE_OWNERSHIP flag bit 2 (§4.8), valid from 4.14
-VIRQ_ARGO = 11  # §3 / §4.13: reserved in 4.11, ARGO from 4.12
+VIRQ_ARGO = int(Virq.ARGO)  # §3 / §4.13: reserved in 4.11, ARGO from 4.12
 R_PW = int(P2mAccess.r_pw)  # LU_P2M access 10 (§4.7), valid from 4.20
 
 
@@ -584,7 +585,7 @@ AS_BEFORE: dict[str, AsBefore] = {
 }
 
 
-def _layout_covers(record: str, old: type[Any], new: type[Any]) -> tuple[Cover, ...]:
+def layout_covers(record: str, old: type[Any], new: type[Any]) -> tuple[Cover, ...]:
     """The schema differences from layout ``old`` to ``new`` when ``new`` only
     adds fields and drops reserved ones (anything else is a semantic move and
     needs a hand-written step)."""
@@ -607,7 +608,7 @@ def _added_fields_steps(source: Epoch, target: Epoch) -> None:
     """Register the upgrade/rollback pair of an epoch boundary whose LU_DOMAIN
     only gains fields of :data:`AS_BEFORE`; every other layout is unchanged."""
     old, new = LU_DOMAIN_LAYOUTS[source], LU_DOMAIN_LAYOUTS[target]
-    covers = _layout_covers(_D, old, new)
+    covers = layout_covers(_D, old, new)
     added = [
         (c.path, AS_BEFORE[c.path])
         for c in covers

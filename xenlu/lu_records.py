@@ -97,6 +97,7 @@ __all__ = [
     "RegionExtent",
     "RegionKind",
     "T",
+    "Virq",
     "XenPageKind",
     "XenPagesExtent",
     "domain_layout",
@@ -339,6 +340,26 @@ class EvtchnFlag(IntFlag):
     """§4.13 LU_EVTCHNS flags."""
 
     pending = 1 << 0
+
+
+@epoch_limited(ARGO=("4.12", None))
+class Virq(IntEnum):
+    """§4.13 the VIRQs a channel's ``detail`` names (0-23; the architectural
+    VIRQs 16-23 are unnamed here). ARGO is VIRQ 11 from 4.12, reserved in 4.11."""
+
+    TIMER = 0
+    DEBUG = 1
+    CONSOLE = 2
+    DOM_EXC = 3
+    TBUF = 4
+    DEBUGGER = 6
+    XENOPROF = 7
+    CON_RING = 8
+    PCPU_STATE = 9
+    MEM_EVENT = 10
+    ARGO = 11
+    ENOMEM = 12
+    XENPMU = 13
 
 
 class BufIoreq(IntEnum):
@@ -660,7 +681,8 @@ ECS_INTERDOMAIN = int(EvtchnState.interdomain)
 ECS_PIRQ = int(EvtchnState.pirq)
 ECS_VIRQ = int(EvtchnState.virq)
 ECS_IPI = int(EvtchnState.ipi)
-PER_VCPU_VIRQS = (0, 1, 7, 13)
+#: §4.13: the VIRQs bound once per vCPU (the others once per domain).
+PER_VCPU_VIRQS = tuple(int(v) for v in (Virq.TIMER, Virq.DEBUG, Virq.XENOPROF, Virq.XENPMU))
 
 
 @packed_base
