@@ -87,7 +87,7 @@ def test_legacy_constants_are_the_enum_members() -> None:
     # Plain ints (``~`` of an IntFlag keeps only named bits: wrong for masks).
     assert type(L.CDF_IOMMU) is int and ~L.CDF_IOMMU == -33
     assert ho.LU_DATA == L.XenPageKind.LU_DATA
-    assert L.PER_VCPU_VIRQS == (0, 1, 7, 13) and steps.VIRQ_ARGO == L.Virq.ARGO == 11
+    assert L.PER_VCPU_VIRQS == (0, 1, 7, 13) and steps.VIRQ_ARGO == int(L.Virq.ARGO) == 11
     assert L.OwnershipFlag.extra == steps.EXTRA and L.P2mAccess.r_pw == steps.R_PW
 
 
@@ -203,3 +203,34 @@ def test_breadcrumb_layout_is_the_three_words() -> None:
     b = ho.Breadcrumb(ho.LIVE_UPDATE_MAGIC, 0x5000, 3)
     assert b.pack() == struct.pack("<QQQ", ho.LIVE_UPDATE_MAGIC, 0x5000, 3 << 12)
     assert lay.unpack(b.pack()).nr_pages == 3 << 12
+
+
+# --- seams: no private names across modules -------------------------------------------
+
+_HOST_LAYER = (
+    "xenlu/validate",
+    "xenlu/plan.py",
+    "xenlu/compat.py",
+    "xenlu/_compat_model.py",
+    "xenlu/_compat_steps.py",
+    "xenlu/handover.py",
+    "xenlu/_handover_pages.py",
+    "xenlu/names.py",
+)
+
+
+def test_host_layer_imports_no_private_names() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files: list[Path] = []
+    for p in _HOST_LAYER:
+        q = root / p
+        files += sorted(q.glob("*.py")) if q.is_dir() else [q]
+    assert len(files) >= 18
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("xenlu"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{f.name} imports {private} from {node.module}"

@@ -77,7 +77,7 @@ from xenlu._handover_pages import (
 from xenlu.errors import CallerError, DecodeError, HandoverError
 from xenlu.framing import REC_LENGTH_MAX, as_buffer
 from xenlu.layout import Layout, Packed, fld, packed
-from xenlu.lu_records import LuHostInfo, T
+from xenlu.lu_records import MIB2, PAGE_SIZE, LuHostInfo, T
 from xenlu.lu_stream import LUStream, decode_lu, encode_lu_to
 
 __all__ = [
@@ -98,10 +98,8 @@ __all__ = [
     "write_handover_file",
 ]
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
+PAGE_SHIFT = PAGE_SIZE.bit_length() - 1
 MIB = 1 << 20
-_MIB2 = 2 << 20
 #: Breadcrumb magic: ``0x4C69766555706461 & PAGE_MASK`` (RFC ``LIVE_UPDATE_MAGIC``).
 LIVE_UPDATE_MAGIC = 0x4C69766555706000
 #: Largest ``nr_pages`` a reader accepts (§5: "above 2^20" is rejected).
@@ -465,7 +463,7 @@ def _writer_bootmem(
             f"({own[0]:#x}, {own[1]:#x})"
         )
     # §4.2: 2 MiB aligned, a non-zero multiple of 2 MiB, below 4 GiB.
-    if bs % _MIB2 or bsize % _MIB2 or bs + bsize > 1 << 32:
+    if bs % MIB2 or bsize % MIB2 or bs + bsize > 1 << 32:
         raise CallerError(
             f"bootmem ({bs:#x}, {bsize:#x}): expected 2 MiB aligned, a multiple of 2 MiB, "
             "ending at or below 4 GiB (§4.2)"
