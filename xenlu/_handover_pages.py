@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -420,6 +420,17 @@ class MfnArray:
     maddr: int
     field_at: int
 
+    def reject(self, message: str, expected: str, got: object = None) -> NoReturn:
+        """A §5 rule broken by the array as a whole: the error sits on the
+        breadcrumb's ``mfn_array_maddr`` word."""
+        raise HandoverError(
+            message,
+            offset=self.field_at,
+            field="mfn_array_maddr",
+            expected=expected,
+            got=self.maddr if got is None else got,
+        )
+
 
 def check_mfn_array(
     buf: memoryview, n: int, array: MfnArray, bs: int, bsize: int
@@ -431,21 +442,11 @@ def check_mfn_array(
     boot_lo, boot_hi = bs >> PAGE_SHIFT, (bs + bsize) >> PAGE_SHIFT
     # §5: "an MFN array page ... inside the LU bootmem"
     if am < boot_hi and am + k > boot_lo:
-        raise HandoverError(
-            "MFN array inside the LU bootmem",
-            offset=array.field_at,
-            field="mfn_array_maddr",
-            expected=f"outside [{bs:#x}, {bs + bsize:#x})",
-            got=a0,
-        )
+        array.reject("MFN array inside the LU bootmem", f"outside [{bs:#x}, {bs + bsize:#x})")
     # An MFN array page beyond the image end.
     if am + k > image_pages:
-        raise HandoverError(
-            "MFN array beyond the image end",
-            offset=array.field_at,
-            field="mfn_array_maddr",
-            expected=f"{k} pages ending at or below {len(buf):#x}",
-            got=a0,
+        array.reject(
+            "MFN array beyond the image end", f"{k} pages ending at or below {len(buf):#x}"
         )
     raw = np.frombuffer(buf, dtype="<u8", count=n, offset=a0)
     mfns = clip(raw)
@@ -545,12 +546,8 @@ class GlobalCheck:
         # §5: "once LU_HOST_INFO is decoded, any array or data page at or above max_page"
         am, k, a0 = self.array.mfn, self.array.pages, self.array.maddr
         if am + k > max_page:
-            raise HandoverError(
-                "MFN array page at or above max_page",
-                offset=self.array.field_at,
-                field="mfn_array_maddr",
-                expected=f"{k} pages below max_page {max_page:#x}",
-                got=a0,
+            self.array.reject(
+                "MFN array page at or above max_page", f"{k} pages below max_page {max_page:#x}"
             )
         first_entry_hit(
             self.mfns >= max_page,
@@ -569,12 +566,10 @@ class GlobalCheck:
         arr = np.arange(am, am + k, dtype=np.int64)
         out = np.nonzero(~cover.hits(arr))[0]
         if len(out):
-            raise HandoverError(
+            self.array.reject(
                 "MFN array page outside every LU_XEN_PAGES LU_DATA extent",
-                offset=self.array.field_at,
-                field="mfn_array_maddr",
-                expected="array pages inside LU_DATA extents",
-                got=f"page {int(arr[out[0]]):#x}",
+                "array pages inside LU_DATA extents",
+                f"page {int(arr[out[0]]):#x}",
             )
         first_entry_hit(
             ~cover.hits(self.mfns),

@@ -310,22 +310,14 @@ def _grant_map_edges(acc: _Acc) -> None:
 def _ioreq_edges(acc: _Acc) -> None:
     """IOREQ servers (pass 2, on the emulator's pass 0)."""
     h = acc.h
-    src: list[int] = []
-    dmd: list[int] = []
-    for di, d in enumerate(h.doms):
-        srv = d.ioreq_servers
-        if srv is None:
-            continue
-        for s in srv.servers:
-            acc.work[2, di] += 1 + len(s.ranges)
-            src.append(di)
-            dmd.append(int(s.dm_domid))
-    if src:
-        s_a = np.array(src, np.int64)
-        dmi = h.lookup(np.array(dmd, np.int64))
-        ok = (dmi >= 0) & (dmi != s_a)
-        acc.edges[2] += _edges("ioreq", s_a[ok], dmi[ok], acc.ids)
-        acc.unres("ioreq", int((~ok).sum()))
+    t = h.ioreq_servers()
+    if not len(t.dom):
+        return
+    np.add.at(acc.work[2], t.dom, 1 + np.array([len(r) for r in t.ranges], np.int64))
+    dmi = h.lookup(t.dm_domid)
+    ok = (dmi >= 0) & (dmi != t.dom)
+    acc.edges[2] += _edges("ioreq", t.dom[ok], dmi[ok], acc.ids)
+    acc.unres("ioreq", int((~ok).sum()))
 
 
 def _evtchn_edges(acc: _Acc) -> None:

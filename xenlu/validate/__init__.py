@@ -94,7 +94,7 @@ from xenlu.validate._codes import CODES, CORRUPTION_FINDINGS, Severity
 from xenlu.validate._domain import check_ioreq, check_vcpus
 from xenlu.validate._evtchn import Peers, check_evtchns, interdomain_peers
 from xenlu.validate._grants import check_grant_maps, check_grant_tables, check_page_types
-from xenlu.validate._host import Host, Table
+from xenlu.validate._host import Host, IoreqTable, Table
 from xenlu.validate._index import Method, OwnerIndex, owner_index
 from xenlu.validate._ownership import check_ownership
 from xenlu.validate._p2m import check_p2m
@@ -105,6 +105,7 @@ __all__ = [
     "CORRUPTION_FINDINGS",
     "Finding",
     "Host",
+    "IoreqTable",
     "Method",
     "Omitted",
     "OwnerIndex",

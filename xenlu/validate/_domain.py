@@ -25,27 +25,10 @@ _PER_VCPU = tuple(sorted(PER_VCPU_TYPECODES))
 def check_ioreq(h: Host, out: Out) -> None:
     """§4.14: emulating domain, server ids, and ranges of one type not overlapping."""
     ids = h.domids
-    sdom: list[int] = []
-    sent: list[int] = []
-    sid: list[int] = []
-    sdm: list[int] = []
-    ranges: list[Arr] = []
-    for di, d in enumerate(h.doms):
-        srv = d.ioreq_servers
-        if srv is None:
-            continue
-        for j, s in enumerate(srv.servers):
-            sdom.append(di)
-            sent.append(j)
-            sid.append(int(s.id))
-            sdm.append(int(s.dm_domid))
-            ranges.append(s.ranges)
-    if not sdom:
+    t = h.ioreq_servers()
+    if not len(t.dom):
         return
-    dom = np.array(sdom, np.int64)
-    ent = np.array(sent, np.int64)
-    sid_a = np.array(sid, np.int64)
-    dm = np.array(sdm, np.int64)
+    dom, ent, sid_a, dm, ranges = t.dom, t.entry, t.id, t.dm_domid, t.ranges
     dmi = h.lookup(dm)
     b = np.flatnonzero(dmi < 0)
     out.emit(

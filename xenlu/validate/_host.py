@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from xenlu.validate._arrays import (
     last_frame,
 )
 
-__all__ = ["Host", "Ownership", "Table"]
+__all__ = ["Host", "IoreqTable", "Ownership", "Table"]
 
 
 class Table:
@@ -157,3 +158,40 @@ class Host:
             return v
         frames, maptrack = host_grant_limits(self.host)
         return frames if name == "max_grant_frames" else maptrack
+
+    def ioreq_servers(self) -> IoreqTable:
+        """LU_IOREQ_SERVERS of every domain, one row per server (§4.14)."""
+        dom: list[int] = []
+        ent: list[int] = []
+        sid: list[int] = []
+        dm: list[int] = []
+        ranges: list[Arr] = []
+        for di, d in enumerate(self.doms):
+            srv = d.ioreq_servers
+            if srv is None:
+                continue
+            for j, s in enumerate(srv.servers):
+                dom.append(di)
+                ent.append(j)
+                sid.append(int(s.id))
+                dm.append(int(s.dm_domid))
+                ranges.append(s.ranges)
+        return IoreqTable(
+            np.array(dom, np.int64),
+            np.array(ent, np.int64),
+            np.array(sid, np.int64),
+            np.array(dm, np.int64),
+            ranges,
+        )
+
+
+@dataclass(frozen=True)
+class IoreqTable:
+    """IOREQ servers of every domain: domain index, entry, id, emulating domid,
+    and each server's range array."""
+
+    dom: I64
+    entry: I64
+    id: I64
+    dm_domid: I64
+    ranges: list[Arr]
