@@ -337,6 +337,12 @@ def test_lu_only_functions_refuse_other_streams() -> None:
         xenlu.CallerError, match=r"^convert needs an LU stream, got an xl save file"
     ):
         convert(xl, "4.15")
+    from xenlu.plan import plan
+    from xenlu.validate import validate
+
+    for fn, name in ((validate, "validate"), (plan, "plan")):
+        with pytest.raises(xenlu.CallerError, match=rf"^{name} needs an LU stream, got an xl"):
+            fn(xl)
     with pytest.raises(xenlu.CallerError, match="decode the bytes first"):
         expect_format(DATA, "lu", "convert")
     expect_format(HOST, "lu", "convert")

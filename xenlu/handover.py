@@ -48,23 +48,37 @@ Example, a round trip through a 16 MiB image::
 
 from __future__ import annotations
 
-import itertools
 import mmap
 import os
 import re
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from construct import Int64ul
 
-from xenlu.errors import CallerError, DecodeError, FramingError, HandoverError
-from xenlu.framing import HDR, REC_LENGTH_MAX, as_buffer
-from xenlu.lu_records import Bulk, LuHostInfo, T, XenPagesExtent
-from xenlu.lu_stream import GlobalSection, LUStream, decode_lu, encode_lu_to
-from xenlu.registry import Record
+from xenlu._handover_pages import (
+    LU_DATA,
+    ByteCount,
+    GlobalCheck,
+    Intervals,
+    MfnArray,
+    PageSink,
+    StreamPages,
+    check_mfn_array,
+    check_placement,
+    forbidden,
+    page_runs,
+    relocated,
+    with_lu_data,
+)
+from xenlu.errors import CallerError, DecodeError, HandoverError
+from xenlu.framing import REC_LENGTH_MAX, as_buffer
+from xenlu.layout import Layout, Packed, fld, packed
+from xenlu.lu_records import MIB2, PAGE_SIZE, LuHostInfo, T
+from xenlu.lu_stream import LUStream, decode_lu, encode_lu_to
 
 __all__ = [
     "LIVE_UPDATE_MAGIC",
@@ -73,6 +87,7 @@ __all__ = [
     "PAGE_SIZE",
     "Bootmem",
     "Breadcrumb",
+    "BreadcrumbLayout",
     "Handover",
     "array_pages",
     "find_breadcrumb",
@@ -83,21 +98,15 @@ __all__ = [
     "write_handover_file",
 ]
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
+PAGE_SHIFT = PAGE_SIZE.bit_length() - 1
 MIB = 1 << 20
-_MIB2 = 2 << 20
 #: Breadcrumb magic: ``0x4C69766555706461 & PAGE_MASK`` (RFC ``LIVE_UPDATE_MAGIC``).
 LIVE_UPDATE_MAGIC = 0x4C69766555706000
 #: Largest ``nr_pages`` a reader accepts (§5: "above 2^20" is rejected).
 MAX_NR_PAGES = 1 << 20
-#: LU_XEN_PAGES kind of the pages holding the stream and its MFN array (§4.5).
-LU_DATA = 3
 #: Where the writer's automatic placement starts looking (1 MiB: skip low memory).
 DEFAULT_SEARCH_FROM_MFN = 0x100
 
-_BREADCRUMB = struct.Struct("<QQQ")
-_OFF_MAGIC, _OFF_ARRAY, _OFF_NR = 0, 8, 16
 # MFNs are compared as int64; anything at or above this is beyond every image.
 _CAP = 1 << 62
 # A number as Xen's simple_strtoull(base 0) reads it, bounded to u64 so that
@@ -225,6 +234,21 @@ def array_pages(nr_pages: int) -> int:
     return (nr_pages * 8 + PAGE_SIZE - 1) // PAGE_SIZE
 
 
+@packed(name="LU breadcrumb")
+class BreadcrumbLayout(Packed):
+    """§5: the three u64 xen#1 writes at ``lu_bootmem_start`` (the declaration
+    :class:`Breadcrumb` packs and unpacks through)."""
+
+    magic: int = fld(Int64ul, doc="LIVE_UPDATE_MAGIC")
+    mfn_array_maddr: int = fld(Int64ul, doc="machine address of the MFN array, page aligned")
+    nr_pages: int = fld(Int64ul, doc="number of data pages << 12, at most 2^20 pages")
+
+
+_CRUMB: Layout = BreadcrumbLayout.LAYOUT
+_OFF_ARRAY = _CRUMB.field("mfn_array_maddr").offset
+_OFF_NR = _CRUMB.field("nr_pages").offset
+
+
 @dataclass(frozen=True)
 class Breadcrumb:
     """The three u64 at ``lu_bootmem_start`` (§5).
@@ -251,7 +275,7 @@ class Breadcrumb:
 
     def pack(self) -> bytes:
         """The 24 bytes as xen#1 writes them."""
-        return _BREADCRUMB.pack(self.magic, self.mfn_array_maddr, self.nr_pages << PAGE_SHIFT)
+        return _CRUMB.struct.pack(self.magic, self.mfn_array_maddr, self.nr_pages << PAGE_SHIFT)
 
     @classmethod
     def unpack(cls, buf: Any, offset: int = 0) -> Breadcrumb:
@@ -259,7 +283,7 @@ class Breadcrumb:
 
         A third word that is not a multiple of 4096 is truncated here.
         """
-        magic, maddr, size = _BREADCRUMB.unpack_from(buf, offset)
+        magic, maddr, size = _CRUMB.unpack_tuple(buf, offset)
         return cls(magic, maddr, size >> PAGE_SHIFT)
 
 
@@ -283,135 +307,56 @@ def find_breadcrumb(image: Any, bootmem: Bootmem) -> Breadcrumb:
 
 
 def _check_breadcrumb(buf: memoryview, start: int) -> Breadcrumb:
-    if start + _BREADCRUMB.size > len(buf):
+    if start + _CRUMB.size > len(buf):
         raise HandoverError(
             "breadcrumb beyond the image end",
             offset=start,
             field="magic",
-            expected=f"24 bytes at {start:#x}",
+            expected=f"{_CRUMB.size} bytes at {start:#x}",
             got=f"image of {len(buf):#x} bytes",
         )
-    magic, maddr, word = _BREADCRUMB.unpack_from(buf, start)
-    # §5: "A reader rejects: a bad magic"
-    if magic != LIVE_UPDATE_MAGIC:
-        raise HandoverError(
-            "bad breadcrumb magic",
-            offset=start + _OFF_MAGIC,
-            field="magic",
-            expected=LIVE_UPDATE_MAGIC,
-            got=magic,
-        )
-    # §5: "a misaligned MFN array address" (page aligned)
-    if maddr % PAGE_SIZE:
-        raise HandoverError(
-            "MFN array address not page aligned",
-            offset=start + _OFF_ARRAY,
-            field="mfn_array_maddr",
-            expected="a multiple of 4096",
-            got=maddr,
-        )
-    # §5: "The third word is a non-zero multiple of 4096"
-    if word % PAGE_SIZE:
-        raise HandoverError(
-            "breadcrumb page count word not a multiple of 4096",
-            offset=start + _OFF_NR,
-            field="nr_pages",
-            expected="nr_pages << 12",
-            got=word,
-        )
+    magic, maddr, word = _CRUMB.unpack_tuple(buf, start)
     nr = word >> PAGE_SHIFT
-    # §5: "nr_pages of 0 or above 2^20"
-    if nr == 0 or nr > MAX_NR_PAGES:
-        raise HandoverError(
+    # §5 "A reader rejects", in the spec's order: a bad magic; a misaligned MFN
+    # array address; a third word that is not a non-zero multiple of 4096;
+    # nr_pages of 0 or above 2^20. (broken, message, field, expected, got)
+    rules: tuple[tuple[bool, str, str, object, int], ...] = (
+        (magic != LIVE_UPDATE_MAGIC, "bad breadcrumb magic", "magic", LIVE_UPDATE_MAGIC, magic),
+        (
+            maddr % PAGE_SIZE != 0,
+            "MFN array address not page aligned",
+            "mfn_array_maddr",
+            "a multiple of 4096",
+            maddr,
+        ),
+        (
+            word % PAGE_SIZE != 0,
+            "breadcrumb page count word not a multiple of 4096",
+            "nr_pages",
+            "nr_pages << 12",
+            word,
+        ),
+        (
+            nr == 0 or nr > MAX_NR_PAGES,
             "nr_pages out of range",
-            offset=start + _OFF_NR,
-            field="nr_pages",
-            expected=f"1 … {MAX_NR_PAGES:#x} pages",
-            got=nr,
-        )
+            "nr_pages",
+            f"1 … {MAX_NR_PAGES:#x} pages",
+            nr,
+        ),
+    )
+    for broken, message, name, expected, got in rules:
+        if broken:
+            raise HandoverError(
+                message,
+                offset=start + _CRUMB.field(name).offset,
+                field=name,
+                expected=expected,
+                got=got,
+            )
     return Breadcrumb(magic, maddr, nr)
 
 
-# --- page sets ---------------------------------------------------------------------
-
-
-class _Intervals:
-    """Half-open MFN intervals with a label each, for overlap tests."""
-
-    def __init__(self) -> None:
-        self._starts: list[np.ndarray] = []
-        self._ends: list[np.ndarray] = []
-        self._groups: list[np.ndarray] = []
-        self.labels: list[str] = []
-        self._built = False
-
-    def add(self, starts: Any, counts: Any, label: str) -> None:
-        s = np.minimum(np.asarray(starts, dtype=np.uint64), _CAP).astype(np.int64)
-        c = np.minimum(np.asarray(counts, dtype=np.uint64), _CAP).astype(np.int64)
-        self._starts.append(s.reshape(-1))
-        self._ends.append((s + c).reshape(-1))
-        self._groups.append(np.full(s.size, len(self.labels), dtype=np.int64))
-        self.labels.append(label)
-        self._built = False
-
-    def _build(self) -> None:
-        if self._built:
-            return
-        st = np.concatenate(self._starts) if self._starts else np.zeros(0, np.int64)
-        en = np.concatenate(self._ends) if self._ends else np.zeros(0, np.int64)
-        gr = np.concatenate(self._groups) if self._groups else np.zeros(0, np.int64)
-        order = np.argsort(st, kind="stable")
-        self.starts, self.ends, self.groups = st[order], en[order], gr[order]
-        self.reach = np.maximum.accumulate(self.ends) if len(self.ends) else self.ends
-        self._built = True
-
-    def hits(self, mfns: np.ndarray) -> np.ndarray:
-        """A bool mask: which of ``mfns`` (int64) lie inside some interval."""
-        self._build()
-        out = np.zeros(len(mfns), dtype=bool)
-        if not len(self.starts) or not len(mfns):
-            return out
-        idx = np.searchsorted(self.starts, mfns, side="right") - 1
-        ok = idx >= 0
-        out[ok] = mfns[ok] < self.reach[idx[ok]]
-        return out
-
-    def label_of(self, mfn: int) -> str:
-        self._build()
-        m = (self.starts <= mfn) & (mfn < self.ends)
-        return self.labels[int(self.groups[int(np.argmax(m))])]
-
-    def first_free(self, need: int, lo: int, hi: int) -> int | None:
-        """The lowest ``m >= lo`` with ``[m, m + need)`` free and ``m + need <= hi``."""
-        self._build()
-        if not len(self.starts):
-            return lo if lo + need <= hi else None
-        gap_lo = np.maximum(np.concatenate(([lo], self.reach)), lo)
-        gap_hi = np.concatenate((self.starts, [hi]))
-        gap_hi = np.minimum(gap_hi, hi)
-        ok = np.nonzero(gap_hi - gap_lo >= need)[0]
-        return int(gap_lo[ok[0]]) if len(ok) else None
-
-
-def _clip(mfns: np.ndarray) -> np.ndarray:
-    return np.minimum(mfns.astype(np.uint64), _CAP).astype(np.int64)
-
-
-def _runs(mfns: np.ndarray) -> list[tuple[int, int, int]]:
-    """Maximal runs of consecutive MFNs in list order: ``(first index, first mfn, length)``."""
-    if not len(mfns):
-        return []
-    m = _clip(mfns)
-    breaks = np.nonzero(np.diff(m) != 1)[0] + 1
-    bounds = [0, *breaks.tolist(), len(m)]
-    return [(a, int(m[a]), b - a) for a, b in itertools.pairwise(bounds)]
-
-
-def _lu_data(xen_pages: np.ndarray) -> _Intervals:
-    iv = _Intervals()
-    sel = xen_pages[xen_pages["kind"] == LU_DATA] if len(xen_pages) else xen_pages
-    iv.add(sel["start_mfn"], sel["nr_pages"], "LU_DATA")
-    return iv
+# --- writing ---------------------------------------------------------------------------
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -441,40 +386,6 @@ class Handover:
         return array_pages(len(self.data_mfns))
 
 
-class _Count:
-    def write(self, data: Any) -> int:
-        return memoryview(data).nbytes
-
-
-class _PageSink:
-    """Writes a stream into the data pages of an image, page run by page run."""
-
-    def __init__(self, image: memoryview, runs: list[tuple[int, int, int]]) -> None:
-        self.image = image
-        self.runs = [(i * PAGE_SIZE, m * PAGE_SIZE, n * PAGE_SIZE) for i, m, n in runs]
-        self.capacity = sum(r[2] for r in self.runs)
-        self.pos = 0
-        self._run = 0
-
-    def write(self, data: Any) -> int:
-        mv = memoryview(data).cast("B")
-        n = len(mv)
-        if self.pos + n > self.capacity:
-            raise CallerError("stream grew while being written")  # cannot happen
-        done = 0
-        while done < n:
-            lstart, istart, rlen = self.runs[self._run]
-            within = self.pos - lstart
-            if within >= rlen:
-                self._run += 1
-                continue
-            k = min(n - done, rlen - within)
-            self.image[istart + within : istart + within + k] = mv[done : done + k]
-            done += k
-            self.pos += k
-        return n
-
-
 def _writable(image: Any) -> memoryview:
     if isinstance(image, (str, os.PathLike)):
         raise CallerError("write_handover takes a buffer; use write_handover_file for a path")
@@ -493,130 +404,8 @@ def _writable(image: Any) -> memoryview:
     return mv
 
 
-def _forbidden(stream: LUStream, bs: int, bsize: int) -> _Intervals:
-    """Frames the stream's pages may not use (LU bootmem, §4.3–§4.5, §4.8)."""
-    iv = _Intervals()
-    iv.add([bs >> PAGE_SHIFT], [bsize >> PAGE_SHIFT], "the LU bootmem")
-    rr = stream.reusable_regions
-    if len(rr):
-        iv.add(rr["start_mfn"], rr["nr_pages"], "an LU_REUSABLE_REGIONS extent")
-    xp = stream.xen_pages
-    if len(xp):
-        for kind, name in ((1, "M2P"), (2, "IOMMU_PT"), (4, "SHARED")):
-            sel = xp[xp["kind"] == kind]
-            if len(sel):
-                iv.add(sel["start_mfn"], sel["nr_pages"], f"an LU_XEN_PAGES {name} extent")
-        other = xp[~np.isin(xp["kind"], (1, 2, 3, 4))]
-        if len(other):
-            iv.add(other["start_mfn"], other["nr_pages"], "an LU_XEN_PAGES extent")
-    for d in stream.domains:
-        own = d.ownership
-        if len(own):
-            iv.add(own["start_mfn"], own["nr_pages"], f"frames owned by domain {d.domid}")
-    return iv
-
-
-def _check_placement(
-    data: np.ndarray, array_mfn: int, nr_array: int, forbidden: _Intervals, limit: int, why: str
-) -> None:
-    arr = np.arange(array_mfn, array_mfn + nr_array, dtype=np.int64)
-    for what, pages in (("data page", data), ("MFN array page", arr)):
-        bad = np.nonzero(pages >= limit)[0]
-        if len(bad):
-            raise CallerError(f"{what} {int(pages[bad[0]]):#x} is not below {why} ({limit:#x})")
-        hit = np.nonzero(forbidden.hits(pages))[0]
-        if len(hit):
-            m = int(pages[hit[0]])
-            raise CallerError(f"{what} {m:#x} overlaps {forbidden.label_of(m)}")
-    uniq, first = np.unique(data, return_index=True)
-    if len(uniq) != len(data):
-        dup = sorted(set(range(len(data))) - set(first.tolist()))[0]
-        raise CallerError(f"data page {int(data[dup]):#x} is listed twice (page_mfns[{dup}])")
-    inside = np.nonzero((data >= array_mfn) & (data < array_mfn + nr_array))[0]
-    if len(inside):
-        raise CallerError(f"data page {int(data[inside[0]]):#x} overlaps the MFN array")
-
-
-def _with_lu_data(stream: LUStream, pages: np.ndarray) -> LUStream:
-    """``stream``, or a copy whose LU_DATA extents cover every MFN in ``pages``.
-
-    Existing LU_DATA extents that touch or adjoin the new pages are extended
-    in place; pages next to none become new extents at the end of the list.
-    """
-    xp = stream.xen_pages
-    if not len(xp):
-        xp = XenPagesExtent.LAYOUT.empty(0)
-    covered = _lu_data(xp)
-    pages = np.unique(pages)
-    new = pages[~covered.hits(pages)]
-    if not len(new):
-        return stream
-    # (start, end, index of an existing LU_DATA entry or -1 for a new run)
-    items: list[tuple[int, int, int]] = []
-    kinds = xp["kind"]
-    for i in np.nonzero(kinds == LU_DATA)[0].tolist():
-        s = int(xp["start_mfn"][i])
-        items.append((s, s + int(xp["nr_pages"][i]), i))
-    for _, s, n in _runs(new):
-        items.append((s, s + n, -1))
-    items.sort()
-    groups: list[list[tuple[int, int, int]]] = []
-    for it in items:
-        if groups and it[0] <= max(e for _, e, _ in groups[-1]):
-            groups[-1].append(it)
-        else:
-            groups.append([it])
-    replace: dict[int, tuple[int, int] | None] = {}  # entry index → merged extent or drop
-    appended: list[tuple[int, int]] = []
-    for g in groups:
-        if all(i >= 0 for _, _, i in g):
-            continue  # only existing extents: leave them as they are
-        extent = (min(s for s, _, _ in g), max(e for _, e, _ in g))
-        olds = sorted(i for _, _, i in g if i >= 0)
-        if olds:
-            replace[olds[0]] = extent
-            for i in olds[1:]:
-                replace[i] = None
-        else:
-            appended.append(extent)
-    rows: list[tuple[int, int, int, int]] = []
-    for i in range(len(xp)):
-        if i in replace:
-            ext = replace[i]
-            if ext is not None:
-                rows.append((ext[0], ext[1] - ext[0], LU_DATA, 0))
-        else:
-            rows.append(
-                (
-                    int(xp["start_mfn"][i]),
-                    int(xp["nr_pages"][i]),
-                    int(xp["kind"][i]),
-                    int(xp["rsvd"][i]),
-                )
-            )
-    rows.extend((s, e - s, LU_DATA, 0) for s, e in appended)
-    entries = np.array(rows, dtype=XenPagesExtent.LAYOUT.dtype)
-    rec = Record(T.LU_XEN_PAGES, Bulk(entries))
-    old = stream.global_section.records
-    recs: list[Record] = []
-    placed = False
-    for r in old:
-        if r.type == T.LU_XEN_PAGES:
-            if not placed:
-                recs.append(rec)
-                placed = True
-            continue
-        recs.append(Record(r.type, r.value))
-    if not placed:
-        after = max(
-            i for i, r in enumerate(recs) if r.type in (T.LU_HOST_INFO, T.LU_REUSABLE_REGIONS)
-        )
-        recs.insert(after + 1, rec)
-    return LUStream(GlobalSection(recs), list(stream.domains))
-
-
 def _encoded_size(stream: LUStream, max_record_bytes: int) -> int:
-    return encode_lu_to(stream, _Count(), max_record_bytes=max_record_bytes)
+    return encode_lu_to(stream, ByteCount(), max_record_bytes=max_record_bytes)
 
 
 def _as_mfns(page_mfns: Sequence[int]) -> np.ndarray:
@@ -681,6 +470,27 @@ def write_handover(
     if not isinstance(stream, LUStream):
         raise CallerError(f"stream: expected an LUStream, got {type(stream).__name__}")
     mv = _writable(image)
+    host, bs, bsize = _writer_bootmem(stream, mv, bootmem)
+    if page_mfns is not None and data_start_mfn is not None:
+        raise CallerError("give page_mfns or data_start_mfn, not both")
+    for name, v in (
+        ("data_start_mfn", data_start_mfn),
+        ("array_mfn", array_mfn),
+        ("search_from_mfn", search_from_mfn),
+    ):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < _CAP):
+            raise CallerError(f"{name}: expected an MFN (int >= 0), got {v!r}")
+    placer = _Placer(stream, host, len(mv), bs, bsize, search_from_mfn)
+    placer.page_mfns, placer.data_start_mfn, placer.array_mfn = page_mfns, data_start_mfn, array_mfn
+    fit = _fit(stream, placer, max_record_bytes)
+    crumb = _write_pages(mv, bs, fit, max_record_bytes)
+    return Handover(fit.stream, crumb, tuple(int(m) for m in fit.data), fit.array_mfn, fit.size)
+
+
+def _writer_bootmem(
+    stream: LUStream, mv: memoryview, bootmem: Bootmem | None
+) -> tuple[LuHostInfo, int, int]:
+    """The stream's LU_HOST_INFO and bootmem, checked against ``bootmem`` and the image."""
     host: LuHostInfo | None = stream.global_section.one(T.LU_HOST_INFO)
     if host is None:
         raise CallerError("stream has no LU_HOST_INFO")
@@ -692,7 +502,7 @@ def write_handover(
             f"({own[0]:#x}, {own[1]:#x})"
         )
     # §4.2: 2 MiB aligned, a non-zero multiple of 2 MiB, below 4 GiB.
-    if bs % _MIB2 or bsize % _MIB2 or bs + bsize > 1 << 32:
+    if bs % MIB2 or bsize % MIB2 or bs + bsize > 1 << 32:
         raise CallerError(
             f"bootmem ({bs:#x}, {bsize:#x}): expected 2 MiB aligned, a multiple of 2 MiB, "
             "ending at or below 4 GiB (§4.2)"
@@ -701,62 +511,90 @@ def write_handover(
         raise CallerError(
             f"image of {len(mv):#x} bytes does not hold the breadcrumb page at {bs:#x}"
         )
-    if page_mfns is not None and data_start_mfn is not None:
-        raise CallerError("give page_mfns or data_start_mfn, not both")
-    for name, v in (
-        ("data_start_mfn", data_start_mfn),
-        ("array_mfn", array_mfn),
-        ("search_from_mfn", search_from_mfn),
-    ):
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < _CAP):
-            raise CallerError(f"{name}: expected an MFN (int >= 0), got {v!r}")
-    image_pages = len(mv) >> PAGE_SHIFT
-    max_page = int(host.max_page)
-    limit = min(max_page, image_pages)
-    why = "max_page" if max_page <= image_pages else "the image end"
-    forbidden = _forbidden(stream, bs, bsize)
+    return host, bs, bsize
 
-    # Free runs inside the stream's own LU_DATA extents come first (the
-    # stream then already describes its allocation and is written as is).
-    xp = stream.xen_pages
-    own_data = sorted(
-        (int(e["start_mfn"]), int(e["start_mfn"]) + int(e["nr_pages"]))
-        for e in (xp[xp["kind"] == LU_DATA] if len(xp) else xp)
-    )
 
-    def place(busy: _Intervals, need: int) -> int:
-        for lo, hi in own_data:
-            at = busy.first_free(need, lo, min(hi, limit))
+class _Placer:
+    """Where the data pages and the MFN array go (see :func:`write_handover`)."""
+
+    page_mfns: Sequence[int] | None = None
+    data_start_mfn: int | None = None
+    array_mfn: int | None = None
+
+    def __init__(
+        self,
+        stream: LUStream,
+        host: LuHostInfo,
+        image_bytes: int,
+        bs: int,
+        bsize: int,
+        search_from_mfn: int,
+    ) -> None:
+        self.stream, self.bs, self.bsize = stream, bs, bsize
+        self.search_from_mfn = search_from_mfn
+        image_pages = image_bytes >> PAGE_SHIFT
+        max_page = int(host.max_page)
+        self.limit = min(max_page, image_pages)
+        self.why = "max_page" if max_page <= image_pages else "the image end"
+        self.forbidden = forbidden(stream, bs, bsize)
+        # Free runs inside the stream's own LU_DATA extents come first (the
+        # stream then already describes its allocation and is written as is).
+        xp = stream.xen_pages
+        self.own_data = sorted(
+            (int(e["start_mfn"]), int(e["start_mfn"]) + int(e["nr_pages"]))
+            for e in (xp[xp["kind"] == LU_DATA] if len(xp) else xp)
+        )
+
+    def place(self, busy: Intervals, need: int) -> int:
+        for lo, hi in self.own_data:
+            at = busy.first_free(need, lo, min(hi, self.limit))
             if at is not None:
                 return at
-        at = busy.first_free(need, search_from_mfn, limit)
+        at = busy.first_free(need, self.search_from_mfn, self.limit)
         if at is None:
             raise CallerError(
                 f"no {need} free contiguous pages in an LU_DATA extent or at or above "
-                f"{search_from_mfn:#x} and below {limit:#x}"
+                f"{self.search_from_mfn:#x} and below {self.limit:#x}"
             )
         return at
 
-    def layout(n: int) -> tuple[np.ndarray, int, int]:
+    def layout(self, n: int) -> tuple[np.ndarray, int, int]:
+        """(data page MFNs, array MFN, array pages) for ``n`` data pages."""
         k = array_pages(n)
-        if page_mfns is not None:
-            data = _as_mfns(page_mfns)
+        array_mfn = self.array_mfn
+        if self.page_mfns is not None:
+            data = _as_mfns(self.page_mfns)
             am = array_mfn
             if am is None:
-                busy = _forbidden(stream, bs, bsize)
+                busy = forbidden(self.stream, self.bs, self.bsize)
                 busy.add(data, np.ones(len(data), np.int64), "a data page")
-                am = place(busy, k)
+                am = self.place(busy, k)
             return data, am, k
-        start = data_start_mfn
+        start = self.data_start_mfn
         if start is None:
-            busy = forbidden
+            busy = self.forbidden
             if array_mfn is not None:
-                busy = _forbidden(stream, bs, bsize)
+                busy = forbidden(self.stream, self.bs, self.bsize)
                 busy.add([array_mfn], [k], "the MFN array")
-            start = place(busy, n if array_mfn is not None else n + k)
+            start = self.place(busy, n if array_mfn is not None else n + k)
         am = array_mfn if array_mfn is not None else start + n
         return np.arange(start, start + n, dtype=np.int64), am, k
 
+
+@dataclass(frozen=True)
+class _Fit:
+    """A placement the encoded stream fits in."""
+
+    stream: LUStream  # as encoded (LU_DATA extents may have grown)
+    data: np.ndarray
+    array_mfn: int
+    array_pages: int
+    size: int  # stream bytes
+
+
+def _fit(stream: LUStream, placer: _Placer, max_record_bytes: int) -> _Fit:
+    """Place, extend LU_DATA to cover the placement, re-measure, until it fits."""
+    page_mfns = placer.page_mfns
     base = _encoded_size(stream, max_record_bytes)
     if page_mfns is not None:
         n = len(page_mfns)
@@ -767,25 +605,30 @@ def write_handover(
     for _ in range(64):
         if n > MAX_NR_PAGES:
             raise CallerError(f"stream of {base} bytes needs more than {MAX_NR_PAGES:#x} pages")
-        data, am, k = layout(n)
-        _check_placement(data, am, k, forbidden, limit, why)
+        data, am, k = placer.layout(n)
+        check_placement(data, am, k, placer.forbidden, placer.limit, placer.why)
         pages = np.concatenate((data, np.arange(am, am + k, dtype=np.int64)))
-        out = _with_lu_data(stream, pages)
+        out = with_lu_data(stream, pages)
         size = base if out is stream else _encoded_size(out, max_record_bytes)
         need = max(1, -(-size // PAGE_SIZE))
         if need <= n:
-            break
+            return _Fit(out, data, am, k, size)
         if page_mfns is not None:
             raise CallerError(
                 f"stream of {size} bytes needs {need} pages, page_mfns gives {len(page_mfns)}"
             )
         n = need
-    else:  # pragma: no cover - the LU_DATA extents converge after two rounds
-        raise CallerError("could not place the stream")
+    raise CallerError(  # pragma: no cover - the LU_DATA extents converge after two rounds
+        "could not place the stream"
+    )
 
-    runs = _runs(data)
-    sink = _PageSink(mv, runs)
-    written = encode_lu_to(out, sink, max_record_bytes=max_record_bytes)
+
+def _write_pages(mv: memoryview, bs: int, fit: _Fit, max_record_bytes: int) -> Breadcrumb:
+    """Encode into the data pages, then the MFN array, then the breadcrumb (§5)."""
+    data, am, k, size = fit.data, fit.array_mfn, fit.array_pages, fit.size
+    n = len(data)
+    sink = PageSink(mv, page_runs(data))
+    written = encode_lu_to(fit.stream, sink, max_record_bytes=max_record_bytes)
     if written != size:  # pragma: no cover
         raise CallerError(f"stream size changed while writing ({size} → {written})")
     # Zero the rest of the data pages: nothing after END is read, but it
@@ -799,8 +642,8 @@ def write_handover(
     mv[a0 + n * 8 : a0 + k * PAGE_SIZE] = bytes(k * PAGE_SIZE - n * 8)
     # The breadcrumb owns the whole first page of the LU bootmem (§5).
     crumb = Breadcrumb(LIVE_UPDATE_MAGIC, a0, n)
-    mv[bs : bs + PAGE_SIZE] = crumb.pack() + bytes(PAGE_SIZE - _BREADCRUMB.size)
-    return Handover(out, crumb, tuple(int(m) for m in data), am, size)
+    mv[bs : bs + PAGE_SIZE] = crumb.pack() + bytes(PAGE_SIZE - _CRUMB.size)
+    return crumb
 
 
 def write_handover_file(
@@ -852,127 +695,6 @@ def write_handover_file(
 # --- reading ---------------------------------------------------------------------------
 
 
-class _Pages:
-    """The data pages of a hand-over: stream offsets ↔ image offsets."""
-
-    def __init__(self, buf: memoryview, mfns: np.ndarray, crumb_at: int) -> None:
-        self.buf = buf
-        self.mfns = mfns
-        self.crumb_at = crumb_at
-        self.nbytes = len(mfns) * PAGE_SIZE
-
-    def image_offset(self, pos: int) -> int:
-        """The image offset of stream offset ``pos`` (end of the last page past the end)."""
-        page = min(pos >> PAGE_SHIFT, len(self.mfns) - 1)
-        return int(self.mfns[page]) * PAGE_SIZE + (pos - page * PAGE_SIZE)
-
-    def walk(self) -> int | None:
-        """Framing pre-walk: the stream's length up to and including END.
-
-        Raises :class:`HandoverError` when a record (or the missing END) runs
-        past ``nr_pages × 4096`` (§5), chaining the :class:`FramingError` the
-        decoder would give for the truncated buffer (stream offsets), so the
-        decoder itself never meets a stream cut short by the pages. Returns
-        None when a header is bad in a way the decoder reports itself (length
-        above REC_LENGTH_MAX).
-        A record header is 8 bytes at an 8-aligned offset, so it never
-        straddles a page.
-        """
-        pos, index = 0, 0
-        unpack = HDR.unpack_from
-        while True:
-            if pos + 8 > self.nbytes:
-                # §5: "a stream that runs past nr_pages × 4096" (no END in the pages)
-                cause = FramingError(
-                    "stream ends without END", offset=pos, record_index=index, expected="END record"
-                )
-                raise HandoverError(
-                    "stream runs past the data pages: no END within nr_pages × 4096 bytes",
-                    offset=self.crumb_at + _OFF_NR,
-                    record_index=index,
-                    field="nr_pages",
-                    expected=f"END within {self.nbytes:#x} bytes",
-                    got=f"record #{index} at stream offset {pos:#x}",
-                ) from cause
-            at = self.image_offset(pos)
-            rtype, length = (int(v) for v in unpack(self.buf, at))
-            if length > REC_LENGTH_MAX:
-                return None
-            stop = pos + 8 + length + (-length & 7)
-            if stop > self.nbytes:
-                # §5: "a stream that runs past nr_pages × 4096"
-                cause = FramingError(
-                    "record body runs past the end of the input",
-                    offset=pos,
-                    record_index=index,
-                    record_type=rtype,
-                    field="length",
-                    expected=f"{stop - pos - 8} bytes of body and padding",
-                    got=max(0, self.nbytes - pos - 8),
-                )
-                raise HandoverError(
-                    "stream runs past the data pages",
-                    offset=at,
-                    record_index=index,
-                    record_type=rtype,
-                    field="length",
-                    expected=f"record to end within nr_pages × 4096 = {self.nbytes:#x} bytes",
-                    got=f"ends at stream offset {stop:#x}",
-                ) from cause
-            if rtype == 0:  # END
-                return stop
-            pos, index = stop, index + 1
-
-    def map(self, nbytes: int) -> memoryview:
-        """The first ``nbytes`` of the stream as one buffer.
-
-        Contiguous, in-order pages are a zero-copy view of the image;
-        otherwise the pages are gathered into one bytearray (one copy of the
-        ``nbytes`` used, not of every listed page).
-        """
-        used = self.mfns[: -(-nbytes // PAGE_SIZE)]
-        runs = _runs(used)
-        if len(runs) == 1:
-            a = runs[0][1] * PAGE_SIZE
-            return self.buf[a : a + nbytes]
-        out = bytearray(nbytes)
-        for i, m, n in runs:
-            lo = i * PAGE_SIZE
-            k = min(n * PAGE_SIZE, nbytes - lo)
-            out[lo : lo + k] = self.buf[m * PAGE_SIZE : m * PAGE_SIZE + k]
-        return memoryview(out).toreadonly()
-
-
-def _relocated(err: DecodeError, pages: _Pages) -> DecodeError:
-    """``err`` (stream offsets) as the same class with its offset in the image."""
-    if err.offset is None:
-        return err
-    return type(err)(
-        f"{err.message} (stream offset {err.offset:#x})",
-        offset=pages.image_offset(err.offset),
-        record_index=err.record_index,
-        record_type=err.record_type,
-        field=err.field,
-        expected=err.expected,
-        got=err.got,
-    )
-
-
-def _first_entry_hit(
-    mask: np.ndarray, array_at: int, mfns: np.ndarray, message: str, expected: str
-) -> None:
-    bad = np.nonzero(mask)[0]
-    if len(bad):
-        i = int(bad[0])
-        raise HandoverError(
-            message,
-            offset=array_at + 8 * i,
-            field=f"mfn_array[{i}]",
-            expected=expected,
-            got=int(mfns[i]),
-        )
-
-
 def read_handover(image: Any, bootmem: Bootmem, *, strict: bool = True) -> LUStream:
     """Find, check, map and decode the stream a xen#1 handed over (§5).
 
@@ -999,138 +721,18 @@ def read_handover(image: Any, bootmem: Bootmem, *, strict: bool = True) -> LUStr
     buf = as_buffer(image)
     bs, bsize = _bootmem(bootmem)
     crumb = _check_breadcrumb(buf, bs)
-    n, k = crumb.nr_pages, crumb.array_pages
-    am = crumb.array_mfn
-    a0 = crumb.mfn_array_maddr
-    image_pages = len(buf) >> PAGE_SHIFT
-    boot_lo, boot_hi = bs >> PAGE_SHIFT, (bs + bsize) >> PAGE_SHIFT
-
-    # §5: "an MFN array page ... inside the LU bootmem"
-    if am < boot_hi and am + k > boot_lo:
-        raise HandoverError(
-            "MFN array inside the LU bootmem",
-            offset=bs + _OFF_ARRAY,
-            field="mfn_array_maddr",
-            expected=f"outside [{bs:#x}, {bs + bsize:#x})",
-            got=a0,
-        )
-    # An MFN array page beyond the image end.
-    if am + k > image_pages:
-        raise HandoverError(
-            "MFN array beyond the image end",
-            offset=bs + _OFF_ARRAY,
-            field="mfn_array_maddr",
-            expected=f"{k} pages ending at or below {len(buf):#x}",
-            got=a0,
-        )
-    raw = np.frombuffer(buf, dtype="<u8", count=n, offset=a0)
-    mfns = _clip(raw)
-
-    # §5: "... or data page inside the LU bootmem"
-    _first_entry_hit(
-        (mfns >= boot_lo) & (mfns < boot_hi),
-        a0,
-        raw,
-        "data page inside the LU bootmem",
-        f"an MFN outside [{boot_lo:#x}, {boot_hi:#x})",
-    )
-    # §5: "an MFN listed twice"
-    _, first = np.unique(mfns, return_index=True)
-    if len(first) != n:
-        dup = np.ones(n, dtype=bool)
-        dup[first] = False
-        i = int(np.nonzero(dup)[0][0])
-        j = int(np.nonzero(mfns[:i] == mfns[i])[0][0])
-        raise HandoverError(
-            "MFN listed twice",
-            offset=a0 + 8 * i,
-            field=f"mfn_array[{i}]",
-            expected=f"each MFN once (also at mfn_array[{j}])",
-            got=int(raw[i]),
-        )
-    # §5: "... or listed as data and also holding the array"
-    _first_entry_hit(
-        (mfns >= am) & (mfns < am + k),
-        a0,
-        raw,
-        "data page holds the MFN array",
-        f"an MFN outside [{am:#x}, {am + k:#x})",
-    )
-    # A data page beyond the image end.
-    _first_entry_hit(
-        mfns >= image_pages,
-        a0,
-        raw,
-        "data page beyond the image end",
-        f"an MFN below {image_pages:#x}",
-    )
-
-    pages = _Pages(buf, mfns, bs)
+    array = MfnArray(crumb.array_mfn, crumb.array_pages, crumb.mfn_array_maddr, bs + _OFF_ARRAY)
+    raw, mfns = check_mfn_array(buf, crumb.nr_pages, array, bs, bsize)
+    pages = StreamPages(buf, mfns, bs + _OFF_NR)
     # §5: "a stream that runs past nr_pages × 4096" (raised by the pre-walk, so
     # the decoder never meets a stream truncated by the end of the pages)
     end = pages.walk()
     data = pages.map(end if end is not None else pages.nbytes)
-
-    def check_global(glob: GlobalSection) -> None:
-        # Runs as soon as the global section is decoded and its checksum
-        # verified, before any domain section (§5's order).
-        # §5: "an LU_HOST_INFO whose bootmem differs from the liveupdate= region"
-        hi_index = next(i for i, r in enumerate(glob.records) if r.type == T.LU_HOST_INFO)
-        hi_rec = glob.records[hi_index]
-        host: LuHostInfo = hi_rec.value
-        body = (hi_rec.offset or 0) + 8
-        lay = LuHostInfo.LAYOUT
-        for name, want in (("lu_bootmem_start", bs), ("lu_bootmem_size", bsize)):
-            got = int(getattr(host, name))
-            if got != want:
-                raise HandoverError(
-                    "LU_HOST_INFO bootmem differs from the liveupdate= region",
-                    offset=pages.image_offset(body + lay.field(name).offset),
-                    record_index=hi_index,
-                    record_type=T.LU_HOST_INFO,
-                    field=name,
-                    expected=want,
-                    got=got,
-                )
-        # §5: "once LU_HOST_INFO is decoded, any array or data page at or above max_page"
-        max_page = int(host.max_page)
-        if am + k > max_page:
-            raise HandoverError(
-                "MFN array page at or above max_page",
-                offset=bs + _OFF_ARRAY,
-                field="mfn_array_maddr",
-                expected=f"{k} pages below max_page {max_page:#x}",
-                got=a0,
-            )
-        _first_entry_hit(
-            mfns >= max_page, a0, raw, "data page at or above max_page", f"below {max_page:#x}"
-        )
-        # §5: "once the global section's checksum is verified, any array or data
-        # page outside every LU_XEN_PAGES LU_DATA extent" (decode_lu has verified
-        # every checksum by now)
-        cover = _lu_data(glob.xen_pages)
-        arr = np.arange(am, am + k, dtype=np.int64)
-        out = np.nonzero(~cover.hits(arr))[0]
-        if len(out):
-            raise HandoverError(
-                "MFN array page outside every LU_XEN_PAGES LU_DATA extent",
-                offset=bs + _OFF_ARRAY,
-                field="mfn_array_maddr",
-                expected="array pages inside LU_DATA extents",
-                got=f"page {int(arr[out[0]]):#x}",
-            )
-        _first_entry_hit(
-            ~cover.hits(mfns),
-            a0,
-            raw,
-            "data page outside every LU_XEN_PAGES LU_DATA extent",
-            "an MFN inside an LU_DATA extent",
-        )
-
+    check_global = GlobalCheck(array, bs, bsize, raw, mfns, pages)
     try:
         stream = decode_lu(data, strict=strict, memory=True, on_global=check_global)
     except HandoverError:
         raise
     except DecodeError as exc:
-        raise _relocated(exc, pages) from exc
+        raise relocated(exc, pages) from exc
     return stream

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 # numpy is imported where an array is made or checked, not here: paths that
 # never touch a bulk array (the libxc verify command) skip its ~45 ms import.
 
+from xenlu import names
 from xenlu.epochs import Epoch, fmt_epoch, parse_epoch
 
 __all__ = [
@@ -64,10 +65,8 @@ __all__ = [
     "reserved",
 ]
 
-# A bit or value name, optionally limited to epochs: "name" or
-# ("name", "4.13", None) meaning valid from 4.13 on, or ("name", None, "4.13")
-# meaning valid before 4.13 only.
-Named = str | tuple[str, str | None, str | None]
+# A bit or value name, optionally limited to epochs (see xenlu.names).
+Named = names.Named
 
 _META = "xenlu"
 
@@ -76,9 +75,9 @@ def fld(
     subcon: Any,
     *,
     doc: str = "",
-    bits: Mapping[int, Named] | None = None,
-    mask: Mapping[int, Named] | None = None,
-    values: Mapping[int, Named] | None = None,
+    bits: names.NameSource | None = None,
+    mask: names.NameSource | None = None,
+    values: names.NameSource | None = None,
     lo: int | None = None,
     hi: int | None = None,
     default: Any = dataclasses.MISSING,
@@ -91,6 +90,8 @@ def fld(
     make the field's valid-bit mask, and every other bit is an error.
     ``values`` lists the allowed values; ``lo``/``hi`` bound the value
     (inclusive). Each name may be limited to epochs, see ``Named``.
+    ``bits``/``values``/``mask`` take an ``IntFlag``/``IntEnum`` (the names
+    declared once, :mod:`xenlu.names`) or a mapping.
     ``default`` makes the field optional in the constructor (header magics).
     Reserved fields are declared with :func:`reserved` instead.
     """
@@ -98,9 +99,9 @@ def fld(
         "subcon": subcon,
         "doc": doc,
         "reserved": False,
-        "bits": dict(bits) if bits else None,
-        "mask": dict(mask) if mask else None,
-        "values": dict(values) if values else None,
+        "bits": names.bit_names(bits) if bits else None,
+        "mask": names.value_names(mask) if mask else None,
+        "values": names.value_names(values) if values else None,
         "lo": lo,
         "hi": hi,
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import IntEnum, IntFlag
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,6 +29,7 @@ from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul
 from xenlu.epochs import EPOCHS, Epoch
 from xenlu.errors import DecodeError, EncodeError, RecordError
 from xenlu.layout import Layout, Named, Packed, Rsvd, fld, packed, packed_base, reserved
+from xenlu.names import bit_names, epoch_limited, value_names
 from xenlu.registry import LU, Ctx, RecordSpec
 from xenlu.values import Value
 
@@ -36,18 +38,38 @@ __all__ = [
     "DOMID_COW",
     "DOMID_XEN",
     "EVTCHN_LAYOUTS",
+    "EVTCHN_PORTS_2L",
+    "EVTCHN_PORTS_2L_32",
+    "EVTCHN_PORTS_FIFO",
+    "EVTCHN_WORDS_PER_PAGE",
     "INVALID_MFN",
     "LU_DOMAIN_LAYOUTS",
+    "MAPTRACK_PER_FRAME",
+    "P2M_CLASS",
+    "P2M_CLASS_LUT",
     "PER_VCPU_VIRQS",
+    "XEN_MAX_GRANT_FRAMES",
+    "XEN_MAX_MAPTRACK_FRAMES",
+    "BufIoreq",
     "Bulk",
+    "CdfFlag",
     "ControlBlock",
     "CountHeader",
+    "DomainType",
+    "EmulationFlag",
     "EvtchnAbi",
+    "EvtchnAbiKind",
     "EvtchnEntry411",
     "EvtchnEntry415",
+    "EvtchnFlag",
+    "EvtchnState",
     "GrantMapEntry",
+    "GrantMapFlag",
     "GrantTable",
+    "GrantVersion",
+    "IommuOpt",
     "IoreqRange",
+    "IoreqRangeType",
     "IoreqServer",
     "IoreqServers",
     "LuDomain411",
@@ -60,15 +82,28 @@ __all__ = [
     "LuDomainCommon",
     "LuHostInfo",
     "LuSectionEnd",
+    "LuState",
     "LuVersion",
+    "MiscFlag",
     "OwnershipEntry",
+    "OwnershipFlag",
+    "P2mAccess",
+    "P2mClass",
     "P2mEntry",
+    "P2mType",
+    "PageType",
     "PageTypeEntry",
+    "PageTypeFlag",
     "RegionExtent",
+    "RegionKind",
     "T",
+    "Virq",
+    "XenPageKind",
     "XenPagesExtent",
     "domain_layout",
     "evtchn_layout",
+    "host_grant_limits",
+    "host_grant_version",
 ]
 
 INVALID_MFN = 0xFFFFFFFFFFFFFFFF
@@ -77,6 +112,298 @@ DOMID_COW = 0x7FF3
 DOMID_MAX = 0x7FEF  # ordinary domain ids are 0 … 0x7FEF (spec "Conventions")
 PAGE_SIZE = 4096
 MIB2 = 2 << 20
+
+
+# --- value and bit names, declared once (xenlu.names) -------------------------
+# fld(values=…/bits=…) below takes these enums; validate, compat, plan and
+# the hand-over import them instead of repeating the numbers.
+
+
+class RegionKind(IntEnum):
+    """§4.4 LU_REUSABLE_REGIONS extent kinds."""
+
+    FRAMETABLE = 1
+    XEN_IMAGE = 2
+    SCRATCH = 3
+
+
+class XenPageKind(IntEnum):
+    """§4.5 LU_XEN_PAGES extent kinds."""
+
+    M2P = 1
+    IOMMU_PT = 2
+    LU_DATA = 3
+    SHARED = 4
+
+
+class DomainType(IntEnum):
+    """§4.6 LU_DOMAIN domain_type."""
+
+    x86_pv = 1
+    x86_hvm = 2
+
+
+@epoch_limited(iommu=("4.13", None), nested_virt=("4.15", None), vpmu=("4.16", None))
+class CdfFlag(IntFlag):
+    """§4.6 LU_DOMAIN cdf_flags (XEN_DOMCTL_CDF_* as of each epoch)."""
+
+    hvm = 1 << 0
+    hap = 1 << 1
+    s3_integrity = 1 << 2
+    oos_off = 1 << 3
+    xs_domain = 1 << 4
+    iommu = 1 << 5
+    nested_virt = 1 << 6
+    vpmu = 1 << 7
+
+
+@epoch_limited(iommu=(None, "4.13"))
+class LuState(IntFlag):
+    """§4.6 LU_DOMAIN lu_state."""
+
+    running = 1 << 0
+    dying = 1 << 1
+    privileged = 1 << 2
+    iommu = 1 << 3
+    shinfo32 = 1 << 4
+
+
+class EmulationFlag(IntFlag):
+    """§4.6 LU_DOMAIN emulation_flags: XEN_X86_EMU_* bits 0-10."""
+
+    emu_0 = 1 << 0
+    emu_1 = 1 << 1
+    emu_2 = 1 << 2
+    emu_3 = 1 << 3
+    emu_4 = 1 << 4
+    emu_5 = 1 << 5
+    emu_6 = 1 << 6
+    emu_7 = 1 << 7
+    emu_8 = 1 << 8
+    emu_9 = 1 << 9
+    emu_10 = 1 << 10
+
+
+class IommuOpt(IntFlag):
+    """§4.6 LU_DOMAIN iommu_opts (4.13 on)."""
+
+    no_sharept = 1 << 0
+
+
+class MiscFlag(IntFlag):
+    """§4.6 LU_DOMAIN misc_flags (4.15 on)."""
+
+    msr_relaxed = 1 << 0
+
+
+class P2mType(IntEnum):
+    """§4.7 LU_P2M p2m_type."""
+
+    ram_rw = 0
+    invalid = 1
+    ram_logdirty = 2
+    ram_ro = 3
+    mmio_dm = 4
+    mmio_direct = 5
+    populate_on_demand = 6
+    grant_map_rw = 7
+    grant_map_ro = 8
+    ram_paging_out = 9
+    ram_paged = 10
+    ram_paging_in = 11
+    ram_shared = 12
+    ram_broken = 13
+    map_foreign = 14
+    ioreq_server = 15
+
+
+class P2mClass(IntEnum):
+    """§4.7: what the frames of a P2M extent must be, by p2m_type."""
+
+    NONE = 0  # no frame: mfn is INVALID_MFN
+    OWN = 1  # frames the domain owns
+    PAGING_IN = 2  # the domain's own frames, or INVALID_MFN
+    SHARED = 3  # inside a SHARED LU_XEN_PAGES extent
+    FOREIGN = 4  # owned by another domain of the stream (grant_map_*, map_foreign)
+    DEVICE = 5  # any frame (mmio_direct)
+
+
+#: §4.7 the class of every p2m_type.
+P2M_CLASS: dict[P2mType, P2mClass] = {
+    P2mType.ram_rw: P2mClass.OWN,
+    P2mType.invalid: P2mClass.NONE,
+    P2mType.ram_logdirty: P2mClass.OWN,
+    P2mType.ram_ro: P2mClass.OWN,
+    P2mType.mmio_dm: P2mClass.NONE,
+    P2mType.mmio_direct: P2mClass.DEVICE,
+    P2mType.populate_on_demand: P2mClass.NONE,
+    P2mType.grant_map_rw: P2mClass.FOREIGN,
+    P2mType.grant_map_ro: P2mClass.FOREIGN,
+    P2mType.ram_paging_out: P2mClass.OWN,
+    P2mType.ram_paged: P2mClass.NONE,
+    P2mType.ram_paging_in: P2mClass.PAGING_IN,
+    P2mType.ram_shared: P2mClass.SHARED,
+    P2mType.ram_broken: P2mClass.OWN,
+    P2mType.map_foreign: P2mClass.FOREIGN,
+    P2mType.ioreq_server: P2mClass.OWN,
+}
+#: The same as a lookup table over every u8 p2m_type (unnamed types: NONE),
+#: for vectorised use.
+P2M_CLASS_LUT = np.zeros(256, np.int8)
+P2M_CLASS_LUT[[int(t) for t in P2M_CLASS]] = [int(c) for c in P2M_CLASS.values()]
+
+
+@epoch_limited(r_pw=("4.20", None))
+class P2mAccess(IntEnum):
+    """§4.7 LU_P2M access."""
+
+    n = 0
+    r = 1
+    w = 2
+    rw = 3
+    x = 4
+    rx = 5
+    wx = 6
+    rwx = 7
+    rx2rw = 8
+    n2rwx = 9
+    r_pw = 10
+
+
+@epoch_limited(extra=("4.14", None))
+class OwnershipFlag(IntFlag):
+    """§4.8 LU_PAGE_OWNERSHIP flags."""
+
+    xen_heap = 1 << 0
+    broken = 1 << 1
+    extra = 1 << 2
+
+
+class PageType(IntEnum):
+    """§4.9 LU_PAGE_TYPES type."""
+
+    none = 0
+    l1 = 1
+    l2 = 2
+    l3 = 3
+    l4 = 4
+    seg_desc = 5
+    shared = 6
+    writable = 7
+
+
+class PageTypeFlag(IntFlag):
+    """§4.9 LU_PAGE_TYPES flags."""
+
+    pinned = 1 << 0
+    validated = 1 << 1
+    pae_xen_l2 = 1 << 2
+    partial = 1 << 3
+
+
+class GrantVersion(IntEnum):
+    """§4.10 LU_GRANT_TABLE version."""
+
+    v1 = 1
+    v2 = 2
+
+
+class GrantMapFlag(IntFlag):
+    """§4.11 LU_GRANT_MAPS flags (GNTMAP_*)."""
+
+    device_map = 1 << 0
+    host_map = 1 << 1
+    readonly = 1 << 2
+    application_map = 1 << 3
+    contains_pte = 1 << 4
+
+
+class EvtchnAbiKind(IntEnum):
+    """§4.12 LU_EVTCHN_ABI abi."""
+
+    two_level = 1
+    fifo = 2
+
+
+class EvtchnState(IntEnum):
+    """§4.13 LU_EVTCHNS state (ECS_*)."""
+
+    reserved = 1
+    unbound = 2
+    interdomain = 3
+    pirq = 4
+    virq = 5
+    ipi = 6
+
+
+class EvtchnFlag(IntFlag):
+    """§4.13 LU_EVTCHNS flags."""
+
+    pending = 1 << 0
+
+
+@epoch_limited(ARGO=("4.12", None))
+class Virq(IntEnum):
+    """§4.13 the VIRQs a channel's ``detail`` names (0-23; the architectural
+    VIRQs 16-23 are unnamed here). ARGO is VIRQ 11 from 4.12, reserved in 4.11."""
+
+    TIMER = 0
+    DEBUG = 1
+    CONSOLE = 2
+    DOM_EXC = 3
+    TBUF = 4
+    DEBUGGER = 6
+    XENOPROF = 7
+    CON_RING = 8
+    PCPU_STATE = 9
+    MEM_EVENT = 10
+    ARGO = 11
+    ENOMEM = 12
+    XENPMU = 13
+
+
+class BufIoreq(IntEnum):
+    """§4.14 LU_IOREQ_SERVERS bufioreq."""
+
+    off = 0
+    on = 1
+    atomic = 2
+
+
+class IoreqRangeType(IntEnum):
+    """§4.14 LU_IOREQ_SERVERS range type."""
+
+    portio = 0
+    mmio = 1
+    pci = 2
+
+
+#: §4.6 / §4.10: Xen's own defaults of the grant limits, the effective limit
+#: where LU_DOMAIN says -1 and LU_HOST_INFO's host default is 0 (unknown).
+XEN_MAX_GRANT_FRAMES = 64
+XEN_MAX_MAPTRACK_FRAMES = 1024
+#: §4.11: maptrack handles per maptrack frame.
+MAPTRACK_PER_FRAME = 256
+#: §4.12 ABI port limits: FIFO; two-level; two-level with the 32-bit shared_info.
+EVTCHN_PORTS_FIFO = 131072
+EVTCHN_PORTS_2L = 4096
+EVTCHN_PORTS_2L_32 = 1024
+#: §4.12: FIFO event words per event-array page.
+EVTCHN_WORDS_PER_PAGE = 1024
+
+
+def host_grant_limits(host: LuHostInfo) -> tuple[int, int]:
+    """§4.6: the (grant frames, maptrack frames) limits of a domain whose
+    LU_DOMAIN says -1: LU_HOST_INFO's host defaults, Xen's where those are 0."""
+    return (
+        int(host.gnttab_max_frames) or XEN_MAX_GRANT_FRAMES,
+        int(host.gnttab_max_maptrack_frames) or XEN_MAX_MAPTRACK_FRAMES,
+    )
+
+
+def host_grant_version(host: LuHostInfo) -> int:
+    """§4.2 / §6: LU_HOST_INFO gnttab_max_version, where 0 (unknown) means 2."""
+    return int(host.gnttab_max_version) or int(GrantVersion.v2)
 
 
 class T:
@@ -140,7 +467,7 @@ class RegionExtent(Packed):
 
     start_mfn: int = fld(Int64ul)
     nr_pages: int = fld(Int64ul, lo=1)
-    kind: int = fld(Int32ul, values={1: "FRAMETABLE", 2: "XEN_IMAGE", 3: "SCRATCH"})
+    kind: int = fld(Int32ul, values=RegionKind)
     rsvd: ClassVar[Rsvd] = reserved(Int32ul)
 
 
@@ -150,38 +477,26 @@ class XenPagesExtent(Packed):
 
     start_mfn: int = fld(Int64ul)
     nr_pages: int = fld(Int64ul, lo=1)
-    kind: int = fld(Int32ul, values={1: "M2P", 2: "IOMMU_PT", 3: "LU_DATA", 4: "SHARED"})
+    kind: int = fld(Int32ul, values=XenPageKind)
     rsvd: ClassVar[Rsvd] = reserved(Int32ul)
 
 
 # --- §4.6 LU_DOMAIN ----------------------------------------------------------
 
-CDF_BITS: dict[int, Named] = {
-    0: "hvm",
-    1: "hap",
-    2: "s3_integrity",
-    3: "oos_off",
-    4: "xs_domain",
-    5: ("iommu", "4.13", None),
-    6: ("nested_virt", "4.15", None),
-    7: ("vpmu", "4.16", None),
-}
-LU_STATE_BITS: dict[int, Named] = {
-    0: "running",
-    1: "dying",
-    2: "privileged",
-    3: ("iommu", None, "4.13"),
-    4: "shinfo32",
-}
-LU_STATE_RUNNING, LU_STATE_DYING, LU_STATE_PRIVILEGED, LU_STATE_IOMMU, LU_STATE_SHINFO32 = (
-    1,
-    2,
-    4,
-    8,
-    16,
-)
-CDF_HVM, CDF_IOMMU, CDF_NESTED_VIRT, CDF_VPMU = 1, 1 << 5, 1 << 6, 1 << 7
-EMU_BITS = {i: f"emu_{i}" for i in range(11)}
+# Derived from the enums above (plain ints: ``~`` of an IntFlag member keeps
+# only the named bits, which is not what a mask clearing one bit wants).
+CDF_BITS: dict[int, Named] = bit_names(CdfFlag)
+LU_STATE_BITS: dict[int, Named] = bit_names(LuState)
+LU_STATE_RUNNING = int(LuState.running)
+LU_STATE_DYING = int(LuState.dying)
+LU_STATE_PRIVILEGED = int(LuState.privileged)
+LU_STATE_IOMMU = int(LuState.iommu)
+LU_STATE_SHINFO32 = int(LuState.shinfo32)
+CDF_HVM = int(CdfFlag.hvm)
+CDF_IOMMU = int(CdfFlag.iommu)
+CDF_NESTED_VIRT = int(CdfFlag.nested_virt)
+CDF_VPMU = int(CdfFlag.vpmu)
+EMU_BITS: dict[int, Named] = bit_names(EmulationFlag)
 
 
 @packed_base
@@ -190,14 +505,14 @@ class LuDomainCommon(Packed):
 
     domid: int = fld(Int16ul, hi=DOMID_MAX)
     rsvd0: ClassVar[Rsvd] = reserved(Int16ul)
-    domain_type: int = fld(Int32ul, values={1: "x86_pv", 2: "x86_hvm"})
+    domain_type: int = fld(Int32ul, values=DomainType)
     ssidref: int = fld(Int32ul)
     handle: bytes = fld(Bytes(16), doc="UUID bytes")
-    cdf_flags: int = fld(Int32ul, bits=CDF_BITS)
-    lu_state: int = fld(Int32ul, bits=LU_STATE_BITS)
+    cdf_flags: int = fld(Int32ul, bits=CdfFlag)
+    lu_state: int = fld(Int32ul, bits=LuState)
     max_vcpus: int = fld(Int32ul, lo=1)
     max_evtchn_port: int = fld(Int32ul)
-    emulation_flags: int = fld(Int32ul, bits=EMU_BITS, doc="XEN_X86_EMU_* bits 0-10")
+    emulation_flags: int = fld(Int32ul, bits=EmulationFlag, doc="XEN_X86_EMU_* bits 0-10")
 
     @property
     def is_hvm(self) -> bool:
@@ -218,7 +533,7 @@ class LuDomain413(LuDomainCommon):
 
     max_grant_frames: int = fld(Int32sl, doc="negative = host default")
     max_maptrack_frames: int = fld(Int32sl, doc="negative = host default")
-    iommu_opts: int = fld(Int32ul, bits={0: "no_sharept"})
+    iommu_opts: int = fld(Int32ul, bits=IommuOpt)
     rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
 
 
@@ -227,7 +542,7 @@ class LuDomain415(LuDomain413):
     """LU_DOMAIN in epoch 4.15 (72 bytes): adds vmtrace_size and misc_flags."""
 
     vmtrace_size: int = fld(Int32ul)
-    misc_flags: int = fld(Int32ul, bits={0: "msr_relaxed"})
+    misc_flags: int = fld(Int32ul, bits=MiscFlag)
 
 
 @packed(name="LU_DOMAIN@4.16")
@@ -295,40 +610,13 @@ def domain_layout(epoch: Epoch) -> type[Any]:
 
 # --- §4.7 – §4.11 bulk entries -----------------------------------------------
 
-P2M_TYPES = {
-    0: "ram_rw",
-    1: "invalid",
-    2: "ram_logdirty",
-    3: "ram_ro",
-    4: "mmio_dm",
-    5: "mmio_direct",
-    6: "populate_on_demand",
-    7: "grant_map_rw",
-    8: "grant_map_ro",
-    9: "ram_paging_out",
-    10: "ram_paged",
-    11: "ram_paging_in",
-    12: "ram_shared",
-    13: "ram_broken",
-    14: "map_foreign",
-    15: "ioreq_server",
-}
-P2M_ACCESS: dict[int, Named] = {
-    0: "n",
-    1: "r",
-    2: "w",
-    3: "rw",
-    4: "x",
-    5: "rx",
-    6: "wx",
-    7: "rwx",
-    8: "rx2rw",
-    9: "n2rwx",
-    10: ("r_pw", "4.20", None),
-}
-#: §4.7: p2m types whose mfn must be INVALID_MFN / must not be.
-P2M_NO_FRAME = (1, 4, 6, 10)
-P2M_HAS_FRAME = (0, 2, 3, 5, 7, 8, 9, 12, 13, 14, 15)
+P2M_TYPES: dict[int, str] = {int(t): t.name for t in P2mType}
+P2M_ACCESS: dict[int, Named] = value_names(P2mAccess)
+#: §4.7: p2m types whose mfn must be INVALID_MFN / must not be (ram_paging_in: either).
+P2M_NO_FRAME = tuple(int(t) for t in P2mType if P2M_CLASS[t] is P2mClass.NONE)
+P2M_HAS_FRAME = tuple(
+    int(t) for t in P2mType if P2M_CLASS[t] not in (P2mClass.NONE, P2mClass.PAGING_IN)
+)
 
 
 @packed(name="LU_P2M entry")
@@ -338,8 +626,8 @@ class P2mEntry(Packed):
     gfn: int = fld(Int64ul)
     mfn: int = fld(Int64ul, doc="INVALID_MFN for types with no frame")
     nr_pages: int = fld(Int32ul, lo=1)
-    p2m_type: int = fld(Int8ul, values=P2M_TYPES)
-    access: int = fld(Int8ul, values=P2M_ACCESS)
+    p2m_type: int = fld(Int8ul, values=P2mType)
+    access: int = fld(Int8ul, values=P2mAccess)
     rsvd: ClassVar[Rsvd] = reserved(Int16ul)
 
 
@@ -349,20 +637,11 @@ class OwnershipEntry(Packed):
 
     start_mfn: int = fld(Int64ul)
     nr_pages: int = fld(Int32ul, lo=1)
-    flags: int = fld(Int32ul, bits={0: "xen_heap", 1: "broken", 2: ("extra", "4.14", None)})
+    flags: int = fld(Int32ul, bits=OwnershipFlag)
 
 
-PAGE_TYPES = {
-    0: "none",
-    1: "l1",
-    2: "l2",
-    3: "l3",
-    4: "l4",
-    5: "seg_desc",
-    6: "shared",
-    7: "writable",
-}
-PT_PINNED = 1
+PAGE_TYPES: dict[int, str] = {int(t): t.name for t in PageType}
+PT_PINNED = int(PageTypeFlag.pinned)
 
 
 @packed(name="LU_PAGE_TYPES entry")
@@ -370,13 +649,15 @@ class PageTypeEntry(Packed):
     """§4.9: the stable type of one PV page (not xen#1's type_info bits)."""
 
     mfn: int = fld(Int64ul)
-    type: int = fld(Int8ul, values=PAGE_TYPES)
-    flags: int = fld(Int8ul, bits={0: "pinned", 1: "validated", 2: "pae_xen_l2", 3: "partial"})
+    type: int = fld(Int8ul, values=PageType)
+    flags: int = fld(Int8ul, bits=PageTypeFlag)
     rsvd: ClassVar[Rsvd] = reserved(Int16ul)
     type_count: int = fld(Int32ul)
 
 
-GNTMAP_DEVICE_MAP, GNTMAP_HOST_MAP, GNTMAP_READONLY = 1, 2, 4
+GNTMAP_DEVICE_MAP = int(GrantMapFlag.device_map)
+GNTMAP_HOST_MAP = int(GrantMapFlag.host_map)
+GNTMAP_READONLY = int(GrantMapFlag.readonly)
 
 
 @packed(name="LU_GRANT_MAPS entry")
@@ -385,16 +666,7 @@ class GrantMapEntry(Packed):
 
     handle: int = fld(Int32ul)
     ref: int = fld(Int32ul)
-    flags: int = fld(
-        Int16ul,
-        bits={
-            0: "device_map",
-            1: "host_map",
-            2: "readonly",
-            3: "application_map",
-            4: "contains_pte",
-        },
-    )
+    flags: int = fld(Int16ul, bits=GrantMapFlag)
     granting_domid: int = fld(Int16ul)
     vcpu: int = fld(Int32ul)
     mfn: int = fld(Int64ul)
@@ -402,9 +674,15 @@ class GrantMapEntry(Packed):
 
 # --- §4.13 LU_EVTCHNS ---------------------------------------------------------
 
-EVTCHN_STATES = {1: "reserved", 2: "unbound", 3: "interdomain", 4: "pirq", 5: "virq", 6: "ipi"}
-ECS_RESERVED, ECS_UNBOUND, ECS_INTERDOMAIN, ECS_PIRQ, ECS_VIRQ, ECS_IPI = 1, 2, 3, 4, 5, 6
-PER_VCPU_VIRQS = (0, 1, 7, 13)
+EVTCHN_STATES: dict[int, str] = {int(s): s.name for s in EvtchnState}
+ECS_RESERVED = int(EvtchnState.reserved)
+ECS_UNBOUND = int(EvtchnState.unbound)
+ECS_INTERDOMAIN = int(EvtchnState.interdomain)
+ECS_PIRQ = int(EvtchnState.pirq)
+ECS_VIRQ = int(EvtchnState.virq)
+ECS_IPI = int(EvtchnState.ipi)
+#: §4.13: the VIRQs bound once per vCPU (the others once per domain).
+PER_VCPU_VIRQS = tuple(int(v) for v in (Virq.TIMER, Virq.DEBUG, Virq.XENOPROF, Virq.XENPMU))
 
 
 @packed_base
@@ -412,12 +690,12 @@ class EvtchnCommon(Packed):
     """LU_EVTCHNS entry offsets 0–15, the same in every epoch (§4.13)."""
 
     port: int = fld(Int32ul, lo=1, doc="port 0 is never listed")
-    state: int = fld(Int8ul, values=EVTCHN_STATES)
+    state: int = fld(Int8ul, values=EvtchnState)
     priority: int = fld(Int8ul, hi=15)
     notify_vcpu: int = fld(Int16ul)
     remote_domid: int = fld(Int16ul)
     xen_consumer: int = fld(Int8ul, values={0: "none"}, doc="must be 0 in revision 1")
-    flags: int = fld(Int8ul, bits={0: "pending"})
+    flags: int = fld(Int8ul, bits=EvtchnFlag)
     detail: int = fld(Int32ul, doc="remote port / pirq / virq, else 0")
 
 
@@ -458,7 +736,7 @@ def evtchn_layout(epoch: Epoch) -> type[Any]:
 
 @packed(name="LU_GRANT_TABLE header")
 class GrantTableHeader(Packed):
-    version: int = fld(Int8ul, values={1: "v1", 2: "v2"})
+    version: int = fld(Int8ul, values=GrantVersion)
     rsvd0: ClassVar[Rsvd] = reserved(Bytes(3))
     nr_grant_frames: int = fld(Int32ul)
     nr_status_frames: int = fld(Int32ul, doc="0 for v1; ceil(nr_grant_frames / 8) for v2")
@@ -467,7 +745,7 @@ class GrantTableHeader(Packed):
 
 @packed(name="LU_EVTCHN_ABI header")
 class EvtchnAbiHeader(Packed):
-    abi: int = fld(Int32ul, values={1: "two_level", 2: "fifo"})
+    abi: int = fld(Int32ul, values=EvtchnAbiKind)
     nr_control_blocks: int = fld(Int32ul)
 
 
@@ -491,7 +769,7 @@ class IoreqServerHeader(Packed):
     id: int = fld(Int16ul)
     dm_domid: int = fld(Int16ul)
     enabled: int = fld(Int8ul, values={0: "no", 1: "yes"})
-    bufioreq: int = fld(Int8ul, values={0: "off", 1: "on", 2: "atomic"})
+    bufioreq: int = fld(Int8ul, values=BufIoreq)
     nr_ranges: int = fld(Int16ul)
     ioreq_gfn: int = fld(Int64ul)
     bufioreq_gfn: int = fld(Int64ul, doc="INVALID_MFN exactly when bufioreq is 0")
@@ -499,7 +777,7 @@ class IoreqServerHeader(Packed):
 
 @packed(name="LU_IOREQ_SERVERS range")
 class IoreqRange(Packed):
-    type: int = fld(Int32ul, values={0: "portio", 1: "mmio", 2: "pci"})
+    type: int = fld(Int32ul, values=IoreqRangeType)
     rsvd: ClassVar[Rsvd] = reserved(Int32ul)
     start: int = fld(Int64ul)
     end: int = fld(Int64ul)

@@ -58,19 +58,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from xenlu.lu_records import ECS_INTERDOMAIN
+from xenlu.lu_records import P2M_CLASS_LUT, P2mClass, P2mType
 from xenlu.lu_stream import VCPU_TYPES, LUStream
-from xenlu.validate import (
-    _C_FOREIGN,
-    _P2M_CLASS,
-    _Host,
-    _Table,
-    owner_index,
-)
+from xenlu.validate import Host, Table, interdomain_peers, owner_index
 
 __all__ = ["EDGE_KINDS", "PASSES", "Edge", "Pass", "Plan", "plan"]
 
 I64 = npt.NDArray[np.int64]
+
+# Plain ints of the enums for numpy (an IntEnum operand promotes to int64).
+_FOREIGN = int(P2mClass.FOREIGN)
+_MAP_FOREIGN = int(P2mType.map_foreign)
 
 #: pass → what it restores (§6).
 PASSES: dict[int, str] = {
@@ -243,99 +241,117 @@ def plan(stream: LUStream) -> Plan:
     >>> [(e.kind, e.src, e.dst) for e in p.passes[3].edges]
     [('evtchn_pair', 0, 1)]
     """
-    h = _Host(stream)
-    nd = h.nd
-    ids = h.domids
-    work = np.zeros((4, nd), np.int64)
-    edges: dict[int, list[Edge]] = {p: [] for p in PASSES}
-    unresolved: dict[str, int] = {}
+    from xenlu.api import expect_format
 
-    def unres(kind: str, n: int) -> None:
+    expect_format(stream, "lu", "plan")
+    acc = _Acc(Host(stream))
+    _p2m_edges(acc)
+    _grant_map_edges(acc)
+    _ioreq_edges(acc)
+    _evtchn_edges(acc)
+    _other_work(acc)
+    return _plan_of(acc)
+
+
+class _Acc:
+    """Work per (pass, domain index), edges per pass and unresolved counts, as
+    they are gathered."""
+
+    def __init__(self, h: Host) -> None:
+        self.h = h
+        self.ids = h.domids
+        self.work = np.zeros((4, h.nd), np.int64)
+        self.edges: dict[int, list[Edge]] = {p: [] for p in PASSES}
+        self.unresolved: dict[str, int] = {}
+
+    def unres(self, kind: str, n: int) -> None:
         if n:
-            unresolved[kind] = unresolved.get(kind, 0) + n
+            self.unresolved[kind] = self.unresolved.get(kind, 0) + n
 
-    # P2M: foreign extents (grant_map, map_foreign) are pass 2, the rest pass 0.
-    tab = h.p2m
+    def add(self, pass_: int, dom: I64) -> None:
+        """One unit of work in ``pass_`` for each domain index in ``dom``."""
+        self.work[pass_] += np.bincount(dom, minlength=self.h.nd)
+
+
+def _p2m_edges(acc: _Acc) -> None:
+    """P2M: foreign extents (grant_map, map_foreign) are pass 2, the rest pass 0."""
+    h, tab = acc.h, acc.h.p2m
     foreign_rows: list[I64] = []
     for base, dom, c in tab.chunks(("p2m_type",)):
-        fm = _P2M_CLASS[c["p2m_type"]] == _C_FOREIGN
-        work[0] += np.bincount(dom[~fm], minlength=nd)
+        fm = P2M_CLASS_LUT[c["p2m_type"]] == _FOREIGN
+        acc.add(0, dom[~fm])
         if fm.any():
             foreign_rows.append(base + np.flatnonzero(fm))
-    if foreign_rows:
-        rows = np.concatenate(foreign_rows)
-        d_from = tab.dom_of(rows)
-        work[2] += np.bincount(d_from, minlength=nd)
-        idx = owner_index(h)
-        owner = idx.dom_at(tab.take("mfn", rows, np.uint64))
-        typ = tab.take("p2m_type", rows)
-        ok = (owner >= 0) & (owner != d_from)
-        for kind, tmask in (("p2m_grant", typ != 14), ("p2m_foreign", typ == 14)):
-            sel = ok & tmask
-            edges[2] += _edges(kind, d_from[sel], owner[sel], ids)
-            unres(kind, int((~ok & tmask).sum()))
+    if not foreign_rows:
+        return
+    rows = np.concatenate(foreign_rows)
+    d_from = tab.dom_of(rows)
+    acc.add(2, d_from)
+    owner = owner_index(h).dom_at(tab.take("mfn", rows, np.uint64))
+    typ = tab.take("p2m_type", rows)
+    ok = (owner >= 0) & (owner != d_from)
+    for kind, tmask in (("p2m_grant", typ != _MAP_FOREIGN), ("p2m_foreign", typ == _MAP_FOREIGN)):
+        sel = ok & tmask
+        acc.edges[2] += _edges(kind, d_from[sel], owner[sel], acc.ids)
+        acc.unres(kind, int((~ok & tmask).sum()))
 
-    # Grant maps (pass 2, on the granting domain's pass 1).
-    gm = _Table([d.grant_maps for d in h.doms])
-    if gm.n:
-        dom = gm.dom_col()
-        work[2] += np.bincount(dom, minlength=nd)
-        gi = h.lookup(gm.col("granting_domid"))
-        ok = (gi >= 0) & (gi != dom)
-        edges[2] += _edges("grant_map", dom[ok], gi[ok], ids)
-        unres("grant_map", int((~ok).sum()))
 
-    # IOREQ servers (pass 2, on the emulator's pass 0).
-    src: list[int] = []
-    dmd: list[int] = []
-    for di, d in enumerate(h.doms):
-        srv = d.ioreq_servers
-        if srv is None:
-            continue
-        for s in srv.servers:
-            work[2, di] += 1 + len(s.ranges)
-            src.append(di)
-            dmd.append(int(s.dm_domid))
-    if src:
-        s_a = np.array(src, np.int64)
-        dmi = h.lookup(np.array(dmd, np.int64))
-        ok = (dmi >= 0) & (dmi != s_a)
-        edges[2] += _edges("ioreq", s_a[ok], dmi[ok], ids)
-        unres("ioreq", int((~ok).sum()))
+def _grant_map_edges(acc: _Acc) -> None:
+    """Grant maps (pass 2, on the granting domain's pass 1)."""
+    h = acc.h
+    gm = Table([d.grant_maps for d in h.doms])
+    if not gm.n:
+        return
+    dom = gm.dom_col()
+    acc.add(2, dom)
+    gi = h.lookup(gm.col("granting_domid"))
+    ok = (gi >= 0) & (gi != dom)
+    acc.edges[2] += _edges("grant_map", dom[ok], gi[ok], acc.ids)
+    acc.unres("grant_map", int((~ok).sum()))
 
-    # Event channels: all of them in pass 2; reciprocal interdomain pairs in
-    # pass 3, bound by the side with the lower (domid, port).
-    ev = _Table([d.evtchns for d in h.doms])
-    if ev.n:
-        dom = ev.dom_col()
-        work[2] += np.bincount(dom, minlength=nd)
-        port = ev.col("port")
-        state = ev.col("state")
-        remote = ev.col("remote_domid")
-        detail = ev.col("detail")
-        myid = ids[dom]
-        key = (myid << 32) | port
-        order = np.argsort(key, kind="stable")
-        skey = key[order]
-        inter = np.flatnonzero(state == ECS_INTERDOMAIN)
-        rkey = (remote[inter] << 32) | detail[inter]
-        pos = np.minimum(np.searchsorted(skey, rkey), len(skey) - 1)
-        q = order[pos]
-        back = (
-            (skey[pos] == rkey)
-            & (state[q] == ECS_INTERDOMAIN)
-            & (remote[q] == myid[inter])
-            & (detail[q] == port[inter])
-        )
-        binder = back & (key[inter] < rkey)
-        b_rows, o_rows = inter[binder], q[binder]
-        work[3] += np.bincount(dom[b_rows], minlength=nd)
-        cross = dom[b_rows] != dom[o_rows]
-        edges[3] += _edges("evtchn_pair", dom[b_rows][cross], dom[o_rows][cross], ids)
-        unres("evtchn_pair", int((~back).sum()))
 
-    # The rest of the work per pass (the cost model of the module doc).
-    for di, d in enumerate(h.doms):
+def _ioreq_edges(acc: _Acc) -> None:
+    """IOREQ servers (pass 2, on the emulator's pass 0)."""
+    h = acc.h
+    t = h.ioreq_servers()
+    if not len(t.dom):
+        return
+    np.add.at(acc.work[2], t.dom, 1 + np.array([len(r) for r in t.ranges], np.int64))
+    dmi = h.lookup(t.dm_domid)
+    ok = (dmi >= 0) & (dmi != t.dom)
+    acc.edges[2] += _edges("ioreq", t.dom[ok], dmi[ok], acc.ids)
+    acc.unres("ioreq", int((~ok).sum()))
+
+
+def _evtchn_edges(acc: _Acc) -> None:
+    """Event channels: all of them in pass 2; reciprocal interdomain pairs in
+    pass 3, bound by the side with the lower (domid, port)."""
+    ev = Table([d.evtchns for d in acc.h.doms])
+    if not ev.n:
+        return
+    dom = ev.dom_col()
+    acc.add(2, dom)
+    port = ev.col("port")
+    state = ev.col("state")
+    remote = ev.col("remote_domid")
+    detail = ev.col("detail")
+    myid = acc.ids[dom]
+    peers = interdomain_peers(myid, port, state, remote, detail)
+    inter, q, back = peers.inter, peers.peer, peers.back
+    key = (myid[inter] << 32) | port[inter]
+    rkey = (remote[inter] << 32) | detail[inter]
+    binder = back & (key < rkey)
+    b_rows, o_rows = inter[binder], q[binder]
+    acc.add(3, dom[b_rows])
+    cross = dom[b_rows] != dom[o_rows]
+    acc.edges[3] += _edges("evtchn_pair", dom[b_rows][cross], dom[o_rows][cross], acc.ids)
+    acc.unres("evtchn_pair", int((~back).sum()))
+
+
+def _other_work(acc: _Acc) -> None:
+    """The rest of the work per pass (the cost model of the module doc)."""
+    work = acc.work
+    for di, d in enumerate(acc.h.doms):
         work[0, di] += 1 + int(d.info.max_vcpus)
         gt = d.grant_table
         work[1, di] += len(d.ownership) + (
@@ -347,12 +363,15 @@ def plan(stream: LUStream) -> Plan:
         ctx = d.hvm_context
         work[2, di] += len(getattr(ctx, "entries", ()) or ())
 
+
+def _plan_of(acc: _Acc) -> Plan:
+    ids, nd = acc.ids, acc.h.nd
     passes: list[Pass] = []
     violations: list[Edge] = []
     for p, what in PASSES.items():
-        w = work[p]
+        w = acc.work[p]
         active = [int(ids[i]) for i in np.flatnonzero(w > 0).tolist()]
-        es = sorted(edges[p], key=lambda e: (e.kind, e.src, e.dst))
+        es = sorted(acc.edges[p], key=lambda e: (e.kind, e.src, e.dst))
         violations += [e for e in es if e.depends_on_pass >= e.pass_]
         crit = int(np.argmax(w)) if nd and w.max() > 0 else None
         passes.append(
@@ -366,4 +385,4 @@ def plan(stream: LUStream) -> Plan:
                 int(w.sum()),
             )
         )
-    return Plan(passes, violations, unresolved)
+    return Plan(passes, violations, acc.unresolved)

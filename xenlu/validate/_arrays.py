@@ -1,0 +1,166 @@
+"""Numpy helpers shared by the checks: clipped frame numbers, duplicates, overlaps.
+
+Every frame number is an int64 clipped to :data:`CAP`, so sums never overflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "AMBIG",
+    "CAP",
+    "CHUNK",
+    "I64",
+    "NONE",
+    "U64",
+    "Arr",
+    "Bool",
+    "cat",
+    "dups_after_first",
+    "expand",
+    "field_or_zero",
+    "group_starts",
+    "i64",
+    "last_frame",
+    "overlaps",
+    "ss_right",
+]
+
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+Bool = npt.NDArray[np.bool_]
+Arr = npt.NDArray[Any]
+
+#: Frames at or above this are beyond any host (x86-64 MFNs are < 2**40);
+#: internally every frame number is an int64 clipped here, so sums never overflow.
+CAP = 1 << 60
+NONE = -1  # "no owner" in owner-domain / owner-row columns
+AMBIG = -2  # a frame owned twice: rules needing its owner skip it (OWN_DUPLICATE reports it)
+
+#: Entries per chunk when a host-wide table is walked in pieces: temporaries
+#: stay a few MiB, so the allocator reuses them instead of faulting in fresh
+#: pages for every full-size intermediate.
+CHUNK = 1 << 20
+
+
+def i64(a: Arr) -> I64:
+    """Frame numbers as int64, clipped to :data:`CAP` (INVALID_MFN and the absurd → CAP)."""
+    u = np.asarray(a)
+    if u.dtype.kind == "u":
+        return np.minimum(u.astype(np.uint64, copy=False), np.uint64(CAP)).view(np.int64)
+    return np.clip(u.astype(np.int64), 0, CAP)
+
+
+def last_frame(start: I64, n: Arr) -> I64:
+    """Inclusive last frame of [start, start + n), clipped to CAP."""
+    nn = np.minimum(np.asarray(n).astype(np.uint64), np.uint64(CAP)).view(np.int64)
+    out: I64 = np.minimum(start + nn - 1, CAP)
+    return out
+
+
+def field_or_zero(a: Arr, name: str, dtype: Any = np.int64) -> Arr:
+    names = a.dtype.names or ()
+    if name in names:
+        return np.asarray(a[name]).astype(dtype)
+    return np.zeros(len(a), dtype)
+
+
+def cat(parts: Sequence[Arr], dtype: Any) -> Arr:
+    if not parts:
+        return np.zeros(0, dtype)
+    return np.concatenate([np.asarray(p).astype(dtype, copy=False) for p in parts])
+
+
+def expand(start: I64, count: I64) -> tuple[I64, I64]:
+    """``start[i] + 0 … count[i]-1`` for every i, and the i of each value."""
+    count = np.maximum(count, 0)
+    total = int(count.sum())
+    which = np.repeat(np.arange(len(start), dtype=np.int64), count)
+    base = np.repeat(np.cumsum(count) - count, count)
+    return np.repeat(start, count) + (np.arange(total, dtype=np.int64) - base), which
+
+
+def ss_right(table: Arr, q: Arr) -> I64:
+    """``searchsorted(table, q, 'right')``; large unsorted queries are sorted first
+    (binary searches with random keys over a large table miss the cache)."""
+    if len(q) > 65536 and len(table) > 4096:
+        order = np.argsort(q, kind="stable")
+        out = np.empty(len(q), np.int64)
+        out[order] = np.searchsorted(table, q[order], side="right")
+        return out
+    return np.searchsorted(table, q, side="right").astype(np.int64)
+
+
+def group_starts(sorted_keys: Arr) -> I64:
+    """Positions where a new value starts in a sorted array."""
+    if len(sorted_keys) == 0:
+        return np.zeros(0, np.int64)
+    head = np.ones(len(sorted_keys), bool)
+    head[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    return np.flatnonzero(head)
+
+
+def dups_after_first(*cols: Arr) -> tuple[I64, I64]:
+    """Rows whose key (``cols``, the first most significant) occurred at an
+    earlier row; and that earlier (first) row. Stable: rows keep entry order."""
+    n = len(cols[0])
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.lexsort(tuple(reversed(cols)))
+    same = np.ones(n - 1, bool)
+    for c in cols:
+        s = c[order]
+        same &= s[1:] == s[:-1]
+    if not same.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    new = np.ones(n, bool)
+    new[1:] = ~same
+    head = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    pos = np.flatnonzero(~new)
+    return order[pos].astype(np.int64), order[head[pos]].astype(np.int64)
+
+
+def overlaps(start: Arr, last: Arr, group: I64, same_only: bool) -> list[tuple[int, I64, I64]]:
+    """For intervals ``[start, last]`` (inclusive), which rows overlap another row
+    of each group. Returns ``[(group, rows, witness_rows)]``: ``rows`` overlap
+    at least one *other* row of ``group`` and ``witness_rows`` is one such row.
+    ``same_only``: only overlaps within a row's own group.
+
+    Per group: the prefix maximum of ``last`` over the group's earlier rows
+    (sorted by start) decides overlap with an earlier row; the group's next
+    row (smallest later start) decides overlap with a later one. O(n log n)
+    per group, no pair enumeration.
+    """
+    m = len(start)
+    out: list[tuple[int, I64, I64]] = []
+    if m < 2:
+        return out
+    order = np.lexsort((np.arange(m), start))
+    s, lst, g = start[order], last[order], group[order]
+    every = np.arange(m)
+    for gi in np.unique(g).tolist():
+        p = np.flatnonzero(g == gi)
+        if same_only and len(p) < 2:
+            continue
+        lp = lst[p]
+        pm = np.maximum.accumulate(lp)
+        holder = np.maximum.accumulate(np.where(lp == pm, np.arange(len(p)), 0))
+        q = p if same_only else every
+        j = np.searchsorted(p, q, side="left") - 1
+        jc = np.maximum(j, 0)
+        e_hit = (j >= 0) & (pm[jc] >= s[q])
+        e_wit = p[holder[jc]]
+        j2 = np.searchsorted(p, q, side="right")
+        j2c = np.minimum(j2, len(p) - 1)
+        l_hit = (j2 < len(p)) & (s[p[j2c]] <= lst[q])
+        l_wit = p[j2c]
+        hit = e_hit | l_hit
+        if hit.any():
+            wit = np.where(e_hit, e_wit, l_wit)[hit]
+            out.append((int(gi), order[q[hit]].astype(np.int64), order[wit].astype(np.int64)))
+    return out

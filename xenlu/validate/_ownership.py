@@ -1,0 +1,279 @@
+"""§4.3, §4.8: page ownership against itself, max_page, the bootmem and the global extents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from xenlu.lu_records import DOMID_XEN, PAGE_SIZE, RegionKind, XenPageKind
+from xenlu.validate._arrays import CAP, I64, Arr, cat, group_starts, i64, last_frame, overlaps
+from xenlu.validate._host import Host
+from xenlu.validate._index import OwnerIndex
+from xenlu.validate._report import Out, Vals
+
+__all__ = ["check_ownership"]
+
+_PAGE_SHIFT = PAGE_SIZE.bit_length() - 1
+_REGION_KINDS = {int(k): k.name for k in RegionKind}
+_XEN_KINDS = {int(k): k.name for k in XenPageKind}
+
+
+def check_ownership(h: Host, idx: OwnerIndex, out: Out, bootmem_check: bool) -> None:
+    """Every ownership rule of §4.3/§4.8; one finding per conflicting entry."""
+    _beyond_max_page(h, out)
+    ps = _pseudo_rows(h, bootmem_check)
+    c = _conflicts(h, idx, ps)
+    if c is None:
+        return
+    _duplicates(h, c, out)
+    _in_pseudo(h, ps, c, out)
+    _extent_overlaps(ps, c, out)
+
+
+def _beyond_max_page(h: Host, out: Out) -> None:
+    """Frames at or above max_page (exact u64 arithmetic: start + nr > max_page)."""
+    host, own = h.host, h.own
+    mp = np.uint64(host.max_page)
+    beyond: list[I64] = []
+    for base, _, c in own.chunks(("start_mfn", "nr_pages")):
+        su = c["start_mfn"]
+        nr = c["nr_pages"].astype(np.uint64)
+        if len(su) and int(su.max()) + int(nr.max()) <= int(host.max_page):
+            continue
+        bad = (nr > mp) | (su > mp - np.minimum(nr, mp))
+        beyond.append(base + np.flatnonzero(bad))
+    rows = cat(beyond, np.int64)
+    out.emit(
+        "OWN_BEYOND_MAX_PAGE",
+        h.domids[own.dom_of(rows)],
+        own.entry(rows),
+        "extent {start_mfn:#x}+{nr_pages} reaches max_page {max_page:#x}",
+        {
+            "start_mfn": own.take("start_mfn", rows, np.uint64),
+            "nr_pages": own.take("nr_pages", rows),
+            "max_page": int(host.max_page),
+        },
+    )
+
+
+@dataclass
+class _Pseudo:
+    """Pseudo rows: the bootmem, reusable regions and Xen pages (§4.3, §4.8).
+
+    Groups ``boot``, ``region``, ``xen`` follow the domain indices.
+    """
+
+    boot: int
+    region: int
+    xen: int
+    boot_vals: dict[str, Vals]
+    su: Arr
+    nr: Arr
+    group: I64
+    ref: I64
+    start: I64
+    last: I64
+    reg: Arr
+    xen_pages: Arr
+
+
+def _pseudo_rows(h: Host, bootmem_check: bool) -> _Pseudo:
+    host = h.host
+    nd = h.nd
+    g_boot, g_region, g_xen = nd, nd + 1, nd + 2
+    reg = h.stream.reusable_regions
+    xen = h.stream.xen_pages
+    b0 = int(host.lu_bootmem_start) >> _PAGE_SHIFT
+    bn = (int(host.lu_bootmem_size) + PAGE_SIZE - 1) >> _PAGE_SHIFT
+    su_parts: list[Arr] = []
+    nr_parts: list[Arr] = []
+    g_parts: list[Arr] = []
+    ref_parts: list[Arr] = []
+    if bootmem_check and bn:
+        su_parts.append(np.array([b0], np.uint64))
+        nr_parts.append(np.array([bn], np.uint64))
+        g_parts.append(np.array([g_boot], np.int64))
+        ref_parts.append(np.array([0], np.int64))
+    for arr, g in ((reg, g_region), (xen, g_xen)):
+        if len(arr):
+            su_parts.append(arr["start_mfn"])
+            nr_parts.append(arr["nr_pages"])
+            g_parts.append(np.full(len(arr), g, np.int64))
+            ref_parts.append(np.arange(len(arr), dtype=np.int64))
+    p_su = cat(su_parts, np.uint64)
+    p_nr = cat(nr_parts, np.uint64)
+    p_start = i64(p_su)
+    p_last = last_frame(p_start, p_nr)
+    keep = p_start < CAP
+    return _Pseudo(
+        g_boot,
+        g_region,
+        g_xen,
+        {"bootmem_start_mfn": b0, "bootmem_pages": bn},
+        p_su[keep],
+        p_nr[keep],
+        cat(g_parts, np.int64)[keep],
+        cat(ref_parts, np.int64)[keep],
+        p_start[keep],
+        p_last[keep],
+        reg,
+        xen,
+    )
+
+
+@dataclass
+class _Conflicts:
+    """The ownership rows that conflict with anything, plus the pseudo rows,
+    and their overlaps as (row, group, witness) triples sorted by (row, group);
+    rows and witnesses index ``sub`` followed by the pseudo rows."""
+
+    sub: I64
+    ns: int
+    start: I64
+    sdom: I64
+    group: I64
+    tr: I64
+    tg: I64
+    tw: I64
+
+
+def _conflicts(h: Host, idx: OwnerIndex, ps: _Pseudo) -> _Conflicts | None:
+    own = h.own
+    # The subset of ownership rows that conflict with anything: rows claiming a
+    # frame another row claims, and rows owning a frame of a pseudo extent.
+    hit = idx.frames_hit(ps.start, ps.last) if len(ps.start) else np.zeros(0, np.int64)
+    sub = np.unique(np.concatenate((idx.dup_rows, hit)))
+    if len(sub) == 0 and len(ps.start) < 2:
+        return None
+    # Exact involvement within that (small) subset plus the pseudo rows.
+    s_start, s_last = own.span(sub)
+    start = np.concatenate((s_start, ps.start))
+    last = np.concatenate((s_last, ps.last))
+    sdom = own.dom_of(sub)
+    group = np.concatenate((sdom, ps.group))
+    res = overlaps(start, last, group, same_only=False)
+    if res:
+        tr = np.concatenate([r for _, r, _ in res])
+        tg = np.concatenate([np.full(len(r), g, np.int64) for g, r, _ in res])
+        tw = np.concatenate([w for _, _, w in res])
+    else:
+        tr = tg = tw = np.zeros(0, np.int64)
+    o = np.lexsort((tg, tr))
+    return _Conflicts(sub, len(sub), start, sdom, group, tr[o], tg[o], tw[o])
+
+
+def _duplicates(h: Host, c: _Conflicts, out: Out) -> None:
+    """OWN_DUPLICATE: an ownership row overlapping an ownership row."""
+    own = h.own
+    real = (c.tr < c.ns) & (c.tg < h.nd)
+    all_r, all_g = c.tr[real], c.tg[real]
+    if not len(all_r):
+        return
+    first = group_starts(all_r)
+    rr, rg, rw = all_r[first], all_g[first], c.tw[real][first]
+    rows = c.sub[rr]
+
+    def others_dup(keep: I64) -> list[tuple[int, ...]]:
+        res_: list[tuple[int, ...]] = []
+        for k in keep.tolist():
+            lo = int(np.searchsorted(all_r, rr[k], "left"))
+            hi = int(np.searchsorted(all_r, rr[k], "right"))
+            res_.append(tuple(int(h.domids[g]) for g in all_g[lo:hi].tolist()))
+        return res_
+
+    out.emit(
+        "OWN_DUPLICATE",
+        h.domids[c.sdom[rr]],
+        own.entry(rows),
+        "frame {mfn:#x} is also owned by dom{other_domid} (entry {other_entry})",
+        {
+            "start_mfn": own.take("start_mfn", rows, np.uint64),
+            "nr_pages": own.take("nr_pages", rows),
+            "mfn": np.maximum(c.start[rr], c.start[rw]),
+            "other_domid": h.domids[rg],
+            "other_entry": own.entry(c.sub[rw]),
+        },
+        others=others_dup,
+    )
+
+
+def _kinds(arr: Arr, names: dict[int, str], refs: I64) -> list[int | str]:
+    return [names.get(int(k), str(int(k))) for k in np.asarray(arr["kind"])[refs].tolist()]
+
+
+def _in_pseudo(h: Host, ps: _Pseudo, c: _Conflicts, out: Out) -> None:
+    """Ownership rows inside the bootmem, a reusable region or a Xen pages extent."""
+    own = h.own
+
+    def pseudo(code: str, g: int, extra: Callable[[I64], dict[str, Vals]], msg: str) -> None:
+        m_ = (c.tr < c.ns) & (c.tg == g)
+        if not m_.any():
+            return
+        rr_, ww_ = c.tr[m_], c.tw[m_]
+        rows_ = c.sub[rr_]
+        vals: dict[str, Vals] = {
+            "start_mfn": own.take("start_mfn", rows_, np.uint64),
+            "nr_pages": own.take("nr_pages", rows_),
+            "mfn": np.maximum(c.start[rr_], c.start[ww_]),
+        }
+        vals.update(extra(ww_ - c.ns))
+        out.emit(code, h.domids[c.sdom[rr_]], own.entry(rows_), msg, vals)
+
+    pseudo(
+        "OWN_IN_BOOTMEM", ps.boot, lambda w: ps.boot_vals, "frame {mfn:#x} lies in the LU bootmem"
+    )
+    pseudo(
+        "OWN_IN_REUSABLE",
+        ps.region,
+        lambda w: {"region_entry": ps.ref[w], "kind": _kinds(ps.reg, _REGION_KINDS, ps.ref[w])},
+        "frame {mfn:#x} lies in reusable region {region_entry} ({kind})",
+    )
+    pseudo(
+        "OWN_IN_XEN_PAGES",
+        ps.xen,
+        lambda w: {
+            "xen_pages_entry": ps.ref[w],
+            "kind": _kinds(ps.xen_pages, _XEN_KINDS, ps.ref[w]),
+        },
+        "frame {mfn:#x} lies in Xen pages extent {xen_pages_entry} ({kind})",
+    )
+
+
+def _extent_overlaps(ps: _Pseudo, c: _Conflicts, out: Out) -> None:
+    """Global extents against each other and the bootmem (§4.3)."""
+    psub = c.tr >= c.ns
+    names = {ps.region: "LU_REUSABLE_REGIONS", ps.xen: "LU_XEN_PAGES"}
+    for code, groups, msg in (
+        (
+            "EXTENT_OVERLAP",
+            (ps.region, ps.xen),
+            "extent {start_mfn:#x}+{nr_pages} overlaps {other_record}[{other_entry}]",
+        ),
+        (
+            "EXTENT_IN_BOOTMEM",
+            (ps.boot,),
+            "extent {start_mfn:#x}+{nr_pages} overlaps the LU bootmem",
+        ),
+    ):
+        m_ = psub & np.isin(c.tg, groups) & (c.group[c.tr] != ps.boot)
+        if not m_.any():
+            continue
+        r_, w_ = c.tr[m_], c.tw[m_]
+        first = group_starts(r_)  # one finding per extent: its first overlapping group
+        r_, w_ = r_[first] - c.ns, w_[first] - c.ns
+        vals: dict[str, Vals] = {"start_mfn": ps.su[r_], "nr_pages": ps.nr[r_]}
+        if code == "EXTENT_OVERLAP":
+            vals["other_record"] = [names[int(g)] for g in ps.group[w_].tolist()]
+            vals["other_entry"] = ps.ref[w_]
+        else:
+            vals.update(ps.boot_vals)
+        out.emit(
+            code,
+            np.full(len(r_), DOMID_XEN, np.int64),
+            ps.ref[r_],
+            msg,
+            vals,
+            record=[names[int(g)] for g in ps.group[r_].tolist()],
+        )

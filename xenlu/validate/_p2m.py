@@ -1,0 +1,329 @@
+"""§4.7: the P2M of every domain against ownership, the Xen pages and the grant maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xenlu.lu_records import (
+    INVALID_MFN,
+    P2M_CLASS_LUT,
+    P2M_TYPES,
+    GrantMapFlag,
+    P2mClass,
+    P2mType,
+    XenPageKind,
+)
+from xenlu.validate._arrays import AMBIG, I64, NONE, cat, i64, last_frame, overlaps
+from xenlu.validate._host import Host, Table
+from xenlu.validate._index import OwnerIndex, range_foreign, range_owner
+from xenlu.validate._report import Out, Vals
+
+__all__ = ["check_p2m"]
+
+# Plain ints of the enums for numpy: an IntEnum operand is not a "weak" Python
+# int to numpy (it promotes to int64, and costs a conversion per call).
+_C_OWN, _C_PAGING_IN = int(P2mClass.OWN), int(P2mClass.PAGING_IN)
+_C_SHARED, _C_FOREIGN = int(P2mClass.SHARED), int(P2mClass.FOREIGN)
+_MAP_FOREIGN = int(P2mType.map_foreign)
+_GRANT_RW, _GRANT_RO = int(P2mType.grant_map_rw), int(P2mType.grant_map_ro)
+_HOST_MAP, _READONLY = int(GrantMapFlag.host_map), int(GrantMapFlag.readonly)
+_XEN_SHARED = int(XenPageKind.SHARED)
+
+_TYPE_NAME = [P2M_TYPES.get(t, str(t)) for t in range(256)]
+_INV = np.uint64(INVALID_MFN)
+_ONE = np.uint64(1)
+
+
+class _Rows:
+    """Row lists collected chunk by chunk (with one aligned int column)."""
+
+    def __init__(self) -> None:
+        self.rows: list[I64] = []
+        self.vals: list[I64] = []
+
+    def add(self, base: int, where: I64, vals: I64 | None = None) -> None:
+        if len(where):
+            self.rows.append(base + where)
+            self.vals.append(np.zeros(len(where), np.int64) if vals is None else vals)
+
+    def get(self) -> tuple[I64, I64]:
+        return cat(self.rows, np.int64), cat(self.vals, np.int64)
+
+
+@dataclass
+class _Scan:
+    """What one pass over the P2M found, by rule (rows, first-frame owner)."""
+
+    gfn_doms: set[int] = field(default_factory=set)
+    own_bad: _Rows = field(default_factory=_Rows)
+    own_multi: _Rows = field(default_factory=_Rows)
+    f_un: _Rows = field(default_factory=_Rows)
+    f_self: _Rows = field(default_factory=_Rows)
+    f_multi: _Rows = field(default_factory=_Rows)
+    shared: _Rows = field(default_factory=_Rows)
+    grants: _Rows = field(default_factory=_Rows)
+
+
+def check_p2m(h: Host, idx: OwnerIndex, out: Out) -> None:
+    """Every P2M rule of §4.7 in one chunked pass, then the exact checks of the
+    few rows the pass flagged."""
+    if h.p2m.n == 0:
+        return
+    scan = _scan(h, idx)
+    _gfn_overlaps(h, scan.gfn_doms, out)
+    _own_frames(h, idx, scan, out)
+    _foreign_frames(h, idx, scan, out)
+    _shared_frames(h, idx, scan, out)
+    rows, first_owner = scan.grants.get()
+    if len(rows):
+        _check_grant_backing(h, rows, first_owner, out)
+
+
+def _scan(h: Host, idx: OwnerIndex) -> _Scan:
+    """One pass over the P2M of every domain, in chunks (§4.7)."""
+    s = _Scan()
+    carry: tuple[int, int, int] | None = None
+    for base, dom, c in h.p2m.chunks(("gfn", "mfn", "nr_pages", "p2m_type")):
+        gfn, nr, mfn, typ = c["gfn"], c["nr_pages"], c["mfn"], c["p2m_type"]
+        # GFN ranges: in (domain, gfn) order any overlap is an adjacent one;
+        # a domain out of gfn order gets the exact sweep too.
+        glast = gfn + (nr.astype(np.uint64) - _ONE)
+        wrap = glast < gfn
+        if wrap.any():
+            glast[wrap] = _INV
+        same = dom[1:] == dom[:-1]
+        flag = same & ((gfn[1:] < gfn[:-1]) | (gfn[1:] <= glast[:-1]))
+        if flag.any():
+            s.gfn_doms.update(np.unique(dom[1:][flag]).tolist())
+        first = int(gfn[0])
+        if (
+            carry is not None
+            and carry[0] == int(dom[0])
+            and (first < carry[1] or first <= carry[2])
+        ):
+            s.gfn_doms.add(int(dom[0]))
+        carry = (int(dom[-1]), int(gfn[-1]), int(glast[-1]))
+        _scan_frames(s, base, dom, mfn, nr, typ, idx)
+    return s
+
+
+def _scan_frames(
+    s: _Scan, base: int, dom: I64, mfn: I64, nr: I64, typ: I64, idx: OwnerIndex
+) -> None:
+    """Frame rules by type, for one chunk."""
+    cls = P2M_CLASS_LUT[typ]
+    d1 = idx.dom_at(mfn)  # owner of each extent's first frame
+    single = nr == 1
+    own_t = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (mfn != _INV))
+    ok1 = (d1 == dom) | (d1 == AMBIG)
+    b = np.flatnonzero(own_t & single & ~ok1)
+    s.own_bad.add(base, b, d1[b])
+    s.own_multi.add(base, np.flatnonzero(own_t & ~single))
+    foreign = cls == _C_FOREIGN
+    if foreign.any():
+        b = np.flatnonzero(foreign & single & (d1 == NONE))
+        s.f_un.add(base, b, d1[b])
+        b = np.flatnonzero(foreign & single & (d1 == dom))
+        s.f_self.add(base, b, d1[b])
+        s.f_multi.add(base, np.flatnonzero(foreign & ~single))
+        b = np.flatnonzero(foreign & (typ != _MAP_FOREIGN))
+        s.grants.add(base, b, d1[b])
+    s.shared.add(base, np.flatnonzero(cls == _C_SHARED))
+
+
+def _span(tab: Table, rows: I64) -> tuple[I64, I64]:
+    m = i64(tab.take("mfn", rows, np.uint64))
+    return m, last_frame(m, tab.take("nr_pages", rows))
+
+
+def _base_vals(tab: Table, rows: I64) -> dict[str, Vals]:
+    return {
+        "gfn": tab.take("gfn", rows, np.uint64),
+        "mfn": tab.take("mfn", rows, np.uint64),
+        "nr_pages": tab.take("nr_pages", rows),
+        "p2m_type": [_TYPE_NAME[t] for t in tab.take("p2m_type", rows).tolist()],
+    }
+
+
+def _gfn_overlaps(h: Host, gfn_doms: set[int], out: Out) -> None:
+    """GFN overlaps, exactly, in the domains the scan flagged."""
+    for di in sorted(gfn_doms):
+        p = h.doms[di].p2m
+        flip = np.uint64(1 << 63)
+        g = p["gfn"].astype(np.uint64)
+        gl = g + (p["nr_pages"].astype(np.uint64) - _ONE)
+        gl = np.where(gl < g, _INV, gl)
+        res = overlaps(
+            (g ^ flip).view(np.int64), (gl ^ flip).view(np.int64), np.zeros(len(p), np.int64), True
+        )
+        if not res:
+            continue
+        rr, ww = res[0][1], res[0][2]
+        out.emit(
+            "P2M_GFN_OVERLAP",
+            np.full(len(rr), h.domids[di], np.int64),
+            rr,
+            "gfn {gfn:#x}+{nr_pages} overlaps entry {other_entry} (gfn {other_gfn:#x})",
+            {
+                "gfn": g[rr],
+                "nr_pages": np.asarray(p["nr_pages"])[rr],
+                "other_entry": ww,
+                "other_gfn": g[ww],
+            },
+        )
+
+
+def _own_frames(h: Host, idx: OwnerIndex, s: _Scan, out: Out) -> None:
+    """RAM types: every frame owned by this domain (ram_paging_in: or INVALID_MFN)."""
+    tab = h.p2m
+    rows, owner = s.own_bad.get()
+    bad = i64(tab.take("mfn", rows, np.uint64))
+    mrows, _ = s.own_multi.get()
+    if len(mrows):
+        m, last = _span(tab, mrows)
+        ok, mbad, mowner = range_owner(idx, m, last, tab.dom_of(mrows))
+        nb = np.flatnonzero(~ok)
+        rows = np.concatenate((rows, mrows[nb]))
+        bad = np.concatenate((bad, mbad[nb]))
+        owner = np.concatenate((owner, mowner[nb]))
+    out.emit(
+        "P2M_FRAME_NOT_OWNED",
+        h.domids[tab.dom_of(rows)],
+        tab.entry(rows),
+        "{p2m_type} frame {bad_mfn:#x} is owned by {owner}, not this domain",
+        {**_base_vals(tab, rows), "bad_mfn": bad, "owner": h.owner_names(owner)},
+        others=h.owner_ids(owner),
+    )
+
+
+def _foreign_frames(h: Host, idx: OwnerIndex, s: _Scan, out: Out) -> None:
+    """grant_map / map_foreign: owned by another domain of this stream."""
+    tab = h.p2m
+    un_rows, un_own = s.f_un.get()
+    sf_rows, sf_own = s.f_self.get()
+    un_bad = i64(tab.take("mfn", un_rows, np.uint64))
+    sf_bad = i64(tab.take("mfn", sf_rows, np.uint64))
+    mrows, _ = s.f_multi.get()
+    if len(mrows):
+        m, last = _span(tab, mrows)
+        un, sf, fbad, fowner = range_foreign(idx, m, last, tab.dom_of(mrows))
+        un_rows = np.concatenate((un_rows, mrows[un]))
+        un_bad = np.concatenate((un_bad, fbad[un]))
+        un_own = np.concatenate((un_own, fowner[un]))
+        s_ = sf & ~un
+        sf_rows = np.concatenate((sf_rows, mrows[s_]))
+        sf_bad = np.concatenate((sf_bad, fbad[s_]))
+        sf_own = np.concatenate((sf_own, fowner[s_]))
+    for code, rows, bad, owner, msg in (
+        (
+            "P2M_FOREIGN_UNOWNED",
+            un_rows,
+            un_bad,
+            un_own,
+            "{p2m_type} frame {bad_mfn:#x} is owned by no domain",
+        ),
+        (
+            "P2M_FOREIGN_SELF",
+            sf_rows,
+            sf_bad,
+            sf_own,
+            "{p2m_type} frame {bad_mfn:#x} is the domain's own",
+        ),
+    ):
+        out.emit(
+            code,
+            h.domids[tab.dom_of(rows)],
+            tab.entry(rows),
+            msg,
+            {**_base_vals(tab, rows), "bad_mfn": bad},
+            others=h.owner_ids(owner),
+        )
+
+
+def _shared_frames(h: Host, idx: OwnerIndex, s: _Scan, out: Out) -> None:
+    """ram_shared: inside an LU_XEN_PAGES SHARED extent (merged when adjacent)."""
+    tab = h.p2m
+    rows, _ = s.shared.get()
+    if not len(rows):
+        return
+    m, last = _span(tab, rows)
+    xp = h.stream.xen_pages
+    sh = xp[np.asarray(xp["kind"]) == _XEN_SHARED] if len(xp) else xp
+    inside = np.zeros(len(rows), bool)
+    if len(sh):
+        s0 = i64(sh["start_mfn"])
+        s1 = last_frame(s0, sh["nr_pages"])
+        o = np.argsort(s0, kind="stable")
+        s0, s1 = s0[o], s1[o]
+        cm = np.maximum.accumulate(s1)
+        head = np.ones(len(s0), bool)
+        head[1:] = s0[1:] > cm[:-1] + 1
+        hs = np.flatnonzero(head)
+        ends = np.concatenate((hs[1:] - 1, [len(s0) - 1]))
+        r0, r1 = s0[hs], cm[ends]
+        k = np.searchsorted(r0, m, side="right") - 1
+        kc = np.maximum(k, 0)
+        inside = (k >= 0) & (m >= r0[kc]) & (last <= r1[kc])
+    rows = rows[~inside]
+    out.emit(
+        "P2M_SHARED_OUTSIDE_COW",
+        h.domids[tab.dom_of(rows)],
+        tab.entry(rows),
+        "ram_shared frames {mfn:#x}+{nr_pages} are not all in a SHARED extent",
+        _base_vals(tab, rows),
+        others=h.owner_ids(idx.dom_at(tab.take("mfn", rows, np.uint64))),
+    )
+
+
+def _check_grant_backing(h: Host, g: I64, first_owner: I64, out: Out) -> None:
+    """§4.7: each grant_map page has its own LU_GRANT_MAPS entry of the domain
+    (same mfn, host_map, readonly iff type 8); one entry backs one page.
+
+    Without expanding extents: per (domain, readonly) the supply of entries
+    per mfn is compared with the demand (extents covering that mfn); an
+    extent is backed when every one of its pages is an mfn whose supply
+    covers its demand. Where demand exceeds supply every extent involved is
+    reported.
+    """
+    tab = h.p2m
+    typ = tab.take("p2m_type", g)
+    es_all = i64(tab.take("mfn", g, np.uint64))
+    el_all = last_frame(es_all, tab.take("nr_pages", g))
+    gdom = tab.dom_of(g)
+    unbacked = np.zeros(len(g), np.int64)
+    for di in np.unique(gdom).tolist():
+        gm = h.doms[di].grant_maps
+        fl = np.asarray(gm["flags"]).astype(np.int64) if len(gm) else np.zeros(0, np.int64)
+        host_map = (fl & _HOST_MAP) != 0
+        ro_e = (fl & _READONLY) != 0
+        mfn_e = i64(gm["mfn"]) if len(gm) else np.zeros(0, np.int64)
+        for ro, t in ((False, _GRANT_RW), (True, _GRANT_RO)):
+            ext = np.flatnonzero((gdom == di) & (typ == t))
+            if not len(ext):
+                continue
+            es, el = es_all[ext], el_all[ext]
+            supply_mfn, supply = np.unique(mfn_e[host_map & (ro_e == ro)], return_counts=True)
+            demand = np.searchsorted(np.sort(es), supply_mfn, "right") - np.searchsorted(
+                np.sort(el), supply_mfn, "left"
+            )
+            good = supply_mfn[(supply >= demand) & (demand >= 1)]
+            n_good = np.searchsorted(good, el, "right") - np.searchsorted(good, es, "left")
+            unbacked[ext] = (el - es + 1) - n_good
+    b = np.flatnonzero(unbacked > 0)
+    rows = g[b]
+    out.emit(
+        "P2M_GRANT_UNBACKED",
+        h.domids[gdom[b]],
+        tab.entry(rows),
+        "{unbacked} of {nr_pages} {p2m_type} pages at {mfn:#x} lack their own matching grant map",
+        {
+            "gfn": tab.take("gfn", rows, np.uint64),
+            "mfn": tab.take("mfn", rows, np.uint64),
+            "nr_pages": tab.take("nr_pages", rows),
+            "p2m_type": [P2M_TYPES[_GRANT_RO if t == _GRANT_RO else _GRANT_RW] for t in typ[b]],
+            "unbacked": unbacked[b],
+        },
+        others=h.owner_ids(first_owner[b]),
+    )
