@@ -32,6 +32,7 @@ __all__ = [
     "Sink",
     "as_buffer",
     "crc32c",
+    "frame_at",
     "frames",
     "pad_len",
 ]
@@ -111,59 +112,82 @@ def record_end(buf: memoryview, pos: int, length: int, end: int) -> int:
     return stop
 
 
+def frame_at(buf: memoryview, pos: int, end: int, index: int) -> tuple[int, int, int]:
+    """``(type, length, next offset)`` of the record whose header is at ``pos``.
+
+    Checks the framing only (LU spec §1, reference §1.4): a whole header,
+    ``length ≤ REC_LENGTH_MAX``, the body and its padding inside ``end``,
+    and zero padding; raises the located :class:`FramingError` otherwise.
+    """
+    if pos + 8 <= end:
+        rtype, length = HDR.unpack_from(buf, pos)
+        stop = pos + 8 + length + (-length & 7)
+        if (
+            length <= REC_LENGTH_MAX
+            and stop <= end
+            and (
+                not length & 7 or buf[pos + 8 + length : stop] == _ZEROS[: stop - pos - 8 - length]
+            )
+        ):
+            return rtype, length, stop
+    raise _framing_error(buf, pos, end, index)
+
+
+def _framing_error(buf: memoryview, pos: int, end: int, index: int) -> FramingError:
+    """Why :func:`frame_at` refuses the record at ``pos``."""
+    if pos + 8 > end:
+        return FramingError(
+            "record header truncated",
+            offset=pos,
+            record_index=index,
+            expected="8 header bytes",
+            got=end - pos,
+        )
+    rtype, length = HDR.unpack_from(buf, pos)
+    if length > REC_LENGTH_MAX:
+        return FramingError(
+            "record body longer than REC_LENGTH_MAX",
+            offset=pos + 4,
+            record_index=index,
+            record_type=rtype,
+            field="length",
+            expected=f"<= {REC_LENGTH_MAX:#x}",
+            got=length,
+        )
+    body = pos + 8
+    pad = -length & 7
+    stop = body + length + pad
+    if stop > end:
+        return FramingError(
+            "record body runs past the end of the input",
+            offset=pos,
+            record_index=index,
+            record_type=rtype,
+            field="length",
+            expected=f"{length + pad} bytes of body and padding",
+            got=max(0, end - body),
+        )
+    first = next(i for i in range(stop - pad, stop) if buf[i])
+    return FramingError(
+        "padding not zero",
+        offset=first,
+        record_index=index,
+        record_type=rtype,
+        field="padding",
+        expected=0,
+        got=buf[first],
+    )
+
+
 def frames(buf: memoryview, pos: int, end: int, index: int) -> Iterator[tuple[int, int, int, int]]:
     """Yield ``(index, header_offset, type, length)`` for each record in ``buf[pos:end]``.
 
-    Checks the framing only: a whole header, ``length ≤ REC_LENGTH_MAX``, the
-    body and its padding inside ``end``, and zero padding. The caller stops
-    the iteration at END. Raises :class:`FramingError`; when the input ends
-    exactly at a record boundary the generator simply stops.
+    Each record is read by :func:`frame_at` (framing checks only). The
+    caller stops the iteration at END. Raises :class:`FramingError`; when
+    the input ends exactly at a record boundary the generator simply stops.
     """
-    unpack = HDR.unpack_from
     while pos < end:
-        if pos + 8 > end:
-            raise FramingError(
-                "record header truncated",
-                offset=pos,
-                record_index=index,
-                expected="8 header bytes",
-                got=end - pos,
-            )
-        rtype, length = unpack(buf, pos)
-        if length > REC_LENGTH_MAX:
-            raise FramingError(
-                "record body longer than REC_LENGTH_MAX",
-                offset=pos + 4,
-                record_index=index,
-                record_type=rtype,
-                field="length",
-                expected=f"<= {REC_LENGTH_MAX:#x}",
-                got=length,
-            )
-        body = pos + 8
-        pad = -length & 7
-        stop = body + length + pad
-        if stop > end:
-            raise FramingError(
-                "record body runs past the end of the input",
-                offset=pos,
-                record_index=index,
-                record_type=rtype,
-                field="length",
-                expected=f"{length + pad} bytes of body and padding",
-                got=max(0, end - body),
-            )
-        if pad and buf[stop - pad : stop] != _ZEROS[:pad]:
-            first = next(i for i in range(stop - pad, stop) if buf[i])
-            raise FramingError(
-                "padding not zero",
-                offset=first,
-                record_index=index,
-                record_type=rtype,
-                field="padding",
-                expected=0,
-                got=buf[first],
-            )
+        rtype, length, stop = frame_at(buf, pos, end, index)
         yield index, pos, rtype, length
         index += 1
         pos = stop
