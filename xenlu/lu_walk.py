@@ -23,14 +23,12 @@ xenlu.errors.FramingError: offset 0x0: empty stream: expected LU_VERSION
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from xenlu.epochs import Epoch, epoch_of, fmt_epoch, is_supported
 from xenlu.errors import CallerError, ChecksumError, FramingError, UnknownRecordError
-from xenlu.framing import as_buffer, crc32c, frame_at, frames
+from xenlu.framing import as_buffer, crc32c, frame_at, frames, gc_paused
 from xenlu.lu_grammar import (
     DOMAIN,
     END,
@@ -279,29 +277,6 @@ class Walker:
                 )
         if sec is not None:
             sec.checksum_ok = True
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for the ``with`` block.
-
-    Decoding allocates only acyclic objects (records, values, numpy views);
-    the cyclic collector would otherwise walk all of them every few hundred
-    records (a quarter of the time on streams of a million small records).
-    The switch is process-wide, so it is used around one decode at a time
-    and restored on the way out, however the block ends.
-
-    >>> with gc_paused():
-    ...     pass
-    """
-    was_on = gc.isenabled()
-    if was_on:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 def decode_lu(
