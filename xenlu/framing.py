@@ -17,19 +17,22 @@ from __future__ import annotations
 import gc
 import mmap
 import os
-import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from construct import Int32ul
+
 from xenlu.errors import CallerError, FramingError
+from xenlu.layout import Packed, fld, packed
 
 __all__ = [
     "HDR",
     "REC_ALIGN",
     "REC_LENGTH_MAX",
     "BytesSink",
+    "RecordHeader",
     "RecordWriter",
     "Sink",
     "as_buffer",
@@ -40,7 +43,21 @@ __all__ = [
     "pad_len",
 ]
 
-HDR = struct.Struct("<II")
+
+@packed(name="RECORD_HEADER")
+class RecordHeader(Packed):
+    """The 8-byte header of every record (LU spec §1, reference §1.4).
+
+    >>> RecordHeader(type=0x40000000, length=8).pack().hex()
+    '0000004008000000'
+    """
+
+    type: int = fld(Int32ul, doc="record type; bit 31 set: optional record")
+    length: int = fld(Int32ul, doc="body bytes, padding excluded; <= REC_LENGTH_MAX")
+
+
+#: The header's ``struct`` (``<II``), for the loops that read one per record.
+HDR = RecordHeader.LAYOUT.struct
 REC_ALIGN = 8
 #: Largest record body (libxc ``REC_LENGTH_MAX``, LU spec §1).
 REC_LENGTH_MAX = 128 << 20

@@ -88,11 +88,25 @@ LIBXL_OPT_LEGACY = 0x2  # bit 1: written by convert-legacy-stream
 
 #: xl save file (tools/xl/xl.h): magic, then four u32 in the host's (LE) order.
 XL_MAGIC = b"Xen saved domain, xl format\n \0 \r"
-XL_HDR = struct.Struct("<IIII")
 XL_BYTEORDER = 0x01020304
 XL_MANDATORY_JSON = 0x1
 XL_MANDATORY_STREAMV2 = 0x2
 XL_MANDATORY_KNOWN = XL_MANDATORY_JSON | XL_MANDATORY_STREAMV2
+
+
+@packed(name="XL_HEADER")
+class XlHeader(Packed):
+    """The four u32 after the xl magic (tools/xl/xl.h), in the saving host's order."""
+
+    byteorder: int = fld(Int32ul, doc="0x01020304 written natively (little-endian here)")
+    mandatory_flags: int = fld(Int32ul, doc="bit 0 JSON config, bit 1 STREAMv2 (libxl stream)")
+    optional_flags: int = fld(Int32ul)
+    optional_data_len: int = fld(Int32ul, doc="bytes of optional data (the config) that follow")
+
+
+_XL = XlHeader.LAYOUT
+#: The header's ``struct`` (``<IIII``).
+XL_HDR = _XL.struct
 
 #: Emulator ids of the emulator sub-header (§2).
 EMULATOR_IDS = {0: "unknown", 1: "qemu_traditional", 2: "qemu_upstream"}
@@ -648,7 +662,7 @@ def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> Xl
     if byteorder != XL_BYTEORDER:
         raise FramingError(
             "xl save file has the wrong byte order",
-            offset=hdr_at,
+            offset=hdr_at + _XL.field("byteorder").offset,
             field="byteorder",
             expected=XL_BYTEORDER,
             got=byteorder,
@@ -656,7 +670,7 @@ def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> Xl
     if mandatory & ~XL_MANDATORY_KNOWN:
         raise FramingError(
             "unknown mandatory xl flags",
-            offset=hdr_at + 4,
+            offset=hdr_at + _XL.field("mandatory_flags").offset,
             field="mandatory_flags",
             expected=f"only bits {XL_MANDATORY_KNOWN:#x}",
             got=mandatory,
@@ -665,7 +679,7 @@ def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> Xl
     if optlen > n - data_at:
         raise FramingError(
             "xl optional data runs past the end of the input",
-            offset=hdr_at + 12,
+            offset=hdr_at + _XL.field("optional_data_len").offset,
             field="optional_data_len",
             expected=f"<= {n - data_at}",
             got=optlen,

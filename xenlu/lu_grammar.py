@@ -36,6 +36,7 @@ __all__ = [
     "END",
     "GLOBAL",
     "HVM",
+    "LIBXC_IN_LU",
     "PV",
     "VCPU_TYPES",
     "SectionGrammar",
@@ -141,6 +142,10 @@ DOMAIN = SectionGrammar(
     missing_expected="{lo} {name} record",
     end_inside=True,
 )
+
+
+#: The libxc record types a domain section may hold (§4.16), from the table.
+LIBXC_IN_LU = frozenset(t for t in DOMAIN.counts if not t & 0x40000000)
 
 
 class SectionState:
