@@ -17,10 +17,10 @@ from __future__ import annotations
 import gc
 import mmap
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from construct import Int32ul
 
@@ -41,6 +41,7 @@ __all__ = [
     "frames",
     "gc_paused",
     "pad_len",
+    "written_bytes",
 ]
 
 
@@ -64,6 +65,7 @@ REC_LENGTH_MAX = 128 << 20
 _ZEROS = bytes(8)
 
 
+_V = TypeVar("_V")
 _CRC32C: list[Any] = []
 
 
@@ -296,3 +298,15 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_on:
             gc.enable()
+
+
+def written_bytes(write: Callable[[_V, RecordWriter], None], value: _V) -> bytes:
+    """What ``write(value, writer)`` writes, as one ``bytes`` (the ``*_bytes``
+    conveniences of the libxc, libxl and xl encoders).
+
+    >>> written_bytes(lambda v, w: w.record(v, []), 7).hex()
+    '0700000000000000'
+    """
+    sink = BytesSink()
+    write(value, RecordWriter(sink))
+    return sink.getvalue()

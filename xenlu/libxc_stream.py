@@ -66,11 +66,11 @@ from xenlu.errors import (
 from xenlu.framing import (
     HDR,
     REC_LENGTH_MAX,
-    BytesSink,
     RecordWriter,
     as_buffer,
     frame_at,
     gc_paused,
+    written_bytes,
 )
 from xenlu.layout import Packed, Rsvd, fld, packed, reserved
 from xenlu.libxc import BODY_ACCEPT, BODY_CHECKS, RecType, StaticDataEnd
@@ -560,11 +560,7 @@ def encode_libxc(stream: LibxcStream, writer: RecordWriter) -> None:
 
 def libxc_bytes(stream: LibxcStream) -> bytes:
     """``stream`` encoded into one ``bytes`` object (convenience for small streams)."""
-    w = RecordWriter(BytesSink())
-    encode_libxc(stream, w)
-    sink = w.sink
-    assert isinstance(sink, BytesSink)
-    return sink.getvalue()
+    return written_bytes(encode_libxc, stream)
 
 
 # --- v2 -> v3 ------------------------------------------------------------------

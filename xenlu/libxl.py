@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 from construct import Int32ub, Int32ul, Int64ub
 
 from xenlu.errors import EncodeError, FramingError, GrammarError, UnknownRecordError, VersionError
-from xenlu.framing import BytesSink, RecordWriter, as_buffer, frames
+from xenlu.framing import RecordWriter, as_buffer, frames, written_bytes
 from xenlu.layout import Packed, Rsvd, fld, packed, reserved
 from xenlu.libxc import End, RecType
 from xenlu.libxc_stream import (
@@ -595,6 +595,7 @@ def decode_libxl(
 def encode_libxl(stream: LibxlStream, writer: RecordWriter) -> None:
     """Write ``stream``: header, then the records, each embedded libxc part after its marker.
 
+    >>> from xenlu.framing import BytesSink
     >>> from xenlu.libxc import End
     >>> w = RecordWriter(BytesSink())
     >>> encode_libxl(LibxlStream(LibxlHeader(), [Record(0, End())]), w)
@@ -622,11 +623,7 @@ def encode_libxl(stream: LibxlStream, writer: RecordWriter) -> None:
 
 def libxl_bytes(stream: LibxlStream) -> bytes:
     """``stream`` encoded into one ``bytes`` object."""
-    w = RecordWriter(BytesSink())
-    encode_libxl(stream, w)
-    sink = w.sink
-    assert isinstance(sink, BytesSink)
-    return sink.getvalue()
+    return written_bytes(encode_libxl, stream)
 
 
 # --- xl save file ----------------------------------------------------------------
@@ -717,8 +714,4 @@ def encode_xl(xl: XlFile, writer: RecordWriter) -> None:
 
 def xl_bytes(xl: XlFile) -> bytes:
     """``xl`` encoded into one ``bytes`` object."""
-    w = RecordWriter(BytesSink())
-    encode_xl(xl, w)
-    sink = w.sink
-    assert isinstance(sink, BytesSink)
-    return sink.getvalue()
+    return written_bytes(encode_xl, xl)
