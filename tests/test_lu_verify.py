@@ -255,3 +255,21 @@ def test_verify_in_a_forked_child() -> None:
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_decode_with_an_executor_gives_the_same_stream_and_errors() -> None:
+    """decode_lu(executor=...) walks the domain sections ahead on the executor:
+    the same stream, and on every invalid input the same first error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = _host_bytes((4, 21), 1 << 27)
+    mv = memoryview(data)
+    heads = [off for _, off, t, _ in frames(mv, 0, len(mv), 0) if t == T.LU_P2M]
+    bad_entry = _reseal(data[: heads[0] + 16 + 22] + b"\x01" + data[heads[0] + 16 + 23 :])
+    bad_crc = data[:-20] + bytes([data[-20] ^ 1]) + data[-19:]
+    cases = [data, bad_entry, bad_crc, data[:-9], *(v.data for v in INVALID)]
+    with ThreadPoolExecutor(2) as pool:
+        with_pool = functools.partial(decode_lu, executor=pool)
+        assert with_pool(data) == decode_lu(data)
+        for case in cases:
+            assert _outcome(with_pool, case) == _outcome(decode_lu, case)

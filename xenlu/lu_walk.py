@@ -24,10 +24,11 @@ xenlu.errors.FramingError: offset 0x0: empty stream: expected LU_VERSION
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, wait
 from typing import Any, Protocol
 
 from xenlu.epochs import Epoch, epoch_of, fmt_epoch, is_supported
-from xenlu.errors import CallerError, ChecksumError, FramingError, UnknownRecordError
+from xenlu.errors import CallerError, ChecksumError, DecodeError, FramingError, UnknownRecordError
 from xenlu.framing import as_buffer, crc32c, frame_at, frames, gc_paused
 from xenlu.lu_grammar import (
     DOMAIN,
@@ -104,8 +105,15 @@ class Walker:
     """One walk over an LU stream in ``buf`` with ``handler`` (§2)."""
 
     def __init__(
-        self, buf: memoryview, handler: Handler, strict: bool, verify_checksums: bool = True
+        self,
+        buf: memoryview,
+        handler: Handler,
+        strict: bool,
+        verify_checksums: bool = True,
+        executor: Executor | None = None,
     ) -> None:
+        self.executor = executor
+        self.ahead: dict[tuple[int, int], Future[tuple[LUDomain | None, int, int, int]]] = {}
         self.buf = buf
         self.end = len(buf)
         self.h = handler
@@ -149,6 +157,23 @@ class Walker:
         if on_global is not None:
             assert isinstance(glob, GlobalSection)
             on_global(glob)
+        try:
+            if self.executor is not None:
+                self.look_ahead(self.executor)
+            domains = self.domains(pos, idx, memory)
+        finally:
+            for job in self.ahead.values():
+                job.cancel()
+            wait(self.ahead.values())  # none may outlive the call (the buffer may go)
+        if domains is None:
+            return None
+        assert isinstance(glob, GlobalSection)
+        return LUStream(glob, domains)
+
+    def domains(self, pos: int, idx: int, memory: bool) -> list[LUDomain] | None:
+        """The domain sections from ``pos`` and the END after them (§2, §4.17)."""
+        buf, end = self.buf, self.end
+        assert self.host is not None
         nr = self.host.nr_domains
         domains: list[LUDomain] = []
         ndom, last = 0, -1
@@ -156,18 +181,40 @@ class Walker:
             t, length, stop = frame_at(buf, pos, end, idx)
             if t == END:
                 at_end(ndom, nr, idx, pos, length, end, memory)
-                if not self.h.keep:
-                    return None
-                assert isinstance(glob, GlobalSection)
-                return LUStream(glob, domains)
+                return domains if self.h.keep else None
             next_domain(ndom, nr, idx, pos, t)
             at, first = pos, idx
-            dom, domid, pos, idx = self.domain(pos, idx, t, length, stop)
+            job = self.ahead.pop((pos, idx), None)
+            if job is not None:
+                # The same walk of the same bytes, done ahead: the same
+                # section, or the same error, as walking it here.
+                dom, domid, pos, idx = job.result()
+            else:
+                dom, domid, pos, idx = self.domain(pos, idx, t, length, stop)
             domid_order(domid, last, first, at)
             if dom is not None:
                 domains.append(dom)
             ndom, last = ndom + 1, domid
         raise FramingError("stream ends without END", offset=end, expected="END record")
+
+    def look_ahead(self, executor: Executor) -> None:
+        """Start walking every domain section that framing alone locates on
+        ``executor`` (sections are independent, §4.15; crc32c and numpy
+        release the GIL). A stream framing refuses gets no look-ahead."""
+        try:
+            secs = scan_lu(self.buf)
+        except DecodeError:
+            return
+        for s in secs[1:]:
+            ahead = Walker(self.buf, self.h, self.strict, self.verify)
+            ahead.epoch = self.epoch
+            job = executor.submit(ahead.domain_at, s.start, s.first_index)
+            self.ahead[(s.start, s.first_index)] = job
+
+    def domain_at(self, pos: int, idx: int) -> tuple[LUDomain | None, int, int, int]:
+        """:meth:`domain` of the record at ``pos``."""
+        t, length, stop = frame_at(self.buf, pos, self.end, idx)
+        return self.domain(pos, idx, t, length, stop)
 
     def domain(
         self, pos: int, idx: int, t: int, length: int, stop: int
@@ -286,6 +333,7 @@ def decode_lu(
     verify_checksums: bool = True,
     memory: bool = False,
     on_global: Callable[[GlobalSection], None] | None = None,
+    executor: Executor | None = None,
 ) -> LUStream:
     """Decode and structurally verify a Live Update stream.
 
@@ -297,13 +345,17 @@ def decode_lu(
     hand-over data pages, §5) ignores everything after END. ``on_global`` is
     called with the global section as soon as it is decoded and its checksum
     verified, before any domain section (the §5 reader uses it). The
-    cyclic GC is paused meanwhile (:func:`gc_paused`).
+    cyclic GC is paused meanwhile (:func:`~xenlu.framing.gc_paused`).
+    With ``executor`` (a :class:`concurrent.futures.Executor`) the domain
+    sections are decoded ahead on it; the result and any error are the
+    same as without.
 
     >>> s = decode_lu(encode_lu(some_stream))   # doctest: +SKIP
     """
     buf = as_buffer(data)
     with gc_paused():
-        stream = Walker(buf, Build(), strict, verify_checksums).stream(memory, on_global)
+        walker = Walker(buf, Build(), strict, verify_checksums, executor)
+        stream = walker.stream(memory, on_global)
     assert stream is not None
     return stream
 
