@@ -2,9 +2,10 @@
 
 The same walk as :func:`~xenlu.lu_walk.decode_lu` (:class:`~xenlu.lu_walk.Walker`
 and the §2 tables of :mod:`xenlu.lu_grammar`), with a handler that keeps no
-record and takes the steady records — the bulk records a domain section may
-hold any number of (P2M, ownership, page types, grant maps, event
-channels) — in bulk: a header and count read with one ``unpack``, the
+record and takes the steady records — the bulk records, entries checked one
+by one, that the table lets a domain section hold any number of (P2M,
+ownership, page types, grant maps once the grant table is seen;
+:func:`~xenlu.lu_grammar.steady_types`) — in bulk: a header and count read with one ``unpack``, the
 entries of small records gathered and checked as one array per type and
 section, large records checked in place. Every other record goes through
 the walker's exact path, so a grammar, framing or body error it raises is

@@ -203,10 +203,10 @@ def admit(st: SectionState, idx: int, off: int, t: int) -> None:
     counts = st.counts
     n = counts.get(t, 0) + 1
     hi = card[st.variant][1]
-    kind = g.kind(st.variant)
-    if t in g.per_vcpu and hi == 0:
-        raise _err(f"{name_of(t)} in an {kind} domain", off, idx, t, field="type")
     if hi is not None and n > hi:
+        kind = g.kind(st.variant)
+        if t in g.per_vcpu and hi == 0:
+            raise _err(f"{name_of(t)} in an {kind} domain", off, idx, t, field="type")
         msg = g.too_many_msg.format(name=name_of(t), hi=hi, kind=kind)
         bound: dict[str, Any] = {"expected": f"<= {hi}", "got": n} if g.too_many_bound else {}
         raise _err(msg, off, idx, t, field="type", **bound)
