@@ -515,26 +515,43 @@ def row_lu_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list
     ``verify(path)``, which maps the file on each call, is compared with the
     cheapest full read of a freshly mapped file (one ``np.max`` over it).
     ``decode_lu``, which also builds the stream's objects, is beside them.
+
+    Threads: xenlu before issue 12 checked large records and section
+    checksums (and decoded sections of large streams) on a pool of its own;
+    since, the caller passes an executor. Like with like, a xenlu that takes
+    one gets a two-thread executor here.
     """
+    import inspect
+    from concurrent.futures import ThreadPoolExecutor
+
     import crc32c
 
     from xenlu.api import verify
-    from xenlu.lu_stream import decode_lu
+    from xenlu.lu_stream import decode_lu, verify_lu
 
     path = work / "host.lu"
     n = path.stat().st_size
     f, m = _mapped(path)
     src = np.frombuffer(m, dtype=np.uint8)
     dst = np.empty(n, np.uint8)
+    pool = ThreadPoolExecutor(2)
+    takes_executor = "executor" in inspect.signature(verify_lu).parameters
+    threads: dict[str, Any] = {"executor": pool} if takes_executor else {}
 
     def xen() -> None:
-        verify(m, "lu")
+        if takes_executor:
+            verify_lu(m, **threads)
+        else:
+            verify(m, "lu")
 
     def xen_file() -> None:
-        verify(path, "lu")
+        if takes_executor:
+            verify_lu(path, **threads)
+        else:
+            verify(path, "lu")
 
     def dec() -> None:
-        decode_lu(m)
+        decode_lu(m, **threads)
 
     def copy() -> None:
         np.copyto(dst, src)
@@ -555,6 +572,7 @@ def row_lu_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list
     )
     extra_mib = traced_if_fast(xen_file, txf)
     maybe_profile("lu_verify", xen)
+    pool.shutdown()
     src = np.empty(0, np.uint8)  # drop the view before closing the mapping
     m.close()
     f.close()

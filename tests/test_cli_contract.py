@@ -680,3 +680,23 @@ def test_verify_v_numbering_matches_errors_in_the_libxc_family(
         assert run(["verify", str(tmp_path / "bad.bin")]) == INVALID
         m = re.search(r"record #(\d+)", capsys.readouterr().err)
         assert m is not None and int(m.group(1)) == r["index"], r
+
+
+def test_large_inputs_get_worker_threads_small_ones_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The library keeps no pool; the command line opts in for large inputs only.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xenlu.cli_io import THREADS_FROM_BYTES, worker_threads
+
+    with worker_threads(b"\0" * 64) as pool:
+        assert pool is None
+    big = memoryview(bytearray(THREADS_FROM_BYTES))
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    with worker_threads(big) as pool:
+        assert isinstance(pool, ThreadPoolExecutor)
+        assert pool.submit(sum, (1, 2)).result() == 3
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    with worker_threads(big) as pool:
+        assert pool is None

@@ -23,10 +23,10 @@ from xenlu.epochs import EPOCHS
 from xenlu.errors import DecodeError
 from xenlu.framing import crc32c, frames
 from xenlu.hostgen import make_host
+from xenlu.lu_check import _verify_fast
 from xenlu.lu_records import Bulk, T
 from xenlu.lu_stream import (
     LUDomain,
-    _verify_fast,
     decode_lu,
     encode_lu,
     scan_lu,
@@ -190,9 +190,9 @@ def test_verify_of_a_mapped_file(tmp_path: Any) -> None:
 
 def test_pending_records_are_checked_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a batch every 4 records, the verdicts stay the same (bounded memory)."""
-    import xenlu.lu_stream as lu_stream
+    import xenlu.lu_check as lu_check
 
-    monkeypatch.setattr(lu_stream, "_FLUSH_MASK", 3)
+    monkeypatch.setattr(lu_check, "_FLUSH_MASK", 3)
     assert _verify_fast(memoryview(_SMALL), True)
     mv = memoryview(_SMALL)
     heads = [off for _, off, t, _ in frames(mv, 0, len(mv), 0) if t == T.LU_P2M]
@@ -202,39 +202,50 @@ def test_pending_records_are_checked_in_batches(monkeypatch: pytest.MonkeyPatch)
         assert _outcome(verify_lu, bad) == _outcome(decode_lu, bad) is not None
 
 
-def test_single_cpu_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without a worker pool (one CPU) large records and checksums are checked inline."""
-    import xenlu.lu_stream as lu_stream
+@pytest.mark.parametrize("threads", [0, 2])
+def test_large_records_and_checksums_with_and_without_an_executor(threads: int) -> None:
+    """Large records and section checksums are checked inline, or on the
+    executor the caller passes; the verdicts and errors are the same."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    monkeypatch.setattr(lu_stream, "_worker_pool", lambda: None)
     data = _host_bytes((4, 21), 1 << 27)
-    assert _verify_fast(memoryview(data), True)
     mv = memoryview(data)
     big = [off for _, off, t, n in frames(mv, 0, len(mv), 0) if t == T.LU_P2M and n > 8 + 64 * 24]
     assert big
     at = big[0] + 16 + 5 * 24 + 22  # entries[5].rsvd of a large record
     bad = _reseal(data[:at] + b"\x01" + data[at + 1 :])
-    assert not _verify_fast(memoryview(bad), True)
-    assert _outcome(verify_lu, bad) == _outcome(decode_lu, bad) is not None
     crc = data[:-20] + bytes([data[-20] ^ 1]) + data[-19:]  # last section's crc32c
-    assert not _verify_fast(memoryview(crc), True)
-    assert _outcome(verify_lu, crc) == _outcome(decode_lu, crc)
-    assert "crc32c" in str(_outcome(verify_lu, crc))
+    with ThreadPoolExecutor(threads) if threads else _no_pool() as pool:
+        assert _verify_fast(memoryview(data), True, pool)
+        verify_lu(data, executor=pool)
+        assert not _verify_fast(memoryview(bad), True, pool)
+        assert _outcome(functools.partial(verify_lu, executor=pool), bad) == _outcome(
+            decode_lu, bad
+        )
+        assert not _verify_fast(memoryview(crc), True, pool)
+        got = _outcome(functools.partial(verify_lu, executor=pool), crc)
+        assert got == _outcome(decode_lu, crc)
+        assert "crc32c" in str(got)
+
+
+class _no_pool:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
-def test_verify_in_a_forked_child_after_the_pool_started() -> None:
-    """The worker pool does not survive fork; a child gets its own (no hang)."""
+def test_verify_in_a_forked_child() -> None:
+    """xenlu keeps no worker pool of its own: a forked child verifies (no hang)."""
     import os
     import signal
 
-    import xenlu.lu_stream as lu_stream
-
     data = _host_bytes((4, 21), 1 << 27)
-    verify_lu(data)  # starts the pool in this process
-    assert lu_stream._POOL
+    verify_lu(data)
     pid = os.fork()
-    if pid == 0:  # child: a hang here would be the bug
+    if pid == 0:  # child: a hang here would be the old pool bug
         signal.alarm(20)
         code = 0
         try:
@@ -244,3 +255,21 @@ def test_verify_in_a_forked_child_after_the_pool_started() -> None:
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_decode_with_an_executor_gives_the_same_stream_and_errors() -> None:
+    """decode_lu(executor=...) walks the domain sections ahead on the executor:
+    the same stream, and on every invalid input the same first error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = _host_bytes((4, 21), 1 << 27)
+    mv = memoryview(data)
+    heads = [off for _, off, t, _ in frames(mv, 0, len(mv), 0) if t == T.LU_P2M]
+    bad_entry = _reseal(data[: heads[0] + 16 + 22] + b"\x01" + data[heads[0] + 16 + 23 :])
+    bad_crc = data[:-20] + bytes([data[-20] ^ 1]) + data[-19:]
+    cases = [data, bad_entry, bad_crc, data[:-9], *(v.data for v in INVALID)]
+    with ThreadPoolExecutor(2) as pool:
+        with_pool = functools.partial(decode_lu, executor=pool)
+        assert with_pool(data) == decode_lu(data)
+        for case in cases:
+            assert _outcome(with_pool, case) == _outcome(decode_lu, case)

@@ -29,10 +29,13 @@ import io
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xenlu.errors import CallerError, FramingError
 from xenlu.framing import REC_LENGTH_MAX, as_buffer
+
+if TYPE_CHECKING:  # imported only for annotations: start-up of `xenlu verify` stays lean
+    from concurrent.futures import Executor
 
 __all__ = [
     "FORMATS",
@@ -62,9 +65,10 @@ _LU_FIRST = b"\x00\x00\x00\x40"  # LU_VERSION 0x40000000, little-endian (LU spec
 class Format:
     """One stream family: how it is recognised, decoded, verified and encoded.
 
-    ``signature`` is tested on the first 32 bytes; ``decode(buf, strict)``
-    returns the stream object, ``verify(buf, strict)`` raises the first
-    problem, ``encode_to(stream, sink, **options)`` returns the bytes
+    ``signature`` is tested on the first 32 bytes; ``decode(buf, strict,
+    executor)`` returns the stream object, ``verify(buf, strict, executor)``
+    raises the first problem (``executor``: optional threads a family may
+    use, None for none), ``encode_to(stream, sink, **options)`` returns the bytes
     written. The stream class is named by module and class so that asking
     for it (:func:`format_of`) never imports a decoder.
     """
@@ -73,8 +77,8 @@ class Format:
     #: How a message names it: "an LU stream", "an xl save file".
     title: str
     signature: Callable[[bytes], bool]
-    decode: Callable[[memoryview, bool], Any]
-    verify: Callable[[memoryview, bool], None]
+    decode: Callable[[memoryview, bool, Executor | None], Any]
+    verify: Callable[[memoryview, bool, Executor | None], None]
     encode_to: Callable[..., int]
     module: str
     stream_class: str
@@ -87,16 +91,16 @@ class Format:
         return cls
 
 
-def _lu_decode(buf: memoryview, strict: bool) -> Any:
+def _lu_decode(buf: memoryview, strict: bool, executor: Executor | None) -> Any:
     from xenlu.lu_stream import decode_lu
 
-    return decode_lu(buf, strict=strict)
+    return decode_lu(buf, strict=strict, executor=executor)
 
 
-def _lu_verify(buf: memoryview, strict: bool) -> None:
+def _lu_verify(buf: memoryview, strict: bool, executor: Executor | None) -> None:
     from xenlu.lu_stream import verify_lu
 
-    verify_lu(buf, strict=strict)
+    verify_lu(buf, strict=strict, executor=executor)
 
 
 def _lu_encode(stream: Any, sink: Any, **options: Any) -> int:
@@ -105,35 +109,37 @@ def _lu_encode(stream: Any, sink: Any, **options: Any) -> int:
     return encode_lu_to(stream, sink, **options)
 
 
-def _libxc_decode(buf: memoryview, strict: bool) -> Any:
+def _libxc_decode(buf: memoryview, strict: bool, executor: Executor | None) -> Any:
     from xenlu.libxc_stream import decode_libxc
 
     stream, _end, _idx = decode_libxc(buf, strict=strict)
     return stream
 
 
-def _libxc_verify(buf: memoryview, strict: bool) -> None:
+def _libxc_verify(buf: memoryview, strict: bool, executor: Executor | None) -> None:
     # The structural path builds no value objects (same verdicts as decode).
     from xenlu.libxc_stream import verify_libxc
 
     verify_libxc(buf, strict=strict)
 
 
-def _libxl_decode(buf: memoryview, strict: bool) -> Any:
+def _libxl_decode(buf: memoryview, strict: bool, executor: Executor | None) -> Any:
     from xenlu.libxl import decode_libxl
 
     return decode_libxl(buf, strict=strict)
 
 
-def _xl_decode(buf: memoryview, strict: bool) -> Any:
+def _xl_decode(buf: memoryview, strict: bool, executor: Executor | None) -> Any:
     from xenlu.libxl import decode_xl
 
     return decode_xl(buf, strict=strict)
 
 
-def _verify_by_decoding(decoder: Callable[[memoryview, bool], Any]) -> Callable[..., None]:
-    def verify(buf: memoryview, strict: bool) -> None:
-        decoder(buf, strict)
+def _verify_by_decoding(
+    decoder: Callable[[memoryview, bool, Executor | None], Any],
+) -> Callable[[memoryview, bool, Executor | None], None]:
+    def verify(buf: memoryview, strict: bool, executor: Executor | None) -> None:
+        decoder(buf, strict, executor)
 
     return verify
 
@@ -331,7 +337,9 @@ def _checked(buf: memoryview, fmt: Format) -> None:
 # --- the entry points -------------------------------------------------------------------
 
 
-def decode(data: Any, format: str = "auto", *, strict: bool = True) -> Any:
+def decode(
+    data: Any, format: str = "auto", *, strict: bool = True, executor: Executor | None = None
+) -> Any:
     """Decode and structurally verify a stream.
 
     ``data``: bytes, bytearray, memoryview, mmap, a path or a binary file
@@ -342,7 +350,9 @@ def decode(data: Any, format: str = "auto", *, strict: bool = True) -> Any:
     :class:`~xenlu.libxl.LibxlStream` or :class:`~xenlu.libxl.XlFile`.
     Raises only :class:`~xenlu.errors.XenLUError` subclasses; an input that
     is not of the requested ``format`` is a :class:`FramingError` at offset
-    0 saying what it looks like.
+    0 saying what it looks like. ``executor`` (optional, e.g. a
+    ``ThreadPoolExecutor(2)``): threads a family may use (LU streams decode
+    their domain sections ahead on it); the result is the same without.
     """
     buf = as_buffer(data)
     if format == "auto":
@@ -350,14 +360,22 @@ def decode(data: Any, format: str = "auto", *, strict: bool = True) -> Any:
     else:
         fmt = _format(format)
         _checked(buf, fmt)
-    return fmt.decode(buf, strict)
+    return fmt.decode(buf, strict, executor)
 
 
-def verify(data: Any, format: str = "auto", *, strict: bool = True) -> str:
+def verify(
+    data: Any, format: str = "auto", *, strict: bool = True, executor: Executor | None = None
+) -> str:
     """Structurally verify a stream; return its format, raise the first problem.
 
     The same inputs, checks and errors as :func:`decode`; the structural
-    paths build no value objects.
+    paths build no value objects. ``executor`` (optional): LU streams check
+    large records and section checksums on its threads; same verdict without.
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> with ThreadPoolExecutor(2) as pool:             # doctest: +SKIP
+    ...     verify("host.lu", executor=pool)
+    'lu'
     """
     buf = as_buffer(data)
     if format == "auto":
@@ -365,7 +383,7 @@ def verify(data: Any, format: str = "auto", *, strict: bool = True) -> str:
     else:
         fmt = _format(format)
         _checked(buf, fmt)
-    fmt.verify(buf, strict)
+    fmt.verify(buf, strict, executor)
     return fmt.name
 
 

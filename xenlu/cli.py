@@ -37,7 +37,7 @@ from typing import Any, NoReturn
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from xenlu import __version__
-from xenlu.api import FORMATS, decode, encode
+from xenlu.api import FORMATS, decode, encode, format_of
 from xenlu.cli_io import (
     Exit,
     UsageError,
@@ -49,6 +49,7 @@ from xenlu.cli_io import (
     out,
     read_input,
     report,
+    worker_threads,
 )
 from xenlu.errors import CallerError, XenLUError
 
@@ -98,7 +99,8 @@ def _decode(data: Any, fmt: str, liveupdate: Any) -> Any:
         from xenlu.handover import read_handover
 
         return read_handover(data, liveupdate)
-    return decode(data, fmt)
+    with worker_threads(data) as pool:
+        return decode(data, fmt, executor=pool)
 
 
 def load_input(path: str, fmt: str = "auto", liveupdate: Any = None) -> Any:
@@ -111,22 +113,6 @@ def load_input(path: str, fmt: str = "auto", liveupdate: Any = None) -> Any:
     if fmt == "memory" and not liveupdate:
         raise UsageError("--format memory needs --liveupdate SIZE@START (e.g. 64M@0x8000000)")
     return _decode(read_input(path), fmt, liveupdate)
-
-
-def _format_of(stream: Any) -> str:
-    from xenlu.libxc_stream import LibxcStream
-    from xenlu.libxl import LibxlStream, XlFile
-    from xenlu.lu_stream import LUStream
-
-    if isinstance(stream, LUStream):
-        return "lu"
-    if isinstance(stream, LibxcStream):
-        return "libxc"
-    if isinstance(stream, LibxlStream):
-        return "libxl"
-    if isinstance(stream, XlFile):
-        return "xl"
-    return type(stream).__name__
 
 
 def _records(stream: Any) -> list[tuple[str, Any]]:
@@ -184,7 +170,7 @@ def _summary(stream: Any, nbytes: int) -> dict[str, Any]:
         n = _name(fam, r)
         counts[n] = counts.get(n, 0) + 1
         totals[n] = totals.get(n, 0) + _body_len(fam, r)
-    fmt = _format_of(stream)
+    fmt = format_of(stream)
     if fmt == "lu":
         # LU_SECTION_END and END are framing, not model records: count them too.
         from xenlu.lu_records import LuSectionEnd
@@ -261,7 +247,7 @@ def _lu_listing(buf: Any) -> list[tuple[int, int | None, str, int, int]]:
 
 def _listing(stream: Any, data: Any, fmt: str) -> list[tuple[int, int | None, str, int, int]]:
     """``(index, offset, name, type, body length)`` of every record, in stream order."""
-    if _format_of(stream) == "lu":
+    if format_of(stream) == "lu":
         # A memory image is re-encoded: the stream's own bytes (offsets in the stream).
         return _lu_listing(encode(stream) if fmt == "memory" else data)
     rows = []
@@ -283,10 +269,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     rows = None
     try:
         if fmt != "memory" and not args.verbose:
-            got = verify(data, fmt)
+            with worker_threads(data) as pool:
+                got = verify(data, fmt, executor=pool)
         else:
             stream = _decode(data, fmt, args.liveupdate)
-            got = _format_of(stream)
+            got = format_of(stream)
             if args.verbose:
                 rows = _listing(stream, data, fmt)
     except XenLUError as exc:

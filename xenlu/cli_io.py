@@ -36,11 +36,14 @@ import mmap
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import IntEnum
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from xenlu.errors import ConversionError, DecodeError, InputError, XenLUError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 __all__ = [
     "EXIT_CODES",
@@ -392,3 +395,24 @@ def stage(path: str, write: Callable[[IO[bytes]], object]) -> Staged:
         staged.discard()
         raise
     return staged
+
+
+#: Inputs from this size on get a second thread (section checksums and large
+#: records are checked beside the walk; LU domain sections decode ahead).
+THREADS_FROM_BYTES = 32 << 20
+
+
+@contextlib.contextmanager
+def worker_threads(data: Any) -> Iterator[Executor | None]:
+    """A two-thread executor for a large input on a machine with two or more
+    CPUs, else None. The library keeps no pool of its own (its parallelism
+    is opt-in): the command line opts in, for inputs where it pays, and the
+    threads end with the command.
+    """
+    if len(data) < THREADS_FROM_BYTES or (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2, thread_name_prefix="xenlu") as pool:
+        yield pool

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from construct import Bytes, Int8ul, Int32ul, Int64sl, Int64ul
+from construct import Bytes, Int8ul, Int16ul, Int32ul, Int64sl, Int64ul
 
 from xenlu.errors import CallerError, EncodeError
 from xenlu.layout import Packed, Rsvd, fld, packed, reserved
@@ -103,9 +103,22 @@ MAX_INSTANCE = {3: 1}
 
 TC_END, TC_HEADER, TC_RTC, TC_VIRIDIAN_VCPU = 0, 1, 11, 17
 
-# Entry descriptor {u16 typecode; u16 instance; u32 length} (reference §4.2,
-# Python "<HHI"). Three scalars: a plain struct is the whole declaration.
-_DESC = struct.Struct("<HHI")
+
+@packed(name="HVM_SAVE_DESCRIPTOR")
+class HvmSaveDescriptor(Packed):
+    """The descriptor before each entry of an HVM context blob (reference §4.2).
+
+    >>> HvmSaveDescriptor(typecode=1, instance=0, length=24).pack().hex()
+    '0100000018000000'
+    """
+
+    typecode: int = fld(Int16ul, doc="HVM save typecode; 0 = END")
+    instance: int = fld(Int16ul, doc="vCPU id for per-vCPU entries, else 0 (or the PIC number)")
+    length: int = fld(Int32ul, doc="bytes of entry data that follow")
+
+
+#: The descriptor's ``struct`` (``<HHI``), for the entry loop.
+_DESC = HvmSaveDescriptor.LAYOUT.struct
 
 
 @packed(name="HVM_SAVE_HEADER")

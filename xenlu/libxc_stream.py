@@ -49,7 +49,6 @@ Decode and encode::
 from __future__ import annotations
 
 import dataclasses
-import gc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -58,23 +57,32 @@ from construct import Int16ub, Int16ul, Int32ub, Int32ul, Int64ub
 
 from xenlu.errors import (
     CallerError,
+    DecodeError,
     EncodeError,
     FramingError,
-    GrammarError,
     UnknownRecordError,
     VersionError,
 )
 from xenlu.framing import (
     HDR,
     REC_LENGTH_MAX,
-    BytesSink,
     RecordWriter,
     as_buffer,
-    frames,
-    record_end,
+    frame_at,
+    gc_paused,
+    written_bytes,
 )
 from xenlu.layout import Packed, Rsvd, fld, packed, reserved
-from xenlu.libxc import BODY_ACCEPT, BODY_CHECKS, PV_VCPU_TYPES, RecType, StaticDataEnd
+from xenlu.libxc import BODY_ACCEPT, BODY_CHECKS, RecType, StaticDataEnd
+from xenlu.libxc_grammar import (
+    CONTENT,
+    DHDR_TYPE_PV,
+    State,
+    admit,
+    at_end,
+    is_last,
+    steady,
+)
 from xenlu.registry import LIBXC, OPTIONAL, Ctx, Record, UnknownRecord
 
 __all__ = [
@@ -102,9 +110,6 @@ IHDR_ID = 0x58454E46  # "XENF"
 IHDR_OPT_BE = 0x0001  # options bit 0: 1 = big-endian (unsupported, §1.1)
 IHDR_SIZE = 24
 DHDR_SIZE = 16
-
-DHDR_TYPE_PV = 1
-DHDR_TYPE_HVM = 2
 
 _R = RecType
 END = _R.END
@@ -185,141 +190,64 @@ class LibxcStream:
         return [r for r in self.records if r.type == type_code]
 
 
-# --- grammar (§1.7, §1.8) -------------------------------------------------------
+# --- headers (§1.2, §1.3) -------------------------------------------------------
 
-# Grammar classes: content (v3: after STATIC_DATA_END), wrong domain type,
-# v3-only policy record, STATIC_DATA_END.
-_G_FREE, _G_CONTENT, _G_WRONG_DOMAIN, _G_V3_ONLY, _G_SDE = 0, 1, 2, 3, 4
-_CONTENT = frozenset(
+_IHDR = ImageHeader.LAYOUT
+_IHDR_RESERVED = _IHDR.checker(None)  # the declaration's reserved fields
+#: The image header's own rules, in the order they are checked: (field, test,
+#: error class, message, expected). Offsets come from the declaration.
+_IHDR_RULES: tuple[tuple[str, Callable[[int], bool], type[DecodeError], str, object], ...] = (
+    # §1.9: a legacy (pre-4.6) image has a zero bit in its first 8 octets.
     (
-        _R.PAGE_DATA,
-        _R.X86_PV_P2M_FRAMES,
-        *PV_VCPU_TYPES,
-        _R.SHARED_INFO,
-        _R.HVM_CONTEXT,
-        _R.HVM_PARAMS,
-        _R.X86_TSC_INFO,
-    )
+        "marker",
+        lambda v: v == IHDR_MARKER,
+        FramingError,
+        "not a libxc v2/v3 stream (bad image marker; a legacy image?)",
+        IHDR_MARKER,
+    ),
+    ("id", lambda v: v == IHDR_ID, FramingError, "bad image id", IHDR_ID),
+    # §1.1: the C restorer accepts 2 <= version <= 3.
+    ("version", lambda v: v in (2, 3), VersionError, "unsupported libxc image version", "2 or 3"),
+    (
+        "options",
+        lambda v: not v & IHDR_OPT_BE,
+        FramingError,
+        "big-endian streams are not supported",
+        "bit 0 clear (little-endian)",
+    ),
+    ("options", lambda v: not v, FramingError, "reserved image option bits set", "bits 1-15 clear"),
 )
-_PV_ONLY = frozenset((_R.X86_PV_INFO, _R.X86_PV_P2M_FRAMES, *PV_VCPU_TYPES, _R.SHARED_INFO))
-_HVM_ONLY = frozenset((_R.HVM_CONTEXT, _R.HVM_PARAMS))
-
-# §1.7 PV strict order X86_PV_INFO -> X86_PV_P2M_FRAMES -> PAGE_DATA -> vCPU
-# records, as stages: a record needs the stage its predecessor sets.
-_PV_STAGE_SETS = {_R.X86_PV_INFO: 1, _R.X86_PV_P2M_FRAMES: 2, _R.PAGE_DATA: 3}
-_PV_STAGE_NEEDS = {
-    _R.X86_PV_P2M_FRAMES: 1,
-    _R.PAGE_DATA: 2,
-    **dict.fromkeys(PV_VCPU_TYPES, 3),
-}
-_PV_STAGE_NAMES = {1: "X86_PV_INFO", 2: "X86_PV_P2M_FRAMES", 3: "PAGE_DATA"}
-
-#: type -> (grammar class, PV stage needed, PV stage set)
-GrammarTable = dict[int, tuple[int, int, int]]
 
 
-def _grammar_table(domain_type: int) -> GrammarTable:
-    pv = domain_type == DHDR_TYPE_PV
-    wrong = _HVM_ONLY if pv else _PV_ONLY
-    classes = dict.fromkeys(_CONTENT, _G_CONTENT)
-    classes.update(dict.fromkeys(wrong, _G_WRONG_DOMAIN))
-    classes[_R.X86_CPUID_POLICY] = _G_V3_ONLY
-    classes[_R.X86_MSR_POLICY] = _G_V3_ONLY
-    classes[SDE] = _G_SDE
-    if pv:
-        for t in _PV_STAGE_SETS:
-            classes.setdefault(t, _G_FREE)
-    return {
-        t: (
-            c,
-            _PV_STAGE_NEEDS.get(t, 0) if pv else 0,
-            _PV_STAGE_SETS.get(t, 0) if pv else 0,
-        )
-        for t, c in classes.items()
-    }
-
-
-_TABLES = {DHDR_TYPE_PV: _grammar_table(DHDR_TYPE_PV), DHDR_TYPE_HVM: _grammar_table(DHDR_TYPE_HVM)}
-
-
-def _name(t: int) -> str:
-    return LIBXC.name_of(t) or f"{t:#010x}"
-
-
-def _grammar(msg: str, offset: int, index: int, rtype: int, **kw: Any) -> GrammarError:
-    return GrammarError(
-        msg, offset=offset, record_index=index, record_type=rtype, field="type", **kw
+def _truncated(what: str, at: int, size: int, n: int) -> FramingError:
+    return FramingError(
+        f"{what} truncated", offset=at, expected=f"{size} bytes", got=max(0, n - at)
     )
-
-
-# --- decoding ------------------------------------------------------------------
 
 
 def _decode_headers(buf: memoryview, start: int) -> tuple[ImageHeader, DomainHeader]:
     n = len(buf)
     if n - start < IHDR_SIZE:
+        raise _truncated("image header", start, IHDR_SIZE, n)
+    t = _IHDR.unpack_tuple(buf, start)
+    for name, ok, cls, message, expected in _IHDR_RULES:
+        fi = _IHDR.field(name)
+        v = t[_IHDR.fields.index(fi)]
+        if not ok(v):
+            raise cls(message, offset=start + fi.offset, field=name, expected=expected, got=v)
+    bad = _IHDR_RESERVED(t)
+    if bad is not None:
         raise FramingError(
-            "image header truncated",
-            offset=start,
-            expected=f"{IHDR_SIZE} bytes",
-            got=max(0, n - start),
+            bad.message,
+            offset=start + bad.offset,
+            field=bad.field,
+            expected=bad.expected,
+            got=bad.got,
         )
-    marker, ident, version, options, res1, res2 = IHDR.unpack_from(buf, start)
-    if marker != IHDR_MARKER:
-        # §1.9: a legacy (pre-4.6) image has a zero bit in its first 8 octets.
-        raise FramingError(
-            "not a libxc v2/v3 stream (bad image marker; a legacy image?)",
-            offset=start,
-            field="marker",
-            expected=IHDR_MARKER,
-            got=marker,
-        )
-    if ident != IHDR_ID:
-        raise FramingError(
-            "bad image id", offset=start + 8, field="id", expected=IHDR_ID, got=ident
-        )
-    if version not in (2, 3):
-        # §1.1: the C restorer accepts 2 <= version <= 3.
-        raise VersionError(
-            "unsupported libxc image version",
-            offset=start + 12,
-            field="version",
-            expected="2 or 3",
-            got=version,
-        )
-    if options & IHDR_OPT_BE:
-        raise FramingError(
-            "big-endian streams are not supported",
-            offset=start + 16,
-            field="options",
-            expected="bit 0 clear (little-endian)",
-            got=options,
-        )
-    if options:
-        raise FramingError(
-            "reserved image option bits set",
-            offset=start + 16,
-            field="options",
-            expected="bits 1-15 clear",
-            got=options,
-        )
-    if res1:
-        raise FramingError(
-            "reserved field not zero", offset=start + 18, field="rsvd0", expected=0, got=res1
-        )
-    if res2:
-        raise FramingError(
-            "reserved field not zero", offset=start + 20, field="rsvd1", expected=0, got=res2
-        )
-    header = ImageHeader(marker=marker, id=ident, version=version, options=options)
+    header: ImageHeader = _IHDR.from_tuple(t)
     dstart = start + IHDR_SIZE
     if n - dstart < DHDR_SIZE:
-        raise FramingError(
-            "domain header truncated",
-            offset=dstart,
-            expected=f"{DHDR_SIZE} bytes",
-            got=max(0, n - dstart),
-        )
+        raise _truncated("domain header", dstart, DHDR_SIZE, n)
     t = _DHDR.unpack_tuple(buf, dstart)
     v = _DHDR_CHECK(t)
     if v is not None:
@@ -334,27 +262,7 @@ def _decode_headers(buf: memoryview, start: int) -> tuple[ImageHeader, DomainHea
     return header, domain
 
 
-class _State:
-    """Grammar state carried across the batches of one libxc stream."""
-
-    __slots__ = ("kind", "pv_stage", "seen_sde", "table", "v3")
-
-    def __init__(self, version: int, domain_type: int) -> None:
-        self.v3 = version >= 3
-        self.table = _TABLES[domain_type]
-        self.kind = "PV" if domain_type == DHDR_TYPE_PV else "HVM"
-        self.seen_sde = False
-        self.pv_stage = 0
-
-    def replay(self, records: Iterable[Record]) -> None:
-        """Advance the state over already decoded (valid) records."""
-        for r in records:
-            g = self.table.get(r.type)
-            if g is not None:
-                if g[0] == _G_SDE:
-                    self.seen_sde = True
-                self.pv_stage = max(self.pv_stage, g[2])
-
+# --- the walker ------------------------------------------------------------------
 
 BodyFn = Callable[[memoryview, Ctx], Any]
 _BODY_FNS: dict[bool, tuple[int, dict[int, BodyFn]]] = {}
@@ -369,7 +277,7 @@ def _body_fns(build: bool) -> dict[int, BodyFn]:
     if not build:
         fns.update(BODY_CHECKS)
         # Check-only: the acceptor first, the exact check (which locates the
-        # error) only when it is unsure — the same test the hot loop makes.
+        # error) only when it is unsure — the same test the steady run makes.
         for rtype, accept in BODY_ACCEPT.items():
             if rtype in fns:
                 fns[rtype] = _accepting(accept, fns[rtype])
@@ -385,93 +293,57 @@ def _accepting(accept: Any, exact: BodyFn) -> BodyFn:
     return check
 
 
-def _decode_records(
-    buf: memoryview,
-    pos: int,
-    index: int,
-    st: _State,
-    strict: bool,
-    embedded: bool,
-    build: bool = True,
-) -> tuple[list[Record], int, int]:
-    """Decode records from ``pos`` up to END (or CHECKPOINT when embedded).
-
-    With ``build=False`` only the checks run and the list stays empty.
-    """
-    # The loop allocates only acyclic objects; running the cyclic garbage
-    # collector over them every few hundred records would cost more than the
-    # decoding itself, so it is paused for the loop and restored after.
-    gc_was_on = build and gc.isenabled()
-    if gc_was_on:
-        gc.disable()
-    try:
-        if not build:
-            return _verify_loop(buf, pos, index, st, strict, embedded)
-        return _record_loop(buf, pos, index, st, strict, embedded, build)
-    finally:
-        if gc_was_on:
-            gc.enable()
-
-
-_HOT: dict[tuple[Any, ...], dict[int, Any]] = {}
-_HDR_UNPACK = HDR.unpack_from
-_ZEROS8 = bytes(8)
-
-
 def _never(buf: Any, off: int, n: int) -> bool:
     return False
 
 
-def _hot_table(st: _State, checks: dict[int, BodyFn], embedded: bool) -> dict[int, Any]:
-    """type -> acceptor for the records that, in grammar state ``st``, are
-    allowed and leave the state unchanged (the bulk of any stream); a body
-    the acceptor is unsure of goes to ``checks[type]``."""
-    key = (id(st.table), st.v3, st.seen_sde, st.pv_stage, embedded, len(checks))
-    hot = _HOT.get(key)
-    if hot is not None:
+class Build:
+    """The walker's handler for :func:`decode_libxc`: every record decoded and kept."""
+
+    keep = True
+
+    def __init__(self) -> None:
+        self.bodies = _body_fns(True)
+
+    def run(self, buf: memoryview, pos: int, index: int, st: State) -> tuple[int, int]:
+        return pos, index
+
+
+class Check:
+    """The check-only handler (:func:`verify_libxc`): no record is kept, and
+    the records that :func:`~xenlu.libxc_grammar.steady` says leave the
+    grammar state as it is are taken in a tight loop — inline framing, one
+    dict lookup and the record's acceptor
+    (:data:`~xenlu.libxc.BODY_ACCEPT`); a body the acceptor is unsure of
+    goes through its exact check, which raises the located error."""
+
+    keep = False
+
+    def __init__(self, embedded: bool) -> None:
+        self.bodies = _body_fns(False)
+        self.embedded = embedded
+        self.ctx = Ctx(None, 0, 0, 0)
+        self._hot: dict[tuple[Any, ...], dict[int, Any]] = {}
+
+    def _steady(self, st: State) -> dict[int, Any]:
+        key = st.key()
+        hot = self._hot.get(key)
+        if hot is None:
+            kinds = steady(st, self.bodies, self.embedded)
+            hot = self._hot[key] = {t: BODY_ACCEPT.get(t) or _never for t in kinds}
         return hot
-    hot = {}
-    for rtype in checks:
-        if rtype == END or (embedded and rtype == CHECKPOINT):
-            continue
-        g = st.table.get(rtype)
-        if g is not None:
-            cls, need, sets = g
-            if cls in (_G_WRONG_DOMAIN, _G_SDE) or need > st.pv_stage or sets > st.pv_stage:
-                continue
-            if cls == _G_CONTENT and st.v3 and not st.seen_sde:
-                continue
-            if cls not in (_G_CONTENT, _G_FREE) and not st.v3:
-                continue
-        hot[rtype] = BODY_ACCEPT.get(rtype) or _never
-    _HOT[key] = hot
-    return hot
 
-
-def _verify_loop(
-    buf: memoryview, pos: int, index: int, st: _State, strict: bool, embedded: bool
-) -> tuple[list[Record], int, int]:
-    """The structural fast path of :func:`_record_loop` (``build=False``).
-
-    Framing is inlined and each record costs one dict lookup and one
-    acceptor call (:data:`~xenlu.libxc.BODY_ACCEPT`) as long as it is allowed
-    in the current grammar state and does not change it. Anything else —
-    a state change (STATIC_DATA_END, PV stages), END, an unknown type or any
-    framing or grammar doubt — hands the rest of the stream to
-    :func:`_record_loop`, which raises the exact error; a body the acceptor
-    is unsure of goes through the record's own check function.
-    """
-    checks = _body_fns(False)
-    ctx = Ctx(None, 0, 0, 0)
-    unpack = _HDR_UNPACK
-    end = len(buf)
-    rec_max, zeros = REC_LENGTH_MAX, _ZEROS8
-    while True:
-        hot = _hot_table(st, checks, embedded).get
+    def run(self, buf: memoryview, pos: int, index: int, st: State) -> tuple[int, int]:
+        hot = self._steady(st).get
+        checks, ctx = self.bodies, self.ctx
+        unpack = HDR.unpack_from
+        end = len(buf)
+        rec_max, zeros = REC_LENGTH_MAX, _ZEROS8
         while pos + 8 <= end:
             rtype, length = unpack(buf, pos)
             body = pos + 8
-            # record_end(), inlined: this loop runs once per record.
+            # frame_at(), inlined: this loop runs once per record; anything
+            # it doubts goes to the walker's exact path.
             stop = body + length + (-length & 7)
             if length > rec_max or stop > end:
                 break
@@ -485,141 +357,74 @@ def _verify_loop(
                 checks[rtype](buf[body : body + length], ctx)
             index += 1
             pos = stop
-        else:
-            break
-        # One record outside the hot table: handled here when it is a valid
-        # state change, else by the exact loop.
-        rtype, length = unpack(buf, pos)
-        g = st.table.get(rtype)
-        if g is None or rtype == END or (embedded and rtype == CHECKPOINT) or rtype not in checks:
-            break
-        cls, need, sets = g
-        if cls == _G_WRONG_DOMAIN or need > st.pv_stage:
-            break
-        if cls == _G_CONTENT:
-            if st.v3 and not st.seen_sde:
-                break
-        elif cls != _G_FREE and (not st.v3 or (cls == _G_SDE and st.seen_sde)):
-            break
-        body = pos + 8
-        stop = record_end(buf, pos, length, end)
-        if stop < 0:
-            break
-        # checks[] tries the record's acceptor first (see _body_fns).
-        ctx.index, ctx.type, ctx.offset, ctx.length = index, rtype, body, length
-        checks[rtype](buf[body : body + length], ctx)
-        if sets > st.pv_stage:
-            st.pv_stage = sets
-        if cls == _G_SDE:
-            st.seen_sde = True
-        index += 1
-        pos = stop
-    return _record_loop(buf, pos, index, st, strict, embedded, False)
+        return pos, index
 
 
-def _record_loop(
+_ZEROS8 = bytes(8)
+
+
+def _walk(
     buf: memoryview,
     pos: int,
     index: int,
-    st: _State,
+    st: State,
     strict: bool,
     embedded: bool,
-    build: bool,
+    h: Build | Check,
 ) -> tuple[list[Record], int, int]:
+    """Walk the records from ``pos`` up to END (or CHECKPOINT when embedded)
+    against the grammar tables, with handler ``h``: the records (when ``h``
+    keeps them), the end offset and the next record index."""
     records: list[Record] = []
     append = records.append
-    get = _body_fns(build).get
-    table = st.table
-    v3 = st.v3
+    get = h.bodies.get
+    keep = h.keep
+    run = None if keep else h.run
     ctx = Ctx(None, 0, 0, 0)
-    nxt = index
-    for idx, hpos, rtype, length in frames(buf, pos, len(buf), index):
-        g = table.get(rtype)
-        if g is not None:
-            cls, need, sets = g
-            if cls == _G_WRONG_DOMAIN:
-                raise _grammar(
-                    f"{_name(rtype)} not allowed in a {st.kind} stream", hpos, idx, rtype
-                )
-            if need > st.pv_stage:
-                # §1.7: PV strict order.
-                raise _grammar(
-                    f"{_name(rtype)} before {_PV_STAGE_NAMES[need]} in a PV stream",
-                    hpos,
-                    idx,
-                    rtype,
-                    expected=f"{_PV_STAGE_NAMES[need]} first",
-                )
-            if sets > st.pv_stage:
-                st.pv_stage = sets
-            if cls == _G_CONTENT:
-                if v3 and not st.seen_sde:
-                    # §1.7: STATIC_DATA_END before any memory or register content.
-                    raise _grammar(
-                        f"{_name(rtype)} before STATIC_DATA_END in a v3 stream",
-                        hpos,
-                        idx,
-                        rtype,
-                        expected="STATIC_DATA_END first",
-                    )
-            elif cls != _G_FREE:
-                if not v3:
-                    # §1.8: STATIC_DATA_END, CPUID and MSR policy records are v3 only.
-                    raise _grammar(
-                        f"{_name(rtype)} not allowed in a v2 stream",
-                        hpos,
-                        idx,
-                        rtype,
-                        expected="v3",
-                    )
-                if cls == _G_SDE:
-                    if st.seen_sde:
-                        raise _grammar("second STATIC_DATA_END", hpos, idx, rtype)
-                    st.seen_sde = True
-        body_at = hpos + 8
+    end = len(buf)
+    while True:
+        if run is not None:
+            pos, index = run(buf, pos, index, st)
+        if pos >= end:
+            raise FramingError(
+                "stream ends before END",
+                offset=end,
+                record_index=index,
+                expected="another record (END missing)",
+            )
+        rtype, length, stop = frame_at(buf, pos, end, index)
+        admit(st, index, pos, rtype)
+        body_at = pos + 8
         fn = get(rtype)
         if fn is None:
             if strict and not rtype & OPTIONAL:
                 raise UnknownRecordError(
                     "unknown mandatory record type",
-                    offset=hpos,
-                    record_index=idx,
+                    offset=pos,
+                    record_index=index,
                     record_type=rtype,
                     field="type",
                 )
-            if build:
-                append(
-                    Record(
-                        rtype, UnknownRecord(rtype, bytes(buf[body_at : body_at + length])), hpos
-                    )
-                )
+            if keep:
+                body = bytes(buf[body_at : body_at + length])
+                append(Record(rtype, UnknownRecord(rtype, body), pos))
         else:
-            ctx.index = idx
-            ctx.type = rtype
-            ctx.offset = body_at
-            ctx.length = length
+            ctx.index, ctx.type, ctx.offset, ctx.length = index, rtype, body_at, length
             value = fn(buf[body_at : body_at + length], ctx)
-            if build:
-                append(Record(rtype, value, hpos))
-        if rtype == END or (embedded and rtype == CHECKPOINT):
-            if v3 and not st.seen_sde:
-                # §1.8: a v3 stream must contain STATIC_DATA_END ("missing"
-                # errors name no field).
-                raise GrammarError(
-                    f"v3 stream reaches {_name(rtype)} without STATIC_DATA_END",
-                    offset=hpos,
-                    record_index=idx,
-                    record_type=rtype,
-                    expected="a STATIC_DATA_END record",
-                )
-            return records, body_at + length + (-length & 7), idx + 1
-        nxt = idx + 1
-    raise FramingError(
-        "stream ends before END",
-        offset=len(buf),
-        record_index=nxt,
-        expected="another record (END missing)",
-    )
+            if keep:
+                append(Record(rtype, value, pos))
+        if is_last(rtype, embedded):
+            at_end(st, index, pos, rtype)
+            return records, stop, index + 1
+        pos, index = stop, index + 1
+
+
+def _decode_records(
+    buf: memoryview, pos: int, index: int, st: State, strict: bool, embedded: bool
+) -> tuple[list[Record], int, int]:
+    """Decode records from ``pos`` up to END (or CHECKPOINT when embedded)."""
+    with gc_paused():
+        return _walk(buf, pos, index, st, strict, embedded, Build())
 
 
 def decode_libxc(
@@ -648,7 +453,7 @@ def decode_libxc(
     """
     mv = as_buffer(buf)
     header, domain = _decode_headers(mv, start)
-    st = _State(header.version, domain.type)
+    st = State(header.version, domain.type)
     records, end, nxt = _decode_records(
         mv, start + IHDR_SIZE + DHDR_SIZE, index, st, strict, embedded
     )
@@ -689,7 +494,7 @@ def decode_libxc_continuation(
     end offset and the next record index.
     """
     mv = as_buffer(buf)
-    st = _State(stream.header.version, stream.domain.type)
+    st = State(stream.header.version, stream.domain.type)
     st.replay(history)
     records, end, nxt = _decode_records(mv, start, index, st, strict, True)
     return LibxcStream(stream.header, stream.domain, records), end, nxt
@@ -699,7 +504,7 @@ def verify_libxc(buf: bytes | bytearray | memoryview, *, strict: bool = True) ->
     """Check a whole libxc stream file; raise the first :class:`DecodeError`, else None.
 
     Runs exactly the checks of :func:`decode_libxc` and raises the same
-    errors, but builds no record values (the structural fast path).
+    errors in one walk, building no record values (:class:`Check`).
 
     >>> verify_libxc(b"")
     Traceback (most recent call last):
@@ -708,8 +513,8 @@ def verify_libxc(buf: bytes | bytearray | memoryview, *, strict: bool = True) ->
     """
     mv = as_buffer(buf)
     header, domain = _decode_headers(mv, 0)
-    st = _State(header.version, domain.type)
-    _, end, _ = _decode_records(mv, IHDR_SIZE + DHDR_SIZE, 0, st, strict, False, build=False)
+    st = State(header.version, domain.type)
+    _, end, _ = _walk(mv, IHDR_SIZE + DHDR_SIZE, 0, st, strict, False, Check(False))
     _no_trailing(mv, end)
 
 
@@ -755,11 +560,7 @@ def encode_libxc(stream: LibxcStream, writer: RecordWriter) -> None:
 
 def libxc_bytes(stream: LibxcStream) -> bytes:
     """``stream`` encoded into one ``bytes`` object (convenience for small streams)."""
-    w = RecordWriter(BytesSink())
-    encode_libxc(stream, w)
-    sink = w.sink
-    assert isinstance(sink, BytesSink)
-    return sink.getvalue()
+    return written_bytes(encode_libxc, stream)
 
 
 # --- v2 -> v3 ------------------------------------------------------------------
@@ -790,7 +591,7 @@ def convert_v2_to_v3(stream: LibxcStream) -> LibxcStream:
     records = stream.records
     at = len(records)
     for i, r in enumerate(records):
-        if r.type in _CONTENT:
+        if r.type in CONTENT:
             at = i
             break
     else:

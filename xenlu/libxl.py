@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 from construct import Int32ub, Int32ul, Int64ub
 
 from xenlu.errors import EncodeError, FramingError, GrammarError, UnknownRecordError, VersionError
-from xenlu.framing import BytesSink, RecordWriter, as_buffer, frames
+from xenlu.framing import RecordWriter, as_buffer, frames, written_bytes
 from xenlu.layout import Packed, Rsvd, fld, packed, reserved
 from xenlu.libxc import End, RecType
 from xenlu.libxc_stream import (
@@ -88,11 +88,25 @@ LIBXL_OPT_LEGACY = 0x2  # bit 1: written by convert-legacy-stream
 
 #: xl save file (tools/xl/xl.h): magic, then four u32 in the host's (LE) order.
 XL_MAGIC = b"Xen saved domain, xl format\n \0 \r"
-XL_HDR = struct.Struct("<IIII")
 XL_BYTEORDER = 0x01020304
 XL_MANDATORY_JSON = 0x1
 XL_MANDATORY_STREAMV2 = 0x2
 XL_MANDATORY_KNOWN = XL_MANDATORY_JSON | XL_MANDATORY_STREAMV2
+
+
+@packed(name="XL_HEADER")
+class XlHeader(Packed):
+    """The four u32 after the xl magic (tools/xl/xl.h), in the saving host's order."""
+
+    byteorder: int = fld(Int32ul, doc="0x01020304 written natively (little-endian here)")
+    mandatory_flags: int = fld(Int32ul, doc="bit 0 JSON config, bit 1 STREAMv2 (libxl stream)")
+    optional_flags: int = fld(Int32ul)
+    optional_data_len: int = fld(Int32ul, doc="bytes of optional data (the config) that follow")
+
+
+_XL = XlHeader.LAYOUT
+#: The header's ``struct`` (``<IIII``).
+XL_HDR = _XL.struct
 
 #: Emulator ids of the emulator sub-header (§2).
 EMULATOR_IDS = {0: "unknown", 1: "qemu_traditional", 2: "qemu_upstream"}
@@ -581,6 +595,7 @@ def decode_libxl(
 def encode_libxl(stream: LibxlStream, writer: RecordWriter) -> None:
     """Write ``stream``: header, then the records, each embedded libxc part after its marker.
 
+    >>> from xenlu.framing import BytesSink
     >>> from xenlu.libxc import End
     >>> w = RecordWriter(BytesSink())
     >>> encode_libxl(LibxlStream(LibxlHeader(), [Record(0, End())]), w)
@@ -608,11 +623,7 @@ def encode_libxl(stream: LibxlStream, writer: RecordWriter) -> None:
 
 def libxl_bytes(stream: LibxlStream) -> bytes:
     """``stream`` encoded into one ``bytes`` object."""
-    w = RecordWriter(BytesSink())
-    encode_libxl(stream, w)
-    sink = w.sink
-    assert isinstance(sink, BytesSink)
-    return sink.getvalue()
+    return written_bytes(encode_libxl, stream)
 
 
 # --- xl save file ----------------------------------------------------------------
@@ -648,7 +659,7 @@ def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> Xl
     if byteorder != XL_BYTEORDER:
         raise FramingError(
             "xl save file has the wrong byte order",
-            offset=hdr_at,
+            offset=hdr_at + _XL.field("byteorder").offset,
             field="byteorder",
             expected=XL_BYTEORDER,
             got=byteorder,
@@ -656,7 +667,7 @@ def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> Xl
     if mandatory & ~XL_MANDATORY_KNOWN:
         raise FramingError(
             "unknown mandatory xl flags",
-            offset=hdr_at + 4,
+            offset=hdr_at + _XL.field("mandatory_flags").offset,
             field="mandatory_flags",
             expected=f"only bits {XL_MANDATORY_KNOWN:#x}",
             got=mandatory,
@@ -665,7 +676,7 @@ def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> Xl
     if optlen > n - data_at:
         raise FramingError(
             "xl optional data runs past the end of the input",
-            offset=hdr_at + 12,
+            offset=hdr_at + _XL.field("optional_data_len").offset,
             field="optional_data_len",
             expected=f"<= {n - data_at}",
             got=optlen,
@@ -703,8 +714,4 @@ def encode_xl(xl: XlFile, writer: RecordWriter) -> None:
 
 def xl_bytes(xl: XlFile) -> bytes:
     """``xl`` encoded into one ``bytes`` object."""
-    w = RecordWriter(BytesSink())
-    encode_xl(xl, w)
-    sink = w.sink
-    assert isinstance(sink, BytesSink)
-    return sink.getvalue()
+    return written_bytes(encode_xl, xl)

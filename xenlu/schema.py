@@ -48,7 +48,7 @@ import xenlu.libxc  # noqa: F401  (registers the libxc records)
 from xenlu import hvmctx, lu_records
 from xenlu.epochs import EPOCHS, Epoch, EpochLike, as_epoch, epoch_of, fmt_epoch, parse_epoch
 from xenlu.errors import CallerError, InputError
-from xenlu.lu_stream import X
+from xenlu.lu_grammar import LIBXC_IN_LU
 from xenlu.registry import LIBXC, LU, RecordSpec
 
 __all__ = [
@@ -73,7 +73,7 @@ SCHEMA_FORMAT = "xenlu-lu-schema/1"
 SchemaLike = dict[str, Any] | str | os.PathLike[str] | EpochLike
 
 # LU spec §4.16: the libxc records allowed inside a domain section.
-_DOMAIN_LIBXC = sorted(v for k, v in vars(X).items() if not k.startswith("_"))
+_DOMAIN_LIBXC = sorted(LIBXC_IN_LU)
 
 # "LU_DOMAIN@4.13" -> "LU_DOMAIN", "HVM_RTC(4.11)" -> "HVM_RTC": the role of a
 # layout is its declared name without the epoch it belongs to.

@@ -725,9 +725,9 @@ _HAND: dict[tuple[str, str], Callable[[Epoch | None], SearchStrategy[Any]]] = {
 
 
 def _lu_allowed_libxc() -> frozenset[int]:
-    from xenlu.lu_stream import X
+    from xenlu.lu_grammar import LIBXC_IN_LU
 
-    return frozenset(v for k, v in vars(X).items() if k.isupper() and isinstance(v, int))
+    return LIBXC_IN_LU
 
 
 def record_names(epoch: EpochArg = None, family: str | None = None) -> list[tuple[str, str]]:

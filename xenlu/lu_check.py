@@ -1,0 +1,244 @@
+"""Check-only verification of a Live Update stream: :func:`verify_lu`.
+
+The same walk as :func:`~xenlu.lu_walk.decode_lu` (:class:`~xenlu.lu_walk.Walker`
+and the §2 tables of :mod:`xenlu.lu_grammar`), with a handler that keeps no
+record and takes the steady records — the bulk records, entries checked one
+by one, that the table lets a domain section hold any number of (P2M,
+ownership, page types, grant maps once the grant table is seen;
+:func:`~xenlu.lu_grammar.steady_types`) — in bulk: a header and count read with one ``unpack``, the
+entries of small records gathered and checked as one array per type and
+section, large records checked in place. Every other record goes through
+the walker's exact path, so a grammar, framing or body error it raises is
+the stream's first error once the gathered entries are known to be good.
+
+Whenever the handler is not sure — a gathered array with a bad entry, a
+count header out of line, a deferred checksum that does not match — the
+stream goes to :func:`~xenlu.lu_walk.decode_lu`, which raises the exact,
+located first error: at most two walks.
+
+Parallelism is opt-in: with ``executor`` (a
+:class:`concurrent.futures.Executor`), large records and the crc32c of
+large sections are checked there (both release the GIL).
+
+>>> verify_lu(b"")
+Traceback (most recent call last):
+...
+xenlu.errors.FramingError: offset 0x0: empty stream: expected LU_VERSION
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any
+
+import numpy as np
+
+from xenlu.epochs import Epoch
+from xenlu.errors import XenLUError
+from xenlu.framing import HDR, REC_LENGTH_MAX, as_buffer, crc32c
+from xenlu.lu_grammar import SectionState, steady_types
+from xenlu.lu_records import ENTRY_RULES, CountHeader
+from xenlu.lu_walk import Walker, decode_lu
+
+__all__ = ["verify_lu"]
+
+#: Bulk records of at most this many entries are checked together with the
+#: section's other small records of their type; larger ones one by one.
+_GATHER_MAX_ENTRIES = 64
+#: Sections of at least this many bytes get their crc32c on the executor.
+_CRC_THREAD_MIN_BYTES = 1 << 20
+#: Pending small records are checked every 64 Ki records, not only at the
+#: end of their section, so memory stays bounded on any stream.
+_FLUSH_MASK = 0xFFFF
+#: A record header and the count header of a bulk body (§1, §4), read at once.
+_HDR_COUNT = struct.Struct(HDR.format + CountHeader.LAYOUT.struct.format.lstrip("<"))
+
+
+class _Doubt(Exception):
+    """The check-only handler is not sure: the exact pass decides."""
+
+
+def _entries_ok(words: np.ndarray | None, rt: int, heads: array[int], epoch: Epoch) -> bool:
+    """Check the entries of the small bulk records at ``heads`` as one array."""
+    if words is None:
+        return False
+    rules = ENTRY_RULES[rt]
+    lay = rules.layout_for(epoch).LAYOUT
+    at = np.frombuffer(heads, dtype=np.int64)  # released on return: heads is then cleared
+    counts = words.view(np.uint32)[(at + 8) >> 2].astype(np.int64)
+    per = lay.size >> 3
+    nwords = counts * per
+    total = int(nwords.sum())
+    if total == 0:
+        return True
+    starts = (at + 16) >> 3
+    if int(counts.min()) == 1 == int(counts.max()):  # the usual small case
+        idx = starts[:, None] + np.arange(per)
+    else:
+        first = np.cumsum(nwords) - nwords
+        idx = np.arange(total, dtype=np.int64) + np.repeat(starts - first, nwords)
+    idx = idx.reshape(-1)
+    if int(idx[-1]) >= len(words):  # (heads ascend, so the last word is the largest)
+        return False
+    entries = words[idx].view(lay.dtype)
+    return rules.ok(entries, epoch)
+
+
+def _big_ok(buf: memoryview, pos: int, t: int, count: int, epoch: Epoch) -> bool:
+    """The entries of the large bulk record at ``pos`` (in place, zero-copy)."""
+    rules = ENTRY_RULES[t]
+    return rules.ok(rules.layout_for(epoch).LAYOUT.array(buf, pos + 16, count), epoch)
+
+
+class Check:
+    """The check-only handler: keeps nothing, takes steady records in bulk."""
+
+    keep = False
+
+    def __init__(self, buf: memoryview, executor: Executor | None = None) -> None:
+        self.buf = buf
+        self.end = len(buf)
+        self.executor = executor
+        self.walker: Walker | None = None
+        # A u64 view of the stream for gathering entries: records start 8-aligned.
+        self.words = np.frombuffer(buf, np.uint64, count=self.end >> 3) if self.end >= 8 else None
+        self.pending: dict[int, array[int]] = {}
+        self.jobs: list[tuple[Future[Any], object]] = []
+        self._hot_for: tuple[SectionState | None, int] = (None, -1)
+        self._hot: dict[int, tuple[int, Callable[[int], None]]] = {}
+
+    @property
+    def epoch(self) -> Epoch:
+        assert self.walker is not None
+        return self.walker.epoch
+
+    def _steady(self, st: SectionState) -> dict[int, tuple[int, Callable[[int], None]]]:
+        """The steady types of ``st``: entry size and the append of their pending heads.
+        (A section's prerequisites change only when a new type appears.)"""
+        key = (st, len(st.counts))
+        if key[0] is not self._hot_for[0] or key[1] != self._hot_for[1]:
+            pending = self.pending
+            hot = {}
+            for t, size in steady_types(st, self.epoch).items():
+                heads = pending.setdefault(t, array("q"))
+                hot[t] = (size, heads.append)
+            self._hot_for, self._hot = key, hot
+        return self._hot
+
+    def run(self, pos: int, idx: int, st: SectionState) -> tuple[int, int]:
+        """Take the steady records from ``pos``: framing and count header with one
+        unpack (§1 framing, §4 count header), entries deferred."""
+        hot = self._steady(st)
+        if not hot:
+            return pos, idx
+        buf, end = self.buf, self.end
+        unpack16 = _HDR_COUNT.unpack_from
+        last16 = end - 16
+        gather_max, rec_max, flush_mask = _GATHER_MAX_ENTRIES, REC_LENGTH_MAX, _FLUSH_MASK
+        while pos <= last16:
+            t, length, count, rsvd = unpack16(buf, pos)
+            e = hot.get(t)
+            if e is None:
+                break
+            size, gather = e
+            if rsvd or length != 8 + count * size:
+                raise _Doubt
+            if count <= gather_max:
+                # A body past the end fails the next header read, and
+                # _entries_ok refuses entries past it.
+                gather(pos)
+            elif length > rec_max or pos + 8 + length > end:
+                raise _Doubt
+            elif self.executor is not None:
+                job = self.executor.submit(_big_ok, buf, pos, t, count, self.epoch)
+                self.jobs.append((job, True))
+            elif not _big_ok(buf, pos, t, count, self.epoch):
+                raise _Doubt
+            pos += 8 + length
+            idx += 1
+            if not idx & flush_mask:
+                self.section_done()  # (bounded memory: 8 bytes per pending record)
+        return pos, idx
+
+    def section_done(self) -> None:
+        """Check and forget the pending small records of every type."""
+        for rt, heads in self.pending.items():
+            if heads:
+                if not _entries_ok(self.words, rt, heads, self.epoch):
+                    raise _Doubt
+                del heads[:]
+
+    def defer_crc(self, start: int, stop: int, want: int) -> bool:
+        if self.executor is None or stop - start < _CRC_THREAD_MIN_BYTES:
+            return False
+        self.jobs.append((self.executor.submit(crc32c, self.buf[start:stop]), want))
+        return True
+
+    def settle(self) -> bool:
+        """Wait for every job; True when all the deferred checks passed.
+
+        No worker may outlive the call: the caller may close the mapping
+        the slices and arrays point into.
+        """
+        ok = True
+        for job, want in self.jobs:
+            if job.exception() is not None or job.result() != want:
+                ok = False
+        self.jobs.clear()
+        return ok
+
+
+def _check(buf: memoryview, strict: bool, executor: Executor | None) -> bool:
+    """The check-only walk: True when valid; False when not sure. Raises the
+    stream's first error when it is sure of it."""
+    h = Check(buf, executor)
+    h.walker = w = Walker(buf, h, strict)
+    try:
+        w.stream()
+        h.section_done()
+    except _Doubt:
+        h.settle()
+        return False
+    except XenLUError:
+        # Every record before the error was checked (pending entries are
+        # flushed at each section's end and just now), so it is the first.
+        try:
+            h.section_done()
+        except _Doubt:
+            h.settle()
+            return False
+        if not h.settle():
+            return False
+        raise
+    except BaseException:
+        h.settle()
+        raise
+    return h.settle()
+
+
+def _verify_fast(buf: memoryview, strict: bool, executor: Executor | None = None) -> bool:
+    """True when the check-only walk alone finds the stream valid."""
+    try:
+        return _check(buf, strict, executor)
+    except XenLUError:
+        return False
+
+
+def verify_lu(data: Any, *, strict: bool = True, executor: Executor | None = None) -> None:
+    """Structurally verify a Live Update stream; raise the first problem, else None.
+
+    The same checks and the same errors as :func:`~xenlu.lu_walk.decode_lu`,
+    without building the stream's value objects (see the module notes).
+    ``executor`` (optional) checks large records and section checksums on
+    other threads.
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> with ThreadPoolExecutor(2) as pool:             # doctest: +SKIP
+    ...     verify_lu("host.lu", executor=pool)
+    """
+    buf = as_buffer(data)
+    if not _check(buf, strict, executor):
+        decode_lu(buf, strict=strict)

@@ -1,0 +1,410 @@
+"""The Live Update stream's object model: sections, domains, the stream (LU spec §2).
+
+A section keeps its records in stream order, so ``encode(decode(b)) == b``.
+Equality of sections is *logical*: bulk records of one type compare as one
+concatenated array, so a stream re-split at a different record size limit
+still compares equal (``decode(encode(x)) == x``). Decoding is
+:mod:`xenlu.lu_walk`'s, encoding :mod:`xenlu.lu_encode`'s.
+
+>>> Section([]).record_counts()
+{}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xenlu.epochs import Epoch, epoch_of, fmt_epoch, is_supported
+from xenlu.errors import CallerError
+from xenlu.libxc import RecType as X
+from xenlu.lu_grammar import name_of
+from xenlu.lu_records import (
+    BULK_TYPES,
+    Bulk,
+    EvtchnAbi,
+    GrantTable,
+    IoreqServers,
+    LuHostInfo,
+    LuSectionEnd,
+    LuVersion,
+    T,
+)
+from xenlu.registry import LU, Record, UnknownRecord
+from xenlu.values import Value, values_equal
+
+__all__ = ["GlobalSection", "LUDomain", "LUStream", "Section", "SectionInfo"]
+
+# --- the model ----------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Section(Value):
+    """The records of one section in stream order (LU_SECTION_END excluded).
+
+    ``end`` is the LU_SECTION_END that closed it when decoded, ``offset`` its
+    first byte and ``checksum_ok`` whether crc32c and size matched (None when
+    not checked); none of them take part in equality.
+    """
+
+    records: list[Record]
+    end: LuSectionEnd | None = field(default=None, compare=False)
+    offset: int | None = field(default=None, compare=False)
+    checksum_ok: bool | None = field(default=None, compare=False)
+
+    def of_type(self, type_code: int) -> list[Any]:
+        """Values of every record of ``type_code``, in stream order."""
+        return [r.value for r in self.records if r.type == type_code]
+
+    def one(self, type_code: int) -> Any:
+        """The value of the record of ``type_code``, or None."""
+        for r in self.records:
+            if r.type == type_code:
+                return r.value
+        return None
+
+    def chunks(self, type_code: int) -> list[np.ndarray]:
+        """Zero-copy views of the entries of every bulk record of ``type_code``."""
+        return [r.value.entries for r in self.records if r.type == type_code]
+
+    def entries(self, type_code: int, dtype: np.dtype | None = None) -> np.ndarray:
+        """All entries of the bulk records of ``type_code`` as one array.
+
+        A single record is returned as its zero-copy view; several are
+        concatenated (one copy). With no record, an empty array of ``dtype``.
+        """
+        parts = self.chunks(type_code)
+        if len(parts) == 1:
+            return parts[0]
+        if parts:
+            return np.concatenate(parts)
+        return np.zeros(0, dtype=dtype if dtype is not None else np.uint8)
+
+    @property
+    def optional(self) -> list[UnknownRecord]:
+        """Unknown records kept from the stream (optional, or mandatory when not strict)."""
+        return [r.value for r in self.records if isinstance(r.value, UnknownRecord)]
+
+    def record_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.records:
+            n = name_of(r.type)
+            out[n] = out.get(n, 0) + 1
+        return out
+
+    def entry_counts(self) -> dict[str, int]:
+        """Record name → number of entries, for records that carry entries."""
+        out: dict[str, int] = {}
+        for r in self.records:
+            n = _entry_count(r.value)
+            if n is not None:
+                name = name_of(r.type)
+                out[name] = out.get(name, 0) + n
+        return out
+
+    def _logical(self) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for r in self.records:
+            if r.type in BULK_TYPES:
+                out.setdefault(("bulk", r.type), []).append(r.value.entries)
+            else:
+                out.setdefault(r.type, []).append(r.value)
+        for k, v in out.items():
+            if isinstance(k, tuple):
+                out[k] = np.concatenate(v) if len(v) > 1 else v[0]
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Section) or type(self) is not type(other):
+            return NotImplemented
+        return values_equal(self._logical(), other._logical())
+
+    __hash__ = None
+
+
+def _entry_count(value: Any) -> int | None:
+    if isinstance(value, Bulk):
+        return len(value.entries)
+    for attr in ("entries", "leaves", "pfns"):
+        v = getattr(value, attr, None)
+        if v is not None and hasattr(v, "__len__"):
+            return len(v)
+    if isinstance(value, IoreqServers):
+        return len(value.servers)
+    if isinstance(value, GrantTable):
+        return value.nr_grant_frames + value.nr_status_frames
+    return None
+
+
+@dataclass(eq=False)
+class GlobalSection(Section):
+    """The global section: LU_VERSION, LU_HOST_INFO, reusable regions, Xen pages."""
+
+    @property
+    def version(self) -> tuple[int, int]:
+        v: LuVersion = self.one(T.LU_VERSION)
+        return (v.xen_major, v.xen_minor)
+
+    @property
+    def host(self) -> LuHostInfo:
+        h: LuHostInfo = self.one(T.LU_HOST_INFO)
+        return h
+
+    @property
+    def reusable_regions(self) -> np.ndarray:
+        from xenlu.lu_records import RegionExtent
+
+        return self.entries(T.LU_REUSABLE_REGIONS, RegionExtent.LAYOUT.dtype)
+
+    @property
+    def xen_pages(self) -> np.ndarray:
+        from xenlu.lu_records import XenPagesExtent
+
+        return self.entries(T.LU_XEN_PAGES, XenPagesExtent.LAYOUT.dtype)
+
+
+@dataclass(eq=False)
+class LUDomain(Section):
+    """One domain section. ``info`` is its LU_DOMAIN (the first record).
+
+    Bulk accessors (``p2m``, ``ownership``, ``page_types``, ``grant_maps``,
+    ``evtchns``) return structured numpy arrays (zero-copy for one record).
+    """
+
+    @property
+    def info(self) -> Any:
+        """The LU_DOMAIN value (the first record of a valid section)."""
+        info = self.one(T.LU_DOMAIN)
+        if info is None:
+            raise CallerError("domain section without an LU_DOMAIN record")
+        return info
+
+    @property
+    def domid(self) -> int:
+        return int(self.info.domid)
+
+    @property
+    def is_hvm(self) -> bool:
+        return bool(self.info.domain_type == 2)
+
+    @property
+    def type_name(self) -> str:
+        return "hvm" if self.is_hvm else "pv"
+
+    def _dtype(self, type_code: int) -> np.dtype:
+        spec = LU.get(type_code)
+        assert spec is not None
+        dt: np.dtype = spec.layouts[-1].LAYOUT.dtype
+        return dt
+
+    @property
+    def p2m(self) -> np.ndarray:
+        return self.entries(T.LU_P2M, self._dtype(T.LU_P2M))
+
+    @property
+    def ownership(self) -> np.ndarray:
+        return self.entries(T.LU_PAGE_OWNERSHIP, self._dtype(T.LU_PAGE_OWNERSHIP))
+
+    @property
+    def page_types(self) -> np.ndarray:
+        return self.entries(T.LU_PAGE_TYPES, self._dtype(T.LU_PAGE_TYPES))
+
+    @property
+    def grant_maps(self) -> np.ndarray:
+        return self.entries(T.LU_GRANT_MAPS, self._dtype(T.LU_GRANT_MAPS))
+
+    @property
+    def evtchns(self) -> np.ndarray:
+        chunks = self.chunks(T.LU_EVTCHNS)
+        if chunks:
+            return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        from xenlu.lu_records import EvtchnEntry415
+
+        return np.zeros(0, EvtchnEntry415.LAYOUT.dtype)
+
+    @property
+    def grant_table(self) -> GrantTable | None:
+        gt: GrantTable | None = self.one(T.LU_GRANT_TABLE)
+        return gt
+
+    @property
+    def evtchn_abi(self) -> EvtchnAbi | None:
+        abi: EvtchnAbi | None = self.one(T.LU_EVTCHN_ABI)
+        return abi
+
+    @property
+    def ioreq_servers(self) -> IoreqServers | None:
+        s: IoreqServers | None = self.one(T.LU_IOREQ_SERVERS)
+        return s
+
+    @property
+    def pv_info(self) -> Any:
+        return self.one(X.X86_PV_INFO)
+
+    @property
+    def hvm_context(self) -> Any:
+        return self.one(X.HVM_CONTEXT)
+
+    @property
+    def hvm_params(self) -> Any:
+        return self.one(X.HVM_PARAMS)
+
+    @property
+    def tsc_info(self) -> Any:
+        return self.one(X.X86_TSC_INFO)
+
+    def vcpus(self, type_code: int = X.X86_PV_VCPU_BASIC) -> list[Any]:
+        """PV vCPU records of one kind (BASIC by default)."""
+        return self.of_type(type_code)
+
+    @classmethod
+    def build(
+        cls,
+        info: Any,
+        *,
+        pv_info: Any = None,
+        cpuid_policy: Any = None,
+        msr_policy: Any = None,
+        tsc_info: Any = None,
+        p2m: np.ndarray | None = None,
+        ownership: np.ndarray | None = None,
+        page_types: np.ndarray | None = None,
+        grant_table: GrantTable | None = None,
+        grant_maps: np.ndarray | None = None,
+        evtchn_abi: EvtchnAbi | None = None,
+        evtchns: np.ndarray | None = None,
+        ioreq_servers: IoreqServers | None = None,
+        vcpus: Iterable[tuple[int, Any]] = (),
+        hvm_context: Any = None,
+        hvm_params: Any = None,
+        optional: Iterable[UnknownRecord] = (),
+    ) -> LUDomain:
+        """A domain section in canonical record order; empty arrays are omitted.
+
+        ``vcpus`` is a sequence of ``(record type, PvVcpu)``.
+        """
+        recs: list[Record] = [Record(T.LU_DOMAIN, info)]
+
+        def add(t: int, v: Any) -> None:
+            if v is not None:
+                recs.append(Record(t, v))
+
+        def bulk(t: int, a: np.ndarray | None) -> None:
+            if a is not None and len(a):
+                recs.append(Record(t, Bulk(a)))
+
+        add(X.X86_PV_INFO, pv_info)
+        add(X.X86_CPUID_POLICY, cpuid_policy)
+        add(X.X86_MSR_POLICY, msr_policy)
+        add(X.X86_TSC_INFO, tsc_info)
+        bulk(T.LU_P2M, p2m)
+        bulk(T.LU_PAGE_OWNERSHIP, ownership)
+        bulk(T.LU_PAGE_TYPES, page_types)
+        add(T.LU_GRANT_TABLE, grant_table)
+        bulk(T.LU_GRANT_MAPS, grant_maps)
+        add(T.LU_EVTCHN_ABI, evtchn_abi)
+        bulk(T.LU_EVTCHNS, evtchns)
+        add(T.LU_IOREQ_SERVERS, ioreq_servers)
+        for t, v in vcpus:
+            add(t, v)
+        add(X.HVM_CONTEXT, hvm_context)
+        add(X.HVM_PARAMS, hvm_params)
+        for u in optional:
+            recs.append(Record(u.type, u))
+        return cls(recs)
+
+
+@dataclass(eq=False)
+class LUStream(Value):
+    """A decoded (or built) Live Update stream.
+
+    >>> s = LUStream.build((4, 11), host=...)   # doctest: +SKIP
+    """
+
+    global_section: GlobalSection
+    domains: list[LUDomain]
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return self.global_section.version
+
+    @property
+    def xen_version(self) -> str:
+        return fmt_epoch(self.version)
+
+    @property
+    def epoch(self) -> Epoch:
+        return epoch_of(*self.version)
+
+    @property
+    def host(self) -> LuHostInfo:
+        return self.global_section.host
+
+    @property
+    def reusable_regions(self) -> np.ndarray:
+        return self.global_section.reusable_regions
+
+    @property
+    def xen_pages(self) -> np.ndarray:
+        return self.global_section.xen_pages
+
+    @property
+    def sections(self) -> list[Section]:
+        return [self.global_section, *self.domains]
+
+    @property
+    def sections_ok(self) -> bool | None:
+        """True when every section's checksum matched (None if not checked)."""
+        oks = [s.checksum_ok for s in self.sections]
+        if any(o is None for o in oks):
+            return None
+        return all(oks)
+
+    def domain(self, domid: int) -> LUDomain:
+        for d in self.domains:
+            if d.domid == domid:
+                return d
+        raise CallerError(f"no domain {domid} in the stream")
+
+    @classmethod
+    def build(
+        cls,
+        version: tuple[int, int],
+        *,
+        host: LuHostInfo,
+        reusable_regions: np.ndarray | None = None,
+        xen_pages: np.ndarray | None = None,
+        domains: Sequence[LUDomain] = (),
+        optional: Iterable[UnknownRecord] = (),
+    ) -> LUStream:
+        """A stream in canonical order; ``host.nr_domains`` is set from ``domains``
+        and the domains are sorted by domid."""
+        if not is_supported(*version):
+            raise CallerError(f"Xen {fmt_epoch(version)} is outside 4.11 … 4.21")
+        host = dataclasses.replace(host, nr_domains=len(domains))
+        recs = [Record(T.LU_VERSION, LuVersion(xen_major=version[0], xen_minor=version[1]))]
+        recs.append(Record(T.LU_HOST_INFO, host))
+        if reusable_regions is not None and len(reusable_regions):
+            recs.append(Record(T.LU_REUSABLE_REGIONS, Bulk(reusable_regions)))
+        if xen_pages is not None and len(xen_pages):
+            recs.append(Record(T.LU_XEN_PAGES, Bulk(xen_pages)))
+        for u in optional:
+            recs.append(Record(u.type, u))
+        return cls(GlobalSection(recs), sorted(domains, key=lambda d: d.domid))
+
+
+# --- decoding -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SectionInfo:
+    """Where a section lies: from :func:`scan_lu`."""
+
+    domid: int  # DOMID_XEN for the global section
+    start: int  # offset of its first record header
+    end: int  # offset of its LU_SECTION_END header
+    first_index: int  # record index of its first record
