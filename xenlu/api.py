@@ -1,8 +1,9 @@
 """The public entry points: decode, encode and verify any stream xenlu knows.
 
 Formats: ``"lu"`` (Live Update stream), ``"libxc"`` (migration stream v2/v3),
-``"libxl"`` (libxl stream with embedded libxc), ``"xl"`` (xl save file) and
-``"auto"``, which looks at the first bytes.
+``"libxl"`` (libxl stream with embedded libxc), ``"xl"`` (xl save file),
+``"xenstore"`` (xenstored migration stream) and ``"auto"``, which looks at
+the first bytes.
 
 >>> s = decode(data)            # doctest: +SKIP
 >>> encode(s) == bytes(data)    # doctest: +SKIP
@@ -18,12 +19,13 @@ from xenlu.framing import as_buffer
 
 __all__ = ["FORMATS", "decode", "detect_format", "encode", "encode_to", "verify"]
 
-FORMATS = ("auto", "lu", "libxc", "libxl", "xl")
+FORMATS = ("auto", "lu", "libxc", "libxl", "xl", "xenstore")
 
 _LIBXC_MARKER = b"\xff" * 8
 _LIBXL_IDENT = b"LibxlFmt"
 _XL_MAGIC = b"Xen saved domain, xl format\n \0 \r"
 _LU_FIRST = b"\x00\x00\x00\x40"  # LU_VERSION 0x40000000, little-endian
+_XENSTORE_IDENT = b"xenstore"  # xenstore-migration.md §Header
 
 
 def detect_format(data: Any) -> str:
@@ -38,10 +40,13 @@ def detect_format(data: Any) -> str:
         return "libxc"
     if head[:4] == _LU_FIRST:
         return "lu"
+    if head[:8] == _XENSTORE_IDENT:
+        return "xenstore"
     raise FramingError(
-        "unrecognised stream: not LU, libxc, libxl or an xl save file",
+        "unrecognised stream: not LU, libxc, libxl, xenstore or an xl save file",
         offset=0,
-        expected="LU_VERSION record, 0xFFFFFFFFFFFFFFFF marker, 'LibxlFmt' or the xl magic",
+        expected="LU_VERSION record, 0xFFFFFFFFFFFFFFFF marker, 'LibxlFmt', 'xenstore' "
+        "or the xl magic",
         got=head[:8].hex() or "empty input",
     )
 
@@ -52,7 +57,8 @@ def decode(data: Any, format: str = "auto", *, strict: bool = True) -> Any:
     ``data``: bytes, bytearray, memoryview, mmap or a path (mapped read-only,
     never read into memory). Returns an :class:`~xenlu.lu_stream.LUStream`,
     :class:`~xenlu.libxc_stream.LibxcStream`,
-    :class:`~xenlu.libxl.LibxlStream` or :class:`~xenlu.libxl.XlFile`.
+    :class:`~xenlu.libxl.LibxlStream`, :class:`~xenlu.libxl.XlFile` or
+    :class:`~xenlu.xenstore_stream.XenstoreStream`.
     Raises only :class:`~xenlu.errors.XenLUError` subclasses.
     """
     buf = as_buffer(data)
@@ -74,6 +80,10 @@ def decode(data: Any, format: str = "auto", *, strict: bool = True) -> Any:
         from xenlu.libxl import decode_xl
 
         return decode_xl(buf, strict=strict)
+    if fmt == "xenstore":
+        from xenlu.xenstore_stream import decode_xenstore
+
+        return decode_xenstore(buf, strict=strict)
     raise CallerError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
 
 
@@ -104,6 +114,10 @@ def encode_to(stream: Any, sink: Any, **options: Any) -> int:
         return encode_lu_to(stream, sink, **options)
     from xenlu.libxc_stream import LibxcStream, encode_libxc
     from xenlu.libxl import LibxlStream, XlFile, encode_libxl, encode_xl
+    from xenlu.xenstore_stream import XenstoreStream, encode_xenstore_to
+
+    if isinstance(stream, XenstoreStream):
+        return encode_xenstore_to(stream, sink, **options)
 
     w = RecordWriter(sink)
     if isinstance(stream, LibxcStream):

@@ -240,7 +240,6 @@ def _frames(buf: memoryview, order: str) -> Iterator[tuple[int, int, int, int]]:
                 got=buf[first],
                 family="xenstore",
             )
-        yield index, pos, rtype, length
         if rtype == XsType.END:
             if length:
                 raise FramingError(
@@ -262,7 +261,9 @@ def _frames(buf: memoryview, order: str) -> Iterator[tuple[int, int, int, int]]:
                     got=f"{end - stop} more octets",
                     family="xenstore",
                 )
+            yield index, pos, rtype, length
             return
+        yield index, pos, rtype, length
         index += 1
         pos = stop
 
