@@ -64,6 +64,7 @@ def make_xenstore(
 ) -> XenstoreStream:
     """A live-update stream of xenstored serving ``domids`` (0 is dom0 via a socket).
 
+    dom0 gets a ring connection and a socket connection (the toolstack).
     Each guest gets a ring connection (port 10 + domid, unique id), two
     watches (one with a depth in version 2 when ``watch_depth``), its
     ``/local/domain/<id>`` subtree and a DOMAIN_DATA record; dom0's toolstack
@@ -85,6 +86,10 @@ def make_xenstore(
     for d in domids:
         conn_id += 1
         if d == 0:
+            # dom0's kernel on its ring, the toolstack on the socket.
+            ring = RingSpec(domid=0, tdomid=DOMID_INVALID, evtchn=10)
+            recs.append(Record(XsType.CONNECTION_DATA, ConnectionData(conn_id=conn_id, spec=ring)))
+            conn_id += 1
             spec: RingSpec | SocketSpec = SocketSpec(socket_fd=20)
             recs.append(Record(XsType.CONNECTION_DATA, ConnectionData(conn_id=conn_id, spec=spec)))
             recs.append(
