@@ -61,6 +61,10 @@ def _format_of(stream: Any) -> str:
         return "libxl"
     if isinstance(stream, XlFile):
         return "xl"
+    from xenlu.xenstore_stream import XenstoreStream
+
+    if isinstance(stream, XenstoreStream):
+        return "xenstore"
     return type(stream).__name__
 
 
@@ -69,9 +73,12 @@ def _records(stream: Any) -> list[tuple[str, Any]]:
     from xenlu.libxc_stream import LibxcStream
     from xenlu.libxl import LibxlStream, XlFile
     from xenlu.lu_stream import LUStream
+    from xenlu.xenstore_stream import XenstoreStream
 
     out: list[tuple[str, Any]] = []
-    if isinstance(stream, LUStream):
+    if isinstance(stream, XenstoreStream):
+        out += [("xenstore", r) for r in stream.records]
+    elif isinstance(stream, LUStream):
         for sec in stream.sections:
             out += [("lu", r) for r in sec.records]
     elif isinstance(stream, LibxcStream):
@@ -90,11 +97,13 @@ def _records(stream: Any) -> list[tuple[str, Any]]:
 
 
 def _body_len(family: str, rec: Any) -> int:
-    from xenlu.registry import LIBXC, LIBXL, LU, UnknownRecord
+    from xenlu.registry import LIBXC, LIBXL, LU, XENSTORE, UnknownRecord
 
     if isinstance(rec.value, UnknownRecord):
         return len(rec.value.body)
-    reg = {"libxl": LIBXL}.get(family) or (LU if rec.type & 0x40000000 else LIBXC)
+    reg = {"libxl": LIBXL, "xenstore": XENSTORE}.get(family) or (
+        LU if rec.type & 0x40000000 else LIBXC
+    )
     spec = reg.get(rec.type)
     if spec is None:
         return 0
@@ -107,7 +116,7 @@ def _body_len(family: str, rec: Any) -> int:
 def _name(family: str, rec: Any) -> str:
     from xenlu.registry import record_name
 
-    fam = "libxl" if family == "libxl" else None
+    fam = family if family in ("libxl", "xenstore") else None
     return record_name(rec.type, fam) or f"{rec.type:#010x}"
 
 
@@ -129,7 +138,12 @@ def _summary(stream: Any, nbytes: int) -> dict[str, Any]:
         totals["LU_SECTION_END"] = n_sec * LuSectionEnd.LAYOUT.size
         counts["END"], totals["END"] = 1, 0
     out: dict[str, Any] = {"format": fmt}
-    if fmt == "lu":
+    if fmt == "xenstore":
+        from xenlu.xenstore_stream import inspect_xenstore
+
+        counts["END"], totals["END"] = 1, 0
+        out.update(inspect_xenstore(stream))
+    elif fmt == "lu":
         from xenlu.epochs import fmt_epoch
 
         out.update(
@@ -224,6 +238,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"domain {d['domid']:5} {d['type']:3}  {ents}")
     if "sections_ok" in summary:
         print(f"sections_ok  {summary['sections_ok']}")
+    if summary["format"] == "xenstore":
+        for k in ("connections", "nodes", "watches", "transactions", "node_data_bytes"):
+            print(f"{k:16} {summary[k]}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """``xenlu validate`` and ``xenlu plan``: the semantic checks of LU spec §7 and
 the restore plan of §6 on the command line.
 
-    xenlu validate [--json] [--strict] [--format lu|memory] [--liveupdate <N>M@0x<start>] FILE
+    xenlu validate [--json] [--strict] [--format lu|xenstore|memory] [--liveupdate …] FILE
     xenlu plan [--json] [--format lu|memory] [--liveupdate <N>M@0x<start>] FILE
 
 ``validate`` exits 0 when there is no error, 1 when there is one (warnings
@@ -31,8 +31,20 @@ def _load(args: argparse.Namespace) -> Any:
     """The LU stream of FILE (``--format memory``: read from a hand-over image)."""
     from xenlu.cli import load_input
     from xenlu.lu_stream import LUStream
+    from xenlu.xenstore_stream import XenstoreStream
 
-    stream = load_input(args.file, args.format, args.liveupdate)
+    fmt = args.format
+    if fmt == "lu" and args.file != "-" and args.command == "validate":
+        from xenlu.api import detect_format
+
+        try:
+            if detect_format(args.file) == "xenstore":
+                fmt = "xenstore"
+        except XenLUError:
+            pass  # decoding as LU below reports it
+    stream = load_input(args.file, fmt, args.liveupdate)
+    if isinstance(stream, XenstoreStream) and args.command == "validate":
+        return stream
     if not isinstance(stream, LUStream):
         raise CallerError(f"{args.file} is not a Live Update stream")
     return stream
@@ -46,13 +58,19 @@ def _fail(args: argparse.Namespace, exc: XenLUError) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """``xenlu validate``: 0 without errors, 1 with errors (or warnings and ``--strict``)."""
     from xenlu.validate import validate
+    from xenlu.xenstore_stream import XenstoreStream
+    from xenlu.xenstore_validate import validate_xenstore
 
     try:
-        report = validate(
-            _load(args),
-            bootmem_check=not args.no_bootmem_check,
-            max_per_code=args.max_per_code,
-        )
+        stream = _load(args)
+        if isinstance(stream, XenstoreStream):
+            report: Any = validate_xenstore(stream)
+        else:
+            report = validate(
+                stream,
+                bootmem_check=not args.no_bootmem_check,
+                max_per_code=args.max_per_code,
+            )
     except XenLUError as exc:
         return _fail(args, exc)
     if args.json:
@@ -87,8 +105,9 @@ def _add_input(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--format",
         default="lu",
-        choices=["lu", "memory"],
-        help="an LU stream file, or a memory image with the hand-over (needs --liveupdate)",
+        choices=["lu", "xenstore", "memory"],
+        help="an LU stream file, a xenstored migration stream, or a memory image with the "
+        "hand-over (needs --liveupdate); an LU stream file starting 'xenstore' is taken as one",
     )
     p.add_argument("--liveupdate", metavar="<N>M@0x<start>", help="LU bootmem, for --format memory")
     p.add_argument("file", metavar="FILE", help="input file, - for stdin")

@@ -390,7 +390,7 @@ def inspect_xenstore(stream: XenstoreStream) -> dict[str, Any]:
         "node_data_bytes": sum(memoryview(n.value).nbytes for n in nodes),
         "watches": len(stream.watches),
         "transactions": len(stream.transactions),
-        "domains": len(stream.domains),
+        "domain_records": len(stream.domains),
         "unknown_records": len(stream.unknown()),
         "global_data": any(isinstance(r.value, GlobalData) for r in stream.records),
     }
