@@ -21,6 +21,7 @@ not know is skipped, so xenlu keeps it as an
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from xenlu.xenstore_records import (
     ConnectionData,
     DomainData,
     GlobalData,
+    GlobalQuotaData,
     NodeData,
     TransactionData,
     WatchData,
@@ -51,6 +53,7 @@ __all__ = [
     "encode_xenstore",
     "encode_xenstore_to",
     "inspect_xenstore",
+    "stream_json",
     "verify_xenstore",
 ]
 
@@ -393,4 +396,69 @@ def inspect_xenstore(stream: XenstoreStream) -> dict[str, Any]:
         "domain_records": len(stream.domains),
         "unknown_records": len(stream.unknown()),
         "global_data": any(isinstance(r.value, GlobalData) for r in stream.records),
+    }
+
+
+def _value_json(v: Any) -> dict[str, Any]:
+    if isinstance(v, UnknownRecord):
+        return {"body": v.body.hex()}
+    if isinstance(v, ConnectionData):
+        return {
+            "conn_id": v.conn_id,
+            "conn_type": v.conn_type,
+            "spec": dataclasses.asdict(v.spec),
+            "in_data": bytes(v.in_data).hex(),
+            "out_data": bytes(v.out_data).hex(),
+            "out_resp_len": v.out_resp_len,
+            "unique_id": v.unique_id,
+        }
+    if isinstance(v, WatchData):
+        return {
+            "conn_id": v.conn_id,
+            "wpath": _latin1(v.wpath),
+            "token": _latin1(v.token),
+            "depth": v.depth,
+        }
+    if isinstance(v, NodeData):
+        return {
+            "conn_id": v.conn_id,
+            "tx_id": v.tx_id,
+            "access": v.access,
+            "perms": [[chr(p), f, d] for p, f, d in v.perms.tuples()],
+            "path": _latin1(v.path),
+            "value": bytes(v.value).hex(),
+        }
+    if isinstance(v, (GlobalQuotaData, DomainData)):
+        out: dict[str, Any] = {}
+        if isinstance(v, GlobalQuotaData):
+            out["n_dom_quota"] = v.n_dom_quota
+        else:
+            out["domain_id"], out["features"] = v.domain_id, v.features
+        out["values"] = list(v.values.column("value"))
+        out["names"] = _latin1(v.names).split("\0")[:-1]
+        return out
+    return dataclasses.asdict(v)
+
+
+def _latin1(b: Any) -> str:
+    return bytes(b).decode("latin-1")
+
+
+def stream_json(stream: XenstoreStream) -> dict[str, Any]:
+    """Plain JSON data of ``stream``: header fields and ``[name, fields]`` per record.
+
+    Paths, tokens and quota names as Latin-1 text, pending data and node
+    values as hex; unknown records by their type in hex with the body.
+    """
+    recs: list[list[Any]] = []
+    for i, r in enumerate(stream.records):
+        name = XsType(r.type).name if r.type in KNOWN_TYPES else f"{r.type:#010x}"
+        item: list[Any] = [name, _value_json(r.value)]
+        if i in stream.unpadded:
+            item.append("len-excludes-padding")
+        recs.append(item)
+    return {
+        "version": stream.version,
+        "endianness": "big" if stream.big_endian else "little",
+        "records": recs,
     }
