@@ -1,9 +1,10 @@
 """The frozen xenstore golden streams (tests/golden/xenstore/, see its README).
 
-Each ``<name>.xs`` was written once from the design document's tables with
-plain ``struct`` (not xenlu's encoder). Streams decode to their frozen JSON
-and re-encode byte-exactly; the C-writer reproducers fail with their frozen
-error. Also runs the doctests of the xenstore modules.
+Each ``v*`` / ``c-*`` stream was written once from the design document's
+tables with plain ``struct`` (not xenlu's encoder); each ``xenstored-*`` one
+by the C xenstored's own dump code (see the README). Streams decode to their
+frozen JSON and re-encode byte-exactly; the C-writer reproducers fail with
+their frozen error. Also runs the doctests of the xenstore modules.
 """
 
 from __future__ import annotations
@@ -22,13 +23,41 @@ from xenlu.xenstore_validate import validate_xenstore
 
 GOLDEN = Path(__file__).parent / "golden" / "xenstore"
 FILES = sorted(GOLDEN.glob("*.xs"))
-STREAMS = [p for p in FILES if not p.stem.startswith("c-")]
-REPRODUCERS = [p for p in FILES if p.stem.startswith("c-")]
+
+
+def _fails(p: Path) -> bool:
+    return "error" in json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
+
+
+STREAMS = [p for p in FILES if not _fails(p)]
+REPRODUCERS = [p for p in FILES if _fails(p)]
 
 
 def test_corpus_is_complete() -> None:
-    assert {p.stem for p in STREAMS} == {"v1-le", "v1-be", "v2-le", "v2-be", "v2-le-doc-lengths"}
-    assert {p.stem for p in REPRODUCERS} == {"c-watch-ext-in-sync", "c-watch-ext-desync"}
+    assert {p.stem for p in STREAMS} == {
+        "v1-le",
+        "v1-be",
+        "v2-le",
+        "v2-be",
+        "v2-le-doc-lengths",
+        "xenstored-v1",
+        "xenstored-v2",
+        "xenstored-connections",
+    }
+    assert {p.stem for p in REPRODUCERS} == {
+        "c-watch-ext-in-sync",
+        "c-watch-ext-desync",
+        "xenstored-watch-depth",
+    }
+
+
+def test_real_c_writer_watch_matches_the_model() -> None:
+    # xenstored-watch-depth.xs came from the C xenstored's own dump_state_watches
+    # (see the README); xenlu's model of that writer produces the same octets.
+    from xenlu.xenstore_cwriter import c_watch_ext_record
+
+    data = (GOLDEN / "xenstored-watch-depth.xs").read_bytes()
+    assert data[16:-8] == c_watch_ext_record(1, b"/local/domain/1/d", b"ab")
 
 
 @pytest.mark.parametrize("path", STREAMS, ids=[p.stem for p in STREAMS])
@@ -53,6 +82,8 @@ def test_validation_of_the_golden_streams() -> None:
     # dom0 has no ring connection in these minimal streams: nodes it owns are fine (0),
     # the guest's DOMAIN_DATA has its ring. The doc-lengths stream warns as it should.
     for p in STREAMS:
+        if p.stem == "xenstored-connections":
+            continue  # connections only: dom1's watch and dom2's target, no nodes, no DOMAIN_DATA
         codes = validate_xenstore(decode_xenstore(p.read_bytes())).codes()
         want = {"XS_LEN_UNPADDED", "XS_UNKNOWN_RECORD"} if "doc" in p.stem else set()
         assert codes == want, p.stem
