@@ -151,6 +151,44 @@ def _names_len(body: memoryview, at: int, n: int) -> int:
     return pos
 
 
+_NODE = NodeHead.LAYOUT
+_NODE_ST = {"<": st(_NODE, "<"), ">": st(_NODE, ">")}
+_NODE_CHECK = _NODE.checker(None)
+_PERM_LETTERS = frozenset(b"wrbn")
+_ZEROS = bytes(8)
+
+
+def _new(cls: type[Any], fields: dict[str, Any]) -> Any:
+    """A frozen record value without its ``__init__``: the decoder has every
+    field already checked, and this is the per-node hot path (a frozen
+    dataclass ``__init__`` costs several times more)."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
+
+
+def _check_len(body: memoryview, need: int, ctx: Ctx) -> None:
+    """``len`` is the payload or the payload rounded up to 8; padding inside is zero."""
+    n = len(body)
+    if n == need:
+        return
+    if n != (need + 7) & ~7:
+        ctx.fail_length(
+            f"{need} (the sub-lengths) or {_round8(need)} (rounded up to 8)",
+            "record length does not match its sub-lengths",
+        )
+    if body[need:] != _ZEROS[: n - need]:
+        first = next(i for i in range(need, n) if body[i])
+        ctx.fail(
+            "padding not zero",
+            at=first,
+            field="padding",
+            expected=0,
+            got=body[first],
+            cls=FramingError,
+        )
+
+
 def check_length(rtype: int, body: memoryview, ctx: Ctx, order: str) -> bool:
     """Check ``len`` against the sub-lengths; True when ``len`` includes the padding.
 
@@ -162,22 +200,8 @@ def check_length(rtype: int, body: memoryview, ctx: Ctx, order: str) -> bool:
     """
     need = payload_len(rtype, body, order)
     assert need is not None
+    _check_len(body, need, ctx)
     n = len(body)
-    if n not in (need, _round8(need)):
-        ctx.fail_length(
-            f"{need} (the sub-lengths) or {_round8(need)} (rounded up to 8)",
-            "record length does not match its sub-lengths",
-        )
-    if n > need and bytes(body[need:]) != bytes(n - need):
-        first = next(i for i in range(need, n) if body[i])
-        ctx.fail(
-            "padding not zero",
-            at=first,
-            field="padding",
-            expected=0,
-            got=body[first],
-            cls=FramingError,
-        )
     return n != need or n % 8 == 0
 
 
@@ -256,11 +280,35 @@ def _decode_watch_fields(body: memoryview, ctx: Ctx, order: str, layout: Layout)
 
 
 def _decode_node(body: memoryview, ctx: Ctx, order: str) -> NodeData:
-    conn_id, tx_id, plen, vlen, access, nperm = _fixed(NodeHead.LAYOUT, body, 0, ctx, order)
-    check_length(XsType.NODE_DATA, body, ctx, order)
-    praw = body[16 : 16 + 4 * nperm]
-    # Permission letters and flags checked with C-level translate over the
-    # strided columns: no Python loop per specifier (§NODE_DATA perm, flags).
+    if len(body) < 16:
+        _fixed(_NODE, body, 0, ctx, order)
+    t = _NODE_ST[order].unpack_from(body, 0)
+    if _NODE_CHECK(t) is not None:
+        _fixed(_NODE, body, 0, ctx, order)  # raises the located violation
+    conn_id, tx_id, plen, vlen, access, nperm = t
+    at = 16 + 4 * nperm
+    _check_len(body, at + plen + vlen, ctx)
+    praw = body[16:at]
+    # Permission letters and flags (§NODE_DATA perm, flags): one specifier is
+    # checked directly, more with C-level translate over the strided columns;
+    # no Python loop per specifier.
+    if nperm != 1 or praw[0] not in _PERM_LETTERS or praw[1] > 1:
+        _check_perms(praw, ctx)
+    path = _cstring(body, at, plen, ctx, "path")
+    return _new(  # type: ignore[no-any-return]
+        NodeData,
+        {
+            "path": path,
+            "value": body[at + plen : at + plen + vlen],
+            "perms": Entries(NodePerm.LAYOUT, praw, order),
+            "conn_id": conn_id,
+            "tx_id": tx_id,
+            "access": access,
+        },
+    )
+
+
+def _check_perms(praw: memoryview, ctx: Ctx) -> None:
     letters = bytes(praw[0::4])
     bad = letters.translate(None, b"wrbn")
     if bad:
@@ -283,16 +331,6 @@ def _decode_node(body: memoryview, ctx: Ctx, order: str) -> NodeData:
             expected="only bits 0x1",
             got=bad[0],
         )
-    at = 16 + 4 * nperm
-    path = _cstring(body, at, plen, ctx, "path")
-    return NodeData(
-        conn_id=conn_id,
-        tx_id=tx_id,
-        access=access,
-        perms=Entries(NodePerm.LAYOUT, praw, order),
-        path=path,
-        value=body[at + plen : at + plen + vlen],
-    )
 
 
 def _decode_quota(body: memoryview, ctx: Ctx, order: str, glob: bool) -> Any:
@@ -333,27 +371,36 @@ def _decode_quota(body: memoryview, ctx: Ctx, order: str, glob: bool) -> Any:
     return DomainData(domain_id=t[0], features=features, values=values, names=names)
 
 
+def _decode_fixed(body: memoryview, ctx: Ctx, order: str) -> Any:
+    layout = _HEADS[XsType(ctx.type)]
+    v = layout.from_tuple(_fixed(layout, body, 0, ctx, order))
+    _check_len(body, layout.size, ctx)
+    return v
+
+
+def _decode_end(body: memoryview, ctx: Ctx, order: str) -> None:
+    if len(body):
+        ctx.fail_length(0, "END has no body")
+
+
+_DECODERS: dict[int, Any] = {
+    XsType.END: _decode_end,
+    XsType.GLOBAL_DATA: _decode_fixed,
+    XsType.CONNECTION_DATA: _decode_connection,
+    XsType.WATCH_DATA: lambda b, c, o: _decode_watch(b, c, o, False),
+    XsType.TRANSACTION_DATA: _decode_fixed,
+    XsType.NODE_DATA: _decode_node,
+    XsType.GLOBAL_QUOTA_DATA: lambda b, c, o: _decode_quota(b, c, o, True),
+    XsType.DOMAIN_DATA: lambda b, c, o: _decode_quota(b, c, o, False),
+    XsType.WATCH_DATA_EXTENDED: lambda b, c, o: _decode_watch(b, c, o, True),
+}
+
+
 def decode_body(rtype: int, body: memoryview, order: str, ctx: Ctx | None = None) -> Any:
     """Decode and check the body of a known record type in byte order ``order``."""
     if ctx is None:
         ctx = Ctx(None, rtype, 8, len(body), family="xenstore")
-    t = XsType(rtype)
-    if t == XsType.GLOBAL_DATA or t == XsType.TRANSACTION_DATA:
-        layout = _HEADS[t]
-        v = layout.from_tuple(_fixed(layout, body, 0, ctx, order))
-        check_length(t, body, ctx, order)
-        return v
-    if t == XsType.CONNECTION_DATA:
-        return _decode_connection(body, ctx, order)
-    if t in (XsType.WATCH_DATA, XsType.WATCH_DATA_EXTENDED):
-        return _decode_watch(body, ctx, order, t == XsType.WATCH_DATA_EXTENDED)
-    if t == XsType.NODE_DATA:
-        return _decode_node(body, ctx, order)
-    if t in (XsType.GLOBAL_QUOTA_DATA, XsType.DOMAIN_DATA):
-        return _decode_quota(body, ctx, order, t == XsType.GLOBAL_QUOTA_DATA)
-    if len(body):
-        ctx.fail_length(0, "END has no body")
-    return None
+    return _DECODERS[rtype](body, ctx, order)
 
 
 # --- encoding -----------------------------------------------------------------------
