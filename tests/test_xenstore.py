@@ -359,3 +359,41 @@ def test_record_after_end_type_in_records_is_refused() -> None:
     s = XenstoreStream(records=(Record(0, None),))
     with pytest.raises(xenlu.EncodeError):
         encode_xenstore(s)
+
+
+@pytest.mark.parametrize(
+    ("rtype", "body"),
+    [
+        (5, bytes(8)),  # NODE_DATA fixed part is 16 octets
+        (3, bytes(4)),  # WATCH_DATA fixed part is 8
+        (8, bytes(8)),  # WATCH_DATA_EXTENDED fixed part is 12
+        (2, b"\1" + bytes(15)),  # CONNECTION_DATA fixed part is 24
+        (4, bytes(16)),  # TRANSACTION_DATA is 8 octets
+        (7, bytes(4)),  # DOMAIN_DATA fixed part is 8
+    ],
+)
+def test_record_too_short_or_long_for_its_layout(rtype: int, body: bytes) -> None:
+    e = err(stream(rec(rtype, body)), RecordError)
+    assert (e.offset, e.field, e.record_type) == (H + 4, "length", rtype)
+
+
+def test_quota_values_beyond_the_body() -> None:
+    body = struct.pack("<HH", 3, 1) + struct.pack("<I", 1)  # 4 values announced, 1 present
+    e = err(stream(rec(6, body)), RecordError)
+    assert (e.offset, e.field) == (H + 4, "length")
+
+
+def test_unique_id_flag_without_unique_id() -> None:
+    e = err(stream(rec(2, conn(fields=1))), RecordError)
+    assert (e.offset, e.field) == (H + 4, "length")
+
+
+def test_watch_extended_c_writer_bytes_in_big_endian_are_recognised_too() -> None:
+    body = c_watch_ext_record(1, b"/local/domain/2/x", b"tk", ">")
+    e = err(stream(rec(2, conn(order=">"), ">") + body, order=">"), RecordError)
+    assert e.field == "depth" and "dump_state_watches" in e.message
+
+
+def test_errors_name_the_xenstore_record_type() -> None:
+    e = err(stream(rec(4, bytes(16))), RecordError)
+    assert "type 0x00000004 (TRANSACTION_DATA)" in str(e)
