@@ -152,6 +152,8 @@ def test_api_detects_and_decodes_xenstore() -> None:
     assert xenlu.decode(data, format="xenstore") == s
     assert xenlu.encode(s) == data
     assert xenlu.verify(data) == "xenstore"
+    be = xenlu.decode(xenlu.encode(s, big_endian=True))
+    assert be.big_endian and be.records == s.records
 
 
 def test_tree_view_does_not_copy_values() -> None:
