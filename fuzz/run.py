@@ -33,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-TARGETS = ("lu", "libxc", "handover", "validate")
+TARGETS = ("lu", "libxc", "handover", "validate", "xenstore")
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The public entry points: decode, encode and verify any stream xenlu knows.
 
 Formats: ``"lu"`` (Live Update stream), ``"libxc"`` (migration stream v2/v3),
-``"libxl"`` (libxl stream with embedded libxc), ``"xl"`` (xl save file) and
-``"auto"``, which looks at the first bytes. Each format is one
+``"libxl"`` (libxl stream with embedded libxc), ``"xl"`` (xl save file),
+``"xenstore"`` (xenstored migration stream) and ``"auto"``, which looks at
+the first bytes. Each format is one
 :class:`Format` entry of :data:`FORMAT_TABLE` (how it is recognised, decoded,
 verified and encoded, and its stream class); :func:`decode`, :func:`verify`,
 :func:`encode_to` and :func:`format_of` only look things up there.
@@ -55,6 +56,7 @@ __all__ = [
 _LIBXC_MARKER = b"\xff" * 8
 _LIBXL_IDENT = b"LibxlFmt"
 _XL_MAGIC = b"Xen saved domain, xl format\n \0 \r"
+_XENSTORE_IDENT = b"xenstore"
 _LU_FIRST = b"\x00\x00\x00\x40"  # LU_VERSION 0x40000000, little-endian (LU spec §1, §4.1)
 
 
@@ -135,6 +137,18 @@ def _xl_decode(buf: memoryview, strict: bool, executor: Executor | None) -> Any:
     return decode_xl(buf, strict=strict)
 
 
+def _xenstore_decode(buf: memoryview, strict: bool, executor: Executor | None) -> Any:
+    from xenlu.xenstore_stream import decode_xenstore
+
+    return decode_xenstore(buf, strict=strict)
+
+
+def _xenstore_encode(stream: Any, sink: Any, **options: Any) -> int:
+    from xenlu.xenstore_stream import encode_xenstore_to
+
+    return encode_xenstore_to(stream, sink, **options)
+
+
 def _verify_by_decoding(
     decoder: Callable[[memoryview, bool, Executor | None], Any],
 ) -> Callable[[memoryview, bool, Executor | None], None]:
@@ -208,6 +222,17 @@ FORMAT_TABLE: dict[str, Format] = {
             _lu_encode,
             "xenlu.lu_stream",
             "LUStream",
+        ),
+        Format(
+            "xenstore",
+            "a xenstored migration stream",
+            # xenstore-migration.md, Header: the 8-byte ident "xenstore".
+            lambda head: head[:8] == _XENSTORE_IDENT,
+            _xenstore_decode,
+            _verify_by_decoding(_xenstore_decode),
+            _xenstore_encode,
+            "xenlu.xenstore_stream",
+            "XenstoreStream",
         ),
     )
 }

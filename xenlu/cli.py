@@ -122,7 +122,9 @@ def _records(stream: Any) -> list[tuple[str, Any]]:
     from xenlu.lu_stream import LUStream
 
     recs: list[tuple[str, Any]] = []
-    if isinstance(stream, LUStream):
+    if format_of(stream) == "xenstore":
+        recs += [("xenstore", r) for r in stream.records]
+    elif isinstance(stream, LUStream):
         for sec in stream.sections:
             recs += [("lu", r) for r in sec.records]
     elif isinstance(stream, LibxcStream):
@@ -141,11 +143,13 @@ def _records(stream: Any) -> list[tuple[str, Any]]:
 
 
 def _body_len(family: str, rec: Any) -> int:
-    from xenlu.registry import LIBXC, LIBXL, LU, UnknownRecord
+    from xenlu.registry import LIBXC, LIBXL, LU, XENSTORE, UnknownRecord
 
     if isinstance(rec.value, UnknownRecord):
         return len(rec.value.body)
-    reg = {"libxl": LIBXL}.get(family) or (LU if rec.type & 0x40000000 else LIBXC)
+    reg = {"libxl": LIBXL, "xenstore": XENSTORE}.get(family) or (
+        LU if rec.type & 0x40000000 else LIBXC
+    )
     spec = reg.get(rec.type)
     if spec is None:
         return 0
@@ -158,7 +162,7 @@ def _body_len(family: str, rec: Any) -> int:
 def _name(family: str, rec: Any) -> str:
     from xenlu.registry import record_name
 
-    fam = "libxl" if family == "libxl" else None
+    fam = family if family in ("libxl", "xenstore") else None
     return record_name(rec.type, fam) or f"{rec.type:#010x}"
 
 
@@ -180,7 +184,12 @@ def _summary(stream: Any, nbytes: int) -> dict[str, Any]:
         totals["LU_SECTION_END"] = n_sec * LuSectionEnd.LAYOUT.size
         counts["END"], totals["END"] = 1, 0
     summary: dict[str, Any] = {"format": fmt}
-    if fmt == "lu":
+    if fmt == "xenstore":
+        from xenlu.xenstore_stream import inspect_xenstore
+
+        counts["END"], totals["END"] = 1, 0
+        summary.update(inspect_xenstore(stream))
+    elif fmt == "lu":
         from xenlu.epochs import fmt_epoch
 
         summary.update(
@@ -253,7 +262,10 @@ def _listing(stream: Any, data: Any, fmt: str) -> list[tuple[int, int | None, st
     rows = []
     hdr = struct.Struct("<II")
     for i, (fam, r) in enumerate(_records(stream)):
-        n = _body_len(fam, r) if r.offset is None else hdr.unpack_from(data, r.offset)[1]
+        # The header's length where the record was read (xenstored streams may
+        # be big-endian, and may count padding or not: their decoded length).
+        framed = r.offset is not None and fam != "xenstore"
+        n = hdr.unpack_from(data, r.offset)[1] if framed else _body_len(fam, r)
         rows.append((i, r.offset, _name(fam, r), r.type, n))
     return rows
 
@@ -320,6 +332,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         out(f"domain {d['domid']:5} {d['type']:3}  {ents}")
     if "sections_ok" in summary:
         out(f"sections_ok  {summary['sections_ok']}")
+    if summary["format"] == "xenstore":
+        for k in ("connections", "nodes", "watches", "transactions", "node_data_bytes"):
+            out(f"{k:16} {summary[k]}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """``xenlu validate`` and ``xenlu plan``: the semantic checks of LU spec §7 and
 the restore plan of §6 on the command line.
 
-    xenlu validate [--json] [--strict] [--format lu|memory] [--liveupdate SIZE@START] FILE
+    xenlu validate [--json] [--strict] [--format lu|xenstore|memory] [--liveupdate SIZE@START] FILE
     xenlu plan [--json] [--format lu|memory] [--liveupdate SIZE@START] FILE
 
 ``validate`` exits 0 when there is no error, 1 when there is one (warnings
@@ -23,37 +23,52 @@ import argparse
 import json
 from typing import Any
 
-from xenlu.cli import add_input_options, load_input
+from xenlu.cli import add_input_options
 from xenlu.cli_io import epilog, error_json, guarded, out
-from xenlu.errors import CallerError, XenLUError
+from xenlu.errors import XenLUError
 
 __all__ = ["cmd_plan", "cmd_validate", "register"]
 
 
-def _load(args: argparse.Namespace) -> Any:
-    """The LU stream of FILE (``--format memory``: read from a hand-over image)."""
-    from xenlu.cli import _input_format
-    from xenlu.lu_stream import LUStream
+def _load(args: argparse.Namespace, families: tuple[str, ...] = ("lu",)) -> Any:
+    """The stream of FILE: an LU stream (``--format memory``: read from a
+    hand-over image) or, where ``families`` allows it, a xenstored stream
+    (recognised by its ident when no ``--format`` is given)."""
+    from xenlu.api import sniff
+    from xenlu.cli import _decode, _input_format
+    from xenlu.cli_io import read_input
 
-    stream = load_input(args.file, _input_format(args, "lu"), args.liveupdate)
-    if not isinstance(stream, LUStream):  # pragma: no cover - lu and memory give one
-        raise CallerError(f"{args.file} is not a Live Update stream")
-    return stream
+    fmt = _input_format(args, "auto")
+    data = read_input(args.file)
+    if fmt == "auto":
+        # Anything not recognised as another allowed family is read as LU, so
+        # an xl file gets "not an LU stream: looks like an xl save file".
+        fmt = "xenstore" if "xenstore" in families and sniff(data) == "xenstore" else "lu"
+    return _decode(data, fmt, args.liveupdate)
+
+
+def _report(args: argparse.Namespace, stream: Any) -> Any:
+    from xenlu.api import format_of
+
+    if format_of(stream) == "xenstore":
+        from xenlu.xenstore_validate import validate_xenstore
+
+        return validate_xenstore(stream)
+    from xenlu.validate import validate
+
+    return validate(stream, bootmem_check=not args.no_bootmem_check, max_per_code=args.max_per_code)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """``xenlu validate``: 0 without errors, 1 with errors (or warnings and ``--strict``)."""
-    from xenlu.validate import validate
-
     try:
-        stream = _load(args)
+        stream = _load(args, ("lu", "xenstore"))
     except XenLUError as exc:
         if args.json:  # the same object as ``verify --json``
-            out(json.dumps(error_json(exc, "lu", args.file)))
+            fmt = args.format if args.format not in (None, "auto") else None
+            out(json.dumps(error_json(exc, fmt, args.file)))
         raise
-    report = validate(
-        stream, bootmem_check=not args.no_bootmem_check, max_per_code=args.max_per_code
-    )
+    report = _report(args, stream)
     if args.json:
         out(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
@@ -92,8 +107,9 @@ def register(subparsers: Any) -> None:
     raw = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser(
         "validate",
-        help="whole-host semantic checks (LU spec §7)",
-        description="Check every rule of LU spec §7 that relates two or more records.",
+        help="whole-host semantic checks (LU spec §7; xenstored streams too)",
+        description="Check every rule of LU spec §7 that relates two or more records "
+        "(for a xenstored migration stream: its connections, nodes, watches and transactions).",
         epilog=epilog(
             "xenlu validate --strict host.lu",
             "xenlu validate --json --liveupdate 64M@0x8000000 memory.img | jq .findings",
@@ -101,7 +117,7 @@ def register(subparsers: Any) -> None:
         formatter_class=raw,
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_input_options(p, ["lu"], "lu")
+    add_input_options(p, ["lu", "xenstore"], "an LU stream, or a xenstored stream by its ident")
     p.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
     p.add_argument(
         "--max-per-code",

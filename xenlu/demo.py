@@ -12,6 +12,9 @@
 4. xen#2 does not trust xen#1: the host is validated (spec §7) and a
    restore plan with passes, parallel groups and cross-domain edges is
    printed.
+5. The second stream Xen ships for a live update: xenstored's state for
+   the same domains (docs/xenstore-stream.md) is written, verified and
+   validated, and a depth watch as the C xenstored writes it is caught.
 
 Run with ``python -m xenlu.demo [--keep DIR]``.
 """
@@ -134,12 +137,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in p.summary().splitlines():
         print("   " + line)
     print()
+
+    xs_ok = _xenstore_part([d.domid for d in new.domains], workdir if args.keep else None)
+    print()
     if args.keep:
         print(f"done in {time.perf_counter() - t0:.1f} s; files in {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
         print(f"done in {time.perf_counter() - t0:.1f} s (run with --keep DIR to keep the files)")
-    return 1 if rep.errors else 0
+    return 1 if rep.errors or not xs_ok else 0
+
+
+def _xenstore_part(domids: list[int], keep: str | None) -> bool:
+    """Step 6: the xenstored live-update stream of the demo host's domains."""
+    import xenlu
+    from xenlu.errors import RecordError
+    from xenlu.xenstore_cwriter import c_watch_ext_record
+    from xenlu.xenstore_hostgen import make_xenstore
+    from xenlu.xenstore_stream import XenstoreStream, encode_xenstore, inspect_xenstore
+    from xenlu.xenstore_validate import validate_xenstore
+
+    print("6. xenstored live-updates too (docs/xenstore-stream.md): its state for these domains")
+    data = encode_xenstore(make_xenstore(domids))
+    if keep:
+        with open(os.path.join(keep, "xenstored-state_dump"), "wb") as f:
+            f.write(data)
+    fmt = xenlu.verify(data)
+    s = xenlu.decode(data)
+    assert isinstance(s, XenstoreStream)
+    info = inspect_xenstore(s)
+    print(
+        f"   {len(data)} bytes, verify: OK ({fmt}, version {s.version}), "
+        f"{info['connections']['ring']} rings + {info['connections']['socket']} socket, "
+        f"{info['nodes']['committed']} nodes, {info['watches']} watches, "
+        f"{info['transactions']} open transaction"
+    )
+    rep = validate_xenstore(s)
+    print(f"   validate: {rep.nr_errors} errors, {rep.nr_warnings} warnings")
+    tree = s.tree()
+    guest = next((d for d in domids if d), 0)
+    print(f"   /local/domain/{guest}/name = {tree.value(f'/local/domain/{guest}/name').decode()}")
+    # The same connection and a depth watch as dump_state_watches writes it.
+    bad = encode_xenstore(XenstoreStream(records=s.records[:3]))[:-8]
+    bad += c_watch_ext_record(1, b"/local/domain/0/backend/vif", b"be") + bytes(8)
+    try:
+        xenlu.decode(bad)
+    except RecordError as exc:
+        print(
+            f"   a depth watch as the C xenstored writes it is refused: {type(exc).__name__} "
+            f"at {exc.offset:#x}, field {exc.field}:"
+        )
+        for part in exc.message.split("; ")[1:3]:
+            print(f"     {part}")
+    return rep.ok
 
 
 if __name__ == "__main__":

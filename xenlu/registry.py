@@ -27,6 +27,7 @@ __all__ = [
     "LIBXL",
     "LU",
     "OPTIONAL",
+    "XENSTORE",
     "Ctx",
     "Record",
     "RecordSpec",
@@ -238,17 +239,21 @@ class Registry:
 LIBXC = Registry("libxc")
 LIBXL = Registry("libxl")
 LU = Registry("lu")
+#: The xenstored migration stream (docs/designs/xenstore-migration.md).
+XENSTORE = Registry("xenstore")
 
 
 def record_name(type_code: int, family: str | None = None) -> str | None:
     """The name of ``type_code`` (LU first, then libxc, unless ``family`` is given)."""
     _load()
-    regs = {"lu": (LU,), "libxc": (LIBXC,), "libxl": (LIBXL,)}.get(family or "", (LU, LIBXC))
+    regs = {"lu": (LU,), "libxc": (LIBXC,), "libxl": (LIBXL,), "xenstore": (XENSTORE,)}.get(
+        family or "", (LU, LIBXC)
+    )
     for reg in regs:
         n = reg.name_of(type_code)
         if n:
             return n
-    if type_code & OPTIONAL:
+    if type_code & OPTIONAL and family != "xenstore":  # xenstore types have no optional bit
         return "optional"
     return None
 
@@ -280,6 +285,7 @@ _FAMILY_MODULES = {
     "libxc": ("xenlu.libxc",),
     "libxl": ("xenlu.libxl",),
     "lu": ("xenlu.lu_records",),
+    "xenstore": ("xenlu.xenstore_codec",),
 }
 _families: set[str] = set()
 

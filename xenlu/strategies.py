@@ -2115,3 +2115,9 @@ _MAKERS: dict[str, Maker] = {
     "grant_map_unowned": _mk_grant_unowned,
     "port_above_max": _mk_port_above_max,
 }
+
+# The xenstored migration stream's strategies (issue 17) live in their own module.
+from xenlu.strategies_xenstore import XsCorruption as XsCorruption  # noqa: E402
+from xenlu.strategies_xenstore import xenstore_corruptions as xenstore_corruptions  # noqa: E402
+from xenlu.strategies_xenstore import xenstore_models as xenstore_models  # noqa: E402
+from xenlu.strategies_xenstore import xenstore_streams as xenstore_streams  # noqa: E402

@@ -1,0 +1,67 @@
+"""``xenlu verify`` / ``inspect`` / ``validate`` on xenstored migration streams."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xenlu.cli import main
+from xenlu.xenstore_cwriter import c_watch_ext_record
+from xenlu.xenstore_hostgen import make_xenstore, node
+from xenlu.xenstore_stream import encode_xenstore
+
+
+@pytest.fixture
+def xs_file(tmp_path: Path) -> Path:
+    p = tmp_path / "state_dump"
+    p.write_bytes(encode_xenstore(make_xenstore([0, 1, 2], big_endian=True)))
+    return p
+
+
+def test_verify_auto_detects(xs_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(xs_file)]) == 0
+    assert capsys.readouterr().out.strip() == f"{xs_file}: OK (xenstore)"
+    assert main(["verify", "-v", "--format", "xenstore", str(xs_file)]) == 0
+    out = capsys.readouterr().out
+    assert "#0 @0x10 0x00000001 GLOBAL_DATA 8 bytes" in out
+
+
+def test_inspect_json_counts(xs_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", "--json", str(xs_file)]) == 0
+    j = json.loads(capsys.readouterr().out)
+    assert j["format"] == "xenstore" and j["endianness"] == "big" and j["version"] == 2
+    assert j["connections"] == {"ring": 3, "socket": 1}
+    assert j["nodes"] == {"committed": 21, "pending": 1}
+    assert (j["watches"], j["transactions"], j["node_data_bytes"]) == (5, 1, 36)
+    assert j["record_counts"]["NODE_DATA"] == 22 and j["record_counts"]["END"] == 1
+    assert j["bytes"] == xs_file.stat().st_size
+
+
+def test_validate_ok_and_findings(
+    xs_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", str(xs_file)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{xs_file}: OK: 0 errors, 0 warnings"
+    s = make_xenstore([0, 1])
+    bad = tmp_path / "bad"
+    bad.write_bytes(encode_xenstore(type(s)(records=(*s.records, node("/no/parent")))))
+    assert main(["validate", "--json", str(bad)]) == 1
+    j = json.loads(capsys.readouterr().out)
+    assert [f["code"] for f in j["findings"]] == ["XS_NODE_NO_PARENT"]
+    assert j["findings"][0]["path"] == "/no/parent"
+
+
+def test_c_writer_watch_is_one_line_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = make_xenstore([0, 1])
+    data = bytearray(encode_xenstore(type(s)(records=s.records[:3])))[:-8]
+    data += c_watch_ext_record(1, b"/local/domain/0/backend", b"be") + bytes(8)
+    p = tmp_path / "c_dump"
+    p.write_bytes(bytes(data))
+    assert main(["verify", str(p)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert "field depth" in err and "dump_state_watches" in err
