@@ -264,9 +264,7 @@ class XlFile:
         """
         if not self.optional_data:
             return None
-        problem = _xl_config_problem(self.optional_data)
-        if problem is not None:
-            raise EncodeError(f"xl: optional data: {problem}")
+        _check_optional_data(self.optional_data)
         (clen,) = _U32.unpack_from(self.optional_data, 0)
         return bytes(self.optional_data[4 : 4 + clen])
 
@@ -283,14 +281,37 @@ def xl_optional_data(config: bytes, tail: bytes = b"") -> bytes:
     return _U32.pack(len(config)) + bytes(config) + bytes(tail)
 
 
-def _xl_config_problem(optional: bytes | memoryview) -> str | None:
-    """Why a non-empty optional area is not ``u32 config_len`` + config (None if it is)."""
-    if len(optional) < 4:
-        return f"{len(optional)} bytes, too short for the u32 config length"
+def _optional_data_problem(optional: bytes | memoryview) -> tuple[str, str, str, int] | None:
+    """Why non-empty optional data is not ``u32 config_len`` + config, or None.
+
+    Returns ``(field, message, expected, got)``; xl's ``create_domain()``
+    calls both cases "Savefile truncated.".
+    """
+    n = len(optional)
+    if n < 4:
+        return (
+            "optional_data_len",
+            "xl optional data too short for its config length (xl: Savefile truncated)",
+            ">= 4 (u32 config_len)",
+            n,
+        )
     (clen,) = _U32.unpack_from(optional, 0)
-    if clen > len(optional) - 4:
-        return f"config length {clen} runs past the {len(optional) - 4} bytes that follow it"
+    if clen > n - 4:
+        return (
+            "config_len",
+            "xl config runs past the optional data (xl: Savefile truncated)",
+            f"<= {n - 4}",
+            clen,
+        )
     return None
+
+
+def _check_optional_data(optional: bytes) -> None:
+    """:class:`EncodeError` unless ``optional`` is empty or ``u32 config_len`` + config."""
+    problem = _optional_data_problem(optional) if optional else None
+    if problem is not None:
+        field, message, expected, got = problem
+        raise EncodeError(f"{message}: {field}: expected {expected}, got {got}")
 
 
 # --- record body codecs ----------------------------------------------------------
@@ -794,26 +815,13 @@ def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> Xl
             expected=f"<= {n - data_at}",
             got=optlen,
         )
-    if optlen:
-        # xl restore (create_domain(), xl_vmcontrol.c) reads u32 config_len then
-        # the config, and fails "Savefile truncated." when either does not fit.
-        if optlen < 4:
-            raise FramingError(
-                "xl optional data too short for its config length (xl: Savefile truncated)",
-                offset=hdr_at + 12,
-                field="optional_data_len",
-                expected=">= 4 (u32 config_len)",
-                got=optlen,
-            )
-        (clen,) = _U32.unpack_from(mv, data_at)
-        if clen > optlen - 4:
-            raise FramingError(
-                "xl config runs past the optional data (xl: Savefile truncated)",
-                offset=data_at,
-                field="config_len",
-                expected=f"<= {optlen - 4}",
-                got=clen,
-            )
+    # xl restore (create_domain(), xl_vmcontrol.c) reads u32 config_len then
+    # the config, and fails "Savefile truncated." when either does not fit.
+    problem = _optional_data_problem(mv[data_at : data_at + optlen]) if optlen else None
+    if problem is not None:
+        field, message, expected, got = problem
+        at = hdr_at + 12 if field == "optional_data_len" else data_at
+        raise FramingError(message, offset=at, field=field, expected=expected, got=got)
     stream_at = data_at + optlen
     stream: LibxlStream | LibxcStream
     if mandatory & XL_MANDATORY_STREAMV2:
@@ -831,10 +839,7 @@ def encode_xl(xl: XlFile, writer: RecordWriter) -> None:
     v2 = bool(xl.mandatory_flags & XL_MANDATORY_STREAMV2)
     if v2 != isinstance(xl.stream, LibxlStream):
         raise EncodeError("xl: mandatory flag STREAMv2 must be set exactly for a libxl stream")
-    if xl.optional_data:
-        problem = _xl_config_problem(xl.optional_data)
-        if problem is not None:
-            raise EncodeError(f"xl: optional data: {problem}")
+    _check_optional_data(xl.optional_data)
     byteorder = XL_BYTEORDER if xl.byteorder_ok else 0x04030201
     try:
         hdr = XL_HDR.pack(byteorder, xl.mandatory_flags, xl.optional_flags, len(xl.optional_data))
