@@ -316,6 +316,8 @@ def xl_optional(config: bytes, tail: bytes = b"") -> bytes:
 
 
 XL_CONFIG = b'{"c_info": {"type": "hvm", "name": "guest"}, "b_info": {"max_vcpus": 1}}\x00'
+# libxl builds the domain the config names; the libxc stream must be of that type.
+XL_CONFIG_PV = b'{"c_info": {"type": "pv", "name": "guest"}, "b_info": {"max_vcpus": 1}}\x00'
 
 
 # --------------------------------------------------------------------------
@@ -490,10 +492,11 @@ def xl_parts(
     byteorder: int = XL_BYTEORDER,
     mandatory: int = XL_FLAG_JSON | XL_FLAG_STREAMV2,
     optional_flags: int = 0,
+    config: bytes = XL_CONFIG,
 ) -> list[Part]:
     """An xl save file around ``inner`` (§2)."""
     head = xl_hdr(
-        xl_optional(XL_CONFIG),
+        xl_optional(config),
         byteorder=byteorder,
         mandatory=mandatory,
         optional_flags=optional_flags,
@@ -2321,7 +2324,7 @@ def _build() -> list[Vector]:
         "xl_pv_valid",
         "§2: an xl save file around a PV guest's libxl stream.",
         "xl",
-        build(xl_parts(libxl_parts(pv, emu=False))).data,
+        build(xl_parts(libxl_parts(pv, emu=False), config=XL_CONFIG_PV)).data,
     )
     # §2: unknown optional flags may be ignored
     v(
