@@ -809,7 +809,7 @@ def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> Xl
     data_at = hdr_at + XL_HDR.size
     if optlen > n - data_at:
         raise FramingError(
-            "xl optional data runs past the end of the input",
+            "xl optional data runs past the end of the input (xl: truncated reading optdata)",
             offset=hdr_at + 12,
             field="optional_data_len",
             expected=f"<= {n - data_at}",
