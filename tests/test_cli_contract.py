@@ -659,7 +659,7 @@ def test_messages_offsets_hex_byte_counts_decimal_no_bytes_literals(
     assert " bytes of body and padding, got 0x" not in line  # the count is decimal
 
 
-@pytest.mark.parametrize("name", ["libxl_checkpoint_records_valid", "xl_valid", "hvm_v3_valid"])
+@pytest.mark.parametrize("name", ["libxl_remus_two_checkpoints_valid", "xl_valid", "hvm_v3_valid"])
 def test_verify_v_numbering_matches_errors_in_the_libxc_family(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import xenlu.errors as errors
-from tests.vectors.libxc_vectors import VECTORS, Vector
+from tests.vectors.libxc_vectors import ALL_VECTORS, PENDING, VECTORS, Vector
 from xenlu.errors import DecodeError
 from xenlu.libxc_stream import decode_libxc, libxc_bytes
 from xenlu.libxl import decode_libxl, decode_xl, libxl_bytes, xl_bytes
@@ -37,8 +37,23 @@ def _encode(vec: Vector, value: Any) -> bytes:
     return xl_bytes(value)
 
 
-@pytest.mark.parametrize("vec", VECTORS, ids=[v.name for v in VECTORS])
+def _param(vec: Vector) -> Any:
+    """A vector as a test case; one xenlu does not decide right yet is xfail(strict)."""
+    if vec.pending is None:
+        return pytest.param(vec, id=vec.name)
+    return pytest.param(vec, id=vec.name, marks=pytest.mark.xfail(strict=True, reason=vec.pending))
+
+
+@pytest.mark.parametrize("vec", [_param(v) for v in ALL_VECTORS])
 def test_vector(vec: Vector) -> None:
+    if vec.pending is not None:
+        # Only the verdict: the class, offset and field are settled by the fix.
+        if vec.error is None:
+            _decode(vec)
+        else:
+            with pytest.raises(DecodeError):
+                _decode(vec)
+        return
     if vec.error is None:
         value = _decode(vec)
         assert _encode(vec, value) == vec.data, "re-encoding is not byte-exact"
@@ -50,6 +65,15 @@ def test_vector(vec: Vector) -> None:
     assert type(exc) is cls, f"{type(exc).__name__} instead of {vec.error}: {exc}"
     assert exc.offset == vec.offset, f"offset {exc.offset} instead of {vec.offset}: {exc}"
     assert exc.field == vec.field, f"field {exc.field!r} instead of {vec.field!r}: {exc}"
+
+
+def test_every_difference_and_pending_vector_is_explained() -> None:
+    assert {v.name for v in PENDING}.isdisjoint(v.name for v in VECTORS)
+    for v in ALL_VECTORS:
+        for note in (v.c_differs, v.spec_differs, v.c_ref, v.pending):
+            assert note is None or len(note) > 20, v.name
+        if v.pending is not None:
+            assert v.pending.startswith("issue 13: "), v.name
 
 
 def test_corpus_covers_every_format() -> None:

@@ -40,6 +40,7 @@ from xenlu.libxl import (
     decode_xl,
     libxl_bytes,
     xl_bytes,
+    xl_optional_data,
 )
 from xenlu.registry import LIBXL, Record, UnknownRecord
 
@@ -69,9 +70,6 @@ def full_libxl() -> LibxlStream:
             ),
             Record(L.EMULATOR_CONTEXT, EmulatorContext(2, 0, b"QEVM" + bytes(13))),
             Record(L.EMULATOR_CONTEXT, EmulatorContext(0, 1, b"")),
-            Record(L.CHECKPOINT_STATE, CheckpointState(control_id=3)),
-            Record(L.CHECKPOINT_END, CheckpointEnd()),
-            Record(0x80000006, UnknownRecord(0x80000006, b"optional")),
             Record(L.END, End()),
         ],
     )
@@ -104,7 +102,7 @@ def checkpointed() -> LibxlStream:
             ),
             Record(L.EMULATOR_CONTEXT, EmulatorContext(2, 0, b"qemu state 2")),
             Record(L.CHECKPOINT_END, CheckpointEnd(batch(Record(R.END, End())))),
-            Record(L.CHECKPOINT_END, CheckpointEnd()),
+            Record(L.EMULATOR_XENSTORE_DATA, EmulatorXenstoreData(2, 0, ((b"k", b"v"),))),
             Record(L.END, End()),
         ],
     )
@@ -171,7 +169,6 @@ def test_checkpointed_batches() -> None:
     assert [[r.name for r in e.libxc.records] if e.libxc else None for e in ends] == [
         ["X86_TSC_INFO", "CHECKPOINT"],
         ["END"],
-        None,
     ]
 
 
@@ -254,7 +251,7 @@ def test_unknown_libxl_records_lenient() -> None:
 
 def test_xl_round_trips() -> None:
     for f in (
-        XlFile(True, 3, 0x80000000, b'{"c_info": {}}\0', full_libxl()),
+        XlFile(True, 3, 0x80000000, xl_optional_data(b'{"c_info": {}}\0'), full_libxl()),
         XlFile(True, 0, 0, b"", libxc()),
         XlFile(True, 2, 0, b"", checkpointed()),
     ):
@@ -263,7 +260,7 @@ def test_xl_round_trips() -> None:
         back = decode_xl(data)
         assert back == f
         assert xl_bytes(back) == data
-    assert decode_xl(xl_bytes(XlFile(True, 1, 0, b"{}", libxc()))).json_config
+    assert decode_xl(xl_bytes(XlFile(True, 1, 0, xl_optional_data(b"{}"), libxc()))).json_config
 
 
 def test_xl_encode_errors() -> None:
@@ -283,7 +280,7 @@ def test_xl_wrong_byteorder_round_trips_to_an_error() -> None:
 
 
 def test_xl_optional_data_past_end() -> None:
-    data = xl_bytes(XlFile(True, 0, 0, b"abc", libxc()))
+    data = xl_bytes(XlFile(True, 0, 0, xl_optional_data(b"abc"), libxc()))
     bad = data[:44] + struct.pack("<I", 10**6) + data[48:]
     with pytest.raises(FramingError) as e:
         decode_xl(bad)
@@ -300,7 +297,7 @@ def small_inputs() -> list[tuple[Callable[[bytes], Any], bytes]]:
     return [
         (decode_libxl, libxl_bytes(full_libxl())),
         (decode_libxl, libxl_bytes(checkpointed())),
-        (decode_xl, xl_bytes(XlFile(True, 3, 1, b"{}", full_libxl()))),
+        (decode_xl, xl_bytes(XlFile(True, 3, 1, xl_optional_data(b"{}"), full_libxl()))),
         (decode_xl, xl_bytes(XlFile(True, 0, 0, b"", libxc()))),
     ]
 
@@ -355,7 +352,7 @@ VERIFY = XEN_TOOLS / "scripts" / "verify-stream-v2"
     [
         ("libxc", lambda: libxc_bytes(libxc())),
         ("libxl", lambda: libxl_bytes(simple_libxl())),
-        ("xl", lambda: xl_bytes(XlFile(True, 3, 0, b"{}", simple_libxl()))),
+        ("xl", lambda: xl_bytes(XlFile(True, 3, 0, xl_optional_data(b"{}"), simple_libxl()))),
         ("xl", lambda: xl_bytes(XlFile(True, 0, 0, b"", libxc()))),
     ],
 )
@@ -372,3 +369,134 @@ def test_xen_verifier_accepts_our_encoding(fmt: str, make: Callable[[], bytes]) 
             check=False,
         )
     assert res.returncode == 0, res.stderr.decode(errors="replace")[-2000:]
+
+
+# --- Xen's C readers (issue 13; docs/xen-readers.md) ----------------------------------
+
+
+def _with(records: list[Record], *, pv: bool = False) -> bytes:
+    """A libxl stream of ``records`` after an HVM (or PV) guest's libxc stream."""
+    inner = libxc()
+    if pv:
+        inner = LibxcStream(
+            inner.header,
+            DomainHeader(type=1, page_shift=12, xen_major=4, xen_minor=17),
+            inner.records,
+        )
+    first = Record(L.LIBXC_CONTEXT, LibxcContext(inner))
+    return libxl_bytes(LibxlStream(LibxlHeader(), [first, *records, Record(L.END, End())]))
+
+
+def test_checkpoint_end_must_close_a_checkpoint() -> None:
+    data = _with([Record(L.CHECKPOINT_END, CheckpointEnd())])
+    with pytest.raises(GrammarError) as e:
+        decode_libxl(data)
+    assert (e.value.record_type, e.value.field) == (L.CHECKPOINT_END, "type")
+    assert e.value.offset == len(data) - 16
+    with pytest.raises(GrammarError):
+        decode_libxl(data, strict=False)
+
+
+def test_checkpoint_state_is_refused_in_a_stream_but_its_body_codec_stays() -> None:
+    data = _with([Record(L.CHECKPOINT_STATE, CheckpointState(control_id=1))])
+    with pytest.raises(GrammarError) as e:
+        decode_libxl(data)
+    assert (e.value.offset, e.value.field) == (len(data) - 24, "type")
+    spec = LIBXL.by_name("CHECKPOINT_STATE")
+    from xenlu.registry import Ctx
+
+    body = struct.pack("<II", 3, 0)
+    assert spec.decode(memoryview(body), Ctx(0, 5, 8, 8)) == CheckpointState(control_id=3)
+    for bad, field, off in ((struct.pack("<II", 4, 0), "control_id", 8), (b"", "length", 4)):
+        with pytest.raises(RecordError) as r:
+            spec.decode(memoryview(bad), Ctx(0, 5, 8, len(bad)))
+        assert (r.value.field, r.value.offset) == (field, off)
+
+
+def test_unknown_optional_libxl_record_is_refused_unless_lenient() -> None:
+    s = full_libxl()
+    s.records.insert(2, Record(0x80000006, UnknownRecord(0x80000006, b"optional")))
+    data = libxl_bytes(s)
+    with pytest.raises(UnknownRecordError) as e:
+        decode_libxl(data)
+    assert (e.value.record_type, e.value.field) == (0x80000006, "type")
+    assert "optional" in str(e.value)
+    assert decode_libxl(data, strict=False) == s
+
+
+def test_emulator_records_need_an_hvm_guest() -> None:
+    for rec in (
+        Record(L.EMULATOR_CONTEXT, EmulatorContext(2, 0, b"QEVM")),
+        Record(L.EMULATOR_XENSTORE_DATA, EmulatorXenstoreData(2, 0, ())),
+    ):
+        assert decode_libxl(_with([rec])).records[1] == rec
+        with pytest.raises(GrammarError) as e:
+            decode_libxl(_with([rec], pv=True))
+        assert e.value.record_type == rec.type
+
+
+@pytest.mark.parametrize(
+    ("data", "at"),
+    [
+        (b"\0v\0", 16),  # empty key
+        (b"ok\0v\0/abs\0v\0", 21),  # absolute key
+        (b"a b\0v\0", 16),  # space
+        (b"k\xc3\xa9\0v\0", 16),  # non-ASCII
+        (b"k.x\0v\0", 16),  # "." is not in the alphabet
+    ],
+)
+def test_xenstore_keys_follow_the_spec(data: bytes, at: int) -> None:
+    from xenlu.registry import Ctx
+
+    spec = LIBXL.by_name("EMULATOR_XENSTORE_DATA")
+    body = struct.pack("<II", 2, 0) + data
+    with pytest.raises(RecordError) as e:
+        spec.decode(memoryview(body), Ctx(0, 2, 8, len(body)))
+    assert (e.value.offset, e.value.field) == (at, "data")
+    key = data.split(b"\0")[::2][-2 if data.startswith(b"ok") else 0]
+    with pytest.raises(EncodeError):
+        spec.encode(EmulatorXenstoreData(2, 0, ((key, b"v"),)))
+
+
+def test_xenstore_key_alphabet_and_free_values() -> None:
+    from xenlu.registry import Ctx
+
+    spec = LIBXL.by_name("EMULATOR_XENSTORE_DATA")
+    value = EmulatorXenstoreData(2, 0, ((b"aZ9-/_@x", b"any text: \xff ok"),))
+    body = b"".join(bytes(p) for p in spec.encode(value))
+    assert spec.decode(memoryview(body), Ctx(0, 2, 8, len(body))) == value
+
+
+def test_xl_optional_data_is_config_len_then_config() -> None:
+    f = XlFile(True, 3, 0, xl_optional_data(b'{"x": 1}\0', b"tail"), full_libxl())
+    data = xl_bytes(f)
+    assert data[44:48] == struct.pack("<I", 17)  # optional_data_len
+    assert data[48:52] == struct.pack("<I", 9)  # config_len
+    back = decode_xl(data)
+    assert back == f and back.config == b'{"x": 1}\0'
+    assert xl_bytes(back) == data
+    assert XlFile(True, 2, 0, b"", full_libxl()).config is None
+    # What real xl save writes without a config: config_len 0.
+    assert (
+        decode_xl(xl_bytes(XlFile(True, 2, 0, xl_optional_data(b""), full_libxl()))).config == b""
+    )
+
+
+@pytest.mark.parametrize(
+    ("optional", "offset", "field"),
+    [
+        (b"\x01\x00", 44, "optional_data_len"),  # too short for config_len
+        (struct.pack("<I", 5) + b"abcd", 48, "config_len"),  # config past the optional data
+        (struct.pack("<I", 2**32 - 1), 48, "config_len"),
+    ],
+)
+def test_xl_savefile_truncated(optional: bytes, offset: int, field: str) -> None:
+    head = XL_MAGIC + struct.pack("<IIII", 0x01020304, 2, 0, len(optional))
+    data = head + optional + libxl_bytes(full_libxl())
+    with pytest.raises(FramingError) as e:
+        decode_xl(data)
+    assert (e.value.offset, e.value.field) == (offset, field)
+    with pytest.raises(EncodeError):
+        xl_bytes(XlFile(True, 2, 0, optional, full_libxl()))
+    with pytest.raises(EncodeError):
+        _ = XlFile(True, 2, 0, optional, full_libxl()).config

@@ -12,14 +12,27 @@ CHECKPOINT_END's :class:`CheckpointEnd` value. libxl records and embedded
 libxc records share one record-index counter.
 
 Grammar (:class:`~xenlu.errors.GrammarError` at the record header, field
-``type``): at most one LIBXC_CONTEXT; END not while the libxc stream stands
-at a CHECKPOINT (its END is missing). A CHECKPOINT_END elsewhere is accepted
-(reference §2 places no rule on it) and carries no libxc batch.
+``type``), as Xen's reader ``process_record()`` in
+``tools/libs/light/libxl_stream_read.c`` enforces it (``docs/xen-readers.md``):
+at most one LIBXC_CONTEXT; END not while the libxc stream stands at a
+CHECKPOINT (its END is missing); CHECKPOINT_END only to close a libxc
+CHECKPOINT ("Unexpected CHECKPOINT_END record in stream"); no
+CHECKPOINT_STATE (it belongs to COLO's checkpoint-state exchange, which Xen
+reads outside the record loop: "Unexpected CHECKPOINT_STATE record in
+stream"); no emulator record after a PV domain's libxc stream ("... when none
+was expected"). Every unknown record type is refused, optional (bit 31) or
+not: the libxl spec gives no "may be ignored" rule and Xen's reader fails
+any type it does not know ("Unrecognised record"). ``strict=False`` keeps
+unknown records as :class:`~xenlu.registry.UnknownRecord` values instead.
 
 The xl save file (``tools/xl/xl.h``): 32-byte magic, ``<IIII`` header
 (byteorder 0x01020304, mandatory flags — bit 0 JSON config, bit 1 STREAMv2 —,
-optional flags, optional data length), the optional data (the config), then
-a libxl stream when STREAMv2 is set, otherwise a libxc stream.
+optional flags, optional data length), the optional data, then a libxl
+stream when STREAMv2 is set, otherwise a libxc stream. ``xl save`` writes
+the optional data as ``u32 config_len`` and the config (JSON with its NUL);
+``xl restore`` reads it so and refuses a config longer than the optional
+data ("Savefile truncated"); bytes after the config are ignored by xl and
+kept here byte for byte.
 
 Decode and encode::
 
@@ -78,6 +91,7 @@ __all__ = [
     "encode_xl",
     "libxl_bytes",
     "xl_bytes",
+    "xl_optional_data",
 ]
 
 #: libxl header, big-endian (§2): ident, version, options.
@@ -107,6 +121,13 @@ class XlHeader(Packed):
 _XL = XlHeader.LAYOUT
 #: The header's ``struct`` (``<IIII``).
 XL_HDR = _XL.struct
+
+#: Characters a xenstore key may use (libxl spec, EMULATOR_XENSTORE_DATA:
+#: "strictly alphanumeric ASCII and -/_@").
+XENSTORE_KEY_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-/_@"
+
+#: libxc domain header type of a PV guest (§1.3): no emulator records follow it.
+_DHDR_TYPE_PV = 1
 
 #: Emulator ids of the emulator sub-header (§2).
 EMULATOR_IDS = {0: "unknown", 1: "qemu_traditional", 2: "qemu_upstream"}
@@ -228,6 +249,13 @@ class XlFile:
     ``byteorder_ok`` is True when the byteorder word reads 0x01020304; a
     decoded file always has True (other byte orders are refused, as xl
     does); an encoder given False writes the swapped word.
+    ``optional_data`` is the whole optional area as on the wire: empty, or
+    ``u32 config_len``, the config and any bytes xl skips
+    (:func:`xl_optional_data` builds it).
+
+    >>> f = XlFile(True, 3, 0, xl_optional_data(b"{}\\0"), LibxlStream(LibxlHeader(), []))
+    >>> f.config
+    b'{}\\x00'
     """
 
     byteorder_ok: bool
@@ -240,6 +268,64 @@ class XlFile:
     def json_config(self) -> bool:
         """Mandatory flag bit 0: the optional data is a JSON domain config."""
         return bool(self.mandatory_flags & XL_MANDATORY_JSON)
+
+    @property
+    def config(self) -> bytes | None:
+        """The domain config in the optional data; None when the optional data is empty.
+
+        Raises :class:`~xenlu.errors.EncodeError` if the optional data is
+        not a ``u32 config_len`` and that many bytes.
+        """
+        if not self.optional_data:
+            return None
+        _check_optional_data(self.optional_data)
+        (clen,) = _U32.unpack_from(self.optional_data, 0)
+        return bytes(self.optional_data[4 : 4 + clen])
+
+
+_U32 = struct.Struct("<I")
+
+
+def xl_optional_data(config: bytes, tail: bytes = b"") -> bytes:
+    """The xl optional data ``xl save`` writes: ``u32 config_len``, the config, then ``tail``.
+
+    >>> xl_optional_data(b"{}\\0")
+    b'\\x03\\x00\\x00\\x00{}\\x00'
+    """
+    return _U32.pack(len(config)) + bytes(config) + bytes(tail)
+
+
+def _optional_data_problem(optional: bytes | memoryview) -> tuple[str, str, str, int] | None:
+    """Why non-empty optional data is not ``u32 config_len`` + config, or None.
+
+    Returns ``(field, message, expected, got)``; xl's ``create_domain()``
+    calls both cases "Savefile truncated.".
+    """
+    n = len(optional)
+    if n < 4:
+        return (
+            "optional_data_len",
+            "xl optional data too short for its config length (xl: Savefile truncated)",
+            ">= 4 (u32 config_len)",
+            n,
+        )
+    (clen,) = _U32.unpack_from(optional, 0)
+    if clen > n - 4:
+        return (
+            "config_len",
+            "xl config runs past the optional data (xl: Savefile truncated)",
+            f"<= {n - 4}",
+            clen,
+        )
+    return None
+
+
+def _check_optional_data(optional: bytes) -> None:
+    """:class:`EncodeError` unless ``optional`` is empty or ``u32 config_len`` + config."""
+    problem = _optional_data_problem(optional) if optional else None
+    if problem is not None:
+        field, message, expected, got = problem
+        raise EncodeError(f"{message}: {field}: expected {expected}, got {got}")
 
 
 # --- record body codecs ----------------------------------------------------------
@@ -321,8 +407,39 @@ def _dec_xenstore(body: memoryview, ctx: Ctx) -> EmulatorXenstoreData:
                 expected="key/value pairs",
                 got=len(parts),
             )
-        pairs = tuple(zip(parts[0::2], parts[1::2], strict=True))
+        keys = parts[0::2]
+        at = 8
+        for key, val in zip(keys, parts[1::2], strict=True):
+            problem = _xenstore_key_problem(key)
+            if problem is not None:
+                ctx.fail(
+                    f"xenstore data: {problem[0]}",
+                    at=at,
+                    field="data",
+                    expected=problem[1],
+                    got=repr(key),
+                )
+            at += len(key) + len(val) + 2
+        pairs = tuple(zip(keys, parts[1::2], strict=True))
     return EmulatorXenstoreData(emu_id, index, pairs)
+
+
+def _xenstore_key_problem(key: bytes) -> tuple[str, str] | None:
+    """Why ``key`` may not be a xenstore key of EMULATOR_XENSTORE_DATA, or None.
+
+    Xen's ``libxl__restore_emulator_xenstore_data()`` refuses an empty key
+    ("empty key found in xenstore data") and an absolute one ("Key in
+    xenstore data not relative"); the libxl spec allows keys "strictly as
+    alphanumeric ASCII and -/_@" (Xen's reader leaves that to xenstored,
+    which refuses the write).
+    """
+    if not key:
+        return "empty key", "a non-empty key"
+    if key[0] == 0x2F:  # "/"
+        return "key not relative", "a key relative to the device model's tree"
+    if key.translate(None, XENSTORE_KEY_CHARS):
+        return "key outside the xenstore alphabet", "alphanumeric ASCII and -/_@"
+    return None
 
 
 def _emu_hdr(value: Any, name: str) -> bytes:
@@ -348,6 +465,9 @@ def _enc_xenstore(value: Any) -> Sequence[Any]:
                     "EMULATOR_XENSTORE_DATA: keys and values must be bytes without NUL"
                 )
             out.append(bytes(s) + b"\0")
+        problem = _xenstore_key_problem(bytes(pair[0]))
+        if problem is not None:
+            raise EncodeError(f"EMULATOR_XENSTORE_DATA: {problem[0]}: {bytes(pair[0])!r}")
     return out
 
 
@@ -524,9 +644,13 @@ def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlSt
         index = idx + 1
         spec = LIBXL.get(rtype)
         if spec is None:
-            if strict and not rtype & OPTIONAL:
+            # No "may be ignored" rule in the libxl spec, and Xen's reader fails
+            # every type it does not know, optional (bit 31) or not.
+            if strict:
                 raise UnknownRecordError(
-                    "unknown mandatory libxl record type",
+                    "unknown optional libxl record type (libxl refuses every unknown type)"
+                    if rtype & OPTIONAL
+                    else "unknown mandatory libxl record type",
                     offset=hpos,
                     record_index=idx,
                     record_type=rtype,
@@ -541,6 +665,21 @@ def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlSt
             raise _grammar("second LIBXC_CONTEXT record", hpos, idx, rtype)
         if rtype == L.END and at_checkpoint:
             raise _grammar("END while the libxc stream stands at a CHECKPOINT", hpos, idx, rtype)
+        if rtype == L.CHECKPOINT_END and not at_checkpoint:
+            raise _grammar("CHECKPOINT_END closes no libxc CHECKPOINT", hpos, idx, rtype)
+        if rtype == L.CHECKPOINT_STATE:
+            raise _grammar(
+                "CHECKPOINT_STATE in a libxl stream (COLO's checkpoint-state exchange only)",
+                hpos,
+                idx,
+                rtype,
+            )
+        if (
+            rtype in (L.EMULATOR_XENSTORE_DATA, L.EMULATOR_CONTEXT)
+            and first is not None
+            and first.domain.type == _DHDR_TYPE_PV
+        ):
+            raise _grammar("emulator record in a PV domain's stream", hpos, idx, rtype)
         ctx.index, ctx.type, ctx.offset, ctx.length = idx, rtype, body_at, length
         value = spec.decode(buf[body_at : body_at + length], ctx)
         if rtype == L.LIBXC_CONTEXT:
@@ -632,12 +771,18 @@ def libxl_bytes(stream: LibxlStream) -> bytes:
 def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> XlFile:
     """Decode an xl save file: magic, header, optional data, then the stream.
 
+    Non-empty optional data must be ``u32 config_len`` and the config, as
+    ``xl save`` writes it; a config that does not fit is a
+    :class:`~xenlu.errors.FramingError` (field ``optional_data_len`` or
+    ``config_len``), xl's "Savefile truncated".
+
     The stream is a libxl stream when mandatory flag bit 1 (STREAMv2) is
     set, otherwise a libxc stream. Record indices count from the stream's
     first record; offsets are absolute in the file.
 
     >>> from xenlu.libxc import End
-    >>> f = XlFile(True, 2, 0, b"", LibxlStream(LibxlHeader(), [Record(0, End())]))
+    >>> s = LibxlStream(LibxlHeader(), [Record(0, End())])
+    >>> f = XlFile(True, 3, 0, xl_optional_data(b"{}\\0"), s)
     >>> decode_xl(xl_bytes(f)) == f
     True
     """
@@ -675,12 +820,23 @@ def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> Xl
     data_at = hdr_at + XL_HDR.size
     if optlen > n - data_at:
         raise FramingError(
-            "xl optional data runs past the end of the input",
+            "xl optional data runs past the end of the input (xl: truncated reading optdata)",
             offset=hdr_at + _XL.field("optional_data_len").offset,
             field="optional_data_len",
             expected=f"<= {n - data_at}",
             got=optlen,
         )
+    # xl restore (create_domain(), xl_vmcontrol.c) reads u32 config_len then
+    # the config, and fails "Savefile truncated." when either does not fit.
+    problem = _optional_data_problem(mv[data_at : data_at + optlen]) if optlen else None
+    if problem is not None:
+        field, message, expected, got = problem
+        at = (
+            hdr_at + _XL.field("optional_data_len").offset
+            if field == "optional_data_len"
+            else data_at
+        )
+        raise FramingError(message, offset=at, field=field, expected=expected, got=got)
     stream_at = data_at + optlen
     stream: LibxlStream | LibxcStream
     if mandatory & XL_MANDATORY_STREAMV2:
@@ -698,6 +854,7 @@ def encode_xl(xl: XlFile, writer: RecordWriter) -> None:
     v2 = bool(xl.mandatory_flags & XL_MANDATORY_STREAMV2)
     if v2 != isinstance(xl.stream, LibxlStream):
         raise EncodeError("xl: mandatory flag STREAMv2 must be set exactly for a libxl stream")
+    _check_optional_data(xl.optional_data)
     byteorder = XL_BYTEORDER if xl.byteorder_ok else 0x04030201
     try:
         hdr = XL_HDR.pack(byteorder, xl.mandatory_flags, xl.optional_flags, len(xl.optional_data))

@@ -697,7 +697,11 @@ def _emulator(epoch: Epoch | None, xenstore: bool) -> SearchStrategy[Any]:
 
     hdr = _field_dicts(EmulatorHeader.LAYOUT, None, {})
     if xenstore:
-        pairs = st.lists(st.tuples(_no_nul(), _no_nul()), max_size=4).map(tuple)
+        # Keys: relative, non-empty, "alphanumeric ASCII and -/_@" (libxl spec).
+        head = st.sampled_from(b"abcXYZ019-_@")
+        rest = st.lists(st.sampled_from(b"abcXYZ019-_@/"), max_size=11)
+        key = st.builds(lambda h, r: bytes([h, *r]), head, rest)
+        pairs = st.lists(st.tuples(key, _no_nul()), max_size=4).map(tuple)
         return st.builds(
             lambda h, p: EmulatorXenstoreData(h["emulator_id"], h["index"], p), hdr, pairs
         )
@@ -1318,6 +1322,7 @@ def libxl_streams(
         XlFile,
         libxl_bytes,
         xl_bytes,
+        xl_optional_data,
     )
 
     L = LibxlType
@@ -1327,9 +1332,9 @@ def libxl_streams(
         inner = draw(libxc_models(version))
         wrap = getattr(libxl_mod, "LibxcContext", None)  # the marker's value type, if any
         recs = [Record(L.LIBXC_CONTEXT, wrap(inner) if wrap is not None else inner)]
-        for t in draw(
-            st.lists(st.sampled_from([L.EMULATOR_XENSTORE_DATA, L.EMULATOR_CONTEXT]), max_size=2)
-        ):
+        # Emulator records follow an HVM guest's libxc stream only (libxl_stream_read.c).
+        emu = st.sampled_from([L.EMULATOR_XENSTORE_DATA, L.EMULATOR_CONTEXT])
+        for t in draw(st.lists(emu, max_size=2)) if inner.domain.type != 1 else []:
             name = LIBXL.name_of(t)
             assert name is not None
             recs.append(Record(t, draw(records(name, family="libxl"))))
@@ -1343,9 +1348,12 @@ def libxl_streams(
         mandatory = (XL_MANDATORY_STREAMV2 if v2 else 0) | draw(
             st.sampled_from([0, XL_MANDATORY_JSON])
         )
-        return XlFile(
-            True, mandatory, draw(st.integers(0, 0xFFFFFFFF)), draw(st.binary(max_size=40)), stream
+        # Optional data as xl save writes it: none, or u32 config_len + config + a tail.
+        optional = draw(
+            st.just(b"")
+            | st.builds(xl_optional_data, st.binary(max_size=36), st.binary(max_size=4))
         )
+        return XlFile(True, mandatory, draw(st.integers(0, 0xFFFFFFFF)), optional, stream)
 
     strat = libxl() if xl is False else xlfile() if xl else libxl() | xlfile()
     if not as_bytes:
