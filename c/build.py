@@ -32,8 +32,12 @@ def epochs(include: Path) -> list[tuple[int, int]]:
     return sorted(found)
 
 
-def build(outdir: str | os.PathLike[str], sanitize: bool = False, cc: str = "cc",
-          include: Path | None = None) -> Path:
+def build(
+    outdir: str | os.PathLike[str],
+    sanitize: bool = False,
+    cc: str = "cc",
+    include: Path | None = None,
+) -> Path:
     """Compile and link ``xenlu-c`` into ``outdir``; return the binary's path.
 
     :class:`subprocess.CalledProcessError` (with the compiler's output) on failure.
@@ -52,10 +56,18 @@ def build(outdir: str | os.PathLike[str], sanitize: bool = False, cc: str = "cc"
 
     for a, b in eps:
         obj = out / f"lu_epoch_{a}_{b}.o"
-        cc_run([
-            f"-I{inc}", f"-I{HERE}", f'-DXEN_LU_HEADER="xen_lu_{a}.{b}.h"',
-            f"-DLU_EPOCH_NAME=lu_epoch_{a}_{b}", "-c", str(HERE / "lu_epoch.c"), "-o", str(obj),
-        ])
+        cc_run(
+            [
+                f"-I{inc}",
+                f"-I{HERE}",
+                f'-DXEN_LU_HEADER="xen_lu_{a}.{b}.h"',
+                f"-DLU_EPOCH_NAME=lu_epoch_{a}_{b}",
+                "-c",
+                str(HERE / "lu_epoch.c"),
+                "-o",
+                str(obj),
+            ]
+        )
         objs.append(obj)
     listing = " ".join(f"X({a}, {b})" for a, b in eps)
     for src in ("lu_main.c", "crc32c.c"):

@@ -118,7 +118,9 @@ def extra_layouts() -> dict[str, Any]:
         (_Breadcrumb, handover._BREADCRUMB.format),
     )
     for cls, fmt in checks:
-        if _norm(cls.LAYOUT.struct.format) != _norm(fmt):  # pragma: no cover - a codec changed its format
+        if _norm(cls.LAYOUT.struct.format) != _norm(
+            fmt
+        ):  # pragma: no cover - a codec changed its format
             raise AssertionError(f"{cls.LAYOUT.name}: declared {cls.LAYOUT.struct.format}, {fmt}")
     return {cls.LAYOUT.name: cls.LAYOUT for cls, _ in checks}
 
@@ -215,7 +217,7 @@ def _struct(cname: str, desc: dict[str, Any], comment: str) -> list[str]:
     if size % align:  # pragma: no cover - every declared layout is a multiple of its alignment
         raise ValueError(f"{cname}: {size} bytes is not a multiple of its alignment {align}")
     out.append(f"#define {up}_SIZE {size}u")
-    out.append(f"XEN_LU_STATIC_ASSERT(sizeof(struct {cname}) == {size}, \"{cname} size\");")
+    out.append(f'XEN_LU_STATIC_ASSERT(sizeof(struct {cname}) == {size}, "{cname} size");')
     for f in desc["fields"]:
         out.append(
             f"XEN_LU_STATIC_ASSERT(offsetof(struct {cname}, {f['name']}) == {f['offset']}, "
@@ -343,7 +345,11 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
     if end is not None and all(t != 0 for t, _ in types):
         types.append((0, end.name))
     lines.extend(f"    XEN_LU_REC_{n} = {t:#010x}," for t, n in sorted(types))
-    lines += ["};", "/* Every record type as X(name, code), for name tables */", "#define XEN_LU_REC_TYPES(X) \\"]
+    lines += [
+        "};",
+        "/* Every record type as X(name, code), for name tables */",
+        "#define XEN_LU_REC_TYPES(X) \\",
+    ]
     lines.extend(f"    X({n}, {t:#010x}u) \\" for t, n in sorted(types))
     lines += ["    /* end */", ""]
     lines.append("/* Every libxc record type (most are not allowed in an LU stream, §4.16) */")
@@ -405,8 +411,13 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
         seen[cname] = body
         lines.extend(_struct(cname, desc, comment))
         if "hvm_typecode" in desc:
-            lines.insert(len(lines) - 1, f"#define {cname.upper()}_TYPECODE {desc['hvm_typecode']}u")
-    lines += ["/* Every struct above as X(struct name, macro prefix) */", "#define XEN_LU_LAYOUTS(X) \\"]
+            lines.insert(
+                len(lines) - 1, f"#define {cname.upper()}_TYPECODE {desc['hvm_typecode']}u"
+            )
+    lines += [
+        "/* Every struct above as X(struct name, macro prefix) */",
+        "#define XEN_LU_LAYOUTS(X) \\",
+    ]
     lines.extend(f"    X({c}, {c.upper()}) \\" for c in seen)
     lines += ["    /* end */", ""]
     lines += ["/* HVM context typecodes (reference §4.2) */", "enum xen_lu_hvm_typecode {"]
@@ -446,3 +457,138 @@ def write_headers(directory: str | os.PathLike[str]) -> list[Path]:
         p.write_text(c_header(e), encoding="utf-8")
         out.append(p)
     return out
+
+
+# --- the description the C writer reads ---------------------------------------------
+
+DESCRIPTION_FORMAT = "xenlu-lu-description 1"
+
+
+def _struct_line(role: str, desc: dict[str, Any], body: bytes, at: int) -> str:
+    """``struct <name> field=value …`` for the layout at ``body[at:]`` (no reserved fields)."""
+    parts = [f"struct {c_name(role)[len('xen_lu_') :]}"]
+    for f in desc["fields"]:
+        if f.get("reserved"):
+            continue
+        raw = body[at + f["offset"] : at + f["offset"] + f["size"]]
+        if f["type"] == "bytes":
+            parts.append(f"{f['name']}=hex:{raw.hex()}")
+        else:
+            value = int.from_bytes(raw, "little", signed=f["type"].startswith("i"))
+            parts.append(f"{f['name']}={value}")
+    return " ".join(parts)
+
+
+def _raw_line(data: bytes) -> list[str]:
+    return [f"raw {data.hex()}"] if data else []
+
+
+def describe_stream(data: bytes | bytearray | memoryview) -> str:
+    """The field-level text description of a valid LU stream that ``xenlu-c write`` reads.
+
+    One directive per line: ``epoch X.Y``; ``record NAME`` (or ``record 0x…``
+    for an unknown optional type) opens a record; ``struct NAME field=value …``
+    appends one layout of the generated header, by field name, with omitted
+    (reserved) fields zero; ``raw HEX`` appends bytes no fixed layout covers;
+    ``section-end DOMID`` writes LU_SECTION_END with the checksum and byte
+    count the writer computes (§4.15); ``end`` writes END. Record lengths and
+    padding are the writer's (§1). The stream must be valid
+    (:func:`xenlu.lu_stream.verify_lu` it first).
+
+    >>> from xenlu.hostgen import make_host
+    >>> from xenlu.lu_stream import encode_lu
+    >>> text = describe_stream(encode_lu(make_host((4, 21), n_hvm=1)))
+    >>> text.splitlines()[1:4]
+    ['epoch 4.21', 'record LU_VERSION', 'struct version xen_major=4 xen_minor=21']
+    """
+    buf = bytes(data)
+    major, minor = (int.from_bytes(buf[o : o + 4], "little") for o in (8, 12))
+    e = _epoch((major, minor))
+    s = epoch_schema(e)
+    by_type = {int(r["type"], 16): (n, r) for n, r in s["records"].items()}
+    desc_of = {role: d for r in s["records"].values() for role, d in r["layouts"].items()}
+    hvm_desc = _layout_desc(extra_layouts()["HVM_SAVE_DESCRIPTOR"])
+    count_desc = _layout_desc(CountHeader.LAYOUT)
+    lines = [DESCRIPTION_FORMAT, f"epoch {fmt_epoch(e)}"]
+    off = 0
+    while off + 8 <= len(buf):
+        rtype, length = (int.from_bytes(buf[off + o : off + o + 4], "little") for o in (0, 4))
+        body = buf[off + 8 : off + 8 + length]
+        off += 8 + length + (-length % 8)
+        known = by_type.get(rtype)
+        if rtype == 0 and length == 0:
+            lines.append("end")
+            break
+        if known is None:
+            lines += [f"record {rtype:#010x}", *_raw_line(body)]
+            continue
+        name, rec = known
+        if name == "LU_SECTION_END":
+            lines.append(f"section-end {int.from_bytes(body[0:2], 'little')}")
+            continue
+        lines.append(f"record {name}")
+        roles = list(rec["layouts"])
+        if rec["bulk"] and rec["family"] == "lu":
+            (role,) = roles
+            size = rec["layouts"][role]["size"]
+            lines.append(_struct_line("COUNT_HEADER", count_desc, body, 0))
+            lines += [
+                _struct_line(role, rec["layouts"][role], body, at)
+                for at in range(8, len(body), size)
+            ]
+        elif rec["bulk"]:
+            # libxc bulk records: an optional {count; rsvd} header, then entries.
+            at = 0
+            if len(roles) == 2:
+                lines.append(_struct_line(roles[0], rec["layouts"][roles[0]], body, 0))
+                at = rec["layouts"][roles[0]]["size"]
+            role = roles[-1]
+            size = rec["layouts"][role]["size"]
+            lines += [
+                _struct_line(role, rec["layouts"][role], body, a)
+                for a in range(at, len(body), size)
+            ]
+        elif name == "HVM_CONTEXT":
+            # Each entry: its descriptor as a struct, its data as raw bytes.
+            at = 0
+            while at + 8 <= len(body):
+                n = int.from_bytes(body[at + 4 : at + 8], "little")
+                lines.append(_struct_line("HVM_SAVE_DESCRIPTOR", hvm_desc, body, at))
+                lines += _raw_line(body[at + 8 : at + 8 + n])
+                at += 8 + n
+        else:
+            # A fixed layout, or a header layout followed by variable data.
+            role = roles[0]
+            size = desc_of[role]["size"]
+            lines.append(_struct_line(role, rec["layouts"][role], body, 0))
+            lines += _raw_line(body[size:])
+    return "\n".join(lines) + "\n"
+
+
+def canonical_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The part of an LU summary that ``xenlu inspect --json`` and ``xenlu-c read`` both give.
+
+    Format, Xen version, epoch, record and byte totals, records per type, and
+    per domain: domid, type, records per type and the entry counts of the
+    count-prefixed LU records (§4). Applied to both outputs before comparing.
+    """
+    from xenlu.registry import LU
+
+    bulk = {spec.name for spec in LU if spec.bulk}
+    return {
+        "format": summary["format"],
+        "xen_version": summary["xen_version"],
+        "epoch": summary["epoch"],
+        "records": summary["records"],
+        "bytes": summary["bytes"],
+        "record_counts": dict(summary["record_counts"]),
+        "domains": [
+            {
+                "domid": d["domid"],
+                "type": d["type"],
+                "record_counts": dict(d["record_counts"]),
+                "entry_counts": {k: v for k, v in d["entry_counts"].items() if k in bulk},
+            }
+            for d in summary["domains"]
+        ],
+    }
