@@ -1,9 +1,9 @@
 meta:
-  id: "xen_libxc"
+  id: xen_libxc
   title: "Xen libxc migration stream (v2 and v3)"
   application: "Xen toolstack save/restore and migration (libxc), xenlu"
   license: "MIT"
-  endian: "le"
+  endian: le
 doc: |
   A libxc migration stream: the big-endian image header, the domain
   header, then records with 8-byte framing up to END. Reserved fields
@@ -13,43 +13,43 @@ doc: |
   do not edit (`make schemas` regenerates it, a test keeps it fresh).
 doc-ref: "https://xenbits.xen.org/docs/unstable/specs/libxc-migration-stream.html"
 seq:
-  - id: "image_header"
-    type: "image_header"
-  - id: "domain_header"
-    type: "domain_header"
-  - id: "records"
-    type: "record"
-    repeat: "until"
+  - id: image_header
+    type: image_header
+  - id: domain_header
+    type: domain_header
+  - id: records
+    type: record
+    repeat: until
     repeat-until: "_.type == rec_type::end"
 types:
   record:
     seq:
-      - id: "type"
-        type: "u4"
-        enum: "rec_type"
-      - id: "length"
-        type: "u4"
+      - id: type
+        type: u4
+        enum: rec_type
+      - id: length
+        type: u4
         valid:
           max: 134217728
         doc: "body length, padding excluded"
-      - id: "body"
-        size: "length"
+      - id: body
+        size: length
         type:
-          switch-on: "type"
+          switch-on: type
           cases:
-            "rec_type::page_data": "page_data"
-            "rec_type::x86_pv_info": "x86_pv_info"
-            "rec_type::x86_pv_p2m_frames": "x86_pv_p2m_frames"
-            "rec_type::x86_tsc_info": "x86_tsc_info"
-            "rec_type::hvm_params": "hvm_params"
-            "rec_type::x86_cpuid_policy": "x86_cpuid_policy"
-            "rec_type::x86_msr_policy": "x86_msr_policy"
-            "rec_type::x86_pv_vcpu_basic": "x86_pv_vcpu"
-            "rec_type::x86_pv_vcpu_extended": "x86_pv_vcpu"
-            "rec_type::x86_pv_vcpu_xsave": "x86_pv_vcpu"
-            "rec_type::x86_pv_vcpu_msrs": "x86_pv_vcpu"
-            "rec_type::hvm_context": "hvm_context"
-      - id: "padding"
+            "rec_type::page_data": page_data
+            "rec_type::x86_pv_info": x86_pv_info
+            "rec_type::x86_pv_p2m_frames": x86_pv_p2m_frames
+            "rec_type::x86_tsc_info": x86_tsc_info
+            "rec_type::hvm_params": hvm_params
+            "rec_type::x86_cpuid_policy": x86_cpuid_policy
+            "rec_type::x86_msr_policy": x86_msr_policy
+            "rec_type::x86_pv_vcpu_basic": x86_pv_vcpu
+            "rec_type::x86_pv_vcpu_extended": x86_pv_vcpu
+            "rec_type::x86_pv_vcpu_xsave": x86_pv_vcpu
+            "rec_type::x86_pv_vcpu_msrs": x86_pv_vcpu
+            "rec_type::hvm_context": hvm_context
+      - id: padding
         size: "(8 - length % 8) % 8"
         doc: "zeros up to a multiple of 8"
     instances:
@@ -58,242 +58,242 @@ types:
         doc: "bit 31: a reader that does not know the type skips it"
   cpuid_leaf:
     seq:
-      - id: "leaf"
-        type: "u4"
-      - id: "subleaf"
-        type: "u4"
-      - id: "a"
-        type: "u4"
-      - id: "b"
-        type: "u4"
-      - id: "c"
-        type: "u4"
-      - id: "d"
-        type: "u4"
+      - id: leaf
+        type: u4
+      - id: subleaf
+        type: u4
+      - id: a
+        type: u4
+      - id: b
+        type: u4
+      - id: c
+        type: u4
+      - id: d
+        type: u4
   domain_header:
     seq:
-      - id: "type"
-        type: "u4"
-        enum: "domain_header_type"
-      - id: "page_shift"
-        type: "u2"
-        enum: "domain_header_page_shift"
-      - id: "rsvd"
-        type: "u2"
+      - id: type
+        type: u4
+        enum: domain_header_type
+      - id: page_shift
+        type: u2
+        enum: domain_header_page_shift
+      - id: rsvd
+        type: u2
         valid: 0
         doc: "reserved: zero"
-      - id: "xen_major"
-        type: "u4"
-      - id: "xen_minor"
-        type: "u4"
+      - id: xen_major
+        type: u4
+      - id: xen_minor
+        type: u4
   hvm_context:
     seq:
-      - id: "entries"
-        type: "hvm_entry"
-        repeat: "until"
+      - id: entries
+        type: hvm_entry
+        repeat: until
         repeat-until: "_.desc.typecode == 0"
     doc: "HEADER first, END (typecode 0, instance 0, length 0) last, no padding"
   hvm_entry:
     seq:
-      - id: "desc"
-        type: "hvm_save_descriptor"
-      - id: "data"
+      - id: desc
+        type: hvm_save_descriptor
+      - id: data
         size: "desc.length"
         type:
           switch-on: "desc.typecode"
           cases:
-            1: "hvm_save_header"
+            1: hvm_save_header
   hvm_param:
     seq:
-      - id: "index"
-        type: "u8"
-      - id: "value"
-        type: "u8"
+      - id: index
+        type: u8
+      - id: value
+        type: u8
   hvm_params:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
-      - id: "entries"
-        type: "hvm_param"
-        repeat: "expr"
-        repeat-expr: "count"
+      - id: entries
+        type: hvm_param
+        repeat: expr
+        repeat-expr: count
   hvm_params_header:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
   hvm_save_descriptor:
     seq:
-      - id: "typecode"
-        type: "u2"
-      - id: "instance"
-        type: "u2"
-      - id: "length"
-        type: "u4"
+      - id: typecode
+        type: u2
+      - id: instance
+        type: u2
+      - id: length
+        type: u4
   hvm_save_header:
     seq:
-      - id: "magic"
-        type: "u4"
-        enum: "hvm_save_header_magic"
-      - id: "version"
-        type: "u4"
-        enum: "hvm_save_header_version"
-      - id: "changeset"
-        type: "u8"
-      - id: "cpuid"
-        type: "u4"
-      - id: "gtsc_khz"
-        type: "u4"
+      - id: magic
+        type: u4
+        enum: hvm_save_header_magic
+      - id: version
+        type: u4
+        enum: hvm_save_header_version
+      - id: changeset
+        type: u8
+      - id: cpuid
+        type: u4
+      - id: gtsc_khz
+        type: u4
   image_header:
     seq:
-      - id: "marker"
-        type: "u8be"
-      - id: "id"
-        type: "u4be"
-      - id: "version"
-        type: "u4be"
-      - id: "options"
-        type: "u2be"
-      - id: "rsvd0"
-        type: "u2be"
+      - id: marker
+        type: u8be
+      - id: id
+        type: u4be
+      - id: version
+        type: u4be
+      - id: options
+        type: u2be
+      - id: rsvd0
+        type: u2be
         valid: 0
         doc: "reserved: zero"
-      - id: "rsvd1"
-        type: "u4be"
+      - id: rsvd1
+        type: u4be
         valid: 0
         doc: "reserved: zero"
   msr_entry:
     seq:
-      - id: "idx"
-        type: "u4"
-      - id: "flags"
-        type: "u4"
-        enum: "msr_entry_flags"
-      - id: "val"
-        type: "u8"
+      - id: idx
+        type: u4
+      - id: flags
+        type: u4
+        enum: msr_entry_flags
+      - id: val
+        type: u8
   page_data:
     seq:
-      - id: "header"
-        type: "page_data_header"
-      - id: "rest"
+      - id: header
+        type: page_data_header
+      - id: rest
         size-eos: true
   page_data_header:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
   x86_cpuid_policy:
     seq:
-      - id: "leaves"
-        type: "cpuid_leaf"
-        repeat: "eos"
+      - id: leaves
+        type: cpuid_leaf
+        repeat: eos
   x86_msr_policy:
     seq:
-      - id: "entries"
-        type: "msr_entry"
-        repeat: "eos"
+      - id: entries
+        type: msr_entry
+        repeat: eos
   x86_pv_info:
     seq:
-      - id: "guest_width"
-        type: "u1"
-        enum: "x86_pv_info_guest_width"
-      - id: "pt_levels"
-        type: "u1"
-        enum: "x86_pv_info_pt_levels"
-      - id: "rsvd"
+      - id: guest_width
+        type: u1
+        enum: x86_pv_info_guest_width
+      - id: pt_levels
+        type: u1
+        enum: x86_pv_info_pt_levels
+      - id: rsvd
         contents: [0, 0, 0, 0, 0, 0]
         doc: "reserved: zero"
   x86_pv_p2m_frames:
     seq:
-      - id: "header"
-        type: "x86_pv_p2m_frames_header"
-      - id: "rest"
+      - id: header
+        type: x86_pv_p2m_frames_header
+      - id: rest
         size-eos: true
   x86_pv_p2m_frames_header:
     seq:
-      - id: "p2m_start_pfn"
-        type: "u4"
-      - id: "p2m_end_pfn"
-        type: "u4"
+      - id: p2m_start_pfn
+        type: u4
+      - id: p2m_end_pfn
+        type: u4
   x86_pv_vcpu:
     seq:
-      - id: "header"
-        type: "x86_pv_vcpu_header"
-      - id: "context"
+      - id: header
+        type: x86_pv_vcpu_header
+      - id: context
         size-eos: true
   x86_pv_vcpu_header:
     seq:
-      - id: "vcpu_id"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: vcpu_id
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
   x86_tsc_info:
     seq:
-      - id: "mode"
-        type: "u4"
-        enum: "x86_tsc_info_mode"
-      - id: "khz"
-        type: "u4"
-      - id: "nsec"
-        type: "u8"
-      - id: "incarnation"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: mode
+        type: u4
+        enum: x86_tsc_info_mode
+      - id: khz
+        type: u4
+      - id: nsec
+        type: u8
+      - id: incarnation
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
 enums:
   rec_type:
-    0: "end"
-    1: "page_data"
-    2: "x86_pv_info"
-    3: "x86_pv_p2m_frames"
-    4: "x86_pv_vcpu_basic"
-    5: "x86_pv_vcpu_extended"
-    6: "x86_pv_vcpu_xsave"
-    7: "shared_info"
-    8: "x86_tsc_info"
-    9: "hvm_context"
-    0xa: "hvm_params"
-    0xb: "toolstack"
-    0xc: "x86_pv_vcpu_msrs"
-    0xd: "verify"
-    0xe: "checkpoint"
-    0xf: "checkpoint_dirty_pfn_list"
-    0x10: "static_data_end"
-    0x11: "x86_cpuid_policy"
-    0x12: "x86_msr_policy"
+    0: end
+    1: page_data
+    2: x86_pv_info
+    3: x86_pv_p2m_frames
+    4: x86_pv_vcpu_basic
+    5: x86_pv_vcpu_extended
+    6: x86_pv_vcpu_xsave
+    7: shared_info
+    8: x86_tsc_info
+    9: hvm_context
+    0xa: hvm_params
+    0xb: toolstack
+    0xc: x86_pv_vcpu_msrs
+    0xd: verify
+    0xe: checkpoint
+    0xf: checkpoint_dirty_pfn_list
+    0x10: static_data_end
+    0x11: x86_cpuid_policy
+    0x12: x86_msr_policy
   domain_header_page_shift:
-    0xc: "v_4_kib"
+    0xc: v_4_kib
   domain_header_type:
-    1: "x86_pv"
-    2: "x86_hvm"
+    1: x86_pv
+    2: x86_hvm
   hvm_save_header_magic:
-    0x54381286: "hvm_file_magic"
+    0x54381286: hvm_file_magic
   hvm_save_header_version:
-    1: "hvm_file_version"
+    1: hvm_file_version
   msr_entry_flags:
-    0: "none"
+    0: none
   x86_pv_info_guest_width:
-    4: "v_32_bit"
-    8: "v_64_bit"
+    4: v_32_bit
+    8: v_64_bit
   x86_pv_info_pt_levels:
-    3: "v_3_level"
-    4: "v_4_level"
+    3: v_3_level
+    4: v_4_level
   x86_tsc_info_mode:
-    0: "default"
-    1: "always_emulate"
-    2: "never_emulate"
-    3: "pvrdtscp"
+    0: default
+    1: always_emulate
+    2: never_emulate
+    3: pvrdtscp

@@ -1,10 +1,10 @@
 meta:
-  id: "xen_lu_4_11"
+  id: xen_lu_4_11
   title: "Xen Live Update stream, epoch 4.11 (Xen 4.11)"
   application: "Xen Live Update (xen#1 to xen#2 across kexec), xenlu"
-  file-extension: "lu"
+  file-extension: lu
   license: "MIT"
-  endian: "le"
+  endian: le
 doc: |
   The Live Update stream (LU stream revision 1) as Xen 4.11 writes it: records
   with libxc framing from offset 0 (LU_VERSION first, END last), each
@@ -16,51 +16,51 @@ doc: |
   do not edit (`make schemas` regenerates it, a test keeps it fresh).
 doc-ref: "docs/lu-stream.md"
 seq:
-  - id: "records"
-    type: "record"
-    repeat: "until"
+  - id: records
+    type: record
+    repeat: until
     repeat-until: "_.type == rec_type::end"
 types:
   record:
     seq:
-      - id: "type"
-        type: "u4"
-        enum: "rec_type"
-      - id: "length"
-        type: "u4"
+      - id: type
+        type: u4
+        enum: rec_type
+      - id: length
+        type: u4
         valid:
           max: 134217728
         doc: "body length, padding excluded"
-      - id: "body"
-        size: "length"
+      - id: body
+        size: length
         type:
-          switch-on: "type"
+          switch-on: type
           cases:
-            "rec_type::lu_version": "version"
-            "rec_type::lu_host_info": "host_info"
-            "rec_type::lu_reusable_regions": "lu_reusable_regions"
-            "rec_type::lu_xen_pages": "lu_xen_pages"
-            "rec_type::lu_domain": "domain"
-            "rec_type::lu_p2m": "lu_p2m"
-            "rec_type::lu_page_ownership": "lu_page_ownership"
-            "rec_type::lu_page_types": "lu_page_types"
-            "rec_type::lu_grant_maps": "lu_grant_maps"
-            "rec_type::lu_evtchns": "lu_evtchns"
-            "rec_type::lu_section_end": "section_end"
-            "rec_type::x86_pv_info": "x86_pv_info"
-            "rec_type::x86_tsc_info": "x86_tsc_info"
-            "rec_type::hvm_params": "hvm_params"
-            "rec_type::x86_cpuid_policy": "x86_cpuid_policy"
-            "rec_type::x86_msr_policy": "x86_msr_policy"
-            "rec_type::lu_grant_table": "lu_grant_table"
-            "rec_type::lu_evtchn_abi": "lu_evtchn_abi"
-            "rec_type::lu_ioreq_servers": "lu_ioreq_servers"
-            "rec_type::x86_pv_vcpu_basic": "x86_pv_vcpu"
-            "rec_type::x86_pv_vcpu_extended": "x86_pv_vcpu"
-            "rec_type::x86_pv_vcpu_xsave": "x86_pv_vcpu"
-            "rec_type::x86_pv_vcpu_msrs": "x86_pv_vcpu"
-            "rec_type::hvm_context": "hvm_context"
-      - id: "padding"
+            "rec_type::lu_version": version
+            "rec_type::lu_host_info": host_info
+            "rec_type::lu_reusable_regions": lu_reusable_regions
+            "rec_type::lu_xen_pages": lu_xen_pages
+            "rec_type::lu_domain": domain
+            "rec_type::lu_p2m": lu_p2m
+            "rec_type::lu_page_ownership": lu_page_ownership
+            "rec_type::lu_page_types": lu_page_types
+            "rec_type::lu_grant_maps": lu_grant_maps
+            "rec_type::lu_evtchns": lu_evtchns
+            "rec_type::lu_section_end": section_end
+            "rec_type::x86_pv_info": x86_pv_info
+            "rec_type::x86_tsc_info": x86_tsc_info
+            "rec_type::hvm_params": hvm_params
+            "rec_type::x86_cpuid_policy": x86_cpuid_policy
+            "rec_type::x86_msr_policy": x86_msr_policy
+            "rec_type::lu_grant_table": lu_grant_table
+            "rec_type::lu_evtchn_abi": lu_evtchn_abi
+            "rec_type::lu_ioreq_servers": lu_ioreq_servers
+            "rec_type::x86_pv_vcpu_basic": x86_pv_vcpu
+            "rec_type::x86_pv_vcpu_extended": x86_pv_vcpu
+            "rec_type::x86_pv_vcpu_xsave": x86_pv_vcpu
+            "rec_type::x86_pv_vcpu_msrs": x86_pv_vcpu
+            "rec_type::hvm_context": hvm_context
+      - id: padding
         size: "(8 - length % 8) % 8"
         doc: "zeros up to a multiple of 8"
     instances:
@@ -69,55 +69,55 @@ types:
         doc: "bit 31: a reader that does not know the type skips it"
   count_header:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
   cpuid_leaf:
     seq:
-      - id: "leaf"
-        type: "u4"
-      - id: "subleaf"
-        type: "u4"
-      - id: "a"
-        type: "u4"
-      - id: "b"
-        type: "u4"
-      - id: "c"
-        type: "u4"
-      - id: "d"
-        type: "u4"
+      - id: leaf
+        type: u4
+      - id: subleaf
+        type: u4
+      - id: a
+        type: u4
+      - id: b
+        type: u4
+      - id: c
+        type: u4
+      - id: d
+        type: u4
   domain:
     seq:
-      - id: "domid"
-        type: "u2"
-      - id: "rsvd0"
-        type: "u2"
+      - id: domid
+        type: u2
+      - id: rsvd0
+        type: u2
         valid: 0
         doc: "reserved: zero"
-      - id: "domain_type"
-        type: "u4"
-        enum: "domain_domain_type"
-      - id: "ssidref"
-        type: "u4"
-      - id: "handle"
+      - id: domain_type
+        type: u4
+        enum: domain_domain_type
+      - id: ssidref
+        type: u4
+      - id: handle
         size: 16
-      - id: "cdf_flags"
-        type: "u4"
-      - id: "lu_state"
-        type: "u4"
-      - id: "max_vcpus"
-        type: "u4"
-      - id: "max_evtchn_port"
-        type: "u4"
-      - id: "emulation_flags"
-        type: "u4"
-      - id: "max_grant_frames"
-        type: "u4"
-      - id: "max_maptrack_frames"
-        type: "u4"
+      - id: cdf_flags
+        type: u4
+      - id: lu_state
+        type: u4
+      - id: max_vcpus
+        type: u4
+      - id: max_evtchn_port
+        type: u4
+      - id: emulation_flags
+        type: u4
+      - id: max_grant_frames
+        type: u4
+      - id: max_maptrack_frames
+        type: u4
     instances:
       cdf_flags_hvm:
         value: "(cdf_flags & 0x1) != 0"
@@ -184,57 +184,57 @@ types:
         doc: "emulation_flags bit 10"
   evtchn_abi_control_block:
     seq:
-      - id: "vcpu"
-        type: "u4"
-      - id: "offset"
-        type: "u4"
-      - id: "control_gfn"
-        type: "u8"
+      - id: vcpu
+        type: u4
+      - id: offset
+        type: u4
+      - id: control_gfn
+        type: u8
   evtchn_abi_header:
     seq:
-      - id: "abi"
-        type: "u4"
-        enum: "evtchn_abi_header_abi"
-      - id: "nr_control_blocks"
-        type: "u4"
+      - id: abi
+        type: u4
+        enum: evtchn_abi_header_abi
+      - id: nr_control_blocks
+        type: u4
   evtchn_abi_pages_header:
     seq:
-      - id: "nr_event_array_pages"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: nr_event_array_pages
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
   evtchns_entry:
     seq:
-      - id: "port"
-        type: "u4"
-      - id: "state"
-        type: "u1"
-        enum: "evtchns_entry_state"
-      - id: "priority"
-        type: "u1"
-      - id: "notify_vcpu"
-        type: "u2"
-      - id: "remote_domid"
-        type: "u2"
-      - id: "xen_consumer"
-        type: "u1"
-        enum: "evtchns_entry_xen_consumer"
-      - id: "flags"
-        type: "u1"
-      - id: "detail"
-        type: "u4"
-      - id: "last_priority"
-        type: "u1"
-      - id: "rsvd0"
-        type: "u1"
+      - id: port
+        type: u4
+      - id: state
+        type: u1
+        enum: evtchns_entry_state
+      - id: priority
+        type: u1
+      - id: notify_vcpu
+        type: u2
+      - id: remote_domid
+        type: u2
+      - id: xen_consumer
+        type: u1
+        enum: evtchns_entry_xen_consumer
+      - id: flags
+        type: u1
+      - id: detail
+        type: u4
+      - id: last_priority
+        type: u1
+      - id: rsvd0
+        type: u1
         valid: 0
         doc: "reserved: zero"
-      - id: "last_vcpu"
-        type: "u2"
-      - id: "rsvd1"
-        type: "u4"
+      - id: last_vcpu
+        type: u2
+      - id: rsvd1
+        type: u4
         valid: 0
         doc: "reserved: zero"
     instances:
@@ -243,18 +243,18 @@ types:
         doc: "flags bit 0"
   grant_maps_entry:
     seq:
-      - id: "handle"
-        type: "u4"
-      - id: "ref"
-        type: "u4"
-      - id: "flags"
-        type: "u2"
-      - id: "granting_domid"
-        type: "u2"
-      - id: "vcpu"
-        type: "u4"
-      - id: "mfn"
-        type: "u8"
+      - id: handle
+        type: u4
+      - id: ref
+        type: u4
+      - id: flags
+        type: u2
+      - id: granting_domid
+        type: u2
+      - id: vcpu
+        type: u4
+      - id: mfn
+        type: u8
     instances:
       flags_device_map:
         value: "(flags & 0x1) != 0"
@@ -273,326 +273,326 @@ types:
         doc: "flags bit 4"
   grant_table_header:
     seq:
-      - id: "version"
-        type: "u1"
-        enum: "grant_table_header_version"
-      - id: "rsvd0"
+      - id: version
+        type: u1
+        enum: grant_table_header_version
+      - id: rsvd0
         contents: [0, 0, 0]
         doc: "reserved: zero"
-      - id: "nr_grant_frames"
-        type: "u4"
-      - id: "nr_status_frames"
-        type: "u4"
-      - id: "rsvd1"
-        type: "u4"
+      - id: nr_grant_frames
+        type: u4
+      - id: nr_status_frames
+        type: u4
+      - id: rsvd1
+        type: u4
         valid: 0
         doc: "reserved: zero"
   host_info:
     seq:
-      - id: "page_shift"
-        type: "u4"
-        enum: "host_info_page_shift"
-      - id: "nr_domains"
-        type: "u4"
-      - id: "max_page"
-        type: "u8"
-      - id: "lu_bootmem_start"
-        type: "u8"
-      - id: "lu_bootmem_size"
-        type: "u8"
-      - id: "gnttab_max_frames"
-        type: "u4"
-      - id: "gnttab_max_maptrack_frames"
-        type: "u4"
-      - id: "gnttab_max_version"
-        type: "u4"
-        enum: "host_info_gnttab_max_version"
-      - id: "rsvd"
-        type: "u4"
+      - id: page_shift
+        type: u4
+        enum: host_info_page_shift
+      - id: nr_domains
+        type: u4
+      - id: max_page
+        type: u8
+      - id: lu_bootmem_start
+        type: u8
+      - id: lu_bootmem_size
+        type: u8
+      - id: gnttab_max_frames
+        type: u4
+      - id: gnttab_max_maptrack_frames
+        type: u4
+      - id: gnttab_max_version
+        type: u4
+        enum: host_info_gnttab_max_version
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
   hvm_context:
     seq:
-      - id: "entries"
-        type: "hvm_entry"
-        repeat: "until"
+      - id: entries
+        type: hvm_entry
+        repeat: until
         repeat-until: "_.desc.typecode == 0"
     doc: "HEADER first, END (typecode 0, instance 0, length 0) last, no padding"
   hvm_entry:
     seq:
-      - id: "desc"
-        type: "hvm_save_descriptor"
-      - id: "data"
+      - id: desc
+        type: hvm_save_descriptor
+      - id: data
         size: "desc.length"
         type:
           switch-on: "desc.typecode"
           cases:
-            1: "hvm_save_header"
-            0xb: "hvm_rtc"
-            0x11: "hvm_viridian_vcpu"
+            1: hvm_save_header
+            0xb: hvm_rtc
+            0x11: hvm_viridian_vcpu
   hvm_param:
     seq:
-      - id: "index"
-        type: "u8"
-      - id: "value"
-        type: "u8"
+      - id: index
+        type: u8
+      - id: value
+        type: u8
   hvm_params:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
-      - id: "entries"
-        type: "hvm_param"
-        repeat: "expr"
-        repeat-expr: "count"
+      - id: entries
+        type: hvm_param
+        repeat: expr
+        repeat-expr: count
   hvm_params_header:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
   hvm_rtc:
     seq:
-      - id: "cmos_data"
+      - id: cmos_data
         size: 14
-      - id: "cmos_index"
-        type: "u1"
-      - id: "pad0"
-        type: "u1"
+      - id: cmos_index
+        type: u1
+      - id: pad0
+        type: u1
         valid: 0
         doc: "reserved: zero"
   hvm_save_descriptor:
     seq:
-      - id: "typecode"
-        type: "u2"
-      - id: "instance"
-        type: "u2"
-      - id: "length"
-        type: "u4"
+      - id: typecode
+        type: u2
+      - id: instance
+        type: u2
+      - id: length
+        type: u4
   hvm_save_header:
     seq:
-      - id: "magic"
-        type: "u4"
-        enum: "hvm_save_header_magic"
-      - id: "version"
-        type: "u4"
-        enum: "hvm_save_header_version"
-      - id: "changeset"
-        type: "u8"
-      - id: "cpuid"
-        type: "u4"
-      - id: "gtsc_khz"
-        type: "u4"
+      - id: magic
+        type: u4
+        enum: hvm_save_header_magic
+      - id: version
+        type: u4
+        enum: hvm_save_header_version
+      - id: changeset
+        type: u8
+      - id: cpuid
+        type: u4
+      - id: gtsc_khz
+        type: u4
   hvm_viridian_vcpu:
     seq:
-      - id: "vp_assist_msr"
-        type: "u8"
-      - id: "apic_assist_pending"
-        type: "u1"
-      - id: "rsvd"
+      - id: vp_assist_msr
+        type: u8
+      - id: apic_assist_pending
+        type: u1
+      - id: rsvd
         contents: [0, 0, 0, 0, 0, 0, 0]
         doc: "reserved: zero"
   ioreq_server:
     seq:
-      - id: "header"
-        type: "ioreq_servers_server"
-      - id: "ranges"
-        type: "ioreq_servers_range"
-        repeat: "expr"
+      - id: header
+        type: ioreq_servers_server
+      - id: ranges
+        type: ioreq_servers_range
+        repeat: expr
         repeat-expr: "header.nr_ranges"
   ioreq_servers_range:
     seq:
-      - id: "type"
-        type: "u4"
-        enum: "ioreq_servers_range_type"
-      - id: "rsvd"
-        type: "u4"
+      - id: type
+        type: u4
+        enum: ioreq_servers_range_type
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
-      - id: "start"
-        type: "u8"
-      - id: "end"
-        type: "u8"
+      - id: start
+        type: u8
+      - id: end
+        type: u8
   ioreq_servers_server:
     seq:
-      - id: "id"
-        type: "u2"
-      - id: "dm_domid"
-        type: "u2"
-      - id: "enabled"
-        type: "u1"
-        enum: "ioreq_servers_server_enabled"
-      - id: "bufioreq"
-        type: "u1"
-        enum: "ioreq_servers_server_bufioreq"
-      - id: "nr_ranges"
-        type: "u2"
-      - id: "ioreq_gfn"
-        type: "u8"
-      - id: "bufioreq_gfn"
-        type: "u8"
+      - id: id
+        type: u2
+      - id: dm_domid
+        type: u2
+      - id: enabled
+        type: u1
+        enum: ioreq_servers_server_enabled
+      - id: bufioreq
+        type: u1
+        enum: ioreq_servers_server_bufioreq
+      - id: nr_ranges
+        type: u2
+      - id: ioreq_gfn
+        type: u8
+      - id: bufioreq_gfn
+        type: u8
   lu_evtchn_abi:
     seq:
-      - id: "header"
-        type: "evtchn_abi_header"
-      - id: "control_blocks"
-        type: "evtchn_abi_control_block"
-        repeat: "expr"
+      - id: header
+        type: evtchn_abi_header
+      - id: control_blocks
+        type: evtchn_abi_control_block
+        repeat: expr
         repeat-expr: "header.nr_control_blocks"
-      - id: "pages"
-        type: "evtchn_abi_pages_header"
-      - id: "event_array_gfns"
-        type: "u8"
-        repeat: "expr"
+      - id: pages
+        type: evtchn_abi_pages_header
+      - id: event_array_gfns
+        type: u8
+        repeat: expr
         repeat-expr: "pages.nr_event_array_pages"
   lu_evtchns:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
-      - id: "entries"
-        type: "evtchns_entry"
-        repeat: "expr"
-        repeat-expr: "count"
+      - id: entries
+        type: evtchns_entry
+        repeat: expr
+        repeat-expr: count
   lu_grant_maps:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
-      - id: "entries"
-        type: "grant_maps_entry"
-        repeat: "expr"
-        repeat-expr: "count"
+      - id: entries
+        type: grant_maps_entry
+        repeat: expr
+        repeat-expr: count
   lu_grant_table:
     seq:
-      - id: "header"
-        type: "grant_table_header"
-      - id: "grant_frames"
-        type: "u8"
-        repeat: "expr"
+      - id: header
+        type: grant_table_header
+      - id: grant_frames
+        type: u8
+        repeat: expr
         repeat-expr: "header.nr_grant_frames"
-      - id: "status_frames"
-        type: "u8"
-        repeat: "expr"
+      - id: status_frames
+        type: u8
+        repeat: expr
         repeat-expr: "header.nr_status_frames"
   lu_ioreq_servers:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
-      - id: "servers"
-        type: "ioreq_server"
-        repeat: "expr"
-        repeat-expr: "count"
+      - id: servers
+        type: ioreq_server
+        repeat: expr
+        repeat-expr: count
   lu_p2m:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
-      - id: "entries"
-        type: "p2m_entry"
-        repeat: "expr"
-        repeat-expr: "count"
+      - id: entries
+        type: p2m_entry
+        repeat: expr
+        repeat-expr: count
   lu_page_ownership:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
-      - id: "entries"
-        type: "page_ownership_entry"
-        repeat: "expr"
-        repeat-expr: "count"
+      - id: entries
+        type: page_ownership_entry
+        repeat: expr
+        repeat-expr: count
   lu_page_types:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
-      - id: "entries"
-        type: "page_types_entry"
-        repeat: "expr"
-        repeat-expr: "count"
+      - id: entries
+        type: page_types_entry
+        repeat: expr
+        repeat-expr: count
   lu_reusable_regions:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
-      - id: "entries"
-        type: "reusable_regions_extent"
-        repeat: "expr"
-        repeat-expr: "count"
+      - id: entries
+        type: reusable_regions_extent
+        repeat: expr
+        repeat-expr: count
   lu_xen_pages:
     seq:
-      - id: "count"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: count
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
-      - id: "entries"
-        type: "xen_pages_extent"
-        repeat: "expr"
-        repeat-expr: "count"
+      - id: entries
+        type: xen_pages_extent
+        repeat: expr
+        repeat-expr: count
   msr_entry:
     seq:
-      - id: "idx"
-        type: "u4"
-      - id: "flags"
-        type: "u4"
-        enum: "msr_entry_flags"
-      - id: "val"
-        type: "u8"
+      - id: idx
+        type: u4
+      - id: flags
+        type: u4
+        enum: msr_entry_flags
+      - id: val
+        type: u8
   p2m_entry:
     seq:
-      - id: "gfn"
-        type: "u8"
-      - id: "mfn"
-        type: "u8"
-      - id: "nr_pages"
-        type: "u4"
-      - id: "p2m_type"
-        type: "u1"
-        enum: "p2m_entry_p2m_type"
-      - id: "access"
-        type: "u1"
-        enum: "p2m_entry_access"
-      - id: "rsvd"
-        type: "u2"
+      - id: gfn
+        type: u8
+      - id: mfn
+        type: u8
+      - id: nr_pages
+        type: u4
+      - id: p2m_type
+        type: u1
+        enum: p2m_entry_p2m_type
+      - id: access
+        type: u1
+        enum: p2m_entry_access
+      - id: rsvd
+        type: u2
         valid: 0
         doc: "reserved: zero"
   page_ownership_entry:
     seq:
-      - id: "start_mfn"
-        type: "u8"
-      - id: "nr_pages"
-        type: "u4"
-      - id: "flags"
-        type: "u4"
+      - id: start_mfn
+        type: u8
+      - id: nr_pages
+        type: u4
+      - id: flags
+        type: u4
     instances:
       flags_xen_heap:
         value: "(flags & 0x1) != 0"
@@ -602,19 +602,19 @@ types:
         doc: "flags bit 1"
   page_types_entry:
     seq:
-      - id: "mfn"
-        type: "u8"
-      - id: "type"
-        type: "u1"
-        enum: "page_types_entry_type"
-      - id: "flags"
-        type: "u1"
-      - id: "rsvd"
-        type: "u2"
+      - id: mfn
+        type: u8
+      - id: type
+        type: u1
+        enum: page_types_entry_type
+      - id: flags
+        type: u1
+      - id: rsvd
+        type: u2
         valid: 0
         doc: "reserved: zero"
-      - id: "type_count"
-        type: "u4"
+      - id: type_count
+        type: u4
     instances:
       flags_pinned:
         value: "(flags & 0x1) != 0"
@@ -630,228 +630,228 @@ types:
         doc: "flags bit 3"
   reusable_regions_extent:
     seq:
-      - id: "start_mfn"
-        type: "u8"
-      - id: "nr_pages"
-        type: "u8"
-      - id: "kind"
-        type: "u4"
-        enum: "reusable_regions_extent_kind"
-      - id: "rsvd"
-        type: "u4"
+      - id: start_mfn
+        type: u8
+      - id: nr_pages
+        type: u8
+      - id: kind
+        type: u4
+        enum: reusable_regions_extent_kind
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
   section_end:
     seq:
-      - id: "domid"
-        type: "u2"
-      - id: "rsvd"
-        type: "u2"
+      - id: domid
+        type: u2
+      - id: rsvd
+        type: u2
         valid: 0
         doc: "reserved: zero"
-      - id: "crc32c"
-        type: "u4"
-      - id: "section_bytes"
-        type: "u8"
+      - id: crc32c
+        type: u4
+      - id: section_bytes
+        type: u8
   version:
     seq:
-      - id: "xen_major"
-        type: "u4"
-      - id: "xen_minor"
-        type: "u4"
+      - id: xen_major
+        type: u4
+      - id: xen_minor
+        type: u4
   x86_cpuid_policy:
     seq:
-      - id: "leaves"
-        type: "cpuid_leaf"
-        repeat: "eos"
+      - id: leaves
+        type: cpuid_leaf
+        repeat: eos
   x86_msr_policy:
     seq:
-      - id: "entries"
-        type: "msr_entry"
-        repeat: "eos"
+      - id: entries
+        type: msr_entry
+        repeat: eos
   x86_pv_info:
     seq:
-      - id: "guest_width"
-        type: "u1"
-        enum: "x86_pv_info_guest_width"
-      - id: "pt_levels"
-        type: "u1"
-        enum: "x86_pv_info_pt_levels"
-      - id: "rsvd"
+      - id: guest_width
+        type: u1
+        enum: x86_pv_info_guest_width
+      - id: pt_levels
+        type: u1
+        enum: x86_pv_info_pt_levels
+      - id: rsvd
         contents: [0, 0, 0, 0, 0, 0]
         doc: "reserved: zero"
   x86_pv_vcpu:
     seq:
-      - id: "header"
-        type: "x86_pv_vcpu_header"
-      - id: "context"
+      - id: header
+        type: x86_pv_vcpu_header
+      - id: context
         size-eos: true
   x86_pv_vcpu_header:
     seq:
-      - id: "vcpu_id"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: vcpu_id
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
   x86_tsc_info:
     seq:
-      - id: "mode"
-        type: "u4"
-        enum: "x86_tsc_info_mode"
-      - id: "khz"
-        type: "u4"
-      - id: "nsec"
-        type: "u8"
-      - id: "incarnation"
-        type: "u4"
-      - id: "rsvd"
-        type: "u4"
+      - id: mode
+        type: u4
+        enum: x86_tsc_info_mode
+      - id: khz
+        type: u4
+      - id: nsec
+        type: u8
+      - id: incarnation
+        type: u4
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
   xen_pages_extent:
     seq:
-      - id: "start_mfn"
-        type: "u8"
-      - id: "nr_pages"
-        type: "u8"
-      - id: "kind"
-        type: "u4"
-        enum: "xen_pages_extent_kind"
-      - id: "rsvd"
-        type: "u4"
+      - id: start_mfn
+        type: u8
+      - id: nr_pages
+        type: u8
+      - id: kind
+        type: u4
+        enum: xen_pages_extent_kind
+      - id: rsvd
+        type: u4
         valid: 0
         doc: "reserved: zero"
 enums:
   rec_type:
-    0: "end"
-    1: "page_data"
-    2: "x86_pv_info"
-    3: "x86_pv_p2m_frames"
-    4: "x86_pv_vcpu_basic"
-    5: "x86_pv_vcpu_extended"
-    6: "x86_pv_vcpu_xsave"
-    7: "shared_info"
-    8: "x86_tsc_info"
-    9: "hvm_context"
-    0xa: "hvm_params"
-    0xb: "toolstack"
-    0xc: "x86_pv_vcpu_msrs"
-    0xd: "verify"
-    0xe: "checkpoint"
-    0xf: "checkpoint_dirty_pfn_list"
-    0x10: "static_data_end"
-    0x11: "x86_cpuid_policy"
-    0x12: "x86_msr_policy"
-    0x40000000: "lu_version"
-    0x40000001: "lu_host_info"
-    0x40000002: "lu_reusable_regions"
-    0x40000003: "lu_xen_pages"
-    0x40000010: "lu_domain"
-    0x40000012: "lu_p2m"
-    0x40000013: "lu_page_ownership"
-    0x40000014: "lu_page_types"
-    0x40000015: "lu_grant_table"
-    0x40000016: "lu_grant_maps"
-    0x40000017: "lu_evtchn_abi"
-    0x40000018: "lu_evtchns"
-    0x40000019: "lu_ioreq_servers"
-    0x4000007f: "lu_section_end"
+    0: end
+    1: page_data
+    2: x86_pv_info
+    3: x86_pv_p2m_frames
+    4: x86_pv_vcpu_basic
+    5: x86_pv_vcpu_extended
+    6: x86_pv_vcpu_xsave
+    7: shared_info
+    8: x86_tsc_info
+    9: hvm_context
+    0xa: hvm_params
+    0xb: toolstack
+    0xc: x86_pv_vcpu_msrs
+    0xd: verify
+    0xe: checkpoint
+    0xf: checkpoint_dirty_pfn_list
+    0x10: static_data_end
+    0x11: x86_cpuid_policy
+    0x12: x86_msr_policy
+    0x40000000: lu_version
+    0x40000001: lu_host_info
+    0x40000002: lu_reusable_regions
+    0x40000003: lu_xen_pages
+    0x40000010: lu_domain
+    0x40000012: lu_p2m
+    0x40000013: lu_page_ownership
+    0x40000014: lu_page_types
+    0x40000015: lu_grant_table
+    0x40000016: lu_grant_maps
+    0x40000017: lu_evtchn_abi
+    0x40000018: lu_evtchns
+    0x40000019: lu_ioreq_servers
+    0x4000007f: lu_section_end
   domain_domain_type:
-    1: "x86_pv"
-    2: "x86_hvm"
+    1: x86_pv
+    2: x86_hvm
   evtchn_abi_header_abi:
-    1: "two_level"
-    2: "fifo"
+    1: two_level
+    2: fifo
   evtchns_entry_state:
-    1: "reserved"
-    2: "unbound"
-    3: "interdomain"
-    4: "pirq"
-    5: "virq"
-    6: "ipi"
+    1: reserved
+    2: unbound
+    3: interdomain
+    4: pirq
+    5: virq
+    6: ipi
   evtchns_entry_xen_consumer:
-    0: "none"
+    0: none
   grant_table_header_version:
-    1: "v1"
-    2: "v2"
+    1: v1
+    2: v2
   host_info_gnttab_max_version:
-    0: "unknown_2"
-    1: "v1"
-    2: "v2"
+    0: unknown_2
+    1: v1
+    2: v2
   host_info_page_shift:
-    0xc: "v_4_kib"
+    0xc: v_4_kib
   hvm_save_header_magic:
-    0x54381286: "hvm_file_magic"
+    0x54381286: hvm_file_magic
   hvm_save_header_version:
-    1: "hvm_file_version"
+    1: hvm_file_version
   ioreq_servers_range_type:
-    0: "portio"
-    1: "mmio"
-    2: "pci"
+    0: portio
+    1: mmio
+    2: pci
   ioreq_servers_server_bufioreq:
     0: "off"
     1: "on"
-    2: "atomic"
+    2: atomic
   ioreq_servers_server_enabled:
     0: "no"
     1: "yes"
   msr_entry_flags:
-    0: "none"
+    0: none
   p2m_entry_access:
     0: "n"
-    1: "r"
-    2: "w"
-    3: "rw"
-    4: "x"
-    5: "rx"
-    6: "wx"
-    7: "rwx"
-    8: "rx2rw"
-    9: "n2rwx"
+    1: r
+    2: w
+    3: rw
+    4: x
+    5: rx
+    6: wx
+    7: rwx
+    8: rx2rw
+    9: n2rwx
   p2m_entry_p2m_type:
-    0: "ram_rw"
-    1: "invalid"
-    2: "ram_logdirty"
-    3: "ram_ro"
-    4: "mmio_dm"
-    5: "mmio_direct"
-    6: "populate_on_demand"
-    7: "grant_map_rw"
-    8: "grant_map_ro"
-    9: "ram_paging_out"
-    0xa: "ram_paged"
-    0xb: "ram_paging_in"
-    0xc: "ram_shared"
-    0xd: "ram_broken"
-    0xe: "map_foreign"
-    0xf: "ioreq_server"
+    0: ram_rw
+    1: invalid
+    2: ram_logdirty
+    3: ram_ro
+    4: mmio_dm
+    5: mmio_direct
+    6: populate_on_demand
+    7: grant_map_rw
+    8: grant_map_ro
+    9: ram_paging_out
+    0xa: ram_paged
+    0xb: ram_paging_in
+    0xc: ram_shared
+    0xd: ram_broken
+    0xe: map_foreign
+    0xf: ioreq_server
   page_types_entry_type:
-    0: "none"
-    1: "l1"
-    2: "l2"
-    3: "l3"
-    4: "l4"
-    5: "seg_desc"
-    6: "shared"
-    7: "writable"
+    0: none
+    1: l1
+    2: l2
+    3: l3
+    4: l4
+    5: seg_desc
+    6: shared
+    7: writable
   reusable_regions_extent_kind:
-    1: "frametable"
-    2: "xen_image"
-    3: "scratch"
+    1: frametable
+    2: xen_image
+    3: scratch
   x86_pv_info_guest_width:
-    4: "v_32_bit"
-    8: "v_64_bit"
+    4: v_32_bit
+    8: v_64_bit
   x86_pv_info_pt_levels:
-    3: "v_3_level"
-    4: "v_4_level"
+    3: v_3_level
+    4: v_4_level
   x86_tsc_info_mode:
-    0: "default"
-    1: "always_emulate"
-    2: "never_emulate"
-    3: "pvrdtscp"
+    0: default
+    1: always_emulate
+    2: never_emulate
+    3: pvrdtscp
   xen_pages_extent_kind:
-    1: "m2p"
-    2: "iommu_pt"
-    3: "lu_data"
-    4: "shared"
+    1: m2p
+    2: iommu_pt
+    3: lu_data
+    4: shared

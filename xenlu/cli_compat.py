@@ -195,3 +195,7 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("write", help="write schemas/lu-<X.Y>.json for every epoch")
     p.add_argument("dir", metavar="DIR")
     p.set_defaults(func=cmd_schema_write)
+    # Generated C header and Kaitai description (issue 16): xenlu/cli_artefacts.py.
+    from xenlu.cli_artefacts import register_generators
+
+    register_generators(sub)

@@ -56,6 +56,9 @@ LIBXC_KSY = "xen_libxc.ksy"
 
 # --- a small YAML writer (block style; strings as JSON, which YAML reads) -----------
 
+_PLAIN_VALUE = re.compile(r"^[a-z][a-z0-9_]*$")
+# Words some YAML readers take for booleans or null: always quoted.
+_YAML_WORDS = frozenset(("y", "n", "yes", "no", "on", "off", "true", "false", "null"))
 _PLAIN_KEY = re.compile(r"^[a-z_][a-z0-9_-]*$")
 
 
@@ -65,6 +68,8 @@ def _scalar(v: Any) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, str):
+        if _PLAIN_VALUE.match(v) and v not in _YAML_WORDS:
+            return v
         return json.dumps(v, ensure_ascii=False)
     raise TypeError(f"cannot write {v!r} as YAML")
 
