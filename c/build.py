@@ -10,6 +10,7 @@ recipe: ``cc -std=c11 -Wall -Wextra -Werror -O2`` (plus
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -49,14 +50,15 @@ def build(
     eps = epochs(inc)
     if not eps:
         raise FileNotFoundError(f"no xen_lu_<X.Y>.h in {inc} (run `make schemas`)")
-    objs = []
 
     def cc_run(args: list[str]) -> None:
         subprocess.run([cc, *flags, *args], check=True, capture_output=True, text=True)
 
+    jobs: list[list[str]] = []
+    objs: list[Path] = []
     for a, b in eps:
         obj = out / f"lu_epoch_{a}_{b}.o"
-        cc_run(
+        jobs.append(
             [
                 f"-I{inc}",
                 f"-I{HERE}",
@@ -72,8 +74,12 @@ def build(
     listing = " ".join(f"X({a}, {b})" for a, b in eps)
     for src in ("lu_main.c", "crc32c.c"):
         obj = out / src.replace(".c", ".o")
-        cc_run([f"-I{HERE}", f"-DLU_EPOCHS={listing}", "-c", str(HERE / src), "-o", str(obj)])
+        jobs.append([f"-I{HERE}", f"-DLU_EPOCHS={listing}", "-c", str(HERE / src), "-o", str(obj)])
         objs.append(obj)
+    # One compiler per object, as many at once as there are CPUs.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for f in [pool.submit(cc_run, j) for j in jobs]:
+            f.result()
     exe = out / "xenlu-c"
     cc_run([*map(str, objs), "-o", str(exe)])
     return exe

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from xenlu.artefacts import stale
 from xenlu.epochs import EPOCHS, fmt_epoch
 
@@ -93,3 +95,39 @@ def test_a_declaration_change_reaches_every_artefact(tmp_path: Path) -> None:
         assert (copy / rel).read_text(encoding="utf-8") == texts[rel]
     # The real tree is untouched.
     assert stale(ROOT) == []
+
+
+def test_schema_c_header_and_ksy_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from xenlu.cgen import c_header
+    from xenlu.cli import main
+    from xenlu.ksy import libxc_ksy, lu_ksy
+
+    out = tmp_path / "h.h"
+    assert main(["schema", "c-header", "--epoch", "4.18", "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == c_header("4.17")
+    capsys.readouterr()
+    assert main(["schema", "ksy", "--epoch", "4.20"]) == 0
+    assert capsys.readouterr().out == lu_ksy("4.20")
+    assert main(["schema", "ksy", "--libxc"]) == 0
+    assert capsys.readouterr().out == libxc_ksy()
+    assert main(["schema", "c-header", "--dir", str(tmp_path / "inc")]) == 0
+    assert main(["schema", "ksy", "--dir", str(tmp_path / "ksy")]) == 0
+    for made, committed in ((tmp_path / "inc", "include"), (tmp_path / "ksy", "ksy")):
+        names = sorted(p.name for p in made.iterdir())
+        assert names == sorted(
+            p.name for p in (ROOT / committed).glob("*.[hk]*") if p.suffix in (".h", ".ksy")
+        )
+        for name in names:
+            assert (made / name).read_bytes() == (ROOT / committed / name).read_bytes(), name
+    # An unwritable output is an I/O error (exit 3), one line on stderr, no traceback.
+    capsys.readouterr()
+    bad = tmp_path / "missing" / "x.h"
+    assert main(["schema", "c-header", "--epoch", "4.21", "-o", str(bad)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    # A version outside 4.11 … 4.21 is a usage error.
+    with pytest.raises(SystemExit) as exc:
+        main(["schema", "ksy", "--epoch", "4.9"])
+    assert exc.value.code == 2
