@@ -274,7 +274,6 @@ static int select_epoch(struct reader *r, uint64_t body, struct lu_err *err)
 static int read_stream(struct reader *r, struct lu_err *err)
 {
     uint64_t off = 0;
-    char tmp[16];
 
     r->where = W_START;
     for (;;) {
@@ -444,7 +443,6 @@ static int read_stream(struct reader *r, struct lu_err *err)
             r->where = W_BETWEEN;
             r->section_start = padded + body;
         }
-        (void)name_of(r->ep ? r->ep : epochs[0], type, tmp, sizeof(tmp));
         off = body + padded;
     }
 }
@@ -663,7 +661,8 @@ static int write_fail(unsigned line, const char *msg, const char *what)
 static int cmd_write(const char *desc_path, const char *out_path)
 {
     FILE *f = fopen(desc_path, "r"), *g;
-    static char line[1 << 16];
+    char *line = NULL;
+    size_t linecap = 0;
     const struct lu_epoch *ep = NULL;
     struct out o = {NULL, 0, 0};
     size_t hdr_at = (size_t)-1, section_start = 0;
@@ -675,7 +674,7 @@ static int cmd_write(const char *desc_path, const char *out_path)
         fprintf(stderr, "xenlu-c: cannot read %s: %s\n", desc_path, strerror(errno));
         return 3;
     }
-    while (fgets(line, sizeof(line), f)) {
+    while (getline(&line, &linecap, f) != -1) {
         char *save = NULL, *word;
         lineno++;
         line[strcspn(line, "\r\n")] = 0;
@@ -746,7 +745,11 @@ static int cmd_write(const char *desc_path, const char *out_path)
                     char *end;
                     uint64_t v = eq[1] == '-' ? (uint64_t)strtoll(eq + 1, &end, 0)
                                               : (uint64_t)strtoull(eq + 1, &end, 0);
-                    if (*end || fld->size > 8) {
+                    /* The value must fit the field (two's complement when negative). */
+                    if (*end || fld->size > 8 ||
+                        (fld->size < 8 && eq[1] != '-' && v >> (8 * fld->size)) ||
+                        (fld->size < 8 && eq[1] == '-' &&
+                         (int64_t)v < -(int64_t)(1ull << (8 * fld->size - 1)))) {
                         rc = write_fail(lineno, "bad value for", word);
                         goto out;
                     }
@@ -822,6 +825,7 @@ nomem:
     rc = 1;
 out:
     fclose(f);
+    free(line);
     free(o.b);
     return rc;
 }

@@ -205,6 +205,14 @@ def test_c_write_refuses_a_bad_description(xenlu_c: Path, tmp_path: Path) -> Non
     assert r.returncode == 1
     assert "line 3: unknown field: no_such" in r.stderr
     assert not (tmp_path / "o").exists()
+    desc.write_text("epoch 4.21\nrecord LU_VERSION\nstruct version xen_minor=0x100000000\n")
+    r = subprocess.run(
+        [str(xenlu_c), "write", str(desc), str(tmp_path / "o")], capture_output=True, text=True
+    )
+    assert (r.returncode, r.stderr.strip()) == (
+        1,
+        "xenlu-c: description line 3: bad value for: xen_minor",
+    )
 
 
 # --- the fault corpus, under the sanitizers ------------------------------------------
