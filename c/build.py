@@ -74,7 +74,9 @@ def build(
     listing = " ".join(f"X({a}, {b})" for a, b in eps)
     for src in ("lu_main.c", "crc32c.c"):
         obj = out / src.replace(".c", ".o")
-        jobs.append([f"-I{HERE}", f"-DLU_EPOCHS={listing}", "-c", str(HERE / src), "-o", str(obj)])
+        newest = f'-DXEN_LU_TYPES_HEADER="xen_lu_{eps[-1][0]}.{eps[-1][1]}.h"'
+        defs = [f"-I{inc}", f"-I{HERE}", f"-DLU_EPOCHS={listing}", newest]
+        jobs.append([*defs, "-c", str(HERE / src), "-o", str(obj)])
         objs.append(obj)
     # One compiler per object, as many at once as there are CPUs.
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

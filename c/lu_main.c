@@ -33,18 +33,24 @@ static const struct lu_epoch *const epochs[] = {
 };
 #define NR_EPOCHS (sizeof(epochs) / sizeof(epochs[0]))
 
-/* §1 framing constants, the same in every epoch's header. */
-#define HDR 8u
-#define OPTIONAL_BIT 0x80000000u
-#define TYPE_END 0x00000000u
-#define TYPE_LU_VERSION 0x40000000u
-#define TYPE_LU_HOST_INFO 0x40000001u
-#define TYPE_LU_REUSABLE_REGIONS 0x40000002u
-#define TYPE_LU_XEN_PAGES 0x40000003u
-#define TYPE_LU_DOMAIN 0x40000010u
-#define TYPE_LU_SECTION_END 0x4000007Fu
-#define REC_LENGTH_MAX (128u << 20)
-#define DOMID_XEN 0x7FF2u
+/*
+ * Record type codes and framing constants are the same in every epoch, so the
+ * epoch-independent part takes them from one generated header (the newest,
+ * XEN_LU_TYPES_HEADER, passed by c/build.py); layouts stay in lu_epoch.c.
+ */
+#include XEN_LU_TYPES_HEADER
+
+#define HDR XEN_LU_REC_HDR_SIZE
+#define OPTIONAL_BIT XEN_LU_REC_OPTIONAL
+#define REC_LENGTH_MAX XEN_LU_REC_LENGTH_MAX
+#define DOMID_XEN XEN_LU_DOMID_XEN
+#define TYPE_END XEN_LU_REC_END
+#define TYPE_LU_VERSION XEN_LU_REC_LU_VERSION
+#define TYPE_LU_HOST_INFO XEN_LU_REC_LU_HOST_INFO
+#define TYPE_LU_REUSABLE_REGIONS XEN_LU_REC_LU_REUSABLE_REGIONS
+#define TYPE_LU_XEN_PAGES XEN_LU_REC_LU_XEN_PAGES
+#define TYPE_LU_DOMAIN XEN_LU_REC_LU_DOMAIN
+#define TYPE_LU_SECTION_END XEN_LU_REC_LU_SECTION_END
 
 int lu_fail(struct lu_err *err, const char *cls, uint64_t offset, const char *field,
             const char *fmt, ...)
@@ -177,45 +183,45 @@ static int domain_record(struct reader *r, uint32_t type, uint64_t at, const str
     size_t i;
 
     switch (type) {
-    case 0x40000012u: /* LU_P2M */
+    case XEN_LU_REC_LU_P2M:
         if (pv)
             return grammar(err, at, "type", "LU_P2M in a PV domain");
         return 0;
-    case 0x40000013u: /* LU_PAGE_OWNERSHIP */
+    case XEN_LU_REC_LU_PAGE_OWNERSHIP:
         return 0;
-    case 0x40000014u: /* LU_PAGE_TYPES */
+    case XEN_LU_REC_LU_PAGE_TYPES:
         if (!pv)
             return grammar(err, at, "type", "LU_PAGE_TYPES in an HVM domain");
         return 0;
-    case 0x40000015u: /* LU_GRANT_TABLE */
-    case 0x40000017u: /* LU_EVTCHN_ABI */
+    case XEN_LU_REC_LU_GRANT_TABLE:
+    case XEN_LU_REC_LU_EVTCHN_ABI:
         if (seen)
             return grammar(err, at, "type", "record appears twice in a domain section");
         return 0;
-    case 0x40000016u: /* LU_GRANT_MAPS after LU_GRANT_TABLE */
-        if (!count_of(&d->c, 0x40000015u))
+    case XEN_LU_REC_LU_GRANT_MAPS: /* after LU_GRANT_TABLE */
+        if (!count_of(&d->c, XEN_LU_REC_LU_GRANT_TABLE))
             return grammar(err, at, "type", "LU_GRANT_MAPS before LU_GRANT_TABLE");
         return 0;
-    case 0x40000018u: /* LU_EVTCHNS after LU_EVTCHN_ABI */
-        if (!count_of(&d->c, 0x40000017u))
+    case XEN_LU_REC_LU_EVTCHNS: /* after LU_EVTCHN_ABI */
+        if (!count_of(&d->c, XEN_LU_REC_LU_EVTCHN_ABI))
             return grammar(err, at, "type", "LU_EVTCHNS before LU_EVTCHN_ABI");
         return 0;
-    case 0x40000019u: /* LU_IOREQ_SERVERS */
+    case XEN_LU_REC_LU_IOREQ_SERVERS:
         if (pv)
             return grammar(err, at, "type", "LU_IOREQ_SERVERS in a PV domain");
         if (seen)
             return grammar(err, at, "type", "LU_IOREQ_SERVERS twice");
         return 0;
-    case 0x02u: /* X86_PV_INFO */
+    case XEN_LU_REC_X86_PV_INFO:
         if (!pv)
             return grammar(err, at, "type", "X86_PV_INFO in an HVM domain");
         if (seen)
             return grammar(err, at, "type", "X86_PV_INFO twice");
         return 0;
-    case 0x04u:
-    case 0x05u:
-    case 0x06u:
-    case 0x0Cu: /* X86_PV_VCPU_*: 0-1 of each per vCPU id */
+    case XEN_LU_REC_X86_PV_VCPU_BASIC:
+    case XEN_LU_REC_X86_PV_VCPU_EXTENDED:
+    case XEN_LU_REC_X86_PV_VCPU_XSAVE:
+    case XEN_LU_REC_X86_PV_VCPU_MSRS: /* 0-1 of each per vCPU id */
         if (!pv)
             return grammar(err, at, "type", "PV vCPU record in an HVM domain");
         for (i = 0; i < r->nvcpus; i++)
@@ -233,16 +239,16 @@ static int domain_record(struct reader *r, uint32_t type, uint64_t at, const str
         r->vcpus[r->nvcpus].id = info->vcpu_id;
         r->nvcpus++;
         return 0;
-    case 0x09u: /* HVM_CONTEXT */
-    case 0x0Au: /* HVM_PARAMS */
+    case XEN_LU_REC_HVM_CONTEXT:
+    case XEN_LU_REC_HVM_PARAMS:
         if (pv)
             return grammar(err, at, "type", "HVM record in a PV domain");
         if (seen)
             return grammar(err, at, "type", "HVM record twice");
         return 0;
-    case 0x08u:
-    case 0x11u:
-    case 0x12u: /* X86_TSC_INFO, X86_CPUID_POLICY, X86_MSR_POLICY: 0-1 */
+    case XEN_LU_REC_X86_TSC_INFO:
+    case XEN_LU_REC_X86_CPUID_POLICY:
+    case XEN_LU_REC_X86_MSR_POLICY: /* 0-1 each */
         if (seen)
             return grammar(err, at, "type", "record twice in a domain section");
         return 0;
@@ -355,9 +361,9 @@ static int read_stream(struct reader *r, struct lu_err *err)
                 case W_DOMAIN:
                     if (type == TYPE_LU_SECTION_END) {
                         d = &r->doms[r->ndoms - 1];
-                        if (!r->is_hvm && !count_of(&d->c, 0x02u))
+                        if (!r->is_hvm && !count_of(&d->c, XEN_LU_REC_X86_PV_INFO))
                             return grammar(err, off, "type", "PV domain without X86_PV_INFO");
-                        if (r->is_hvm && !count_of(&d->c, 0x09u))
+                        if (r->is_hvm && !count_of(&d->c, XEN_LU_REC_HVM_CONTEXT))
                             return grammar(err, off, "type", "HVM domain without HVM_CONTEXT");
                     } else if (type == TYPE_LU_DOMAIN || type == TYPE_END ||
                                type == TYPE_LU_VERSION || type == TYPE_LU_HOST_INFO ||
@@ -408,7 +414,7 @@ static int read_stream(struct reader *r, struct lu_err *err)
                 d->domid = info.domid;
                 d->type = info.domain_type;
                 d->c.n = 0;
-                r->is_hvm = info.domain_type == 2;
+                r->is_hvm = info.domain_type == XEN_LU_DOMAIN_DOMAIN_TYPE_X86_HVM;
                 r->nvcpus = 0;
                 r->section_start = off;
                 r->section_domid = info.domid;
@@ -527,7 +533,7 @@ static int cmd_read(const char *path)
         printf(",\n  \"domains\": [");
         for (i = 0; i < r.ndoms; i++) {
             printf("%s\n    {\"domid\": %u, \"type\": \"%s\", ", i ? "," : "", r.doms[i].domid,
-                   r.doms[i].type == 2 ? "hvm" : "pv");
+                   r.doms[i].type == XEN_LU_DOMAIN_DOMAIN_TYPE_X86_HVM ? "hvm" : "pv");
             print_counts(&r, &r.doms[i].c, "record_counts", 0, "");
             printf(", ");
             print_counts(&r, &r.doms[i].c, "entry_counts", 1, "");
@@ -632,22 +638,21 @@ static int open_record(struct out *o, size_t *hdr_at, uint32_t type)
     return 0;
 }
 
-static int type_by_name(const struct lu_epoch *ep, const char *name, uint32_t *type)
+#define BY_NAME(n, code)    \
+    if (!strcmp(name, #n)) { \
+        *type = code;        \
+        return 0;            \
+    }
+
+static int type_by_name(const char *name, uint32_t *type)
 {
-    uint32_t t;
     char *end;
 
     if (!strncmp(name, "0x", 2)) {
         *type = (uint32_t)strtoul(name, &end, 16);
         return *end ? -1 : 0;
     }
-    /* Names of every type the epoch's header knows (libxc codes are < 0x20). */
-    for (t = 0; t < 0x20; t++)
-        if (ep->type_name(t) && !strcmp(ep->type_name(t), name))
-            return *type = t, 0;
-    for (t = 0x40000000u; t < 0x40000080u; t++)
-        if (ep->type_name(t) && !strcmp(ep->type_name(t), name))
-            return *type = t, 0;
+    XEN_LU_REC_TYPES(BY_NAME)
     return -1;
 }
 
@@ -701,7 +706,7 @@ static int cmd_write(const char *desc_path, const char *out_path)
         } else if (!strcmp(word, "record")) {
             uint32_t type;
             word = strtok_r(NULL, " ", &save);
-            if (!word || type_by_name(ep, word, &type)) {
+            if (!word || type_by_name(word, &type)) {
                 rc = write_fail(lineno, "unknown record type", word);
                 goto out;
             }
