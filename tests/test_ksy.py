@@ -187,3 +187,19 @@ def test_kaitai_reads_libxc_vectors_like_xenlu(parsers: Path) -> None:
             name = record_name(x.type, "libxc")
             if name in s and name != "HVM_CONTEXT":
                 assert _record(s, int(r.type), r.body)[1] == to_jsonable(x.value), (v.name, name)
+
+
+def test_kaitai_refuses_reserved_fields_not_zero(parsers: Path) -> None:
+    """Every vector whose one fault is a non-zero reserved field fails the ``valid`` check."""
+    import kaitaistruct
+
+    from tests.vectors.lu_vectors import INVALID
+    from xenlu.epochs import epoch_of, parse_epoch
+
+    faults = [v for v in INVALID if (v.field or "").split(".")[-1].startswith(("rsvd", "pad"))]
+    assert len(faults) >= 20
+    for v in faults:
+        epoch = epoch_of(*parse_epoch(v.epoch))
+        cls = _class(parsers, ksy_name(epoch)[: -len(".ksy")])
+        with pytest.raises(kaitaistruct.ValidationFailedError):
+            cls.from_bytes(v.data)
