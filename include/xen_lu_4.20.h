@@ -1062,7 +1062,7 @@ XEN_LU_STATIC_ASSERT(offsetof(struct xen_lu_hvm_save_header, gtsc_khz) == 20, "x
     X(version, (p)->version == 1u) \
     /* end */
 
-/* HVM_CONTEXT (0x00000009) HVM_RTC, HVM context typecode 11: 24 bytes */
+/* HVM_CONTEXT (0x00000009) HVM_RTC, HVM context typecode 11 (xenlu checks only its size, §4.16): 24 bytes */
 struct xen_lu_hvm_rtc {
     uint8_t cmos_data[14];
     uint8_t cmos_index;
@@ -1090,7 +1090,7 @@ XEN_LU_STATIC_ASSERT(offsetof(struct xen_lu_hvm_rtc, rtc_offset) == 16, "xen_lu_
     /* end */
 #define XEN_LU_HVM_RTC_TYPECODE 11u
 
-/* HVM_CONTEXT (0x00000009) HVM_VIRIDIAN_VCPU, HVM context typecode 17: 216 bytes */
+/* HVM_CONTEXT (0x00000009) HVM_VIRIDIAN_VCPU, HVM context typecode 17 (xenlu checks only its size, §4.16): 216 bytes */
 struct xen_lu_hvm_viridian_vcpu {
     uint64_t vp_assist_msr;
     uint8_t apic_assist_pending;

@@ -364,8 +364,7 @@ types:
         type: u1
       - id: pad0
         type: u1
-        valid: 0
-        doc: "reserved: zero"
+        doc: "reserved (not checked: xenlu checks HVM entry sizes only)"
   hvm_save_descriptor:
     seq:
       - id: typecode
@@ -395,8 +394,8 @@ types:
       - id: apic_assist_pending
         type: u1
       - id: rsvd
-        contents: [0, 0, 0, 0, 0, 0, 0]
-        doc: "reserved: zero"
+        size: 7
+        doc: "reserved (not checked: xenlu checks HVM entry sizes only)"
   ioreq_server:
     seq:
       - id: header

@@ -373,8 +373,7 @@ types:
         type: u1
       - id: pad0
         type: u1
-        valid: 0
-        doc: "reserved: zero"
+        doc: "reserved (not checked: xenlu checks HVM entry sizes only)"
       - id: rtc_offset
         type: s8
   hvm_save_descriptor:
@@ -406,8 +405,8 @@ types:
       - id: apic_assist_pending
         type: u1
       - id: rsvd
-        contents: [0, 0, 0, 0, 0, 0, 0]
-        doc: "reserved: zero"
+        size: 7
+        doc: "reserved (not checked: xenlu checks HVM entry sizes only)"
       - id: simp_msr
         type: u8
       - id: sint_msr

@@ -392,7 +392,10 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
         for role, desc in r["layouts"].items():
             comment = f"{rname} ({r['type']}) {role}" if role != rname else f"{rname} ({r['type']})"
             if "hvm_typecode" in desc:
-                comment += f", HVM context typecode {desc['hvm_typecode']}"
+                comment += (
+                    f", HVM context typecode {desc['hvm_typecode']}"
+                    " (xenlu checks only its size, §4.16)"
+                )
             blocks.append((c_name(role), desc, comment))
     blocks.append(
         (

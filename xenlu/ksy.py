@@ -138,13 +138,26 @@ def _kaitai_type(f: dict[str, Any], big: bool) -> dict[str, Any]:
 
 
 def _layout_type(
-    tid: str, desc: dict[str, Any], enums: dict[str, dict[int, str]], big: bool = False
+    tid: str,
+    desc: dict[str, Any],
+    enums: dict[str, dict[int, str]],
+    big: bool = False,
+    check_reserved: bool = True,
 ) -> dict[str, Any]:
-    """One layout as a Kaitai type: seq of fields, enums, bit instances, reserved checks."""
+    """One layout as a Kaitai type: seq of fields, enums, bit instances, reserved checks.
+
+    ``check_reserved=False`` for layouts whose reserved bytes xenlu does not
+    check either (HVM context entry data, LU spec §4.16: only sizes are).
+    """
     seq: list[dict[str, Any]] = []
     instances: dict[str, Any] = {}
     for f in desc["fields"]:
         attr: dict[str, Any] = {"id": f["name"]}
+        if f.get("reserved") and not check_reserved:
+            attr.update(_kaitai_type(f, big))
+            attr["doc"] = "reserved (not checked: xenlu checks HVM entry sizes only)"
+            seq.append(attr)
+            continue
         if f.get("reserved"):
             if f["type"] == "bytes":
                 attr["contents"] = [0] * f["size"]
@@ -337,7 +350,7 @@ def _body_types(s: dict[str, Any], types: dict[str, Any], enums: dict[str, Any])
         for role, d in r["layouts"].items():
             layouts.setdefault(_tid(role), d)
     for tid, d in layouts.items():
-        types[tid] = _layout_type(tid, d, enums)
+        types[tid] = _layout_type(tid, d, enums, check_reserved="hvm_typecode" not in d)
     body: dict[str, str] = {}
     for name, r in recs.items():
         roles = list(r["layouts"])
