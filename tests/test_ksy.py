@@ -10,8 +10,6 @@ record by record and field by field.
 from __future__ import annotations
 
 import importlib.util
-import sys
-from collections.abc import Iterator
 from enum import IntEnum
 from pathlib import Path
 from types import ModuleType
@@ -56,18 +54,14 @@ def test_committed_libxc_ksy_is_fresh() -> None:
 
 
 @pytest.fixture(scope="session")
-def parsers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def parsers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every committed .ksy compiled to Python (npm failures fail, never skip)."""
     out = tmp_path_factory.mktemp("kaitai-python")
     try:
         kaitai.compile_ksy("python", out, sorted((ROOT / "ksy").glob("*.ksy")))
     except kaitai.KaitaiError as exc:
         pytest.fail(str(exc))
-    sys.path.insert(0, str(out))
-    try:
-        yield out
-    finally:
-        sys.path.remove(str(out))
+    return out
 
 
 def _class(parsers: Path, stem: str) -> Any:
