@@ -174,13 +174,11 @@ static int grammar(struct lu_err *err, uint64_t at, const char *field, const cha
 }
 
 /* §2: may `type` stand in a domain section, and how often (PV / HVM columns). */
-static int domain_record(struct reader *r, uint32_t type, uint64_t at, const struct lu_info *info,
-                         struct lu_err *err)
+static int domain_record(struct reader *r, uint32_t type, uint64_t at, struct lu_err *err)
 {
     struct domain *d = &r->doms[r->ndoms - 1];
     uint64_t seen = count_of(&d->c, type);
     int pv = !r->is_hvm;
-    size_t i;
 
     switch (type) {
     case XEN_LU_REC_LU_P2M:
@@ -224,20 +222,6 @@ static int domain_record(struct reader *r, uint32_t type, uint64_t at, const str
     case XEN_LU_REC_X86_PV_VCPU_MSRS: /* 0-1 of each per vCPU id */
         if (!pv)
             return grammar(err, at, "type", "PV vCPU record in an HVM domain");
-        for (i = 0; i < r->nvcpus; i++)
-            if (r->vcpus[i].type == type && r->vcpus[i].id == info->vcpu_id)
-                return grammar(err, at, "type", "PV vCPU record twice for one vCPU");
-        if (r->nvcpus == r->capvcpus) {
-            size_t cap = r->capvcpus ? 2 * r->capvcpus : 64;
-            struct vcpu_seen *v = realloc(r->vcpus, cap * sizeof(*v));
-            if (!v)
-                return grammar(err, at, "", "out of memory");
-            r->vcpus = v;
-            r->capvcpus = cap;
-        }
-        r->vcpus[r->nvcpus].type = type;
-        r->vcpus[r->nvcpus].id = info->vcpu_id;
-        r->nvcpus++;
         return 0;
     case XEN_LU_REC_HVM_CONTEXT:
     case XEN_LU_REC_HVM_PARAMS:
@@ -255,6 +239,29 @@ static int domain_record(struct reader *r, uint32_t type, uint64_t at, const str
     default:
         return grammar(err, at, "type", "record not allowed in a domain section");
     }
+}
+
+/* §2: 0-1 of each PV vCPU record per vCPU id (known once the body is checked). */
+static int vcpu_once(struct reader *r, uint32_t type, uint64_t at, uint32_t vcpu_id,
+                     struct lu_err *err)
+{
+    size_t i;
+
+    for (i = 0; i < r->nvcpus; i++)
+        if (r->vcpus[i].type == type && r->vcpus[i].id == vcpu_id)
+            return grammar(err, at, "type", "PV vCPU record twice for one vCPU");
+    if (r->nvcpus == r->capvcpus) {
+        size_t cap = r->capvcpus ? 2 * r->capvcpus : 64;
+        struct vcpu_seen *v = realloc(r->vcpus, cap * sizeof(*v));
+        if (!v)
+            return lu_fail(err, "FramingError", at, "", "out of memory");
+        r->vcpus = v;
+        r->capvcpus = cap;
+    }
+    r->vcpus[r->nvcpus].type = type;
+    r->vcpus[r->nvcpus].id = vcpu_id;
+    r->nvcpus++;
+    return 0;
 }
 
 static int select_epoch(struct reader *r, uint64_t body, struct lu_err *err)
@@ -324,6 +331,9 @@ static int read_stream(struct reader *r, struct lu_err *err)
         } else {
             rc = r->ep->check(type, r->buf + body, len, body, &info, err);
             optional = (type & OPTIONAL_BIT) != 0;
+            /* §2: between sections only LU_DOMAIN or END may come, known or not. */
+            if (r->where == W_BETWEEN && type != TYPE_LU_DOMAIN && type != TYPE_END)
+                return grammar(err, off, "type", "LU_DOMAIN or END expected");
             if (rc == LU_UNKNOWN && r->ep->is_libxc(type))
                 return grammar(err, off, "type", "libxc record not allowed in an LU stream");
             if (rc == LU_UNKNOWN && !optional)
@@ -369,6 +379,8 @@ static int read_stream(struct reader *r, struct lu_err *err)
                                type == TYPE_LU_VERSION || type == TYPE_LU_HOST_INFO ||
                                type == TYPE_LU_REUSABLE_REGIONS || type == TYPE_LU_XEN_PAGES) {
                         return grammar(err, off, "type", "record not allowed in a domain section");
+                    } else if (domain_record(r, type, off, err)) {
+                        return 1; /* §2's table before the body, as xenlu reports */
                     }
                     break;
                 default:
@@ -376,8 +388,11 @@ static int read_stream(struct reader *r, struct lu_err *err)
                 }
                 if (rc)
                     return 1;
-                if (r->where == W_DOMAIN && type != TYPE_LU_SECTION_END &&
-                    domain_record(r, type, off, &info, err))
+                if (r->where == W_DOMAIN &&
+                    (type == XEN_LU_REC_X86_PV_VCPU_BASIC ||
+                     type == XEN_LU_REC_X86_PV_VCPU_EXTENDED ||
+                     type == XEN_LU_REC_X86_PV_VCPU_XSAVE || type == XEN_LU_REC_X86_PV_VCPU_MSRS) &&
+                    vcpu_once(r, type, off, info.vcpu_id, err))
                     return 1;
             }
         }
@@ -491,31 +506,53 @@ static void print_counts(const struct reader *r, const struct counts *c, const c
     printf("}");
 }
 
+/* The whole input (a file, a pipe, or "-" for stdin); NULL on an I/O error. */
+static uint8_t *slurp(const char *path, size_t *n)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    uint8_t *buf = NULL, *nb;
+    size_t cap = 0, got;
+
+    *n = 0;
+    if (!f)
+        return NULL;
+    for (;;) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 1 << 16;
+            nb = realloc(buf, cap);
+            if (!nb)
+                break;
+            buf = nb;
+        }
+        got = fread(buf + *n, 1, cap - *n, f);
+        *n += got;
+        if (got == 0) {
+            if (ferror(f))
+                break;
+            if (f != stdin)
+                fclose(f);
+            return buf;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    free(buf);
+    return NULL;
+}
+
 static int cmd_read(const char *path)
 {
     struct reader r;
     struct lu_err err;
-    FILE *f;
     uint8_t *buf;
-    long size;
-    size_t i;
+    size_t size, i;
     int rc;
 
-    f = fopen(path, "rb");
-    if (!f || fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
-        fprintf(stderr, "xenlu-c: cannot read %s: %s\n", path, strerror(errno));
-        if (f)
-            fclose(f);
+    buf = slurp(path, &size);
+    if (!buf) {
+        fprintf(stderr, "xenlu-c: cannot read %s: %s\n", path, errno ? strerror(errno) : "error");
         return 3;
     }
-    buf = malloc(size ? (size_t)size : 1);
-    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        fprintf(stderr, "xenlu-c: cannot read %s\n", path);
-        fclose(f);
-        free(buf);
-        return 3;
-    }
-    fclose(f);
     memset(&r, 0, sizeof(r));
     r.buf = buf;
     r.n = (uint64_t)size;
