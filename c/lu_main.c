@@ -4,7 +4,7 @@
  * the generated headers include/xen_lu_<X.Y>.h (one per epoch, each in its own
  * translation unit, lu_epoch.c).
  *
- *   xenlu-c read FILE     check the stream structurally (docs/lu-stream.md §1,
+ *   xenlu-c read FILE     (- for stdin) check the stream structurally (docs/lu-stream.md §1,
  *                         §2, §4, §4.15) and print a canonical JSON summary;
  *                         exit 0 valid, 1 invalid (one line on stderr), 3 I/O
  *   xenlu-c write DESC OUT
