@@ -4,15 +4,17 @@
  * the generated headers include/xen_lu_<X.Y>.h (one per epoch, each in its own
  * translation unit, lu_epoch.c).
  *
- *   xenlu-c read FILE     (- for stdin) check the stream structurally (docs/lu-stream.md §1,
- *                         §2, §4, §4.15) and print a canonical JSON summary;
- *                         exit 0 valid, 1 invalid (one line on stderr), 3 I/O
+ *   xenlu-c read FILE     check the stream (FILE, or - for stdin) structurally
+ *                         (docs/lu-stream.md §1, §2, §4, §4.15) and print a
+ *                         JSON summary; exit 0 valid, 1 invalid (one line on
+ *                         stderr), 3 on an I/O error
  *   xenlu-c write DESC OUT
  *                         write the stream a description names (see
  *                         xenlu.cgen.describe_stream): framing, lengths,
  *                         padding, section checksums are computed here
  *
- * LU_EPOCHS lists the compiled epochs as X(major, minor) (c/build.py passes it).
+ * c/build.py passes LU_EPOCHS, the compiled epochs as X(major, minor), and
+ * XEN_LU_TYPES_HEADER, the newest header (type codes are the same in every epoch).
  */
 #include <errno.h>
 #include <stdarg.h>
