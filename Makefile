@@ -4,10 +4,13 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The Kaitai Struct compiler (npm) and its YAML reader, pinned in ksy/kaitai.py,
+# installed once into this git-ignored folder.
+KAITAI := build/kaitai/.installed
 FUZZ_SECONDS ?= 60
 SCALE ?= small
 
-.PHONY: demo test lint typecheck unit fuzz bench schemas clean
+.PHONY: demo test lint typecheck unit fuzz bench schemas c kaitai clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +22,15 @@ demo: $(STAMP)
 	$(PY) -m xenlu.demo
 
 lint: $(STAMP)
-	$(PY) -m ruff check xenlu tests benchmarks fuzz
-	$(PY) -m ruff format --check xenlu tests benchmarks fuzz
+	$(PY) -m ruff check xenlu tests benchmarks fuzz c ksy
+	$(PY) -m ruff format --check xenlu tests benchmarks fuzz c ksy
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-unit: $(STAMP)
+# The suite also compiles c/ (warnings as errors, and with ASan/UBSan) and
+# the ksy/ descriptions (tests/test_cgen.py, tests/test_ksy.py).
+unit: $(STAMP) $(KAITAI)
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest
 
 test: lint typecheck unit
@@ -37,8 +42,22 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --scale $(SCALE)
 
+# Every artefact generated from the declarations (xenlu/artefacts.py).
 schemas: $(STAMP)
 	$(PY) -m xenlu schema write xenlu/schemas
+	$(PY) -m xenlu schema c-header --dir include
+	$(PY) -m xenlu schema ksy --dir ksy
+
+# The C reader/writer: build/c/xenlu-c, and build/c-san/xenlu-c with sanitizers.
+c: $(STAMP)
+	$(PY) c/build.py build/c
+	$(PY) c/build.py build/c-san --sanitize
+
+kaitai: $(KAITAI)
+
+$(KAITAI): ksy/kaitai.py $(STAMP)
+	$(PY) ksy/kaitai.py install
+	touch $(KAITAI)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

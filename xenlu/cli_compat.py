@@ -189,3 +189,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("dir", metavar="DIR", help="directory to write into (created if missing)")
     p.set_defaults(func=cmd_schema_write)
+    # Generated C header and Kaitai description (issue 16): xenlu/cli_artefacts.py.
+    from xenlu.cli_artefacts import register_generators
+
+    register_generators(sub)

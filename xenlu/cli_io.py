@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_CODES",
+    "THREADS_FROM_BYTES",
     "Exit",
     "IOFailure",
     "Staged",
@@ -60,6 +61,7 @@ __all__ = [
     "read_input",
     "report",
     "stage",
+    "worker_threads",
 ]
 
 

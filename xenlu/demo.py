@@ -33,7 +33,7 @@ from xenlu.epochs import fmt_epoch
 from xenlu.hostgen import make_host
 from xenlu.lu_stream import LUStream, decode_lu, encode_lu
 
-__all__ = ["main"]
+__all__ = ["demo_host", "main"]
 
 
 def _mib(n: int) -> str:
@@ -52,6 +52,20 @@ def _describe(stream: LUStream) -> None:
             big = int((d.p2m["nr_pages"] == 512).sum())
             bits += f" (P2M: {big} extents of 2 MiB, the rest fragmented)"
         print(f"     dom{d.domid:<3} {d.type_name:3} vcpus {d.info.max_vcpus}  {bits}")
+
+
+def demo_host() -> LUStream:
+    """The demo's Xen 4.11 host: a PV dom0 and a dozen HVM guests of 512 MiB each."""
+    return make_host(
+        (4, 11),
+        n_hvm=12,
+        mem_mib=512,
+        dom0_mem_mib=1024,
+        vcpus=4,
+        fragmentation=0.05,
+        superpages=True,
+        seed=2026,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,16 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     # dom0 (PV: page types, backends, device models) and a dozen HVM guests
     # whose P2M mixes 2 MiB extents with fragmented ones.
-    host = make_host(
-        (4, 11),
-        n_hvm=12,
-        mem_mib=512,
-        dom0_mem_mib=1024,
-        vcpus=4,
-        fragmentation=0.05,
-        superpages=True,
-        seed=2026,
-    )
+    host = demo_host()
     boot = (host.host.lu_bootmem_start, host.host.lu_bootmem_size)
     print(f"1. xen#1 (Xen {host.xen_version}) serialises {len(host.domains)} domains:")
     _describe(host)
