@@ -92,6 +92,7 @@ COMMANDS: list[list[str]] = [
     ["plan", "--json"],
     ["convert", "--to", "4.15"],
     ["convert", "--to-v3"],
+    ["map"],
 ]
 
 # input -> exit code for every command, or per command name where they differ
@@ -133,6 +134,8 @@ def test_bad_input_table(
     argv = [*cmd, src]
     if cmd[0] == "convert":
         argv.append(str(tmp_path / "out.bin"))
+    if cmd[0] == "map":
+        argv += ["-o", str(tmp_path / "out.png")]
     rc = run(argv)
     out, err = capsys.readouterr()
     want = _expected(inp, cmd)
@@ -149,7 +152,8 @@ def test_bad_input_table(
         assert obj["valid"] is False and obj["error"]["class"].endswith("Error")
         assert obj["file"] == src and "offset" in obj["error"]
     assert _tree(inputs) == before
-    assert _tree(tmp_path) == ({"out.bin"} if cmd[0] == "convert" and rc == 0 else set()), (
+    written = {"convert": {"out.bin"}, "map": {"out.png"}}.get(cmd[0], set())
+    assert _tree(tmp_path) == (written if rc == 0 else set()), (
         "no output or temporary file after a failure"
     )
 
@@ -201,6 +205,10 @@ USAGE: list[list[str]] = [
     ["schema", "dump", "--epoch", "5.0"],
     ["schema", "dump", "--epoch", NINES],
     ["schema", "nope"],
+    ["map", "F"],
+    ["map", "F", "-o", "O.jpg"],
+    ["map", "--width", "9", "F", "-o", "O.png"],
+    ["map", "--format", "libxc", "F", "-o", "O.png"],
     [],
     ["nope"],
 ]
@@ -502,7 +510,7 @@ def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser
     return {}
 
 
-@pytest.mark.parametrize("name", ["verify", "inspect", "convert", "validate", "plan"])
+@pytest.mark.parametrize("name", ["verify", "inspect", "convert", "validate", "plan", "map"])
 def test_help_documents_every_option_the_exit_codes_and_examples(name: str) -> None:
     sub = _subparsers(build_parser())[name]
     for a in sub._actions:
