@@ -92,6 +92,8 @@ COMMANDS: list[list[str]] = [
     ["plan", "--json"],
     ["convert", "--to", "4.15"],
     ["convert", "--to-v3"],
+    ["convert", "--dry-run", "--to", "4.15"],
+    ["convert", "--dry-run", "--json", "--to", "4.11"],
     ["map"],
 ]
 
@@ -132,7 +134,7 @@ def test_bad_input_table(
     before = _tree(inputs)
     src = inp if inp == "-" else str(inputs / inp)
     argv = [*cmd, src]
-    if cmd[0] == "convert":
+    if cmd[0] == "convert" and "--dry-run" not in cmd:
         argv.append(str(tmp_path / "out.bin"))
     if cmd[0] == "map":
         argv += ["-o", str(tmp_path / "out.png")]
@@ -153,6 +155,8 @@ def test_bad_input_table(
         assert obj["file"] == src and "offset" in obj["error"]
     assert _tree(inputs) == before
     written = {"convert": {"out.bin"}, "map": {"out.png"}}.get(cmd[0], set())
+    if "--dry-run" in cmd:
+        written = set()
     assert _tree(tmp_path) == (written if rc == 0 else set()), (
         "no output or temporary file after a failure"
     )
@@ -205,6 +209,12 @@ USAGE: list[list[str]] = [
     ["schema", "dump", "--epoch", "5.0"],
     ["schema", "dump", "--epoch", NINES],
     ["schema", "nope"],
+    ["convert", "--dry-run", "--to", "4.15", "F", "O"],
+    ["convert", "--dry-run", "--to-v3", "F"],
+    ["convert", "--dry-run", "--to", "4.15", "--report", "r.json", "F"],
+    ["convert", "--dry-run", "--to", "4.15", "-q", "--json", "F"],
+    ["convert", "--json", "--to", "4.15", "F", "O"],
+    ["convert", "--to", "4.15", "F"],
     ["map", "F"],
     ["map", "F", "-o", "O.jpg"],
     ["map", "--width", "9", "F", "-o", "O.png"],
