@@ -50,6 +50,7 @@ from xenlu.cli_io import (
     read_input,
     report,
 )
+from xenlu.cli_progress import progress
 from xenlu.errors import CallerError, XenLUError
 
 __all__ = ["build_parser", "load_input", "main"]
@@ -282,13 +283,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     data = read_input(args.file)
     rows = None
     try:
-        if fmt != "memory" and not args.verbose:
-            got = verify(data, fmt)
-        else:
-            stream = _decode(data, fmt, args.liveupdate)
-            got = _format_of(stream)
-            if args.verbose:
-                rows = _listing(stream, data, fmt)
+        with progress("verify", len(data), quiet=args.quiet) as bar:
+            # One library call: the bar shows the phase and a clock (no
+            # hook inside the walkers yet).
+            bar.phase("verify")
+            if fmt != "memory" and not args.verbose:
+                got = verify(data, fmt)
+            else:
+                stream = _decode(data, fmt, args.liveupdate)
+                got = _format_of(stream)
+                if args.verbose:
+                    bar.phase("list records")
+                    rows = _listing(stream, data, fmt)
     except XenLUError as exc:
         if args.json:
             out(json.dumps(error_json(exc, None if fmt == "auto" else fmt, args.file)))
@@ -377,7 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_input_options(p, FORMATS, "auto")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("-q", "--quiet", action="store_true", help="no output, exit code only")
+    g.add_argument(
+        "-q", "--quiet", action="store_true", help="no output (no progress bar), exit code only"
+    )
     g.add_argument(
         "-v",
         "--verbose",

@@ -226,7 +226,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     _check_options(args)
     data = read_input(args.input)
     report: Any = None
-    with progress("convert", len(data), quiet=args.quiet or args.json) as bar:
+    with progress("convert", len(data), quiet=args.quiet) as bar:
         bar.phase("decode")
         if args.to_v3:
             new = _convert_v3(decode(data, "auto"))

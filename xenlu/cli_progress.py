@@ -32,6 +32,7 @@ False
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -121,11 +122,17 @@ def progress(command: str, size: int, *, quiet: bool = False) -> Iterator[Progre
         return
     from tqdm import tqdm  # lazily: only a command that shows a bar pays for it
 
+    try:  # a terminal that reports no size (a fresh pty) gets 80×24
+        cols, lines = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        cols, lines = 0, 0
     bar = tqdm(
         total=None,
         file=stream,
         leave=False,
-        dynamic_ncols=True,
+        dynamic_ncols=cols > 0,
+        ncols=None if cols > 0 else 80,
+        nrows=None if lines > 0 else 24,  # tqdm hides a bar below the last row
         bar_format=_UNKNOWN,
         desc=f"xenlu {command}",
         mininterval=0.25,

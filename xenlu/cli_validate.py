@@ -23,19 +23,28 @@ import argparse
 import json
 from typing import Any
 
-from xenlu.cli import add_input_options, load_input
-from xenlu.cli_io import epilog, error_json, guarded, out
+from xenlu.cli import add_input_options
+from xenlu.cli_io import UsageError, epilog, error_json, guarded, out, read_input
+from xenlu.cli_progress import progress
 from xenlu.errors import CallerError, XenLUError
 
 __all__ = ["cmd_plan", "cmd_validate", "register"]
 
 
-def _load(args: argparse.Namespace) -> Any:
-    """The LU stream of FILE (``--format memory``: read from a hand-over image)."""
+def _read(args: argparse.Namespace) -> tuple[str, Any]:
+    """The input format (a usage error before any I/O) and FILE's bytes."""
     from xenlu.cli import _input_format
+
+    fmt = _input_format(args, "lu")
+    return fmt, read_input(args.file)
+
+
+def _load(args: argparse.Namespace, fmt: str, data: Any) -> Any:
+    """The LU stream in ``data``, FILE's bytes (``memory``: read from a hand-over image)."""
+    from xenlu.cli import _decode
     from xenlu.lu_stream import LUStream
 
-    stream = load_input(args.file, _input_format(args, "lu"), args.liveupdate)
+    stream = _decode(data, fmt, args.liveupdate)
     if not isinstance(stream, LUStream):  # pragma: no cover - lu and memory give one
         raise CallerError(f"{args.file} is not a Live Update stream")
     return stream
@@ -45,16 +54,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """``xenlu validate``: 0 without errors, 1 with errors (or warnings and ``--strict``)."""
     from xenlu.validate import validate
 
-    try:
-        stream = _load(args)
-    except XenLUError as exc:
-        if args.json:  # the same object as ``verify --json``
-            out(json.dumps(error_json(exc, "lu", args.file)))
-        raise
-    report = validate(
-        stream, bootmem_check=not args.no_bootmem_check, max_per_code=args.max_per_code
-    )
-    if args.json:
+    if args.quiet and args.json:
+        raise UsageError("-q and --json exclude each other")
+    fmt, data = _read(args)
+    with progress("validate", len(data), quiet=args.quiet) as bar:
+        bar.phase("decode")
+        try:
+            stream = _load(args, fmt, data)
+        except XenLUError as exc:
+            if args.json:  # the same object as ``verify --json``
+                out(json.dumps(error_json(exc, "lu", args.file)))
+            raise
+        bar.phase("validate")
+        report = validate(
+            stream, bootmem_check=not args.no_bootmem_check, max_per_code=args.max_per_code
+        )
+    if args.quiet:
+        pass
+    elif args.json:
         out(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
         for line in report.summary().splitlines()[:-1]:
@@ -70,7 +87,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """``xenlu plan``: print the passes, parallel groups and edges."""
     from xenlu.plan import plan
 
-    p = plan(_load(args))
+    fmt, data = _read(args)
+    with progress("plan", len(data), quiet=args.quiet) as bar:
+        bar.phase("decode")
+        stream = _load(args, fmt, data)
+        bar.phase("plan")
+        p = plan(stream)
     if args.json:
         out(json.dumps(p.to_json(), indent=2, sort_keys=True))
     else:
@@ -104,6 +126,9 @@ def register(subparsers: Any) -> None:
     add_input_options(p, ["lu"], "lu")
     p.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
     p.add_argument(
+        "-q", "--quiet", action="store_true", help="no output (no progress bar), exit code only"
+    )
+    p.add_argument(
         "--max-per-code",
         type=_positive,
         default=100,
@@ -125,5 +150,6 @@ def register(subparsers: Any) -> None:
         formatter_class=raw,
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_input_options(p, ["lu"], "lu")
     p.set_defaults(func=guarded("plan", cmd_plan))
