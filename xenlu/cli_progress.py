@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -120,6 +119,8 @@ def progress(command: str, size: int, *, quiet: bool = False) -> Iterator[Progre
     if not _wanted(size, quiet, stream):
         yield Progress()
         return
+    import threading
+
     from tqdm import tqdm  # lazily: only a command that shows a bar pays for it
 
     try:  # a terminal that reports no size (a fresh pty) gets 80×24
