@@ -19,7 +19,7 @@ from xenlu.cli_io import Exit
 from xenlu.hostgen import make_host
 from xenlu.lu_records import Bulk, T
 from xenlu.lu_stream import GlobalSection, LUDomain, LUStream, encode_lu
-from xenlu.memmap import UNOWNED, _coverage, _runs, host_map, legend_names
+from xenlu.memmap import UNOWNED, _coverage, _depth, _runs, host_map, legend_names
 from xenlu.registry import Record
 
 pytest.importorskip("matplotlib")
@@ -100,7 +100,7 @@ def test_coverage_and_runs_match_frame_by_frame(seed: int) -> None:
     assert (_coverage(s, e, fpp, npix) == per_pixel).all()
     for at_least in (1, 2, 3):
         frames = np.zeros(n, bool)
-        for a, b in _runs(s, e, at_least):
+        for a, b in _runs(*_depth(s, e), at_least):
             assert not frames[a:b].any()  # disjoint, maximal runs
             frames[a:b] = True
         assert (frames == (depth >= at_least)).all()

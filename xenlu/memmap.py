@@ -109,21 +109,27 @@ def _coverage(s: I64, e: I64, fpp: int, npix: int) -> I64:
     return w.astype(np.int64) + full
 
 
-def _runs(s: I64, e: I64, depth_at_least: int) -> I64:
-    """Maximal runs ``[start, end)`` covered by ``depth_at_least`` or more of
-    the extents ``[s, e)``: one sort of the boundaries and a running depth
-    (ends before starts at the same frame: touching extents do not overlap)."""
+def _depth(s: I64, e: I64) -> tuple[I64, I64]:
+    """The boundaries of the extents ``[s, e)`` in order and the number of
+    extents covering ``[pos[k], pos[k+1])``: one sort of one int64 key per
+    boundary, ``pos << 1 | is_start``, so an end sorts before a start at the
+    same frame (touching extents do not overlap). Frames are below
+    :data:`_CAP`, so the key cannot overflow."""
     keep = e > s
-    s, e = s[keep], e[keep]
-    if len(s) < depth_at_least:
+    key = np.concatenate((e[keep] << 1, (s[keep] << 1) | 1))
+    key.sort()
+    depth = np.cumsum((key & 1) * 2 - 1)
+    return key >> 1, depth
+
+
+def _runs(pos: I64, depth: I64, depth_at_least: int) -> I64:
+    """Maximal runs ``[start, end)`` covered ``depth_at_least`` or more times
+    (``pos``, ``depth`` from :func:`_depth`), as an ``(n, 2)`` array."""
+    if len(pos) < 2:
         return np.zeros((0, 2), np.int64)
-    pos = np.concatenate((e, s))
-    delta = np.concatenate((np.full(len(e), -1, np.int64), np.ones(len(s), np.int64)))
-    order = np.lexsort((delta, pos))
-    pos, depth = pos[order], np.cumsum(delta[order])
     hot = np.flatnonzero((depth[:-1] >= depth_at_least) & (pos[1:] > pos[:-1]))
     runs = np.stack((pos[hot], pos[hot + 1]), axis=1)
-    if len(runs) > 1:  # merge runs that touch (a depth change inside a conflict)
+    if len(runs) > 1:  # merge runs that touch (a depth change inside a run)
         brk = np.flatnonzero(runs[1:, 0] != runs[:-1, 1]) + 1
         first = np.concatenate(([0], brk))
         last = np.concatenate((brk - 1, [len(runs) - 1]))
@@ -216,12 +222,13 @@ def host_map(
         pixels[win] = k
     all_s = np.concatenate([xs, rs, bs, *(s for _, _, s, _ in sizes)])
     all_e = np.concatenate([xe, re_, be, *(e for _, _, _, e in sizes)])
-    union = _runs(all_s, all_e, 1)
+    pos, depth = _depth(all_s, all_e)
+    union = _runs(pos, depth, 1)
     held = _coverage(union[:, 0], union[:, 1], fpp, npix)
     # Unowned wins where the free frames outnumber every claimant.
     pixels[(in_pixel - held) > best] = UNOWNED
     pixels[in_pixel == 0] = -1
-    runs = _runs(all_s, all_e, 2)
+    runs = _runs(pos, depth, 2)
     conflict = _coverage(runs[:, 0], runs[:, 1], fpp, npix) > 0
     cats[UNOWNED] = Category(_FIXED[0], max(0, nr_frames - int(held.sum())))
     return HostMap(
