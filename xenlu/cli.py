@@ -5,15 +5,17 @@
     xenlu inspect [--json] [--format …] [--liveupdate SIZE@START] FILE
     xenlu convert --to-v3 IN OUT             libxc/libxl/xl stream v2 → v3
     xenlu convert --to X.Y [--allow-loss] [--report R.json] IN OUT   LU upgrade/rollback
+    xenlu convert --dry-run --to X.Y [--allow-loss] [--json] IN      the pre-flight
+    xenlu map FILE -o OUT.png|OUT.svg        picture of the host's memory (xenlu[plot])
     xenlu validate … / xenlu plan … / xenlu schema …
 
 ``FILE`` may be ``-`` for standard input; a pipe, FIFO or character device
 is read to its end. Every subcommand keeps one contract (:mod:`xenlu.cli_io`):
 exit 0 valid / done, 1 the stream is invalid or a conversion was refused,
 2 usage error, 74 an input or output failed (missing file, directory, closed
-stdin, full disk, broken pipe), 70 a bug in xenlu, 130 interrupted; a
-failure is exactly one line on stderr, never a traceback; files are written
-atomically.
+stdin, full disk, broken pipe), 69 an optional part is not installed, 70 a
+bug in xenlu, 130 interrupted; a failure is exactly one line on stderr,
+never a traceback; files are written atomically.
 
 >>> main(["--version"])  # doctest: +SKIP
 xenlu 0.1.0.dev0
