@@ -92,6 +92,9 @@ COMMANDS: list[list[str]] = [
     ["plan", "--json"],
     ["convert", "--to", "4.15"],
     ["convert", "--to-v3"],
+    ["convert", "--dry-run", "--to", "4.15"],
+    ["convert", "--dry-run", "--json", "--to", "4.11"],
+    ["map"],
 ]
 
 # input -> exit code for every command, or per command name where they differ
@@ -131,8 +134,10 @@ def test_bad_input_table(
     before = _tree(inputs)
     src = inp if inp == "-" else str(inputs / inp)
     argv = [*cmd, src]
-    if cmd[0] == "convert":
+    if cmd[0] == "convert" and "--dry-run" not in cmd:
         argv.append(str(tmp_path / "out.bin"))
+    if cmd[0] == "map":
+        argv += ["-o", str(tmp_path / "out.png")]
     rc = run(argv)
     out, err = capsys.readouterr()
     want = _expected(inp, cmd)
@@ -149,7 +154,10 @@ def test_bad_input_table(
         assert obj["valid"] is False and obj["error"]["class"].endswith("Error")
         assert obj["file"] == src and "offset" in obj["error"]
     assert _tree(inputs) == before
-    assert _tree(tmp_path) == ({"out.bin"} if cmd[0] == "convert" and rc == 0 else set()), (
+    written = {"convert": {"out.bin"}, "map": {"out.png"}}.get(cmd[0], set())
+    if "--dry-run" in cmd:
+        written = set()
+    assert _tree(tmp_path) == (written if rc == 0 else set()), (
         "no output or temporary file after a failure"
     )
 
@@ -201,6 +209,16 @@ USAGE: list[list[str]] = [
     ["schema", "dump", "--epoch", "5.0"],
     ["schema", "dump", "--epoch", NINES],
     ["schema", "nope"],
+    ["convert", "--dry-run", "--to", "4.15", "F", "O"],
+    ["convert", "--dry-run", "--to-v3", "F"],
+    ["convert", "--dry-run", "--to", "4.15", "--report", "r.json", "F"],
+    ["convert", "--dry-run", "--to", "4.15", "-q", "--json", "F"],
+    ["convert", "--json", "--to", "4.15", "F", "O"],
+    ["convert", "--to", "4.15", "F"],
+    ["map", "F"],
+    ["map", "F", "-o", "O.jpg"],
+    ["map", "--width", "9", "F", "-o", "O.png"],
+    ["map", "--format", "libxc", "F", "-o", "O.png"],
     [],
     ["nope"],
 ]
@@ -502,7 +520,7 @@ def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser
     return {}
 
 
-@pytest.mark.parametrize("name", ["verify", "inspect", "convert", "validate", "plan"])
+@pytest.mark.parametrize("name", ["verify", "inspect", "convert", "validate", "plan", "map"])
 def test_help_documents_every_option_the_exit_codes_and_examples(name: str) -> None:
     sub = _subparsers(build_parser())[name]
     for a in sub._actions:

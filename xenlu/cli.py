@@ -5,15 +5,17 @@
     xenlu inspect [--json] [--format …] [--liveupdate SIZE@START] FILE
     xenlu convert --to-v3 IN OUT             libxc/libxl/xl stream v2 → v3
     xenlu convert --to X.Y [--allow-loss] [--report R.json] IN OUT   LU upgrade/rollback
+    xenlu convert --dry-run --to X.Y [--allow-loss] [--json] IN      the pre-flight
+    xenlu map FILE -o OUT.png|OUT.svg        picture of the host's memory (xenlu[plot])
     xenlu validate … / xenlu plan … / xenlu schema …
 
 ``FILE`` may be ``-`` for standard input; a pipe, FIFO or character device
 is read to its end. Every subcommand keeps one contract (:mod:`xenlu.cli_io`):
 exit 0 valid / done, 1 the stream is invalid or a conversion was refused,
 2 usage error, 74 an input or output failed (missing file, directory, closed
-stdin, full disk, broken pipe), 70 a bug in xenlu, 130 interrupted; a
-failure is exactly one line on stderr, never a traceback; files are written
-atomically.
+stdin, full disk, broken pipe), 69 an optional part is not installed, 70 a
+bug in xenlu, 130 interrupted; a failure is exactly one line on stderr,
+never a traceback; files are written atomically.
 
 >>> main(["--version"])  # doctest: +SKIP
 xenlu 0.1.0.dev0
@@ -51,6 +53,7 @@ from xenlu.cli_io import (
     report,
     worker_threads,
 )
+from xenlu.cli_progress import progress
 from xenlu.errors import CallerError, XenLUError
 
 __all__ = ["build_parser", "load_input", "main"]
@@ -280,14 +283,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     data = read_input(args.file)
     rows = None
     try:
-        if fmt != "memory" and not args.verbose:
-            with worker_threads(data) as pool:
-                got = verify(data, fmt, executor=pool)
-        else:
-            stream = _decode(data, fmt, args.liveupdate)
-            got = format_of(stream)
-            if args.verbose:
-                rows = _listing(stream, data, fmt)
+        with progress("verify", len(data), quiet=args.quiet) as bar:
+            # One library call: the bar shows the phase and a clock (no
+            # hook inside the walkers yet).
+            bar.phase("verify")
+            if fmt != "memory" and not args.verbose:
+                with worker_threads(data) as pool:
+                    got = verify(data, fmt, executor=pool)
+            else:
+                stream = _decode(data, fmt, args.liveupdate)
+                got = format_of(stream)
+                if args.verbose:
+                    bar.phase("list records")
+                    rows = _listing(stream, data, fmt)
     except XenLUError as exc:
         if args.json:
             out(json.dumps(error_json(exc, None if fmt == "auto" else fmt, args.file)))
@@ -379,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_input_options(p, FORMATS, "auto")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("-q", "--quiet", action="store_true", help="no output, exit code only")
+    g.add_argument(
+        "-q", "--quiet", action="store_true", help="no output (no progress bar), exit code only"
+    )
     g.add_argument(
         "-v",
         "--verbose",
@@ -406,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=guarded("inspect", cmd_inspect))
 
     # A subcommand module that fails to import is a bug: let it show.
-    for name in ("xenlu.cli_convert", "xenlu.cli_validate", "xenlu.cli_compat"):
+    for name in ("xenlu.cli_convert", "xenlu.cli_validate", "xenlu.cli_compat", "xenlu.cli_map"):
         importlib.import_module(name).register(sub)
     return parser
 

@@ -14,6 +14,9 @@ code  name         meaning
 0     OK           valid / done
 1     INVALID      the stream is invalid, or a conversion was refused
 2     USAGE        bad command line (option, value, combination)
+69    UNAVAILABLE  an optional part of xenlu is not installed (``xenlu map``
+                   needs ``xenlu[plot]``): the command and its input may be
+                   fine, this installation cannot run it
 70    INTERNAL     a bug in xenlu (one line; ``XENLU_DEBUG=1`` shows more)
 74    IO           cannot read an input or write an output (missing file,
                    directory, closed stdin, unwritable or full output,
@@ -21,7 +24,11 @@ code  name         meaning
 130   INTERRUPTED  Ctrl-C
 ====  ===========  =======================================================
 
-70 and 74 are ``EX_SOFTWARE`` and ``EX_IOERR`` of BSD's ``sysexits.h``.
+69, 70 and 74 are ``EX_UNAVAILABLE``, ``EX_SOFTWARE`` and ``EX_IOERR`` of
+BSD's ``sysexits.h``. A missing optional dependency is neither an invalid
+stream (1), a bad command line (2: the same line works once it is
+installed) nor an I/O failure (74): it gets its own code so a script can
+tell "install the extra" apart from the rest.
 
 >>> int(Exit.IO), exit_code(OSError(28, "No space left on device"))
 (74, <Exit.IO: 74>)
@@ -50,6 +57,7 @@ __all__ = [
     "THREADS_FROM_BYTES",
     "Exit",
     "IOFailure",
+    "MissingDependency",
     "Staged",
     "UsageError",
     "epilog",
@@ -71,6 +79,7 @@ class Exit(IntEnum):
     OK = 0
     INVALID = 1
     USAGE = 2
+    UNAVAILABLE = 69
     INTERNAL = 70
     IO = 74
     INTERRUPTED = 130
@@ -81,7 +90,8 @@ EXIT_CODES = """\
 exit codes: 0 valid / done, 1 the stream is invalid (or a conversion was
 refused), 2 usage error, 74 cannot read an input or write an output
 (missing file, directory, closed stdin, full disk, broken pipe),
-70 a bug in xenlu, 130 interrupted. A failure is one line on stderr."""
+69 an optional part is not installed, 70 a bug in xenlu, 130 interrupted.
+A failure is one line on stderr."""
 
 
 def epilog(*examples: str) -> str:
@@ -100,12 +110,21 @@ class IOFailure(Exception):
     """
 
 
+class MissingDependency(Exception):
+    """An optional dependency the command needs is not installed (exit 69).
+
+    The message says what to install.
+    """
+
+
 def exit_code(exc: BaseException) -> Exit:
     """The exit code for an exception a subcommand raised."""
     if isinstance(exc, KeyboardInterrupt):
         return Exit.INTERRUPTED
     if isinstance(exc, UsageError):
         return Exit.USAGE
+    if isinstance(exc, MissingDependency):
+        return Exit.UNAVAILABLE
     if isinstance(exc, (IOFailure, OSError, InputError)):
         return Exit.IO
     if isinstance(exc, XenLUError):
@@ -145,7 +164,7 @@ def error_line(command: str, exc: BaseException, file: str | None = None) -> str
     elif isinstance(exc, XenLUError):
         where = f"{file}: " if file else ""
         body = f"{where}{type(exc).__name__}: {exc}"
-    elif isinstance(exc, (UsageError, IOFailure)):
+    elif isinstance(exc, (UsageError, IOFailure, MissingDependency)):
         body = str(exc)
     elif isinstance(exc, OSError) and exc.filename is not None:
         body = f"{exc.filename}: {_os_reason(exc)}"

@@ -1,7 +1,7 @@
 """``xenlu validate`` and ``xenlu plan``: the semantic checks of LU spec §7 and
 the restore plan of §6 on the command line.
 
-    xenlu validate [--json] [--strict] [--format lu|xenstore|memory] [--liveupdate SIZE@START] FILE
+    xenlu validate [--json|-q] [--strict] [--format lu|xenstore|memory] [--liveupdate …] FILE
     xenlu plan [--json] [--format lu|memory] [--liveupdate SIZE@START] FILE
 
 ``validate`` exits 0 when there is no error, 1 when there is one (warnings
@@ -24,19 +24,22 @@ import json
 from typing import Any
 
 from xenlu.cli import add_input_options
-from xenlu.cli_io import epilog, error_json, guarded, out
+from xenlu.cli_io import UsageError, epilog, error_json, guarded, out, read_input
+from xenlu.cli_progress import progress
 from xenlu.errors import XenLUError
 
 __all__ = ["cmd_plan", "cmd_validate", "register"]
 
 
-def _load(args: argparse.Namespace, families: tuple[str, ...] = ("lu",)) -> Any:
-    """The stream of FILE: an LU stream (``--format memory``: read from a
-    hand-over image) or, where ``families`` allows it, a xenstored stream
-    (recognised by its ident when no ``--format`` is given)."""
+def _read(args: argparse.Namespace, families: tuple[str, ...] = ("lu",)) -> tuple[str, Any]:
+    """The input format (a usage error before any I/O) and FILE's bytes.
+
+    LU, a memory image holding the hand-over (``--liveupdate``) or, where
+    ``families`` allows it, a xenstored stream (recognised by its ident when
+    no ``--format`` is given).
+    """
     from xenlu.api import sniff
-    from xenlu.cli import _decode, _input_format
-    from xenlu.cli_io import read_input
+    from xenlu.cli import _input_format
 
     fmt = _input_format(args, "auto")
     data = read_input(args.file)
@@ -44,6 +47,13 @@ def _load(args: argparse.Namespace, families: tuple[str, ...] = ("lu",)) -> Any:
         # Anything not recognised as another allowed family is read as LU, so
         # an xl file gets "not an LU stream: looks like an xl save file".
         fmt = "xenstore" if "xenstore" in families and sniff(data) == "xenstore" else "lu"
+    return fmt, data
+
+
+def _load(args: argparse.Namespace, fmt: str, data: Any) -> Any:
+    """The stream in ``data``, FILE's bytes (``memory``: read from a hand-over image)."""
+    from xenlu.cli import _decode
+
     return _decode(data, fmt, args.liveupdate)
 
 
@@ -61,15 +71,22 @@ def _report(args: argparse.Namespace, stream: Any) -> Any:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """``xenlu validate``: 0 without errors, 1 with errors (or warnings and ``--strict``)."""
-    try:
-        stream = _load(args, ("lu", "xenstore"))
-    except XenLUError as exc:
-        if args.json:  # the same object as ``verify --json``
-            fmt = args.format if args.format not in (None, "auto") else None
-            out(json.dumps(error_json(exc, fmt, args.file)))
-        raise
-    report = _report(args, stream)
-    if args.json:
+    if args.quiet and args.json:
+        raise UsageError("-q and --json exclude each other")
+    fmt, data = _read(args, ("lu", "xenstore"))
+    with progress("validate", len(data), quiet=args.quiet) as bar:
+        bar.phase("decode")
+        try:
+            stream = _load(args, fmt, data)
+        except XenLUError as exc:
+            if args.json:  # the same object as ``verify --json``
+                out(json.dumps(error_json(exc, fmt, args.file)))
+            raise
+        bar.phase("validate")
+        report = _report(args, stream)
+    if args.quiet:
+        pass
+    elif args.json:
         out(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
         for line in report.summary().splitlines()[:-1]:
@@ -85,7 +102,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """``xenlu plan``: print the passes, parallel groups and edges."""
     from xenlu.plan import plan
 
-    p = plan(_load(args))
+    fmt, data = _read(args)
+    with progress("plan", len(data), quiet=args.quiet) as bar:
+        bar.phase("decode")
+        stream = _load(args, fmt, data)
+        bar.phase("plan")
+        p = plan(stream)
     if args.json:
         out(json.dumps(p.to_json(), indent=2, sort_keys=True))
     else:
@@ -120,6 +142,9 @@ def register(subparsers: Any) -> None:
     add_input_options(p, ["lu", "xenstore"], "an LU stream, or a xenstored stream by its ident")
     p.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
     p.add_argument(
+        "-q", "--quiet", action="store_true", help="no output (no progress bar), exit code only"
+    )
+    p.add_argument(
         "--max-per-code",
         type=_positive,
         default=100,
@@ -141,5 +166,6 @@ def register(subparsers: Any) -> None:
         formatter_class=raw,
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_input_options(p, ["lu"], "lu")
     p.set_defaults(func=guarded("plan", cmd_plan))

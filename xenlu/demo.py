@@ -12,9 +12,16 @@
 4. xen#2 does not trust xen#1: the host is validated (spec §7) and a
    restore plan with passes, parallel groups and cross-domain edges is
    printed.
-5. The second stream Xen ships for a live update: xenstored's state for
+5. One fault of each kind is caught: a corrupted copy of the stream (one
+   flipped bit) fails ``verify`` on its section checksum, and a copy where
+   a frame is owned twice (well-formed, so ``verify`` passes) fails
+   ``validate``.
+7. The second stream Xen ships for a live update: xenstored's state for
    the same domains (docs/xenstore-stream.md) is written, verified and
    validated, and a depth watch as the C xenstored writes it is caught.
+8. The ``xenlu`` commands that repeat every step on the files the demo
+   wrote are printed; ``--keep DIR`` keeps them all (the image, the 4.11
+   and 4.15 streams, the report, the faulty copies).
 
 Run with ``python -m xenlu.demo [--keep DIR]``.
 """
@@ -22,16 +29,22 @@ Run with ``python -m xenlu.demo [--keep DIR]``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from xenlu.epochs import fmt_epoch
 from xenlu.hostgen import make_host
-from xenlu.lu_stream import LUStream, decode_lu, encode_lu
+from xenlu.lu_records import Bulk, T
+from xenlu.lu_stream import LUDomain, LUStream, decode_lu, encode_lu
+from xenlu.registry import Record
 
 __all__ = ["demo_host", "main"]
 
@@ -66,6 +79,45 @@ def demo_host() -> LUStream:
         superpages=True,
         seed=2026,
     )
+
+
+def _bit_flipped(data: bytes, stream: LUStream) -> tuple[bytes, str]:
+    """``data`` with one bit flipped inside the body of dom1's LU_P2M record
+    (a record whose body no field check covers: only the section's crc32c
+    sees it, LU spec §4.15); and where."""
+    from xenlu.cli import _lu_listing
+
+    rows = _lu_listing(data)
+    # The second LU_P2M in the stream: domain sections follow the global one in
+    # domid order, and dom0 (PV) has none.
+    idx, off, name, _t, length = [r for r in rows if r[2] == "LU_P2M"][1]
+    assert off is not None and length > 24
+    at = off + 8 + 16 + 8  # record header, count header, then the first extent's mfn
+    bad = bytearray(data)
+    bad[at] ^= 0x10
+    return bytes(bad), f"record #{idx} ({name}) at offset {at:#x}"
+
+
+def _owned_twice(stream: LUStream) -> tuple[LUStream, int]:
+    """``stream`` with dom2 also claiming one RAM frame of dom1 (LU spec §4.8:
+    a frame has one owner); the result is well-formed."""
+    own1 = stream.domain(1).ownership
+    frame = int(own1["start_mfn"][int(np.flatnonzero(own1["flags"] == 0)[0])])
+    doms = []
+    for d in stream.domains:
+        if d.domid == 2:
+            own = d.ownership
+            row = np.zeros(1, own.dtype)
+            row["start_mfn"], row["nr_pages"] = frame, 1
+            arr = np.concatenate((own, row))
+            d = LUDomain(
+                [
+                    Record(r.type, Bulk(arr)) if r.type == T.LU_PAGE_OWNERSHIP else r
+                    for r in d.records
+                ]
+            )
+        doms.append(d)
+    return LUStream(stream.global_section, doms), frame
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,9 +177,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{fmt_epoch(again.epoch)} with every checksum ok: {bool(again.sections_ok)}, "
         f"equal to the upgraded model: {again == new}"
     )
-    if args.keep:
-        with open(os.path.join(workdir, f"host-{fmt_epoch(target)}.lu"), "wb") as f:
-            f.write(data)
+    # The files the CLI commands below read: xen#1's stream, the upgrade and its report.
+    src = os.path.join(workdir, f"host-{stream.xen_version}.lu")
+    dst = os.path.join(workdir, f"host-{fmt_epoch(target)}.lu")
+    rep_path = os.path.join(workdir, "report.json")
+    with open(src, "wb") as f:
+        f.write(encode_lu(stream))
+    with open(dst, "wb") as f:
+        f.write(data)
+    with open(rep_path, "w", encoding="utf-8") as f:
+        json.dump(report.to_json(), f, indent=2, ensure_ascii=False)
     print()
 
     print("4. validation (xen#2 does not trust xen#1, spec §7):")
@@ -143,18 +202,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("   " + line)
     print()
 
-    xs_ok = _xenstore_part([d.domid for d in new.domains], workdir if args.keep else None)
+    caught = _faults(workdir, data, new)
+    xs_ok, xs_steps = _xenstore_part([d.domid for d in new.domains], workdir)
+
+    print("8. the same steps with the xenlu command:")
+    if not args.keep:
+        print("   (the files are deleted at the end: run with --keep DIR to keep them)")
+    q = shlex.quote
+    name = os.path.basename
+    lu = option.removeprefix("liveupdate=")
+    to = fmt_epoch(target)
+    steps = [
+        ("1. what xen#1 wrote", f"xenlu inspect {q(name(src))}"),
+        (
+            "2. find the stream in memory, verify it",
+            f"xenlu verify --liveupdate {lu} {name(image)}",
+        ),
+        ("3. pre-flight, then the upgrade", f"xenlu convert --dry-run --to {to} {q(name(src))}"),
+        (
+            None,
+            f"xenlu convert --to {to} --report {name(rep_path)} {q(name(src))} {q(name(dst))}",
+        ),
+        ("4. validate", f"xenlu validate {q(name(dst))}"),
+        ("5. restore plan", f"xenlu plan {q(name(dst))}"),
+        (
+            "   the memory map (needs pip install 'xenlu[plot]')",
+            f"xenlu map {q(name(dst))} -o host.png",
+        ),
+        *caught,
+        *xs_steps,
+    ]
+    print(f"   cd {q(workdir)}")
+    for note, cmd in steps:
+        if note:
+            print(f"   # {note}")
+        print(f"   {cmd}")
     print()
     if args.keep:
         print(f"done in {time.perf_counter() - t0:.1f} s; files in {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
         print(f"done in {time.perf_counter() - t0:.1f} s (run with --keep DIR to keep the files)")
-    return 1 if rep.errors or not xs_ok else 0
+    return 1 if rep.errors or len(caught) != 2 or not xs_ok else 0
 
 
-def _xenstore_part(domids: list[int], keep: str | None) -> bool:
-    """Step 6: the xenstored live-update stream of the demo host's domains."""
+def _xenstore_part(domids: list[int], workdir: str) -> tuple[bool, list[tuple[str | None, str]]]:
+    """Step 7: the xenstored live-update stream of the demo host's domains.
+
+    Returns whether it validated, and (note, command) that repeat the step."""
     import xenlu
     from xenlu.errors import RecordError
     from xenlu.xenstore_cwriter import c_watch_ext_record
@@ -162,11 +257,10 @@ def _xenstore_part(domids: list[int], keep: str | None) -> bool:
     from xenlu.xenstore_stream import XenstoreStream, encode_xenstore, inspect_xenstore
     from xenlu.xenstore_validate import validate_xenstore
 
-    print("6. xenstored live-updates too (docs/xenstore-stream.md): its state for these domains")
+    print("7. xenstored live-updates too (docs/xenstore-stream.md): its state for these domains")
     data = encode_xenstore(make_xenstore(domids))
-    if keep:
-        with open(os.path.join(keep, "xenstored-state_dump"), "wb") as f:
-            f.write(data)
+    with open(os.path.join(workdir, "xenstored-state_dump"), "wb") as f:
+        f.write(data)
     fmt = xenlu.verify(data)
     s = xenlu.decode(data)
     assert isinstance(s, XenstoreStream)
@@ -194,7 +288,51 @@ def _xenstore_part(domids: list[int], keep: str | None) -> bool:
         )
         for part in exc.message.split("; ")[1:3]:
             print(f"     {part}")
-    return rep.ok
+    print()
+    steps: list[tuple[str | None, str]] = [
+        ("7. the xenstored stream", "xenlu inspect xenstored-state_dump"),
+        (None, "xenlu validate xenstored-state_dump"),
+    ]
+    return rep.ok, steps
+
+
+def _faults(workdir: str, data: bytes, stream: LUStream) -> list[tuple[str | None, str]]:
+    """Step 6: two faulty copies of ``data`` and the checks that catch them.
+
+    Returns (note, command) that repeat each catch, for those caught (the
+    command runs in ``workdir``)."""
+    from xenlu.api import verify
+    from xenlu.cli_io import error_line
+    from xenlu.errors import XenLUError
+    from xenlu.validate import validate
+
+    print("6. faults are caught:")
+    caught: list[tuple[str | None, str]] = []
+    flipped, where = _bit_flipped(data, stream)
+    path = os.path.join(workdir, "bit-flipped.lu")
+    with open(path, "wb") as f:
+        f.write(flipped)
+    print(f"   a copy with one bit flipped in {where}:")
+    try:
+        verify(flipped, "lu")
+        print("   NOT CAUGHT by verify")
+    except XenLUError as exc:
+        print(f"     {error_line('verify', exc, path)}")
+        caught.append(("6. exit 1: the section checksum", "xenlu verify bit-flipped.lu"))
+    twice, frame = _owned_twice(stream)
+    path = os.path.join(workdir, "owned-twice.lu")
+    with open(path, "wb") as f:
+        f.write(encode_lu(twice))
+    print(f"   a copy where dom2 also owns dom1's frame {frame:#x} (well-formed: verify passes):")
+    findings = [x for x in validate(twice).errors if x.code == "OWN_DUPLICATE"]
+    for x in findings:
+        print(f"     {x}")
+    if findings:
+        caught.append(("6. exit 1: OWN_DUPLICATE", "xenlu validate owned-twice.lu"))
+    else:
+        print("   NOT CAUGHT by validate")
+    print()
+    return caught
 
 
 if __name__ == "__main__":
