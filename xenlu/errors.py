@@ -51,11 +51,20 @@ def _fmt(value: object, count: bool = False) -> str:
     if isinstance(value, int):
         return str(value) if count or -9 <= value <= 9 else f"{value:#x}"
     if isinstance(value, (bytes, bytearray, memoryview)):
-        # Never a Python literal (b'...'): printable ASCII quoted, else hex.
-        raw = bytes(value)
-        text = raw.decode("ascii", "replace")
-        return f"'{text}'" if text.isprintable() and raw.isascii() else raw.hex()
+        return quote_bytes(value)
     return str(value)
+
+
+def quote_bytes(value: bytes | bytearray | memoryview) -> str:
+    """Bytes as a message shows them: never a Python literal (``b'...'``), but
+    printable ASCII quoted, anything else in hex.
+
+    >>> quote_bytes(b"/local/domain/1"), quote_bytes(b"\\x89PNG")
+    ("'/local/domain/1'", '89504e47')
+    """
+    raw = bytes(value)
+    text = raw.decode("ascii", "replace")
+    return f"'{text}'" if text.isprintable() and raw.isascii() else raw.hex()
 
 
 def _is_count(field: str | None, expected: object, got: object) -> bool:

@@ -34,6 +34,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from xenlu.errors import quote_bytes
+
 __all__ = ["c_reader_view", "c_watch_ext_record", "explain"]
 
 
@@ -97,9 +99,10 @@ def explain(body: Any, order: str, ctx: Any = None) -> str | None:
     msg = (
         "WATCH_DATA_EXTENDED written by the C xenstored (dump_state_watches writes only the "
         "8-octet WATCH_DATA fixed part: no depth, no pad, wpath at octet 8 instead of 12); "
-        f"the watch is {path[:-1]!r} token {token[:-1]!r} and its depth is not in the stream; "
-        f"a C restore (read_state_watch_ext) would take depth {seen['depth']} from the path's "
-        f"first two octets, path {seen['path']!r} and token {seen['token']!r}"
+        f"the watch is {quote_bytes(path[:-1])} token {quote_bytes(token[:-1])} and its depth "
+        "is not in the stream; a C restore (read_state_watch_ext) would take depth "
+        f"{seen['depth']} from the path's first two octets, path {quote_bytes(seen['path'])} "
+        f"and token {quote_bytes(seen['token'])}"
     )
     if n == written + 8:
         (ntype, nlen) = struct.unpack_from(order + "II", b, written)
