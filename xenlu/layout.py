@@ -433,7 +433,9 @@ class Layout:
 
     def _tuple_ok(self, epoch: Epoch | None) -> Callable[[Any], bool]:
         """A generated predicate: True when no tuple of an iterable breaks a rule."""
-        fn: Callable[[Any], bool] = self._compile(("all", epoch), "def fn(ts):\n", "all(ok for t in ts)")
+        fn: Callable[[Any], bool] = self._compile(
+            ("all", epoch), "def fn(ts):\n", "all(ok for t in ts)"
+        )
         return fn
 
     # -- bulk arrays ----------------------------------------------------

@@ -393,7 +393,7 @@ class RuleSet:
         n = len(arr)
         for s in range(0, n, CLEAN_CHUNK):
             part = arr[s : s + CLEAN_CHUNK + 1]  # one more: the pairwise rules' overlap
-            cols = Columns(part[: CLEAN_CHUNK])
+            cols = Columns(part[:CLEAN_CHUNK])
             for rr in self.records:
                 if rr.pairwise:
                     if len(part) > 1 and rr.bad(Columns(part[1:], Columns(part[:-1]))).any():
