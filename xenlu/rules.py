@@ -93,6 +93,10 @@ class Row:
         return x in values
 
     @staticmethod
+    def notin(x: int, values: Iterable[int]) -> bool:
+        return x not in values
+
+    @staticmethod
     def wrap64(x: int) -> int:
         """``x`` modulo 2**64 (numpy's u64 arithmetic wraps by itself)."""
         return x & _M64
@@ -121,6 +125,12 @@ class Columns:
         import numpy as np
 
         return np.isin(x, tuple(values))
+
+    @staticmethod
+    def notin(x: np.ndarray, values: Iterable[int]) -> np.ndarray:
+        import numpy as np
+
+        return ~np.isin(x, tuple(values))
 
     @staticmethod
     def wrap64(x: np.ndarray) -> np.ndarray:
@@ -374,14 +384,14 @@ class RuleSet:
         return None if first is None else first[1]
 
     def records_ok_rows(self, rows: Sequence[tuple[Any, ...]]) -> Violation | None:
-        """The first record rule broken by ``rows`` (raw tuples), entry by entry."""
+        """The first record rule broken by ``rows`` (raw tuples), rule by rule."""
+        objs: list[Row] = []
+        for t in rows:
+            objs.append(Row(self.names, t, objs[-1] if objs else None))
         for rr in self.records:
-            prev: Row | None = None
-            for i, t in enumerate(rows):
-                row = Row(self.names, t, prev)
-                if (prev is not None or not rr.pairwise) and rr.bad(row):
+            for i, row in enumerate(objs[1:] if rr.pairwise else objs, int(rr.pairwise)):
+                if rr.bad(row):
                     return rr.violation(row, i, i * self.size + self._offsets[rr.field])
-                prev = row
         return None
 
     def records_clean(self, arr: np.ndarray) -> bool:
