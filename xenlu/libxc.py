@@ -7,7 +7,8 @@ X86_PV_P2M_FRAMES, HVM_PARAMS, CPUID leaves, MSR entries, dirty pfns) are
 zero-copy read-only numpy views of the input, and PAGE_DATA page contents
 are one ``memoryview`` over the whole page block, never copied per page.
 
-Each record type is registered in :data:`~xenlu.registry.LIBXC` at import.
+Every record type is listed in :data:`RECORDS`, which
+:data:`~xenlu.registry.LIBXC` loads on first use.
 A body decoder takes the body ``memoryview`` and a :class:`~xenlu.registry.Ctx`
 and returns the value, or raises a located :class:`~xenlu.errors.RecordError`;
 an encoder returns the body as a list of buffers (no header, no padding).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from construct import Bytes, Int8ul, Int32ul, Int64ul
@@ -46,7 +48,7 @@ from xenlu.hvmctx import (
     encode_hvm_context,
 )
 from xenlu.layout import Layout, Packed, Rsvd, Violation, fld, packed, reserved
-from xenlu.registry import LIBXC, Ctx, RecordSpec
+from xenlu.registry import Ctx, RecordSpec
 from xenlu.values import Value
 
 if TYPE_CHECKING:
@@ -91,7 +93,7 @@ __all__ = [
 PAGE_SIZE = 4096
 
 
-class RecType:
+class RecType(IntEnum):
     """libxc record type codes (reference §1.5)."""
 
     END = 0x00
@@ -777,7 +779,10 @@ def _encode_msr(value: Any) -> Sequence[Any]:
 # --- registration ------------------------------------------------------------
 
 
-def _register() -> None:
+def _records() -> tuple[RecordSpec, ...]:
+    """Every libxc record type, in type order (registered by :mod:`xenlu.registry`)."""
+    out: list[RecordSpec] = []
+
     def add(
         type_code: int,
         name: str,
@@ -788,7 +793,7 @@ def _register() -> None:
         bulk: bool = False,
         doc: str = "",
     ) -> None:
-        LIBXC.add(
+        out.append(
             RecordSpec(
                 family="libxc",
                 type=type_code,
@@ -890,9 +895,11 @@ def _register() -> None:
         (MsrEntry,),
         bulk=True,
     )
+    return tuple(out)
 
 
-_register()
+#: The libxc records (§1.5): the one explicit list :data:`~xenlu.registry.LIBXC` loads.
+RECORDS = _records()
 BODY_CHECKS.update(
     {
         RecType.END: _check_empty,

@@ -37,6 +37,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any, ClassVar
 
 from construct import Int32ub, Int32ul, Int64ub
@@ -98,7 +99,7 @@ XL_MANDATORY_KNOWN = XL_MANDATORY_JSON | XL_MANDATORY_STREAMV2
 EMULATOR_IDS = {0: "unknown", 1: "qemu_traditional", 2: "qemu_upstream"}
 
 
-class LibxlType:
+class LibxlType(IntEnum):
     """libxl record type codes (§2)."""
 
     END = 0
@@ -369,8 +370,9 @@ def _enc_checkpoint_state(value: Any) -> Sequence[Any]:
     return (_CPS.pack(value),)
 
 
-def _register() -> None:
+def _records() -> tuple[RecordSpec, ...]:
     L = LibxlType
+    out: list[RecordSpec] = []
     for code, name, dec, enc, vt, lays in (
         (L.END, "END", _dec_end, _enc_end, End, ()),
         (
@@ -414,7 +416,7 @@ def _register() -> None:
             (CheckpointState,),
         ),
     ):
-        LIBXL.add(
+        out.append(
             RecordSpec(
                 family="libxl",
                 type=code,
@@ -425,9 +427,11 @@ def _register() -> None:
                 layouts=lays,
             )
         )
+    return tuple(out)
 
 
-_register()
+#: The libxl records (§2): the one explicit list :data:`~xenlu.registry.LIBXL` loads.
+RECORDS = _records()
 
 
 # --- libxl stream ----------------------------------------------------------------

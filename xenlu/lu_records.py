@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,7 +29,7 @@ from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul
 from xenlu.epochs import EPOCHS, Epoch
 from xenlu.errors import DecodeError, EncodeError
 from xenlu.layout import Layout, Named, Packed, Rsvd, fld, packed, packed_base, reserved
-from xenlu.registry import LU, Ctx, RecordSpec
+from xenlu.registry import Ctx, RecordSpec
 from xenlu.rules import Pick, Rule
 from xenlu.values import Value
 
@@ -81,7 +82,7 @@ MIB2 = 2 << 20
 GIB4 = 1 << 32
 
 
-class T:
+class T(IntEnum):
     """LU record type codes (LU spec §4); bit 30 marks Live-Update-only records."""
 
     LU_VERSION = 0x40000000
@@ -135,17 +136,14 @@ class LuHostInfo(Packed):
             "LU bootmem not 2 MiB aligned",
             lambda c: c.lu_bootmem_start % MIB2 != 0,
             "a multiple of 0x200000",
-            repair=lambda d, pick: {**d, "lu_bootmem_start": pick(0, GIB4 // MIB2 - 1) * MIB2},
+            repair=lambda d, pick: _repair_bootmem(d, pick),
         ),
         Rule(
             "lu_bootmem_size",
             "LU bootmem size not a non-zero multiple of 2 MiB",
             lambda c: (c.lu_bootmem_size == 0) | (c.lu_bootmem_size % MIB2 != 0),
             "a non-zero multiple of 0x200000",
-            repair=lambda d, pick: {
-                **d,
-                "lu_bootmem_size": pick(1, (GIB4 - d["lu_bootmem_start"]) // MIB2) * MIB2,
-            },
+            repair=lambda d, pick: _repair_bootmem(d, pick),
         ),
         Rule(
             "lu_bootmem_size",
@@ -153,8 +151,18 @@ class LuHostInfo(Packed):
             lambda c: (c.lu_bootmem_start > GIB4) | (c.lu_bootmem_size > GIB4 - c.lu_bootmem_start),
             f"start + size <= {GIB4:#x}",
             got=lambda c: c.lu_bootmem_start + c.lu_bootmem_size,
+            repair=lambda d, pick: _repair_bootmem(d, pick),
         ),
     )
+
+
+def _repair_bootmem(d: dict[str, Any], pick: Pick) -> dict[str, Any]:
+    """A valid LU bootmem (§4.2), keeping the start when it is valid."""
+    start = d["lu_bootmem_start"]
+    if start % MIB2 or start >= GIB4:
+        start = pick(0, GIB4 // MIB2 - 1) * MIB2
+    size = pick(1, (GIB4 - start) // MIB2) * MIB2
+    return {**d, "lu_bootmem_start": start, "lu_bootmem_size": size}
 
 
 @packed(name="COUNT_HEADER")
@@ -1112,14 +1120,17 @@ def _encode_ioreq(value: Any) -> Sequence[Any]:
     return parts
 
 
-def _register() -> None:
+def _records() -> tuple[RecordSpec, ...]:
+    out: list[RecordSpec] = []
+    add = out.append
+
     def fixed(name: str, code: int, cls: type[Any]) -> None:
         base = _fixed(cls)
-        LU.add(RecordSpec("lu", code, name, base.decode, base.encode, cls, layouts=(cls,)))
+        add(RecordSpec("lu", code, name, base.decode, base.encode, cls, layouts=(cls,)))
 
     fixed("LU_VERSION", T.LU_VERSION, LuVersion)
     fixed("LU_HOST_INFO", T.LU_HOST_INFO, LuHostInfo)
-    LU.add(
+    add(
         RecordSpec(
             "lu",
             T.LU_DOMAIN,
@@ -1145,8 +1156,8 @@ def _register() -> None:
             False,  # §4.13: ports ascend within a record
         ),
     ):
-        LU.add(_bulk(name, code, layout_for, alls, per_entry))
-    LU.add(
+        add(_bulk(name, code, layout_for, alls, per_entry))
+    add(
         RecordSpec(
             "lu",
             T.LU_GRANT_TABLE,
@@ -1157,7 +1168,7 @@ def _register() -> None:
             layouts=(GrantTableHeader,),
         )
     )
-    LU.add(
+    add(
         RecordSpec(
             "lu",
             T.LU_EVTCHN_ABI,
@@ -1168,7 +1179,7 @@ def _register() -> None:
             layouts=(EvtchnAbiHeader, ControlBlock, EvtchnPagesHeader),
         )
     )
-    LU.add(
+    add(
         RecordSpec(
             "lu",
             T.LU_IOREQ_SERVERS,
@@ -1180,9 +1191,11 @@ def _register() -> None:
         )
     )
     fixed("LU_SECTION_END", T.LU_SECTION_END, LuSectionEnd)
+    return tuple(sorted(out, key=lambda s: s.type))
 
 
-_register()
+#: The LU records (§4): the one explicit list :data:`~xenlu.registry.LU` loads.
+RECORDS = _records()
 
 #: Record types that may repeat in a section to carry more entries (§1).
-BULK_TYPES = frozenset(s.type for s in LU._by_type.values() if s.bulk)
+BULK_TYPES = frozenset(s.type for s in RECORDS if s.bulk)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from xenlu.epochs import Epoch
-from xenlu.errors import CallerError, DecodeError, FramingError, RecordError
+from xenlu.errors import CallerError, DecodeError, RecordError
 from xenlu.layout import Violation
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "RecordSpec",
     "Registry",
     "UnknownRecord",
+    "load",
     "record_name",
 ]
 
@@ -244,32 +245,53 @@ def record_name(type_code: int, family: str | None = None) -> str | None:
 
 
 _loaded = False
-#: The modules that register each family's records when imported.
-_FAMILY_MODULES = {
-    "libxc": ("xenlu.libxc",),
-    "libxl": ("xenlu.libxl",),
-    "lu": ("xenlu.lu_records",),
+
+
+def _libxc_records() -> Sequence[RecordSpec]:
+    from xenlu.libxc import RECORDS
+
+    return RECORDS
+
+
+def _libxl_records() -> Sequence[RecordSpec]:
+    from xenlu.libxl import RECORDS
+
+    return RECORDS
+
+
+def _lu_records() -> Sequence[RecordSpec]:
+    from xenlu.lu_records import RECORDS
+
+    return RECORDS
+
+
+#: Family → its one explicit list of records (each module's ``RECORDS``).
+#: Importing a record module registers nothing: a registry adds its
+#: family's list on first use, so ``xenlu verify`` of a libxc stream never
+#: imports the LU and libxl record modules (about 40 ms of start-up).
+_FAMILY_RECORDS: dict[str, Callable[[], Sequence[RecordSpec]]] = {
+    "libxc": _libxc_records,
+    "libxl": _libxl_records,
+    "lu": _lu_records,
 }
 _families: set[str] = set()
 
 
-def _load(family: str | None = None) -> None:
-    """Import the record modules of ``family`` (of every family when None), once.
-
-    Loading one family only keeps ``xenlu verify`` of a libxc stream from
-    importing the LU and libxl record modules (about 40 ms of start-up).
-    """
+def load(family: str | None = None) -> None:
+    """Register the records of ``family`` (of every family when None), once."""
     global _loaded
     if _loaded:
         return
-    import importlib
-
-    for fam in _FAMILY_MODULES if family is None else (family,):
+    regs = {"libxc": LIBXC, "libxl": LIBXL, "lu": LU}
+    for fam in _FAMILY_RECORDS if family is None else (family,):
         if fam not in _families:
             _families.add(fam)
-            for mod in _FAMILY_MODULES[fam]:
-                importlib.import_module(mod)
-    _loaded = len(_families) == len(_FAMILY_MODULES)
+            for spec in _FAMILY_RECORDS[fam]():
+                regs[fam].add(spec)
+    _loaded = len(_families) == len(_FAMILY_RECORDS)
+
+
+_load = load  # the former private name, kept for callers written against it
 
 
 @dataclass(frozen=True)
@@ -288,8 +310,3 @@ class Record:
     def name(self) -> str:
         """The LU or libxc name of the type (libxl records: ``record_name(t, "libxl")``)."""
         return record_name(self.type) or f"{self.type:#010x}"
-
-
-def framing_error(message: str, offset: int, index: int | None, **kw: Any) -> FramingError:
-    """A :class:`FramingError` at ``offset`` (helper for stream decoders)."""
-    return FramingError(message, offset=offset, record_index=index, **kw)

@@ -372,9 +372,9 @@ _FIXED_RULES: dict[str, EntryFix] = {"LU_VERSION": _fix_version}
 
 
 def _spec(name: str, family: str | None) -> RecordSpec:
-    from xenlu.registry import _load
+    from xenlu.registry import load
 
-    _load()
+    load()
     fams = (family,) if family else ("lu", "libxc", "libxl")
     regs = {"lu": LU, "libxc": LIBXC, "libxl": LIBXL}
     for f in fams:
@@ -695,9 +695,9 @@ def record_names(epoch: EpochArg = None, family: str | None = None) -> list[tupl
     LU domain section (LU spec §4.16). Without: every libxc and libxl record.
     Records in :data:`EXCLUDED` are left out.
     """
-    from xenlu.registry import _load
+    from xenlu.registry import load
 
-    _load()
+    load()
     if epoch is not None:
         allowed = _lu_allowed_libxc()
         out = [("lu", s.name) for s in LU] + [("libxc", s.name) for s in LIBXC if s.type in allowed]
@@ -1583,9 +1583,9 @@ class _Target:
 
 
 def _spec_by_type(t: int, fmt: str) -> RecordSpec | None:
-    from xenlu.registry import _load
+    from xenlu.registry import load
 
-    _load()
+    load()
     if fmt == "lu" and t & 0x40000000:
         return LU.get(t)
     return LIBXC.get(t)
