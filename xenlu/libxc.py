@@ -290,7 +290,8 @@ def _bad_pfns(pfns: np.ndarray, types: np.ndarray) -> np.ndarray:
     """True for each pfn entry with reserved bits 52-59 set or an invalid type."""
     import numpy as np
 
-    return ((pfns & np.uint64(PAGE_DATA_RSVD_MASK)) != 0) | ~_lut(_TYPE_OK)[types]
+    bad: np.ndarray = ((pfns & np.uint64(PAGE_DATA_RSVD_MASK)) != 0) | ~_lut(_TYPE_OK)[types]
+    return bad
 
 
 def count_data_pages(pfns: np.ndarray) -> int:

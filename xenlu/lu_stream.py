@@ -147,7 +147,7 @@ _COUNTS: dict[int, dict[int, tuple[int, int | None]]] = {
     **{t: {_PV: (0, None), _HVM: (0, 0)} for t in VCPU_TYPES},
 }
 #: §2 order rules inside a domain section: type -> the type it must follow.
-_AFTER = {T.LU_EVTCHNS: T.LU_EVTCHN_ABI, T.LU_GRANT_MAPS: T.LU_GRANT_TABLE}
+_AFTER: dict[int, int] = {T.LU_EVTCHNS: T.LU_EVTCHN_ABI, T.LU_GRANT_MAPS: T.LU_GRANT_TABLE}
 _GLOBAL_REPEATABLE = frozenset((T.LU_REUSABLE_REGIONS, T.LU_XEN_PAGES))
 
 
