@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
@@ -61,7 +61,10 @@ __all__ = [
     "Rule",
     "RuleSet",
     "Violation",
+    "by_epoch",
+    "dated",
     "fld",
+    "layout_for",
     "packed",
     "packed_base",
     "reserved",
@@ -191,6 +194,17 @@ class FieldInfo:
         return " and ".join(parts)
 
 
+def _role(name: str) -> str:
+    """``name`` without a trailing ``@4.13`` / ``(4.13)``: the role a dated layout plays."""
+    for opening, closing in (("@", ""), ("(", ")")):
+        head, sep, tail = name.rpartition(opening)
+        text = tail.removesuffix(closing) if tail.endswith(closing) else ""
+        major, dot, minor = text.partition(".")
+        if sep and dot and major.isdigit() and minor.isdigit():
+            return head
+    return name
+
+
 def _field_shape(name: str, subcon: Any) -> tuple[str, str, int, str | None]:
     """(kind, struct fmt, size, byte order or None) of a supported construct subcon."""
     if isinstance(subcon, cs.FormatField):
@@ -215,6 +229,11 @@ class Layout:
     def __init__(self, cls: type[Any], name: str) -> None:
         self.cls = cls
         self.name = name
+        #: The epochs this declaration is used in (see :func:`packed`); the role
+        #: it plays in its record whatever the epoch.
+        self.since: Epoch | None = None
+        self.until: Epoch | None = None
+        self.role = _role(name)
         fields: list[FieldInfo] = []
         subcons: list[Any] = []
         offset = 0
@@ -568,17 +587,69 @@ class Packed:
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(fld,))
-def packed(cls: type[T] | None = None, *, name: str | None = None) -> Any:
-    """Make ``cls`` a frozen keyword-only dataclass and derive its :class:`Layout`."""
+def packed(
+    cls: type[T] | None = None,
+    *,
+    name: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Any:
+    """Make ``cls`` a frozen keyword-only dataclass and derive its :class:`Layout`.
+
+    ``since``/``until`` date a layout that one record uses in some epochs
+    only (from ``since``, before ``until``); :func:`by_epoch` and
+    :func:`layout_for` choose among such declarations. The layout's
+    :attr:`~Layout.role` is its name without an epoch suffix
+    (``"LU_DOMAIN@4.13"`` plays the role ``"LU_DOMAIN"``).
+    """
 
     def wrap(c: type[T]) -> type[T]:
         dc: type[T] = dataclass(frozen=True, kw_only=True, slots=True)(c)
-        dc.LAYOUT = Layout(dc, name or c.__name__)
+        lay = dc.LAYOUT = Layout(dc, name or c.__name__)
+        lay.since = parse_epoch(since) if since else None
+        lay.until = parse_epoch(until) if until else None
         return dc
 
     if cls is None:
         return wrap
     return wrap(cls)
+
+
+def dated(cls: type[Any], epoch: Epoch) -> bool:
+    """True when the declaration ``cls`` is the one its record uses in ``epoch``."""
+    lay: Layout = cls.LAYOUT
+    return (lay.since is None or epoch >= lay.since) and (lay.until is None or epoch < lay.until)
+
+
+def layout_for(classes: Iterable[type[Any]], epoch: Epoch) -> type[Any] | None:
+    """The one declaration of ``classes`` dated for ``epoch`` (None: none is).
+
+    >>> from xenlu.lu_records import EvtchnEntry411, EvtchnEntry415
+    >>> layout_for((EvtchnEntry411, EvtchnEntry415), (4, 17)).__name__
+    'EvtchnEntry415'
+    """
+    found = [c for c in classes if dated(c, epoch)]
+    if len(found) > 1:
+        raise TypeError(f"{[c.LAYOUT.name for c in found]} are all dated for {epoch}")
+    return found[0] if found else None
+
+
+def by_epoch(*classes: type[Any]) -> dict[Epoch, type[Any]]:
+    """Epoch → the declaration of ``classes`` dated for it, for every epoch.
+
+    >>> from xenlu.lu_records import EvtchnEntry411, EvtchnEntry415
+    >>> by_epoch(EvtchnEntry411, EvtchnEntry415)[(4, 14)].__name__
+    'EvtchnEntry411'
+    """
+    from xenlu.epochs import EPOCHS
+
+    out: dict[Epoch, type[Any]] = {}
+    for e in EPOCHS:
+        cls = layout_for(classes, e)
+        if cls is None:
+            raise TypeError(f"no declaration of {[c.LAYOUT.name for c in classes]} for {e}")
+        out[e] = cls
+    return out
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(fld,))

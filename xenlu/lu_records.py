@@ -28,7 +28,17 @@ from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul
 
 from xenlu.epochs import EPOCHS, Epoch
 from xenlu.errors import DecodeError, EncodeError
-from xenlu.layout import Layout, Named, Packed, Rsvd, fld, packed, packed_base, reserved
+from xenlu.layout import (
+    Layout,
+    Named,
+    Packed,
+    Rsvd,
+    by_epoch,
+    fld,
+    packed,
+    packed_base,
+    reserved,
+)
 from xenlu.registry import Ctx, RecordSpec
 from xenlu.rules import Pick, Rule
 from xenlu.values import Value
@@ -275,7 +285,7 @@ class LuDomainCommon(Packed):
         return self.domain_type == 2
 
 
-@packed(name="LU_DOMAIN@4.11")
+@packed(name="LU_DOMAIN@4.11", since="4.11", until="4.13")
 class LuDomain411(LuDomainCommon):
     """LU_DOMAIN in epochs 4.11 and 4.12 (56 bytes): grant limits are u32."""
 
@@ -283,7 +293,7 @@ class LuDomain411(LuDomainCommon):
     max_maptrack_frames: int = fld(Int32ul)
 
 
-@packed(name="LU_DOMAIN@4.13")
+@packed(name="LU_DOMAIN@4.13", since="4.13", until="4.15")
 class LuDomain413(LuDomainCommon):
     """LU_DOMAIN in epochs 4.13 and 4.14 (64 bytes): i32 grant limits, iommu_opts."""
 
@@ -293,7 +303,7 @@ class LuDomain413(LuDomainCommon):
     rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-@packed(name="LU_DOMAIN@4.15")
+@packed(name="LU_DOMAIN@4.15", since="4.15", until="4.16")
 class LuDomain415(LuDomain413):
     """LU_DOMAIN in epoch 4.15 (72 bytes): adds vmtrace_size and misc_flags."""
 
@@ -301,7 +311,7 @@ class LuDomain415(LuDomain413):
     misc_flags: int = fld(Int32ul, bits={0: "msr_relaxed"})
 
 
-@packed(name="LU_DOMAIN@4.16")
+@packed(name="LU_DOMAIN@4.16", since="4.16", until="4.17")
 class LuDomain416(LuDomain415):
     """LU_DOMAIN in epoch 4.16 (80 bytes): adds grant_opts; offset 76 reserved."""
 
@@ -309,7 +319,7 @@ class LuDomain416(LuDomain415):
     rsvd2: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-@packed(name="LU_DOMAIN@4.17")
+@packed(name="LU_DOMAIN@4.17", since="4.17", until="4.19")
 class LuDomain417(LuDomain415):
     """LU_DOMAIN in epochs 4.17 and 4.18 (80 bytes): offset 76 is cpupool_id."""
 
@@ -317,7 +327,7 @@ class LuDomain417(LuDomain415):
     cpupool_id: int = fld(Int32ul)
 
 
-@packed(name="LU_DOMAIN@4.19")
+@packed(name="LU_DOMAIN@4.19", since="4.19", until="4.21")
 class LuDomain419(LuDomain417):
     """LU_DOMAIN in epochs 4.19 and 4.20 (88 bytes): u32 altp2m_opts."""
 
@@ -325,7 +335,7 @@ class LuDomain419(LuDomain417):
     rsvd2: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-@packed(name="LU_DOMAIN@4.21")
+@packed(name="LU_DOMAIN@4.21", since="4.21")
 class LuDomain421(LuDomain417):
     """LU_DOMAIN from epoch 4.21 (88 bytes): u16 altp2m_opts and u16 nr_altp2m."""
 
@@ -334,29 +344,10 @@ class LuDomain421(LuDomain417):
     rsvd2: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-LuDomain = (
-    LuDomain411
-    | LuDomain413
-    | LuDomain415
-    | LuDomain416
-    | LuDomain417
-    | LuDomain419
-    | (LuDomain421)
+#: epoch → the LU_DOMAIN declaration of that epoch (from their since/until).
+LU_DOMAIN_LAYOUTS: dict[Epoch, type[Any]] = by_epoch(
+    LuDomain411, LuDomain413, LuDomain415, LuDomain416, LuDomain417, LuDomain419, LuDomain421
 )
-
-#: epoch → the LU_DOMAIN declaration of that epoch.
-LU_DOMAIN_LAYOUTS: dict[Epoch, type[Any]] = {
-    (4, 11): LuDomain411,
-    (4, 12): LuDomain411,
-    (4, 13): LuDomain413,
-    (4, 14): LuDomain413,
-    (4, 15): LuDomain415,
-    (4, 16): LuDomain416,
-    (4, 17): LuDomain417,
-    (4, 19): LuDomain419,
-    (4, 20): LuDomain419,
-    (4, 21): LuDomain421,
-}
 
 
 def domain_layout(epoch: Epoch) -> type[Any]:
@@ -625,7 +616,7 @@ class EvtchnCommon(Packed):
     )
 
 
-@packed(name="LU_EVTCHNS entry@4.11")
+@packed(name="LU_EVTCHNS entry@4.11", since="4.11", until="4.15")
 class EvtchnEntry411(EvtchnCommon):
     """LU_EVTCHNS entry up to epoch 4.14: separate last_priority / last_vcpu."""
 
@@ -635,7 +626,7 @@ class EvtchnEntry411(EvtchnCommon):
     rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-@packed(name="LU_EVTCHNS entry@4.15")
+@packed(name="LU_EVTCHNS entry@4.15", since="4.15")
 class EvtchnEntry415(EvtchnCommon):
     """LU_EVTCHNS entry from epoch 4.15: the packed fifo_lastq."""
 
@@ -647,9 +638,8 @@ class EvtchnEntry415(EvtchnCommon):
     rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-EVTCHN_LAYOUTS: dict[Epoch, type[Any]] = {
-    e: (EvtchnEntry411 if e < (4, 15) else EvtchnEntry415) for e in EPOCHS
-}
+#: epoch → the LU_EVTCHNS entry declaration of that epoch (from their since/until).
+EVTCHN_LAYOUTS: dict[Epoch, type[Any]] = by_epoch(EvtchnEntry411, EvtchnEntry415)
 
 
 def evtchn_layout(epoch: Epoch) -> type[Any]:
@@ -948,11 +938,21 @@ def _bulk(
         return [_CH.pack(CountHeader(count=len(arr))), lay.pack_array(arr)]
 
     layouts = all_layouts or (layout_for(None),)
-    return RecordSpec("lu", type_code, name, decode, encode, Bulk, bulk=True, layouts=layouts)
+    return RecordSpec(
+        "lu",
+        type_code,
+        name,
+        decode,
+        encode,
+        Bulk,
+        bulk=True,
+        layouts=layouts,
+        by_epoch={e: layout_for(e) for e in EPOCHS} if all_layouts else None,
+    )
 
 
 def _decode_domain(body: memoryview, ctx: Ctx) -> Any:
-    cls = LU_DOMAIN_LAYOUTS[ctx.epoch or (4, 21)]
+    cls = LU_DOMAIN_LAYOUTS[ctx.epoch or EPOCHS[-1]]
     return _DOMAIN_SPECS[cls].decode(body, ctx)
 
 
@@ -1139,6 +1139,7 @@ def _records() -> tuple[RecordSpec, ...]:
             _encode_domain,
             tuple(dict.fromkeys(LU_DOMAIN_LAYOUTS.values())),
             layouts=tuple(dict.fromkeys(LU_DOMAIN_LAYOUTS.values())),
+            by_epoch=LU_DOMAIN_LAYOUTS,
         )
     )
     for name, code, layout_for, alls, per_entry in (
@@ -1151,7 +1152,7 @@ def _records() -> tuple[RecordSpec, ...]:
         (
             "LU_EVTCHNS",
             T.LU_EVTCHNS,
-            lambda e: EVTCHN_LAYOUTS[e or (4, 21)],
+            lambda e: EVTCHN_LAYOUTS[e or EPOCHS[-1]],
             (EvtchnEntry411, EvtchnEntry415),
             False,  # §4.13: ports ascend within a record
         ),

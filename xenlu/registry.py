@@ -14,7 +14,7 @@ bytes and re-encodes byte-exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -170,6 +170,27 @@ class RecordSpec:
     bulk: bool = False
     doc: str = ""
     layouts: tuple[Any, ...] = field(default=())
+    #: epoch → declaration, for a record whose one layout changes with the
+    #: epoch (LU_DOMAIN, the LU_EVTCHNS entry): the table derived from the
+    #: declarations' ``since``/``until`` (:func:`~xenlu.layout.by_epoch`).
+    by_epoch: Mapping[Epoch, Any] | None = None
+
+    def layouts_in(self, epoch: Epoch | None) -> list[Any]:
+        """The declarations this record uses in ``epoch``, in declaration order.
+
+        Undated layouts always; of the dated ones (``packed(since=…,
+        until=…)``), those whose epochs hold ``epoch`` (the newest when
+        ``epoch`` is None).
+        """
+        from xenlu.layout import dated
+
+        if self.by_epoch is not None:
+            return [self.by_epoch[epoch if epoch is not None else max(self.by_epoch)]]
+        return [
+            c
+            for c in self.layouts
+            if (c.LAYOUT.until is None if epoch is None else dated(c, epoch))
+        ]
 
 
 class Registry:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import xenlu.libxc  # noqa: F401  (registers the libxc records)
-from xenlu import hvmctx, lu_records
+from xenlu import hvmctx
 from xenlu.epochs import EPOCHS, Epoch, epoch_of, fmt_epoch, is_supported, parse_epoch
 from xenlu.errors import CallerError
 from xenlu.lu_stream import X
@@ -68,14 +68,6 @@ SchemaLike = dict[str, Any] | str | os.PathLike[str] | Epoch
 # LU spec §4.16: the libxc records allowed inside a domain section.
 _DOMAIN_LIBXC = sorted(v for k, v in vars(X).items() if not k.startswith("_"))
 
-# "LU_DOMAIN@4.13" -> "LU_DOMAIN", "HVM_RTC(4.11)" -> "HVM_RTC": the role of a
-# layout is its declared name without the epoch it belongs to.
-_VERSION_SUFFIX = re.compile(r"(@\d+\.\d+|\(\d+\.\d+\))$")
-
-
-def _role(layout_name: str) -> str:
-    return _VERSION_SUFFIX.sub("", layout_name)
-
 
 def _epoch(e: Epoch | str) -> Epoch:
     v = parse_epoch(e) if isinstance(e, str) else (int(e[0]), int(e[1]))
@@ -94,29 +86,9 @@ def _hvm_entry_layouts(epoch: Epoch) -> dict[type[Any], int]:
     return out
 
 
-def _select(spec: RecordSpec, candidates: list[type[Any]], epoch: Epoch) -> type[Any]:
-    """The one layout of a role that several declarations share, for ``epoch``."""
-    if spec.name == "HVM_CONTEXT":
-        valid = _hvm_entry_layouts(epoch)
-        (cls,) = [c for c in candidates if c in valid]
-        return cls
-    raise CallerError(
-        f"{spec.name}: layouts {[c.LAYOUT.name for c in candidates]} share a role and "
-        "xenlu.schema has no rule choosing one per epoch"
-    )
-
-
 def _layouts(spec: RecordSpec, epoch: Epoch) -> list[type[Any]]:
-    # LU_DOMAIN and LU_EVTCHNS come straight from their epoch tables (which may
-    # name a declaration the registry does not list, e.g. one a test patches in).
-    if spec.name == "LU_DOMAIN":
-        return [lu_records.LU_DOMAIN_LAYOUTS[epoch]]
-    if spec.name == "LU_EVTCHNS":
-        return [lu_records.EVTCHN_LAYOUTS[epoch]]
-    roles: dict[str, list[type[Any]]] = {}
-    for cls in spec.layouts:
-        roles.setdefault(_role(cls.LAYOUT.name), []).append(cls)
-    return [c[0] if len(c) == 1 else _select(spec, c, epoch) for c in roles.values()]
+    # Each declaration's since/until says which epochs use it (one per role).
+    return spec.layouts_in(epoch)
 
 
 def _describe(cls: type[Any], epoch: Epoch) -> dict[str, Any]:
@@ -132,7 +104,7 @@ def _record(spec: RecordSpec, epoch: Epoch) -> dict[str, Any]:
         desc = _describe(cls, epoch)
         if cls in hvm:
             desc = {"hvm_typecode": hvm[cls], **desc}
-        layouts[_role(cls.LAYOUT.name)] = desc
+        layouts[cls.LAYOUT.role] = desc
     return {
         "type": f"{spec.type:#010x}",
         "family": spec.family,

@@ -88,7 +88,7 @@ from xenlu.errors import (
 )
 from xenlu.framing import REC_LENGTH_MAX, crc32c, frames
 from xenlu.layout import FieldInfo, Layout
-from xenlu.registry import LIBXC, LIBXL, LU, OPTIONAL, Ctx, Record, RecordSpec, UnknownRecord
+from xenlu.registry import LIBXC, LIBXL, LU, OPTIONAL, Record, RecordSpec, UnknownRecord
 from xenlu.rules import Row, Rule
 
 __all__ = [
@@ -387,57 +387,18 @@ def _spec(name: str, family: str | None) -> RecordSpec:
     raise CallerError(f"no record called {name!r} in {', '.join(fams)}")
 
 
-def _epoch_layout_maps() -> list[dict[Epoch, type[Any]]]:
-    """Every ``*_LAYOUTS`` dict (epoch → declaration) of the record modules."""
-    import xenlu.lu_records as lr
-
-    out = []
-    for k, v in vars(lr).items():
-        if (
-            k.endswith("_LAYOUTS")
-            and isinstance(v, dict)
-            and v
-            and all(isinstance(e, tuple) for e in v)
-        ):
-            out.append(v)
-    return out
-
-
 def _fixed_layout(spec: RecordSpec, epoch: Epoch | None) -> type[Any] | None:
     """The declaration of a fixed record in ``epoch``, or None if it is not one."""
-    cands: list[type[Any]] = [
-        c for c in spec.layouts if isinstance(getattr(c, "LAYOUT", None), Layout)
-    ]
     vt = spec.value_type
     vts = vt if isinstance(vt, tuple) else (vt,)
-    cands = [c for c in cands if c in vts]
-    if not cands:
-        return None
-    if len(cands) == 1:
-        return cands[0]
-    for m in _epoch_layout_maps():
-        if set(m.values()) <= set(cands):
-            return m[epoch or EPOCHS[-1]]
-    return None
+    cands = [c for c in spec.layouts_in(epoch) if c in vts]
+    return cands[0] if len(cands) == 1 else None
 
 
 def _bulk_layout(spec: RecordSpec, epoch: Epoch | None) -> type[Any] | None:
-    """The entry declaration of an LU bulk record in ``epoch``: asks the decoder.
-
-    A count-0 body decodes to an empty array of the epoch's entry dtype.
-    """
-    from xenlu.lu_records import Bulk
-
-    try:
-        v = spec.decode(memoryview(bytes(8)), Ctx(0, spec.type, 8, 8, epoch))
-    except XenLUError:
-        return None
-    if not isinstance(v, Bulk):
-        return None
-    for c in spec.layouts:
-        if getattr(c, "LAYOUT", None) is not None and c.LAYOUT.dtype == v.entries.dtype:
-            return c  # type: ignore[no-any-return]
-    return None
+    """The entry declaration of an LU bulk record in ``epoch`` (its one dated layout)."""
+    cands = spec.layouts_in(epoch)
+    return cands[0] if len(cands) == 1 else None
 
 
 def _array_field(vt: Any) -> str | None:
