@@ -559,6 +559,9 @@ class Layout:
                 d["max"] = fi.hi
             out_fields.append(d)
         out: dict[str, Any] = {"name": self.name, "size": self.size, "fields": out_fields}
+        records = self.rules(epoch).records
+        if records:  # the record-level rules, as their errors name them
+            out["rules"] = [r.describe() for r in records]
         if self.byteorder == ">":
             out["byteorder"] = "big"
         return out

@@ -48,7 +48,7 @@ from xenlu.hvmctx import (
     encode_hvm_context,
 )
 from xenlu.layout import Layout, Packed, Rsvd, Violation, fld, packed, reserved
-from xenlu.registry import Ctx, RecordSpec
+from xenlu.registry import Ctx, RecordSpec, fixed_record
 from xenlu.values import Value
 
 if TYPE_CHECKING:
@@ -501,34 +501,9 @@ def _check_empty(body: memoryview, ctx: Ctx) -> None:
 
 def _fixed(cls: type[Packed]) -> tuple[Decoder, Encoder, Checker]:
     """Decoder, encoder and checker of a body that is exactly one packed layout."""
-    lay = cls.LAYOUT
-    size = lay.size
-    unpack = lay.struct.unpack_from
-    check = lay.checker(None)
-    make = lay.from_tuple
-
-    def decode(body: memoryview, ctx: Ctx) -> Any:
-        if len(body) != size:
-            ctx.fail_length(size)
-        t = unpack(body)
-        v = check(t)
-        if v is not None:
-            ctx.fail_violation(v)
-        return make(t)
-
-    def encode(value: Any) -> Sequence[Any]:
-        _expect(value, cls, lay.name)
-        _check_encode(lay, value)
-        return (lay.pack(value),)
-
-    def check_only(body: memoryview, ctx: Ctx) -> None:
-        if len(body) != size:
-            ctx.fail_length(size)
-        v = check(unpack(body))
-        if v is not None:
-            ctx.fail_violation(v)
-
-    return decode, encode, check_only
+    spec = fixed_record("libxc", 0, cls.LAYOUT.name, cls, check_encode=True)
+    assert spec.check is not None
+    return spec.decode, spec.encode, spec.check
 
 
 def _decode_page_data(body: memoryview, ctx: Ctx) -> PageData:

@@ -39,7 +39,7 @@ from xenlu.layout import (
     packed_base,
     reserved,
 )
-from xenlu.registry import Ctx, RecordSpec
+from xenlu.registry import Ctx, RecordSpec, fixed_record
 from xenlu.rules import Pick, Rule
 from xenlu.values import Value
 
@@ -844,23 +844,7 @@ def _fixed(cls: type[Any]) -> RecordSpec:
     The layout's checker applies its field rules, then its record rules
     (``RULES``), so a decoded value breaks none of them.
     """
-    lay: Layout = cls.LAYOUT
-
-    def decode(body: memoryview, ctx: Ctx) -> Any:
-        if len(body) != lay.size:
-            ctx.fail_length(lay.size)
-        t = lay.unpack_tuple(body)
-        v = lay.checker(ctx.epoch)(t)
-        if v is not None:
-            ctx.fail_violation(v)
-        return lay.from_tuple(t)
-
-    def encode(value: Any) -> Sequence[bytes]:
-        if not isinstance(value, cls):
-            raise EncodeError(f"{lay.name}: expected {cls.__name__}, got {type(value).__name__}")
-        return [lay.pack(value)]
-
-    return RecordSpec("lu", 0, lay.name, decode, encode, cls, layouts=(cls,))
+    return fixed_record("lu", 0, cls.LAYOUT.name, cls)
 
 
 def _count_header(body: memoryview, ctx: Ctx, entry_size: int) -> int:
@@ -1125,8 +1109,7 @@ def _records() -> tuple[RecordSpec, ...]:
     add = out.append
 
     def fixed(name: str, code: int, cls: type[Any]) -> None:
-        base = _fixed(cls)
-        add(RecordSpec("lu", code, name, base.decode, base.encode, cls, layouts=(cls,)))
+        add(fixed_record("lu", code, name, cls))
 
     fixed("LU_VERSION", T.LU_VERSION, LuVersion)
     fixed("LU_HOST_INFO", T.LU_HOST_INFO, LuHostInfo)

@@ -32,6 +32,7 @@ __all__ = [
     "RecordSpec",
     "Registry",
     "UnknownRecord",
+    "fixed_record",
     "load",
     "record_name",
 ]
@@ -170,10 +171,20 @@ class RecordSpec:
     bulk: bool = False
     doc: str = ""
     layouts: tuple[Any, ...] = field(default=())
+    #: ``check(body, ctx)``: the check-only verify of a body (raises like
+    #: ``decode``, builds nothing); None: :meth:`verify` decodes.
+    check: Callable[[memoryview, Ctx], object] | None = None
     #: epoch → declaration, for a record whose one layout changes with the
     #: epoch (LU_DOMAIN, the LU_EVTCHNS entry): the table derived from the
     #: declarations' ``since``/``until`` (:func:`~xenlu.layout.by_epoch`).
     by_epoch: Mapping[Epoch, Any] | None = None
+
+    def verify(self, body: memoryview, ctx: Ctx) -> None:
+        """Check ``body`` as :attr:`decode` does (same errors), building nothing if possible."""
+        if self.check is not None:
+            self.check(body, ctx)
+        else:
+            self.decode(body, ctx)
 
     def layouts_in(self, epoch: Epoch | None) -> list[Any]:
         """The declarations this record uses in ``epoch``, in declaration order.
@@ -191,6 +202,67 @@ class RecordSpec:
             for c in self.layouts
             if (c.LAYOUT.until is None if epoch is None else dated(c, epoch))
         ]
+
+
+def fixed_record(
+    family: str,
+    type_code: int,
+    name: str,
+    cls: Any,
+    *,
+    check_encode: bool = False,
+    doc: str = "",
+) -> RecordSpec:
+    """The :class:`RecordSpec` of a record whose body is exactly one ``cls`` value.
+
+    Everything comes from the declaration: decode and check-only verify
+    test the length, then the layout's field rules and record rules
+    (``RULES``) of the context's epoch; encode packs the value (after the
+    same rules when ``check_encode``).
+
+    >>> from xenlu.lu_records import LuVersion
+    >>> spec = fixed_record("lu", 0x40000000, "LU_VERSION", LuVersion)
+    >>> spec.decode(memoryview(bytes([4, 0, 0, 0, 15, 0, 0, 0])), Ctx(0, 0, 8, 8)).xen_minor
+    15
+    """
+    from xenlu.errors import EncodeError
+
+    lay = cls.LAYOUT
+    size = lay.size
+    unpack = lay.struct.unpack_from
+    make = lay.from_tuple
+
+    def decode(body: memoryview, ctx: Ctx) -> Any:
+        if len(body) != size:
+            ctx.fail_length(size)
+        t = unpack(body)
+        v = lay.checker(ctx.epoch)(t)
+        if v is not None:
+            ctx.fail_violation(v)
+        return make(t)
+
+    def check(body: memoryview, ctx: Ctx) -> None:
+        if len(body) != size:
+            ctx.fail_length(size)
+        v = lay.checker(ctx.epoch)(unpack(body))
+        if v is not None:
+            ctx.fail_violation(v)
+
+    def encode(value: Any) -> Sequence[Buffer]:
+        if not isinstance(value, cls):
+            raise EncodeError(f"{lay.name}: expected {cls.__name__}, got {type(value).__name__}")
+        if check_encode:
+            v = lay.check(value)
+            if v is not None:
+                raise EncodeError(
+                    f"{lay.name}: field {v.field}: {v.message}: expected {v.expected}, "
+                    f"got {v.got!r}"
+                )
+        return (lay.pack(value),)
+
+    return RecordSpec(
+        family, type_code, name, decode, encode, cls, doc=doc, layouts=(cls,), check=check
+    )
 
 
 class Registry:

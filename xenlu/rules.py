@@ -166,6 +166,15 @@ class Rule:
     screen: Callable[[np.ndarray], bool] | None = None
     pairwise: bool = False
 
+    def describe(self) -> dict[str, object]:
+        """The rule as schemas and docs show it: field, message, expected (when constant)."""
+        d: dict[str, object] = {"field": self.field, "message": self.message}
+        if self.expected is not None and not callable(self.expected):
+            d["expected"] = self.expected
+        if self.pairwise:
+            d["between"] = "each entry and the one before it"
+        return d
+
     def violation(self, c: Row, entry: int, offset: int) -> Violation:
         exp = self.expected(c) if callable(self.expected) else self.expected
         got = self.got(c) if self.got is not None else getattr(c, self.field)
