@@ -7,7 +7,6 @@ import dataclasses
 import io
 import struct
 import tracemalloc
-from typing import Any
 
 import numpy as np
 import pytest

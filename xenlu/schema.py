@@ -55,6 +55,7 @@ __all__ = [
     "dumps",
     "epoch_schema",
     "load_schema",
+    "record_schema",
     "schema_path",
     "uncovered",
     "write_schemas",
@@ -95,6 +96,16 @@ def _describe(cls: type[Any], epoch: Epoch) -> dict[str, Any]:
     d = cls.LAYOUT.describe(epoch)
     fields = [{k: v for k, v in f.items() if k != "doc"} for f in d["fields"]]
     return {"name": d["name"], "size": d["size"], "fields": fields}
+
+
+def record_schema(spec: RecordSpec, epoch: Epoch) -> dict[str, Any]:
+    """The schema entry of one record in ``epoch`` (as in :func:`epoch_schema`'s ``records``).
+
+    >>> from xenlu.registry import LU
+    >>> record_schema(LU.by_name("LU_VERSION"), (4, 11))["layouts"]["LU_VERSION"]["size"]
+    8
+    """
+    return _record(spec, epoch)
 
 
 def _record(spec: RecordSpec, epoch: Epoch) -> dict[str, Any]:
