@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -309,22 +310,32 @@ class Layout:
         self._rulesets: dict[Epoch | None, RuleSet] = {}
         #: Record-level rules declared in the class's ``RULES`` (see :class:`Rule`).
         self.record_rules: tuple[Rule, ...] = tuple(getattr(cls, "RULES", ()))
-        # Generated converters between the raw tuple and the keyword-only
-        # dataclass: hot paths call them once per small record, never per
-        # bulk entry. Reserved fields are not in the dataclass; they pack as 0.
+        # Converters between the raw tuple and the keyword-only dataclass,
+        # plain closures: exec-generated ones measured within noise for
+        # ``make`` (0.5-6.5 µs either way, dominated by the frozen dataclass's
+        # __init__), and ``as_tuple`` only runs when encoding a fixed record.
+        # Reserved fields are not in the dataclass; they pack as 0.
         init_names = {f.name for f in dataclasses.fields(cls) if f.init}
-        args = ", ".join(f"{n}=t[{i}]" for i, n in enumerate(self.names) if n in init_names)
-        items = ", ".join(
-            repr(bytes(fi.size) if fi.kind == "bytes" else 0)
-            if fi.reserved and fi.name not in init_names
-            else f"v.{fi.name}"
-            for fi in fields
+        pairs = tuple((n, i) for i, n in enumerate(self.names) if n in init_names)
+        zeros = tuple(
+            (i, bytes(fi.size) if fi.kind == "bytes" else 0)
+            for i, fi in enumerate(fields)
+            if fi.name not in init_names
         )
-        ns: dict[str, Any] = {"cls": cls}
-        exec(f"def make(t):\n    return cls({args})\n", ns)
-        exec(f"def as_tuple(v):\n    return ({items},)\n", ns)
-        self._make: Callable[[tuple[Any, ...]], Any] = ns["make"]
-        self._as_tuple: Callable[[Any], tuple[Any, ...]] = ns["as_tuple"]
+        get = operator.attrgetter(*(n for n, _ in pairs)) if pairs else None
+
+        def make(t: tuple[Any, ...]) -> Any:
+            return cls(**{n: t[i] for n, i in pairs})
+
+        def as_tuple(v: Any) -> tuple[Any, ...]:
+            got = get(v) if get is not None else ()
+            out = list(got) if len(pairs) > 1 else [got] if pairs else []
+            for i, zero in zeros:
+                out.insert(i, zero)
+            return tuple(out)
+
+        self._make = make
+        self._as_tuple = as_tuple
 
     @functools.cached_property
     def dtype(self) -> np.dtype[Any]:
