@@ -955,11 +955,7 @@ _GTH = GrantTableHeader.LAYOUT
 def _decode_grant_table(body: memoryview, ctx: Ctx) -> GrantTable:
     if len(body) < _GTH.size:
         ctx.fail_length(f">= {_GTH.size}")
-    t = _GTH.unpack_tuple(body)
-    v = _GTH.checker(ctx.epoch)(t)
-    if v is not None:
-        ctx.fail_violation(v)
-    h: GrantTableHeader = _GTH.from_tuple(t)
+    h: GrantTableHeader = _GTH.from_tuple(ctx.checked(_GTH, body))
     n = _GTH.size + 8 * (h.nr_grant_frames + h.nr_status_frames)
     if len(body) != n:
         ctx.fail_length(n)
@@ -991,11 +987,7 @@ _EPH = EvtchnPagesHeader.LAYOUT
 def _decode_evtchn_abi(body: memoryview, ctx: Ctx) -> EvtchnAbi:
     if len(body) < _EAH.size:
         ctx.fail_length(f">= {_EAH.size + _EPH.size}")
-    t = _EAH.unpack_tuple(body)
-    v = _EAH.checker(ctx.epoch)(t)
-    if v is not None:
-        ctx.fail_violation(v)
-    abi, ncb = t
+    abi, ncb = ctx.checked(_EAH, body)
     if abi == 1 and ncb:
         ctx.fail(
             "two-level ABI with control blocks",
@@ -1011,11 +1003,7 @@ def _decode_evtchn_abi(body: memoryview, ctx: Ctx) -> EvtchnAbi:
     vio = _CB.check_array(cbs, ctx.epoch)
     if vio is not None:
         ctx.fail_violation(vio, at=_EAH.size, prefix="control_blocks", entry_size=_CB.size)
-    pt = _EPH.unpack_tuple(body, pages_at)
-    v = _EPH.checker(ctx.epoch)(pt)
-    if v is not None:
-        ctx.fail_violation(v, at=pages_at)
-    npages = pt[0]
+    npages = ctx.checked(_EPH, body, pages_at)[0]
     if abi == 1 and npages:
         ctx.fail(
             "two-level ABI with event-array pages",
@@ -1058,11 +1046,7 @@ def _decode_ioreq(body: memoryview, ctx: Ctx) -> IoreqServers:
     for i in range(count):
         if pos + _ISH.size > len(body):
             ctx.fail_length(f"room for server {i} of {count}")
-        t = _ISH.unpack_tuple(body, pos)
-        v = _ISH.checker(ctx.epoch)(t)
-        if v is not None:
-            ctx.fail_violation(v, at=pos, prefix=f"servers[{i}].")
-        h: IoreqServerHeader = _ISH.from_tuple(t)
+        h: IoreqServerHeader = _ISH.from_tuple(ctx.checked(_ISH, body, pos, f"servers[{i}]."))
         rpos = pos + _ISH.size
         if rpos + h.nr_ranges * _IR.size > len(body):
             ctx.fail_length(f"room for {h.nr_ranges} ranges of server {i}")

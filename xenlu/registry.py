@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from xenlu.epochs import Epoch
 from xenlu.errors import CallerError, DecodeError, RecordError
-from xenlu.layout import Violation
+from xenlu.layout import Layout, Violation
 
 __all__ = [
     "LIBXC",
@@ -109,6 +109,18 @@ class Ctx:
             got=self.length,
             family=self.family,
         )
+
+    def checked(self, lay: Layout, buf: Any, at: int = 0, prefix: str = "") -> tuple[Any, ...]:
+        """The raw tuple of ``lay`` at body offset ``at``, after every rule of the epoch.
+
+        Raises the :class:`RecordError` of the first rule broken (its field
+        named ``prefix + field``); the caller has checked that it fits.
+        """
+        t: tuple[Any, ...] = lay.struct.unpack_from(buf, at)
+        v = lay.checker(self.epoch)(t)
+        if v is not None:
+            self.fail_violation(v, at=at, prefix=prefix)
+        return t
 
     def fail_violation(
         self, v: Violation, *, at: int = 0, prefix: str = "", entry_size: int | None = None
@@ -229,24 +241,17 @@ def fixed_record(
 
     lay = cls.LAYOUT
     size = lay.size
-    unpack = lay.struct.unpack_from
     make = lay.from_tuple
 
     def decode(body: memoryview, ctx: Ctx) -> Any:
         if len(body) != size:
             ctx.fail_length(size)
-        t = unpack(body)
-        v = lay.checker(ctx.epoch)(t)
-        if v is not None:
-            ctx.fail_violation(v)
-        return make(t)
+        return make(ctx.checked(lay, body))
 
     def check(body: memoryview, ctx: Ctx) -> None:
         if len(body) != size:
             ctx.fail_length(size)
-        v = lay.checker(ctx.epoch)(unpack(body))
-        if v is not None:
-            ctx.fail_violation(v)
+        ctx.checked(lay, body)
 
     def encode(value: Any) -> Sequence[Buffer]:
         if not isinstance(value, cls):
