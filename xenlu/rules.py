@@ -21,7 +21,7 @@ them every way a rule is evaluated, so the same input gets the same
   verdict for bulk arrays (bit-pattern tests of one 8-byte word folded into
   one OR-reduction, a derivation of the same rules);
 * :meth:`RuleSet.locate_array`: the first bad entry and field of an array;
-* :meth:`FieldRule.text` / :attr:`Rule.message`: the text schemas show.
+* :meth:`Rule.describe` and the ``fld`` metadata: the text schemas show.
 
 A record-level rule's verdict is written once with the operators that
 numpy arrays and Python ints share (``& | < > ==``) over a column
@@ -274,10 +274,6 @@ class FieldRule:
 
     def violation(self, entry: int, got: Any, offset: int) -> Violation:
         return Violation(entry, self.field.name, offset, self.message, self.expected, got)
-
-    def text(self) -> str:
-        """The rule as the schemas and docs show it (``"<= 15"``, ``"only bits 0x3"``)."""
-        return f"{self.field.name}: {self.message} (expected {self.expected})"
 
 
 def field_rules(fields: Sequence[FieldInfo], epoch: Epoch | None) -> list[FieldRule]:
