@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,7 +33,7 @@ from xenlu.lu_records import (
 )
 from xenlu.lu_stream import LUDomain, decode_lu, encode_lu, verify_lu
 from xenlu.registry import LU, Ctx, Record, RecordSpec, fixed_record
-from xenlu.rules import Row
+from xenlu.rules import Columns, Row
 from xenlu.schema import record_schema
 from xenlu.strategies import entries, packed_values
 
@@ -269,3 +270,42 @@ def test_same_bad_entry_same_error_in_a_whole_stream(max_record_bytes: int) -> N
     k = 0 if max_record_bytes == 40 else i
     assert a == b == ("RecordError", f"entries[{k}].mfn", "p2m type has no frame", *a[3:])
     assert a[3:] == ("INVALID_MFN", 0x1234)
+
+
+# --- 3. one verdict lambda, two kinds of operands -------------------------------------
+
+_RULED = sorted(
+    {cls.LAYOUT for spec in LU for cls in spec.layouts if cls.LAYOUT.record_rules} | {Toy.LAYOUT},
+    key=lambda lay: lay.name,
+)
+_TRICKY = [0, 1, 2, 3, 4, 5, 6, 7, 8, 15, 16, 23, 24, 0x7F, 0x80, 0xFE, 0xFF]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lay=st.sampled_from(_RULED),
+    data=st.data(),
+    n=st.integers(2, 12),
+)
+def test_record_rules_give_the_same_verdict_on_rows_and_columns(
+    lay: Any, data: st.DataObject, n: int
+) -> None:
+    """Each record rule's one lambda judges Python ints and numpy columns alike."""
+    raw = bytes(
+        data.draw(st.lists(st.sampled_from(_TRICKY), min_size=n * lay.size, max_size=n * lay.size))
+    )
+    arr = np.frombuffer(raw, dtype=lay.dtype)
+    rows = [tuple(r) for r in lay.struct.iter_unpack(raw)]
+    for rule in lay.record_rules:
+        if rule.field not in lay.names:
+            continue
+        if rule.pairwise:
+            cols = rule.bad(Columns(arr[1:], Columns(arr[:-1])))
+            one = [
+                bool(rule.bad(Row(lay.names, t, Row(lay.names, p))))
+                for p, t in itertools.pairwise(rows)
+            ]
+        else:
+            cols = rule.bad(Columns(arr))
+            one = [bool(rule.bad(Row(lay.names, t))) for t in rows]
+        assert np.asarray(cols).tolist() == one, rule.message

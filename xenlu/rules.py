@@ -34,6 +34,7 @@ accessor, so the same lambda checks one decoded record and a whole array::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -84,10 +85,6 @@ class Row:
         except KeyError:
             raise AttributeError(name) from None
 
-    def has(self, name: str) -> bool:
-        """True when the layout has a field called ``name``."""
-        return name in self._d
-
     @staticmethod
     def isin(x: int, values: Iterable[int]) -> bool:
         return x in values
@@ -117,24 +114,32 @@ class Columns:
         except (KeyError, ValueError):
             raise AttributeError(name) from None
 
-    def has(self, name: str) -> bool:
-        return name in (self._a.dtype.names or ())
-
     @staticmethod
     def isin(x: np.ndarray, values: Iterable[int]) -> np.ndarray:
         import numpy as np
 
+        if x.dtype.kind == "u" and x.dtype.itemsize <= 2:  # a look-up table: ~5x np.isin
+            lut: np.ndarray = _lut(tuple(values), x.dtype.itemsize)
+            return lut[x]  # type: ignore[no-any-return]
         return np.isin(x, tuple(values))
 
     @staticmethod
     def notin(x: np.ndarray, values: Iterable[int]) -> np.ndarray:
-        import numpy as np
-
-        return ~np.isin(x, tuple(values))
+        return ~Columns.isin(x, values)
 
     @staticmethod
     def wrap64(x: np.ndarray) -> np.ndarray:
         return x
+
+
+@functools.lru_cache(maxsize=64)
+def _lut(values: tuple[int, ...], itemsize: int) -> np.ndarray:
+    """A bool table over every value of an unsigned ``itemsize``-byte column."""
+    import numpy as np
+
+    lut = np.zeros(1 << (8 * itemsize), dtype=bool)
+    lut[[v for v in values if 0 <= v < len(lut)]] = True
+    return lut
 
 
 # --- record-level rules ----------------------------------------------------------
