@@ -191,6 +191,12 @@ class RecordSpec:
     #: declarations' ``since``/``until`` (:func:`~xenlu.layout.by_epoch`).
     by_epoch: Mapping[Epoch, Any] | None = None
 
+    def __post_init__(self) -> None:
+        # A plain int, not the family's IntEnum member: tables keyed by type are
+        # looked up with the ints read from a stream, and an identical small
+        # int key is found without a comparison (~5% of libxc verify).
+        object.__setattr__(self, "type", int(self.type))
+
     def verify(self, body: memoryview, ctx: Ctx) -> None:
         """Check ``body`` as :attr:`decode` does (same errors), building nothing if possible."""
         if self.check is not None:
