@@ -17,8 +17,13 @@ Everything else is derived from that declaration by :class:`Layout`:
 * a numpy structured dtype (:attr:`Layout.dtype`) for bulk entries, decoded
   zero-copy with ``np.frombuffer``;
 * per-epoch structural checks (reserved fields zero, valid flag bits, allowed
-  values and ranges) for one entry (:meth:`Layout.check`) and vectorised over
-  a whole array (:meth:`Layout.check_array`);
+  values and ranges, and the record-level rules declared beside the layout in
+  ``RULES``) for one entry (:meth:`Layout.check`) and vectorised over a whole
+  array (:meth:`Layout.check_array`), all compiled once per epoch from one
+  rule list (:meth:`Layout.rules`, :mod:`xenlu.rules`), so every path gives
+  the same error;
+* for a record whose layout changes with the epoch, ``packed(since=…,
+  until=…)`` on each declaration, read by :func:`layout_for` / :func:`by_epoch`;
 * a JSON description (:meth:`Layout.describe`) for ``schemas/``.
 
 Reserved fields (``rsvd: ClassVar[Rsvd] = reserved(Int32ul)``) take part in
@@ -27,6 +32,7 @@ zero on read (LU spec "Conventions"; libxc spec: written as zero).
 
 Example, decode and encode::
 
+    >>> from xenlu.lu_records import LuVersion
     >>> v = LuVersion.LAYOUT.unpack(b"\\x04\\0\\0\\0\\x0b\\0\\0\\0")
     >>> v.xen_minor
     11
