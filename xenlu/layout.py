@@ -353,6 +353,7 @@ class Layout:
         self._checkers: dict[Epoch | None, Callable[[tuple[Any, ...]], Violation | None]] = {}
         self._oks: dict[tuple[str, Epoch | None], Any] = {}
         self._rulesets: dict[Epoch | None, RuleSet] = {}
+        self._tinies: dict[Epoch | None, Callable[[np.ndarray], Violation | None]] = {}
         #: Record-level rules declared in the class's ``RULES`` (see :class:`Rule`).
         self.record_rules: tuple[Rule, ...] = tuple(getattr(cls, "RULES", ()))
         self._make, self._as_tuple = _converters(cls, self.fields)
@@ -425,14 +426,17 @@ class Layout:
             )
             return rs
 
-    def _compile(self, key: tuple[str, Epoch | None], head: str, expr: str) -> Any:
+    def _compile(
+        self, key: tuple[str, Epoch | None], head: str, expr: str, records: bool = True
+    ) -> Any:
         """A function generated from the rules of one epoch, cached.
 
         ``head`` is the ``def`` line and any statements before the verdict;
         ``expr`` the verdict over the rules' expression ``ok``. Generated code
         stays where a benchmark pays for it: one inlined expression over the
         raw tuple is ~3x faster than a loop over rule objects (the
-        allocation-free acceptors of the libxc and LU fast paths).
+        allocation-free acceptors of the libxc and LU fast paths). With
+        ``records``, the layout's per-entry record rules follow the field rules.
         """
         try:
             return self._oks[key]
@@ -441,8 +445,8 @@ class Layout:
         rs = self.rules(key[1])
         body, ns = rs.source()
         ns["unpack"] = self.struct.unpack_from
-        ns["records_ok"] = lambda t: rs.locate_tuple(t) is None
-        if rs.records:
+        ns["records_ok"] = rs.records_hold
+        if records and rs.records:
             body = f"({body}) and records_ok(t)"
         exec(head + "    return " + expr.replace("ok", f"({body})", 1) + "\n", ns)
         fn = self._oks[key] = ns["fn"]
@@ -482,9 +486,9 @@ class Layout:
         return fn
 
     def _tuple_ok(self, epoch: Epoch | None) -> Callable[[Any], bool]:
-        """A generated predicate: True when no tuple of an iterable breaks a rule."""
+        """A generated predicate: True when no tuple of an iterable breaks a field rule."""
         fn: Callable[[Any], bool] = self._compile(
-            ("all", epoch), "def fn(ts):\n", "all(ok for t in ts)"
+            ("all", epoch), "def fn(ts):\n", "all(ok for t in ts)", records=False
         )
         return fn
 
@@ -504,6 +508,38 @@ class Layout:
 
         return np.zeros(count, dtype=self.dtype)
 
+    def _tiny(self, epoch: Epoch | None) -> Callable[[np.ndarray], Violation | None]:
+        """:meth:`check_array` of a few entries: struct tuples, no numpy call."""
+        try:
+            return self._tinies[epoch]
+        except KeyError:
+            pass
+        rs = self.rules(epoch)
+        fields_ok = self._tuple_ok(epoch)
+        it = self.struct.iter_unpack
+        size = self.size
+
+        def locate(rows: list[tuple[Any, ...]]) -> Violation | None:
+            for i, t in enumerate(rows):
+                v = rs.locate_fields_tuple(t, i, i * size)
+                if v is not None:
+                    return v
+            return None if rs.records_hold_rows(rows) else rs.records_ok_rows(rows)
+
+        def tiny(arr: np.ndarray) -> Violation | None:
+            if fields_ok(it(arr.tobytes())):
+                return None
+            return locate(list(it(arr.tobytes())))
+
+        def tiny_records(arr: np.ndarray) -> Violation | None:
+            rows = list(it(arr.tobytes()))
+            if fields_ok(rows) and rs.records_hold_rows(rows):
+                return None
+            return locate(rows)
+
+        fn = self._tinies[epoch] = tiny_records if rs.records else tiny
+        return fn
+
     def check_array(
         self, arr: np.ndarray, epoch: Epoch | None = None, chunk: int = 1 << 20
     ) -> Violation | None:
@@ -516,17 +552,9 @@ class Layout:
         host-sized arrays.
         """
         n = len(arr)
-        if n == 0:
-            return None
-        rs = self.rules(epoch)
         if n <= TINY:
-            rows = list(self.struct.iter_unpack(arr.tobytes()))
-            if not self._tuple_ok(epoch)(rows):
-                for i, t in enumerate(rows):
-                    v = rs.locate_fields_tuple(t, i, i * self.size)
-                    if v is not None:
-                        return v
-            return rs.records_ok_rows(rows) if rs.records else None
+            return self._tiny(epoch)(arr) if n else None
+        rs = self.rules(epoch)
         # Fast verdict first: is every entry clean? Only when it is not does
         # the exact (slower) search run, so errors are unchanged.
         folded = bool(arr.flags.c_contiguous and arr.dtype == self.dtype)

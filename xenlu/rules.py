@@ -34,6 +34,7 @@ accessor, so the same lambda checks one decoded record and a whole array::
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -70,20 +71,10 @@ class Violation:
 # --- column accessors: one verdict lambda, two kinds of operands -------------------
 
 
-class Row:
-    """The fields of one entry as Python ints (``c.flags``), for scalar verdicts."""
+class _RowOps:
+    """The operations a verdict lambda may call on a :class:`Row`."""
 
-    __slots__ = ("_d", "prev")
-
-    def __init__(self, names: Sequence[str], values: Sequence[Any], prev: Row | None = None):
-        self._d = dict(zip(names, values, strict=True))
-        self.prev = prev
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._d[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    __slots__ = ()
 
     @staticmethod
     def isin(x: int, values: Iterable[int]) -> bool:
@@ -97,6 +88,25 @@ class Row:
     def wrap64(x: int) -> int:
         """``x`` modulo 2**64 (numpy's u64 arithmetic wraps by itself)."""
         return x & _M64
+
+
+@functools.cache
+def row_type(names: tuple[str, ...]) -> Any:
+    """The row class of a layout: a named tuple of its fields and ``prev``.
+
+    Field access is a C-level tuple index, so a record rule costs about as
+    much on one entry as a hand-written test did.
+    """
+    base = collections.namedtuple("Row", (*names, "prev"))  # type: ignore[misc]
+    return type("Row", (base, _RowOps), {"__slots__": ()})
+
+
+def Row(names: Sequence[str], values: Sequence[Any], prev: Any = None) -> Any:
+    """The fields of one entry as Python ints (``c.flags``), for scalar verdicts.
+
+    ``prev`` is the entry before, for pairwise rules.
+    """
+    return row_type(tuple(names))(*values, prev)
 
 
 class Columns:
@@ -180,7 +190,7 @@ class Rule:
             d["between"] = "each entry and the one before it"
         return d
 
-    def violation(self, c: Row, entry: int, offset: int) -> Violation:
+    def violation(self, c: Any, entry: int, offset: int) -> Violation:
         exp = self.expected(c) if callable(self.expected) else self.expected
         got = self.got(c) if self.got is not None else getattr(c, self.field)
         return Violation(entry, self.field, offset, self.message, exp, got)
@@ -332,6 +342,9 @@ class RuleSet:
         names = {fi.name for fi in fields}
         self.records = tuple(r for r in records if r.field in names)
         self.names = tuple(fi.name for fi in fields)
+        self._row = row_type(self.names)
+        self._single = tuple(r.bad for r in self.records if not r.pairwise)
+        self._pair = tuple(r.bad for r in self.records if r.pairwise)
         self.size = size
         self.byteorder = byteorder
         self._offsets = {fi.name: fi.offset for fi in fields}
@@ -355,13 +368,34 @@ class RuleSet:
                 return r.violation(entry, v, base + r.field.offset)
         return None
 
+    def records_hold(self, t: Sequence[Any]) -> bool:
+        """True when raw tuple ``t`` breaks no per-entry record rule."""
+        row = self._row(*t, None)
+        return not any(bad(row) for bad in self._single)
+
+    def records_hold_rows(self, rows: Iterable[Sequence[Any]]) -> bool:
+        """The verdict of every record rule on ``rows`` (raw tuples), nothing located."""
+        new, cls, single, pair = tuple.__new__, self._row, self._single, self._pair
+        prev = None
+        for t in rows:
+            row = new(cls, (*t, prev))  # the named tuple without its Python __new__
+            for bad in single:
+                if bad(row):
+                    return False
+            if prev is not None:
+                for bad in pair:
+                    if bad(row):
+                        return False
+            prev = row
+        return True
+
     def locate_tuple(self, t: Sequence[Any], entry: int = 0, base: int = 0) -> Violation | None:
         """The first rule (field rules, then record rules) raw tuple ``t`` breaks."""
         v = self.locate_fields_tuple(t, entry, base)
         if v is not None:
             return v
         if self.records:
-            row = Row(self.names, t)
+            row = self._row(*t, None)
             for rr in self.records:
                 if not rr.pairwise and rr.bad(row):
                     return rr.violation(row, entry, base + self._offsets[rr.field])
@@ -395,9 +429,12 @@ class RuleSet:
 
     def records_ok_rows(self, rows: Sequence[tuple[Any, ...]]) -> Violation | None:
         """The first record rule broken by ``rows`` (raw tuples), rule by rule."""
-        objs: list[Row] = []
+        make = self._row
+        objs: list[Any] = []
+        prev = None
         for t in rows:
-            objs.append(Row(self.names, t, objs[-1] if objs else None))
+            prev = make(*t, prev)
+            objs.append(prev)
         for rr in self.records:
             for i, row in enumerate(objs[1:] if rr.pairwise else objs, int(rr.pairwise)):
                 if rr.bad(row):
@@ -440,8 +477,8 @@ class RuleSet:
         return None
 
     def _record_violation(self, rr: Rule, arr: np.ndarray, i: int) -> Violation:
-        prev = Row(self.names, arr[i - 1].tolist()) if i else None
-        row = Row(self.names, arr[i].tolist(), prev)
+        prev = self._row(*arr[i - 1].tolist(), None) if i else None
+        row = self._row(*arr[i].tolist(), prev)
         return rr.violation(row, i, i * self.size + self._offsets[rr.field])
 
 

@@ -254,7 +254,7 @@ def _repair(
     def pick(lo: int, hi: int) -> int:
         return int(draw(st.integers(lo, hi)))
 
-    def row(d: dict[str, Any], prev: Row | None = None) -> Row:
+    def row(d: dict[str, Any], prev: Any = None) -> Any:
         return Row(lay.names, _tuple(lay, d), prev)
 
     for rule in rules:
