@@ -44,7 +44,7 @@ print(json.dumps({"stale": before, "after": stale(root), "texts": texts}))
 def _add_field(source: str) -> str:
     """``source`` with ``test_added: int = fld(Int64ul)`` at the end of the newest LU_DOMAIN."""
     lines = source.splitlines(keepends=True)
-    names = list(re.finditer(r'@packed\(name="LU_DOMAIN@(\d+)\.(\d+)"\)', source))
+    names = list(re.finditer(r'@packed\(name="LU_DOMAIN@(\d+)\.(\d+)"[^)]*\)', source))
     newest = max(names, key=lambda m: (int(m.group(1)), int(m.group(2))))
     i = source[: newest.start()].count("\n") + 2  # the class line follows the decorator
     while i < len(lines) and (lines[i].startswith((" ", "\t")) or not lines[i].strip()):

@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 from construct import Bytes, Int8ul, Int16ul, Int32ul, Int64sl, Int64ul
 
 from xenlu.errors import CallerError, EncodeError
-from xenlu.layout import Packed, Rsvd, fld, packed, reserved
+from xenlu.layout import Packed, Rsvd, fld, layout_for, packed, reserved
 from xenlu.registry import Ctx
 
 __all__ = [
@@ -132,7 +132,7 @@ class HvmSaveHeader(Packed):
     gtsc_khz: int = fld(Int32ul, doc="guest TSC frequency in kHz")
 
 
-@packed(name="HVM_RTC(4.11)")
+@packed(name="HVM_RTC(4.11)", since="4.11", until="4.14")
 class HvmRtc411(Packed):
     """RTC entry data (typecode 11) before Xen 4.14: 16 bytes (reference §4.2)."""
 
@@ -141,7 +141,7 @@ class HvmRtc411(Packed):
     pad0: ClassVar[Rsvd] = reserved(Int8ul)
 
 
-@packed(name="HVM_RTC(4.14)")
+@packed(name="HVM_RTC(4.14)", since="4.14")
 class HvmRtc414(Packed):
     """RTC entry data from Xen 4.14: 24 bytes, adds ``rtc_offset`` (reference §4.2)."""
 
@@ -151,7 +151,7 @@ class HvmRtc414(Packed):
     rtc_offset: int = fld(Int64sl, doc="RTC offset from host time (s)")
 
 
-@packed(name="HVM_VIRIDIAN_VCPU(4.11)")
+@packed(name="HVM_VIRIDIAN_VCPU(4.11)", since="4.11", until="4.13")
 class ViridianVcpu411(Packed):
     """VIRIDIAN_VCPU entry data (typecode 17) before Xen 4.13: 16 bytes (reference §4.2).
 
@@ -163,7 +163,7 @@ class ViridianVcpu411(Packed):
     rsvd: ClassVar[Rsvd] = reserved(Bytes(7))
 
 
-@packed(name="HVM_VIRIDIAN_VCPU(4.13)")
+@packed(name="HVM_VIRIDIAN_VCPU(4.13)", since="4.13")
 class ViridianVcpu413(Packed):
     """VIRIDIAN_VCPU entry data from Xen 4.13: 216 bytes (reference §4.2).
 
@@ -182,10 +182,14 @@ class ViridianVcpu413(Packed):
 
 _HDR = HvmSaveHeader.LAYOUT
 #: Entries whose layout depends on the Xen version (LU spec §4.16, reference
-#: §4.2): typecode → ((first epoch, layout), …), oldest first.
+#: §4.2): typecode → ((first epoch, layout), …), oldest first; the epochs are
+#: the declarations' own ``since``.
 ENTRY_LAYOUTS: dict[int, tuple[tuple[tuple[int, int], type[Packed]], ...]] = {
-    TC_RTC: (((4, 11), HvmRtc411), ((4, 14), HvmRtc414)),
-    TC_VIRIDIAN_VCPU: (((4, 11), ViridianVcpu411), ((4, 13), ViridianVcpu413)),
+    tc: tuple((c.LAYOUT.since or (4, 11), c) for c in classes)
+    for tc, classes in (
+        (TC_RTC, (HvmRtc411, HvmRtc414)),
+        (TC_VIRIDIAN_VCPU, (ViridianVcpu411, ViridianVcpu413)),
+    )
 }
 _BODY_LAYOUTS: dict[tuple[int, int], type[Packed]] = {
     (tc, cls.LAYOUT.size): cls for tc, steps in ENTRY_LAYOUTS.items() for _, cls in steps
@@ -198,11 +202,8 @@ def entry_layout(typecode: int, epoch: tuple[int, int]) -> type[Packed] | None:
     >>> entry_layout(11, (4, 15)).LAYOUT.size
     24
     """
-    found = None
-    for since, cls in ENTRY_LAYOUTS.get(typecode, ()):
-        if epoch >= since:
-            found = cls
-    return found
+    cls: type[Packed] | None = layout_for((c for _, c in ENTRY_LAYOUTS.get(typecode, ())), epoch)
+    return cls
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ X86_PV_P2M_FRAMES, HVM_PARAMS, CPUID leaves, MSR entries, dirty pfns) are
 zero-copy read-only numpy views of the input, and PAGE_DATA page contents
 are one ``memoryview`` over the whole page block, never copied per page.
 
-Each record type is registered in :data:`~xenlu.registry.LIBXC` at import.
+Every record type is listed in :data:`RECORDS`, which
+:data:`~xenlu.registry.LIBXC` loads on first use.
 A body decoder takes the body ``memoryview`` and a :class:`~xenlu.registry.Ctx`
 and returns the value, or raises a located :class:`~xenlu.errors.RecordError`;
 an encoder returns the body as a list of buffers (no header, no padding).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from construct import Bytes, Int8ul, Int32ul, Int64ul
@@ -46,7 +48,7 @@ from xenlu.hvmctx import (
     encode_hvm_context,
 )
 from xenlu.layout import Layout, Packed, Rsvd, Violation, fld, packed, reserved
-from xenlu.registry import LIBXC, Ctx, RecordSpec
+from xenlu.registry import Ctx, RecordSpec, fixed_record
 from xenlu.values import Value
 
 if TYPE_CHECKING:
@@ -91,7 +93,7 @@ __all__ = [
 PAGE_SIZE = 4096
 
 
-class RecType:
+class RecType(IntEnum):
     """libxc record type codes (reference §1.5)."""
 
     END = 0x00
@@ -129,23 +131,31 @@ PV_VCPU_TYPES = frozenset(
 PAGE_DATA_PFN_MASK = 0x000FFFFFFFFFFFFF
 PAGE_DATA_RSVD_MASK = 0x0FF0000000000000
 PAGE_DATA_TYPE_MASK = 0xF000000000000000
-#: XEN_DOMCTL_PFINFO_* type (pfn bits 63-60) → name (§1.6); 5-8 are invalid.
-PFINFO: dict[int, str] = {
-    0x0: "NOTAB",
-    0x1: "L1TAB",
-    0x2: "L2TAB",
-    0x3: "L3TAB",
-    0x4: "L4TAB",
-    0x9: "L1TAB_PIN",
-    0xA: "L2TAB_PIN",
-    0xB: "L3TAB_PIN",
-    0xC: "L4TAB_PIN",
-    0xD: "BROKEN",
-    0xE: "XALLOC",
-    0xF: "XTAB",
+#: The PAGE_DATA pfn rule, declared once (§1.6): XEN_DOMCTL_PFINFO_* type
+#: (pfn bits 63-60) → (name, whether a page of data follows the entry).
+#: Types 5-8 are invalid. Every check of a pfn entry (decoder, encoder, the
+#: allocation-free acceptor, the data-page count) reads the tables below.
+PFN_TYPES: dict[int, tuple[str, bool]] = {
+    0x0: ("NOTAB", True),
+    0x1: ("L1TAB", True),
+    0x2: ("L2TAB", True),
+    0x3: ("L3TAB", True),
+    0x4: ("L4TAB", True),
+    0x9: ("L1TAB_PIN", True),
+    0xA: ("L2TAB_PIN", True),
+    0xB: ("L3TAB_PIN", True),
+    0xC: ("L4TAB_PIN", True),
+    0xD: ("BROKEN", False),
+    0xE: ("XALLOC", False),
+    0xF: ("XTAB", False),
 }
-#: Types whose pfn entry is followed by a page of data (§1.6: 0-4 and 9-12).
-DATA_PAGE_TYPES = frozenset((0, 1, 2, 3, 4, 9, 10, 11, 12))
+#: XEN_DOMCTL_PFINFO_* type → name.
+PFINFO: dict[int, str] = {t: name for t, (name, _) in PFN_TYPES.items()}
+#: Types whose pfn entry is followed by a page of data (0-4 and 9-12).
+DATA_PAGE_TYPES = frozenset(t for t, (_, data) in PFN_TYPES.items() if data)
+#: Indexed by type: 1 when valid / 1 when a data page follows.
+_TYPE_OK = bytes(t in PFN_TYPES for t in range(16))
+_TYPE_DATA = bytes(t in DATA_PAGE_TYPES for t in range(16))
 
 #: Little-endian u64, the dtype of pfn and frame lists.
 U64 = "<u8"
@@ -264,14 +274,31 @@ class StaticDataEnd:
 _END, _VERIFY, _CHECKPOINT, _SDE = End(), Verify(), Checkpoint(), StaticDataEnd()
 
 
+def _lut(table: bytes) -> np.ndarray:
+    import numpy as np
+
+    return np.frombuffer(table, dtype=np.bool_)
+
+
+def _pfn_types(pfns: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return (np.asarray(pfns, dtype=U64) >> np.uint64(60)).astype(np.intp)
+
+
+def _bad_pfns(pfns: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """True for each pfn entry with reserved bits 52-59 set or an invalid type."""
+    import numpy as np
+
+    bad: np.ndarray = ((pfns & np.uint64(PAGE_DATA_RSVD_MASK)) != 0) | ~_lut(_TYPE_OK)[types]
+    return bad
+
+
 def count_data_pages(pfns: np.ndarray) -> int:
     """How many pfn entries carry a page of data (types 0–4 and 9–12, §1.6)."""
     import numpy as np
 
-    t = (np.asarray(pfns, dtype=U64) >> np.uint64(60)).astype(np.uint8)
-    # Types 5-8 are invalid and rejected before this is used; the verifier
-    # counts (type & 7) in 0..4, which is the same set for valid types.
-    return int(np.count_nonzero((t & 7) <= 4))
+    return int(np.count_nonzero(_lut(_TYPE_DATA)[_pfn_types(pfns)]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -385,7 +412,6 @@ _HPH_UNPACK = _HPH.struct.unpack_from
 _HPE = HvmParamEntry.LAYOUT
 _CPUID = CpuidLeaf.LAYOUT
 _MSR = MsrEntry.LAYOUT
-_ZERO8 = bytes(8)
 
 
 def _u64_view(body: memoryview, offset: int, count: int) -> np.ndarray:
@@ -475,34 +501,9 @@ def _check_empty(body: memoryview, ctx: Ctx) -> None:
 
 def _fixed(cls: type[Packed]) -> tuple[Decoder, Encoder, Checker]:
     """Decoder, encoder and checker of a body that is exactly one packed layout."""
-    lay = cls.LAYOUT
-    size = lay.size
-    unpack = lay.struct.unpack_from
-    check = lay.checker(None)
-    make = lay.from_tuple
-
-    def decode(body: memoryview, ctx: Ctx) -> Any:
-        if len(body) != size:
-            ctx.fail_length(size)
-        t = unpack(body)
-        v = check(t)
-        if v is not None:
-            ctx.fail_violation(v)
-        return make(t)
-
-    def encode(value: Any) -> Sequence[Any]:
-        _expect(value, cls, lay.name)
-        _check_encode(lay, value)
-        return (lay.pack(value),)
-
-    def check_only(body: memoryview, ctx: Ctx) -> None:
-        if len(body) != size:
-            ctx.fail_length(size)
-        v = check(unpack(body))
-        if v is not None:
-            ctx.fail_violation(v)
-
-    return decode, encode, check_only
+    spec = fixed_record("libxc", 0, cls.LAYOUT.name, cls, check_encode=True)
+    assert spec.check is not None
+    return spec.decode, spec.encode, spec.check
 
 
 def _decode_page_data(body: memoryview, ctx: Ctx) -> PageData:
@@ -520,9 +521,9 @@ def _decode_page_data(body: memoryview, ctx: Ctx) -> PageData:
     if n < pages_at:
         ctx.fail_length(f">= {pages_at} (8 + 8 x {count} pfns)")
     pfns = _u64_view(body, 8, count)
-    types = pfns >> np.uint64(60)
+    types = _pfn_types(pfns)
     # §1.6: bits 59-52 reserved; types 5-8 invalid (verifier and restorer).
-    bad = ((pfns & np.uint64(PAGE_DATA_RSVD_MASK)) != 0) | ((types >= 5) & (types <= 8))
+    bad = _bad_pfns(pfns, types)
     if bad.any():
         i = int(np.argmax(bad))
         raw = int(pfns[i])
@@ -542,7 +543,7 @@ def _decode_page_data(body: memoryview, ctx: Ctx) -> PageData:
             got=raw >> 60,
         )
     # §1.6/§3.2: exact length = 8 + 8C + 4096 x (entries whose type carries data).
-    ndata = int(np.count_nonzero((types & 7) <= 4))
+    ndata = int(np.count_nonzero(_lut(_TYPE_DATA)[types]))
     want = pages_at + PAGE_SIZE * ndata
     if n != want:
         ctx.fail_length(want, f"PAGE_DATA length wrong for {count} pfns with {ndata} data pages")
@@ -558,11 +559,11 @@ def _encode_page_data(value: Any) -> Sequence[Any]:
     count = len(pfns)
     if count == 0:
         raise EncodeError("PAGE_DATA: at least one pfn entry is required")
-    types = pfns >> np.uint64(60)
-    if ((pfns & np.uint64(PAGE_DATA_RSVD_MASK)) != 0).any() or ((types >= 5) & (types <= 8)).any():
+    types = _pfn_types(pfns)
+    if _bad_pfns(pfns, types).any():
         raise EncodeError("PAGE_DATA: a pfn has reserved bits 52-59 set or a type 5-8")
     pages = memoryview(value.pages).cast("B")
-    want = PAGE_SIZE * int(np.count_nonzero((types & 7) <= 4))
+    want = PAGE_SIZE * int(np.count_nonzero(_lut(_TYPE_DATA)[types]))
     if pages.nbytes != want:
         raise EncodeError(f"PAGE_DATA: pages hold {pages.nbytes} bytes, the pfns need {want}")
     return (_PDH.struct.pack(count, 0), raw, pages)
@@ -722,22 +723,13 @@ def _encode_cpuid(value: Any) -> Sequence[Any]:
 
 
 def _decode_msr(body: memoryview, ctx: Ctx) -> MsrPolicy:
-    import numpy as np
-
     n = len(body)
     if n == 0 or n % _MSR.size:
         ctx.fail_length("a non-zero multiple of 16")  # §1.6/§3.2
     arr = _MSR.array(body, 0, n // _MSR.size)
-    flags = arr["flags"]
-    if flags.any():  # §1.6: flags MBZ
-        i = int(np.argmax(flags != 0))
-        ctx.fail(
-            "value not valid",
-            at=i * _MSR.size + _MSR.field("flags").offset,
-            field=f"entries[{i}].flags",
-            expected=0,
-            got=int(flags[i]),
-        )
+    v = _MSR.check_array(arr)  # §1.6: flags MBZ (declared values={0})
+    if v is not None:
+        ctx.fail_violation(v, prefix="entries", entry_size=_MSR.size)
     return MsrPolicy(arr)
 
 
@@ -763,7 +755,10 @@ def _encode_msr(value: Any) -> Sequence[Any]:
 # --- registration ------------------------------------------------------------
 
 
-def _register() -> None:
+def _records() -> tuple[RecordSpec, ...]:
+    """Every libxc record type, in type order (registered by :mod:`xenlu.registry`)."""
+    out: list[RecordSpec] = []
+
     def add(
         type_code: int,
         name: str,
@@ -774,7 +769,7 @@ def _register() -> None:
         bulk: bool = False,
         doc: str = "",
     ) -> None:
-        LIBXC.add(
+        out.append(
             RecordSpec(
                 family="libxc",
                 type=type_code,
@@ -876,9 +871,11 @@ def _register() -> None:
         (MsrEntry,),
         bulk=True,
     )
+    return tuple(out)
 
 
-_register()
+#: The libxc records (§1.5): the one explicit list :data:`~xenlu.registry.LIBXC` loads.
+RECORDS = _records()
 BODY_CHECKS.update(
     {
         RecType.END: _check_empty,
@@ -924,10 +921,11 @@ def _accept_page_data(buf: Any, off: int, n: int) -> bool:
     count: int
     rsvd: int
     raw: int
+    ok, data = _TYPE_OK, _TYPE_DATA
     if n == 16:  # one pfn and no page: a type without data (XTAB, XALLOC, BROKEN)
         count, rsvd, raw = _IIQ(buf, off)
         t = raw >> 60
-        return count == 1 and not rsvd and not raw & PAGE_DATA_RSVD_MASK and t & 7 > 4 and t > 8
+        return count == 1 and not rsvd and not raw & PAGE_DATA_RSVD_MASK and ok[t] > data[t]
     if n < 16:
         return False
     count, rsvd = _II(buf, off)
@@ -937,10 +935,9 @@ def _accept_page_data(buf: Any, off: int, n: int) -> bool:
     if count <= 32:
         for raw in _PFNS[count](buf, off + 8):
             t = raw >> 60
-            if raw & PAGE_DATA_RSVD_MASK or 5 <= t <= 8:
+            if raw & PAGE_DATA_RSVD_MASK or not ok[t]:
                 return False
-            if t & 7 <= 4:
-                ndata += 1
+            ndata += data[t]
     else:
         # The same rules on the pfns' top two bytes, taken with strided
         # slices and judged per distinct value (C loops, no numpy, no
@@ -952,9 +949,9 @@ def _accept_page_data(buf: Any, off: int, n: int) -> bool:
         top = bytes(pfns[7::8])
         for v in set(top):
             t = v >> 4
-            if v & 0x0F or 5 <= t <= 8:
+            if v & 0x0F or not ok[t]:
                 return False
-            if t & 7 <= 4:
+            if data[t]:
                 ndata += top.count(v)
     return n == 8 + 8 * count + PAGE_SIZE * ndata
 

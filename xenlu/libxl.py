@@ -50,6 +50,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any, ClassVar
 
 from construct import Int32ub, Int32ul, Int64ub
@@ -133,7 +134,7 @@ _DHDR_TYPE_PV = 1
 EMULATOR_IDS = {0: "unknown", 1: "qemu_traditional", 2: "qemu_upstream"}
 
 
-class LibxlType:
+class LibxlType(IntEnum):
     """libxl record type codes (§2)."""
 
     END = 0
@@ -503,8 +504,9 @@ def _enc_checkpoint_state(value: Any) -> Sequence[Any]:
     return (_CPS.pack(value),)
 
 
-def _register() -> None:
+def _records() -> tuple[RecordSpec, ...]:
     L = LibxlType
+    out: list[RecordSpec] = []
     for code, name, dec, enc, vt, lays in (
         (L.END, "END", _dec_end, _enc_end, End, ()),
         (
@@ -548,7 +550,7 @@ def _register() -> None:
             (CheckpointState,),
         ),
     ):
-        LIBXL.add(
+        out.append(
             RecordSpec(
                 family="libxl",
                 type=code,
@@ -559,9 +561,11 @@ def _register() -> None:
                 layouts=lays,
             )
         )
+    return tuple(out)
 
 
-_register()
+#: The libxl records (§2): the one explicit list :data:`~xenlu.registry.LIBXL` loads.
+RECORDS = _records()
 
 
 # --- libxl stream ----------------------------------------------------------------

@@ -27,10 +27,21 @@ import numpy as np
 from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul
 
 from xenlu.epochs import EPOCHS, Epoch
-from xenlu.errors import DecodeError, EncodeError, RecordError
-from xenlu.layout import Layout, Named, Packed, Rsvd, fld, packed, packed_base, reserved
+from xenlu.errors import DecodeError, EncodeError
+from xenlu.layout import (
+    Layout,
+    Named,
+    Packed,
+    Rsvd,
+    by_epoch,
+    fld,
+    packed,
+    packed_base,
+    reserved,
+)
 from xenlu.names import bit_names, epoch_limited, value_names
-from xenlu.registry import LU, Ctx, RecordSpec
+from xenlu.registry import Ctx, RecordSpec, fixed_record
+from xenlu.rules import Pick, Rule
 from xenlu.values import Value
 
 __all__ = [
@@ -112,6 +123,7 @@ DOMID_COW = 0x7FF3
 DOMID_MAX = 0x7FEF  # ordinary domain ids are 0 … 0x7FEF (spec "Conventions")
 PAGE_SIZE = 4096
 MIB2 = 2 << 20
+GIB4 = 1 << 32
 
 
 # --- value and bit names, declared once (xenlu.names) -------------------------
@@ -406,7 +418,7 @@ def host_grant_version(host: LuHostInfo) -> int:
     return int(host.gnttab_max_version) or int(GrantVersion.v2)
 
 
-class T:
+class T(IntEnum):
     """LU record type codes (LU spec §4); bit 30 marks Live-Update-only records."""
 
     LU_VERSION = 0x40000000
@@ -451,6 +463,42 @@ class LuHostInfo(Packed):
         Int32ul, values={0: "unknown (2)", 1: "v1", 2: "v2"}, doc="host maximum grant version"
     )
     rsvd: ClassVar[Rsvd] = reserved(Int32ul)
+
+    # §4.2: the LU bootmem is 2 MiB aligned, a non-zero multiple of 2 MiB
+    # and ends at or below 4 GiB.
+    RULES = (
+        Rule(
+            "lu_bootmem_start",
+            "LU bootmem not 2 MiB aligned",
+            lambda c: c.lu_bootmem_start % MIB2 != 0,
+            "a multiple of 0x200000",
+            repair=lambda d, pick: _repair_bootmem(d, pick),
+        ),
+        Rule(
+            "lu_bootmem_size",
+            "LU bootmem size not a non-zero multiple of 2 MiB",
+            lambda c: (c.lu_bootmem_size == 0) | (c.lu_bootmem_size % MIB2 != 0),
+            "a non-zero multiple of 0x200000",
+            repair=lambda d, pick: _repair_bootmem(d, pick),
+        ),
+        Rule(
+            "lu_bootmem_size",
+            "LU bootmem ends above 4 GiB",
+            lambda c: (c.lu_bootmem_start > GIB4) | (c.lu_bootmem_size > GIB4 - c.lu_bootmem_start),
+            f"start + size <= {GIB4:#x}",
+            got=lambda c: c.lu_bootmem_start + c.lu_bootmem_size,
+            repair=lambda d, pick: _repair_bootmem(d, pick),
+        ),
+    )
+
+
+def _repair_bootmem(d: dict[str, Any], pick: Pick) -> dict[str, Any]:
+    """A valid LU bootmem (§4.2), keeping the start when it is valid."""
+    start = d["lu_bootmem_start"]
+    if start % MIB2 or start >= GIB4:
+        start = pick(0, GIB4 // MIB2 - 1) * MIB2
+    size = pick(1, (GIB4 - start) // MIB2) * MIB2
+    return {**d, "lu_bootmem_start": start, "lu_bootmem_size": size}
 
 
 @packed(name="COUNT_HEADER")
@@ -514,12 +562,44 @@ class LuDomainCommon(Packed):
     max_evtchn_port: int = fld(Int32ul)
     emulation_flags: int = fld(Int32ul, bits=EmulationFlag, doc="XEN_X86_EMU_* bits 0-10")
 
+    # §4.6. Each rule applies to the epochs whose layout has its field.
+    RULES = (
+        Rule(
+            "cdf_flags",
+            "cdf_flags.hvm disagrees with domain_type",
+            lambda c: ((c.cdf_flags & CDF_HVM) != 0) != (c.domain_type == 2),
+            lambda c: f"bit 0 {'set' if c.domain_type == 2 else 'clear'}",
+            repair=lambda d, pick: {
+                **d,
+                "cdf_flags": (d["cdf_flags"] & ~CDF_HVM)
+                | (CDF_HVM if d["domain_type"] == 2 else 0),
+            },
+        ),
+        Rule(
+            "grant_opts",
+            "grant_opts max version not 1 or 2",
+            lambda c: c.notin(c.grant_opts & 0xF, (1, 2)),
+            "1 or 2 in bits 0-3",
+            repair=lambda d, pick: {**d, "grant_opts": pick(1, 2)},
+        ),
+        Rule(
+            "nr_altp2m",
+            "nr_altp2m must be > 0 exactly when the altp2m mode is not off",
+            lambda c: ((c.altp2m_opts & 3) != 0) != (c.nr_altp2m > 0),
+            lambda c: "> 0" if c.altp2m_opts & 3 else 0,
+            repair=lambda d, pick: {
+                **d,
+                "nr_altp2m": pick(1, 0xFFFF) if d["altp2m_opts"] & 3 else 0,
+            },
+        ),
+    )
+
     @property
     def is_hvm(self) -> bool:
         return self.domain_type == 2
 
 
-@packed(name="LU_DOMAIN@4.11")
+@packed(name="LU_DOMAIN@4.11", since="4.11", until="4.13")
 class LuDomain411(LuDomainCommon):
     """LU_DOMAIN in epochs 4.11 and 4.12 (56 bytes): grant limits are u32."""
 
@@ -527,7 +607,7 @@ class LuDomain411(LuDomainCommon):
     max_maptrack_frames: int = fld(Int32ul)
 
 
-@packed(name="LU_DOMAIN@4.13")
+@packed(name="LU_DOMAIN@4.13", since="4.13", until="4.15")
 class LuDomain413(LuDomainCommon):
     """LU_DOMAIN in epochs 4.13 and 4.14 (64 bytes): i32 grant limits, iommu_opts."""
 
@@ -537,7 +617,7 @@ class LuDomain413(LuDomainCommon):
     rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-@packed(name="LU_DOMAIN@4.15")
+@packed(name="LU_DOMAIN@4.15", since="4.15", until="4.16")
 class LuDomain415(LuDomain413):
     """LU_DOMAIN in epoch 4.15 (72 bytes): adds vmtrace_size and misc_flags."""
 
@@ -545,7 +625,7 @@ class LuDomain415(LuDomain413):
     misc_flags: int = fld(Int32ul, bits=MiscFlag)
 
 
-@packed(name="LU_DOMAIN@4.16")
+@packed(name="LU_DOMAIN@4.16", since="4.16", until="4.17")
 class LuDomain416(LuDomain415):
     """LU_DOMAIN in epoch 4.16 (80 bytes): adds grant_opts; offset 76 reserved."""
 
@@ -553,7 +633,7 @@ class LuDomain416(LuDomain415):
     rsvd2: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-@packed(name="LU_DOMAIN@4.17")
+@packed(name="LU_DOMAIN@4.17", since="4.17", until="4.19")
 class LuDomain417(LuDomain415):
     """LU_DOMAIN in epochs 4.17 and 4.18 (80 bytes): offset 76 is cpupool_id."""
 
@@ -561,7 +641,7 @@ class LuDomain417(LuDomain415):
     cpupool_id: int = fld(Int32ul)
 
 
-@packed(name="LU_DOMAIN@4.19")
+@packed(name="LU_DOMAIN@4.19", since="4.19", until="4.21")
 class LuDomain419(LuDomain417):
     """LU_DOMAIN in epochs 4.19 and 4.20 (88 bytes): u32 altp2m_opts."""
 
@@ -569,7 +649,7 @@ class LuDomain419(LuDomain417):
     rsvd2: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-@packed(name="LU_DOMAIN@4.21")
+@packed(name="LU_DOMAIN@4.21", since="4.21")
 class LuDomain421(LuDomain417):
     """LU_DOMAIN from epoch 4.21 (88 bytes): u16 altp2m_opts and u16 nr_altp2m."""
 
@@ -578,29 +658,10 @@ class LuDomain421(LuDomain417):
     rsvd2: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-LuDomain = (
-    LuDomain411
-    | LuDomain413
-    | LuDomain415
-    | LuDomain416
-    | LuDomain417
-    | LuDomain419
-    | (LuDomain421)
+#: epoch → the LU_DOMAIN declaration of that epoch (from their since/until).
+LU_DOMAIN_LAYOUTS: dict[Epoch, type[Any]] = by_epoch(
+    LuDomain411, LuDomain413, LuDomain415, LuDomain416, LuDomain417, LuDomain419, LuDomain421
 )
-
-#: epoch → the LU_DOMAIN declaration of that epoch.
-LU_DOMAIN_LAYOUTS: dict[Epoch, type[Any]] = {
-    (4, 11): LuDomain411,
-    (4, 12): LuDomain411,
-    (4, 13): LuDomain413,
-    (4, 14): LuDomain413,
-    (4, 15): LuDomain415,
-    (4, 16): LuDomain416,
-    (4, 17): LuDomain417,
-    (4, 19): LuDomain419,
-    (4, 20): LuDomain419,
-    (4, 21): LuDomain421,
-}
 
 
 def domain_layout(epoch: Epoch) -> type[Any]:
@@ -617,6 +678,25 @@ P2M_NO_FRAME = tuple(int(t) for t in P2mType if P2M_CLASS[t] is P2mClass.NONE)
 P2M_HAS_FRAME = tuple(
     int(t) for t in P2mType if P2M_CLASS[t] not in (P2mClass.NONE, P2mClass.PAGING_IN)
 )
+#: [OR of a chunk's p2m types]: could the chunk hold a type with no frame?
+_P2M_MAYBE_NO_FRAME = [any(t & ~o == 0 for t in P2M_NO_FRAME) for o in range(256)]
+#: nr_pages < 2^32, so only a gfn at or above 2^64 - 2^32 can wrap.
+_GFN_MAY_WRAP = 0xFFFFFFFF00000000
+
+
+def _repair_mfn(d: dict[str, Any], pick: Pick) -> dict[str, Any]:
+    t = d["p2m_type"]
+    if t in P2M_NO_FRAME:
+        return {**d, "mfn": INVALID_MFN}
+    if t in P2M_HAS_FRAME and d["mfn"] == INVALID_MFN:
+        return {**d, "mfn": pick(0, INVALID_MFN - 1)}
+    return d
+
+
+def _repair_wrap(d: dict[str, Any], pick: Pick) -> dict[str, Any]:
+    if d["gfn"] + d["nr_pages"] - 1 > INVALID_MFN:
+        return {**d, "gfn": INVALID_MFN + 1 - d["nr_pages"]}
+    return d
 
 
 @packed(name="LU_P2M entry")
@@ -629,6 +709,38 @@ class P2mEntry(Packed):
     p2m_type: int = fld(Int8ul, values=P2mType)
     access: int = fld(Int8ul, values=P2mAccess)
     rsvd: ClassVar[Rsvd] = reserved(Int16ul)
+
+    # §4.7 frame rules that one entry shows by itself. Each screen is one
+    # reduction per 64 Ki entries (INVALID_MFN is the largest u64; a type set
+    # can only hold values whose bits are in its OR), so a clean array costs
+    # three reductions and no temporaries.
+    RULES = (
+        Rule(
+            "mfn",
+            "p2m type has no frame",
+            lambda c: c.isin(c.p2m_type, P2M_NO_FRAME) & (c.mfn != INVALID_MFN),
+            "INVALID_MFN",
+            repair=_repair_mfn,
+            screen=lambda a: _P2M_MAYBE_NO_FRAME[int(np.bitwise_or.reduce(a["p2m_type"]))],
+        ),
+        Rule(
+            "mfn",
+            "p2m type needs a frame",
+            lambda c: c.isin(c.p2m_type, P2M_HAS_FRAME) & (c.mfn == INVALID_MFN),
+            "an MFN",
+            repair=_repair_mfn,
+            screen=lambda a: bool(a["mfn"].max() == INVALID_MFN),
+        ),
+        # An extent must not wrap the 64-bit gfn/mfn space.
+        Rule(
+            "nr_pages",
+            "gfn range wraps",
+            lambda c: c.wrap64(c.gfn + (c.nr_pages - 1)) < c.gfn,
+            "no overflow",
+            repair=_repair_wrap,
+            screen=lambda a: bool(a["gfn"].max() >= _GFN_MAY_WRAP),
+        ),
+    )
 
 
 @packed(name="LU_PAGE_OWNERSHIP entry")
@@ -654,6 +766,19 @@ class PageTypeEntry(Packed):
     rsvd: ClassVar[Rsvd] = reserved(Int16ul)
     type_count: int = fld(Int32ul)
 
+    # §4.9: a pinned page must be an L1-L4 page table.
+    RULES = (
+        Rule(
+            "type",
+            "pinned page is not a page table",
+            lambda c: ((c.flags & PT_PINNED) != 0) & ((c.type < 1) | (c.type > 4)),
+            "1..4",
+            repair=lambda d, pick: (
+                {**d, "type": pick(1, 4)} if d["flags"] & 1 and not 1 <= d["type"] <= 4 else d
+            ),
+        ),
+    )
+
 
 GNTMAP_DEVICE_MAP = int(GrantMapFlag.device_map)
 GNTMAP_HOST_MAP = int(GrantMapFlag.host_map)
@@ -671,6 +796,17 @@ class GrantMapEntry(Packed):
     vcpu: int = fld(Int32ul)
     mfn: int = fld(Int64ul)
 
+    # §4.11: at least one of device_map, host_map.
+    RULES = (
+        Rule(
+            "flags",
+            "neither device_map nor host_map",
+            lambda c: (c.flags & (GNTMAP_DEVICE_MAP | GNTMAP_HOST_MAP)) == 0,
+            "bit 0 or 1",
+            repair=lambda d, pick: d if d["flags"] & 3 else {**d, "flags": d["flags"] | pick(1, 3)},
+        ),
+    )
+
 
 # --- §4.13 LU_EVTCHNS ---------------------------------------------------------
 
@@ -683,6 +819,14 @@ ECS_VIRQ = int(EvtchnState.virq)
 ECS_IPI = int(EvtchnState.ipi)
 #: §4.13: the VIRQs bound once per vCPU (the others once per domain).
 PER_VCPU_VIRQS = tuple(int(v) for v in (Virq.TIMER, Virq.DEBUG, Virq.XENOPROF, Virq.XENPMU))
+
+
+def _repair_ports(rows: list[dict[str, Any]], pick: Pick) -> list[dict[str, Any]]:
+    """Unique ascending ports (port 0 is never listed), as many as ``rows``."""
+    ports: set[int] = set()
+    while len(ports) < len(rows):
+        ports.add(pick(1, 0xFFFFFFFF))
+    return [{**r, "port": p} for r, p in zip(rows, sorted(ports), strict=True)]
 
 
 @packed_base
@@ -698,8 +842,58 @@ class EvtchnCommon(Packed):
     flags: int = fld(Int8ul, bits=EvtchnFlag)
     detail: int = fld(Int32ul, doc="remote port / pirq / virq, else 0")
 
+    # §4.13, in this order (the first broken rule is the one reported).
+    RULES = (
+        # Ports ascend within a record (structural by §7).
+        Rule(
+            "port",
+            "ports do not ascend",
+            lambda c: c.port <= c.prev.port,
+            lambda c: f"> {c.prev.port}",
+            repair_all=_repair_ports,
+            pairwise=True,
+        ),
+        Rule(
+            "remote_domid",
+            "remote_domid set for this state",
+            lambda c: c.notin(c.state, (ECS_UNBOUND, ECS_INTERDOMAIN)) & (c.remote_domid != 0),
+            0,
+            repair=lambda d, pick: (
+                d if d["state"] in (ECS_UNBOUND, ECS_INTERDOMAIN) else {**d, "remote_domid": 0}
+            ),
+        ),
+        # detail: remote port / pirq / virq, else 0; virq 0-23.
+        Rule(
+            "detail",
+            "detail set for this state",
+            lambda c: c.isin(c.state, (ECS_RESERVED, ECS_UNBOUND, ECS_IPI)) & (c.detail != 0),
+            0,
+            repair=lambda d, pick: (
+                {**d, "detail": 0} if d["state"] in (ECS_RESERVED, ECS_UNBOUND, ECS_IPI) else d
+            ),
+        ),
+        Rule(
+            "detail",
+            "virq out of range",
+            lambda c: (c.state == ECS_VIRQ) & (c.detail > 23),
+            "0..23",
+            repair=lambda d, pick: {**d, "detail": d["detail"] % 24} if d["state"] == 5 else d,
+        ),
+        Rule(
+            "fifo_lastq",
+            "last priority above 15",
+            lambda c: ((c.fifo_lastq >> 16) & 0xFF) > 15,
+            "<= 15",
+            repair=lambda d, pick: {
+                **d,
+                "fifo_lastq": (d["fifo_lastq"] & 0xFFFF)
+                | ((((d["fifo_lastq"] >> 16) & 0xFF) % 16) << 16),
+            },
+        ),
+    )
 
-@packed(name="LU_EVTCHNS entry@4.11")
+
+@packed(name="LU_EVTCHNS entry@4.11", since="4.11", until="4.15")
 class EvtchnEntry411(EvtchnCommon):
     """LU_EVTCHNS entry up to epoch 4.14: separate last_priority / last_vcpu."""
 
@@ -709,7 +903,7 @@ class EvtchnEntry411(EvtchnCommon):
     rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-@packed(name="LU_EVTCHNS entry@4.15")
+@packed(name="LU_EVTCHNS entry@4.15", since="4.15")
 class EvtchnEntry415(EvtchnCommon):
     """LU_EVTCHNS entry from epoch 4.15: the packed fifo_lastq."""
 
@@ -721,9 +915,8 @@ class EvtchnEntry415(EvtchnCommon):
     rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
 
 
-EVTCHN_LAYOUTS: dict[Epoch, type[Any]] = {
-    e: (EvtchnEntry411 if e < (4, 15) else EvtchnEntry415) for e in EPOCHS
-}
+#: epoch → the LU_EVTCHNS entry declaration of that epoch (from their since/until).
+EVTCHN_LAYOUTS: dict[Epoch, type[Any]] = by_epoch(EvtchnEntry411, EvtchnEntry415)
 
 
 def evtchn_layout(epoch: Epoch) -> type[Any]:
@@ -742,6 +935,20 @@ class GrantTableHeader(Packed):
     nr_status_frames: int = fld(Int32ul, doc="0 for v1; ceil(nr_grant_frames / 8) for v2")
     rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
 
+    # §4.10: status frames only for v2, one per 8 grant frames.
+    RULES = (
+        Rule(
+            "nr_status_frames",
+            "nr_status_frames wrong for the table version",
+            lambda c: c.nr_status_frames != (c.version != 1) * ((c.nr_grant_frames + 7) // 8),
+            lambda c: (c.version != 1) * ((c.nr_grant_frames + 7) // 8),
+            repair=lambda d, pick: {
+                **d,
+                "nr_status_frames": (d["version"] != 1) * ((d["nr_grant_frames"] + 7) // 8),
+            },
+        ),
+    )
+
 
 @packed(name="LU_EVTCHN_ABI header")
 class EvtchnAbiHeader(Packed):
@@ -756,6 +963,16 @@ class ControlBlock(Packed):
     vcpu: int = fld(Int32ul)
     offset: int = fld(Int32ul, hi=4024, doc="8-aligned")
     control_gfn: int = fld(Int64ul)
+
+    RULES = (
+        Rule(
+            "offset",
+            "control block offset not 8-aligned",
+            lambda c: (c.offset & 7) != 0,
+            "a multiple of 8",
+            repair=lambda d, pick: {**d, "offset": d["offset"] & ~7},
+        ),
+    )
 
 
 @packed(name="LU_EVTCHN_ABI pages header")
@@ -774,6 +991,25 @@ class IoreqServerHeader(Packed):
     ioreq_gfn: int = fld(Int64ul)
     bufioreq_gfn: int = fld(Int64ul, doc="INVALID_MFN exactly when bufioreq is 0")
 
+    RULES = (
+        Rule(
+            "bufioreq_gfn",
+            "bufioreq_gfn must be INVALID_MFN exactly when bufioreq is 0",
+            lambda c: (c.bufioreq == 0) != (c.bufioreq_gfn == INVALID_MFN),
+            lambda c: "INVALID_MFN" if c.bufioreq == 0 else "a gfn",
+            repair=lambda d, pick: {
+                **d,
+                "bufioreq_gfn": INVALID_MFN
+                if d["bufioreq"] == 0
+                else (
+                    pick(0, INVALID_MFN - 1)
+                    if d["bufioreq_gfn"] == INVALID_MFN
+                    else d["bufioreq_gfn"]
+                ),
+            },
+        ),
+    )
+
 
 @packed(name="LU_IOREQ_SERVERS range")
 class IoreqRange(Packed):
@@ -781,6 +1017,18 @@ class IoreqRange(Packed):
     rsvd: ClassVar[Rsvd] = reserved(Int32ul)
     start: int = fld(Int64ul)
     end: int = fld(Int64ul)
+
+    RULES = (
+        Rule(
+            "start",
+            "range start above end",
+            lambda c: c.start > c.end,
+            lambda c: f"<= {c.end:#x}",
+            repair=lambda d, pick: (
+                {**d, "start": d["end"], "end": d["start"]} if d["start"] > d["end"] else d
+            ),
+        ),
+    )
 
 
 @packed(name="LU_SECTION_END")
@@ -867,28 +1115,13 @@ U64 = np.dtype("<u8")
 _CH = CountHeader.LAYOUT
 
 
-def _fixed(cls: type[Any], extra: Callable[[Any, Ctx], None] | None = None) -> RecordSpec:
-    """A RecordSpec piece for a fixed-size record body of layout ``cls``."""
-    lay: Layout = cls.LAYOUT
+def _fixed(cls: type[Any]) -> RecordSpec:
+    """A RecordSpec piece for a fixed-size record body of layout ``cls``.
 
-    def decode(body: memoryview, ctx: Ctx) -> Any:
-        if len(body) != lay.size:
-            ctx.fail_length(lay.size)
-        t = lay.unpack_tuple(body)
-        v = lay.checker(ctx.epoch)(t)
-        if v is not None:
-            ctx.fail_violation(v)
-        value = lay.from_tuple(t)
-        if extra is not None:
-            extra(value, ctx)
-        return value
-
-    def encode(value: Any) -> Sequence[bytes]:
-        if not isinstance(value, cls):
-            raise EncodeError(f"{lay.name}: expected {cls.__name__}, got {type(value).__name__}")
-        return [lay.pack(value)]
-
-    return RecordSpec("lu", 0, lay.name, decode, encode, cls, layouts=(cls,))
+    The layout's checker applies its field rules, then its record rules
+    (``RULES``), so a decoded value breaks none of them.
+    """
+    return fixed_record("lu", 0, cls.LAYOUT.name, cls)
 
 
 def _count_header(body: memoryview, ctx: Ctx, entry_size: int) -> int:
@@ -900,10 +1133,6 @@ def _count_header(body: memoryview, ctx: Ctx, entry_size: int) -> int:
     if len(body) != 8 + count * entry_size:
         ctx.fail_length(f"8 + {count} x {entry_size} = {8 + count * entry_size}")
     return int(count)
-
-
-def _first(mask: np.ndarray) -> int:
-    return int(np.argmax(mask))
 
 
 @dataclass(frozen=True)
@@ -936,7 +1165,6 @@ def _bulk(
     name: str,
     type_code: int,
     layout_for: Callable[[Epoch | None], type[Any]],
-    extra: Callable[[np.ndarray, Ctx, int], None] | None = None,
     all_layouts: tuple[type[Any], ...] = (),
     per_entry: bool = True,
 ) -> RecordSpec:
@@ -947,8 +1175,6 @@ def _bulk(
         v = lay.check_array(arr, ctx.epoch)
         if v is not None:
             ctx.fail_violation(v, at=8, prefix="entries", entry_size=lay.size)
-        if extra is not None and len(arr):
-            extra(arr, ctx, lay.size)
 
     ENTRY_RULES[type_code] = EntryRules(layout_for, check_entries, per_entry)
 
@@ -973,247 +1199,21 @@ def _bulk(
         return [_CH.pack(CountHeader(count=len(arr))), lay.pack_array(arr)]
 
     layouts = all_layouts or (layout_for(None),)
-    return RecordSpec("lu", type_code, name, decode, encode, Bulk, bulk=True, layouts=layouts)
-
-
-def _fail_at(
-    ctx: Ctx, lay: Layout, i: int, field: str, message: str, expected: object, got: object
-) -> None:
-    raise RecordError(
-        message,
-        offset=ctx.offset + 8 + i * lay.size + lay.field(field).offset,
-        record_index=ctx.index,
-        record_type=ctx.type,
-        field=f"entries[{i}].{field}",
-        expected=expected,
-        got=got,
+    return RecordSpec(
+        "lu",
+        type_code,
+        name,
+        decode,
+        encode,
+        Bulk,
+        bulk=True,
+        layouts=layouts,
+        by_epoch={e: layout_for(e) for e in EPOCHS} if all_layouts else None,
     )
 
 
-_P2M_NO_FRAME_LUT = np.zeros(256, dtype=bool)
-_P2M_NO_FRAME_LUT[list(P2M_NO_FRAME)] = True
-_P2M_HAS_FRAME_LUT = np.zeros(256, dtype=bool)
-_P2M_HAS_FRAME_LUT[list(P2M_HAS_FRAME)] = True
-#: [OR of a chunk's p2m types]: could the chunk hold a type with no frame?
-_P2M_MAYBE_NO_FRAME = [any(t & ~o == 0 for t in P2M_NO_FRAME) for o in range(256)]
-_INVALID_MFN = np.uint64(INVALID_MFN)
-#: nr_pages < 2^32, so only a gfn at or above 2^64 - 2^32 can wrap.
-_GFN_MAY_WRAP = np.uint64(0xFFFFFFFF00000000)
-_P2M_CHUNK = 1 << 16
-_P2M_NO_FRAME_SET = frozenset(P2M_NO_FRAME)
-_P2M_HAS_FRAME_SET = frozenset(P2M_HAS_FRAME)
-_P2M_POS = tuple(P2mEntry.LAYOUT.names.index(f) for f in ("gfn", "mfn", "nr_pages", "p2m_type"))
-
-
-def _p2m_chunk_bad(part: np.ndarray) -> bool:
-    """The rules of :func:`_check_p2m_exact` on one chunk, as one yes/no."""
-    t = part["p2m_type"]
-    invalid = part["mfn"] == _INVALID_MFN
-    bad = np.where(invalid, _P2M_HAS_FRAME_LUT[t], _P2M_NO_FRAME_LUT[t])
-    end = part["gfn"] + (part["nr_pages"].astype(np.uint64) - np.uint64(1))
-    return bool(bad.any() or (end < part["gfn"]).any())
-
-
-def _check_p2m(arr: np.ndarray, ctx: Ctx, size: int) -> None:
-    """§4.7 per-entry frame rules, fast: chunked pre-filters, exact check on doubt.
-
-    A chunk is clean when it can hold no type without a frame (judged from
-    the OR of its types), no INVALID_MFN and no gfn near 2^64; only otherwise
-    are the exact rules evaluated on it, and only a real violation runs
-    :func:`_check_p2m_exact` on the whole array for the original error.
-    Temporaries stay at chunk size (the exact check allocates ~18 bytes per
-    entry for the whole record).
-    """
-    n = len(arr)
-    if n <= 8:  # a few entries: plain Python beats a dozen numpy calls
-        gi, mi, ni, ti = _P2M_POS
-        m64 = (1 << 64) - 1
-        for e in arr.tolist():
-            gfn, mfn, t = e[gi], e[mi], e[ti]
-            if (t in _P2M_HAS_FRAME_SET if mfn == INVALID_MFN else t in _P2M_NO_FRAME_SET) or (
-                gfn + ((e[ni] - 1) & m64)
-            ) & m64 < gfn:
-                _check_p2m_exact(arr, ctx, size)
-                return
-        return
-    for start in range(0, n, _P2M_CHUNK):
-        part = arr[start : start + _P2M_CHUNK]
-        # One reduction per test, no temporaries: INVALID_MFN is the largest
-        # u64, and a type set can only hold values whose bits are in its OR.
-        if (
-            _P2M_MAYBE_NO_FRAME[int(np.bitwise_or.reduce(part["p2m_type"]))]
-            or part["mfn"].max() == _INVALID_MFN
-            or part["gfn"].max() >= _GFN_MAY_WRAP
-        ) and _p2m_chunk_bad(part):
-            _check_p2m_exact(arr, ctx, size)
-            return
-
-
-def _check_p2m_exact(arr: np.ndarray, ctx: Ctx, size: int) -> None:
-    # §4.7 frame rules that one entry shows by itself: types with no frame
-    # carry INVALID_MFN; types with a frame (other than paging_in) do not.
-    lay = P2mEntry.LAYOUT
-    t = arr["p2m_type"]
-    invalid = arr["mfn"] == np.uint64(INVALID_MFN)
-    bad = np.isin(t, P2M_NO_FRAME) & ~invalid
-    if bad.any():
-        i = _first(bad)
-        _fail_at(ctx, lay, i, "mfn", "p2m type has no frame", "INVALID_MFN", int(arr["mfn"][i]))
-    bad = np.isin(t, P2M_HAS_FRAME) & invalid
-    if bad.any():
-        i = _first(bad)
-        _fail_at(ctx, lay, i, "mfn", "p2m type needs a frame", "an MFN", int(arr["mfn"][i]))
-    # An extent must not wrap the 64-bit gfn/mfn space.
-    end = arr["gfn"] + (arr["nr_pages"].astype(np.uint64) - np.uint64(1))
-    bad = end < arr["gfn"]
-    if bad.any():
-        i = _first(bad)
-        _fail_at(ctx, lay, i, "nr_pages", "gfn range wraps", "no overflow", int(arr["nr_pages"][i]))
-
-
-def _check_page_types(arr: np.ndarray, ctx: Ctx, size: int) -> None:
-    # §4.9: a pinned page must be an L1-L4 page table.
-    lay = PageTypeEntry.LAYOUT
-    bad = ((arr["flags"] & PT_PINNED) != 0) & ((arr["type"] < 1) | (arr["type"] > 4))
-    if bad.any():
-        i = _first(bad)
-        _fail_at(
-            ctx, lay, i, "type", "pinned page is not a page table", "1..4", int(arr["type"][i])
-        )
-
-
-def _check_grant_maps(arr: np.ndarray, ctx: Ctx, size: int) -> None:
-    # §4.11: at least one of device_map, host_map.
-    lay = GrantMapEntry.LAYOUT
-    bad = (arr["flags"] & (GNTMAP_DEVICE_MAP | GNTMAP_HOST_MAP)) == 0
-    if bad.any():
-        i = _first(bad)
-        _fail_at(
-            ctx,
-            lay,
-            i,
-            "flags",
-            "neither device_map nor host_map",
-            "bit 0 or 1",
-            int(arr["flags"][i]),
-        )
-
-
-def _check_evtchns(arr: np.ndarray, ctx: Ctx, size: int) -> None:
-    lay: Layout = EVTCHN_LAYOUTS[ctx.epoch or (4, 21)].LAYOUT
-    port = arr["port"]
-    # §4.13: ports ascend within a record (structural by §7).
-    if len(arr) > 1:
-        bad = port[1:] <= port[:-1]
-        if bad.any():
-            i = _first(bad) + 1
-            _fail_at(
-                ctx, lay, i, "port", "ports do not ascend", f"> {int(port[i - 1])}", int(port[i])
-            )
-    st = arr["state"]
-    # remote_domid only for unbound and interdomain.
-    bad = ~np.isin(st, (ECS_UNBOUND, ECS_INTERDOMAIN)) & (arr["remote_domid"] != 0)
-    if bad.any():
-        i = _first(bad)
-        _fail_at(
-            ctx,
-            lay,
-            i,
-            "remote_domid",
-            "remote_domid set for this state",
-            0,
-            int(arr["remote_domid"][i]),
-        )
-    # detail: remote port / pirq / virq, else 0; virq 0-23.
-    bad = np.isin(st, (ECS_RESERVED, ECS_UNBOUND, ECS_IPI)) & (arr["detail"] != 0)
-    if bad.any():
-        i = _first(bad)
-        _fail_at(ctx, lay, i, "detail", "detail set for this state", 0, int(arr["detail"][i]))
-    bad = (st == ECS_VIRQ) & (arr["detail"] > 23)
-    if bad.any():
-        i = _first(bad)
-        _fail_at(ctx, lay, i, "detail", "virq out of range", "0..23", int(arr["detail"][i]))
-    if "fifo_lastq" in (arr.dtype.names or ()):
-        prio = (arr["fifo_lastq"] >> np.uint32(16)) & np.uint32(0xFF)
-        bad = prio > 15
-        if bad.any():
-            i = _first(bad)
-            _fail_at(
-                ctx,
-                lay,
-                i,
-                "fifo_lastq",
-                "last priority above 15",
-                "<= 15",
-                int(arr["fifo_lastq"][i]),
-            )
-
-
-def _check_host(h: LuHostInfo, ctx: Ctx) -> None:
-    lay = LuHostInfo.LAYOUT
-    at = lay.field("lu_bootmem_start").offset
-    if h.lu_bootmem_start % MIB2:
-        ctx.fail(
-            "LU bootmem not 2 MiB aligned",
-            at=at,
-            field="lu_bootmem_start",
-            expected="a multiple of 0x200000",
-            got=h.lu_bootmem_start,
-        )
-    at = lay.field("lu_bootmem_size").offset
-    if h.lu_bootmem_size == 0 or h.lu_bootmem_size % MIB2:
-        ctx.fail(
-            "LU bootmem size not a non-zero multiple of 2 MiB",
-            at=at,
-            field="lu_bootmem_size",
-            expected="a non-zero multiple of 0x200000",
-            got=h.lu_bootmem_size,
-        )
-    if h.lu_bootmem_start + h.lu_bootmem_size > 1 << 32:
-        ctx.fail(
-            "LU bootmem ends above 4 GiB",
-            at=at,
-            field="lu_bootmem_size",
-            expected=f"start + size <= {1 << 32:#x}",
-            got=h.lu_bootmem_start + h.lu_bootmem_size,
-        )
-
-
-def _check_domain(d: Any, ctx: Ctx) -> None:
-    lay: Layout = type(d).LAYOUT
-    # §4.6: cdf_flags.hvm must agree with domain_type.
-    if bool(d.cdf_flags & CDF_HVM) != (d.domain_type == 2):
-        ctx.fail(
-            "cdf_flags.hvm disagrees with domain_type",
-            at=lay.field("cdf_flags").offset,
-            field="cdf_flags",
-            expected=f"bit 0 {'set' if d.domain_type == 2 else 'clear'}",
-            got=d.cdf_flags,
-        )
-    if hasattr(d, "grant_opts"):
-        ver = d.grant_opts & 0xF
-        if ver not in (1, 2):
-            ctx.fail(
-                "grant_opts max version not 1 or 2",
-                at=lay.field("grant_opts").offset,
-                field="grant_opts",
-                expected="1 or 2 in bits 0-3",
-                got=d.grant_opts,
-            )
-    if isinstance(d, LuDomain421):
-        on = d.altp2m_opts & 3
-        if bool(on) != (d.nr_altp2m > 0):
-            ctx.fail(
-                "nr_altp2m must be > 0 exactly when the altp2m mode is not off",
-                at=lay.field("nr_altp2m").offset,
-                field="nr_altp2m",
-                expected="> 0" if on else 0,
-                got=d.nr_altp2m,
-            )
-
-
 def _decode_domain(body: memoryview, ctx: Ctx) -> Any:
-    cls = LU_DOMAIN_LAYOUTS[ctx.epoch or (4, 21)]
+    cls = LU_DOMAIN_LAYOUTS[ctx.epoch or EPOCHS[-1]]
     return _DOMAIN_SPECS[cls].decode(body, ctx)
 
 
@@ -1224,7 +1224,7 @@ def _encode_domain(value: Any) -> Sequence[Any]:
     return _DOMAIN_SPECS[cls].encode(value)
 
 
-_DOMAIN_SPECS = {cls: _fixed(cls, _check_domain) for cls in set(LU_DOMAIN_LAYOUTS.values())}
+_DOMAIN_SPECS = {cls: _fixed(cls) for cls in set(LU_DOMAIN_LAYOUTS.values())}
 
 _GTH = GrantTableHeader.LAYOUT
 
@@ -1232,20 +1232,7 @@ _GTH = GrantTableHeader.LAYOUT
 def _decode_grant_table(body: memoryview, ctx: Ctx) -> GrantTable:
     if len(body) < _GTH.size:
         ctx.fail_length(f">= {_GTH.size}")
-    t = _GTH.unpack_tuple(body)
-    v = _GTH.checker(ctx.epoch)(t)
-    if v is not None:
-        ctx.fail_violation(v)
-    h: GrantTableHeader = _GTH.from_tuple(t)
-    want_status = 0 if h.version == 1 else -(-h.nr_grant_frames // 8)
-    if h.nr_status_frames != want_status:
-        ctx.fail(
-            "nr_status_frames wrong for the table version",
-            at=8,
-            field="nr_status_frames",
-            expected=want_status,
-            got=h.nr_status_frames,
-        )
+    h: GrantTableHeader = _GTH.from_tuple(ctx.checked(_GTH, body))
     n = _GTH.size + 8 * (h.nr_grant_frames + h.nr_status_frames)
     if len(body) != n:
         ctx.fail_length(n)
@@ -1277,11 +1264,7 @@ _EPH = EvtchnPagesHeader.LAYOUT
 def _decode_evtchn_abi(body: memoryview, ctx: Ctx) -> EvtchnAbi:
     if len(body) < _EAH.size:
         ctx.fail_length(f">= {_EAH.size + _EPH.size}")
-    t = _EAH.unpack_tuple(body)
-    v = _EAH.checker(ctx.epoch)(t)
-    if v is not None:
-        ctx.fail_violation(v)
-    abi, ncb = t
+    abi, ncb = ctx.checked(_EAH, body)
     if abi == 1 and ncb:
         ctx.fail(
             "two-level ABI with control blocks",
@@ -1297,22 +1280,7 @@ def _decode_evtchn_abi(body: memoryview, ctx: Ctx) -> EvtchnAbi:
     vio = _CB.check_array(cbs, ctx.epoch)
     if vio is not None:
         ctx.fail_violation(vio, at=_EAH.size, prefix="control_blocks", entry_size=_CB.size)
-    if ncb:
-        bad = (cbs["offset"] & 7) != 0
-        if bad.any():
-            i = _first(bad)
-            ctx.fail(
-                "control block offset not 8-aligned",
-                at=_EAH.size + i * _CB.size + 4,
-                field=f"control_blocks[{i}].offset",
-                expected="a multiple of 8",
-                got=int(cbs["offset"][i]),
-            )
-    pt = _EPH.unpack_tuple(body, pages_at)
-    v = _EPH.checker(ctx.epoch)(pt)
-    if v is not None:
-        ctx.fail_violation(v, at=pages_at)
-    npages = pt[0]
+    npages = ctx.checked(_EPH, body, pages_at)[0]
     if abi == 1 and npages:
         ctx.fail(
             "two-level ABI with event-array pages",
@@ -1355,19 +1323,7 @@ def _decode_ioreq(body: memoryview, ctx: Ctx) -> IoreqServers:
     for i in range(count):
         if pos + _ISH.size > len(body):
             ctx.fail_length(f"room for server {i} of {count}")
-        t = _ISH.unpack_tuple(body, pos)
-        v = _ISH.checker(ctx.epoch)(t)
-        if v is not None:
-            ctx.fail_violation(v, at=pos, prefix=f"servers[{i}].")
-        h: IoreqServerHeader = _ISH.from_tuple(t)
-        if (h.bufioreq == 0) != (h.bufioreq_gfn == INVALID_MFN):
-            ctx.fail(
-                "bufioreq_gfn must be INVALID_MFN exactly when bufioreq is 0",
-                at=pos + _ISH.field("bufioreq_gfn").offset,
-                field=f"servers[{i}].bufioreq_gfn",
-                expected="INVALID_MFN" if h.bufioreq == 0 else "a gfn",
-                got=h.bufioreq_gfn,
-            )
+        h: IoreqServerHeader = _ISH.from_tuple(ctx.checked(_ISH, body, pos, f"servers[{i}]."))
         rpos = pos + _ISH.size
         if rpos + h.nr_ranges * _IR.size > len(body):
             ctx.fail_length(f"room for {h.nr_ranges} ranges of server {i}")
@@ -1375,17 +1331,6 @@ def _decode_ioreq(body: memoryview, ctx: Ctx) -> IoreqServers:
         vio = _IR.check_array(ranges, ctx.epoch)
         if vio is not None:
             ctx.fail_violation(vio, at=rpos, prefix=f"servers[{i}].ranges", entry_size=_IR.size)
-        if h.nr_ranges:
-            bad = ranges["start"] > ranges["end"]
-            if bad.any():
-                j = _first(bad)
-                ctx.fail(
-                    "range start above end",
-                    at=rpos + j * _IR.size + 8,
-                    field=f"servers[{i}].ranges[{j}].start",
-                    expected=f"<= {int(ranges['end'][j]):#x}",
-                    got=int(ranges["start"][j]),
-                )
         servers.append(
             IoreqServer(
                 h.id, h.dm_domid, h.enabled, h.bufioreq, h.ioreq_gfn, h.bufioreq_gfn, ranges
@@ -1420,14 +1365,16 @@ def _encode_ioreq(value: Any) -> Sequence[Any]:
     return parts
 
 
-def _register() -> None:
-    def fixed(name: str, code: int, cls: type[Any], extra: Any = None) -> None:
-        base = _fixed(cls, extra)
-        LU.add(RecordSpec("lu", code, name, base.decode, base.encode, cls, layouts=(cls,)))
+def _records() -> tuple[RecordSpec, ...]:
+    out: list[RecordSpec] = []
+    add = out.append
+
+    def fixed(name: str, code: int, cls: type[Any]) -> None:
+        add(fixed_record("lu", code, name, cls))
 
     fixed("LU_VERSION", T.LU_VERSION, LuVersion)
-    fixed("LU_HOST_INFO", T.LU_HOST_INFO, LuHostInfo, _check_host)
-    LU.add(
+    fixed("LU_HOST_INFO", T.LU_HOST_INFO, LuHostInfo)
+    add(
         RecordSpec(
             "lu",
             T.LU_DOMAIN,
@@ -1436,26 +1383,26 @@ def _register() -> None:
             _encode_domain,
             tuple(dict.fromkeys(LU_DOMAIN_LAYOUTS.values())),
             layouts=tuple(dict.fromkeys(LU_DOMAIN_LAYOUTS.values())),
+            by_epoch=LU_DOMAIN_LAYOUTS,
         )
     )
-    for name, code, layout_for, extra, alls, per_entry in (
-        ("LU_REUSABLE_REGIONS", T.LU_REUSABLE_REGIONS, lambda e: RegionExtent, None, (), True),
-        ("LU_XEN_PAGES", T.LU_XEN_PAGES, lambda e: XenPagesExtent, None, (), True),
-        ("LU_P2M", T.LU_P2M, lambda e: P2mEntry, _check_p2m, (), True),
-        ("LU_PAGE_OWNERSHIP", T.LU_PAGE_OWNERSHIP, lambda e: OwnershipEntry, None, (), True),
-        ("LU_PAGE_TYPES", T.LU_PAGE_TYPES, lambda e: PageTypeEntry, _check_page_types, (), True),
-        ("LU_GRANT_MAPS", T.LU_GRANT_MAPS, lambda e: GrantMapEntry, _check_grant_maps, (), True),
+    for name, code, layout_for, alls, per_entry in (
+        ("LU_REUSABLE_REGIONS", T.LU_REUSABLE_REGIONS, lambda e: RegionExtent, (), True),
+        ("LU_XEN_PAGES", T.LU_XEN_PAGES, lambda e: XenPagesExtent, (), True),
+        ("LU_P2M", T.LU_P2M, lambda e: P2mEntry, (), True),
+        ("LU_PAGE_OWNERSHIP", T.LU_PAGE_OWNERSHIP, lambda e: OwnershipEntry, (), True),
+        ("LU_PAGE_TYPES", T.LU_PAGE_TYPES, lambda e: PageTypeEntry, (), True),
+        ("LU_GRANT_MAPS", T.LU_GRANT_MAPS, lambda e: GrantMapEntry, (), True),
         (
             "LU_EVTCHNS",
             T.LU_EVTCHNS,
-            lambda e: EVTCHN_LAYOUTS[e or (4, 21)],
-            _check_evtchns,
+            lambda e: EVTCHN_LAYOUTS[e or EPOCHS[-1]],
             (EvtchnEntry411, EvtchnEntry415),
             False,  # §4.13: ports ascend within a record
         ),
     ):
-        LU.add(_bulk(name, code, layout_for, extra, alls, per_entry))
-    LU.add(
+        add(_bulk(name, code, layout_for, alls, per_entry))
+    add(
         RecordSpec(
             "lu",
             T.LU_GRANT_TABLE,
@@ -1466,7 +1413,7 @@ def _register() -> None:
             layouts=(GrantTableHeader,),
         )
     )
-    LU.add(
+    add(
         RecordSpec(
             "lu",
             T.LU_EVTCHN_ABI,
@@ -1477,7 +1424,7 @@ def _register() -> None:
             layouts=(EvtchnAbiHeader, ControlBlock, EvtchnPagesHeader),
         )
     )
-    LU.add(
+    add(
         RecordSpec(
             "lu",
             T.LU_IOREQ_SERVERS,
@@ -1489,9 +1436,11 @@ def _register() -> None:
         )
     )
     fixed("LU_SECTION_END", T.LU_SECTION_END, LuSectionEnd)
+    return tuple(sorted(out, key=lambda s: s.type))
 
 
-_register()
+#: The LU records (§4): the one explicit list :data:`~xenlu.registry.LU` loads.
+RECORDS = _records()
 
 #: Record types that may repeat in a section to carry more entries (§1).
-BULK_TYPES = frozenset(s.type for s in LU._by_type.values() if s.bulk)
+BULK_TYPES = frozenset(s.type for s in RECORDS if s.bulk)

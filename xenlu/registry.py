@@ -14,13 +14,13 @@ bytes and re-encodes byte-exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from xenlu.epochs import Epoch
-from xenlu.errors import CallerError, DecodeError, FramingError, RecordError
-from xenlu.layout import Violation
+from xenlu.errors import CallerError, DecodeError, RecordError
+from xenlu.layout import Layout, Violation
 
 __all__ = [
     "LIBXC",
@@ -33,6 +33,8 @@ __all__ = [
     "RecordSpec",
     "Registry",
     "UnknownRecord",
+    "fixed_record",
+    "load",
     "record_name",
     "type_text",
 ]
@@ -110,6 +112,18 @@ class Ctx:
             family=self.family,
         )
 
+    def checked(self, lay: Layout, buf: Any, at: int = 0, prefix: str = "") -> tuple[Any, ...]:
+        """The raw tuple of ``lay`` at body offset ``at``, after every rule of the epoch.
+
+        Raises the :class:`RecordError` of the first rule broken (its field
+        named ``prefix + field``); the caller has checked that it fits.
+        """
+        t: tuple[Any, ...] = lay.struct.unpack_from(buf, at)
+        v = lay.checker(self.epoch)(t)
+        if v is not None:
+            self.fail_violation(v, at=at, prefix=prefix)
+        return t
+
     def fail_violation(
         self, v: Violation, *, at: int = 0, prefix: str = "", entry_size: int | None = None
     ) -> NoReturn:
@@ -180,6 +194,97 @@ class RecordSpec:
     bulk: bool = False
     doc: str = ""
     layouts: tuple[Any, ...] = field(default=())
+    #: ``check(body, ctx)``: the check-only verify of a body (raises like
+    #: ``decode``, builds nothing); None: :meth:`verify` decodes.
+    check: Callable[[memoryview, Ctx], object] | None = None
+    #: epoch → declaration, for a record whose one layout changes with the
+    #: epoch (LU_DOMAIN, the LU_EVTCHNS entry): the table derived from the
+    #: declarations' ``since``/``until`` (:func:`~xenlu.layout.by_epoch`).
+    by_epoch: Mapping[Epoch, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # A plain int, not the family's IntEnum member: tables keyed by type are
+        # looked up with the ints read from a stream, and an identical small
+        # int key is found without a comparison (~5% of libxc verify).
+        object.__setattr__(self, "type", int(self.type))
+
+    def verify(self, body: memoryview, ctx: Ctx) -> None:
+        """Check ``body`` as :attr:`decode` does (same errors), building nothing if possible."""
+        if self.check is not None:
+            self.check(body, ctx)
+        else:
+            self.decode(body, ctx)
+
+    def layouts_in(self, epoch: Epoch | None) -> list[Any]:
+        """The declarations this record uses in ``epoch``, in declaration order.
+
+        Undated layouts always; of the dated ones (``packed(since=…,
+        until=…)``), those whose epochs hold ``epoch`` (the newest when
+        ``epoch`` is None).
+        """
+        from xenlu.layout import dated
+
+        if self.by_epoch is not None:
+            return [self.by_epoch[epoch if epoch is not None else max(self.by_epoch)]]
+        return [
+            c
+            for c in self.layouts
+            if (c.LAYOUT.until is None if epoch is None else dated(c, epoch))
+        ]
+
+
+def fixed_record(
+    family: str,
+    type_code: int,
+    name: str,
+    cls: Any,
+    *,
+    check_encode: bool = False,
+    doc: str = "",
+) -> RecordSpec:
+    """The :class:`RecordSpec` of a record whose body is exactly one ``cls`` value.
+
+    Everything comes from the declaration: decode and check-only verify
+    test the length, then the layout's field rules and record rules
+    (``RULES``) of the context's epoch; encode packs the value (after the
+    same rules when ``check_encode``).
+
+    >>> from xenlu.lu_records import LuVersion
+    >>> spec = fixed_record("lu", 0x40000000, "LU_VERSION", LuVersion)
+    >>> spec.decode(memoryview(bytes([4, 0, 0, 0, 15, 0, 0, 0])), Ctx(0, 0, 8, 8)).xen_minor
+    15
+    """
+    from xenlu.errors import EncodeError
+
+    lay = cls.LAYOUT
+    size = lay.size
+    make = lay.from_tuple
+
+    def decode(body: memoryview, ctx: Ctx) -> Any:
+        if len(body) != size:
+            ctx.fail_length(size)
+        return make(ctx.checked(lay, body))
+
+    def check(body: memoryview, ctx: Ctx) -> None:
+        if len(body) != size:
+            ctx.fail_length(size)
+        ctx.checked(lay, body)
+
+    def encode(value: Any) -> Sequence[Buffer]:
+        if not isinstance(value, cls):
+            raise EncodeError(f"{lay.name}: expected {cls.__name__}, got {type(value).__name__}")
+        if check_encode:
+            v = lay.check(value)
+            if v is not None:
+                raise EncodeError(
+                    f"{lay.name}: field {v.field}: {v.message}: expected {v.expected}, "
+                    f"got {v.got!r}"
+                )
+        return (lay.pack(value),)
+
+    return RecordSpec(
+        family, type_code, name, decode, encode, cls, doc=doc, layouts=(cls,), check=check
+    )
 
 
 class Registry:
@@ -280,33 +385,60 @@ def type_text(type_code: int, value: Any = None) -> str:
 
 
 _loaded = False
-#: The modules that register each family's records when imported.
-_FAMILY_MODULES = {
-    "libxc": ("xenlu.libxc",),
-    "libxl": ("xenlu.libxl",),
-    "lu": ("xenlu.lu_records",),
-    "xenstore": ("xenlu.xenstore_codec",),
+
+
+def _libxc_records() -> Sequence[RecordSpec]:
+    from xenlu.libxc import RECORDS
+
+    return RECORDS
+
+
+def _libxl_records() -> Sequence[RecordSpec]:
+    from xenlu.libxl import RECORDS
+
+    return RECORDS
+
+
+def _lu_records() -> Sequence[RecordSpec]:
+    from xenlu.lu_records import RECORDS
+
+    return RECORDS
+
+
+def _xenstore_records() -> Sequence[RecordSpec]:
+    from xenlu.xenstore_codec import RECORDS
+
+    return RECORDS
+
+
+#: Family → its one explicit list of records (each module's ``RECORDS``).
+#: Importing a record module registers nothing: a registry adds its
+#: family's list on first use, so ``xenlu verify`` of a libxc stream never
+#: imports the LU and libxl record modules (about 40 ms of start-up).
+_FAMILY_RECORDS: dict[str, Callable[[], Sequence[RecordSpec]]] = {
+    "libxc": _libxc_records,
+    "libxl": _libxl_records,
+    "lu": _lu_records,
+    "xenstore": _xenstore_records,
 }
 _families: set[str] = set()
 
 
-def _load(family: str | None = None) -> None:
-    """Import the record modules of ``family`` (of every family when None), once.
-
-    Loading one family only keeps ``xenlu verify`` of a libxc stream from
-    importing the LU and libxl record modules (about 40 ms of start-up).
-    """
+def load(family: str | None = None) -> None:
+    """Register the records of ``family`` (of every family when None), once."""
     global _loaded
     if _loaded:
         return
-    import importlib
-
-    for fam in _FAMILY_MODULES if family is None else (family,):
+    regs = {"libxc": LIBXC, "libxl": LIBXL, "lu": LU, "xenstore": XENSTORE}
+    for fam in _FAMILY_RECORDS if family is None else (family,):
         if fam not in _families:
             _families.add(fam)
-            for mod in _FAMILY_MODULES[fam]:
-                importlib.import_module(mod)
-    _loaded = len(_families) == len(_FAMILY_MODULES)
+            for spec in _FAMILY_RECORDS[fam]():
+                regs[fam].add(spec)
+    _loaded = len(_families) == len(_FAMILY_RECORDS)
+
+
+_load = load  # the former private name, kept for callers written against it
 
 
 @dataclass(frozen=True)
@@ -329,8 +461,3 @@ class Record:
     def name(self) -> str:
         """The LU or libxc name of the type (libxl records: ``record_name(t, "libxl")``)."""
         return record_name(self.type) or f"{self.type:#010x}"
-
-
-def framing_error(message: str, offset: int, index: int | None, **kw: Any) -> FramingError:
-    """A :class:`FramingError` at ``offset`` (helper for stream decoders)."""
-    return FramingError(message, offset=offset, record_index=index, **kw)

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import xenlu.libxc  # noqa: F401  (registers the libxc records)
-from xenlu import hvmctx, lu_records
+from xenlu import hvmctx
 from xenlu.epochs import EPOCHS, Epoch, EpochLike, as_epoch, epoch_of, fmt_epoch, parse_epoch
 from xenlu.errors import CallerError, InputError
 from xenlu.lu_grammar import LIBXC_IN_LU
@@ -62,6 +62,7 @@ __all__ = [
     "load_schema",
     "loads_schema",
     "packaged_schemas",
+    "record_schema",
     "schema_path",
     "uncovered",
     "write_schemas",
@@ -75,14 +76,6 @@ SchemaLike = dict[str, Any] | str | os.PathLike[str] | EpochLike
 # LU spec §4.16: the libxc records allowed inside a domain section.
 _DOMAIN_LIBXC = sorted(LIBXC_IN_LU)
 
-# "LU_DOMAIN@4.13" -> "LU_DOMAIN", "HVM_RTC(4.11)" -> "HVM_RTC": the role of a
-# layout is its declared name without the epoch it belongs to.
-_VERSION_SUFFIX = re.compile(r"(@\d+\.\d+|\(\d+\.\d+\))$")
-
-
-def _role(layout_name: str) -> str:
-    return _VERSION_SUFFIX.sub("", layout_name)
-
 
 def _hvm_entry_layouts(epoch: Epoch) -> dict[type[Any], int]:
     """HVM_CONTEXT entry layouts valid in ``epoch`` → their typecode (LU spec §4.16)."""
@@ -94,35 +87,25 @@ def _hvm_entry_layouts(epoch: Epoch) -> dict[type[Any], int]:
     return out
 
 
-def _select(spec: RecordSpec, candidates: list[type[Any]], epoch: Epoch) -> type[Any]:
-    """The one layout of a role that several declarations share, for ``epoch``."""
-    if spec.name == "HVM_CONTEXT":
-        valid = _hvm_entry_layouts(epoch)
-        (cls,) = [c for c in candidates if c in valid]
-        return cls
-    raise CallerError(
-        f"{spec.name}: layouts {[c.LAYOUT.name for c in candidates]} share a role and "
-        "xenlu.schema has no rule choosing one per epoch"
-    )
-
-
 def _layouts(spec: RecordSpec, epoch: Epoch) -> list[type[Any]]:
-    # LU_DOMAIN and LU_EVTCHNS come straight from their epoch tables (which may
-    # name a declaration the registry does not list, e.g. one a test patches in).
-    if spec.name == "LU_DOMAIN":
-        return [lu_records.LU_DOMAIN_LAYOUTS[epoch]]
-    if spec.name == "LU_EVTCHNS":
-        return [lu_records.EVTCHN_LAYOUTS[epoch]]
-    roles: dict[str, list[type[Any]]] = {}
-    for cls in spec.layouts:
-        roles.setdefault(_role(cls.LAYOUT.name), []).append(cls)
-    return [c[0] if len(c) == 1 else _select(spec, c, epoch) for c in roles.values()]
+    # Each declaration's since/until says which epochs use it (one per role).
+    return spec.layouts_in(epoch)
 
 
 def _describe(cls: type[Any], epoch: Epoch) -> dict[str, Any]:
     d = cls.LAYOUT.describe(epoch)
     fields = [{k: v for k, v in f.items() if k != "doc"} for f in d["fields"]]
     return {"name": d["name"], "size": d["size"], "fields": fields}
+
+
+def record_schema(spec: RecordSpec, epoch: Epoch) -> dict[str, Any]:
+    """The schema entry of one record in ``epoch`` (as in :func:`epoch_schema`'s ``records``).
+
+    >>> from xenlu.registry import LU
+    >>> record_schema(LU.by_name("LU_VERSION"), (4, 11))["layouts"]["LU_VERSION"]["size"]
+    8
+    """
+    return _record(spec, epoch)
 
 
 def _record(spec: RecordSpec, epoch: Epoch) -> dict[str, Any]:
@@ -132,7 +115,7 @@ def _record(spec: RecordSpec, epoch: Epoch) -> dict[str, Any]:
         desc = _describe(cls, epoch)
         if cls in hvm:
             desc = {"hvm_typecode": hvm[cls], **desc}
-        layouts[_role(cls.LAYOUT.name)] = desc
+        layouts[cls.LAYOUT.role] = desc
     return {
         "type": f"{spec.type:#010x}",
         "family": spec.family,

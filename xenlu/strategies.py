@@ -59,6 +59,7 @@ Examples::
 from __future__ import annotations
 
 try:
+    from hypothesis import assume
     from hypothesis import strategies as st
     from hypothesis.strategies import SearchStrategy
 except ImportError as _exc:  # pragma: no cover - exercised only without hypothesis
@@ -87,7 +88,8 @@ from xenlu.errors import (
 )
 from xenlu.framing import REC_LENGTH_MAX, crc32c, frames
 from xenlu.layout import FieldInfo, Layout
-from xenlu.registry import LIBXC, LIBXL, LU, OPTIONAL, Ctx, Record, RecordSpec, UnknownRecord
+from xenlu.registry import LIBXC, LIBXL, LU, OPTIONAL, Record, RecordSpec, UnknownRecord
+from xenlu.rules import Row, Rule
 
 __all__ = [
     "EXCLUDED",
@@ -216,14 +218,59 @@ def _layout(cls_or_layout: Any) -> Layout:
 def _field_dicts(
     lay: Layout, epoch: Epoch | None, overrides: dict[str, SearchStrategy[Any]]
 ) -> SearchStrategy[dict[str, Any]]:
+    """Field dicts of one entry: every field rule met, then every record rule repaired."""
     for k in overrides:
         lay.field(k)  # KeyError for a misspelt field
-    return st.fixed_dictionaries(
+    base = st.fixed_dictionaries(
         {
             fi.name: overrides[fi.name] if fi.name in overrides else field_values(fi, epoch)
             for fi in lay.fields
         }
     )
+    rules = [r for r in lay.rules(epoch).records if not r.pairwise]
+    if not rules:
+        return base
+
+    @st.composite
+    def repaired(draw: Draw) -> dict[str, Any]:
+        return _repair(lay, rules, [draw(base)], draw)[0]
+
+    return repaired()
+
+
+def _repair(
+    lay: Layout, rules: Sequence[Rule], rows: list[dict[str, Any]], draw: Draw
+) -> list[dict[str, Any]]:
+    """``rows`` changed by each broken rule's declared repair, in rule order.
+
+    The record rules (:class:`~xenlu.rules.Rule`, declared beside their
+    layout) say both what is wrong and how to make it right; a broken rule
+    without a repair rejects the example.
+    """
+
+    def pick(lo: int, hi: int) -> int:
+        return int(draw(st.integers(lo, hi)))
+
+    def row(d: dict[str, Any], prev: Any = None) -> Any:
+        return Row(lay.names, _tuple(lay, d), prev)
+
+    for rule in rules:
+        if rule.pairwise:
+            rs = [row(d) for d in rows]
+            if any(rule.bad(row(d, p)) for d, p in zip(rows[1:], rs, strict=False)):
+                assume(rule.repair_all is not None)
+                assert rule.repair_all is not None
+                rows = rule.repair_all(rows, pick)
+            continue
+        out = []
+        for d in rows:
+            if rule.bad(row(d)):
+                assume(rule.repair is not None)
+                assert rule.repair is not None
+                d = rule.repair(d, pick)
+            out.append(d)
+        rows = out
+    return rows
 
 
 def _tuple(lay: Layout, d: dict[str, Any]) -> tuple[Any, ...]:
@@ -259,7 +306,6 @@ def _array(lay: Layout, rows: Sequence[dict[str, Any]]) -> np.ndarray:
 
 
 EntryFix = Callable[[Draw, dict[str, Any], Epoch | None], dict[str, Any]]
-ListFix = Callable[[Draw, list[dict[str, Any]], Epoch | None], list[dict[str, Any]]]
 
 
 def entries(
@@ -280,7 +326,7 @@ def entries(
     >>> len(a), bool((a["nr_pages"] >= 1).all())
     (2, True)
     """
-    return _entries(_layout(cls), _epoch(epoch), min_size, max_size, None, None, overrides)
+    return _entries(_layout(cls), _epoch(epoch), min_size, max_size, overrides)
 
 
 def _entries(
@@ -288,25 +334,26 @@ def _entries(
     epoch: Epoch | None,
     min_size: int,
     max_size: int,
-    fix: EntryFix | None,
-    fix_list: ListFix | None,
     overrides: dict[str, SearchStrategy[Any]] | None = None,
 ) -> SearchStrategy[np.ndarray]:
+    """Arrays whose entries meet the layout's field and record rules (pairwise ones too)."""
     row = _field_dicts(lay, epoch, overrides or {})
+    pairwise = [r for r in lay.rules(epoch).records if r.pairwise]
 
     @st.composite
     def build(draw: Draw) -> np.ndarray:
         rows = draw(st.lists(row, min_size=min_size, max_size=max_size))
-        if fix is not None:
-            rows = [fix(draw, dict(r), epoch) for r in rows]
-        if fix_list is not None:
-            rows = fix_list(draw, rows, epoch)
+        if pairwise:
+            rows = _repair(lay, pairwise, rows, draw)
         return _array(lay, rows)
 
     return build()
 
 
-# --- record-level rules (the _check_* functions of lu_records) -----------------
+# --- record-level facts that are not layout rules --------------------------------
+# Every record-level rule of a layout is declared beside it (``RULES``) with its
+# repair, which _field_dicts and _entries apply; LU_VERSION's "a supported
+# version of the epoch" is a fact of the stream (§3), not of the record.
 
 
 def _fix_version(draw: Draw, d: dict[str, Any], epoch: Epoch | None) -> dict[str, Any]:
@@ -314,109 +361,17 @@ def _fix_version(draw: Draw, d: dict[str, Any], epoch: Epoch | None) -> dict[str
     return {**d, "xen_major": major, "xen_minor": minor}
 
 
-def _fix_host(draw: Draw, d: dict[str, Any], epoch: Epoch | None) -> dict[str, Any]:
-    # §4.2: bootmem 2 MiB aligned, a non-zero multiple of 2 MiB, ending <= 4 GiB.
-    start = draw(st.integers(0, GIB4 // MIB2 - 1)) * MIB2
-    size = draw(st.integers(1, (GIB4 - start) // MIB2)) * MIB2
-    return {**d, "lu_bootmem_start": start, "lu_bootmem_size": size}
-
-
-def _fix_domain(draw: Draw, d: dict[str, Any], epoch: Epoch | None) -> dict[str, Any]:
-    d = dict(d)
-    # §4.6: cdf_flags.hvm agrees with domain_type.
-    d["cdf_flags"] = (d["cdf_flags"] & ~1) | (1 if d["domain_type"] == 2 else 0)
-    if "grant_opts" in d:  # bits 0-3 max grant version 1 or 2
-        d["grant_opts"] = draw(st.sampled_from([1, 2]))
-    if "nr_altp2m" in d:  # > 0 exactly when the altp2m mode is not off
-        d["nr_altp2m"] = draw(st.integers(1, 0xFFFF)) if d["altp2m_opts"] & 3 else 0
-    return d
-
-
-def _fix_p2m(draw: Draw, d: dict[str, Any], epoch: Epoch | None) -> dict[str, Any]:
-    from xenlu.lu_records import P2M_HAS_FRAME, P2M_NO_FRAME
-
-    d = dict(d)
-    t = d["p2m_type"]
-    if t in P2M_NO_FRAME:
-        d["mfn"] = INVALID_MFN
-    elif t in P2M_HAS_FRAME and d["mfn"] == INVALID_MFN:
-        d["mfn"] = draw(st.integers(0, INVALID_MFN - 1))
-    if d["gfn"] + d["nr_pages"] - 1 > INVALID_MFN:  # the gfn range must not wrap
-        d["gfn"] = INVALID_MFN + 1 - d["nr_pages"]
-    return d
-
-
-def _fix_page_type(draw: Draw, d: dict[str, Any], epoch: Epoch | None) -> dict[str, Any]:
-    # §4.9: a pinned page must be an L1-L4 page table.
-    if d["flags"] & 1 and not 1 <= d["type"] <= 4:
-        return {**d, "type": draw(st.integers(1, 4))}
-    return d
-
-
-def _fix_grant_map(draw: Draw, d: dict[str, Any], epoch: Epoch | None) -> dict[str, Any]:
-    # §4.11: at least one of device_map, host_map.
-    if not d["flags"] & 3:
-        return {**d, "flags": d["flags"] | draw(st.sampled_from([1, 2, 3]))}
-    return d
-
-
-def _fix_evtchn(draw: Draw, d: dict[str, Any], epoch: Epoch | None) -> dict[str, Any]:
-    d = dict(d)
-    s = d["state"]
-    if s not in (2, 3):  # remote_domid only for unbound and interdomain
-        d["remote_domid"] = 0
-    if s in (1, 2, 6):  # detail: remote port / pirq / virq, else 0
-        d["detail"] = 0
-    elif s == 5:
-        d["detail"] %= 24  # virq 0-23
-    if "fifo_lastq" in d:  # last priority <= 15
-        q = d["fifo_lastq"]
-        d["fifo_lastq"] = (q & 0xFFFF) | ((((q >> 16) & 0xFF) % 16) << 16)
-    return d
-
-
-def _fix_evtchn_ports(
-    draw: Draw, rows: list[dict[str, Any]], epoch: Epoch | None
-) -> list[dict[str, Any]]:
-    # §4.13: ports are unique, ascend within a record, and port 0 is never listed.
-    ports = draw(
-        st.lists(st.integers(1, 0xFFFFFFFF), min_size=len(rows), max_size=len(rows), unique=True)
-    )
-    return [{**r, "port": p} for r, p in zip(rows, sorted(ports), strict=True)]
-
-
-def _fix_control_block(draw: Draw, d: dict[str, Any], epoch: Epoch | None) -> dict[str, Any]:
-    return {**d, "offset": d["offset"] & ~7}  # 8-aligned (hi 4024 is declared)
-
-
-def _fix_ioreq_range(draw: Draw, d: dict[str, Any], epoch: Epoch | None) -> dict[str, Any]:
-    if d["start"] > d["end"]:
-        return {**d, "start": d["end"], "end": d["start"]}
-    return d
-
-
-#: Record name → per-value rule for fixed records (applied to the field dict).
-_FIXED_RULES: dict[str, EntryFix] = {
-    "LU_VERSION": _fix_version,
-    "LU_HOST_INFO": _fix_host,
-    "LU_DOMAIN": _fix_domain,
-}
-#: Record name → (per-entry rule, whole-list rule) for bulk records.
-_BULK_RULES: dict[str, tuple[EntryFix | None, ListFix | None]] = {
-    "LU_P2M": (_fix_p2m, None),
-    "LU_PAGE_TYPES": (_fix_page_type, None),
-    "LU_GRANT_MAPS": (_fix_grant_map, None),
-    "LU_EVTCHNS": (_fix_evtchn, _fix_evtchn_ports),
-}
+#: Record name → per-value stream fact for fixed records (applied to the field dict).
+_FIXED_RULES: dict[str, EntryFix] = {"LU_VERSION": _fix_version}
 
 
 # --- generic derivation from a RecordSpec ---------------------------------------
 
 
 def _spec(name: str, family: str | None) -> RecordSpec:
-    from xenlu.registry import _load
+    from xenlu.registry import load
 
-    _load()
+    load()
     fams = (family,) if family else ("lu", "libxc", "libxl")
     regs = {"lu": LU, "libxc": LIBXC, "libxl": LIBXL}
     for f in fams:
@@ -429,57 +384,18 @@ def _spec(name: str, family: str | None) -> RecordSpec:
     raise CallerError(f"no record called {name!r} in {', '.join(fams)}")
 
 
-def _epoch_layout_maps() -> list[dict[Epoch, type[Any]]]:
-    """Every ``*_LAYOUTS`` dict (epoch → declaration) of the record modules."""
-    import xenlu.lu_records as lr
-
-    out = []
-    for k, v in vars(lr).items():
-        if (
-            k.endswith("_LAYOUTS")
-            and isinstance(v, dict)
-            and v
-            and all(isinstance(e, tuple) for e in v)
-        ):
-            out.append(v)
-    return out
-
-
 def _fixed_layout(spec: RecordSpec, epoch: Epoch | None) -> type[Any] | None:
     """The declaration of a fixed record in ``epoch``, or None if it is not one."""
-    cands: list[type[Any]] = [
-        c for c in spec.layouts if isinstance(getattr(c, "LAYOUT", None), Layout)
-    ]
     vt = spec.value_type
     vts = vt if isinstance(vt, tuple) else (vt,)
-    cands = [c for c in cands if c in vts]
-    if not cands:
-        return None
-    if len(cands) == 1:
-        return cands[0]
-    for m in _epoch_layout_maps():
-        if set(m.values()) <= set(cands):
-            return m[epoch or EPOCHS[-1]]
-    return None
+    cands = [c for c in spec.layouts_in(epoch) if c in vts]
+    return cands[0] if len(cands) == 1 else None
 
 
 def _bulk_layout(spec: RecordSpec, epoch: Epoch | None) -> type[Any] | None:
-    """The entry declaration of an LU bulk record in ``epoch``: asks the decoder.
-
-    A count-0 body decodes to an empty array of the epoch's entry dtype.
-    """
-    from xenlu.lu_records import Bulk
-
-    try:
-        v = spec.decode(memoryview(bytes(8)), Ctx(0, spec.type, 8, 8, epoch))
-    except XenLUError:
-        return None
-    if not isinstance(v, Bulk):
-        return None
-    for c in spec.layouts:
-        if getattr(c, "LAYOUT", None) is not None and c.LAYOUT.dtype == v.entries.dtype:
-            return c  # type: ignore[no-any-return]
-    return None
+    """The entry declaration of an LU bulk record in ``epoch`` (its one dated layout)."""
+    cands = spec.layouts_in(epoch)
+    return cands[0] if len(cands) == 1 else None
 
 
 def _array_field(vt: Any) -> str | None:
@@ -524,12 +440,11 @@ def _derive(spec: RecordSpec, epoch: Epoch | None) -> SearchStrategy[Any] | None
         if ent is not None:
             from xenlu.lu_records import Bulk
 
-            fix, fix_list = _BULK_RULES.get(spec.name, (None, None))
-            return _entries(ent.LAYOUT, epoch, 0, 8, fix, fix_list).map(Bulk)
+            return _entries(ent.LAYOUT, epoch, 0, 8).map(Bulk)
     field = _array_field(vt)
     if field is not None and spec.layouts:
         ent_lay = spec.layouts[-1].LAYOUT
-        return _entries(ent_lay, epoch, 1, 8, None, None).map(lambda a: vt(**{field: a}))
+        return _entries(ent_lay, epoch, 1, 8).map(lambda a: vt(**{field: a}))
     return None
 
 
@@ -562,7 +477,7 @@ def _evtchn_abi(epoch: Epoch | None) -> SearchStrategy[Any]:
 
     abi = field_values(EvtchnAbiHeader.LAYOUT.field("abi"), epoch)
     _, max_pages = _bounds(EvtchnPagesHeader.LAYOUT.field("nr_event_array_pages"))
-    cbs = _entries(ControlBlock.LAYOUT, epoch, 0, 4, _fix_control_block, None)
+    cbs = _entries(ControlBlock.LAYOUT, epoch, 0, 4)
 
     @st.composite
     def build(draw: Draw) -> Any:
@@ -578,18 +493,19 @@ def _ioreq_servers(epoch: Epoch | None) -> SearchStrategy[Any]:
     from xenlu.lu_records import IoreqRange, IoreqServer, IoreqServerHeader, IoreqServers
 
     hdr = _field_dicts(IoreqServerHeader.LAYOUT, epoch, {})
-    ranges = _entries(IoreqRange.LAYOUT, epoch, 0, 3, _fix_ioreq_range, None)
+    ranges = _entries(IoreqRange.LAYOUT, epoch, 0, 3)
 
     @st.composite
     def server(draw: Draw) -> IoreqServer:
-        h = draw(hdr)
-        buf = h["bufioreq_gfn"]
-        if h["bufioreq"] == 0:  # INVALID_MFN exactly when bufioreq is 0
-            buf = INVALID_MFN
-        elif buf == INVALID_MFN:
-            buf = draw(st.integers(0, INVALID_MFN - 1))
+        h = draw(hdr)  # the header's record rules (bufioreq_gfn) already repaired
         return IoreqServer(
-            h["id"], h["dm_domid"], h["enabled"], h["bufioreq"], h["ioreq_gfn"], buf, draw(ranges)
+            h["id"],
+            h["dm_domid"],
+            h["enabled"],
+            h["bufioreq"],
+            h["ioreq_gfn"],
+            h["bufioreq_gfn"],
+            draw(ranges),
         )
 
     return st.lists(server(), max_size=3).map(lambda xs: IoreqServers(tuple(xs)))
@@ -741,9 +657,9 @@ def record_names(epoch: EpochArg = None, family: str | None = None) -> list[tupl
     LU domain section (LU spec §4.16). Without: every libxc and libxl record.
     Records in :data:`EXCLUDED` are left out.
     """
-    from xenlu.registry import _load
+    from xenlu.registry import load
 
-    _load()
+    load()
     if _epoch(epoch) is not None:  # the same spellings (and errors) as everywhere
         allowed = _lu_allowed_libxc()
         out = [("lu", s.name) for s in LU] + [("libxc", s.name) for s in LIBXC if s.type in allowed]
@@ -1636,9 +1552,9 @@ class _Target:
 
 
 def _spec_by_type(t: int, fmt: str) -> RecordSpec | None:
-    from xenlu.registry import _load
+    from xenlu.registry import load
 
-    _load()
+    load()
     if fmt == "lu" and t & 0x40000000:
         return LU.get(t)
     return LIBXC.get(t)

@@ -21,7 +21,7 @@ from typing import Any
 
 from xenlu.errors import EncodeError, FramingError, GrammarError, RecordError
 from xenlu.layout import Layout, Violation
-from xenlu.registry import XENSTORE, Ctx, RecordSpec
+from xenlu.registry import Ctx, RecordSpec
 from xenlu.xenstore_records import (
     CONN_RING,
     Buf,
@@ -515,7 +515,7 @@ _LAYOUTS: dict[XsType, tuple[Layout, ...]] = {
 }
 
 
-def _register(t: XsType) -> None:
+def _spec(t: XsType) -> RecordSpec:
     def dec(body: memoryview, ctx: Ctx) -> Any:
         return decode_body(t, body, ctx.extra.get("order", "<"), ctx)
 
@@ -523,19 +523,18 @@ def _register(t: XsType) -> None:
         return encode_body(t, value, "<")
 
     layouts = _LAYOUTS.get(t) or ((_HEADS[t],) if t in _HEADS else ())
-    XENSTORE.add(
-        RecordSpec(
-            family="xenstore",
-            type=int(t),
-            name=t.name,
-            decode=dec,
-            encode=enc,
-            value_type=_VALUE_TYPES[t],
-            doc=_DOCS[t],
-            layouts=layouts,
-        )
+    return RecordSpec(
+        family="xenstore",
+        type=int(t),
+        name=t.name,
+        decode=dec,
+        encode=enc,
+        value_type=_VALUE_TYPES[t],
+        doc=_DOCS[t],
+        layouts=layouts,
     )
 
 
-for _t in XsType:
-    _register(_t)
+#: The family's one explicit list of records (``registry.XENSTORE`` adds it on
+#: first use; importing this module registers nothing).
+RECORDS: tuple[RecordSpec, ...] = tuple(_spec(t) for t in XsType)
