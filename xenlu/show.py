@@ -136,7 +136,13 @@ def _all_layouts() -> list[Layout]:
 _BY_DTYPE: dict[np.dtype[Any], Layout] = {}
 
 
-def _layout_of(dt: np.dtype[Any]) -> Layout | None:
+def _layout_of(dt: np.dtype[Any], prefer: tuple[Any, ...] = ()) -> Layout | None:
+    """The declared layout of an array's dtype: among ``prefer`` (the record's
+    own layouts) first, since layouts of different records may share a dtype."""
+    for c in prefer:
+        lay = getattr(c, "LAYOUT", None)
+        if isinstance(lay, Layout) and lay.dtype == dt:
+            return lay
     if not _BY_DTYPE:
         for lay in _all_layouts():
             _BY_DTYPE.setdefault(lay.dtype, lay)
@@ -221,12 +227,14 @@ def _entry_text(
     return ", ".join(parts)
 
 
-def _array_lines(name: str, arr: np.ndarray, show_all: bool, pad: str) -> Iterator[str]:
+def _array_lines(
+    name: str, arr: np.ndarray, show_all: bool, pad: str, prefer: tuple[Any, ...] = ()
+) -> Iterator[str]:
     n = len(arr)
     if arr.dtype.names is None:
         yield from _plain_array_lines(name, arr, show_all, pad)
         return
-    lay = _layout_of(arr.dtype)
+    lay = _layout_of(arr.dtype, prefer)
     if show_all:
         starts = np.arange(n)
         size = "nr_pages" if "nr_pages" in arr.dtype.names else None
@@ -281,8 +289,14 @@ def _plain_array_lines(name: str, arr: np.ndarray, show_all: bool, pad: str) -> 
 # --- values ----------------------------------------------------------------------
 
 
-def value_lines(value: Any, show_all: bool, pad: str, since: dict[str, str]) -> Iterator[str]:
-    """The field lines of one record value."""
+def value_lines(
+    value: Any,
+    show_all: bool,
+    pad: str,
+    since: dict[str, str],
+    prefer: tuple[Any, ...] = (),
+) -> Iterator[str]:
+    """The field lines of one record value (``prefer``: the record's declared layouts)."""
     lay: Layout | None = getattr(type(value), "LAYOUT", None)
     if lay is not None:
         for fi in lay.fields:
@@ -297,12 +311,14 @@ def value_lines(value: Any, show_all: bool, pad: str, since: dict[str, str]) -> 
         if not f.compare:
             continue
         v = getattr(value, f.name)
-        yield from _member_lines(f.name, v, show_all, pad)
+        yield from _member_lines(f.name, v, show_all, pad, prefer)
 
 
-def _member_lines(name: str, v: Any, show_all: bool, pad: str) -> Iterator[str]:
+def _member_lines(
+    name: str, v: Any, show_all: bool, pad: str, prefer: tuple[Any, ...] = ()
+) -> Iterator[str]:
     if isinstance(v, np.ndarray):
-        yield from _array_lines(name, v, show_all, pad)
+        yield from _array_lines(name, v, show_all, pad, prefer)
     elif isinstance(v, (bytes, bytearray, memoryview)):
         yield f"{pad}{name:24} {_hex_bytes(bytes(v))}"
     elif isinstance(v, bool) or v is None:
@@ -327,7 +343,7 @@ def _member_lines(name: str, v: Any, show_all: bool, pad: str) -> Iterator[str]:
                 for f in dataclasses.fields(item):
                     sub = getattr(item, f.name)
                     if not isinstance(sub, int):
-                        yield from _member_lines(f.name, sub, show_all, pad + "    ")
+                        yield from _member_lines(f.name, sub, show_all, pad + "    ", prefer)
             else:
                 yield f"{pad}  [{i}] {_plain(item)}"
     elif type(v).__name__ in {f.stream_class for f in FORMAT_TABLE.values()}:
@@ -370,7 +386,8 @@ def record_lines(
         yield f"{pad}{_INDENT}body {_hex_bytes(rec.value.body, 64)}"
         return
     since = _since(spec.value_type, type(rec.value)) if spec is not None else {}
-    yield from value_lines(rec.value, show_all, pad + _INDENT, since)
+    prefer = spec.layouts if spec is not None else ()
+    yield from value_lines(rec.value, show_all, pad + _INDENT, since, prefer)
 
 
 # --- whole streams ---------------------------------------------------------------
@@ -406,7 +423,8 @@ def _lu_lines(
     current: int | None = None  # domid of the section being listed
     for idx, off, t, length in frames(buf, 0, len(buf), 0):
         if t == 0:
-            yield f"#{idx} @{off:#x} 0x00000000 END"
+            if domain is None and record in (None, "END"):
+                yield f"#{idx} @{off:#x} 0x00000000 END"
             return
         spec = LU.get(t) if t & 0x40000000 else LIBXC.get(t)
         body = buf[off + 8 : off + 8 + length]

@@ -29,7 +29,7 @@ import numpy as np
 
 from xenlu.api import format_of
 from xenlu.errors import CallerError
-from xenlu.jsonform import RECORD_FAMILIES, record_label
+from xenlu.jsonform import RECORD_FAMILIES, record_label, record_spec
 from xenlu.registry import Record, UnknownRecord
 from xenlu.show import fmt_field
 
@@ -138,21 +138,23 @@ def _keys(arr: np.ndarray, key: str | None) -> np.ndarray:
     return pair.view("V16")
 
 
-def _row_text(arr: np.ndarray, i: int) -> str:
+def _row_text(arr: np.ndarray, i: int, prefer: tuple[Any, ...] = ()) -> str:
     row = arr[i]
     names = [n for n in arr.dtype.names or () if not n.startswith("rsvd")]
     if not names:
         return fmt_field(None, "value", row)
     from xenlu.show import _layout_of
 
-    lay = _layout_of(arr.dtype)
+    lay = _layout_of(arr.dtype, prefer)
     return ", ".join(
         f"{n} {fmt_field(lay.field(n) if lay is not None and n in lay.names else None, n, row[n])}"
         for n in names
     )
 
 
-def diff_arrays(a: np.ndarray, b: np.ndarray, name: str = "") -> dict[str, Any] | None:
+def diff_arrays(
+    a: np.ndarray, b: np.ndarray, name: str = "", prefer: tuple[Any, ...] = ()
+) -> dict[str, Any] | None:
     """Counts and examples of entries added, removed and changed from ``a`` to ``b``;
     None when equal. Key: the first field (structured) or the value (plain)."""
     a_names = a.dtype.names
@@ -190,8 +192,8 @@ def diff_arrays(a: np.ndarray, b: np.ndarray, name: str = "") -> dict[str, Any] 
     if not (n_add or n_rem or n_chg or fields_added or fields_removed):
         return None
     ex: dict[str, list[str]] = {
-        "added": [_row_text(b, int(i)) for i in np.flatnonzero(added)[:SHOWN]],
-        "removed": [_row_text(a, int(i)) for i in np.flatnonzero(removed)[:SHOWN]],
+        "added": [_row_text(b, int(i), prefer) for i in np.flatnonzero(added)[:SHOWN]],
+        "removed": [_row_text(a, int(i), prefer) for i in np.flatnonzero(removed)[:SHOWN]],
         "changed": [],
     }
     for j in np.flatnonzero(changed)[:SHOWN]:
@@ -229,10 +231,13 @@ def _fields(v: Any) -> dict[str, Any]:
     return {}
 
 
-def _diff_value(a: Any, b: Any, path: str, mk: Any) -> Iterator[Difference]:
-    """Differences between two values of one record (or one nested member)."""
+def _diff_value(
+    a: Any, b: Any, path: str, mk: Any, prefer: tuple[Any, ...] = ()
+) -> Iterator[Difference]:
+    """Differences between two values of one record (or one nested member);
+    ``prefer``: the record's declared layouts (names of array entries)."""
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        d = diff_arrays(a, b, path)
+        d = diff_arrays(a, b, path, prefer)
         if d is not None:
             yield mk(path, "entries", counts=d["counts"], examples=d["examples"])
         return
@@ -257,7 +262,7 @@ def _diff_value(a: Any, b: Any, path: str, mk: Any) -> Iterator[Difference]:
             elif name not in fa:
                 yield mk(sub, "added", None, fb[name])
             else:
-                yield from _diff_value(fa[name], fb[name], sub, mk)
+                yield from _diff_value(fa[name], fb[name], sub, mk, prefer)
         return
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         for i in range(max(len(a), len(b))):
@@ -267,7 +272,7 @@ def _diff_value(a: Any, b: Any, path: str, mk: Any) -> Iterator[Difference]:
             elif i >= len(a):
                 yield mk(sub, "added", None, _summ(b[i]))
             else:
-                yield from _diff_value(a[i], b[i], sub, mk)
+                yield from _diff_value(a[i], b[i], sub, mk, prefer)
         return
     if type(a) is not type(b) and not (isinstance(a, int) and isinstance(b, int)):
         yield mk(path, "changed", _summ(a), _summ(b))
@@ -348,12 +353,14 @@ def _diff_records(owner: str, ra: list[Record], rb: list[Record], mk: Any) -> It
         if not xa:
             yield rmk("", "added", None, f"{len(xb)} record(s)")
             continue
+        spec = record_spec(owner, xa[0].type)
+        prefer = spec.layouts if spec is not None else ()
         col = _single_array(xa[0].value)
         if col is not None and _single_array(xb[0].value) == col:
             # Bulk: every entry of this record type in the section, however split.
             aa = np.concatenate([getattr(r.value, col) for r in xa])
             bb = np.concatenate([getattr(r.value, col) for r in xb])
-            yield from _diff_value(aa, bb, col, rmk)
+            yield from _diff_value(aa, bb, col, rmk, prefer)
             continue
         for i in range(max(len(xa), len(xb))):
             sub_mk = rmk if max(len(xa), len(xb)) == 1 else _with_record(mk, f"{name}[{i}]")
@@ -366,7 +373,7 @@ def _diff_records(owner: str, ra: list[Record], rb: list[Record], mk: Any) -> It
                 if ba != bb_:
                     yield sub_mk("body", "changed", ba, bb_)
             else:
-                yield from _diff_value(xa[i].value, xb[i].value, "", sub_mk)
+                yield from _diff_value(xa[i].value, xb[i].value, "", sub_mk, prefer)
 
 
 def _body(v: Any) -> Any:
