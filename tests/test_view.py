@@ -31,7 +31,7 @@ from xenlu.lu_records import Bulk, T
 from xenlu.lu_stream import LUStream, decode_lu, encode_lu
 from xenlu.registry import Record, UnknownRecord
 from xenlu.show import show_lines
-from xenlu.streamdiff import diff_streams
+from xenlu.streamdiff import Difference, diff_streams
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_FILES = sorted(GOLDEN.glob("*/*.bin"))
@@ -381,10 +381,10 @@ def test_diff_libxc_field(tmp_path: Path) -> None:
     assert (d.record, d.field, d.kind, d.new - d.old) == ("X86_TSC_INFO", "khz", "changed", 1)
 
 
-def _named_by(report: Any, d: Any) -> bool:
+def _named_by(report: Any, d: Difference) -> bool:
     """Whether the conversion report names the difference ``d``."""
     if d.record == "LU_VERSION":
-        return report.source != report.target  # the version is what converting changes
+        return bool(report.source != report.target)  # the version is what converting changes
     stem = d.field.split(".")[0].split("[")[0]
     for item in [*report.fills, *report.losses]:
         if item.record != d.record or item.domid != d.domid:
