@@ -419,3 +419,30 @@ def test_diff_cli_differ_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "LU_VERSION.xen_minor: 11 → 15" in out and out.rstrip().endswith("differences")
     assert main(["diff", "-q", str(a), str(b)]) == 1
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    "name", ["libxl_xenstore_data_odd_strings", "xl_embedded_page_data_type_6", "hvm_v3_valid"]
+)
+def test_show_libxl_xl_up_to_the_fault(name: str) -> None:
+    vec = next(v for v in VECTORS if v.name == name)
+    lines: list[str] = []
+    if vec.error is None:
+        lines.extend(show_lines(vec.data, vec.format))
+        assert lines[-1].lstrip().startswith("#") and lines[-1].endswith("END 0 bytes")
+        return
+    with pytest.raises(XenLUError) as exc:
+        lines.extend(show_lines(vec.data, vec.format))
+    assert type(exc.value).__name__ == vec.error and exc.value.offset == vec.offset  # type: ignore[attr-defined]
+    # Every record before the faulty one is listed, the embedded libxc records too.
+    listed = [ln.strip() for ln in lines if ln.strip().startswith("#")]
+    assert listed and all(int(ln.split()[1][1:], 16) < vec.offset for ln in listed)
+    assert any("X86_CPUID_POLICY" in ln for ln in listed)
+
+
+def test_show_checkpointed_libxl_lists_decoded_stream() -> None:
+    vec = next(v for v in VECTORS if v.name == "libxl_checkpoint_records_valid")
+    lines = list(show_lines(vec.data, "libxl"))
+    heads = [ln for ln in lines if ln.startswith("#")]
+    assert [h.split()[3] for h in heads][-2:] == ["CHECKPOINT_END", "END"]
+    assert sum("LIBXL_HEADER" in ln for ln in lines) == 1

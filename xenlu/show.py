@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,19 @@ def _named(named: Any) -> str:
     return named if isinstance(named, str) else str(named[0])
 
 
-def fmt_field(fi: FieldInfo | None, name: str, value: Any) -> str:
+#: Header fields shown in hex although their names say nothing of addresses:
+#: magics and identifiers (keyed by layout name and field).
+HEX_FIELDS = frozenset(
+    {
+        ("IMAGE_HEADER", "marker"),
+        ("IMAGE_HEADER", "id"),
+        ("LIBXL_HEADER", "ident"),
+        ("HVM_SAVE_HEADER", "magic"),
+    }
+)
+
+
+def fmt_field(fi: FieldInfo | None, name: str, value: Any, layout: str | None = None) -> str:
     """One field's value as text: hex, flag names, enum name, UUID, or decimal.
 
     >>> fmt_field(None, "gfn", 4096), fmt_field(None, "count", 4096)
@@ -89,7 +101,7 @@ def fmt_field(fi: FieldInfo | None, name: str, value: Any) -> str:
         return f"{v} ({_named(name_of)})" if name_of is not None else f"{v} (not a known value)"
     if fi is not None and (fi.bits is not None or fi.mask is not None):
         return _flags(fi, v)
-    if is_address(name):
+    if is_address(name) or (layout, name) in HEX_FIELDS:
         return f"{v:#x}"
     return str(v)
 
@@ -303,7 +315,8 @@ def value_lines(
             if fi.reserved:
                 continue
             label = f" [{since[fi.name]}]" if fi.name in since else ""
-            yield f"{pad}{fi.name + label:24} {fmt_field(fi, fi.name, getattr(value, fi.name))}"
+            text = fmt_field(fi, fi.name, getattr(value, fi.name), lay.name)
+            yield f"{pad}{fi.name + label:24} {text}"
         return
     if not dataclasses.is_dataclass(value):
         return
@@ -339,7 +352,9 @@ def _member_lines(
                     for f in dataclasses.fields(item)
                     if isinstance(getattr(item, f.name), int)
                 )
-                yield f"{pad}  [{i}] {head}"
+                label = getattr(item, "name", None)  # e.g. an HVM entry's typecode name
+                label = f"{label}: " if isinstance(label, str) else ""
+                yield f"{pad}  [{i}] {label}{head}"
                 for f in dataclasses.fields(item):
                     sub = getattr(item, f.name)
                     if not isinstance(sub, int):
@@ -462,22 +477,22 @@ def _dtype_name(dom: Any) -> str:
     return _named(fi.values.get(dom.domain_type, str(dom.domain_type)))
 
 
-def _libxc_lines(buf: memoryview, show_all: bool, record: str | None) -> Iterator[str]:
-    """A libxc stream from its framing (headers, then each record decoded alone)."""
+def _libxc_lines(
+    buf: memoryview, show_all: bool, record: str | None, start: int = 0, pad: str = ""
+) -> Generator[str, None, int]:
+    """A libxc stream at ``start`` from its framing (headers, then each record
+    decoded alone); returns the offset after its END."""
     from xenlu.libxc_stream import DomainHeader, ImageHeader
 
     ih = ImageHeader.LAYOUT
     dh = DomainHeader.LAYOUT
-    if len(buf) < ih.size + dh.size:
-        return
-    img = ih.unpack(buf, 0)
-    dom = dh.unpack(buf, ih.size)
-    yield f"image header ({ih.name})"
-    yield from value_lines(img, show_all, _INDENT, {})
-    yield f"domain header ({dh.name})"
-    yield from value_lines(dom, show_all, _INDENT, {})
-    pos = ih.size + dh.size
-    for idx, off, t, length in frames(buf, pos, len(buf), 0):
+    if len(buf) - start < ih.size + dh.size:
+        return len(buf)  # the whole-stream check reports the truncated header
+    yield f"{pad}image header ({ih.name})"
+    yield from value_lines(ih.unpack(buf, start), show_all, pad + _INDENT, {})
+    yield f"{pad}domain header ({dh.name})"
+    yield from value_lines(dh.unpack(buf, start + ih.size), show_all, pad + _INDENT, {})
+    for idx, off, t, length in frames(buf, start + ih.size + dh.size, len(buf), 0):
         spec = LIBXC.get(t)
         body = buf[off + 8 : off + 8 + length]
         if spec is None or spec.value_type is None:
@@ -485,9 +500,73 @@ def _libxc_lines(buf: memoryview, show_all: bool, record: str | None) -> Iterato
         else:
             value = spec.decode(body, Ctx(idx, t, off + 8, length, family="libxc"))
         if record is None or record_label("LibxcStream", t) == record:
-            yield from record_lines("LibxcStream", idx, Record(t, value, off), length, show_all)
+            rec = Record(t, value, off)
+            yield from record_lines("LibxcStream", idx, rec, length, show_all, pad)
         if t == 0:
-            return
+            return off + 8
+    return len(buf)
+
+
+def _libxl_lines(
+    buf: memoryview, show_all: bool, record: str | None, start: int
+) -> Generator[str, None, bool]:
+    """A libxl stream from its framing, the embedded libxc stream listed in place.
+    Returns False at a CHECKPOINT_END (checkpoint batches are listed from the
+    decoded model instead)."""
+    from xenlu.libxl import LibxlHeader, LibxlType
+
+    lay = LibxlHeader.LAYOUT
+    if len(buf) - start < lay.size:
+        return True
+    yield f"libxl header ({lay.name})"
+    yield from value_lines(lay.unpack(buf, start), show_all, _INDENT, {})
+    pos, idx = start + lay.size, 0
+    while pos < len(buf):
+        fr = next(frames(buf, pos, len(buf), idx), None)
+        if fr is None:
+            break
+        idx, off, t, length = fr
+        if t == LibxlType.CHECKPOINT_END:
+            return False
+        spec = LIBXL.get(t)
+        body = buf[off + 8 : off + 8 + length]
+        if spec is None or t == LibxlType.LIBXC_CONTEXT:
+            value: Any = UnknownRecord(t, bytes(body))
+        else:
+            value = spec.decode(body, Ctx(idx, t, off + 8, length, family="libxl"))
+        if record is None or record_label("LibxlStream", t) == record:
+            if t == LibxlType.LIBXC_CONTEXT:
+                yield f"#{idx} @{off:#x} {t:#010x} LIBXC_CONTEXT {length} bytes"
+            else:
+                yield from record_lines("LibxlStream", idx, Record(t, value, off), length, show_all)
+        pos = off + 8 + length + (-length & 7)
+        idx += 1
+        if t == LibxlType.LIBXC_CONTEXT:
+            yield f"{_INDENT}libxc stream @{pos:#x}"
+            pos = yield from _libxc_lines(buf, show_all, record, pos, _INDENT)
+        if t == LibxlType.END:
+            break
+    return True
+
+
+def _xl_lines(buf: memoryview, show_all: bool, record: str | None) -> Generator[str, None, bool]:
+    from xenlu.libxl import XL_HDR, XL_MAGIC, XL_MANDATORY_STREAMV2
+
+    at = len(XL_MAGIC)
+    if len(buf) < at + XL_HDR.size:
+        return True
+    byteorder, mandatory, optional, optlen = XL_HDR.unpack_from(buf, at)
+    yield "xl header"
+    yield f"{_INDENT}{'byteorder':24} {byteorder:#x}"
+    yield f"{_INDENT}{'mandatory_flags':24} {mandatory:#x}"
+    yield f"{_INDENT}{'optional_flags':24} {optional:#x}"
+    yield f"{_INDENT}{'optional_data':24} {optlen} bytes"
+    stream_at = at + XL_HDR.size + optlen
+    if mandatory & XL_MANDATORY_STREAMV2:
+        done = yield from _libxl_lines(buf, show_all, record, stream_at)
+        return done
+    yield from _libxc_lines(buf, show_all, record, stream_at)
+    return True
 
 
 def show_lines(
@@ -507,10 +586,31 @@ def show_lines(
     elif name == "libxc":
         yield from _libxc_lines(buf, show_all, record)
     else:
-        # libxl and xl embed a libxc stream without a length: list the decoded model.
-        stream = decode(buf, name)
-        yield f"{FORMAT_TABLE[name].title}"
-        yield from _model_lines(stream, show_all, "", record, buf)
+        walk = (
+            _libxl_lines(buf, show_all, record, 0)
+            if name == "libxl"
+            else _xl_lines(buf, show_all, record)
+        )
+        lines: list[str] = []
+        try:
+            while True:
+                lines.append(next(walk))
+        except StopIteration as stop:
+            walked = bool(stop.value)
+        except XenLUError:
+            yield from lines
+            raise
+        if walked:
+            yield from lines
+        else:
+            # A checkpointed stream: the libxc batch after a CHECKPOINT_END has
+            # no length of its own; list the decoded stream instead.
+            try:
+                stream = decode(buf, name)
+            except XenLUError:
+                yield from lines
+                raise
+            yield from _model_lines(stream, show_all, "", record, buf)
     verify(buf, name)
 
 
