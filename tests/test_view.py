@@ -446,3 +446,17 @@ def test_show_checkpointed_libxl_lists_decoded_stream() -> None:
     heads = [ln for ln in lines if ln.startswith("#")]
     assert [h.split()[3] for h in heads][-2:] == ["CHECKPOINT_END", "END"]
     assert sum("LIBXL_HEADER" in ln for ln in lines) == 1
+
+
+def test_diff_arrays_duplicate_keys_and_plain() -> None:
+    from xenlu.streamdiff import diff_arrays
+
+    dt = np.dtype([("leaf", "<u4"), ("subleaf", "<u4"), ("a", "<u4")])
+    a = np.array([(7, 0, 1), (7, 1, 2), (0, 0, 3)], dtype=dt)
+    b = np.array([(0, 0, 3), (7, 0, 1), (7, 1, 5), (7, 2, 6)], dtype=dt)
+    d = diff_arrays(a, b)
+    assert d is not None
+    assert d["counts"] == {"added": 1, "removed": 0, "changed": 1, "old": 3, "new": 4}
+    assert diff_arrays(a, a.copy()) is None
+    p = diff_arrays(np.array([1, 2, 3], "<u8"), np.array([2, 3, 4, 4], "<u8"), "pfns")
+    assert p is not None and (p["counts"]["added"], p["counts"]["removed"]) == (2, 1)
