@@ -30,6 +30,7 @@ import numpy as np
 from xenlu.api import format_of
 from xenlu.errors import CallerError
 from xenlu.jsonform import RECORD_FAMILIES, record_label, record_spec
+from xenlu.layout import FieldInfo
 from xenlu.registry import Record, UnknownRecord
 from xenlu.show import fmt_field
 
@@ -58,6 +59,8 @@ class Difference:
     counts: dict[str, int] = dc_field(default_factory=dict)
     examples: dict[str, list[str]] = dc_field(default_factory=dict)
     domid: int | None = None
+    #: The declared field (names of flag bits and values in the text form).
+    info: FieldInfo | None = dc_field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (``--json``)."""
@@ -79,11 +82,15 @@ class Difference:
         where = ".".join(p for p in (self.record, self.field) if p)
         head = f"{self.section}: {where}" if where else self.section
         if self.kind == "changed":
-            return [f"{head}: {_text(self.field, self.old)} → {_text(self.field, self.new)}"]
+            old, new = (
+                _text(self.field, self.old, self.info),
+                _text(self.field, self.new, self.info),
+            )
+            return [f"{head}: {old} → {new}"]
         if self.kind == "added":
-            return [f"{head}: added{_value_suffix(self.field, self.new)}"]
+            return [f"{head}: added{_value_suffix(self.field, self.new, self.info)}"]
         if self.kind == "removed":
-            return [f"{head}: removed{_value_suffix(self.field, self.old)}"]
+            return [f"{head}: removed{_value_suffix(self.field, self.old, self.info)}"]
         c = self.counts
         out = [
             f"{head}: {c['added']} added, {c['removed']} removed, {c['changed']} changed "
@@ -97,16 +104,16 @@ class Difference:
         return out
 
 
-def _value_suffix(name: str, v: Any) -> str:
-    return "" if v is None else f" ({_text(name, v)})"
+def _value_suffix(name: str, v: Any, info: FieldInfo | None = None) -> str:
+    return "" if v is None else f" ({_text(name, v, info)})"
 
 
-def _text(name: str, v: Any) -> str:
+def _text(name: str, v: Any, info: FieldInfo | None = None) -> str:
     if isinstance(v, (bytes, bytearray, memoryview)):
         raw = bytes(v)
         return f"<{len(raw)} bytes {raw[:16].hex()}{'…' if len(raw) > 16 else ''}>"
     if isinstance(v, int) and not isinstance(v, bool):
-        return fmt_field(None, name, v)
+        return fmt_field(info, name.rsplit(".", 1)[-1], v)
     return str(v)
 
 
@@ -285,14 +292,20 @@ def _diff_value(
         if _is_hvm_entries(a) and _is_hvm_entries(b):
             yield from _diff_hvm(a, b, path, mk)
             return
+        lays = [getattr(type(x), "LAYOUT", None) for x in (b, a)]
         for name in [*fa, *(n for n in fb if n not in fa)]:
             sub = f"{path}.{name}" if path else name
-            if name not in fb:
-                yield mk(sub, "removed", fa[name], None)
-            elif name not in fa:
-                yield mk(sub, "added", None, fb[name])
-            else:
-                yield from _diff_value(fa[name], fb[name], sub, mk, prefer)
+            info = next((x.field(name) for x in lays if x is not None and name in x.names), None)
+            for dif in (
+                [mk(sub, "removed", fa[name], None)]
+                if name not in fb
+                else [mk(sub, "added", None, fb[name])]
+                if name not in fa
+                else _diff_value(fa[name], fb[name], sub, mk, prefer)
+            ):
+                if dif.field == sub and dif.info is None:
+                    dif.info = info
+                yield dif
         return
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         for i in range(max(len(a), len(b))):
