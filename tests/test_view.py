@@ -460,3 +460,12 @@ def test_diff_arrays_duplicate_keys_and_plain() -> None:
     assert diff_arrays(a, a.copy()) is None
     p = diff_arrays(np.array([1, 2, 3], "<u8"), np.array([2, 3, 4, 4], "<u8"), "pfns")
     assert p is not None and (p["counts"]["added"], p["counts"]["removed"]) == (2, 1)
+
+
+def test_show_domain_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "--domain", "1", str(GOLDEN / "4.15" / "pv.bin")]) == 0
+    assert capsys.readouterr().out == "(no domain 1 in this stream)\n"
+    xl = tmp_path / "save.xl"
+    xl.write_bytes(next(v for v in VECTORS if v.name == "xl_valid").data)
+    assert main(["show", "--domain", "1", str(xl)]) == 2
+    assert "LU stream" in capsys.readouterr().err

@@ -11,9 +11,10 @@ import io
 import json
 from typing import IO, Any
 
-from xenlu.api import FORMATS, encode
+from xenlu.api import FORMATS, encode, sniff
 from xenlu.cli_io import (
     Exit,
+    UsageError,
     epilog,
     guarded,
     out,
@@ -41,6 +42,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from xenlu.show import show_error, show_lines
 
     fmt, data = _stream_bytes(args, args.file)
+    if args.domain is not None and fmt not in ("lu", "memory") and sniff(data) != "lu":
+        raise UsageError("--domain selects a domain section of an LU stream")
     try:
         for line in show_lines(
             data,

@@ -436,10 +436,13 @@ def _lu_lines(
     """An LU stream from its framing, record by record, so a fault ends the listing."""
     epoch: Epoch = (4, 11)
     current: int | None = None  # domid of the section being listed
+    seen = False  # whether the --domain section was found
     for idx, off, t, length in frames(buf, 0, len(buf), 0):
         if t == 0:
             if domain is None and record in (None, "END"):
                 yield f"#{idx} @{off:#x} 0x00000000 END"
+            if domain is not None and not seen:
+                yield f"(no domain {domain} in this stream)"
             return
         spec = LU.get(t) if t & 0x40000000 else LIBXC.get(t)
         body = buf[off + 8 : off + 8 + length]
@@ -460,6 +463,7 @@ def _lu_lines(
             epoch = epoch_of(value.xen_major, value.xen_minor)
         if spec is not None and spec.name == "LU_DOMAIN":
             current = value.domid
+            seen = seen or current == domain
             if domain is None or domain == current:
                 yield f"-- section: domain {current} ({_dtype_name(value)}) --"
         elif idx == 0 and domain is None:
