@@ -589,7 +589,7 @@ def show_lines(
         yield from _lu_lines(buf, show_all, domain, record)
     elif name == "libxc":
         yield from _libxc_lines(buf, show_all, record)
-    else:
+    elif name in ("libxl", "xl"):
         walk = (
             _libxl_lines(buf, show_all, record, 0)
             if name == "libxl"
@@ -615,6 +615,11 @@ def show_lines(
                 yield from lines
                 raise
             yield from _model_lines(stream, show_all, "", record, buf)
+    else:
+        # Any other family of the format table: its decoded stream, field by
+        # field and record by record (a broken one shows only the error).
+        yield f"{FORMAT_TABLE[name].title}"
+        yield from _model_lines(decode(buf, name), show_all, "", record, buf)
     verify(buf, name)
 
 
