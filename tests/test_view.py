@@ -469,3 +469,27 @@ def test_show_domain_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     xl.write_bytes(next(v for v in VECTORS if v.name == "xl_valid").data)
     assert main(["show", "--domain", "1", str(xl)]) == 2
     assert "LU stream" in capsys.readouterr().err
+
+
+def test_show_unknown_record_body_hex() -> None:
+    text = "\n".join(show_lines(_with_extra_records()))
+    assert "0x80001234 optional 13 bytes" in text
+    assert "    body " + bytes(range(13)).hex() in text
+    assert "LU_XEN_PAGES 8 bytes" in text  # the count-0 record: its count header only
+    assert "entries: 0 entries" in text
+
+
+def test_dump_stdout_build_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sys
+
+    src = GOLDEN / "4.12" / "epoch.bin"
+    assert main(["dump", "--inline-max", "0", str(src)]) == 0
+    text = capsys.readouterr().out
+    assert json.loads(text)["format"] == JSON_FORMAT
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    out = tmp_path / "back.lu"
+    assert main(["build", "-", "-o", str(out)]) == 0
+    assert out.read_bytes() == src.read_bytes()

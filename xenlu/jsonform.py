@@ -36,6 +36,8 @@ declarations, never written by hand per record:
   not all zero.
 * bytes are hex (``"0a1b"``) up to 64 bytes, else ``{"base64": ...}``;
   either spelling (and ``{"hex": ...}``) is accepted.
+* integers are JSON numbers (u64 exact); a hand edit may also write them
+  as text, ``"0x40000"`` or ``"262144"``.
 
 >>> from xenlu.hostgen import make_host
 >>> from xenlu.api import encode
