@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import enum
 import uuid
 from collections.abc import Generator, Iterator
 from typing import Any
@@ -72,6 +73,16 @@ def _named(named: Any) -> str:
     return named if isinstance(named, str) else str(named[0])
 
 
+def _names(mapping: Any) -> dict[int, Any]:
+    """A declared ``values``/``bits``/``mask`` table as ``{int: name}``: a mapping
+    as declared, or an enum class (``IntEnum``/``IntFlag``) derived from one."""
+    if mapping is None:
+        return {}
+    if isinstance(mapping, type) and issubclass(mapping, enum.Enum):
+        return {int(m.value): m.name for m in mapping}
+    return {int(k): v for k, v in dict(mapping).items()}
+
+
 #: Header fields shown in hex although their names say nothing of addresses:
 #: magics and identifiers (keyed by layout name and field).
 HEX_FIELDS = frozenset(
@@ -97,7 +108,7 @@ def fmt_field(fi: FieldInfo | None, name: str, value: Any, layout: str | None = 
         return _hex_bytes(raw)
     v = int(value)
     if fi is not None and fi.values is not None:
-        name_of = fi.values.get(v)
+        name_of = _names(fi.values).get(v)
         return f"{v} ({_named(name_of)})" if name_of is not None else f"{v} (not a known value)"
     if fi is not None and (fi.bits is not None or fi.mask is not None):
         return _flags(fi, v)
@@ -111,11 +122,14 @@ def _flags(fi: FieldInfo, v: int) -> str:
         return "0"
     names: list[str] = []
     rest = v
-    for bit, named in sorted((fi.bits or {}).items()):
+    bits = _names(fi.bits)
+    if isinstance(fi.bits, type):  # an IntFlag: member values are masks, not bit numbers
+        bits = {m.bit_length() - 1: n for m, n in bits.items() if m and not m & (m - 1)}
+    for bit, named in sorted(bits.items()):
         if v >> bit & 1:
             names.append(_named(named))
             rest &= ~(1 << bit)
-    for mask, named in sorted((fi.mask or {}).items()):
+    for mask, named in sorted(_names(fi.mask).items()):
         if v & mask:
             shift = (mask & -mask).bit_length() - 1
             names.append(f"{_named(named)}={(v & mask) >> shift}")
@@ -478,7 +492,7 @@ def _lu_lines(
 
 def _dtype_name(dom: Any) -> str:
     fi = dom.LAYOUT.field("domain_type")
-    return _named(fi.values.get(dom.domain_type, str(dom.domain_type)))
+    return _named(_names(fi.values).get(dom.domain_type, str(dom.domain_type)))
 
 
 def _libxc_lines(
