@@ -398,13 +398,22 @@ def _named_by(report: Any, d: Difference) -> bool:
 
 
 @pytest.mark.parametrize("target", ["4.15", "4.21"])
-def test_diff_upgrade_names_only_reported_changes(target: str) -> None:
-    old = make_host("4.11", n_hvm=2, mem_mib=4)
+@pytest.mark.parametrize("source", ["hostgen", "4.11/epoch", "4.11/mixed", "4.13/hvm"])
+def test_diff_upgrade_names_only_reported_changes(source: str, target: str) -> None:
+    if source == "hostgen":
+        old = make_host("4.11", n_hvm=2, mem_mib=4)
+    else:
+        old = decode_lu((GOLDEN / f"{source}.bin").read_bytes())
     new, report = convert(old, target)
     diffs = diff_streams(old, decode_lu(encode_lu(new)))
     assert diffs
     unnamed = [d.lines()[0] for d in diffs if not _named_by(report, d)]
     assert unnamed == []
+    # A change the conversion did not make is not named by its report.
+    doc = to_json(new)
+    _edit(doc, 1, "max_vcpus", 7)
+    extra = [d for d in diff_streams(old, from_json(doc)) if not _named_by(report, d)]
+    assert [(d.domid, d.record, d.field) for d in extra] == [(1, "LU_DOMAIN", "max_vcpus")]
 
 
 def test_diff_cli_differ_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
