@@ -501,3 +501,44 @@ def test_dump_stdout_build_stdin(
     out = tmp_path / "back.lu"
     assert main(["build", "-", "-o", str(out)]) == 0
     assert out.read_bytes() == src.read_bytes()
+
+
+def _leaves(x: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    if isinstance(x, dict):
+        for k, v in x.items():
+            out += _leaves(v, (*path, k))
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            out += _leaves(v, (*path, i))
+    return [*out, path] if path else out
+
+
+_EDIT_DOCS = [
+    to_json(api.decode((GOLDEN / "4.15" / "mixed.bin").read_bytes())),
+    to_json(api.decode(next(v for v in VALID_VECTORS if v.name == "xl_valid").data)),
+]
+_EDIT_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(1 << 70), max_value=1 << 70),
+    st.sampled_from(["", "zz", "0x10", "O", "<U4", "AAAA", [], {}, {"base64": "!!"}, ["00"]]),
+    st.just({"itemsize": 1 << 40, "fields": []}),
+    st.just({"count": 1 << 40, "dtype": "<u8", "values": {"base64": "AAAAAAAAAAA="}}),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(range(len(_EDIT_DOCS))), st.integers(min_value=0), _EDIT_VALUES)
+def test_any_hand_edit_builds_or_raises_a_typed_error(which: int, at: int, value: Any) -> None:
+    doc = json.loads(json.dumps(_EDIT_DOCS[which]))
+    paths = _leaves(doc)
+    path = paths[at % len(paths)]
+    target = doc
+    for k in path[:-1]:
+        target = target[k]
+    target[path[-1]] = value
+    try:
+        build(doc)
+    except XenLUError:
+        pass  # a JsonFormError with its path, or verify's located error

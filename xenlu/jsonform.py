@@ -85,6 +85,8 @@ JSON_FORMAT = "xenlu-json/1"
 
 #: Up to this many entries, array columns are JSON lists (editable by hand).
 INLINE_MAX = 64
+#: The largest entry a dtype may declare (every declared entry is far smaller).
+_ITEMSIZE_MAX = 1 << 16
 #: Up to this many bytes, a bytes value is a hex string.
 _HEX_MAX = 64
 
@@ -441,11 +443,24 @@ def _raw(x: Any, path: str) -> bytes:
 
 
 def _dtype(x: Any, path: str) -> np.dtype[Any]:
+    dt = _parse_dtype(x, path)
+    kinds = [dt.fields[n][0].kind for n in dt.names] if dt.fields and dt.names else [dt.kind]
+    if dt.hasobject or dt.subdtype is not None or any(k not in "uiV" for k in kinds):
+        raise JsonFormError(
+            f"bad dtype {dt.str}: only integers and raw bytes (u, i, V) are stream data",
+            path + ".dtype",
+        )
+    return dt
+
+
+def _parse_dtype(x: Any, path: str) -> np.dtype[Any]:
     try:
         if isinstance(x, str):
             return np.dtype(x)
         if isinstance(x, dict) and isinstance(x.get("fields"), list):
             fields = x["fields"]
+            if not 0 < int(x["itemsize"]) <= _ITEMSIZE_MAX:
+                raise ValueError(f"itemsize must be 1 … {_ITEMSIZE_MAX}")
             return np.dtype(
                 {
                     "names": [str(f[0]) for f in fields],
@@ -454,7 +469,7 @@ def _dtype(x: Any, path: str) -> np.dtype[Any]:
                     "itemsize": int(x["itemsize"]),
                 }
             )
-    except (TypeError, ValueError, KeyError, IndexError) as exc:
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
         raise JsonFormError(f"bad dtype: {exc}", path + ".dtype") from None
     raise JsonFormError("bad dtype: expected a type string or {itemsize, fields}", path + ".dtype")
 
@@ -464,8 +479,10 @@ def _column(x: Any, dt: np.dtype[Any], count: int, path: str) -> np.ndarray:
         _want(len(x) == count, f"{len(x)} values, count says {count}", path)
         try:
             if dt.kind == "V":
-                raw = b"".join(_raw(v, f"{path}[{i}]") for i, v in enumerate(x))
-                return np.frombuffer(raw, dtype=dt) if count else np.zeros(0, dt)
+                parts = [_raw(v, f"{path}[{i}]") for i, v in enumerate(x)]
+                for i, part in enumerate(parts):
+                    _want(len(part) == dt.itemsize, f"expected {dt.itemsize} bytes", f"{path}[{i}]")
+                return np.frombuffer(b"".join(parts), dtype=dt) if count else np.zeros(0, dt)
             if any(isinstance(v, bool) or not isinstance(v, int) for v in x):
                 bad = next(v for v in x if isinstance(v, bool) or not isinstance(v, int))
                 raise JsonFormError(f"expected integers, got {_short(bad)}", path)
@@ -495,13 +512,20 @@ def array_from_json(x: Any, path: str = "") -> np.ndarray:
     unknown = set(cols) - set(dt.names)
     if unknown:
         raise JsonFormError(f"no field {sorted(unknown)[0]!r} in the dtype", path + ".columns")
-    arr = np.zeros(count, dtype=dt)
     assert dt.fields is not None
+    # Every column is checked against count before the array is allocated: a
+    # hand-edited count never allocates more than the columns hold.
+    parsed: dict[str, np.ndarray] = {}
     for name in dt.names:
         if name in cols:
-            arr[name] = _column(cols[name], dt.fields[name][0], count, f"{path}.columns.{name}")
+            sub = f"{path}.columns.{name}"
+            parsed[name] = _column(cols[name], dt.fields[name][0], count, sub)
         else:
             _want(name.startswith("rsvd"), f"missing column {name!r}", path + ".columns")
+    _want(bool(parsed) or count == 0, "no columns for a non-empty array", path + ".columns")
+    arr = np.zeros(count, dtype=dt)
+    for name, col in parsed.items():
+        arr[name] = col
     return arr
 
 
