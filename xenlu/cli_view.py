@@ -139,6 +139,12 @@ def _count(text: str) -> int:
     return n
 
 
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, 78)
+
+
 def register(subparsers: Any) -> None:
     """Add ``show``, ``dump``, ``build`` and ``diff`` to the ``xenlu`` parser."""
     from xenlu.cli import add_input_options
@@ -147,10 +153,12 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "show",
         help="list every record with its fields",
-        description="List every record (index, offset, type, length) with its fields by "
-        "their spec names: frame numbers in hex, flags and enumerations by name. Bulk "
-        "arrays show their first and last runs. A broken stream is listed up to the fault, "
-        "then the error.",
+        description=_wrap(
+            "List every record (index, offset, type, length) with its fields by "
+            "their spec names: frame numbers in hex, flags and enumerations by name. Bulk "
+            "arrays show their first and last runs. A broken stream is listed up to the fault, "
+            "then the error."
+        ),
         epilog=epilog(
             "xenlu show host.lu | less",
             "xenlu show --domain 1 --record LU_P2M --all host.lu",
@@ -166,9 +174,11 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "dump",
         help="the JSON form of a stream (edit it, then build)",
-        description="Write the JSON form of a stream (format xenlu-json/1, described in "
-        "the xenlu.jsonform module): records by spec field names, bulk arrays column-wise, "
-        "unknown records as hex. `xenlu build` turns it back into the same bytes.",
+        description=_wrap(
+            "Write the JSON form of a stream (format xenlu-json/1, described in "
+            "the xenlu.jsonform module): records by spec field names, bulk arrays column-wise, "
+            "unknown records as hex. `xenlu build` turns it back into the same bytes."
+        ),
         epilog=epilog(
             "xenlu dump host.lu -o host.json",
             "xenlu dump --inline-max -1 guest.xl | jq '.stream.records[].name'",
@@ -190,9 +200,11 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "build",
         help="stream bytes from a JSON form",
-        description="Build stream bytes from a JSON form: lengths, padding, section crc32c "
-        "and sizes are recomputed, then the stream is verified (exit 1 when invalid, "
-        "nothing written; --no-check writes it anyway).",
+        description=_wrap(
+            "Build stream bytes from a JSON form: lengths, padding, section crc32c "
+            "and sizes are recomputed, then the stream is verified (exit 1 when invalid, "
+            "nothing written; --no-check writes it anyway)."
+        ),
         epilog=epilog(
             "xenlu build host.json -o host.lu",
             "xenlu build --no-check broken.json -o fault.lu",
@@ -207,9 +219,11 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "diff",
         help="semantic difference of two streams",
-        description="Compare two streams of one family field by field (epochs may differ); "
-        "bulk arrays as keyed sets (entries added, removed, changed). Exit 0 when equal, "
-        "1 when they differ.",
+        description=_wrap(
+            "Compare two streams of one family field by field (epochs may differ); "
+            "bulk arrays as keyed sets (entries added, removed, changed). Exit 0 when equal, "
+            "1 when they differ."
+        ),
         epilog=epilog(
             "xenlu diff host.lu host-4.15.lu",
             "xenlu diff --json monday.lu tuesday.lu | jq .differences",
