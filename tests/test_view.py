@@ -543,3 +543,16 @@ def test_any_hand_edit_builds_or_raises_a_typed_error(which: int, at: int, value
     # error; anything else (TypeError, MemoryError …) fails the test.
     with contextlib.suppress(XenLUError):
         build(doc)
+
+
+def test_diff_nested_streams_xl() -> None:
+    by = {v.name: v for v in VALID_VECTORS}
+    a = api.decode(by["xl_valid"].data)
+    b = api.decode(by["xl_pv_valid"].data)
+    diffs = diff_streams(a, b)
+    where = {(d.record, d.field, d.kind) for d in diffs}
+    assert ("stream/LIBXC_CONTEXT", "stream.domain.type", "changed") in where
+    assert ("stream/LIBXC_CONTEXT/stream/X86_PV_INFO", "", "added") in where
+    pfns = next(d for d in diffs if d.field == "pfns")
+    assert pfns.examples["removed"][0] == "pfn 0x0"
+    assert diff_streams(a, api.decode(by["xl_valid"].data)) == []

@@ -196,10 +196,13 @@ def diff_arrays(
     a_names = a.dtype.names
     b_names = b.dtype.names
     if a_names is None or b_names is None:
-        av = a.astype(np.uint64).view(np.dtype([("value", np.uint64)]))
-        bv = b.astype(np.uint64).view(np.dtype([("value", np.uint64)]))
-        a, b = av, bv
-        a_names, b_names = ("value",), ("value",)
+        # A plain array (pfns, frames): the values are the keys, named after the
+        # array ("pfns" → "pfn", shown in hex like every frame number).
+        label = (name.rsplit(".", 1)[-1] or "value").removesuffix("s")
+        one = np.dtype([(label, np.uint64)])
+        a = np.ascontiguousarray(a.astype(np.uint64)).view(one)
+        b = np.ascontiguousarray(b.astype(np.uint64)).view(one)
+        a_names, b_names = (label,), (label,)
     assert a_names is not None and b_names is not None
     if a.dtype == b.dtype and len(a) == len(b) and _same_bytes(a, b):
         return None
@@ -423,15 +426,23 @@ def _body(v: Any) -> Any:
     return bytes(v.body) if isinstance(v, UnknownRecord) else type(v).__name__
 
 
-def _with_record(mk: Any, record: str) -> Any:
-    def make(path: str, kind: str, old: Any = None, new: Any = None, **kw: Any) -> Difference:
-        d: Difference = mk(path, kind, old, new, record=record, **kw)
+def _with_record(mk: Any, name: str) -> Any:
+    """A difference maker whose records are inside ``name``: a record (or the field
+    path of a stream nested in one) prefixes the record names of what it holds."""
+
+    def make(
+        path: str, kind: str, old: Any = None, new: Any = None, *, record: str = "", **kw: Any
+    ) -> Difference:
+        d: Difference = mk(
+            path, kind, old, new, record=f"{name}/{record}" if record else name, **kw
+        )
         return d
 
     return make
 
 
 def _diff_model(a: Any, b: Any, path: str, mk: Any) -> Iterator[Difference]:
+    """A stream object field by field; its records by name (nested under ``path``)."""
     owner = type(a).__name__
     for f in dataclasses.fields(a):
         if not f.compare:
@@ -439,21 +450,9 @@ def _diff_model(a: Any, b: Any, path: str, mk: Any) -> Iterator[Difference]:
         va, vb = getattr(a, f.name), getattr(b, f.name)
         sub = f"{path}.{f.name}" if path else f.name
         if f.name == "records" and owner in RECORD_FAMILIES:
-            yield from _diff_records(owner, va, vb, _nest(mk, sub if path else ""))
+            yield from _diff_records(owner, va, vb, _with_record(mk, path) if path else mk)
         else:
             yield from _diff_value(va, vb, sub, mk)
-
-
-def _nest(mk: Any, prefix: str) -> Any:
-    if not prefix:
-        return mk
-
-    def make(path: str, kind: str, old: Any = None, new: Any = None, **kw: Any) -> Difference:
-        rec = kw.pop("record", "")
-        d: Difference = mk(path, kind, old, new, record=f"{prefix}/{rec}" if rec else prefix, **kw)
-        return d
-
-    return make
 
 
 def _maker(section: str, domid: int | None) -> Any:
