@@ -61,14 +61,14 @@ def test_vector_round_trip(vec: Any) -> None:
     assert round_trip(vec.data, vec.format, 0) == vec.data
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.one_of(S.streams(max_domains=3), S.libxc_streams(), S.libxl_streams(xl=None)))
 def test_round_trip_property_every_family(data: bytes) -> None:
     assert round_trip(data) == data
     assert round_trip(data, inline_max=0) == data
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(S.wild_hosts(max_domains=3))
 def test_round_trip_property_wild_hosts(host: LUStream) -> None:
     data = encode_lu(host)
@@ -529,7 +529,7 @@ _EDIT_VALUES = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.sampled_from(range(len(_EDIT_DOCS))), st.integers(min_value=0), _EDIT_VALUES)
 def test_any_hand_edit_builds_or_raises_a_typed_error(which: int, at: int, value: Any) -> None:
     doc = json.loads(json.dumps(_EDIT_DOCS[which]))
@@ -556,3 +556,21 @@ def test_diff_nested_streams_xl() -> None:
     pfns = next(d for d in diffs if d.field == "pfns")
     assert pfns.examples["removed"][0] == "pfn 0x0"
     assert diff_streams(a, api.decode(by["xl_valid"].data)) == []
+
+
+_FAMILY_STREAMS = st.one_of(S.streams(max_domains=3), S.libxc_streams(), S.libxl_streams(xl=None))
+
+
+@settings(max_examples=25, deadline=None)
+@given(_FAMILY_STREAMS, _FAMILY_STREAMS)
+def test_diff_property_any_two_streams(x: bytes, y: bytes) -> None:
+    a, b = api.decode(x), api.decode(y)
+    assert diff_streams(a, api.decode(x)) == []
+    if api.format_of(a) != api.format_of(b):
+        with pytest.raises(XenLUError, match="cannot compare"):
+            diff_streams(a, b)
+        return
+    diffs = diff_streams(a, b)
+    assert (diffs == []) == (x == y) or x != y  # equal bytes never differ
+    for d in diffs:
+        assert d.lines() and json.dumps(d.to_json())

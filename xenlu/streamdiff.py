@@ -122,7 +122,9 @@ def _plain(v: Any) -> Any:
         return bytes(v).hex()
     if isinstance(v, np.generic):
         return v.item()
-    return v
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    return str(v)
 
 
 # --- arrays --------------------------------------------------------------------
@@ -288,7 +290,10 @@ def _diff_value(
             yield mk(path, "changed", bytes(a), bytes(b))
         return
     if _is_stream(a) and _is_stream(b):
-        yield from _diff_model(a, b, path, mk)
+        if type(a) is not type(b):  # e.g. an xl file holding a libxl vs a libxc stream
+            yield mk(path, "changed", type(a).__name__, type(b).__name__)
+        else:
+            yield from _diff_model(a, b, path, mk)
         return
     fa, fb = _fields(a), _fields(b)
     if fa or fb:
