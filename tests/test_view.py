@@ -574,3 +574,24 @@ def test_diff_property_any_two_streams(x: bytes, y: bytes) -> None:
     assert (diffs == []) == (x == y) or x != y  # equal bytes never differ
     for d in diffs:
         assert d.lines() and json.dumps(d.to_json())
+
+
+_SHOW_INPUTS = [p.read_bytes() for p in GOLDEN_FILES[:8]] + [v.data for v in VALID_VECTORS[:12]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(range(len(_SHOW_INPUTS))),
+    st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), min_size=1, max_size=3),
+    st.integers(min_value=0),
+)
+def test_show_damaged_stream_raises_only_typed_errors(
+    which: int, flips: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(_SHOW_INPUTS[which])
+    for at, byte in flips:
+        data[at % len(data)] = byte
+    data = data[: len(data) - cut % 64]
+    with contextlib.suppress(XenLUError):
+        for _ in show_lines(bytes(data)):
+            pass
