@@ -21,8 +21,9 @@ declarations, never written by hand per record:
   layout per epoch, ``"layout"`` names it (``"LU_DOMAIN@4.15"``). A record
   of a type xenlu does not know is ``{"type": ..., "name": "optional",
   "body": "<hex>"}``, kept byte-exactly. Lengths, padding, LU_SECTION_END
-  (crc32c and size) and the END record are not in the form: :func:`build`
-  recomputes them.
+  (crc32c and size) and an LU stream's END are not in the form:
+  :func:`build` recomputes them (a libxc or libxl END is a record of its
+  stream's list, and is in it).
 * a bulk array is ``{"count": N, "dtype": ..., "columns": {name: column}}``
   (a structured array, one column per field) or ``{"count": N, "dtype":
   "<u8", "values": column}``; ``dtype`` is numpy's little-endian type string
@@ -38,6 +39,14 @@ declarations, never written by hand per record:
   either spelling (and ``{"hex": ...}``) is accepted.
 * integers are JSON numbers (u64 exact); a hand edit may also write them
   as text, ``"0x40000"`` or ``"262144"``.
+
+A new stream family (a :class:`xenlu.api.Format` entry) gets the form, and
+``show``/``diff``, by providing: a stream class that is a dataclass whose
+fields are ints, bools, bytes, numpy arrays, :func:`~xenlu.layout.packed`
+values, nested dataclasses, tuples/lists of those or ``list[Record]``; for
+each class holding a ``records`` list, an entry in :data:`RECORD_FAMILIES`
+(its registry's lookup), with every :class:`~xenlu.registry.RecordSpec`'s
+``value_type`` set; and an encoder that recomputes lengths and checksums.
 
 >>> from xenlu.hostgen import make_host
 >>> from xenlu.api import encode
@@ -114,7 +123,7 @@ def _lu_or_libxc(t: int) -> RecordSpec | None:
 
 #: Stream or section class name → the record spec of a type code in its
 #: ``records`` list. A new stream family adds its classes here (see the
-#: module notes in ``docs``: a Format entry, a stream dataclass, a registry).
+#: module notes: a Format entry, a stream dataclass, a registry).
 RECORD_FAMILIES: dict[str, Callable[[int], RecordSpec | None]] = {
     "GlobalSection": _lu_or_libxc,
     "LUDomain": _lu_or_libxc,
