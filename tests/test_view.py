@@ -553,8 +553,8 @@ def test_diff_nested_streams_xl() -> None:
     where = {(d.record, d.field, d.kind) for d in diffs}
     assert ("stream/LIBXC_CONTEXT", "stream.domain.type", "changed") in where
     assert ("stream/LIBXC_CONTEXT/stream/X86_PV_INFO", "", "added") in where
-    pfns = next(d for d in diffs if d.field == "pfns")
-    assert pfns.examples["removed"][0] == "pfn 0x0"
+    pages = next(d for d in diffs if d.field == "pages")
+    assert pages.examples["removed"][0].startswith("pfn 0x0, type 0, page a5a5")
     assert diff_streams(a, api.decode(by["xl_valid"].data)) == []
 
 
@@ -595,3 +595,27 @@ def test_show_damaged_stream_raises_only_typed_errors(
     with contextlib.suppress(XenLUError):
         for _ in show_lines(bytes(data)):
             pass
+
+
+def test_diff_page_data_matched_by_pfn_across_batches() -> None:
+    from xenlu.libxc import PageData, RecType
+
+    vec = next(v for v in VALID_VECTORS if v.name == "hvm_v3_valid")
+    a = api.decode(vec.data)
+    i, rec = next((i, r) for i, r in enumerate(a.records) if r.type == RecType.PAGE_DATA)
+    pd = rec.value
+    assert pd.page_count >= 1
+    page = bytearray(pd.page(0))
+    page[100] ^= 0xFF
+    changed = PageData(pd.pfns.copy(), memoryview(bytes(page) + bytes(pd.pages[4096:])))
+    records = list(a.records)
+    records[i] = Record(rec.type, changed)
+    b = type(a)(a.header, a.domain, records)
+    (d,) = diff_streams(a, b)
+    assert (d.record, d.field, d.counts["changed"], d.counts["added"]) == (
+        "PAGE_DATA",
+        "pages",
+        1,
+        0,
+    )
+    assert d.examples["changed"][0].startswith("pfn 0x")

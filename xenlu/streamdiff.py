@@ -176,6 +176,21 @@ def _match(a: np.ndarray, b: np.ndarray, key: str | None) -> tuple[np.ndarray, n
     return ia, ib
 
 
+def _rows_differ(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Which raw-bytes values (e.g. 4 KiB pages) differ, compared a chunk of
+    rows at a time so the temporaries stay small."""
+    n, size = len(a), a.dtype.itemsize
+    out = np.zeros(n, bool)
+    if size != b.dtype.itemsize:
+        out[:] = True
+        return out
+    for i in range(0, n, chunk):
+        x = np.ascontiguousarray(a[i : i + chunk]).view(np.uint8).reshape(-1, size)
+        y = np.ascontiguousarray(b[i : i + chunk]).view(np.uint8).reshape(-1, size)
+        out[i : i + chunk] = (x != y).any(axis=1)
+    return out
+
+
 def _row_text(arr: np.ndarray, i: int, prefer: tuple[Any, ...] = ()) -> str:
     row = arr[i]
     names = [n for n in arr.dtype.names or () if not n.startswith("rsvd")]
@@ -219,11 +234,7 @@ def diff_arrays(
     for n in common:
         col_a, col_b = a[n][ia], b[n][ib]
         if col_a.dtype.kind == "V":
-            changed |= ~np.all(
-                np.ascontiguousarray(col_a).view(np.uint8).reshape(len(ia), -1)
-                == np.ascontiguousarray(col_b).view(np.uint8).reshape(len(ia), -1),
-                axis=1,
-            )
+            changed |= _rows_differ(col_a, col_b)
         else:
             changed |= col_a.astype(np.int64 if col_a.dtype.kind == "i" else np.uint64) != (
                 col_b.astype(np.int64 if col_b.dtype.kind == "i" else np.uint64)
@@ -406,6 +417,13 @@ def _diff_records(owner: str, ra: list[Record], rb: list[Record], mk: Any) -> It
             continue
         spec = record_spec(owner, xa[0].type)
         prefer = spec.layouts if spec is not None else ()
+        joined = _JOINS.get(name)
+        if joined is not None:
+            # Records whose entries pair an array with data (PAGE_DATA): one
+            # keyed array per stream, then compared like any bulk array.
+            aa, bb = joined([r.value for r in xa]), joined([r.value for r in xb])
+            yield from _diff_value(aa, bb, "pages", rmk, prefer)
+            continue
         col = _single_array(xa[0].value)
         if col is not None and _single_array(xb[0].value) == col:
             # Bulk: every entry of this record type in the section, however split.
@@ -425,6 +443,32 @@ def _diff_records(owner: str, ra: list[Record], rb: list[Record], mk: Any) -> It
                     yield sub_mk("body", "changed", ba, bb_)
             else:
                 yield from _diff_value(xa[i].value, xb[i].value, "", sub_mk, prefer)
+
+
+def _page_data_entries(values: list[Any]) -> np.ndarray:
+    """Every PAGE_DATA entry of a stream as one array: pfn, type and page
+    (4096 raw bytes; zero for types that carry none), so that pages are
+    matched by pfn however the records batch them (libxc §1.6)."""
+    from xenlu.libxc import PAGE_SIZE
+
+    dt = np.dtype([("pfn", "<u8"), ("type", "u1"), ("page", f"V{PAGE_SIZE}")])
+    n = sum(len(v.pfns) for v in values)
+    out = np.zeros(n, dt)
+    at = 0
+    for v in values:
+        k = len(v.pfns)
+        part = out[at : at + k]
+        part["pfn"] = v.pfn_numbers
+        part["type"] = v.types
+        has = (v.types & 7) <= 4  # the entries that carry a page (libxc §1.6)
+        if v.page_count:
+            part["page"][has] = np.frombuffer(v.pages, dtype=f"V{PAGE_SIZE}")
+        at += k
+    return out
+
+
+#: Record types whose entries are compared joined across records (by name).
+_JOINS = {"PAGE_DATA": _page_data_entries}
 
 
 def _body(v: Any) -> Any:
