@@ -619,3 +619,21 @@ def test_diff_page_data_matched_by_pfn_across_batches() -> None:
         0,
     )
     assert d.examples["changed"][0].startswith("pfn 0x")
+
+
+def test_show_runs_collapse_invalid_mfn_ranges() -> None:
+    from xenlu.lu_records import P2mEntry
+    from xenlu.show import _array_lines
+
+    a = np.zeros(4, P2mEntry.LAYOUT.dtype)
+    a["gfn"] = [0, 16, 32, 48]
+    a["mfn"] = [(1 << 64) - 1, (1 << 64) - 1, (1 << 64) - 1, 0x100]
+    a["nr_pages"] = 16
+    a["p2m_type"] = [4, 4, 4, 0]  # mmio_dm ×3, then ram_rw
+    a["access"] = 7
+    lines = list(_array_lines("entries", a, False, "", (P2mEntry,)))
+    assert lines == [
+        "entries: 4 entries, 2 runs",
+        "  [0] gfn 0x0–0x2f → mfn INVALID, p2m_type mmio_dm, access rwx, 48 pages",
+        "  [3] gfn 0x30–0x3f → mfn 0x100–0x10f, p2m_type ram_rw, access rwx, 16 pages",
+    ]

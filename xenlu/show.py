@@ -215,7 +215,9 @@ def _runs(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], str | Non
     cont = np.ones(n - 1, bool)
     for c in addr:
         col = arr[c].astype(np.uint64)
-        cont &= col[1:] == col[:-1] + pages[:-1]
+        # INVALID_MFN (no frames behind the entry, e.g. an MMIO hole) stays INVALID.
+        invalid = (col[1:] == _INVALID) & (col[:-1] == _INVALID)
+        cont &= (col[1:] == col[:-1] + pages[:-1]) | invalid
     for c in names:
         if c not in addr and c != size:
             col = arr[c]
@@ -274,9 +276,10 @@ def _array_lines(
     picks = list(range(nruns)) if show_all or nruns <= 2 * HEAD else [*range(HEAD), -1]
     if not show_all and nruns > 2 * HEAD:
         picks += range(nruns - HEAD, nruns)
+    what = "runs" if nruns != n else "entries"
     for k in picks:
         if k < 0:
-            yield f"{pad}  … {nruns - 2 * HEAD} more runs …"
+            yield f"{pad}  … {nruns - 2 * HEAD} more {what} …"
             continue
         text = _entry_text(arr, int(starts[k]), lay, addr, size, int(totals[k]))
         yield f"{pad}  [{int(starts[k])}] {text}"
