@@ -95,6 +95,13 @@ COMMANDS: list[list[str]] = [
     ["convert", "--dry-run", "--to", "4.15"],
     ["convert", "--dry-run", "--json", "--to", "4.11"],
     ["map"],
+    ["show"],
+    ["show", "--all"],
+    ["dump"],
+    ["dump", "-o"],
+    ["build", "-o"],
+    ["diff"],
+    ["diff", "--json"],
 ]
 
 # input -> exit code for every command, or per command name where they differ
@@ -108,7 +115,7 @@ BAD_INPUTS: dict[str, int | dict[str, int]] = {
     "image.png": INVALID,
     "truncated.lu": INVALID,
     # an xl file where an LU stream is needed; --to-v3 refuses a v3 stream
-    "save.xl": {"verify": 0, "inspect": 0, "default": INVALID},
+    "save.xl": {"verify": 0, "inspect": 0, "show": 0, "dump": 0, "diff": 0, "default": INVALID},
 }
 
 
@@ -138,6 +145,10 @@ def test_bad_input_table(
         argv.append(str(tmp_path / "out.bin"))
     if cmd[0] == "map":
         argv += ["-o", str(tmp_path / "out.png")]
+    if cmd[-1] == "-o":  # dump -o OUT, build -o OUT: the output goes in tmp_path
+        argv = [*cmd, str(tmp_path / "out.bin"), src]
+    if cmd[0] == "diff":
+        argv.append(src)  # the stream against itself
     rc = run(argv)
     out, err = capsys.readouterr()
     want = _expected(inp, cmd)
@@ -155,6 +166,8 @@ def test_bad_input_table(
         assert obj["file"] == src and "offset" in obj["error"]
     assert _tree(inputs) == before
     written = {"convert": {"out.bin"}, "map": {"out.png"}}.get(cmd[0], set())
+    if cmd[-1] == "-o":  # dump -o OUT, build -o OUT
+        written = {"out.bin"}
     if "--dry-run" in cmd:
         written = set()
     assert _tree(tmp_path) == (written if rc == 0 else set()), (
@@ -206,6 +219,12 @@ USAGE: list[list[str]] = [
     ["convert", "--to-v3", "--to", "4.15", "F", "O"],
     ["convert", "--to", "4.15", "--report", "-", "F", "O"],
     ["convert", "F", "O"],
+    ["show", "--domain", "one", "F"],
+    ["show", "--nope", "F"],
+    ["dump", "--inline-max", "x", "F"],
+    ["build", "F"],
+    ["diff", "F"],
+    ["diff", "-q", "--json", "F", "G"],
     ["schema", "dump", "--epoch", "5.0"],
     ["schema", "dump", "--epoch", NINES],
     ["schema", "nope"],
@@ -520,7 +539,10 @@ def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser
     return {}
 
 
-@pytest.mark.parametrize("name", ["verify", "inspect", "convert", "validate", "plan", "map"])
+@pytest.mark.parametrize(
+    "name",
+    ["verify", "inspect", "convert", "validate", "plan", "map", "show", "dump", "build", "diff"],
+)
 def test_help_documents_every_option_the_exit_codes_and_examples(name: str) -> None:
     sub = _subparsers(build_parser())[name]
     for a in sub._actions:

@@ -416,7 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=guarded("inspect", cmd_inspect))
 
     # A subcommand module that fails to import is a bug: let it show.
-    for name in ("xenlu.cli_convert", "xenlu.cli_validate", "xenlu.cli_compat", "xenlu.cli_map"):
+    for name in (
+        "xenlu.cli_convert",
+        "xenlu.cli_validate",
+        "xenlu.cli_compat",
+        "xenlu.cli_map",
+        "xenlu.cli_view",
+    ):
         importlib.import_module(name).register(sub)
     return parser
 
