@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 from xenlu import names
 from xenlu.epochs import Epoch, parse_epoch
-from xenlu.rules import CLEAN_CHUNK, TINY, Rule, RuleSet, Violation, dirty
+from xenlu.rules import TINY, Rule, RuleSet, Violation
 
 __all__ = [
     "FieldInfo",
@@ -560,13 +560,14 @@ class Layout:
         # the exact (slower) search run, so errors are unchanged.
         folded = bool(arr.flags.c_contiguous and arr.dtype == self.dtype)
         tests = rs.clean_tests(self.dtype, folded)
-        if any(dirty(arr[s : s + CLEAN_CHUNK], tests) for s in range(0, n, CLEAN_CHUNK)):
-            for start in range(0, n, chunk):
-                v = rs.locate_fields(arr[start : start + chunk])
-                if v is not None:
-                    entry = start + v.entry
-                    off = entry * self.size + v.offset
-                    return Violation(entry, v.field, off, v.message, v.expected, v.got)
+        if rs.clean(arr, tests):  # one fused pass over the entries
+            return None
+        for start in range(0, n, chunk):
+            v = rs.locate_fields(arr[start : start + chunk])
+            if v is not None:
+                entry = start + v.entry
+                off = entry * self.size + v.offset
+                return Violation(entry, v.field, off, v.message, v.expected, v.got)
         if rs.records and not rs.records_clean(arr):
             return rs.locate_records(arr)
         return None
