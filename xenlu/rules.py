@@ -594,14 +594,15 @@ class RuleSet:
         at_least: list[int] = []
         for i, (sc, _) in enumerate(self._screened):
             fi = by_name.get(getattr(sc, "field", ""))
-            word, byte = divmod(fi.offset, 8) if fi is not None else (-1, 0)
-            one_word = fi is not None and fi.kind == "uint" and (fi.offset + fi.size - 1) // 8 == word
-            if one_word and isinstance(sc, AtLeast) and sc.value > 0:
+            if fi is None or fi.kind != "uint" or fi.offset // 8 != (fi.offset + fi.size - 1) // 8:
+                others.append(i)  # not an unsigned field inside one word: screened alone
+                continue
+            word, byte = divmod(fi.offset, 8)
+            if isinstance(sc, AtLeast) and sc.value > 0:
                 v = sc.value << (8 * byte)
                 floor = v if not floor else min(floor, v)
                 at_least.append(i)
-            elif one_word and isinstance(sc, OrIn) and word in folded_words:
-                assert fi is not None
+            elif isinstance(sc, OrIn) and word in folded_words:
                 from_or.append((i, word, 8 * byte, (1 << 8 * fi.size) - 1, sc.maybe))
             else:
                 others.append(i)
