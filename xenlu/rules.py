@@ -500,7 +500,12 @@ class RuleSet:
                     return rr.violation(row, i, i * self.size + self._offsets[rr.field])
         return None
 
-    def clean(self, arr: np.ndarray, tests: list[tuple[str, str, Any]]) -> bool:
+    def clean(
+        self,
+        arr: np.ndarray,
+        tests: list[tuple[str, str, Any]],
+        on_step: Callable[[int, int], object] | None = None,
+    ) -> bool:
         """The fast verdict on ``arr``: True when no entry breaks a field or record rule.
 
         One fused pass: step by step (:data:`CLEAN_BYTES`), the field tests
@@ -514,6 +519,9 @@ class RuleSet:
         :func:`dirty` and :meth:`records_clean` together (a screen is only a
         sufficient condition for "no entry breaks the rule"); a False sends
         the caller to the exact locators, so errors are unchanged.
+        ``on_step(start, stop)``, when given, runs before the tests of each
+        step (entries ``start:stop``, in order, back to back) while the step
+        is read anyway: the LU verify computes the section's crc32c there.
         """
         import numpy as np
 
@@ -527,6 +535,8 @@ class RuleSet:
         if plan is None:
             for s in range(0, n, step):
                 part = arr[s : s + step]
+                if on_step is not None:
+                    on_step(s, s + len(part))
                 if dirty(part, tests):
                     return False
                 for screen, bad in single:
@@ -542,6 +552,8 @@ class RuleSet:
         ors: dict[int, int] = {}
         for s in range(0, n, step):
             e = s + step
+            if on_step is not None:
+                on_step(s, min(e, n))
             for w, forbid, post in word_tests:
                 o = ors[w] = int(np.bitwise_or.reduce(rows[s:e, w]))
                 if o & forbid:
