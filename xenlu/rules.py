@@ -20,7 +20,11 @@ them every way a rule is evaluated, so the same input gets the same
 * :meth:`RuleSet.clean_tests`: the vectorised "is every entry clean?"
   verdict for bulk arrays (bit-pattern tests of one 8-byte word folded into
   one OR-reduction, a derivation of the same rules);
-* :meth:`RuleSet.locate_array`: the first bad entry and field of an array;
+* :meth:`RuleSet.clean`: that verdict and the record rules' screens in one
+  fused pass over an array, step by step in the cache (screens as data,
+  :class:`AtLeast` and :class:`OrIn`, share its reductions);
+* :meth:`RuleSet.locate_fields`, :meth:`RuleSet.locate_records`: the first bad
+  entry and rule of an array;
 * :meth:`Rule.describe` and the ``fld`` metadata: the text schemas show.
 
 A record-level rule's verdict is written once with the operators that
@@ -467,8 +471,10 @@ class RuleSet:
             tests: list[tuple[str, str, Any]] = []
             for r in self.field_rules:
                 tests.extend(r.clean_tests(dtype[r.field.name]))
-            self._tests = tests
+            # _folded first: another thread (the LU verify's executor) that
+            # sees _tests set must find _folded set too.
             self._folded = fold_words(tests, self.fields, self.size, self.byteorder)
+            self._tests = tests
         return self._folded if folded else self._tests  # type: ignore[return-value]
 
     def locate_fields(self, arr: np.ndarray) -> Violation | None:
