@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from xenlu.epochs import EPOCHS
 from xenlu.errors import EncodeError, RecordError
 from xenlu.layout import Layout, Packed, Rsvd, fld, packed, reserved
+from xenlu.lu_records import ENTRY_RULES
 from xenlu.registry import LU, Ctx
+from xenlu.strategies import entries
 from xenlu.values import to_jsonable
 
 
@@ -200,6 +202,114 @@ def test_fast_clean_verdict_never_hides_a_violation(
     if exact is not None and got is not None:
         assert (got.entry, got.field, got.message) == (exact.entry, exact.field, exact.message)
         assert got.offset == exact.offset
+
+
+_BIG = [2**64 - 1, 2**64 - 2, 2**64 - 2**32, 2**64 - 2**32 - 1, 2**63, 2**32 - 1]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lay=st.sampled_from(_ALL_LAYOUTS),
+    epoch=st.sampled_from(EPOCHS),
+    n=st.integers(9, 90),
+    seed=st.integers(0, 2**32 - 1),
+    flips=st.integers(0, 3),
+    bigs=st.integers(0, 2),
+    step=st.integers(1, 9),
+    strided=st.booleans(),
+)
+def test_fused_clean_pass_never_hides_a_violation(
+    lay: Layout,
+    epoch: tuple[int, int],
+    n: int,
+    seed: int,
+    flips: int,
+    bigs: int,
+    step: int,
+    strided: bool,
+) -> None:
+    """RuleSet.clean (one fused pass, steps of ``step`` entries so violations
+    land in every step and across step boundaries, folded or not) is True
+    exactly when no field or record rule breaks, and check_array then gives
+    the exact locators' first violation. ``bigs`` puts values near 2**64 in
+    u64 fields, so the AtLeast screens trip; the OrIn screens trip on the
+    flipped bytes."""
+    rng = np.random.default_rng(seed)
+    raw = np.zeros((2 if strided else 1) * n * lay.size, np.uint8)
+    base = raw.view(lay.dtype)
+    for fi in lay.fields:
+        if fi.kind != "bytes" and not fi.reserved:
+            low = fi.lo if fi.lo is not None else min(fi.allowed(epoch) or {0})
+            base[fi.name] = max(low, 0)
+    for _ in range(flips):
+        raw[rng.integers(len(raw))] = rng.choice(_TRICKY)
+    wide = [fi.name for fi in lay.fields if fi.kind == "uint" and fi.size == 8]
+    for _ in range(bigs if wide else 0):
+        base[str(rng.choice(wide))][rng.integers(len(base))] = _BIG[rng.integers(len(_BIG))]
+    arr = base[::2] if strided else base
+    verdicts, got, exact = _clean_verdicts_and_check(lay, arr, epoch, step)
+    assert verdicts == {exact is None}
+    assert got == exact
+
+
+def _clean_verdicts_and_check(
+    lay: Layout, arr: np.ndarray, epoch: tuple[int, int], step: int
+) -> tuple[set[bool], object, object]:
+    """(RuleSet.clean's verdicts folded and not, check_array, the exact locators)
+    with steps of ``step`` entries."""
+    from xenlu import rules as rules_mod
+
+    rules = lay.rules(epoch)
+    exact = rules.locate_fields(arr)
+    if exact is not None:  # located by field offset within its entry
+        exact = dataclasses.replace(exact, offset=exact.entry * lay.size + exact.offset)
+    else:
+        exact = rules.locate_records(arr)
+    saved = rules_mod.CLEAN_BYTES
+    rules_mod.CLEAN_BYTES = step * lay.size
+    try:
+        folded = bool(arr.flags.c_contiguous)
+        verdicts = {rules.clean(arr, rules.clean_tests(lay.dtype, f)) for f in {folded, False}}
+        got = lay.check_array(arr, epoch)
+    finally:
+        rules_mod.CLEAN_BYTES = saved
+    return verdicts, got, exact
+
+
+_EDITS = [0, 1, 2, 3, 4, 6, 7, 10, 12, 15, 16, 0xFF, 0x100, 0xFFFF]
+_EDITS += [2**32 - 1, 2**63, 2**64 - 2**32 - 1, 2**64 - 2**32, 2**64 - 2, 2**64 - 1]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=st.data(),
+    rt=st.sampled_from(sorted(ENTRY_RULES)),
+    epoch=st.sampled_from(EPOCHS),
+    step=st.integers(1, 9),
+)
+def test_fused_clean_pass_on_valid_bulk_entries_with_edits(
+    data: st.DataObject, rt: int, epoch: tuple[int, int], step: int
+) -> None:
+    """The bulk entry layouts (P2M, ownership, page types, grant maps, …):
+    valid entries from the strategies, then up to three fields set to edge
+    values (0, type codes, 2**64 - 2**32, INVALID_MFN, …) anywhere, so every
+    screen trips and every rule breaks in some example, in any step. The
+    fused pass says clean exactly when the exact locators find nothing."""
+    cls = ENTRY_RULES[rt].layout_for(epoch)
+    lay: Layout = cls.LAYOUT
+    arr = data.draw(entries(cls, epoch, min_size=9, max_size=60)).copy()
+    raw = arr.view(np.uint8).reshape(len(arr), lay.size)
+    for _ in range(data.draw(st.integers(0, 3))):
+        i = data.draw(st.integers(0, len(arr) - 1))
+        fi = data.draw(st.sampled_from(lay.fields))
+        codes = sorted(fi.allowed(epoch) or ())  # a valid code may break a record rule
+        v = data.draw(st.sampled_from(_EDITS + codes + codes))
+        raw[i, fi.offset : fi.offset + fi.size] = list(
+            (v % 2 ** (8 * fi.size)).to_bytes(fi.size, "little")
+        )
+    verdicts, got, exact = _clean_verdicts_and_check(lay, arr, epoch, step)
+    assert verdicts == {exact is None}
+    assert got == exact
 
 
 @settings(max_examples=300, deadline=None)

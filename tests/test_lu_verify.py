@@ -273,3 +273,103 @@ def test_decode_with_an_executor_gives_the_same_stream_and_errors() -> None:
         assert with_pool(data) == decode_lu(data)
         for case in cases:
             assert _outcome(with_pool, case) == _outcome(decode_lu, case)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.binary(max_size=300), b=st.binary(max_size=300), zeros=st.integers(0, 5000))
+def test_crc32c_combine_is_the_crc_of_the_concatenation(a: bytes, b: bytes, zeros: int) -> None:
+    """The pieces of a section checked on several threads give its crc32c."""
+    from xenlu.lu_check import crc32c_combine
+
+    b = b + bytes(zeros)
+    assert crc32c_combine(crc32c(a), crc32c(b), len(b)) == crc32c(a + b)
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+@pytest.mark.parametrize("step_bytes", [64, 1000, 1 << 18])
+def test_large_records_checked_with_the_crc_in_steps(
+    monkeypatch: pytest.MonkeyPatch, threads: int, step_bytes: int
+) -> None:
+    """The large records' entries go through the crc32c step by step (steps
+    of a few entries, steps that end mid-entry are rounded to whole entries,
+    one step): a valid stream passes the one walk, and an entry edit in any
+    step of a large record gives decode_lu's error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import xenlu.rules as rules_mod
+
+    monkeypatch.setattr(rules_mod, "CLEAN_BYTES", step_bytes)
+    data = _host_bytes((4, 21), 1 << 27)
+    mv = memoryview(data)
+    big = [
+        (off, n) for _, off, t, n in frames(mv, 0, len(mv), 0) if t == T.LU_P2M and n > 8 + 64 * 24
+    ]
+    assert big
+    with ThreadPoolExecutor(threads) if threads else _no_pool() as pool:
+        assert _verify_fast(mv, True, pool)
+        for off, n in big[:2]:
+            count = (n - 8) // 24
+            for entry in (0, 3, count // 2, count - 1):
+                at = off + 16 + entry * 24 + 22  # entries[entry].rsvd
+                bad = _reseal(data[:at] + b"\x01" + data[at + 1 :])
+                assert not _verify_fast(memoryview(bad), True, pool)
+                got = _outcome(functools.partial(verify_lu, executor=pool), bad)
+                assert got == _outcome(decode_lu, bad) is not None
+
+
+_POOL: list[Any] = []
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    edits=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.sampled_from([0, 1, 2, 7, 8, 0x40, 0xFF])),
+        min_size=1,
+        max_size=3,
+    ),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+    reseal=st.booleans(),
+)
+def test_mutated_streams_same_verdict_and_error_on_an_executor(
+    edits: list[tuple[float, int]], cut: float | None, reseal: bool
+) -> None:
+    """Large records and crc32c pieces on two threads: the same verdicts and
+    errors as decode_lu, whatever the edits (a bad entry before a framing
+    error of the same section included)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(2))
+    pool = _POOL[0]
+    buf = bytearray(_host_bytes((4, 21), 1 << 27))
+    for where, value in edits:
+        buf[int(where * len(buf))] = value
+    mutated = _reseal(bytes(buf)) if reseal else bytes(buf)
+    if cut is not None:
+        mutated = mutated[: int(cut * len(mutated))]
+    want = _outcome(decode_lu, mutated)
+    assert _verify_fast(memoryview(mutated), True, pool) == (want is None)
+    assert _outcome(functools.partial(verify_lu, executor=pool), mutated) == want
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+@pytest.mark.parametrize("closing", ["domid", "section_bytes"])
+def test_bad_large_record_before_a_bad_section_end(threads: int, closing: str) -> None:
+    """Large records wait for their section's end to be checked with its
+    crc32c; when that end is itself wrong, the earlier bad entry is still
+    the first error (as decode_lu reports it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = _host_bytes((4, 21), 1 << 27)
+    mv = memoryview(data)
+    off = next(o for _, o, t, n in frames(mv, 0, len(mv), 0) if t == T.LU_P2M and n > 8 + 64 * 24)
+    at = off + 16 + 7 * 24 + 22  # entries[7].rsvd
+    buf = bytearray(_reseal(data[:at] + b"\x01" + data[at + 1 :]))
+    sec = next(s for s in scan_lu(bytes(buf)) if s.start <= off < s.end)
+    buf[sec.end + (8 if closing == "domid" else 16)] ^= 1
+    bad = bytes(buf)
+    want = _outcome(decode_lu, bad)
+    assert want is not None and want[0] == "RecordError"
+    with ThreadPoolExecutor(threads) if threads else _no_pool() as pool:
+        assert not _verify_fast(memoryview(bad), True, pool)
+        assert _outcome(functools.partial(verify_lu, executor=pool), bad) == want

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 from xenlu import names
 from xenlu.epochs import Epoch, parse_epoch
-from xenlu.rules import CLEAN_CHUNK, TINY, Rule, RuleSet, Violation, dirty
+from xenlu.rules import TINY, Rule, RuleSet, Violation
 
 __all__ = [
     "FieldInfo",
@@ -542,7 +542,11 @@ class Layout:
         return fn
 
     def check_array(
-        self, arr: np.ndarray, epoch: Epoch | None = None, chunk: int = 1 << 20
+        self,
+        arr: np.ndarray,
+        epoch: Epoch | None = None,
+        chunk: int = 1 << 20,
+        on_step: Callable[[int, int], object] | None = None,
     ) -> Violation | None:
         """The first rule broken by any entry, vectorised, or None.
 
@@ -550,7 +554,8 @@ class Layout:
         entry), then each record rule in declaration order (its first bad
         entry); the same :class:`Violation` as :meth:`checker` gives for that
         entry alone. Works in chunks so the temporaries stay small on
-        host-sized arrays.
+        host-sized arrays. ``on_step``: see :meth:`RuleSet.clean` (steps of
+        the fast pass only; arrays of at most ``TINY`` entries have none).
         """
         n = len(arr)
         if n <= TINY:
@@ -560,13 +565,14 @@ class Layout:
         # the exact (slower) search run, so errors are unchanged.
         folded = bool(arr.flags.c_contiguous and arr.dtype == self.dtype)
         tests = rs.clean_tests(self.dtype, folded)
-        if any(dirty(arr[s : s + CLEAN_CHUNK], tests) for s in range(0, n, CLEAN_CHUNK)):
-            for start in range(0, n, chunk):
-                v = rs.locate_fields(arr[start : start + chunk])
-                if v is not None:
-                    entry = start + v.entry
-                    off = entry * self.size + v.offset
-                    return Violation(entry, v.field, off, v.message, v.expected, v.got)
+        if rs.clean(arr, tests, on_step):  # one fused pass over the entries
+            return None
+        for start in range(0, n, chunk):
+            v = rs.locate_fields(arr[start : start + chunk])
+            if v is not None:
+                entry = start + v.entry
+                off = entry * self.size + v.offset
+                return Violation(entry, v.field, off, v.message, v.expected, v.got)
         if rs.records and not rs.records_clean(arr):
             return rs.locate_records(arr)
         return None

@@ -16,9 +16,13 @@ count header out of line, a deferred checksum that does not match — the
 stream goes to :func:`~xenlu.lu_walk.decode_lu`, which raises the exact,
 located first error: at most two walks.
 
-Parallelism is opt-in: with ``executor`` (a
-:class:`concurrent.futures.Executor`), large records and the crc32c of
-large sections are checked there (both release the GIL).
+Large records are checked at their section's end, in the same pass as the
+section's crc32c (§4.15): step by step, each step's bytes go through
+crc32c and every field test and record-rule screen while they are in the
+cache, so each byte is read from memory once. Parallelism is opt-in: with
+``executor`` (a :class:`concurrent.futures.Executor`), each large record
+with the bytes before it is one job (crc32c and numpy release the GIL),
+and the section's checksum is combined from the pieces' (:func:`crc32c_combine`).
 
 >>> verify_lu(b"")
 Traceback (most recent call last):
@@ -93,6 +97,86 @@ def _big_ok(buf: memoryview, pos: int, t: int, count: int, epoch: Epoch) -> bool
     return rules.ok(rules.layout_for(epoch).LAYOUT.array(buf, pos + 16, count), epoch)
 
 
+#: A large record of a section: (offset, type, count, offset past its end).
+_Big = tuple[int, int, int, int]
+
+
+def _piece(
+    buf: memoryview, lo: int, hi: int, big: _Big | None, epoch: Epoch, crc: int = 0
+) -> tuple[bool, int]:
+    """Bytes ``lo:hi`` of a section, holding at most the large record ``big``:
+    (its entries break no rule, the crc32c continued from ``crc``).
+
+    The entries are checked by the layout's fused pass
+    (:meth:`~xenlu.rules.RuleSet.clean`), which hands each step to the crc
+    before its tests (§4.15 checksum, §4 entry rules: one read of each byte).
+    """
+    if big is None:
+        return True, crc32c(buf[lo:hi], crc)
+    pos, t, count, _ = big
+    first = pos + 16  # record header and count header (§1, §4)
+    crc = crc32c(buf[lo:first], crc)
+    lay = ENTRY_RULES[t].layout_for(epoch).LAYOUT
+    size = lay.size
+    done = first
+
+    def step(a: int, b: int) -> None:
+        nonlocal crc, done
+        crc = crc32c(buf[first + a * size : first + b * size], crc)
+        done = first + b * size
+
+    # (_bulk's entry check is check_array: the same verdict as ENTRY_RULES[t].ok)
+    ok = lay.check_array(lay.array(buf, first, count), epoch, on_step=step) is None
+    return ok, crc32c(buf[done:hi], crc) if ok else crc
+
+
+def _gf2_times(mat: tuple[int, ...], vec: int) -> int:
+    out, i = 0, 0
+    while vec:
+        if vec & 1:
+            out ^= mat[i]
+        vec >>= 1
+        i += 1
+    return out
+
+
+def _zeros_operators() -> list[tuple[int, ...]]:
+    """The GF(2) operators that append 2**k zero bytes to a crc32c, k = 0..63."""
+    op: tuple[int, ...] = (0x82F63B78, *(1 << n for n in range(31)))  # one zero bit
+    for _ in range(3):  # 2, 4, 8 bits
+        op = tuple(_gf2_times(op, op[n]) for n in range(32))
+    ops = [op]
+    for _ in range(63):
+        op = tuple(_gf2_times(op, op[n]) for n in range(32))
+        ops.append(op)
+    return ops
+
+
+_ZEROS: list[tuple[int, ...]] = []
+
+
+def crc32c_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The crc32c of ``A + B`` from ``crc1`` of A, ``crc2`` of B and ``len(B)``.
+
+    The pieces of a section checked on several threads each have their own
+    crc32c; their section's is combined here (the GF(2) method of zlib's
+    crc32_combine: append len2 zero bytes to crc1, then add crc2).
+
+    >>> from xenlu.framing import crc32c
+    >>> crc32c_combine(crc32c(b"live "), crc32c(b"update"), 6) == crc32c(b"live update")
+    True
+    """
+    if not _ZEROS:
+        _ZEROS.extend(_zeros_operators())
+    k = 0
+    while len2:
+        if len2 & 1:
+            crc1 = _gf2_times(_ZEROS[k], crc1)
+        len2 >>= 1
+        k += 1
+    return crc1 ^ crc2
+
+
 class Check:
     """The check-only handler: keeps nothing, takes steady records in bulk."""
 
@@ -107,6 +191,10 @@ class Check:
         self.words = np.frombuffer(buf, np.uint64, count=self.end >> 3) if self.end >= 8 else None
         self.pending: dict[int, array[int]] = {}
         self.jobs: list[tuple[Future[Any], object]] = []
+        #: The large records of the open section, checked with its crc32c.
+        self.bigs: list[_Big] = []
+        #: Sections checked on the executor: their pieces' jobs and lengths, the crc wanted.
+        self.split: list[tuple[list[tuple[Future[tuple[bool, int]], int]], int]] = []
         self._hot_for: tuple[SectionState | None, int] = (None, -1)
         self._hot: dict[int, tuple[int, Callable[[int], None]]] = {}
 
@@ -152,11 +240,8 @@ class Check:
                 gather(pos)
             elif length > rec_max or pos + 8 + length > end:
                 raise _Doubt
-            elif self.executor is not None:
-                job = self.executor.submit(_big_ok, buf, pos, t, count, self.epoch)
-                self.jobs.append((job, True))
-            elif not _big_ok(buf, pos, t, count, self.epoch):
-                raise _Doubt
+            else:  # checked with the section's crc32c (defer_crc)
+                self.bigs.append((pos, t, count, pos + 8 + length))
             pos += 8 + length
             idx += 1
             if not idx & flush_mask:
@@ -171,10 +256,37 @@ class Check:
                     raise _Doubt
                 del heads[:]
 
+    def bigs_ok(self) -> bool:
+        """Check the open section's large records alone (the walk stopped inside it)."""
+        bigs, self.bigs = self.bigs, []
+        return all(_big_ok(self.buf, p, t, n, self.epoch) for p, t, n, _ in bigs)
+
     def defer_crc(self, start: int, stop: int, want: int) -> bool:
-        if self.executor is None or stop - start < _CRC_THREAD_MIN_BYTES:
+        """The section ``start:stop`` is framed; check its large records and its
+        crc32c ``want`` in one pass, here or on the executor. False: the walker
+        computes the crc32c itself (no large record, no executor or a small section)."""
+        bigs, self.bigs = self.bigs, []
+        buf, epoch, ex = self.buf, self.epoch, self.executor
+        if not bigs and (ex is None or stop - start < _CRC_THREAD_MIN_BYTES):
             return False
-        self.jobs.append((self.executor.submit(crc32c, self.buf[start:stop]), want))
+        # Pieces: the bytes up to the end of each large record, then the rest.
+        cuts: list[tuple[int, int, _Big | None]] = []
+        lo = start
+        for big in bigs:
+            cuts.append((lo, big[3], big))
+            lo = big[3]
+        cuts.append((lo, stop, None))
+        if ex is None:
+            crc = 0
+            for a, b, piece in cuts:
+                ok, crc = _piece(buf, a, b, piece, epoch, crc)
+                if not ok:
+                    raise _Doubt
+            if crc != want:
+                raise _Doubt  # (the exact pass names the checksum error)
+            return True
+        jobs = [(ex.submit(_piece, buf, a, b, piece, epoch), b - a) for a, b, piece in cuts]
+        self.split.append((jobs, want))
         return True
 
     def settle(self) -> bool:
@@ -188,6 +300,17 @@ class Check:
             if job.exception() is not None or job.result() != want:
                 ok = False
         self.jobs.clear()
+        for pieces, want in self.split:
+            crc = 0
+            for piece, n in pieces:
+                if piece.exception() is not None:
+                    ok = False
+                    continue
+                good, part = piece.result()
+                ok = ok and good
+                crc = crc32c_combine(crc, part, n)
+            ok = ok and crc == want
+        self.split.clear()
         return ok
 
 
@@ -199,14 +322,19 @@ def _check(buf: memoryview, strict: bool, executor: Executor | None) -> bool:
     try:
         w.stream()
         h.section_done()
+        if h.bigs and not h.bigs_ok():  # (every section's close takes its own)
+            raise _Doubt
     except _Doubt:
         h.settle()
         return False
     except XenLUError:
         # Every record before the error was checked (pending entries are
-        # flushed at each section's end and just now), so it is the first.
+        # flushed at each section's end and just now, the open section's
+        # large records too), so it is the first.
         try:
             h.section_done()
+            if not h.bigs_ok():
+                raise _Doubt
         except _Doubt:
             h.settle()
             return False

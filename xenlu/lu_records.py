@@ -41,7 +41,7 @@ from xenlu.layout import (
 )
 from xenlu.names import bit_names, epoch_limited, value_names
 from xenlu.registry import Ctx, RecordSpec, fixed_record
-from xenlu.rules import Pick, Rule
+from xenlu.rules import AtLeast, OrIn, Pick, Rule
 from xenlu.values import Value
 
 __all__ = [
@@ -679,7 +679,7 @@ P2M_HAS_FRAME = tuple(
     int(t) for t in P2mType if P2M_CLASS[t] not in (P2mClass.NONE, P2mClass.PAGING_IN)
 )
 #: [OR of a chunk's p2m types]: could the chunk hold a type with no frame?
-_P2M_MAYBE_NO_FRAME = [any(t & ~o == 0 for t in P2M_NO_FRAME) for o in range(256)]
+_P2M_MAYBE_NO_FRAME = tuple(any(t & ~o == 0 for t in P2M_NO_FRAME) for o in range(256))
 #: nr_pages < 2^32, so only a gfn at or above 2^64 - 2^32 can wrap.
 _GFN_MAY_WRAP = 0xFFFFFFFF00000000
 
@@ -721,7 +721,7 @@ class P2mEntry(Packed):
             lambda c: c.isin(c.p2m_type, P2M_NO_FRAME) & (c.mfn != INVALID_MFN),
             "INVALID_MFN",
             repair=_repair_mfn,
-            screen=lambda a: _P2M_MAYBE_NO_FRAME[int(np.bitwise_or.reduce(a["p2m_type"]))],
+            screen=OrIn("p2m_type", _P2M_MAYBE_NO_FRAME),
         ),
         Rule(
             "mfn",
@@ -729,7 +729,7 @@ class P2mEntry(Packed):
             lambda c: c.isin(c.p2m_type, P2M_HAS_FRAME) & (c.mfn == INVALID_MFN),
             "an MFN",
             repair=_repair_mfn,
-            screen=lambda a: bool(a["mfn"].max() == INVALID_MFN),
+            screen=AtLeast("mfn", INVALID_MFN),
         ),
         # An extent must not wrap the 64-bit gfn/mfn space.
         Rule(
@@ -738,7 +738,7 @@ class P2mEntry(Packed):
             lambda c: c.wrap64(c.gfn + (c.nr_pages - 1)) < c.gfn,
             "no overflow",
             repair=_repair_wrap,
-            screen=lambda a: bool(a["gfn"].max() >= _GFN_MAY_WRAP),
+            screen=AtLeast("gfn", _GFN_MAY_WRAP),
         ),
     )
 
