@@ -24,22 +24,34 @@ The framing shared by LU and libxc streams (8-byte header, body, zero
 padding to 8 bytes; LU spec §1, reference §1.4) is read here; each family's
 machine gets whole records (or the pieces of a large bulk record).
 
->>> import xenlu
->>> from xenlu.strategies import tiny_lu_bytes          # doctest: +SKIP
 >>> d = Decoder("lu")
 >>> d.feed(b"")
->>> d.next_event() is NEED_DATA
-True
+>>> d.next_event()
+NEED_DATA
 
 Verifying a stream that arrives over a socket (any object with
-``readinto`` or ``read``)::
+``readinto`` or ``read``):
 
-    >>> import socket, threading
-    >>> a, b = socket.socketpair()
-    >>> data = xenlu.encode(stream)                       # doctest: +SKIP
-    >>> threading.Thread(target=lambda: (a.sendall(data), a.close())).start()  # doctest: +SKIP
-    >>> verify_stream(b.makefile("rb"))                   # doctest: +SKIP
-    'lu'
+>>> import socket, threading, xenlu
+>>> from xenlu.hostgen import make_host
+>>> data = xenlu.encode(make_host((4, 11), n_hvm=1, mem_mib=2, dom0_mem_mib=2))
+>>> a, b = socket.socketpair()
+>>> sender = threading.Thread(target=lambda: (a.sendall(data), a.close()))
+>>> sender.start()
+>>> with b.makefile("rb") as f:
+...     verify_stream(f)
+'lu'
+>>> sender.join(); b.close()
+
+Events, fed one byte at a time:
+
+>>> d = Decoder("lu")
+>>> for i in range(len(data)):
+...     d.feed(data[i : i + 1])
+>>> d.next_event()
+RecordEvent(index=0, offset=0, type=1073741824, length=8, family='lu')
+>>> d.close().size == len(data)
+True
 """
 
 from __future__ import annotations
@@ -165,9 +177,7 @@ def rebased(exc: DecodeError, base: int) -> DecodeError:
     return exc
 
 
-def _machine(
-    fmt: str, strict: bool, emit: Callable[[Event], None] | None, limit: int
-) -> Machine:
+def _machine(fmt: str, strict: bool, emit: Callable[[Event], None] | None, limit: int) -> Machine:
     # A large record is checked in pieces of at least a quarter of the buffer.
     piece = max(limit // 4, 64)
     if fmt == "lu":
@@ -267,8 +277,10 @@ class Decoder:
         self._events: deque[Event] = deque()
         self._emit = self._events.append if events else None
         self._m: Machine | None = None
+        # The bytes held: _buf[_lo:_hi], the first at absolute offset _base.
         self._buf = bytearray()
-        self._base = 0  # absolute offset of _buf[0]
+        self._lo = self._hi = 0
+        self._base = 0
         self._started = False
         self._error: XenLUError | None = None
         self._closed = False
@@ -282,26 +294,63 @@ class Decoder:
     # -- the public face ----------------------------------------------------------
     def feed(self, data: Any) -> None:
         """Take the next bytes of the stream (bytes, bytearray, memoryview)."""
-        if self._error is not None:
-            raise self._error
-        if self._closed:
-            raise CallerError("feed() after close()")
+        self._usable()
         mv = memoryview(data).cast("B")
-        if not len(mv):
+        n = len(mv)
+        if not n:
             return
-        self.fed += len(mv)
-        try:
-            if self._buf:
-                self._buf += mv
-                self._run_buffered()
-            else:
+        if self._hi == self._lo:
+            # Nothing held: read the records in place, keep only the rest.
+            self.fed += n
+            try:
                 used = self._run(mv, self._base)
-                if used < len(mv):
-                    self._buf = bytearray(mv[used:])
-                self._base += used
+            except XenLUError as exc:
+                self._error = exc
+                raise
+            self._base += used
+            if used < n:
+                self.get_buffer(n - used)[:] = mv[used:]
+                self._hi += n - used
+            return
+        self.get_buffer(n)[:] = mv
+        self.buffer_updated(n)
+
+    def get_buffer(self, n: int) -> memoryview:
+        """A writable view of ``n`` bytes for the next bytes of the stream; say
+        how many were written with :meth:`buffer_updated` (no copy: read
+        straight into it, ``readable.readinto(d.get_buffer(n))``)."""
+        self._usable()
+        buf, lo, hi = self._buf, self._lo, self._hi
+        if len(buf) - hi < n:
+            live = hi - lo
+            if len(buf) >= live + n and live <= lo:
+                # Move the held bytes to the front when that costs no more
+                # than the bytes it frees (amortised: each byte moves once).
+                buf[:live] = buf[lo:hi]  # (the same size: no view is disturbed)
+            else:
+                # Never resized in place: a view of the old buffer may live on.
+                grown = bytearray(max(live + n, 2 * len(buf)))
+                grown[:live] = buf[lo:hi]
+                self._buf = buf = grown
+            self._lo, self._hi = lo, hi = 0, live
+        return memoryview(buf)[hi : hi + n]
+
+    def buffer_updated(self, n: int) -> None:
+        """``n`` bytes were written at the start of the last :meth:`get_buffer` view."""
+        self._usable()
+        self._hi += n
+        self.fed += n
+        try:
+            self._run_buffered()
         except XenLUError as exc:
             self._error = exc
             raise
+
+    def _usable(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise CallerError("more bytes after close()")
 
     def next_event(self) -> Event | _NeedData:
         """The next event, or :data:`NEED_DATA` when there is none yet."""
@@ -332,19 +381,19 @@ class Decoder:
     @property
     def buffered(self) -> int:
         """Bytes held now (a partial record or header)."""
-        return len(self._buf)
+        return self._hi - self._lo
 
     # -- the engine -----------------------------------------------------------------
+    def _held(self) -> memoryview:
+        return memoryview(self._buf)[self._lo : self._hi]
+
     def _run_buffered(self) -> None:
-        buf = self._buf
-        with memoryview(buf) as mv:
+        with self._held() as mv:
             used = self._run(mv, self._base)
-        if used:
-            try:
-                del buf[:used]
-            except BufferError:  # pragma: no cover - a view outlived its record
-                self._buf = bytearray(buf[used:])
-            self._base += used
+        self._lo += used
+        self._base += used
+        if self._lo == self._hi:
+            self._lo = self._hi = 0
 
     def _start(self, mv: memoryview, base: int, final: bool) -> int:
         """Recognise the format and check the headers once enough bytes are here."""
@@ -413,10 +462,10 @@ class Decoder:
             self.checked = base + pos
 
     def _finish(self) -> int:
-        end = self._base + len(self._buf)
+        end = self._base + self.buffered
         if not self._started:
-            if self._buf:
-                with memoryview(self._buf) as mv:
+            if self.buffered:
+                with self._held() as mv:
                     self._start(mv, 0, True)
                 if self._started:  # the headers were whole after all
                     self._run_buffered()
@@ -426,14 +475,14 @@ class Decoder:
             raise AssertionError
         m = self._m
         assert m is not None
-        if m.big_left() and self._buf:
+        if m.big_left() and self.buffered:
             m.final = True  # the last piece of a large record may be short
             self._run_buffered()
         if m.big_left():
             raise m.big_truncated(end)
-        if self._buf:
+        if self.buffered:
             # A partial record: the framing error the whole stream gets here.
-            with memoryview(self._buf) as mv:
+            with self._held() as mv:
                 raise rebased(_framing_error(mv, 0, len(mv), m.idx), self._base)
         m.finish(end)
         return end
@@ -450,27 +499,53 @@ def verify_stream(
 ) -> str:
     """Verify a stream read from ``readable`` to its end in bounded memory; its format.
 
-    ``readable`` is anything with ``readinto`` (preferred: one buffer of
-    ``chunk_size`` bytes is reused) or ``read`` — a pipe, a socket's
+    ``readable`` is anything with ``readinto`` (read straight into the
+    decoder's buffer, no copy) or ``read`` — a pipe, a socket's
     ``makefile("rb")``, an HTTP body. Raises the stream's first error, the
-    same as :func:`xenlu.verify` of the whole stream. ``on_data`` (optional)
-    sees every piece as it is read (a tee).
+    same as :func:`xenlu.verify` of the whole stream, or
+    :class:`~xenlu.errors.InputError` when a read fails. ``on_data`` (optional) sees every
+    piece as it is read, before it is checked (a tee).
 
     >>> import io
-    >>> verify_stream(io.BytesIO(b""), "lu")
+    >>> verify_stream(io.BytesIO(b""), "libxc")
     Traceback (most recent call last):
     ...
-    xenlu.errors.FramingError: offset 0x0: empty stream: expected LU_VERSION
+    xenlu.errors.FramingError: offset 0x0: not a libxc migration stream: empty input
     """
     if chunk_size <= 0:
         raise CallerError(f"chunk_size must be positive, got {chunk_size}")
     d = Decoder(format, strict=strict, limit=limit, events=False)
-    for piece in read_pieces(readable, chunk_size):
-        if on_data is not None:
-            on_data(piece)
-        d.feed(piece)
+    readinto = getattr(readable, "readinto", None)
+    if readinto is None:
+        for piece in read_pieces(readable, chunk_size):
+            if on_data is not None:
+                on_data(piece)
+            d.feed(piece)
+    else:
+        while True:
+            with d.get_buffer(chunk_size) as mv:
+                n = _read_into(readinto, mv)
+                if n and on_data is not None:
+                    on_data(mv[:n])
+            if not n:
+                break
+            d.buffer_updated(n)
     d.close()
     return d.format
+
+
+def _read_into(readinto: Callable[[memoryview], int | None], mv: memoryview) -> int:
+    from xenlu.errors import InputError
+
+    try:
+        n = readinto(mv)
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the stream: {exc.strerror or exc}", errno=exc.errno, strerror=exc.strerror
+        ) from exc
+    if n is None:
+        raise InputError("cannot read the stream: no data available (non-blocking)")
+    return n
 
 
 def read_pieces(readable: Any, chunk_size: int = DEFAULT_CHUNK) -> Any:

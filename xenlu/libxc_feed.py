@@ -108,5 +108,3 @@ class LibxcMachine:
 
     def big_truncated(self, end: int) -> DecodeError:  # pragma: no cover
         raise AssertionError
-
-

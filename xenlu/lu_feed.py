@@ -71,10 +71,10 @@ class _Big:
         "extra_err",
         "header",
         "idx",
+        "lay",
         "layout_err",
         "left",
         "length",
-        "lay",
         "off",
         "pad_left",
         "rules",
@@ -376,4 +376,3 @@ class LuMachine:
         with memoryview(cur.header) as mv:
             exc = _framing_error(mv, 0, end - cur.off, cur.idx)
         return rebased(exc, cur.off)
-
