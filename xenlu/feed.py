@@ -379,6 +379,11 @@ class Decoder:
         return ev
 
     @property
+    def done(self) -> bool:
+        """True once :meth:`close` found the stream whole and valid."""
+        return self._done
+
+    @property
     def buffered(self) -> int:
         """Bytes held now (a partial record or header)."""
         return self._hi - self._lo
