@@ -258,7 +258,12 @@ def test_bounded_memory_on_a_stream_larger_than_the_buffer() -> None:
 def test_verify_stream_over_a_socket_pair() -> None:
     data = encode_lu(make_host((4, 19), n_hvm=2, mem_mib=2, dom0_mem_mib=2))
     a, b = socket.socketpair()
-    sender = threading.Thread(target=lambda: (a.sendall(data), a.close()))
+
+    def send() -> None:
+        with a:
+            a.sendall(data)
+
+    sender = threading.Thread(target=send)
     sender.start()
     with b.makefile("rb") as f:
         assert xenlu.verify_stream(f, chunk_size=4096) == "lu"

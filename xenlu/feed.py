@@ -36,7 +36,10 @@ Verifying a stream that arrives over a socket (any object with
 >>> from xenlu.hostgen import make_host
 >>> data = xenlu.encode(make_host((4, 11), n_hvm=1, mem_mib=2, dom0_mem_mib=2))
 >>> a, b = socket.socketpair()
->>> sender = threading.Thread(target=lambda: (a.sendall(data), a.close()))
+>>> def send():
+...     with a:
+...         a.sendall(data)
+>>> sender = threading.Thread(target=send)
 >>> sender.start()
 >>> with b.makefile("rb") as f:
 ...     verify_stream(f)
@@ -169,6 +172,10 @@ class Machine(Protocol):
         """The stream ended inside the headers (``buf`` is all of it): raise why."""
         ...
 
+    def start_of(self, index: int | None) -> int | None:
+        """Where record ``index`` starts, if it is an earlier record an error names."""
+        ...
+
 
 def rebased(exc: DecodeError, base: int) -> DecodeError:
     """``exc`` raised over a piece of the stream, located in the whole stream."""
@@ -226,6 +233,9 @@ class _Whole:
         raise AssertionError
 
     def finish(self, end: int) -> None:  # pragma: no cover
+        return None
+
+    def start_of(self, index: int | None) -> int | None:
         return None
 
     def head_short(self, buf: memoryview) -> None:
@@ -288,7 +298,8 @@ class Decoder:
         #: Bytes fed so far.
         self.fed = 0
         #: The absolute offset up to which every record has been read and
-        #: checked (the start of the record in progress).
+        #: checked: the start of the record in progress, after an error the
+        #: start of the faulty record.
         self.checked = 0
 
     # -- the public face ----------------------------------------------------------
@@ -305,7 +316,7 @@ class Decoder:
             try:
                 used = self._run(mv, self._base)
             except XenLUError as exc:
-                self._error = exc
+                self._failed(exc)
                 raise
             self._base += used
             if used < n:
@@ -343,8 +354,16 @@ class Decoder:
         try:
             self._run_buffered()
         except XenLUError as exc:
-            self._error = exc
+            self._failed(exc)
             raise
+
+    def _failed(self, exc: XenLUError) -> None:
+        self._error = exc
+        # An error may name a record before the one in progress (LU: the
+        # order of domids is known at the section's end): that one is faulty.
+        at = None if self._m is None else self._m.start_of(getattr(exc, "record_index", None))
+        if at is not None and at < self.checked:
+            self.checked = at
 
     def _usable(self) -> None:
         if self._error is not None:
@@ -370,7 +389,7 @@ class Decoder:
         try:
             end = self._finish()
         except XenLUError as exc:
-            self._error = exc
+            self._failed(exc)
             raise
         self._done = True
         ev = StreamEnd(self.format, end)

@@ -56,6 +56,9 @@ class LibxcMachine:
     def head_short(self, buf: memoryview) -> None:
         _decode_headers(buf, 0)
 
+    def start_of(self, index: int | None) -> int | None:
+        return None  # every libxc error names the record in progress
+
     def record(self, buf: memoryview, pos: int, base: int, t: int, length: int, stop: int) -> None:
         st = self.st
         assert st is not None

@@ -249,6 +249,11 @@ class LuMachine:
     def head_short(self, buf: memoryview) -> None:  # pragma: no cover - no headers
         return None
 
+    def start_of(self, index: int | None) -> int | None:
+        """The section's LU_DOMAIN (§2: its domid is checked at the section's end)."""
+        first, off = self.sec_first
+        return off if index == first else None
+
     # -- large bulk records in pieces -----------------------------------------------
     def big(self, t: int, length: int) -> bool:
         if self.mode != _IN_SECTION:
