@@ -340,7 +340,7 @@ class Decoder:
                 buf[:live] = buf[lo:hi]  # (the same size: no view is disturbed)
             else:
                 # Never resized in place: a view of the old buffer may live on.
-                grown = bytearray(max(live + n, 2 * len(buf)))
+                grown = bytearray(max(live + n, min(2 * len(buf), self.limit + n)))
                 grown[:live] = buf[lo:hi]
                 self._buf = buf = grown
             self._lo, self._hi = lo, hi = 0, live
