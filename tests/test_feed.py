@@ -2,8 +2,8 @@
 class, offset, record index, record type, field, message — as verifying the
 whole stream, whatever the pieces the stream arrives in.
 
-Over the fault corpora (LU vectors, libxc vectors, Xen-written streams, the
-golden LU streams), over xenlu.strategies streams cut at random points, with
+Over the fault corpora (LU vectors, libxc/libxl/xl vectors, Xen-written
+streams, the golden LU streams), over xenlu.strategies streams cut at random points, with
 and without single faults, and with a buffer so small that every bulk
 record is checked in pieces; one byte at a time gives the same events as
 the whole stream; verify_stream reads sockets and read()-only objects;
@@ -28,7 +28,7 @@ import xenlu
 from tests.vectors.libxc_vectors import ALL_VECTORS
 from tests.vectors.lu_vectors import GOLDEN, INVALID, SEMANTIC_ONLY
 from xenlu import strategies as S
-from xenlu.api import verify
+from xenlu.api import sniff, verify
 from xenlu.errors import CallerError, InputError, RecordError, XenLUError
 from xenlu.feed import NEED_DATA, Decoder, RecordEvent, SectionEvent, StreamEnd, verify_stream
 from xenlu.hostgen import make_host
@@ -76,13 +76,14 @@ def pieces(data: bytes, fmt: str, cuts: list[int], limit: int = 16 << 20) -> Sig
 
 def _corpus() -> list[tuple[str, bytes, str]]:
     cases = [(v.name, v.data, "lu") for v in GOLDEN + INVALID + SEMANTIC_ONLY]
-    cases += [(v.name, v.data, "libxc") for v in ALL_VECTORS if v.format == "libxc"]
+    cases += [(v.name, v.data, v.format) for v in ALL_VECTORS]
     for p in sorted((ROOT / "tests" / "golden").glob("4.*/*.bin")):
         cases.append((str(p.relative_to(ROOT)), p.read_bytes(), "lu"))
-    for p in sorted((ROOT / "tests" / "vectors" / "xen-written").glob("*")):
+    for p in sorted((ROOT / "tests" / "vectors" / "xen-written").rglob("*")):
         data = p.read_bytes() if p.is_file() else b""
-        if data[:8] == b"\xff" * 8:
-            cases.append((p.name, data, "libxc"))
+        fmt = sniff(data)
+        if fmt is not None and fmt != "xenstore":
+            cases.append((p.name, data, fmt))
     return cases
 
 
@@ -315,18 +316,32 @@ def test_decoder_after_error_and_close() -> None:
         ok.feed(b"x")
 
 
-@pytest.mark.parametrize("name", ["xenstore", "libxl", "xl"])
-def test_other_families_same_verdict(name: str) -> None:
-    """libxl, xl and xenstored streams: gathered, verified at close (same errors)."""
-    if name == "xenstore":
-        paths = sorted((ROOT / "tests" / "golden" / "xenstore").glob("*.xs"))
-        cases = [p.read_bytes() for p in paths]
-    else:
-        cases = [v.data for v in ALL_VECTORS if v.format == name]
+def test_xenstore_streams_same_verdict() -> None:
+    """xenstored streams: gathered, verified at close (the same errors)."""
+    cases = [p.read_bytes() for p in sorted((ROOT / "tests/golden/xenstore").glob("*.xs"))]
     assert cases
     for data in cases:
-        assert pieces(data, name, [len(data) // 3]) == whole(data, name)
-        assert pieces(data, "auto", [1, 5]) == whole(data, "auto")
+        for cut in (data, data[: len(data) // 2]):
+            assert pieces(cut, "xenstore", [len(cut) // 3]) == whole(cut, "xenstore")
+            assert pieces(cut, "auto", [1, 5]) == whole(cut, "auto")
+
+
+@settings(max_examples=30)
+@given(S.libxl_streams(xl=None), _CUTS)
+def test_libxl_and_xl_streams_cut_anywhere(data: bytes, cuts: list[int]) -> None:
+    cuts = sorted(c % (len(data) + 1) for c in cuts)
+    assert pieces(data, "auto", cuts) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(S.libxl_streams(xl=None), st.data())
+def test_libxl_and_xl_any_flipped_byte_same_error(data: bytes, draw: Any) -> None:
+    at = draw.draw(st.integers(0, len(data) - 1))
+    bad = bytearray(data)
+    bad[at] ^= draw.draw(st.integers(1, 255))
+    cuts = sorted(c % (len(bad) + 1) for c in draw.draw(_CUTS))
+    fmt = "xl" if data[:4] == b"Xen " else "libxl"
+    assert pieces(bytes(bad), fmt, cuts) == whole(bytes(bad), fmt), (at, cuts)
 
 
 def test_record_error_class_exported() -> None:

@@ -127,8 +127,10 @@ Event = RecordEvent | SectionEvent | StreamEnd
 class Machine(Protocol):
     """One family's reading of a stream: its headers, then its records."""
 
-    #: Bytes of fixed headers before the first record (libxc: 40; LU: 0).
+    #: Bytes of headers before the first record (libxc: 40; LU: 0), once known.
     head: int
+    #: Bytes of a header expected next inside the stream (0: a record).
+    pending_head: int
     #: The record index of the next record.
     idx: int
     #: True once the last record is read (what follows is counted, not read).
@@ -136,8 +138,17 @@ class Machine(Protocol):
     #: True at close: a large record's last piece may be shorter than usual.
     final: bool
 
-    def start(self, buf: memoryview) -> None:
-        """Check the ``head`` header bytes (at offset 0)."""
+    def start(self, buf: memoryview) -> bool:
+        """Check the headers in ``buf`` (the stream's first bytes): False when
+        more bytes are needed, else True with ``head`` set."""
+        ...
+
+    def take_head(self, buf: memoryview, pos: int, base: int) -> None:
+        """Check the ``pending_head`` header bytes at ``buf[pos:]`` (raise when short)."""
+        ...
+
+    def framed(self, exc: DecodeError) -> DecodeError:
+        """A framing error of the record in progress, as the family words it."""
         ...
 
     def record(self, buf: memoryview, pos: int, base: int, t: int, length: int, stop: int) -> None:
@@ -195,24 +206,35 @@ def _machine(fmt: str, strict: bool, emit: Callable[[Event], None] | None, limit
         from xenlu.libxc_feed import LibxcMachine
 
         return LibxcMachine(strict, emit, piece)
+    if fmt in ("libxl", "xl"):
+        from xenlu.libxl_feed import LibxlMachine
+
+        return LibxlMachine(strict, emit, piece, xl=fmt == "xl")
     return _Whole(fmt, strict)
 
 
 class _Whole:
-    """A family without an incremental machine yet (libxl, xl, xenstored):
+    """A family without an incremental machine yet (the xenstored stream):
     the stream is gathered and handed to the format's verifier at the end."""
 
     head = 1 << 62
     idx = 0
     ended = False
     final = False
+    pending_head = 0
 
     def __init__(self, fmt: str, strict: bool) -> None:
         self.fmt = fmt
         self.strict = strict
 
-    def start(self, buf: memoryview) -> None:  # pragma: no cover - head is never reached
+    def start(self, buf: memoryview) -> bool:
+        return False  # gathered to the end (head_short)
+
+    def take_head(self, buf: memoryview, pos: int, base: int) -> None:  # pragma: no cover
         return None
+
+    def framed(self, exc: DecodeError) -> DecodeError:  # pragma: no cover
+        return exc
 
     def record(self, buf: memoryview, pos: int, base: int, t: int, length: int, stop: int) -> None:
         return None  # pragma: no cover
@@ -253,8 +275,8 @@ class Decoder:
     :func:`xenlu.verify` of the whole stream, raised by the :meth:`feed` or
     :meth:`close` that completes the faulty record, and again by any later
     call. ``limit`` bounds the bytes held (default 16 MiB); ``events=False``
-    queues no events (verification only). libxl, xl and xenstored streams
-    are, for now, gathered and verified at :meth:`close`.
+    queues no events (verification only). xenstored streams are, for now,
+    gathered and verified at :meth:`close`.
 
     >>> d = Decoder("libxc")
     >>> d.feed(bytes.fromhex("ffffffffffffffff58454e4600000003" + "00" * 8))
@@ -435,11 +457,10 @@ class Decoder:
             self.format = fmt
             self._m = _machine(fmt, self.strict, self._emit, self.limit)
         m = self._m
-        if len(mv) < m.head:
+        if not m.start(mv):
             if final:
                 m.head_short(mv)
             return 0
-        m.start(mv[: m.head])
         self._started = True
         self.checked = m.head
         return m.head
@@ -467,11 +488,19 @@ class Decoder:
                     return pos
                 self.checked = base + pos
                 continue
+            h = m.pending_head
+            if h:  # a header inside the stream (an embedded libxc stream's)
+                if end - pos < h:
+                    return pos
+                m.take_head(mv, pos, base)
+                pos += h
+                self.checked = base + pos
+                continue
             if end - pos < 8:
                 return pos
             t, length = unpack(mv, pos)
             if length > REC_LENGTH_MAX:
-                raise rebased(_framing_error(mv, pos, end, m.idx), base)
+                raise m.framed(rebased(_framing_error(mv, pos, end, m.idx), base))
             stop = pos + 8 + length + (-length & 7)
             if stop > end:
                 if stop - pos > limit and m.big(t, length):
@@ -480,7 +509,7 @@ class Decoder:
                     continue
                 return pos
             if length & 7 and any(mv[stop - (-length & 7) : stop]):
-                raise rebased(_framing_error(mv, pos, end, m.idx), base)
+                raise m.framed(rebased(_framing_error(mv, pos, end, m.idx), base))
             m.record(mv, pos, base, t, length, stop)
             pos = stop
             self.checked = base + pos
@@ -504,10 +533,13 @@ class Decoder:
             self._run_buffered()
         if m.big_left():
             raise m.big_truncated(end)
+        if m.pending_head:
+            with self._held() as mv:
+                m.take_head(mv, 0, self._base)  # (short: raises the truncated header)
         if self.buffered:
             # A partial record: the framing error the whole stream gets here.
             with self._held() as mv:
-                raise rebased(_framing_error(mv, 0, len(mv), m.idx), self._base)
+                raise m.framed(rebased(_framing_error(mv, 0, len(mv), m.idx), self._base))
         m.finish(end)
         return end
 

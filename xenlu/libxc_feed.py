@@ -34,27 +34,58 @@ class _Sized:
 
 
 class LibxcMachine:
-    """The libxc stream, pushed record by record (see the module notes)."""
+    """The libxc stream, pushed record by record (see the module notes).
 
-    head = IHDR_SIZE + DHDR_SIZE
+    ``at``: where its image header is (an xl save file's stream follows the
+    xl header); ``embedded``: a libxc stream inside a libxl stream, which
+    ends at END or CHECKPOINT and may be followed by other bytes.
+    """
 
-    def __init__(self, strict: bool, emit: Callable[[Event], None] | None, piece: int) -> None:
+    pending_head = 0
+
+    def __init__(
+        self,
+        strict: bool,
+        emit: Callable[[Event], None] | None,
+        piece: int,
+        at: int = 0,
+        embedded: bool = False,
+    ) -> None:
         self.strict = strict
         self.emit = emit
+        self.at = at
+        self.head = at + IHDR_SIZE + DHDR_SIZE
+        self.embedded = embedded
         self.idx = 0
         self.ended = False
         self.final = False
         self.end_at = 0
+        self.last = -1  # the type of the record that ended the stream
         self.st: State | None = None
+        self.domain_type = 0
         self.bodies = _body_fns(False)
         self.ctx = Ctx(None, 0, 0, 0)
 
-    def start(self, buf: memoryview) -> None:
-        header, domain = _decode_headers(buf, 0)
+    def start(self, buf: memoryview) -> bool:
+        if len(buf) < self.head:
+            return False
+        self.headers(buf, self.at)
+        return True
+
+    def headers(self, buf: memoryview, at: int) -> None:
+        """§1.2, §1.3: the image and domain headers at ``buf[at:]``."""
+        header, domain = _decode_headers(buf, at)
         self.st = State(header.version, domain.type)
+        self.domain_type = domain.type
 
     def head_short(self, buf: memoryview) -> None:
-        _decode_headers(buf, 0)
+        _decode_headers(buf, self.at)
+
+    def take_head(self, buf: memoryview, pos: int, base: int) -> None:  # pragma: no cover
+        return None
+
+    def framed(self, exc: DecodeError) -> DecodeError:
+        return exc
 
     def start_of(self, index: int | None) -> int | None:
         return None  # every libxc error names the record in progress
@@ -78,9 +109,10 @@ class LibxcMachine:
             ctx = self.ctx
             ctx.index, ctx.type, ctx.offset, ctx.length = idx, t, off + 8, length
             fn(buf[pos + 8 : pos + 8 + length], ctx)
-        if is_last(t, False):
+        if is_last(t, self.embedded):
             at_end(st, idx, off, t)
             self.ended = True
+            self.last = t
             self.end_at = base + stop
         self.idx = idx + 1
         if self.emit is not None:
@@ -94,7 +126,8 @@ class LibxcMachine:
                 record_index=self.idx,
                 expected="another record (END missing)",
             )
-        _no_trailing(cast(memoryview, _Sized(end)), self.end_at)
+        if not self.embedded:
+            _no_trailing(cast(memoryview, _Sized(end)), self.end_at)
 
     # libxc records are checked whole (PAGE_DATA batches are at most a few MiB).
     def big(self, t: int, length: int) -> bool:

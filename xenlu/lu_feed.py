@@ -98,6 +98,7 @@ class LuMachine:
     """The LU stream, pushed record by record (see the module notes)."""
 
     head = 0
+    pending_head = 0
 
     def __init__(self, strict: bool, emit: Callable[[Event], None] | None, piece: int) -> None:
         self.strict = strict
@@ -135,8 +136,14 @@ class LuMachine:
         return spec.decode(body, Ctx(idx, t, off + 8, length, self.epoch))
 
     # -- the machine ---------------------------------------------------------------
-    def start(self, buf: memoryview) -> None:
+    def start(self, buf: memoryview) -> bool:
+        return True  # §2: the stream starts with a record
+
+    def take_head(self, buf: memoryview, pos: int, base: int) -> None:  # pragma: no cover
         return None
+
+    def framed(self, exc: DecodeError) -> DecodeError:
+        return exc
 
     def record(self, buf: memoryview, pos: int, base: int, t: int, length: int, stop: int) -> None:
         idx, off = self.idx, base + pos
