@@ -59,6 +59,7 @@ True
 
 from __future__ import annotations
 
+import mmap
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -310,7 +311,7 @@ class Decoder:
         self._emit = self._events.append if events else None
         self._m: Machine | None = None
         # The bytes held: _buf[_lo:_hi], the first at absolute offset _base.
-        self._buf = bytearray()
+        self._buf: bytearray | mmap.mmap = bytearray()
         self._lo = self._hi = 0
         self._base = 0
         self._started = False
@@ -359,11 +360,17 @@ class Decoder:
             if len(buf) >= live + n and live <= lo:
                 # Move the held bytes to the front when that costs no more
                 # than the bytes it frees (amortised: each byte moves once).
-                buf[:live] = buf[lo:hi]  # (the same size: no view is disturbed)
+                with memoryview(buf) as mv:  # (apart: live <= lo; no resize)
+                    mv[:live] = mv[lo:hi]
             else:
-                # Never resized in place: a view of the old buffer may live on.
-                grown = bytearray(max(live + n, min(2 * len(buf), self.limit + n)))
-                grown[:live] = buf[lo:hi]
+                # The buffer: an anonymous mapping of limit + n bytes, whose
+                # pages cost memory only once written (the held bytes stay
+                # at its front). Larger only for a record that must be held
+                # whole and is larger than the limit. Never resized in place:
+                # a view of the old buffer may live on.
+                grown = mmap.mmap(-1, max(live + n, 2 * len(buf), self.limit + n))
+                with memoryview(grown) as dst, memoryview(buf) as src:
+                    dst[:live] = src[lo:hi]
                 self._buf = buf = grown
             self._lo, self._hi = lo, hi = 0, live
         return memoryview(buf)[hi : hi + n]
