@@ -835,3 +835,34 @@ def test_process_pipe_is_verified_as_it_flows_same_error_as_the_file(
     p = _proc(["verify", "--tee", str(tee), "--stop-on-error", "-"], input=bytes(good))
     assert p.returncode == INVALID
     assert bytes(good).startswith(tee.read_bytes()) and len(tee.read_bytes()) < len(good)
+
+
+def test_inspect_of_a_pipe_is_the_inspect_of_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inspect reads a pipe as it flows (events, bounded memory): the same
+    summary, text and JSON, as the mapped file, for every valid corpus stream."""
+    from xenlu.api import verify
+    from xenlu.errors import XenLUError
+
+    root = Path(__file__).resolve().parent
+    extra = sorted(root.glob("golden/xenstore/*.xs")) + sorted(
+        root.glob("vectors/xen-written/*.bin")
+    )
+    cases = [(n, d) for n, d, _ in TEE_CORPUS] + [(p.name, p.read_bytes()) for p in extra]
+    f = tmp_path / "stream.bin"
+    seen = 0
+    for name, data in cases:
+        try:
+            verify(data)
+        except XenLUError:
+            continue
+        f.write_bytes(data)
+        for opts in (["--json"], []):
+            assert run(["inspect", *opts, str(f)]) == 0
+            want = capsys.readouterr().out
+            _stdin(monkeypatch, data)
+            assert run(["inspect", *opts, "-"]) == 0, name
+            assert capsys.readouterr().out == want, name
+        seen += 1
+    assert seen > 50

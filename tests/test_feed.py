@@ -195,7 +195,13 @@ def test_lu_events_records_and_sections() -> None:
     evs = _events(d)
     recs = [e for e in evs if isinstance(e, RecordEvent)]
     secs = [e for e in evs if isinstance(e, SectionEvent)]
-    assert recs[0] == RecordEvent(0, 0, T.LU_VERSION, 8, "lu")
+    first = recs[0]
+    assert (first.index, first.offset, first.type, first.length) == (0, 0, T.LU_VERSION, 8)
+    assert (first.value.xen_major, first.value.xen_minor) == (4, 15)
+    doms = [r for r in recs if r.type == T.LU_DOMAIN]
+    assert [r.value.domid for r in doms] == [dom.domid for dom in host.domains]
+    p2m = [r for r in recs if r.type == T.LU_P2M]
+    assert sum(r.entries or 0 for r in p2m) == sum(len(dom.p2m) for dom in host.domains)
     assert [r.index for r in recs] == list(range(len(recs)))
     assert recs[-1].type == 0 and recs[-1].offset + 8 == len(data)
     assert [s.domid for s in secs] == [0x7FF2, *[dom.domid for dom in host.domains]]

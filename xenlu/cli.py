@@ -7,8 +7,8 @@
     xenlu convert --to X.Y [--allow-loss] [--report R.json] IN OUT   LU upgrade/rollback
     xenlu validate … / xenlu plan … / xenlu schema …
 
-``FILE`` may be ``-`` for standard input; ``verify`` checks a pipe, FIFO,
-character device or socket as it flows, in bounded memory
+``FILE`` may be ``-`` for standard input; ``verify`` and ``inspect`` read a
+pipe, FIFO, character device or socket as it flows, in bounded memory
 (:mod:`xenlu.cli_stream`); other commands read it to its end. Every
 subcommand keeps one contract (:mod:`xenlu.cli_io`):
 exit 0 valid / done, 1 the stream is invalid or a conversion was refused,
@@ -327,12 +327,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``xenlu inspect``: versions, record counts and bytes, domains."""
     fmt = _input_format(args, "auto")
+    if fmt != "memory":
+        src = open_flowing(args.file)
+        if src is not None:  # a pipe, FIFO, device or socket: read as it flows
+            from xenlu.cli_stream import inspect_flowing
+
+            return inspect_flowing(args, fmt, src)
     data = read_input(args.file)
     stream = _decode(data, fmt, args.liveupdate)
     # The stream's size: in a memory image, the stream's bytes, not the image's.
     nbytes = len(encode(stream)) if fmt == "memory" else len(data)
-    summary = _summary(stream, nbytes)
-    if args.json:
+    return print_summary(_summary(stream, nbytes), args.json)
+
+
+def print_summary(summary: dict[str, Any], as_json: bool) -> int:
+    """Print what ``xenlu inspect`` found (one JSON object with ``as_json``)."""
+    if as_json:
         out(json.dumps(summary, indent=2, sort_keys=True))
         return 0
     keys = ("format", "version", "xen_version", "epoch", "domain_type", "records", "bytes")
@@ -370,7 +380,8 @@ def add_input_options(p: argparse.ArgumentParser, formats: Sequence[str], defaul
     p.add_argument(
         "file",
         metavar="FILE",
-        help="input file; - for stdin (verify checks a pipe as it flows, in bounded memory)",
+        help="input file; - for stdin (verify and inspect read a pipe as it flows, "
+        "in bounded memory)",
     )
 
 

@@ -21,9 +21,17 @@ from typing import IO, Any
 
 from xenlu.cli_io import IOFailure, UsageError, _os_reason, error_json, out, stage, stdout_binary
 from xenlu.errors import XenLUError
-from xenlu.feed import DEFAULT_CHUNK, DEFAULT_LIMIT, Decoder, read_pieces
+from xenlu.feed import (
+    DEFAULT_CHUNK,
+    DEFAULT_LIMIT,
+    Decoder,
+    RecordEvent,
+    SectionEvent,
+    StreamEnd,
+    read_pieces,
+)
 
-__all__ = ["verify_flowing"]
+__all__ = ["inspect_flowing", "verify_flowing"]
 
 
 class _Tee:
@@ -132,7 +140,7 @@ def verify_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes] | None) ->
 
             stage(tee_path, write).commit()
     finally:
-        if opened:
+        if opened or args.file != "-":
             src.close()
     got, err = result
     if err is not None:
@@ -146,3 +154,104 @@ def verify_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes] | None) ->
     if not args.quiet and tee_path != "-":
         out(f"{args.file}: OK ({got})")
     return 0
+
+
+def _read_head(src: IO[bytes], n: int) -> bytes:
+    head = b""
+    for piece in read_pieces(src, n):
+        head += bytes(piece)
+        if len(head) >= n:
+            break
+    return head
+
+
+def inspect_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
+    """``xenlu inspect`` of FILE read as it flows: the summary of the mapped
+    file, built from the decoder's events (counts per record type, bytes,
+    LU domains and their entry counts) in bounded memory. A xenstored stream
+    (no incremental reader yet) is read whole."""
+    from xenlu.api import sniff
+    from xenlu.cli import _decode, _summary, print_summary
+    from xenlu.epochs import epoch_of, fmt_epoch
+    from xenlu.lu_grammar import HVM, name_of
+    from xenlu.lu_records import T
+    from xenlu.registry import record_name
+
+    try:
+        head = _read_head(src, 32)
+        if fmt == "xenstore" or (fmt == "auto" and sniff(head) == "xenstore"):
+            from xenlu.cli_io import _read_all
+
+            data = head + _read_all(src)
+            return print_summary(_summary(_decode(data, fmt, None), len(data)), args.json)
+        d = Decoder(fmt)
+        counts: dict[str, int] = {}
+        totals: dict[str, int] = {}
+        domains: list[dict[str, Any]] = []
+        dom: dict[str, Any] | None = None
+        version: tuple[int, int] | None = None
+
+        def drain() -> None:
+            nonlocal dom, version
+            while True:
+                ev = d.next_event()
+                if isinstance(ev, SectionEvent):
+                    dom = None
+                if not isinstance(ev, RecordEvent):
+                    if isinstance(ev, (SectionEvent, StreamEnd)):
+                        continue
+                    return
+                name = record_name(ev.type, "libxl" if ev.family == "libxl" else None)
+                name = name or f"{ev.type:#010x}"
+                counts[name] = counts.get(name, 0) + 1
+                totals[name] = totals.get(name, 0) + ev.length
+                if ev.type == T.LU_VERSION and ev.value is not None:
+                    version = (ev.value.xen_major, ev.value.xen_minor)
+                elif ev.type == T.LU_DOMAIN and ev.value is not None:
+                    info = ev.value
+                    kind = "hvm" if info.domain_type == HVM else "pv"
+                    dom = {"domid": info.domid, "type": kind}
+                    dom["record_counts"], dom["entry_counts"] = {}, {}
+                    domains.append(dom)
+                if dom is not None and ev.type != T.LU_SECTION_END:
+                    lu_name = name_of(ev.type)  # (LUDomain.record_counts' naming)
+                    rc = dom["record_counts"]
+                    rc[lu_name] = rc.get(lu_name, 0) + 1
+                    if ev.entries is not None:
+                        ec = dom["entry_counts"]
+                        ec[lu_name] = ec.get(lu_name, 0) + ev.entries
+
+        if head:
+            d.feed(head)
+            drain()
+        for piece in read_pieces(src, DEFAULT_CHUNK):
+            d.feed(piece)
+            drain()
+        end = d.close()
+        drain()
+    finally:
+        if args.file != "-":
+            src.close()
+    got = d.format
+    summary: dict[str, Any] = {"format": got}
+    if got == "lu":
+        assert version is not None
+        summary.update(
+            version=1, xen_version=fmt_epoch(version), epoch=fmt_epoch(epoch_of(*version))
+        )
+    else:
+        info = d.headers
+        summary.update(
+            version=info.get("version"),
+            xen_version=info.get("xen_version"),
+            domain_type=info.get("domain_type"),
+        )
+        if got in ("libxl", "xl"):
+            summary["libxl_version"] = info.get("libxl_version")
+    summary.update(
+        records=sum(counts.values()), bytes=end.size, record_counts=counts, record_bytes=totals
+    )
+    if got == "lu":
+        summary["domains"] = domains
+        summary["sections_ok"] = True
+    return print_summary(summary, args.json)

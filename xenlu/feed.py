@@ -51,8 +51,9 @@ Events, fed one byte at a time:
 >>> d = Decoder("lu")
 >>> for i in range(len(data)):
 ...     d.feed(data[i : i + 1])
->>> d.next_event()
-RecordEvent(index=0, offset=0, type=1073741824, length=8, family='lu')
+>>> ev = d.next_event()
+>>> ev.index, ev.offset, hex(ev.type), ev.length, ev.value.xen_major, ev.value.xen_minor
+(0, 0, '0x40000000', 8, 4, 11)
 >>> d.close().size == len(data)
 True
 """
@@ -96,13 +97,18 @@ NEED_DATA = _NeedData()
 
 @dataclass(frozen=True)
 class RecordEvent:
-    """One record read and checked: where it is and what it is (no body kept)."""
+    """One record read and checked: where it is and what it is. No body is
+    kept: ``entries`` is the number of entries a record carries (bulk
+    entries, pfns, leaves …; None for others), ``value`` the decoded value
+    of the few records that name the stream (LU_VERSION, LU_DOMAIN)."""
 
     index: int
     offset: int
     type: int
     length: int
     family: str
+    entries: int | None = None
+    value: Any = None
 
 
 @dataclass(frozen=True)
@@ -425,6 +431,12 @@ class Decoder:
         if self._emit is not None:
             self._emit(ev)
         return ev
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        """What the stream's headers say (libxc/libxl/xl: ``version``,
+        ``xen_version``, ``domain_type``, ``libxl_version``), once read."""
+        return dict(getattr(self._m, "info", {}))
 
     @property
     def done(self) -> bool:

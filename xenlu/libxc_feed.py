@@ -12,11 +12,11 @@ the grammar :class:`~xenlu.libxc_grammar.State`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from xenlu.errors import DecodeError, FramingError, UnknownRecordError
 from xenlu.feed import Event, RecordEvent
-from xenlu.libxc_grammar import State, admit, at_end, is_last
+from xenlu.libxc_grammar import DHDR_TYPE_PV, State, admit, at_end, is_last
 from xenlu.libxc_stream import DHDR_SIZE, IHDR_SIZE, _body_fns, _decode_headers, _no_trailing
 from xenlu.registry import OPTIONAL, Ctx
 
@@ -63,6 +63,7 @@ class LibxcMachine:
         self.last = -1  # the type of the record that ended the stream
         self.st: State | None = None
         self.domain_type = 0
+        self.info: dict[str, Any] = {}
         self.bodies = _body_fns(False)
         self.ctx = Ctx(None, 0, 0, 0)
 
@@ -77,6 +78,11 @@ class LibxcMachine:
         header, domain = _decode_headers(buf, at)
         self.st = State(header.version, domain.type)
         self.domain_type = domain.type
+        self.info = {
+            "version": header.version,
+            "xen_version": f"{domain.xen_major}.{domain.xen_minor}",
+            "domain_type": "pv" if domain.type == DHDR_TYPE_PV else "hvm",
+        }
 
     def head_short(self, buf: memoryview) -> None:
         _decode_headers(buf, self.at)

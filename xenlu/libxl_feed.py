@@ -18,6 +18,7 @@ decoders; offsets are absolute.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from xenlu.errors import DecodeError, FramingError, UnknownRecordError
 from xenlu.feed import Event, RecordEvent, rebased
@@ -69,6 +70,7 @@ class LibxlMachine:
         self.end_at = 0
         self.inner: LibxcMachine | None = None  # the libxc stream, once it started
         self.at_checkpoint = False
+        self.libxl_version: int | None = None
         self.ctx = Ctx(None, 0, 0, 0, family="libxl")
 
     # -- headers ----------------------------------------------------------------------
@@ -98,9 +100,19 @@ class LibxlMachine:
                 return True
         elif n < LIBXL_HDR.size:
             return False
-        _decode_libxl_header(buf, at)
+        self.libxl_version = _decode_libxl_header(buf, at).version
         self.head = at + LIBXL_HDR.size
         return True
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The libxc headers' (when read) and the libxl header's version."""
+        out: dict[str, Any] = dict(self.inner.info) if self.inner is not None else {}
+        if self.mode == _PLAIN:  # an xl file around a libxc stream: its image version
+            out["libxl_version"] = out.get("version")
+        elif self.libxl_version is not None:
+            out["libxl_version"] = self.libxl_version
+        return out
 
     def head_short(self, buf: memoryview) -> None:
         if self.xl:

@@ -48,6 +48,7 @@ from xenlu.lu_grammar import (
     open_global,
     spec_for,
 )
+from xenlu.lu_model import _entry_count
 from xenlu.lu_records import DOMID_XEN, ENTRY_RULES, CountHeader, LuSectionEnd, LuVersion, T
 from xenlu.registry import LU, OPTIONAL, Ctx, UnknownRecord
 
@@ -161,6 +162,10 @@ class LuMachine:
                 elif t == T.LU_HOST_INFO:
                     self.nr = value.nr_domains
                 self.crc = crc32c(buf[pos:stop], self.crc)
+                if self.emit is not None:
+                    self.emit(RecordEvent(idx, off, t, length, "lu", _entry_count(value)))
+                self.idx = idx + 1
+                return
         elif mode == _BETWEEN:
             if t == END:
                 # §4.17 with the stream's end not known yet: checked again at finish.
@@ -174,6 +179,10 @@ class LuMachine:
                 info = self.value(body, idx, off, t, length)
                 self.open(DOMAIN, int(info.domain_type), off, int(info.domid), idx)
                 self.crc = crc32c(buf[pos:stop])
+                if self.emit is not None:
+                    self.emit(RecordEvent(idx, off, t, length, "lu", _entry_count(info), info))
+                self.idx = idx + 1
+                return
         elif mode == _FIRST:
             open_global(0, 0, t)
             ver: LuVersion = LU.by_name("LU_VERSION").decode(body, Ctx(0, t, 8, length))
@@ -181,6 +190,10 @@ class LuMachine:
             self.epoch = epoch_of(ver.xen_major, ver.xen_minor)
             self.open(GLOBAL, 0, 0, DOMID_XEN, 0)
             self.crc = crc32c(buf[pos:stop])
+            if self.emit is not None:
+                self.emit(RecordEvent(idx, off, t, length, "lu", None, ver))
+            self.idx = idx + 1
+            return
         else:  # pragma: no cover - the decoder stops reading records after END
             raise AssertionError
         self.idx = idx + 1
@@ -380,7 +393,7 @@ class LuMachine:
                 raise exc
         self.idx = cur.idx + 1
         if self.emit is not None:
-            self.emit(RecordEvent(cur.idx, cur.off, cur.t, cur.length, "lu"))
+            self.emit(RecordEvent(cur.idx, cur.off, cur.t, cur.length, "lu", cur.count))
 
     def big_truncated(self, end: int) -> DecodeError:
         cur = self.cur
