@@ -866,3 +866,28 @@ def test_inspect_of_a_pipe_is_the_inspect_of_the_file(
             assert capsys.readouterr().out == want, name
         seen += 1
     assert seen > 50
+
+
+def test_validate_of_a_pipe_is_the_validate_of_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validate reads a pipe as it flows (the LU stream built record by record,
+    never the input whole): the same report and exit code as the mapped file."""
+    from tests.vectors.lu_vectors import GOLDEN, SEMANTIC_ONLY
+    from tests.vectors.lu_vectors import INVALID as LU_INVALID
+
+    root = Path(__file__).resolve().parent
+    cases = [(v.name, v.data) for v in GOLDEN + SEMANTIC_ONLY + LU_INVALID[::5]]
+    cases += [(p.name, p.read_bytes()) for p in sorted(root.glob("golden/4.*/*.bin"))]
+    cases += [(p.name, p.read_bytes()) for p in sorted(root.glob("golden/xenstore/*.xs"))]
+    f = tmp_path / "stream.bin"
+    for name, data in cases:
+        f.write_bytes(data)
+        for opts in (["--json"], []):
+            rc = run(["validate", *opts, str(f)])
+            want = capsys.readouterr()
+            _stdin(monkeypatch, data)
+            assert run(["validate", *opts, "-"]) == rc, name
+            got = capsys.readouterr()
+            assert got.out == want.out.replace(str(f), "-"), name
+            assert got.err == want.err.replace(str(f), "-"), name

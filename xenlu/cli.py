@@ -7,8 +7,8 @@
     xenlu convert --to X.Y [--allow-loss] [--report R.json] IN OUT   LU upgrade/rollback
     xenlu validate … / xenlu plan … / xenlu schema …
 
-``FILE`` may be ``-`` for standard input; ``verify`` and ``inspect`` read a
-pipe, FIFO, character device or socket as it flows, in bounded memory
+``FILE`` may be ``-`` for standard input; ``verify``, ``inspect`` and
+``validate`` read a pipe, FIFO, character device or socket as it flows
 (:mod:`xenlu.cli_stream`); other commands read it to its end. Every
 subcommand keeps one contract (:mod:`xenlu.cli_io`):
 exit 0 valid / done, 1 the stream is invalid or a conversion was refused,
@@ -380,8 +380,7 @@ def add_input_options(p: argparse.ArgumentParser, formats: Sequence[str], defaul
     p.add_argument(
         "file",
         metavar="FILE",
-        help="input file; - for stdin (verify and inspect read a pipe as it flows, "
-        "in bounded memory)",
+        help="input file; - for stdin (verify, inspect and validate read a pipe as it flows)",
     )
 
 

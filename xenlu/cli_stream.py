@@ -31,7 +31,7 @@ from xenlu.feed import (
     read_pieces,
 )
 
-__all__ = ["inspect_flowing", "verify_flowing"]
+__all__ = ["inspect_flowing", "load_flowing", "verify_flowing"]
 
 
 class _Tee:
@@ -255,3 +255,36 @@ def inspect_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
         summary["domains"] = domains
         summary["sections_ok"] = True
     return print_summary(summary, args.json)
+
+
+def load_flowing(
+    args: argparse.Namespace, fmt: str, src: IO[bytes], families: tuple[str, ...]
+) -> Any:
+    """The decoded stream of FILE read as it flows, for ``xenlu validate``:
+    an LU stream is built record by record (each value over its own copy of
+    its record; the input itself is never held); a xenstored stream (no
+    incremental reader yet) is read whole. ``fmt`` ``auto`` reads anything
+    but an allowed other family as LU, as :func:`xenlu.cli_validate._load` does."""
+    from xenlu.api import sniff
+    from xenlu.cli import _decode
+
+    try:
+        head = _read_head(src, 32)
+        if fmt == "auto":
+            fmt = "xenstore" if "xenstore" in families and sniff(head) == "xenstore" else "lu"
+        if fmt != "lu":
+            from xenlu.cli_io import _read_all
+
+            return _decode(head + _read_all(src), fmt, None)
+        from xenlu.framing import REC_LENGTH_MAX
+
+        d = Decoder("lu", events=False, keep=True, limit=REC_LENGTH_MAX + 8)
+        if head:
+            d.feed(head)
+        for piece in read_pieces(src, DEFAULT_CHUNK):
+            d.feed(piece)
+        d.close()
+        return d.stream
+    finally:
+        if args.file != "-":
+            src.close()

@@ -39,6 +39,14 @@ def _load(args: argparse.Namespace, families: tuple[str, ...] = ("lu",)) -> Any:
     from xenlu.cli_io import read_input
 
     fmt = _input_format(args, "auto")
+    if fmt != "memory":
+        from xenlu.cli_io import open_flowing
+
+        src = open_flowing(args.file)
+        if src is not None:  # a pipe, FIFO, device or socket: read as it flows
+            from xenlu.cli_stream import load_flowing
+
+            return load_flowing(args, fmt, src, families)
     data = read_input(args.file)
     if fmt == "auto":
         # Anything not recognised as another allowed family is read as LU, so

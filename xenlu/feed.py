@@ -202,13 +202,15 @@ def rebased(exc: DecodeError, base: int) -> DecodeError:
     return exc
 
 
-def _machine(fmt: str, strict: bool, emit: Callable[[Event], None] | None, limit: int) -> Machine:
+def _machine(
+    fmt: str, strict: bool, emit: Callable[[Event], None] | None, limit: int, keep: bool
+) -> Machine:
     # A large record is checked in pieces of at least a quarter of the buffer.
     piece = max(limit // 4, 64)
     if fmt == "lu":
         from xenlu.lu_feed import LuMachine
 
-        return LuMachine(strict, emit, piece)
+        return LuMachine(strict, emit, piece, keep)
     if fmt == "libxc":
         from xenlu.libxc_feed import LibxcMachine
 
@@ -282,7 +284,8 @@ class Decoder:
     :func:`xenlu.verify` of the whole stream, raised by the :meth:`feed` or
     :meth:`close` that completes the faulty record, and again by any later
     call. ``limit`` bounds the bytes held (default 16 MiB); ``events=False``
-    queues no events (verification only). xenstored streams are, for now,
+    queues no events (verification only); ``keep=True`` (LU) also builds the
+    decoded stream (:attr:`stream`). xenstored streams are, for now,
     gathered and verified at :meth:`close`.
 
     >>> d = Decoder("libxc")
@@ -302,6 +305,7 @@ class Decoder:
         strict: bool = True,
         limit: int = DEFAULT_LIMIT,
         events: bool = True,
+        keep: bool = False,
     ) -> None:
         from xenlu.api import FORMAT_TABLE
 
@@ -313,6 +317,7 @@ class Decoder:
         self.format = format
         self.strict = strict
         self.limit = limit
+        self.keep = keep
         self._events: deque[Event] = deque()
         self._emit = self._events.append if events else None
         self._m: Machine | None = None
@@ -433,6 +438,14 @@ class Decoder:
         return ev
 
     @property
+    def stream(self) -> Any:
+        """With ``keep=True``, an LU stream: the decoded
+        :class:`~xenlu.lu_model.LUStream` once :meth:`close` accepted it
+        (its values hold copies of the records, not the decoder's buffer;
+        every record is held whole), else None."""
+        return getattr(self._m, "stream", None) if self._done else None
+
+    @property
     def headers(self) -> dict[str, Any]:
         """What the stream's headers say (libxc/libxl/xl: ``version``,
         ``xen_version``, ``domain_type``, ``libxl_version``), once read."""
@@ -474,7 +487,7 @@ class Decoder:
                 fmt = self.format
                 _checked(head, FORMAT_TABLE[fmt])
             self.format = fmt
-            self._m = _machine(fmt, self.strict, self._emit, self.limit)
+            self._m = _machine(fmt, self.strict, self._emit, self.limit, self.keep)
         m = self._m
         if not m.start(mv):
             if final:

@@ -48,9 +48,9 @@ from xenlu.lu_grammar import (
     open_global,
     spec_for,
 )
-from xenlu.lu_model import _entry_count
+from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section, _entry_count
 from xenlu.lu_records import DOMID_XEN, ENTRY_RULES, CountHeader, LuSectionEnd, LuVersion, T
-from xenlu.registry import LU, OPTIONAL, Ctx, UnknownRecord
+from xenlu.registry import LU, OPTIONAL, Ctx, Record, UnknownRecord
 
 __all__ = ["LuMachine"]
 
@@ -101,8 +101,17 @@ class LuMachine:
     head = 0
     pending_head = 0
 
-    def __init__(self, strict: bool, emit: Callable[[Event], None] | None, piece: int) -> None:
+    def __init__(
+        self, strict: bool, emit: Callable[[Event], None] | None, piece: int, keep: bool = False
+    ) -> None:
         self.strict = strict
+        #: Build the stream (values over private copies of the records, never
+        #: over the decoder's buffer): :attr:`stream` once END is read.
+        self.keep = keep
+        self.recs: list[Record] = []
+        self.glob: GlobalSection | None = None
+        self.domains: list[LUDomain] = []
+        self.stream: LUStream | None = None
         self.piece_min = piece
         self.ended = False
         self.final = False
@@ -133,7 +142,7 @@ class LuMachine:
                     field="type",
                     expected="a known type or bit 31 set",
                 )
-            return UnknownRecord(t, b"")
+            return UnknownRecord(t, bytes(body))
         return spec.decode(body, Ctx(idx, t, off + 8, length, self.epoch))
 
     # -- the machine ---------------------------------------------------------------
@@ -149,6 +158,8 @@ class LuMachine:
     def record(self, buf: memoryview, pos: int, base: int, t: int, length: int, stop: int) -> None:
         idx, off = self.idx, base + pos
         body = buf[pos + 8 : pos + 8 + length]
+        if self.keep:
+            body = memoryview(bytes(body))  # the value outlives the buffer
         mode = self.mode
         if mode == _IN_SECTION:
             if t == _SEC_END:
@@ -162,6 +173,8 @@ class LuMachine:
                 elif t == T.LU_HOST_INFO:
                     self.nr = value.nr_domains
                 self.crc = crc32c(buf[pos:stop], self.crc)
+                if self.keep:
+                    self.recs.append(Record(t, value, off))
                 if self.emit is not None:
                     self.emit(RecordEvent(idx, off, t, length, "lu", _entry_count(value)))
                 self.idx = idx + 1
@@ -173,12 +186,17 @@ class LuMachine:
                 self.end_at = off + 8
                 self.mode = _AFTER_END
                 self.ended = True
+                if self.keep:
+                    assert self.glob is not None
+                    self.stream = LUStream(self.glob, self.domains)
             else:
                 next_domain(self.ndom, self.nr, idx, off, t)
                 open_domain(idx, off, t)
                 info = self.value(body, idx, off, t, length)
                 self.open(DOMAIN, int(info.domain_type), off, int(info.domid), idx)
                 self.crc = crc32c(buf[pos:stop])
+                if self.keep:
+                    self.recs = [Record(t, info, off)]
                 if self.emit is not None:
                     self.emit(RecordEvent(idx, off, t, length, "lu", _entry_count(info), info))
                 self.idx = idx + 1
@@ -190,6 +208,8 @@ class LuMachine:
             self.epoch = epoch_of(ver.xen_major, ver.xen_minor)
             self.open(GLOBAL, 0, 0, DOMID_XEN, 0)
             self.crc = crc32c(buf[pos:stop])
+            if self.keep:
+                self.recs = [Record(t, ver, off)]
             if self.emit is not None:
                 self.emit(RecordEvent(idx, off, t, length, "lu", None, ver))
             self.idx = idx + 1
@@ -247,6 +267,15 @@ class LuMachine:
             first, first_off = self.sec_first
             domid_order(domid, self.last, first, first_off)
             self.ndom, self.last = self.ndom + 1, domid
+        if self.keep:
+            sec: Section = GlobalSection(self.recs) if st.grammar is GLOBAL else LUDomain(self.recs)
+            sec.end, sec.offset, sec.checksum_ok = end, start, True
+            if isinstance(sec, LUDomain):
+                self.domains.append(sec)
+            else:
+                assert isinstance(sec, GlobalSection)
+                self.glob = sec
+            self.recs = []
         self.mode = _BETWEEN
         if self.emit is not None:
             self.emit(SectionEvent(domid, start, off + 8 + length + (-length & 7) - start))
@@ -276,7 +305,7 @@ class LuMachine:
 
     # -- large bulk records in pieces -----------------------------------------------
     def big(self, t: int, length: int) -> bool:
-        if self.mode != _IN_SECTION:
+        if self.mode != _IN_SECTION or self.keep:
             return False
         rules = ENTRY_RULES.get(t)
         return rules is not None and rules.per_entry
