@@ -1312,6 +1312,112 @@ def row_view(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]
             project=True,
         )
     )
+
+
+#: Inputs of the pipe rows (issue 18), by the scale's host size: an LU host
+#: of this many GiB of guest RAM (≈ 10 MiB of stream per GiB: ≥ 300 MiB,
+#: bulk heavy, from --scale medium on) and a libxc stream of this many MiB
+#: of PAGE_DATA (≥ 1 GiB from medium on).
+def pipe_sizes(host_gib: int) -> tuple[int, int]:
+    return (4, 64) if host_gib <= 4 else (32, 1024)
+
+
+def _pipe_inputs(work: Path, host_gib: int) -> tuple[Path, Path]:
+    """The pipe rows' streams, built once per work directory."""
+    gib, mib = pipe_sizes(host_gib)
+    lu, xc = work / f"pipe-{gib}g.lu", work / f"pipe-{mib}m.libxc"
+    if not lu.exists():
+        from xenlu.lu_stream import encode_lu_to
+
+        host = make_bench_host(gib)
+        with open(f"{lu}.tmp", "wb") as f:
+            encode_lu_to(host, f)
+        del host
+        gc.collect()
+        os.replace(f"{lu}.tmp", lu)
+    if not xc.exists():
+        build_pages_libxc(Path(f"{xc}.tmp"), mib)
+        os.replace(f"{xc}.tmp", xc)
+    return lu, xc
+
+
+def _cli_peak_anon_mib(path: Path) -> tuple[float, int]:
+    """``cat FILE | xenlu verify -q -`` in a child: its peak anonymous memory
+    (RssAnon of /proc/PID/status, sampled every 5 ms) and exit code."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli import main; "
+        "sys.exit(main(['verify', '-q', '-']))"
+    )
+    cat = subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(XENLU_ROOT)], stdin=cat.stdout, env=SUB_ENV or None
+    )
+    assert cat.stdout is not None
+    cat.stdout.close()
+    peak = 0.0
+    while child.poll() is None:
+        try:
+            with open(f"/proc/{child.pid}/status") as f:
+                for line in f:
+                    if line.startswith("RssAnon:"):
+                        peak = max(peak, int(line.split()[1]) / 1024.0)
+        except OSError:
+            break
+        time.sleep(0.005)
+    cat.wait()
+    return peak, child.wait()
+
+
+def row_pipe_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """Verify of a stream read from a pipe (``xenlu.verify_stream``: the
+    incremental decoder, bounded memory) vs a plain read of the same pipe into
+    a preallocated buffer; and ``cat FILE | xenlu verify -``'s peak anonymous
+    memory (goal ≤ 64 MiB), for a bulk-heavy LU stream and a PAGE_DATA libxc
+    stream. Each call reads a fresh ``cat FILE`` pipe (the page cache is warm
+    after the warm-up round)."""
+    from xenlu.feed import verify_stream
+
+    SUB_ENV.update(_sub_env(work))
+    lu, xc = _pipe_inputs(work, cfg["host_gib"])
+    buf = bytearray(1 << 20)
+    rows: list[Row] = []
+    for rid, path, what in (
+        ("pipe_verify_lu", lu, "bulk-heavy LU stream"),
+        ("pipe_verify_libxc", xc, "PAGE_DATA libxc stream"),
+    ):
+        n = path.stat().st_size
+
+        def plain(path: Path = path) -> None:
+            with subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE, bufsize=0) as p:
+                assert p.stdout is not None
+                with memoryview(buf) as mv:
+                    while p.stdout.readinto(mv):
+                        pass
+
+        def xen(path: Path = path) -> None:
+            with subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE, bufsize=0) as p:
+                verify_stream(p.stdout)
+
+        tx, tb = side_by_side([xen, plain], cfg["repeats"])
+        anon, rc = _cli_peak_anon_mib(path)
+        rows.append(
+            row(
+                rid,
+                f"verify of a {what} read from a pipe (verify_stream) vs a plain read",
+                _mb(n),
+                n,
+                tx,
+                "readinto a preallocated 1 MiB buffer from the same pipe (cat FILE |)",
+                tb,
+                0.5,
+                "≥ 0.5× a plain read of the pipe",
+                cli_peak_anon_mib=anon,
+                cli_rc=rc,
+                anon_goal_mib=64,
+                anon_met=bool(rc == 0 and anon <= 64),
+                peak_rss_mib=peak_rss_mib(),
+            )
+        )
     return rows
 
 
@@ -1326,6 +1432,7 @@ ROWS: dict[str, Callable[[Path, dict[str, Any], dict[str, Any]], list[Row]]] = {
     "hostgen": row_hostgen,
     "memory": row_memory,
     "view": row_view,
+    "pipe": row_pipe_verify,
 }
 
 

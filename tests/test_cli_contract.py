@@ -740,3 +740,194 @@ def test_large_inputs_get_worker_threads_small_ones_none(
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     with worker_threads(big) as pool:
         assert pool is None
+
+
+# --- streams that flow (issue 18): pipes in bounded memory, --tee ------------------
+
+
+def _tee_corpus() -> list[tuple[str, bytes, str]]:
+    from tests.vectors.lu_vectors import GOLDEN
+    from tests.vectors.lu_vectors import INVALID as LU_INVALID
+
+    root = Path(__file__).resolve().parent
+    cases = [(v.name, v.data, "lu") for v in GOLDEN + LU_INVALID]
+    cases += [(v.name, v.data, v.format) for v in VECTORS]
+    cases += [(str(p.name), p.read_bytes(), "lu") for p in sorted(root.glob("golden/4.*/*.bin"))]
+    return cases
+
+
+TEE_CORPUS = _tee_corpus()
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+def _first_error(data: bytes, fmt: str) -> Any:
+    from xenlu.api import verify
+    from xenlu.errors import XenLUError
+
+    try:
+        verify(data, fmt)
+    except XenLUError as exc:
+        return exc
+    return None
+
+
+def _record_start(data: bytes, fmt: str, index: int) -> int:
+    """The header offset of record ``index``, by framing alone (test-side)."""
+    pos = 40 if fmt == "libxc" else 0
+    for _ in range(index):
+        length = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        pos += 8 + length + (-length & 7)
+    return pos
+
+
+def test_verify_tee_copies_every_golden_stream_and_vector_unchanged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "copy.bin"
+    for name, data, fmt in TEE_CORPUS:
+        _stdin(monkeypatch, data)
+        rc = run(["verify", "-q", "--format", fmt, "--tee", str(out), "-"])
+        err = capsys.readouterr().err
+        want = _first_error(data, fmt)
+        assert rc == (0 if want is None else INVALID), (name, err)
+        assert out.read_bytes() == data, name
+        if want is not None:
+            assert one_line(err).endswith(str(want)), name
+    assert _tree(tmp_path) == {"copy.bin"}
+
+
+def test_verify_tee_stop_on_error_stops_at_the_faulty_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "copy.bin"
+    checked = 0
+    for name, data, fmt in TEE_CORPUS:
+        if fmt not in ("lu", "libxc"):
+            continue
+        _stdin(monkeypatch, data)
+        rc = run(["verify", "--format", fmt, "--tee", str(out), "--stop-on-error", "-"])
+        capsys.readouterr()
+        want = _first_error(data, fmt)
+        got = out.read_bytes()
+        if want is None:
+            assert rc == 0 and got == data, name
+            continue
+        assert rc == INVALID, name
+        if want.record_index is not None:
+            stop = _record_start(data, fmt, want.record_index)
+        elif fmt == "libxc" and (want.offset or 0) < 40:
+            stop = 0  # the headers
+        else:
+            stop = want.offset  # after END, or the end: every record was good
+        assert got == data[:stop], (name, len(got), stop)
+        checked += 1
+    assert checked > 100
+
+
+def test_verify_tee_to_stdout_and_usage(
+    inputs: Path, capfdbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = (inputs / "good.lu").read_bytes()
+    _stdin(monkeypatch, good)
+    assert run(["verify", "--tee", "-", "-"]) == 0
+    cap = capfdbinary.readouterr()
+    assert cap.out == good and cap.err == b""
+    for argv in (
+        ["verify", "--stop-on-error", "-"],
+        ["verify", "--tee", "-", "--json", "-"],
+        ["verify", "--tee", "x", "-v", "-"],
+        ["verify", "--tee", "x", "--liveupdate", "64M@0", "-"],
+    ):
+        assert run(argv) == Exit.USAGE, argv
+        assert capfdbinary.readouterr().err.count(b"\n") == 1
+
+
+def test_verify_tee_unwritable_is_io_and_leaves_nothing(
+    inputs: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _stdin(monkeypatch, (inputs / "good.lu").read_bytes())
+    rc = run(["verify", "--tee", str(tmp_path / "no" / "such" / "dir"), "-"])
+    assert rc == IO and "cannot write" in one_line(capsys.readouterr().err)
+    assert _tree(tmp_path) == set()
+
+
+def test_process_pipe_is_verified_as_it_flows_same_error_as_the_file(
+    inputs: Path, tmp_path: Path
+) -> None:
+    """A flipped bit through a pipe: the same one line as the mapped file."""
+    good = bytearray((inputs / "good.lu").read_bytes())
+    good[len(good) // 2] ^= 0x04
+    bad = tmp_path / "bad.lu"
+    bad.write_bytes(good)
+    by_file = _proc(["verify", str(bad)])
+    by_pipe = _proc(["verify", "-"], input=bytes(good))
+    assert by_file.returncode == by_pipe.returncode == INVALID
+    assert _one_line_b(by_pipe.stderr) == _one_line_b(by_file.stderr).replace(str(bad), "-")
+    tee = tmp_path / "tee.lu"
+    p = _proc(["verify", "--tee", str(tee), "--stop-on-error", "-"], input=bytes(good))
+    assert p.returncode == INVALID
+    assert bytes(good).startswith(tee.read_bytes()) and len(tee.read_bytes()) < len(good)
+
+
+def test_inspect_of_a_pipe_is_the_inspect_of_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inspect reads a pipe as it flows (events, bounded memory): the same
+    summary, text and JSON, as the mapped file, for every valid corpus stream."""
+    from xenlu.api import verify
+    from xenlu.errors import XenLUError
+
+    root = Path(__file__).resolve().parent
+    extra = sorted(root.glob("golden/xenstore/*.xs")) + sorted(
+        root.glob("vectors/xen-written/*.bin")
+    )
+    cases = [(n, d) for n, d, _ in TEE_CORPUS] + [(p.name, p.read_bytes()) for p in extra]
+    f = tmp_path / "stream.bin"
+    seen = 0
+    for name, data in cases:
+        try:
+            verify(data)
+        except XenLUError:
+            continue
+        f.write_bytes(data)
+        for opts in (["--json"], []):
+            assert run(["inspect", *opts, str(f)]) == 0
+            want = capsys.readouterr().out
+            _stdin(monkeypatch, data)
+            assert run(["inspect", *opts, "-"]) == 0, name
+            assert capsys.readouterr().out == want, name
+        seen += 1
+    assert seen > 50
+
+
+def test_validate_of_a_pipe_is_the_validate_of_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validate reads a pipe as it flows (the LU stream built record by record,
+    never the input whole): the same report and exit code as the mapped file."""
+    from tests.vectors.lu_vectors import GOLDEN, SEMANTIC_ONLY
+    from tests.vectors.lu_vectors import INVALID as LU_INVALID
+
+    root = Path(__file__).resolve().parent
+    cases = [(v.name, v.data) for v in GOLDEN + SEMANTIC_ONLY + LU_INVALID[::5]]
+    cases += [(p.name, p.read_bytes()) for p in sorted(root.glob("golden/4.*/*.bin"))]
+    cases += [(p.name, p.read_bytes()) for p in sorted(root.glob("golden/xenstore/*.xs"))]
+    f = tmp_path / "stream.bin"
+    for name, data in cases:
+        f.write_bytes(data)
+        for opts in (["--json"], []):
+            rc = run(["validate", *opts, str(f)])
+            want = capsys.readouterr()
+            _stdin(monkeypatch, data)
+            assert run(["validate", *opts, "-"]) == rc, name
+            got = capsys.readouterr()
+            assert got.out == want.out.replace(str(f), "-"), name
+            assert got.err == want.err.replace(str(f), "-"), name

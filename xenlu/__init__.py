@@ -24,6 +24,7 @@ from xenlu.errors import (
     VersionError,
     XenLUError,
 )
+from xenlu.feed import Decoder, verify_stream
 
 __version__ = "0.1.0.dev0"
 
@@ -33,6 +34,7 @@ __all__ = [
     "ChecksumError",
     "ConversionError",
     "DecodeError",
+    "Decoder",
     "EncodeError",
     "FramingError",
     "GrammarError",
@@ -48,4 +50,5 @@ __all__ = [
     "encode",
     "encode_to",
     "verify",
+    "verify_stream",
 ]

@@ -1,7 +1,7 @@
 """The ``xenlu`` command line: a thin layer over the library.
 
     xenlu verify [--format auto|lu|libxc|libxl|xl|memory] [--liveupdate SIZE@START]
-                 [-q|-v] [--json] FILE
+                 [-q|-v] [--json] [--tee OUT [--stop-on-error]] FILE
     xenlu inspect [--json] [--format …] [--liveupdate SIZE@START] FILE
     xenlu convert --to-v3 IN OUT             libxc/libxl/xl stream v2 → v3
     xenlu convert --to X.Y [--allow-loss] [--report R.json] IN OUT   LU upgrade/rollback
@@ -9,8 +9,10 @@
     xenlu map FILE -o OUT.png|OUT.svg        picture of the host's memory (xenlu[plot])
     xenlu validate … / xenlu plan … / xenlu schema …
 
-``FILE`` may be ``-`` for standard input; a pipe, FIFO or character device
-is read to its end. Every subcommand keeps one contract (:mod:`xenlu.cli_io`):
+``FILE`` may be ``-`` for standard input; ``verify``, ``inspect`` and
+``validate`` read a pipe, FIFO, character device or socket as it flows
+(:mod:`xenlu.cli_stream`); other commands read it to its end. Every
+subcommand keeps one contract (:mod:`xenlu.cli_io`):
 exit 0 valid / done, 1 the stream is invalid or a conversion was refused,
 2 usage error, 74 an input or output failed (missing file, directory, closed
 stdin, full disk, broken pipe), 69 an optional part is not installed, 70 a
@@ -48,6 +50,7 @@ from xenlu.cli_io import (
     flush_stdout,
     guarded,
     one_line,
+    open_flowing,
     out,
     read_input,
     report,
@@ -280,6 +283,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.quiet and args.json:
         raise UsageError("-q and --json exclude each other")
     fmt = _input_format(args, "auto")
+    if args.tee is not None or args.stop_on_error:
+        if fmt == "memory":
+            raise UsageError("--tee and --stop-on-error read a stream, not a memory image")
+        from xenlu.cli_stream import verify_flowing
+
+        return verify_flowing(args, fmt, open_flowing(args.file))
+    if fmt != "memory" and not args.verbose:
+        src = open_flowing(args.file)
+        if src is not None:  # a pipe, FIFO, device or socket: checked as it flows
+            from xenlu.cli_stream import verify_flowing
+
+            return verify_flowing(args, fmt, src)
     data = read_input(args.file)
     rows = None
     try:
@@ -320,12 +335,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``xenlu inspect``: versions, record counts and bytes, domains."""
     fmt = _input_format(args, "auto")
+    if fmt != "memory":
+        src = open_flowing(args.file)
+        if src is not None:  # a pipe, FIFO, device or socket: read as it flows
+            from xenlu.cli_stream import inspect_flowing
+
+            return inspect_flowing(args, fmt, src)
     data = read_input(args.file)
     stream = _decode(data, fmt, args.liveupdate)
     # The stream's size: in a memory image, the stream's bytes, not the image's.
     nbytes = len(encode(stream)) if fmt == "memory" else len(data)
-    summary = _summary(stream, nbytes)
-    if args.json:
+    return print_summary(_summary(stream, nbytes), args.json)
+
+
+def print_summary(summary: dict[str, Any], as_json: bool) -> int:
+    """Print what ``xenlu inspect`` found (one JSON object with ``as_json``)."""
+    if as_json:
         out(json.dumps(summary, indent=2, sort_keys=True))
         return 0
     keys = ("format", "version", "xen_version", "epoch", "domain_type", "records", "bytes")
@@ -360,7 +385,11 @@ def add_input_options(p: argparse.ArgumentParser, formats: Sequence[str], defaul
     p.add_argument(
         "--liveupdate", type=_liveupdate_arg, metavar="SIZE@START", help=_LIVEUPDATE_HELP
     )
-    p.add_argument("file", metavar="FILE", help="input file; - for stdin (pipes are read whole)")
+    p.add_argument(
+        "file",
+        metavar="FILE",
+        help="input file; - for stdin (verify, inspect and validate read a pipe as it flows)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -382,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=epilog(
             "xenlu verify -q guest.xc && echo valid",
             "xenlu verify --json --liveupdate 64M@0x8000000 memory.img",
+            "xl save -p guest /dev/stdout | xenlu verify --tee guest.save -",
         ),
         formatter_class=raw,
     )
@@ -401,6 +431,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one JSON object: file, format, valid, error (class, offset, record_index, "
         "record_type, field, expected, got)",
+    )
+    p.add_argument(
+        "--tee",
+        metavar="OUT",
+        help="copy the stream to OUT (- for stdout) unchanged while verifying it, "
+        "e.g. inside a migration pipeline; the copy is byte-identical",
+    )
+    p.add_argument(
+        "--stop-on-error",
+        action="store_true",
+        help="with --tee: forward only checked records and stop at the start of the "
+        "first faulty one (the receiving side then sees a truncated stream)",
     )
     p.set_defaults(func=guarded("verify", cmd_verify))
 

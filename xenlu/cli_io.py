@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import io
 import mmap
 import os
 import stat
@@ -65,6 +66,7 @@ __all__ = [
     "exit_code",
     "guarded",
     "one_line",
+    "open_flowing",
     "out",
     "read_input",
     "report",
@@ -285,6 +287,37 @@ def _read_all(f: IO[bytes]) -> bytes:
     while chunk := f.read(1 << 20):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def open_flowing(path: str) -> IO[bytes] | None:
+    """FILE opened for reading as it flows when it is not a regular file
+    (``-``, a pipe, FIFO, character device or socket): an unbuffered binary
+    file the caller closes. None for a regular file (map it:
+    :func:`read_input`). A missing or unreadable FILE is an :class:`IOFailure`.
+    """
+    if path == "-":
+        if sys.stdin is None:
+            raise IOFailure("cannot read standard input: it is closed")
+        try:
+            fd = sys.stdin.fileno()
+            st = os.fstat(fd)
+        except io.UnsupportedOperation:  # not a file (a test's BytesIO): read as it flows
+            return getattr(sys.stdin, "buffer", None)
+        except (OSError, ValueError) as exc:
+            reason = _os_reason(exc) if isinstance(exc, OSError) else "it is closed"
+            raise IOFailure(f"cannot read standard input: {reason}") from None
+        if stat.S_ISREG(st.st_mode):
+            return None
+        return open(fd, "rb", buffering=0, closefd=False)
+    try:
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            return None  # (read_input names the directory)
+        return open(path, "rb", buffering=0)
+    except OSError as exc:
+        raise IOFailure(f"cannot read {path}: {_os_reason(exc)}") from None
+    except ValueError as exc:  # a path with NUL
+        raise UsageError(f"cannot read {path!r}: {exc}") from None
 
 
 def read_input(path: str) -> bytes | memoryview:

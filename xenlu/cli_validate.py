@@ -31,30 +31,47 @@ from xenlu.errors import XenLUError
 __all__ = ["cmd_plan", "cmd_validate", "register"]
 
 
-def _read(args: argparse.Namespace, families: tuple[str, ...] = ("lu",)) -> tuple[str, Any]:
-    """The input format (a usage error before any I/O) and FILE's bytes.
+class _Input:
+    """FILE as ``validate``/``plan`` take it: its format and either its bytes
+    (a regular file, mapped) or, for a pipe, FIFO, device or socket, the
+    stream already decoded as it flowed (the input itself never held)."""
 
-    LU, a memory image holding the hand-over (``--liveupdate``) or, where
-    ``families`` allows it, a xenstored stream (recognised by its ident when
-    no ``--format`` is given).
-    """
+    def __init__(self, fmt: str, data: Any = None, stream: Any = None) -> None:
+        self.fmt, self.data, self.stream = fmt, data, stream
+
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else 0  # a pipe: unknown
+
+    def load(self, args: argparse.Namespace) -> Any:
+        """The stream (``memory``: read from a hand-over image)."""
+        if self.stream is not None:
+            return self.stream
+        from xenlu.cli import _decode
+
+        return _decode(self.data, self.fmt, args.liveupdate)
+
+
+def _read(args: argparse.Namespace, families: tuple[str, ...] = ("lu",)) -> _Input:
+    """FILE with its format (a usage error before any I/O): LU, a memory
+    image holding the hand-over (``--liveupdate``) or, where ``families``
+    allows it, a xenstored stream (recognised by its ident when no
+    ``--format`` is given)."""
     from xenlu.api import sniff
     from xenlu.cli import _input_format
+    from xenlu.cli_io import open_flowing
 
     fmt = _input_format(args, "auto")
+    src = open_flowing(args.file) if fmt != "memory" else None
+    if src is not None:  # a pipe, FIFO, device or socket: read as it flows
+        from xenlu.cli_stream import load_flowing
+
+        return _Input(fmt, stream=load_flowing(args, fmt, src, families))
     data = read_input(args.file)
     if fmt == "auto":
         # Anything not recognised as another allowed family is read as LU, so
         # an xl file gets "not an LU stream: looks like an xl save file".
         fmt = "xenstore" if "xenstore" in families and sniff(data) == "xenstore" else "lu"
-    return fmt, data
-
-
-def _load(args: argparse.Namespace, fmt: str, data: Any) -> Any:
-    """The stream in ``data``, FILE's bytes (``memory``: read from a hand-over image)."""
-    from xenlu.cli import _decode
-
-    return _decode(data, fmt, args.liveupdate)
+    return _Input(fmt, data)
 
 
 def _report(args: argparse.Namespace, stream: Any) -> Any:
@@ -73,17 +90,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """``xenlu validate``: 0 without errors, 1 with errors (or warnings and ``--strict``)."""
     if args.quiet and args.json:
         raise UsageError("-q and --json exclude each other")
-    fmt, data = _read(args, ("lu", "xenstore"))
-    with progress("validate", len(data), quiet=args.quiet) as bar:
-        bar.phase("decode")
-        try:
-            stream = _load(args, fmt, data)
-        except XenLUError as exc:
-            if args.json:  # the same object as ``verify --json``
-                out(json.dumps(error_json(exc, fmt, args.file)))
-            raise
-        bar.phase("validate")
-        report = _report(args, stream)
+    try:
+        inp = _read(args, ("lu", "xenstore"))  # a pipe is decoded as it flows
+        with progress("validate", inp.size(), quiet=args.quiet) as bar:
+            bar.phase("decode")
+            stream = inp.load(args)
+            bar.phase("validate")
+            report = _report(args, stream)
+    except XenLUError as exc:
+        if args.json:  # the same object as ``verify --json``
+            fmt = args.format if args.format not in (None, "auto") else None
+            out(json.dumps(error_json(exc, fmt, args.file)))
+        raise
     if args.quiet:
         pass
     elif args.json:
@@ -102,10 +120,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """``xenlu plan``: print the passes, parallel groups and edges."""
     from xenlu.plan import plan
 
-    fmt, data = _read(args)
-    with progress("plan", len(data), quiet=args.quiet) as bar:
+    inp = _read(args)
+    with progress("plan", inp.size(), quiet=args.quiet) as bar:
         bar.phase("decode")
-        stream = _load(args, fmt, data)
+        stream = inp.load(args)
         bar.phase("plan")
         p = plan(stream)
     if args.json:

@@ -1,0 +1,677 @@
+"""Streams that flow: the incremental decoder (:class:`Decoder`) and :func:`verify_stream`.
+
+A migration stream arrives down a pipe or a socket; it is not a file to
+map. :class:`Decoder` takes its bytes in pieces of any size (one byte at a
+time included) with :meth:`Decoder.feed`, hands out what it has read with
+:meth:`Decoder.next_event`, and says with :meth:`Decoder.close` whether the
+stream ended where it may end. It does no I/O of its own.
+
+It is not a second reader: the records go through the same §2 grammar
+tables and body rules as the mapped walkers (:mod:`xenlu.lu_feed` feeds
+:func:`~xenlu.lu_grammar.admit`/:func:`~xenlu.lu_grammar.close` record by
+record, :mod:`xenlu.libxc_feed` feeds
+:func:`~xenlu.libxc_grammar.admit`), so every input gets the same verdict
+and the same error — class, offset, record index, record type, field — as
+:func:`xenlu.verify` of the whole stream.
+
+Memory is bounded: a record is held whole only until it is checked, and a
+bulk record larger than the buffer (``limit``, default 16 MiB) is checked
+in entry-aligned pieces as it arrives (LU, §4), its section's crc32c
+computed as the bytes pass (§4.15). What the decoder keeps between records
+is a few counters per section.
+
+The framing shared by LU and libxc streams (8-byte header, body, zero
+padding to 8 bytes; LU spec §1, reference §1.4) is read here; each family's
+machine gets whole records (or the pieces of a large bulk record).
+
+>>> d = Decoder("lu")
+>>> d.feed(b"")
+>>> d.next_event()
+NEED_DATA
+
+Verifying a stream that arrives over a socket (any object with
+``readinto`` or ``read``):
+
+>>> import socket, threading, xenlu
+>>> from xenlu.hostgen import make_host
+>>> data = xenlu.encode(make_host((4, 11), n_hvm=1, mem_mib=2, dom0_mem_mib=2))
+>>> a, b = socket.socketpair()
+>>> def send():
+...     with a:
+...         a.sendall(data)
+>>> sender = threading.Thread(target=send)
+>>> sender.start()
+>>> with b.makefile("rb") as f:
+...     verify_stream(f)
+'lu'
+>>> sender.join(); b.close()
+
+Events, fed one byte at a time:
+
+>>> d = Decoder("lu")
+>>> for i in range(len(data)):
+...     d.feed(data[i : i + 1])
+>>> ev = d.next_event()
+>>> ev.index, ev.offset, hex(ev.type), ev.length, ev.value.xen_major, ev.value.xen_minor
+(0, 0, '0x40000000', 8, 4, 11)
+>>> d.close().size == len(data)
+True
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from xenlu.errors import CallerError, DecodeError, XenLUError
+from xenlu.framing import HDR, REC_LENGTH_MAX, _framing_error
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "NEED_DATA",
+    "Decoder",
+    "RecordEvent",
+    "SectionEvent",
+    "StreamEnd",
+    "verify_stream",
+]
+
+#: The default buffer: no record smaller than this is split.
+DEFAULT_LIMIT = 16 << 20
+#: What :func:`verify_stream` reads at a time.
+DEFAULT_CHUNK = 1 << 20
+
+
+class _NeedData:
+    """:meth:`Decoder.next_event`: no complete event yet; feed more bytes."""
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+
+
+@dataclass(frozen=True)
+class RecordEvent:
+    """One record read and checked: where it is and what it is. No body is
+    kept: ``entries`` is the number of entries a record carries (bulk
+    entries, pfns, leaves …; None for others), ``value`` the decoded value
+    of the few records that name the stream (LU_VERSION, LU_DOMAIN)."""
+
+    index: int
+    offset: int
+    type: int
+    length: int
+    family: str
+    entries: int | None = None
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class SectionEvent:
+    """An LU section closed and checked (§4.15): its domid, first byte and size."""
+
+    domid: int
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The stream ended where it may (after :meth:`Decoder.close`)."""
+
+    format: str
+    size: int
+
+
+Event = RecordEvent | SectionEvent | StreamEnd
+
+
+class Machine(Protocol):
+    """One family's reading of a stream: its headers, then its records."""
+
+    #: Bytes of headers before the first record (libxc: 40; LU: 0), once known.
+    head: int
+    #: Bytes of a header expected next inside the stream (0: a record).
+    pending_head: int
+    #: The record index of the next record.
+    idx: int
+    #: True once the last record is read (what follows is counted, not read).
+    ended: bool
+    #: True at close: a large record's last piece may be shorter than usual.
+    final: bool
+
+    def start(self, buf: memoryview) -> bool:
+        """Check the headers in ``buf`` (the stream's first bytes): False when
+        more bytes are needed, else True with ``head`` set."""
+        ...
+
+    def take_head(self, buf: memoryview, pos: int, base: int) -> None:
+        """Check the ``pending_head`` header bytes at ``buf[pos:]`` (raise when short)."""
+        ...
+
+    def framed(self, exc: DecodeError) -> DecodeError:
+        """A framing error of the record in progress, as the family words it."""
+        ...
+
+    def record(self, buf: memoryview, pos: int, base: int, t: int, length: int, stop: int) -> None:
+        """The whole record at ``buf[pos:stop]`` (absolute offset ``base + pos``)."""
+        ...
+
+    def big(self, t: int, length: int) -> bool:
+        """Whether a record too large for the buffer may be taken in pieces."""
+        ...
+
+    def begin_big(self, off: int, t: int, length: int, header: bytes) -> None:
+        """A large record's header has arrived (at absolute ``off``)."""
+        ...
+
+    def piece(self, buf: memoryview, pos: int, end: int) -> int:
+        """Take body bytes of the large record from ``buf[pos:end]``; how many."""
+        ...
+
+    def big_left(self) -> int:
+        """Bytes of the large record (body and padding) still to come; 0 when done."""
+        ...
+
+    def big_truncated(self, end: int) -> DecodeError:
+        """The error of a stream ending at ``end`` inside the large record."""
+        ...
+
+    def finish(self, end: int) -> None:
+        """The stream ended at ``end`` on a record boundary: may it end here?"""
+        ...
+
+    def head_short(self, buf: memoryview) -> None:
+        """The stream ended inside the headers (``buf`` is all of it): raise why."""
+        ...
+
+    def start_of(self, index: int | None) -> int | None:
+        """Where record ``index`` starts, if it is an earlier record an error names."""
+        ...
+
+
+def rebased(exc: DecodeError, base: int) -> DecodeError:
+    """``exc`` raised over a piece of the stream, located in the whole stream."""
+    if base and exc.offset is not None:
+        exc.offset += base
+    return exc
+
+
+def _machine(
+    fmt: str, strict: bool, emit: Callable[[Event], None] | None, limit: int, keep: bool
+) -> Machine:
+    # A large record is checked in pieces of at least a quarter of the buffer.
+    piece = max(limit // 4, 64)
+    if fmt == "lu":
+        from xenlu.lu_feed import LuMachine
+
+        return LuMachine(strict, emit, piece, keep)
+    if fmt == "libxc":
+        from xenlu.libxc_feed import LibxcMachine
+
+        return LibxcMachine(strict, emit, piece)
+    if fmt in ("libxl", "xl"):
+        from xenlu.libxl_feed import LibxlMachine
+
+        return LibxlMachine(strict, emit, piece, xl=fmt == "xl")
+    return _Whole(fmt, strict)
+
+
+class _Whole:
+    """A family without an incremental machine yet (the xenstored stream):
+    the stream is gathered and handed to the format's verifier at the end."""
+
+    head = 1 << 62
+    idx = 0
+    ended = False
+    final = False
+    pending_head = 0
+
+    def __init__(self, fmt: str, strict: bool) -> None:
+        self.fmt = fmt
+        self.strict = strict
+
+    def start(self, buf: memoryview) -> bool:
+        return False  # gathered to the end (head_short)
+
+    def take_head(self, buf: memoryview, pos: int, base: int) -> None:  # pragma: no cover
+        return None
+
+    def framed(self, exc: DecodeError) -> DecodeError:  # pragma: no cover
+        return exc
+
+    def record(self, buf: memoryview, pos: int, base: int, t: int, length: int, stop: int) -> None:
+        return None  # pragma: no cover
+
+    def big(self, t: int, length: int) -> bool:
+        return False  # pragma: no cover
+
+    def begin_big(self, off: int, t: int, length: int, header: bytes) -> None:
+        return None  # pragma: no cover
+
+    def piece(self, buf: memoryview, pos: int, end: int) -> int:
+        return 0  # pragma: no cover
+
+    def big_left(self) -> int:
+        return 0
+
+    def big_truncated(self, end: int) -> DecodeError:  # pragma: no cover
+        raise AssertionError
+
+    def finish(self, end: int) -> None:  # pragma: no cover
+        return None
+
+    def start_of(self, index: int | None) -> int | None:
+        return None
+
+    def head_short(self, buf: memoryview) -> None:
+        from xenlu.api import FORMAT_TABLE
+
+        FORMAT_TABLE[self.fmt].verify(buf, self.strict, None)
+
+
+class Decoder:
+    """The incremental decoder of one stream: ``feed`` bytes, read events, ``close``.
+
+    ``format`` is ``"lu"``, ``"libxc"``, ``"libxl"``, ``"xl"``,
+    ``"xenstore"`` or ``"auto"`` (recognised from the first 32 bytes, as
+    :func:`xenlu.detect_format` does). Errors are those of
+    :func:`xenlu.verify` of the whole stream, raised by the :meth:`feed` or
+    :meth:`close` that completes the faulty record, and again by any later
+    call. ``limit`` bounds the bytes held (default 16 MiB); ``events=False``
+    queues no events (verification only); ``keep=True`` (LU) also builds the
+    decoded stream (:attr:`stream`). xenstored streams are, for now,
+    gathered and verified at :meth:`close`.
+
+    >>> d = Decoder("libxc")
+    >>> d.feed(bytes.fromhex("ffffffffffffffff58454e4600000003" + "00" * 8))
+    >>> d.next_event()
+    NEED_DATA
+    >>> d.close()
+    Traceback (most recent call last):
+    ...
+    xenlu.errors.FramingError: offset 0x18: domain header truncated: expected 16 bytes, got 0
+    """
+
+    def __init__(
+        self,
+        format: str = "auto",
+        *,
+        strict: bool = True,
+        limit: int = DEFAULT_LIMIT,
+        events: bool = True,
+        keep: bool = False,
+    ) -> None:
+        from xenlu.api import FORMAT_TABLE
+
+        if format != "auto" and format not in FORMAT_TABLE:
+            names = ", ".join(("auto", *FORMAT_TABLE))
+            raise CallerError(f"unknown format {format!r}; expected one of {names}")
+        if limit < 64:
+            raise CallerError(f"limit {limit} is too small: at least 64 bytes")
+        self.format = format
+        self.strict = strict
+        self.limit = limit
+        self.keep = keep
+        self._events: deque[Event] = deque()
+        self._emit = self._events.append if events else None
+        self._m: Machine | None = None
+        # The bytes held: _buf[_lo:_hi], the first at absolute offset _base.
+        self._buf: bytearray | mmap.mmap = bytearray()
+        self._lo = self._hi = 0
+        self._base = 0
+        self._started = False
+        self._error: XenLUError | None = None
+        self._closed = False
+        self._done = False
+        #: Bytes fed so far.
+        self.fed = 0
+        #: The absolute offset up to which every record has been read and
+        #: checked: the start of the record in progress, after an error the
+        #: start of the faulty record.
+        self.checked = 0
+
+    # -- the public face ----------------------------------------------------------
+    def feed(self, data: Any) -> None:
+        """Take the next bytes of the stream (bytes, bytearray, memoryview)."""
+        self._usable()
+        mv = memoryview(data).cast("B")
+        n = len(mv)
+        if not n:
+            return
+        if self._hi == self._lo:
+            # Nothing held: read the records in place, keep only the rest.
+            self.fed += n
+            try:
+                used = self._run(mv, self._base)
+            except XenLUError as exc:
+                self._failed(exc)
+                raise
+            self._base += used
+            if used < n:
+                self.get_buffer(n - used)[:] = mv[used:]
+                self._hi += n - used
+            return
+        self.get_buffer(n)[:] = mv
+        self.buffer_updated(n)
+
+    def get_buffer(self, n: int) -> memoryview:
+        """A writable view of ``n`` bytes for the next bytes of the stream; say
+        how many were written with :meth:`buffer_updated` (no copy: read
+        straight into it, ``readable.readinto(d.get_buffer(n))``)."""
+        self._usable()
+        buf, lo, hi = self._buf, self._lo, self._hi
+        if len(buf) - hi < n:
+            live = hi - lo
+            if len(buf) >= live + n and live <= lo:
+                # Move the held bytes to the front when that costs no more
+                # than the bytes it frees (amortised: each byte moves once).
+                with memoryview(buf) as mv:  # (apart: live <= lo; no resize)
+                    mv[:live] = mv[lo:hi]
+            else:
+                # The buffer: an anonymous mapping of limit + n bytes, whose
+                # pages cost memory only once written (the held bytes stay
+                # at its front). Larger only for a record that must be held
+                # whole and is larger than the limit. Never resized in place:
+                # a view of the old buffer may live on.
+                grown = mmap.mmap(-1, max(live + n, 2 * len(buf), self.limit + n))
+                with memoryview(grown) as dst, memoryview(buf) as src:
+                    dst[:live] = src[lo:hi]
+                self._buf = buf = grown
+            self._lo, self._hi = lo, hi = 0, live
+        return memoryview(buf)[hi : hi + n]
+
+    def buffer_updated(self, n: int) -> None:
+        """``n`` bytes were written at the start of the last :meth:`get_buffer` view."""
+        self._usable()
+        self._hi += n
+        self.fed += n
+        try:
+            self._run_buffered()
+        except XenLUError as exc:
+            self._failed(exc)
+            raise
+
+    def _failed(self, exc: XenLUError) -> None:
+        self._error = exc
+        # An error may name a record before the one in progress (LU: the
+        # order of domids is known at the section's end): that one is faulty.
+        at = None if self._m is None else self._m.start_of(getattr(exc, "record_index", None))
+        if at is not None and at < self.checked:
+            self.checked = at
+
+    def _usable(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise CallerError("more bytes after close()")
+
+    def next_event(self) -> Event | _NeedData:
+        """The next event, or :data:`NEED_DATA` when there is none yet."""
+        if self._events:
+            return self._events.popleft()
+        if self._error is not None:
+            raise self._error
+        return NEED_DATA
+
+    def close(self) -> StreamEnd:
+        """The stream has ended: raise why it may not end here, else :class:`StreamEnd`."""
+        if self._error is not None:
+            raise self._error
+        if self._done:
+            return StreamEnd(self.format, self.fed)
+        self._closed = True
+        try:
+            end = self._finish()
+        except XenLUError as exc:
+            self._failed(exc)
+            raise
+        self._done = True
+        ev = StreamEnd(self.format, end)
+        if self._emit is not None:
+            self._emit(ev)
+        return ev
+
+    @property
+    def stream(self) -> Any:
+        """With ``keep=True``, an LU stream: the decoded
+        :class:`~xenlu.lu_model.LUStream` once :meth:`close` accepted it
+        (its values hold copies of the records, not the decoder's buffer;
+        every record is held whole), else None."""
+        return getattr(self._m, "stream", None) if self._done else None
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        """What the stream's headers say (libxc/libxl/xl: ``version``,
+        ``xen_version``, ``domain_type``, ``libxl_version``), once read."""
+        return dict(getattr(self._m, "info", {}))
+
+    @property
+    def done(self) -> bool:
+        """True once :meth:`close` found the stream whole and valid."""
+        return self._done
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held now (a partial record or header)."""
+        return self._hi - self._lo
+
+    # -- the engine -----------------------------------------------------------------
+    def _held(self) -> memoryview:
+        return memoryview(self._buf)[self._lo : self._hi]
+
+    def _run_buffered(self) -> None:
+        with self._held() as mv:
+            used = self._run(mv, self._base)
+        self._lo += used
+        self._base += used
+        if self._lo == self._hi:
+            self._lo = self._hi = 0
+
+    def _start(self, mv: memoryview, base: int, final: bool) -> int:
+        """Recognise the format and check the headers once enough bytes are here."""
+        if self._m is None:
+            if len(mv) < 32 and not final:
+                return 0
+            from xenlu.api import FORMAT_TABLE, _checked, detect_format
+
+            head = mv[:32]
+            if self.format == "auto":
+                fmt = detect_format(head)
+            else:
+                fmt = self.format
+                _checked(head, FORMAT_TABLE[fmt])
+            self.format = fmt
+            self._m = _machine(fmt, self.strict, self._emit, self.limit, self.keep)
+        m = self._m
+        if not m.start(mv):
+            if final:
+                m.head_short(mv)
+            return 0
+        self._started = True
+        self.checked = m.head
+        return m.head
+
+    def _run(self, mv: memoryview, base: int) -> int:
+        """Take every complete record of ``mv`` (absolute offset ``base``); bytes used."""
+        pos, end = 0, len(mv)
+        if not self._started:
+            if base:  # pragma: no cover - the head is always at offset 0
+                raise AssertionError
+            pos = self._start(mv, base, False)
+            if not self._started:
+                return 0
+        m = self._m
+        assert m is not None
+        limit = self.limit
+        unpack = HDR.unpack_from
+        while True:
+            if m.ended:
+                return end  # §4.17, §1.4: counted (finish says what it makes of them)
+            if m.big_left():
+                n = m.piece(mv, pos, end)
+                pos += n
+                if m.big_left():
+                    return pos
+                self.checked = base + pos
+                continue
+            h = m.pending_head
+            if h:  # a header inside the stream (an embedded libxc stream's)
+                if end - pos < h:
+                    return pos
+                m.take_head(mv, pos, base)
+                pos += h
+                self.checked = base + pos
+                continue
+            if end - pos < 8:
+                return pos
+            t, length = unpack(mv, pos)
+            if length > REC_LENGTH_MAX:
+                raise m.framed(rebased(_framing_error(mv, pos, end, m.idx), base))
+            stop = pos + 8 + length + (-length & 7)
+            if stop > end:
+                if stop - pos > limit and m.big(t, length):
+                    m.begin_big(base + pos, t, length, bytes(mv[pos : pos + 8]))
+                    pos += 8
+                    continue
+                return pos
+            if length & 7 and any(mv[stop - (-length & 7) : stop]):
+                raise m.framed(rebased(_framing_error(mv, pos, end, m.idx), base))
+            m.record(mv, pos, base, t, length, stop)
+            pos = stop
+            self.checked = base + pos
+
+    def _finish(self) -> int:
+        end = self._base + self.buffered
+        if not self._started:
+            if self.buffered:
+                with self._held() as mv:
+                    self._start(mv, 0, True)
+                if self._started:  # the headers were whole after all
+                    self._run_buffered()
+            else:
+                self._start(memoryview(b""), 0, True)
+        if not self._started:
+            return end  # a family verified whole (head_short) found it valid
+        m = self._m
+        assert m is not None
+        if m.big_left() and self.buffered:
+            m.final = True  # the last piece of a large record may be short
+            self._run_buffered()
+        if m.big_left():
+            raise m.big_truncated(end)
+        if m.pending_head:
+            with self._held() as mv:
+                m.take_head(mv, 0, self._base)  # (short: raises the truncated header)
+        if self.buffered:
+            # A partial record: the framing error the whole stream gets here.
+            with self._held() as mv:
+                raise m.framed(rebased(_framing_error(mv, 0, len(mv), m.idx), self._base))
+        m.finish(end)
+        return end
+
+
+def verify_stream(
+    readable: Any,
+    format: str = "auto",
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    strict: bool = True,
+    limit: int = DEFAULT_LIMIT,
+    on_data: Callable[[memoryview], None] | None = None,
+) -> str:
+    """Verify a stream read from ``readable`` to its end in bounded memory; its format.
+
+    ``readable`` is anything with ``readinto`` (read straight into the
+    decoder's buffer, no copy) or ``read`` — a pipe, a socket's
+    ``makefile("rb")``, an HTTP body. Raises the stream's first error, the
+    same as :func:`xenlu.verify` of the whole stream, or
+    :class:`~xenlu.errors.InputError` when a read fails. ``on_data`` (optional) sees every
+    piece as it is read, before it is checked (a tee).
+
+    >>> import io
+    >>> verify_stream(io.BytesIO(b""), "libxc")
+    Traceback (most recent call last):
+    ...
+    xenlu.errors.FramingError: offset 0x0: not a libxc migration stream: empty input
+    """
+    if chunk_size <= 0:
+        raise CallerError(f"chunk_size must be positive, got {chunk_size}")
+    d = Decoder(format, strict=strict, limit=limit, events=False)
+    readinto = getattr(readable, "readinto", None)
+    if readinto is None:
+        for piece in read_pieces(readable, chunk_size):
+            if on_data is not None:
+                on_data(piece)
+            d.feed(piece)
+    else:
+        while True:
+            with d.get_buffer(chunk_size) as mv:
+                n = _read_into(readinto, mv)
+                if n and on_data is not None:
+                    on_data(mv[:n])
+            if not n:
+                break
+            d.buffer_updated(n)
+    d.close()
+    return d.format
+
+
+def _read_into(readinto: Callable[[memoryview], int | None], mv: memoryview) -> int:
+    from xenlu.errors import InputError
+
+    try:
+        n = readinto(mv)
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the stream: {exc.strerror or exc}", errno=exc.errno, strerror=exc.strerror
+        ) from exc
+    if n is None:
+        raise InputError("cannot read the stream: no data available (non-blocking)")
+    return n
+
+
+def read_pieces(readable: Any, chunk_size: int = DEFAULT_CHUNK) -> Any:
+    """Yield the bytes of ``readable`` in pieces of at most ``chunk_size`` bytes.
+
+    With ``readinto`` one buffer is reused: a piece is valid until the next.
+    An :class:`OSError` is an :class:`~xenlu.errors.InputError`.
+    """
+    from xenlu.errors import InputError
+
+    readinto = getattr(readable, "readinto", None)
+    try:
+        if readinto is not None:
+            buf = bytearray(chunk_size)
+            with memoryview(buf) as mv:
+                while True:
+                    n = readinto(mv)
+                    if n is None:
+                        raise InputError("cannot read the stream: no data available (non-blocking)")
+                    if not n:
+                        return
+                    yield mv[:n]
+        else:
+            read = getattr(readable, "read", None)
+            if read is None:
+                raise CallerError(f"cannot read a {type(readable).__name__}: no readinto or read")
+            while True:
+                data = read(chunk_size)
+                if data is None:
+                    raise InputError("cannot read the stream: no data available (non-blocking)")
+                if not data:
+                    return
+                if isinstance(data, str):
+                    raise InputError("cannot read the stream: opened in text mode; use 'rb'")
+                yield memoryview(data)
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the stream: {exc.strerror or exc}",
+            errno=exc.errno,
+            strerror=exc.strerror,
+        ) from exc
