@@ -19,7 +19,7 @@ import pytest
 
 from xenlu.epochs import EPOCHS
 from xenlu.hostgen import host_sections, make_host, write_host
-from xenlu.lu_stream import decode_lu, encode_lu
+from xenlu.lu_stream import GlobalSection, decode_lu, encode_lu
 from xenlu.validate import validate
 
 SHAPES: list[dict[str, Any]] = [
@@ -42,10 +42,11 @@ def test_streamed_bytes_equal_encoded_host(version: tuple[int, int], shape: int)
 
 
 def test_sections_equal_and_validate_clean(tmp_path: Path) -> None:
-    knobs = dict(n_hvm=4, mem_mib=2, dom0_mem_mib=2, fragmentation=1.0, seed=5)
+    knobs: dict[str, Any] = dict(n_hvm=4, mem_mib=2, dom0_mem_mib=2, fragmentation=1.0, seed=5)
     secs = list(host_sections("4.15", **knobs))
     host = make_host("4.15", **knobs)
     assert secs == host.sections
+    assert isinstance(secs[0], GlobalSection)
     assert secs[0].host.nr_domains == 5
     path = tmp_path / "host.lu"
     n = write_host(path, "4.15", max_record_bytes=4096, **knobs)
