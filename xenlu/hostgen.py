@@ -286,12 +286,16 @@ class _Builder:
     def _layout_ram(self) -> None:
         p = self.p
         mib = {0: p.dom0_mem_mib, **dict.fromkeys(self.domids[1:], p.mem_mib)}
-        lengths = [
-            _split(mib[d] * PAGES_PER_MIB, p.fragmentation, self.rng, p.superpages)
-            for d in self.domids
-        ]
-        n = sum(len(x) for x in lengths)
-        frames = sum(int(x.sum()) for x in lengths)
+        # Extent lengths per domain; None where every extent is one frame
+        # (fragmentation 1.0), so the 1 TiB host holds no 2 GiB array of ones.
+        lengths: list[np.ndarray | None] = []
+        counts: list[int] = []
+        for d in self.domids:
+            lens = _split(mib[d] * PAGES_PER_MIB, p.fragmentation, self.rng, p.superpages)
+            counts.append(len(lens))
+            lengths.append(None if len(lens) == int(lens.sum()) else lens)
+        n = sum(counts)
+        frames = sum(c if x is None else int(x.sum()) for c, x in zip(counts, lengths, strict=True))
         # Interleave every domain's extents in machine memory: a random
         # permutation of all extents, laid out back to back. Extent indices
         # and offsets are kept in the narrowest dtype that holds them (the
@@ -303,21 +307,28 @@ class _Builder:
             self.rng.shuffle(order)
         self.ram_base = self.alloc.take(frames)
         if frames == n:  # single-frame extents: offset of extent order[i] is i
-            offs = np.empty(n, np.uint32 if frames < (1 << 32) else np.int64)
-            offs[order] = np.arange(n, dtype=offs.dtype)
-            self.ram_lens: list[np.ndarray | None] = [None] * len(lengths)
+            offs = np.empty(n, idx_t)
+            step = 1 << 24  # scatter in slices: no second n-sized temporary
+            for i in range(0, n, step):
+                part = order[i : i + step]
+                offs[part] = np.arange(i, i + len(part), dtype=idx_t)
         else:
-            all_len = np.concatenate(lengths)
+            all_len = np.concatenate(
+                [
+                    np.ones(c, np.int64) if x is None else x
+                    for c, x in zip(counts, lengths, strict=True)
+                ]
+            )
             run = all_len[order]
             np.cumsum(run, out=run)  # end of each extent, in machine order
             offs = np.empty(n, np.int64)
             offs[order[1:]] = run[:-1]
             offs[order[:1]] = 0
             del all_len, run
-            self.ram_lens = list(lengths)
         del order
+        self.ram_lens = lengths
         self.ram_offs = offs
-        self.ram_at = np.concatenate(([0], np.cumsum([len(x) for x in lengths]))).tolist()
+        self.ram_at = np.concatenate(([0], np.cumsum(counts))).tolist()
         self.ram_cache: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
 
     def _ram(self, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -504,7 +515,10 @@ class _Builder:
                 e[:, 3],
             )
             a["access"][n:] = 7
-        order = np.argsort(a["gfn"], kind="stable")
+        gfn = a["gfn"]
+        if len(gfn) < 2 or bool((gfn[1:] >= gfn[:-1]).all()):
+            return a  # already in gfn order (RAM, then the extras above it)
+        order = np.argsort(gfn, kind="stable")
         return a[order]
 
     def _hvm_context(self, d: int) -> Any:
