@@ -20,8 +20,11 @@ relative to its baseline (> 1: xenlu is faster). Every goal is written as a
 lower bound on that ratio, e.g. "time ≤ 2× the struct loop" is ``ratio ≥ 0.5``.
 The memory row is the exception: it compares extra memory with its allowance.
 
-A child never exceeds ``--mem-limit-gib`` of resident memory (default 8):
-a watchdog thread ends it, and the row is reported as failed.
+A child never exceeds ``--mem-limit-gib`` of anonymous resident memory
+(default 8; mapped input files are page cache and not counted): a watchdog
+thread ends it, and the row is reported as failed. At ``--scale huge`` the
+operations run as processes of their own, watched the same way; one that
+passes the limit is stopped and its row says "exceeded".
 """
 
 from __future__ import annotations
@@ -225,16 +228,19 @@ def maybe_profile(rid: str, fn: Callable[[], Any]) -> None:
 
 
 def start_watchdog(limit_gib: float) -> None:
-    """End this process if its resident set grows past ``limit_gib``."""
-    page = os.sysconf("SC_PAGE_SIZE")
+    """End this process if its anonymous resident memory grows past ``limit_gib``.
+
+    Anonymous memory (``RssAnon``) is what can take the machine down; pages of
+    a mapped input file are page cache, counted in RSS but reclaimable (a
+    10 GiB host stream mapped by a baseline is not 10 GiB of memory use).
+    """
     limit = int(limit_gib * GiB)
 
     def watch() -> None:
         while True:
-            with open("/proc/self/statm") as f:
-                rss = int(f.read().split()[1]) * page
+            rss = _anon_kib(os.getpid()) * 1024
             if rss > limit:
-                sys.stderr.write(f"benchmark child exceeded {limit_gib} GiB RSS; stopped\n")
+                sys.stderr.write(f"benchmark child exceeded {limit_gib} GiB RssAnon; stopped\n")
                 sys.stderr.flush()
                 os._exit(70)
             time.sleep(0.05)
@@ -1453,6 +1459,18 @@ def build_adversarial(work: Path) -> dict[str, Any]:
 LIMIT_GIB = [8.0]
 
 
+def _die_with_parent() -> None:
+    """In a measured child: receive SIGKILL when the row process ends (Linux
+    PR_SET_PDEATHSIG), so a row stopped by its watchdog leaves nothing behind."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _anon_kib(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -1474,7 +1492,9 @@ def measured(
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env or SUB_ENV or None)
+        p = subprocess.Popen(
+            cmd, stdout=out, stderr=err, env=env or SUB_ENV or None, preexec_fn=_die_with_parent
+        )
         limit_kib = int(limit_gib * GiB / 1024)
         peak = 0
         exceeded = False
