@@ -20,8 +20,11 @@ relative to its baseline (> 1: xenlu is faster). Every goal is written as a
 lower bound on that ratio, e.g. "time ≤ 2× the struct loop" is ``ratio ≥ 0.5``.
 The memory row is the exception: it compares extra memory with its allowance.
 
-A child never exceeds ``--mem-limit-gib`` of resident memory (default 8):
-a watchdog thread ends it, and the row is reported as failed.
+A child never exceeds ``--mem-limit-gib`` of anonymous resident memory
+(default 8; mapped input files are page cache and not counted): a watchdog
+thread ends it, and the row is reported as failed. At ``--scale huge`` the
+operations run as processes of their own, watched the same way; one that
+passes the limit is stopped and its row says "exceeded".
 """
 
 from __future__ import annotations
@@ -94,6 +97,9 @@ SCALES: dict[str, dict[str, Any]] = {
         repeats=5,
         xen_repeats=3,
     ),
+    # issue 14: the host that matters, streamed to disk (xenlu.hostgen.write_host);
+    # rows: HUGE_ROWS. host_gib is the largest host; --huge-gib picks the sizes.
+    "huge": dict(host_gib=1024, huge_gibs=[256, 1024], repeats=3),
 }
 PROJECT_TO_GIB = 1024  # linear projection of host-sized rows to a 1 TiB host
 N_HVM = 4
@@ -114,7 +120,7 @@ def stats(times: list[float]) -> tuple[float, float]:
     return med, ((max(times) - min(times)) / med if med > 0 else 0.0)
 
 
-BUDGET_S = {"small": 4.0, "medium": 40.0, "large": 90.0}
+BUDGET_S = {"small": 4.0, "medium": 40.0, "large": 90.0, "huge": 600.0}
 _BUDGET = [BUDGET_S["small"]]
 CPU_TIMES: dict[int, list[float]] = {}  # id(wall list) -> CPU times of the same calls
 
@@ -222,16 +228,19 @@ def maybe_profile(rid: str, fn: Callable[[], Any]) -> None:
 
 
 def start_watchdog(limit_gib: float) -> None:
-    """End this process if its resident set grows past ``limit_gib``."""
-    page = os.sysconf("SC_PAGE_SIZE")
+    """End this process if its anonymous resident memory grows past ``limit_gib``.
+
+    Anonymous memory (``RssAnon``) is what can take the machine down; pages of
+    a mapped input file are page cache, counted in RSS but reclaimable (a
+    10 GiB host stream mapped by a baseline is not 10 GiB of memory use).
+    """
     limit = int(limit_gib * GiB)
 
     def watch() -> None:
         while True:
-            with open("/proc/self/statm") as f:
-                rss = int(f.read().split()[1]) * page
+            rss = _anon_kib(os.getpid()) * 1024
             if rss > limit:
-                sys.stderr.write(f"benchmark child exceeded {limit_gib} GiB RSS; stopped\n")
+                sys.stderr.write(f"benchmark child exceeded {limit_gib} GiB RssAnon; stopped\n")
                 sys.stderr.flush()
                 os._exit(70)
             time.sleep(0.05)
@@ -399,11 +408,11 @@ def build_p2m_stream(path: Path, n_entries: int) -> None:
         encode_lu_to(host, f)
 
 
-def code_fingerprint(scale: str) -> str:
+def code_fingerprint(scale: str, cfg: dict[str, Any] | None = None) -> str:
     """A hash of xenlu's sources, this script and the scale: inputs are rebuilt when it changes."""
     import hashlib
 
-    h = hashlib.sha256(scale.encode())
+    h = hashlib.sha256((scale + json.dumps(cfg or SCALES[scale], sort_keys=True)).encode())
     for f in [*sorted((XENLU_ROOT / "xenlu").glob("*.py")), Path(__file__).resolve()]:
         h.update(f.name.encode())
         h.update(f.read_bytes())
@@ -1436,6 +1445,665 @@ ROWS: dict[str, Callable[[Path, dict[str, Any], dict[str, Any]], list[Row]]] = {
 }
 
 
+# --- the huge scale: a 128-domain fully fragmented host, streamed to disk (issue 14) ----
+
+HUGE_DOMAINS = 128  # PV dom0 + 127 HVM guests, every domain the same size
+HUGE_VERSION = (4, 15)
+
+
+def huge_shape(host_gib: int) -> dict[str, Any]:
+    """The host that matters: 128 domains, every frame its own P2M and ownership extent.
+
+    ``make_host`` permutes all extents over machine memory, so with
+    ``fragmentation=1.0`` the MFNs are a random permutation of the frames.
+    """
+    mib = host_gib * 1024 // HUGE_DOMAINS
+    return dict(
+        n_hvm=HUGE_DOMAINS - 1,
+        mem_mib=mib,
+        dom0_mem_mib=mib,
+        vcpus=2,
+        fragmentation=1.0,
+        seed=1,
+    )
+
+
+def _huge_host(work: Path, gib: int) -> Path:
+    return work / f"host-{gib}g.lu"
+
+
+def build_huge_inputs(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Stream each host to disk with ``xenlu.hostgen.write_host``, then the adversarial shapes.
+
+    Each host is written by a child process of its own, so its peak RSS
+    (``ru_maxrss``) is its own.
+    """
+    meta: dict[str, Any] = {"hosts": {}}
+    for gib in cfg["huge_gibs"]:
+        path = _huge_host(work, gib)
+        code = (
+            "import sys, json, resource, time; sys.path.insert(0, sys.argv[1]); "
+            "from xenlu.hostgen import write_host; t = time.perf_counter(); "
+            "n = write_host(sys.argv[2], sys.argv[3], **json.loads(sys.argv[4])); "
+            "print(json.dumps(dict(bytes=n, gen_s=time.perf_counter() - t, "
+            "peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))"
+        )
+        ver = f"{HUGE_VERSION[0]}.{HUGE_VERSION[1]}"
+        shape = huge_shape(gib)
+        cmd = [sys.executable, "-c", code, str(XENLU_ROOT), str(path), ver, json.dumps(shape)]
+        m = measured(cmd, LIMIT_GIB[0], capture=True)
+        if m["rc"] != 0:
+            raise RuntimeError(f"write_host {gib} GiB: exit {m['rc']}: {m['error']}")
+        info = json.loads(m["stdout"])
+        frames = gib * 1024 * 256
+        meta["hosts"][str(gib)] = dict(
+            info,
+            path=path.name,
+            frames=frames,
+            domains=HUGE_DOMAINS,
+            shape=shape,
+            version=ver,
+            peak_anon_mib=m["peak_anon_mib"],
+        )
+        print(
+            f"  host {gib} GiB: {_mb(info['bytes'])} written in {info['gen_s']:.1f} s, "
+            f"peak RSS {info['peak_rss_mib']:.0f} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
+    meta["adversarial"] = build_adversarial(work)
+    return meta
+
+
+# The adversarial shapes of issue 14: tiny streams that verify in milliseconds
+# but made validate/plan expand extents into frames, or quadratic cells.
+
+
+def _adv_base(n_hvm: int = 0) -> Any:
+    from xenlu.hostgen import make_host
+
+    return make_host("4.15", n_hvm=n_hvm, mem_mib=1, dom0_mem_mib=1, vcpus=1)
+
+
+def _adv_foreign(dom: Any, mfn: int) -> Any:
+    """``dom`` (HVM) whose first P2M extent is one grant_map_rw frame at ``mfn``: ``plan``
+    then looks up the owner of a frame (its owner index) as validate does."""
+    from xenlu.lu_records import Bulk, T
+    from xenlu.lu_stream import LUDomain
+    from xenlu.registry import Record
+
+    p2m = dom.p2m.copy()
+    p2m["mfn"][0], p2m["nr_pages"][0], p2m["p2m_type"][0] = mfn, 1, 7
+    return LUDomain([Record(T.LU_P2M, Bulk(p2m)) if r.type == T.LU_P2M else r for r in dom.records])
+
+
+def _adv_stream(base: Any, **parts: Any) -> Any:
+    from xenlu.lu_stream import LUStream
+
+    return LUStream.build(
+        base.version,
+        host=parts.get("host", base.host),
+        reusable_regions=parts.get("regions", base.reusable_regions),
+        xen_pages=parts.get("xen_pages", base.xen_pages),
+        domains=parts.get("domains", base.domains),
+    )
+
+
+def _adv_owning(dom: Any, own: np.ndarray, domid: int | None = None) -> Any:
+    """``dom`` with its ownership replaced by ``own`` (and its domid by ``domid``)."""
+    import dataclasses
+
+    from xenlu.lu_records import Bulk, T
+    from xenlu.lu_stream import LUDomain
+    from xenlu.registry import Record
+
+    recs = []
+    for r in dom.records:
+        if r.type == T.LU_PAGE_OWNERSHIP:
+            continue
+        if r.type == T.LU_DOMAIN and domid is not None:
+            r = Record(T.LU_DOMAIN, dataclasses.replace(r.value, domid=domid))
+        recs.append(r)
+    recs.insert(1, Record(T.LU_PAGE_OWNERSHIP, Bulk(own)))
+    return LUDomain(recs)
+
+
+def _own(starts: Any, lengths: Any) -> np.ndarray:
+    from xenlu.lu_records import OwnershipEntry
+
+    a = np.zeros(len(starts), OwnershipEntry.LAYOUT.dtype)
+    a["start_mfn"], a["nr_pages"] = starts, lengths
+    return a
+
+
+def adv_global_extents(base: Any, n: int = 32) -> Any:
+    """``n`` reusable regions and ``n`` Xen-pages extents, each over dom0's frames up to 1 M.
+
+    dom0 also owns frame 0xFFFFF, so its owned range (and a dense owner map)
+    spans 1 M frames; every global extent covers all of it.
+    """
+    import dataclasses
+
+    from xenlu.lu_records import RegionExtent, XenPagesExtent
+
+    d0 = base.domains[0]
+    top = 0xFFFFF
+    own = np.concatenate((d0.ownership, _own([top], [1])))
+    host = dataclasses.replace(base.host, max_page=1 << 21)
+    regions = np.zeros(n, RegionExtent.LAYOUT.dtype)
+    regions["start_mfn"], regions["nr_pages"], regions["kind"] = 0x10000, top, 2
+    xen = np.zeros(n, XenPagesExtent.LAYOUT.dtype)
+    xen["start_mfn"], xen["nr_pages"], xen["kind"] = 0x10000, top, 1
+    return _adv_stream(
+        base, host=host, regions=regions, xen_pages=xen, domains=[_adv_owning(d0, own)]
+    )
+
+
+def adv_nested(base: Any, n: int = 12_000) -> Any:
+    """One domain, ``n`` nested ownership extents: [s+i, s+2n-i) for i < n."""
+    import dataclasses
+
+    i = np.arange(n)
+    own = _own(0x100000 + i, 2 * (n - i))
+    host = dataclasses.replace(base.host, max_page=1 << 22)
+    hvm = base.domains[1] if len(base.domains) > 1 else None
+    doms = [_adv_owning(base.domains[0], own)]
+    return _adv_stream(
+        base, host=host, domains=doms + ([_adv_foreign(hvm, 0x100000)] if hvm else [])
+    )
+
+
+def adv_staircase(base: Any, n: int = 4_000) -> Any:
+    """Two domains, ``n`` extents each of 2n frames, starting on alternate frames."""
+    import dataclasses
+
+    doms = [
+        _adv_owning(d, _own(0x100000 + 2 * np.arange(n) + k, np.full(n, 2 * n)))
+        for k, d in enumerate(base.domains[:2])
+    ]
+    doms[1] = _adv_foreign(doms[1], 0x100000)
+    host = dataclasses.replace(base.host, max_page=1 << 22)
+    return _adv_stream(base, host=host, domains=doms)
+
+
+def adv_one_frame_many(base: Any, n: int = 6_000) -> Any:
+    """One frame claimed by ``n`` domains (minimal PV sections: LU_DOMAIN, PV info, one extent)."""
+    import dataclasses
+
+    from xenlu.libxc import X86PvInfo
+    from xenlu.lu_stream import LUDomain
+
+    d0 = base.domains[0]
+    frame = _own([0x200000], [1])
+    pv = X86PvInfo(guest_width=8, pt_levels=4)
+    doms = [_adv_owning(d0, np.concatenate((d0.ownership, frame)))]
+    for d in range(1, n):
+        info = dataclasses.replace(d0.info, domid=d, lu_state=1)
+        doms.append(LUDomain.build(info, pv_info=pv, ownership=frame))
+    host = dataclasses.replace(base.host, max_page=1 << 22)
+    return _adv_stream(base, host=host, domains=doms)
+
+
+def adv_near_4g(base: Any) -> Any:
+    """dom0 also owns the 16 frames below 2^32 (for ``validate(method="dense")``)."""
+    import dataclasses
+
+    d0 = base.domains[0]
+    own = np.concatenate((d0.ownership, _own([(1 << 32) - 16], [16])))
+    host = dataclasses.replace(base.host, max_page=1 << 32)
+    return _adv_stream(base, host=host, domains=[_adv_owning(d0, own)])
+
+
+#: name -> (builder, description, operations run on it)
+ADVERSARIAL: dict[str, tuple[Callable[[Any], Any], str, tuple[str, ...]]] = {
+    "global_extents": (
+        adv_global_extents,
+        "32 reusable regions + 32 Xen-pages extents over 1 M owned frames",
+        ("validate", "plan"),
+    ),
+    "nested": (
+        adv_nested,
+        "12,000 nested ownership extents (+ a grant-mapped P2M frame)",
+        ("validate", "plan"),
+    ),
+    "staircase": (
+        adv_staircase,
+        "two-domain staircase, 2 × 4,000 extents (+ a grant-mapped P2M frame)",
+        ("validate", "plan"),
+    ),
+    "one_frame_6000": (
+        adv_one_frame_many,
+        "one frame claimed by 6,000 domains",
+        ("validate --json", "plan"),
+    ),
+    "near_4g_dense": (
+        adv_near_4g,
+        'frame 2^32 − 16 owned, validate(method="dense")',
+        ("validate dense",),
+    ),
+}
+
+
+def build_adversarial(work: Path) -> dict[str, Any]:
+    from xenlu.api import verify
+    from xenlu.lu_stream import encode_lu_to
+
+    out: dict[str, Any] = {}
+    for name, (build, _desc, _ops) in ADVERSARIAL.items():
+        path = work / f"adv-{name}.lu"
+        # two-domain shapes: dom0 and an HVM guest with a foreign P2M frame
+        base = _adv_base(1 if name in ("nested", "staircase") else 0)
+        with open(path, "wb") as f:
+            n = encode_lu_to(build(base), f)
+        verify(path)  # each shape is structurally valid: validate/plan must take it
+        out[name] = dict(path=path.name, bytes=n)
+    return out
+
+
+# --- measuring a child process: wall time, peak RSS, peak anonymous memory, a limit ---
+
+LIMIT_GIB = [8.0]
+
+
+def _die_with_parent() -> None:
+    """In a measured child: receive SIGKILL when the row process ends (Linux
+    PR_SET_PDEATHSIG), so a row stopped by its watchdog leaves nothing behind."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _anon_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def measured(
+    cmd: list[str], limit_gib: float, *, capture: bool = False, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run ``cmd``; its wall time, exit code, last stderr line, ``ru_maxrss`` (mapped
+    file pages included) and sampled peak ``RssAnon``. A child whose anonymous
+    memory passes ``limit_gib`` is killed and reported ``exceeded``: the
+    machine survives inputs that make the code under test allocate gigabytes.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(
+            cmd, stdout=out, stderr=err, env=env or SUB_ENV or None, preexec_fn=_die_with_parent
+        )
+        limit_kib = int(limit_gib * GiB / 1024)
+        peak = 0
+        exceeded = False
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            anon = _anon_kib(p.pid)
+            peak = max(peak, anon)
+            if anon > limit_kib and not exceeded:
+                exceeded = True
+                p.kill()
+            time.sleep(0.02)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out_bytes = out.tell()
+        out.seek(0)
+        err.seek(0)
+        lines = err.read().decode(errors="replace").strip().splitlines()
+        return dict(
+            wall_s=wall,
+            rc=p.returncode,
+            error=lines[-1] if lines else "",
+            maxrss_mib=ru.ru_maxrss / 1024,
+            peak_anon_mib=peak / 1024,
+            exceeded=exceeded,
+            traceback=any(ln.startswith("Traceback") for ln in lines),
+            stdout_bytes=out_bytes,
+            stdout=out.read(1 << 20).decode(errors="replace") if capture else "",
+        )
+
+
+def _cli(*args: str) -> list[str]:
+    """``xenlu ARGS`` of the package under test, in a fresh interpreter."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli import main; "
+        "sys.exit(main(sys.argv[2:]))"
+    )
+    return [sys.executable, "-c", code, str(XENLU_ROOT), *args]
+
+
+def _py(code: str, *args: str) -> list[str]:
+    pre = "import sys; sys.path.insert(0, sys.argv[1]); "
+    return [sys.executable, "-c", pre + code, str(XENLU_ROOT), *args]
+
+
+def _has_command(name: str) -> bool:
+    return bool(measured(_cli(name, "--help"), 1.0)["rc"] == 0)
+
+
+def _memcpy_file(path: Path, block: int = 256 * MiB) -> None:
+    """Copy every byte of the (page-cached) file through memory, a block at a time."""
+    f, m = _mapped(path)
+    try:
+        src = np.frombuffer(m, np.uint8)
+        dst = np.empty(min(block, len(src)), np.uint8)
+        for i in range(0, len(src), block):
+            part = src[i : i + block]
+            np.copyto(dst[: len(part)], part)
+        del src, part
+    finally:
+        m.close()
+        f.close()
+
+
+def _crc_file(path: Path, block: int = 256 * MiB) -> None:
+    import crc32c
+
+    f, m = _mapped(path)
+    try:
+        mv = memoryview(m)
+        c = 0
+        for i in range(0, len(mv), block):
+            c = crc32c.crc32c(mv[i : i + block], c)
+        mv.release()
+    finally:
+        m.close()
+        f.close()
+
+
+def _owned_starts(path: Path) -> np.ndarray:
+    from xenlu.lu_stream import decode_lu
+
+    s = decode_lu(path)
+    col = np.concatenate([d.ownership["start_mfn"] for d in s.domains])
+    del s
+    gc.collect()
+    return col
+
+
+def _huge_rows(
+    work: Path,
+    cfg: dict[str, Any],
+    meta: dict[str, Any],
+    rid: str,
+    operation: str,
+    cmd_of: Callable[[Path, Path], list[str]],
+    baseline_name: str,
+    baseline_of: Callable[[Path], Callable[[], Any]],
+    goal: Callable[[int], float | None],
+    goal_text: Callable[[int], str],
+    ok_rcs: tuple[int, ...] = (0,),
+) -> list[Row]:
+    out: list[Row] = []
+    for gib in cfg["huge_gibs"]:
+        h = meta["hosts"][str(gib)]
+        path = work / h["path"]
+        scratch = work / f"out-{rid}-{gib}g.lu"
+        runs: list[dict[str, Any]] = []
+
+        def x(
+            path: Path = path, scratch: Path = scratch, runs: list[dict[str, Any]] = runs
+        ) -> None:
+            runs.append(measured(cmd_of(path, scratch), LIMIT_GIB[0]))
+            scratch.unlink(missing_ok=True)
+
+        base = baseline_of(path)
+        reps = cfg["repeats"]
+        tx, tb = side_by_side([x, base], reps, warmup=0)
+        bad = [r for r in runs if r["rc"] not in ok_rcs or r["exceeded"]]
+        r = row(
+            f"{rid}_{gib}g",
+            operation,
+            f"{gib} GiB host, {HUGE_DOMAINS} domains, {h['frames'] / 1e6:.0f} M frames",
+            h["bytes"],
+            tx,
+            baseline_name,
+            tb,
+            goal(gib),
+            goal_text(gib),
+            peak_rss_mib=max(r["maxrss_mib"] for r in runs),
+            peak_anon_mib=max(r["peak_anon_mib"] for r in runs),
+            extra_mib=max(r["peak_anon_mib"] for r in runs),
+            exit_codes=sorted({r["rc"] for r in runs}),
+            host_gib=gib,
+        )
+        if bad:
+            r["met"] = False
+            why = "exceeded the memory limit" if bad[0]["exceeded"] else bad[0]["error"][:120]
+            r["note"] = f"exit {bad[0]['rc']}: {why}"
+        else:
+            r["note"] = (
+                f"peak anon {max(q['peak_anon_mib'] for q in runs):.0f} MiB, "
+                f"{max(q['peak_anon_mib'] for q in runs) * MiB / h['frames']:.2f} B/frame"
+            )
+        out.append(r)
+    return out
+
+
+def _sort_baseline(path: Path) -> Callable[[], Any]:
+    col = _owned_starts(path)
+    return lambda: np.sort(col)
+
+
+def _memcpy_baseline(path: Path) -> Callable[[], Any]:
+    return lambda: _memcpy_file(path)
+
+
+def _copy_baseline(path: Path) -> Callable[[], Any]:
+    dst = path.with_suffix(".copy")
+
+    def cp() -> None:
+        shutil.copyfile(path, dst)
+        dst.unlink()
+
+    return cp
+
+
+def row_huge_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """`xenlu verify -q` of the host vs a memcpy of the file (crc32c of the file beside it)."""
+    rows = _huge_rows(
+        work,
+        cfg,
+        meta,
+        "huge_verify",
+        "`xenlu verify -q` (CLI) vs memcpy of the file",
+        lambda p, _o: _cli("verify", "-q", str(p)),
+        "memcpy of the mapped file, 256 MiB blocks",
+        _memcpy_baseline,
+        lambda _g: 0.5,
+        lambda _g: "≥ 0.5× memcpy",
+    )
+    for r in rows:
+        path = work / meta["hosts"][str(r["host_gib"])]["path"]
+        tc = side_by_side([lambda path=path: _crc_file(path)], 3, warmup=0)[0]
+        r["crc32c_s"] = statistics.median(tc)
+        r["note"] += f"; crc32c of the file {_t(r['crc32c_s'])}"
+    return rows
+
+
+def row_huge_validate(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """`xenlu validate` of the host vs np.sort of the owned frames (issue 14: ≤ 2×)."""
+    return _huge_rows(
+        work,
+        cfg,
+        meta,
+        "huge_validate",
+        "`xenlu validate` (CLI) vs np.sort of owned frames",
+        lambda p, _o: _cli("validate", str(p)),
+        "np.sort(ownership start_mfn column)",
+        _sort_baseline,
+        lambda _g: 0.5,
+        lambda _g: "≤ 2× np.sort; ≤ 4 B/frame + 64 MiB",
+    )
+
+
+def row_huge_plan(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """`xenlu plan` of the host vs np.sort of the owned frames (issue 14: ≤ 2×)."""
+    return _huge_rows(
+        work,
+        cfg,
+        meta,
+        "huge_plan",
+        "`xenlu plan` (CLI) vs np.sort of owned frames",
+        lambda p, _o: _cli("plan", str(p)),
+        "np.sort(ownership start_mfn column)",
+        _sort_baseline,
+        lambda _g: 0.5,
+        lambda _g: "≤ 2× np.sort",
+    )
+
+
+def row_huge_check(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """`xenlu check` (verify + validate in one mapping): 1 TiB in ≤ 20 s (issue 14)."""
+    op = "`xenlu check` (CLI) vs memcpy of the file"
+    if not _has_command("check"):
+        why = f"not available: `xenlu check` is missing in {XENLU_ROOT / 'xenlu'}"
+        return [skipped(f"huge_check_{g}g", op, why) for g in cfg["huge_gibs"]]
+    rows = _huge_rows(
+        work,
+        cfg,
+        meta,
+        "huge_check",
+        op,
+        lambda p, _o: _cli("check", str(p)),
+        "memcpy of the mapped file, 256 MiB blocks",
+        _memcpy_baseline,
+        lambda _g: None,
+        lambda g: f"≤ {20 * g / 1024:g} s wall (20 s at 1 TiB)",
+    )
+    for r in rows:
+        r["met"] = r.get("met", True) is not False and r["xenlu_s"] <= 20 * r["host_gib"] / 1024
+    return rows
+
+
+def row_huge_convert(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """`xenlu convert --to 4.17` of the 4.15 host, to a file, vs copying the file."""
+    return _huge_rows(
+        work,
+        cfg,
+        meta,
+        "huge_convert",
+        "`xenlu convert -q --to 4.17` (CLI, 4.15 → 4.17, to disk) vs file copy",
+        lambda p, o: _cli("convert", "-q", "--to", "4.17", str(p), str(o)),
+        "shutil.copyfile of the stream",
+        _copy_baseline,
+        lambda _g: None,
+        lambda _g: "report",
+    )
+
+
+def row_huge_decode(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """decode_lu of the host file (zero-copy arrays over the mapping) vs memcpy."""
+    code = "from xenlu.lu_stream import decode_lu; s = decode_lu(sys.argv[2]); assert s.domains"
+    return _huge_rows(
+        work,
+        cfg,
+        meta,
+        "huge_decode",
+        "decode_lu(path) in a fresh interpreter vs memcpy of the file",
+        lambda p, _o: _py(code, str(p)),
+        "memcpy of the mapped file, 256 MiB blocks",
+        _memcpy_baseline,
+        lambda _g: None,
+        lambda _g: "report",
+    )
+
+
+ADV_ALLOWANCE = (32, 16)  # extra anonymous memory ≤ 32 × stream bytes + 16 MiB
+
+
+def row_adversarial(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
+    """Each adversarial shape: validate/plan time and peak memory as multiples of the stream.
+
+    The stream's own `xenlu verify -q` is the reference: its time, and its
+    peak anonymous memory (the interpreter, numpy, the CLI) is subtracted
+    to give the operation's extra memory. A run past ``--mem-limit-gib`` is
+    stopped and reported ``exceeded``.
+    """
+    out: list[Row] = []
+    dense = (
+        "from xenlu.lu_stream import decode_lu; from xenlu.validate import validate\n"
+        "try:\n    r = validate(decode_lu(sys.argv[2]), method='dense')\n"
+        "except Exception as e:\n"
+        "    print(f'{type(e).__name__}: {e}'[:200], file=sys.stderr)\n"
+        "    sys.exit(70)\n"
+        "sys.exit(0 if r.ok else 1)"
+    )
+    for name, (_build, desc, ops) in ADVERSARIAL.items():
+        info = meta["adversarial"][name]
+        path = str(work / info["path"])
+        size = info["bytes"]
+        ref = [measured(_cli("verify", "-q", path), LIMIT_GIB[0]) for _ in range(3)]
+        ref_s = statistics.median(q["wall_s"] for q in ref)
+        ref_anon = statistics.median(q["peak_anon_mib"] for q in ref)
+        for op in ops:
+            cmd = _py(dense, path) if op == "validate dense" else _cli(*op.split(), path)
+            m = measured(cmd, LIMIT_GIB[0])
+            extra = max(0.0, m["peak_anon_mib"] - ref_anon)
+            allowed = ADV_ALLOWANCE[0] * size / MiB + ADV_ALLOWANCE[1]
+            crashed = m["rc"] not in (0, 1) or m["traceback"]
+            r = dict(
+                id=f"adv_{name}_{op.split()[0]}{'_dense' if 'dense' in op else ''}",
+                operation=f"adversarial: {desc} — {op}",
+                size=f"{size / 1000:.1f} KB stream",
+                bytes=size,
+                xenlu_s=m["wall_s"],
+                xenlu_spread=0.0,
+                xenlu_times=[m["wall_s"]],
+                baseline="`xenlu verify -q` of the stream",
+                baseline_s=ref_s,
+                baseline_spread=0.0,
+                ratio=ref_s / m["wall_s"],
+                goal=None,
+                goal_text=f"extra mem ≤ {ADV_ALLOWANCE[0]}× stream + {ADV_ALLOWANCE[1]} MiB",
+                met=bool(not m["exceeded"] and not crashed and extra <= allowed),
+                peak_rss_mib=m["maxrss_mib"],
+                peak_anon_mib=m["peak_anon_mib"],
+                extra_mib=extra,
+                time_per_stream_kb_ms=m["wall_s"] * 1e3 / (size / 1000),
+                mem_multiple_of_stream=extra * MiB / size,
+                exit_code=m["rc"],
+                exceeded=m["exceeded"],
+                report_bytes=m["stdout_bytes"],
+                loadavg=os.getloadavg()[0],
+            )
+            if m["exceeded"]:
+                r["note"] = (
+                    f"exceeded: stopped past {LIMIT_GIB[0]:g} GiB anonymous memory "
+                    f"after {_t(m['wall_s'])}"
+                )
+            else:
+                r["note"] = (
+                    f"exit {m['rc']}; {r['time_per_stream_kb_ms']:.1f} ms per KB of stream; "
+                    f"extra memory {r['mem_multiple_of_stream']:.0f}× the stream"
+                    + (f"; stdout {_mb(m['stdout_bytes'])}" if m["stdout_bytes"] > MiB else "")
+                    + (f"; CRASHED: {m['error'][:100]}" if crashed else "")
+                )
+            out.append(r)
+    return out
+
+
+HUGE_ROWS: dict[str, Callable[[Path, dict[str, Any], dict[str, Any]], list[Row]]] = {
+    "huge_verify": row_huge_verify,
+    "huge_validate": row_huge_validate,
+    "huge_plan": row_huge_plan,
+    "huge_check": row_huge_check,
+    "huge_convert": row_huge_convert,
+    "huge_decode": row_huge_decode,
+    "adversarial": row_adversarial,
+}
+
+
 # --- report -----------------------------------------------------------------------
 
 
@@ -1599,9 +2267,18 @@ def machine() -> dict[str, Any]:
 # --- driver -----------------------------------------------------------------------
 
 
+def _cfg(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = dict(SCALES[args.scale])
+    if args.huge_gib:
+        cfg["huge_gibs"] = [int(g) for g in args.huge_gib.split(",")]
+        cfg["host_gib"] = max(cfg["huge_gibs"])
+    return cfg
+
+
 def child_main(args: argparse.Namespace) -> int:
     start_watchdog(args.mem_limit_gib)
-    cfg = dict(SCALES[args.scale])
+    LIMIT_GIB[0] = args.mem_limit_gib
+    cfg = _cfg(args)
     if args.repeats:
         cfg["repeats"] = args.repeats
     _BUDGET[0] = BUDGET_S[args.scale]
@@ -1609,13 +2286,13 @@ def child_main(args: argparse.Namespace) -> int:
         PROFILE_DIR[0] = Path(args.profile)
     work = Path(args.workdir)
     if args.child == "build":
-        meta = build_inputs(work, cfg)
-        meta["fingerprint"] = code_fingerprint(args.scale)
+        meta = (build_huge_inputs if args.scale == "huge" else build_inputs)(work, cfg)
+        meta["fingerprint"] = code_fingerprint(args.scale, cfg)
         meta["peak_rss_mib"] = peak_rss_mib()
         (work / "meta.json").write_text(json.dumps(meta))
         return 0
     meta = json.loads((work / "meta.json").read_text())
-    rows = ROWS[args.child](work, cfg, meta)
+    rows = {**ROWS, **HUGE_ROWS}[args.child](work, cfg, meta)
     (work / f"row-{args.child}.json").write_text(json.dumps(rows))
     return 0
 
@@ -1635,6 +2312,8 @@ def run_child(args: argparse.Namespace, name: str, work: Path) -> tuple[int, str
     ]
     if args.repeats:
         cmd += ["--repeats", str(args.repeats)]
+    if args.huge_gib:
+        cmd += ["--huge-gib", args.huge_gib]
     if args.profile:
         cmd += ["--profile", str(Path(args.profile).resolve())]
     p = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -1645,7 +2324,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", choices=sorted(SCALES), default="small")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
-    ap.add_argument("--only", help="comma-separated rows: " + ",".join(ROWS))
+    ap.add_argument(
+        "--only",
+        help="comma-separated rows: "
+        + ",".join(ROWS)
+        + "; at --scale huge: "
+        + ",".join(HUGE_ROWS),
+    )
+    ap.add_argument(
+        "--huge-gib",
+        metavar="G[,G…]",
+        help="--scale huge: host sizes in GiB (default 256,1024; multiples of 128)",
+    )
     ap.add_argument("--workdir", help="scratch directory (default: a fresh temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--repeats", type=int, help="override the scale's repeat count")
@@ -1672,11 +2362,13 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [sys.executable, str(Path(__file__).resolve()), *(argv or sys.argv[1:])]
             return subprocess.run(cmd, env=env, check=False).returncode
 
-    cfg = SCALES[args.scale]
-    names = list(ROWS) if not args.only else [n.strip() for n in args.only.split(",")]
+    LIMIT_GIB[0] = args.mem_limit_gib
+    cfg = _cfg(args)
+    table = HUGE_ROWS if args.scale == "huge" else ROWS
+    names = list(table) if not args.only else [n.strip() for n in args.only.split(",")]
     for n in names:
-        if n not in ROWS:
-            ap.error(f"unknown row {n!r}")
+        if n not in table:
+            ap.error(f"unknown row {n!r} at --scale {args.scale}")
     own_dir = args.workdir is None
     work = Path(args.workdir or tempfile.mkdtemp(prefix=f"xenlu-bench-{args.scale}-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -1698,7 +2390,7 @@ def main(argv: list[str] | None = None) -> int:
         stale = True
         if (work / "meta.json").exists():
             old = json.loads((work / "meta.json").read_text())
-            stale = old.get("fingerprint") != code_fingerprint(args.scale)
+            stale = old.get("fingerprint") != code_fingerprint(args.scale, cfg)
         if stale:
             t0 = time.perf_counter()
             rc, err = run_child(args, "build", work)
@@ -1722,11 +2414,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if own_dir and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+        elif args.scale == "huge" and not args.keep:
+            # the host streams are GiBs each: never left behind without --keep
+            for f in [*work.glob("host-*g.lu"), *work.glob("out-*.lu"), work / "meta.json"]:
+                f.unlink(missing_ok=True)
     total = time.perf_counter() - t_all
     print()
     print(markdown(rows))
     print()
-    print(projection(rows, cfg["host_gib"]))
+    if args.scale != "huge":
+        print(projection(rows, cfg["host_gib"]))
     print(
         f"\nratio = baseline time / xenlu time (> 1: xenlu faster). "
         f"Total {total:.1f} s; the harness itself peaked at {peak_rss_mib():.0f} MiB RSS."

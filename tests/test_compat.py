@@ -217,16 +217,48 @@ def test_negative_grant_limits_roll_back_to_the_effective_limit(
     s = set_host(
         host((4, 13)), gnttab_max_frames=host_frames, gnttab_max_maptrack_frames=host_maptrack
     )
-    s = set_info(s, 1, max_grant_frames=-1, max_maptrack_frames=-7)
+    s = set_info(s, 1, max_grant_frames=-1, max_maptrack_frames=-1)
     s = set_info(s, 2, max_grant_frames=40, max_maptrack_frames=-1)
     down, rep = convert(s, (4, 12))
-    assert rep.lossless  # §6: always lossless
+    assert rep.lossless  # §6: -1 is always lossless
     i1, i2 = down.domain(1).info, down.domain(2).info
     assert (i1.max_grant_frames, i1.max_maptrack_frames) == want
     assert (i2.max_grant_frames, i2.max_maptrack_frames) == (40, want[1])
     assert fills(rep, "max_grant_frames")[1] == want[0]
     assert 2 not in fills(rep, "max_grant_frames")  # non-negative: unchanged, nothing filled
     roundtrip(down)
+    # ... and reversible (issue 14): the effective limit upgrades back to -1.
+    again, rep2 = convert(down, s.version)
+    assert rep2.lossless and again == s
+    assert fills(rep2, "max_grant_frames")[1] == -1
+
+
+@pytest.mark.parametrize(("name", "value"), [("max_maptrack_frames", -7), ("max_grant_frames", 64)])
+def test_grant_limits_4_12_cannot_say_are_lossy(name: str, value: int) -> None:
+    # Issue 14: -7, or an explicit 64 where the host default is 64, would come
+    # back from 4.12 as -1: not reversible, so refused (allow_loss: the limit).
+    s = set_host(host((4, 13)), gnttab_max_frames=64, gnttab_max_maptrack_frames=0)
+    s = set_info(s, 1, **{name: value})
+    with pytest.raises(ConversionError) as exc:
+        convert(s, (4, 12))
+    assert refusal(exc) == (1, "LU_DOMAIN", name, value)
+    down, rep = convert(s, (4, 12), allow_loss=True)
+    assert getattr(down.domain(1).info, name) == {"max_grant_frames": 64}.get(name, 1024)
+    assert [(x.domid, x.field, x.value) for x in rep.losses] == [(1, name, value)]
+
+
+def test_huge_host_maptrack_default_rolls_back_and_upgrades_again() -> None:
+    # Issue 14: host maptrack default 0xFFFFFFFF, per-domain -1: the 4.12
+    # stream holds 0xFFFFFFFF, which upgrades back to -1 (not refused).
+    s = set_host(host((4, 19)), gnttab_max_maptrack_frames=0xFFFFFFFF)
+    for d in s.domains:
+        s = set_info(s, d.domid, max_grant_frames=-1, max_maptrack_frames=-1)
+    down, rep = convert(roundtrip(s), (4, 12))
+    assert rep.lossless
+    assert {d.info.max_maptrack_frames for d in down.domains} == {0xFFFFFFFF}
+    up, rep2 = convert(roundtrip(down), (4, 19))
+    assert rep2.lossless and up == s
+    assert encode_lu(up) == encode_lu(s)
 
 
 # --- CDF bit 5 iommu <-> lu_state bit 3; iommu_opts (4.13) ---------------------------------
@@ -637,6 +669,9 @@ def test_headline_4_11_to_4_15_report() -> None:
     _, rep = convert(s, (4, 15))
     got = {(f.record, f.field.split("[")[0]) for f in rep.fills}
     assert got == {
+        # make_host's 4.11 limits equal the host defaults: -1 from 4.13 (issue 14)
+        ("LU_DOMAIN", "max_grant_frames"),
+        ("LU_DOMAIN", "max_maptrack_frames"),
         ("LU_DOMAIN", "cdf_flags.iommu"),
         ("LU_DOMAIN", "iommu_opts"),
         ("HVM_CONTEXT", "VIRIDIAN_VCPU"),
@@ -840,8 +875,11 @@ def test_every_conversion_re_decodes_under_its_target(s: LUStream, target: Epoch
         assert back.epoch == target and back == out
         if not allow_loss:
             assert rep.lossless
-        # A lossless conversion back to the source epoch's layout and forth again is stable.
-        if rep.lossless and target < s.epoch:
+        # Lossless means reversible (issue 14): converting back, whichever the
+        # direction, gives the very stream (and bytes) again.
+        if rep.lossless:
             again, rep3 = convert(back, s.version)
-            assert rep3.lossless
+            assert rep3.lossless, [str(x) for x in rep3.losses]
             assert fmt_epoch(again.epoch) == fmt_epoch(s.epoch)
+            assert again == s
+            assert encode_lu(again) == encode_lu(s)

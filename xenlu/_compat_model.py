@@ -434,7 +434,9 @@ def bulk_map(
     ``base`` is the index of the record's first entry among all the domain's
     entries of that type. ``fn`` returns the same array (record kept as is),
     a new array, or None / an empty array (record dropped: §1, an encoder
-    never writes count 0).
+    never writes count 0). A record that had count 0 in the input keeps
+    count 0 (spec amendment A2: it is written back as given, so a
+    conversion and its inverse give the input back).
     """
     base = 0
 
@@ -446,7 +448,7 @@ def bulk_map(
         new = fn(arr, at)
         if new is arr:
             return value
-        if new is None or not len(new):
+        if new is None or (not len(new) and len(arr)):
             return None
         return Bulk(new)
 

@@ -161,14 +161,36 @@ register(
 
 # 4.12 <-> 4.13 — §6 rows: grant limits u32 → i32; CDF bit 5 iommu ↔ lu_state
 # bit 3; iommu_opts; HVM_CONTEXT VIRIDIAN_VCPU 16 → 216 bytes.
+_LIMITS = ("max_grant_frames", "max_maptrack_frames")
+
+
+def _effective_limits(stream: LUStream) -> dict[str, int]:
+    frames, maptrack = host_grant_limits(stream.host)
+    return {"max_grant_frames": frames, "max_maptrack_frames": maptrack}
+
+
 def _up_4_13(stream: LUStream, log: StepLog) -> LUStream:
+    eff = _effective_limits(stream)
     doms = []
     for d in stream.domains:
         i, domid = d.info, d.domid
         limits = {}
-        for name in ("max_grant_frames", "max_maptrack_frames"):
+        for name in _LIMITS:
             v = getattr(i, name)
-            if v > I32_MAX:
+            if v == eff[name]:
+                # §6 (amended, issue 14): a 4.12 limit equal to the effective host
+                # limit (§4.6) is what 4.13 says with -1, and what its rollback
+                # gives back: the pair round-trips, and a host default above
+                # 2^31-1 (e.g. maptrack 0xFFFFFFFF) upgrades again.
+                log.fill(
+                    domid,
+                    _D,
+                    name,
+                    -1,
+                    f"equal to the effective host limit {v}: -1, the host default (§4.6, §6)",
+                )
+                v = -1
+            elif v > I32_MAX:
                 # §6: a u32 above 2^31-1 is refused; with accepted loss -1 (host default).
                 log.lossy(
                     domid,
@@ -218,23 +240,37 @@ def _expect_size(e: HvmEntry, size: int, domid: int, log: StepLog) -> None:
 
 
 def _down_4_12(stream: LUStream, log: StepLog) -> LUStream:
-    frames, maptrack = host_grant_limits(stream.host)
-    defaults = {"max_grant_frames": frames, "max_maptrack_frames": maptrack}
+    defaults = _effective_limits(stream)
     doms = []
     for d in stream.domains:
         i, domid = d.info, d.domid
         limits = {}
         for name, eff in defaults.items():
             v = getattr(i, name)
-            if v < 0:
-                # §6: always lossless: a negative value becomes the effective limit (§4.6).
+            if v == -1:
+                # §6: -1 (host default) becomes the effective limit (§4.6); the
+                # upgrade turns that value back into -1.
                 log.fill(
                     domid,
                     _D,
                     name,
                     eff,
-                    "negative (host default) → effective limit: LU_HOST_INFO default, "
+                    "-1 (host default) → effective limit: LU_HOST_INFO default, "
                     "64 / 1024 where 0 (§4.6, §6)",
+                )
+                v = eff
+            elif v < 0 or v == eff:
+                # §6 (amended, issue 14): lossless means reversible. Another
+                # negative value, or an explicit limit equal to the effective
+                # one, would come back from 4.12 as -1: 4.12 cannot say it.
+                log.lossy(
+                    domid,
+                    _D,
+                    name,
+                    v,
+                    f"{name} {v} would come back from Xen 4.12 as -1: 4.12 cannot tell it "
+                    f"from the host default (effective limit {eff}, §4.6, §6)",
+                    f"{name} {v} rolled back as the effective limit {eff}",
                 )
                 v = eff
             limits[name] = v
@@ -297,9 +333,11 @@ register(
         Cover(_H, "HVM_VIRIDIAN_VCPU", "size-changed"),
         *(Cover(_H, f"HVM_VIRIDIAN_VCPU:{f.name}", "field-added") for f in _VIR_FIELDS),
     ),
-    "grant limits u32 → i32 (> 2^31-1 refused); lu_state.iommu → cdf_flags.iommu; "
+    "grant limits u32 → i32 (equal to the effective host limit → -1; else > 2^31-1 refused); "
+    "lu_state.iommu → cdf_flags.iommu; "
     "iommu_opts 0; VIRIDIAN_VCPU 16 → 216 bytes, new MSRs 0",
-    "grant limits i32 → u32 (negative → effective limit); cdf_flags.iommu → lu_state.iommu; "
+    "grant limits i32 → u32 (-1 → effective limit; other negatives and explicit values equal "
+    "to it are lossy); cdf_flags.iommu → lu_state.iommu; "
     "iommu_opts must be 0; VIRIDIAN_VCPU 216 → 16 bytes iff the new MSRs are 0",
     _up_4_13,
     _down_4_12,

@@ -17,16 +17,26 @@ ownership entries in a few seconds.
 >>> host = make_host((4, 11), n_hvm=2, mem_mib=16)
 >>> decode_lu(encode_lu(host)) == host
 True
+
+:func:`write_host` writes the very same host section by section to a file
+or sink (:func:`host_sections` yields the sections), holding one domain at a
+time: the benchmarks' 1 TiB host (268 M single-frame extents) streams to disk
+in bounded memory. Both share one builder, so for the same arguments the
+bytes are identical: ``write_host(sink, ...)`` writes ``encode_lu(make_host(...))``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from xenlu.epochs import EpochLike, as_version, epoch_of
+from xenlu.framing import REC_LENGTH_MAX
 from xenlu.lu_records import (
     CDF_HVM,
     CDF_IOMMU,
@@ -52,11 +62,13 @@ from xenlu.lu_records import (
     P2mEntry,
     PageTypeEntry,
     RegionExtent,
+    T,
     XenPagesExtent,
 )
-from xenlu.lu_stream import LUDomain, LUStream, X
+from xenlu.lu_stream import GlobalSection, LUDomain, LUStream, Section, X
+from xenlu.registry import Record
 
-__all__ = ["HostPlan", "make_host"]
+__all__ = ["HostPlan", "host_sections", "make_host", "write_host"]
 
 PAGES_PER_MIB = 256
 BOOTMEM_START = 0x0800_0000  # 128 MiB, 2 MiB aligned (§4.2)
@@ -181,6 +193,80 @@ def make_host(
     return _Builder(plan).build()
 
 
+def host_sections(
+    version: EpochLike = (4, 11),
+    *,
+    n_hvm: int = 3,
+    mem_mib: int = 64,
+    dom0_mem_mib: int = 64,
+    vcpus: int = 2,
+    fragmentation: float = 0.0,
+    seed: int = 0,
+    fifo_every: int = 2,
+    grant_v2_every: int = 2,
+    superpages: bool = False,
+) -> Iterator[Section]:
+    """The sections of ``make_host(...)`` (same arguments), one at a time.
+
+    The global section comes first, then each domain's, each built only when
+    asked for: a caller that encodes and drops each section holds one domain
+    at a time (plus the frame layout, 4 bytes per extent when the host has
+    fewer than 2^32 frames).
+
+    >>> secs = list(host_sections("4.15", n_hvm=1, mem_mib=1, dom0_mem_mib=1))
+    >>> secs == make_host("4.15", n_hvm=1, mem_mib=1, dom0_mem_mib=1).sections
+    True
+    """
+    plan = HostPlan(
+        as_version(version),
+        n_hvm,
+        mem_mib,
+        dom0_mem_mib,
+        vcpus,
+        fragmentation,
+        seed,
+        fifo_every,
+        grant_v2_every,
+        superpages,
+    )
+    return _Builder(plan).sections()
+
+
+def write_host(
+    target: str | os.PathLike[str] | Any,
+    version: EpochLike = (4, 11),
+    *,
+    max_record_bytes: int = REC_LENGTH_MAX,
+    **knobs: Any,
+) -> int:
+    """Write ``make_host(version, **knobs)`` section by section; return the bytes written.
+
+    ``target`` is a path (written in place) or anything with ``write``. The
+    bytes are those of ``encode_lu(make_host(version, **knobs))``, but only one
+    domain is in memory at a time: a fully fragmented 1 TiB host streams to
+    disk in a few GiB (see :func:`host_sections`).
+
+    >>> import io
+    >>> from xenlu.lu_stream import encode_lu
+    >>> buf = io.BytesIO()
+    >>> n = write_host(buf, "4.13", n_hvm=1, mem_mib=1, dom0_mem_mib=1, fragmentation=1.0)
+    >>> buf.getvalue() == encode_lu(make_host("4.13", n_hvm=1, mem_mib=1, dom0_mem_mib=1,
+    ...                                        fragmentation=1.0))
+    True
+    """
+    from xenlu.lu_encode import END_BYTES, encode_section_to
+
+    if isinstance(target, (str, os.PathLike)):
+        with open(target, "wb") as f:
+            return write_host(f, version, max_record_bytes=max_record_bytes, **knobs)
+    n = 0
+    for sec in host_sections(version, **knobs):
+        n += encode_section_to(sec, target, max_record_bytes=max_record_bytes)
+        del sec
+    target.write(END_BYTES)
+    return n + len(END_BYTES)
+
+
 class _Builder:
     def __init__(self, plan: HostPlan) -> None:
         self.p = plan
@@ -189,7 +275,6 @@ class _Builder:
         self.alloc = _Alloc(HEAP_BASE_MFN)
         self.domids = [0, *range(1, plan.n_hvm + 1)]
         # per-domain products filled in as we go
-        self.ram: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # starts, lengths (gfn order)
         self.heap: dict[int, list[tuple[int, int]]] = {d: [] for d in self.domids}
         self.grant_frames: dict[int, GrantTable] = {}
         self.maps: dict[int, list[tuple[int, int, int, int, int]]] = {d: [] for d in self.domids}
@@ -201,28 +286,72 @@ class _Builder:
     def _layout_ram(self) -> None:
         p = self.p
         mib = {0: p.dom0_mem_mib, **dict.fromkeys(self.domids[1:], p.mem_mib)}
-        lengths = {
-            d: _split(mib[d] * PAGES_PER_MIB, p.fragmentation, self.rng, p.superpages)
-            for d in self.domids
-        }
-        # Interleave every domain's extents in machine memory: a random
-        # permutation of all extents, laid out back to back.
-        all_len = np.concatenate([lengths[d] for d in self.domids])
-        order = (
-            self.rng.permutation(len(all_len)) if p.fragmentation > 0 else np.arange(len(all_len))
-        )
-        starts_perm = np.empty(len(all_len), np.int64)
-        base = self.alloc.take(int(all_len.sum()))
-        starts_perm[order] = base + np.concatenate(([0], np.cumsum(all_len[order])[:-1]))
-        pos = 0
+        # Extent lengths per domain; None where every extent is one frame
+        # (fragmentation 1.0), so the 1 TiB host holds no 2 GiB array of ones.
+        lengths: list[np.ndarray | None] = []
+        counts: list[int] = []
         for d in self.domids:
-            n = len(lengths[d])
-            self.ram[d] = (starts_perm[pos : pos + n], lengths[d])
-            pos += n
+            lens = _split(mib[d] * PAGES_PER_MIB, p.fragmentation, self.rng, p.superpages)
+            counts.append(len(lens))
+            lengths.append(None if len(lens) == int(lens.sum()) else lens)
+        n = sum(counts)
+        frames = sum(c if x is None else int(x.sum()) for c, x in zip(counts, lengths, strict=True))
+        # Interleave every domain's extents in machine memory: a random
+        # permutation of all extents, laid out back to back. Extent indices
+        # and offsets are kept in the narrowest dtype that holds them (the
+        # 1 TiB host has 268 M extents: 1 GiB each as u32, not 2 GiB as i64);
+        # shuffling a u32 arange draws exactly what ``rng.permutation(n)`` draws.
+        idx_t = np.uint32 if n < (1 << 32) else np.int64
+        order = np.arange(n, dtype=idx_t)
+        if p.fragmentation > 0:
+            self.rng.shuffle(order)
+        self.ram_base = self.alloc.take(frames)
+        if frames == n:  # single-frame extents: offset of extent order[i] is i
+            offs = np.empty(n, idx_t)
+            step = 1 << 24  # scatter in slices: no second n-sized temporary
+            for i in range(0, n, step):
+                part = order[i : i + step]
+                offs[part] = np.arange(i, i + len(part), dtype=idx_t)
+        else:
+            all_len = np.concatenate(
+                [
+                    np.ones(c, np.int64) if x is None else x
+                    for c, x in zip(counts, lengths, strict=True)
+                ]
+            )
+            run = all_len[order]
+            np.cumsum(run, out=run)  # end of each extent, in machine order
+            offs = np.empty(n, np.int64)
+            offs[order[1:]] = run[:-1]
+            offs[order[:1]] = 0
+            del all_len, run
+        del order
+        self.ram_lens = lengths
+        self.ram_offs = offs
+        self.ram_at = np.concatenate(([0], np.cumsum(counts))).tolist()
+        self.ram_cache: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
+
+    def _ram(self, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """The domain's RAM extents (starts, lengths; gfn order), as int64.
+
+        Built on demand from the compact layout (the one domain in hand is cached).
+        """
+        if self.ram_cache is not None and self.ram_cache[0] == d:
+            return self.ram_cache[1]
+        i = self.domids.index(d)
+        lo, hi = self.ram_at[i], self.ram_at[i + 1]
+        starts = self.ram_offs[lo:hi].astype(np.int64)
+        starts += self.ram_base
+        lens = self.ram_lens[i]
+        ram = (starts, np.ones(hi - lo, np.int64) if lens is None else lens)
+        self.ram_cache = (d, ram)
+        return ram
 
     def _frame(self, d: int, i: int) -> int:
         """The MFN of the domain's i-th RAM frame (gfn order)."""
-        starts, lens = self.ram[d]
+        starts, lens = self._ram(d)
+        if self.ram_lens[self.domids.index(d)] is None:
+            return int(starts[i])
         ends = np.cumsum(lens)
         k = int(np.searchsorted(ends, i, side="right"))
         before = int(ends[k - 1]) if k else 0
@@ -345,7 +474,7 @@ class _Builder:
         return cls(**fields)
 
     def _ownership(self, d: int) -> np.ndarray:
-        starts, lens = self.ram[d]
+        starts, lens = self._ram(d)
         heap = self.heap[d]
         lay = OwnershipEntry.LAYOUT
         a = np.zeros(len(starts) + len(heap), lay.dtype)
@@ -368,7 +497,7 @@ class _Builder:
         return a
 
     def _p2m(self, d: int, total_pages: int) -> np.ndarray:
-        starts, lens = self.ram[d]
+        starts, lens = self._ram(d)
         extra = self.p2m_extra[d]
         lay = P2mEntry.LAYOUT
         a = np.zeros(len(starts) + len(extra), lay.dtype)
@@ -386,7 +515,10 @@ class _Builder:
                 e[:, 3],
             )
             a["access"][n:] = 7
-        order = np.argsort(a["gfn"], kind="stable")
+        gfn = a["gfn"]
+        if len(gfn) < 2 or bool((gfn[1:] >= gfn[:-1]).all()):
+            return a  # already in gfn order (RAM, then the extras above it)
+        order = np.argsort(gfn, kind="stable")
         return a[order]
 
     def _hvm_context(self, d: int) -> Any:
@@ -419,25 +551,13 @@ class _Builder:
         ents.append(HvmEntry(0, 0, b""))
         return HvmContext(tuple(ents))
 
-    def build(self) -> LUStream:
-        from xenlu.hvmctx import HvmContext  # noqa: F401 - libxc records register on import
-        from xenlu.libxc import (
-            CpuidLeaf,
-            CpuidPolicy,
-            HvmParamEntry,
-            HvmParams,
-            MsrEntry,
-            MsrPolicy,
-            PvVcpu,
-            X86PvInfo,
-            X86TscInfo,
-        )
-
+    def _prepare(self) -> None:
+        """Everything but the domain sections: memory, grants, channels, Xen pages."""
         p = self.p
         self._layout_ram()
         self._grant_tables()
         self._event_channels()
-        mem_pages = {
+        self.mem_pages = mem_pages = {
             0: p.dom0_mem_mib * PAGES_PER_MIB,
             **dict.fromkeys(self.domids[1:], p.mem_mib * PAGES_PER_MIB),
         }
@@ -463,90 +583,109 @@ class _Builder:
         # Room for the stream and its MFN array (LU_DATA, §4.5): estimated
         # generously from the entry counts.
         est = 1 << 20
-        for d in self.domids:
-            est += 40 * len(self.ram[d][0]) + (1 << 16)
+        for i in range(len(self.domids)):
+            est += 40 * (self.ram_at[i + 1] - self.ram_at[i]) + (1 << 16)
         lu_pages = -(-est // 4096) + 16
         lu_data = self.alloc.take(lu_pages)
         max_page = max(max_page, self.alloc.next + 4096)
 
-        domains = []
-        for i, d in enumerate(self.domids):
-            hvm = d != 0
-            fifo = hvm and p.fifo_every > 0 and i % p.fifo_every == 0
-            info = self._domain_info(d, hvm)
-            gt = self.grant_frames[d]
-            evt = self._evtchn_array(d, fifo)
-            if fifo:
-                cb = np.zeros(p.vcpus, ControlBlock.LAYOUT.dtype)
-                cb["vcpu"] = np.arange(p.vcpus)
-                cb["offset"] = 0
-                cb["control_gfn"] = mem_pages[d] - 16 + np.arange(p.vcpus)
-                abi = EvtchnAbi(2, cb, np.array([mem_pages[d] - 20], np.uint64))
-            else:
-                abi = EvtchnAbi(1, np.zeros(0, ControlBlock.LAYOUT.dtype), np.zeros(0, np.uint64))
-            common: dict[str, Any] = dict(
-                tsc_info=X86TscInfo(
-                    mode=0, khz=2_500_000, nsec=123_456_789 * (d + 1), incarnation=d
-                ),
-                cpuid_policy=CpuidPolicy(_cpuid(CpuidLeaf)),
-                msr_policy=MsrPolicy(_msrs(MsrEntry)),
-                ownership=None,
-                grant_table=gt,
-                grant_maps=self._grant_maps(d),
-                evtchn_abi=abi,
-                evtchns=evt,
-            )
-            if hvm:
-                ranges = np.zeros(3, IoreqRange.LAYOUT.dtype)
-                ranges["type"] = [0, 1, 2]
-                ranges["start"] = [0x3F8, 0xFEBF0000, 0x0008]
-                ranges["end"] = [0x3FF, 0xFEBFFFFF, 0x0008]
-                top = mem_pages[d]
-                servers = IoreqServers((IoreqServer(0, 0, 1, 1, top - 2, top - 3, ranges),))
-                params = np.zeros(6, HvmParamEntry.LAYOUT.dtype)
-                params["index"] = [
-                    HVM_PARAM_STORE_PFN,
-                    HVM_PARAM_STORE_EVTCHN,
-                    HVM_PARAM_IOREQ_PFN,
-                    HVM_PARAM_BUFIOREQ_PFN,
-                    HVM_PARAM_CONSOLE_PFN,
-                    HVM_PARAM_CONSOLE_EVTCHN,
-                ]
-                params["value"] = [
-                    top - 4,
-                    self.store_port[d],
-                    top - 2,
-                    top - 3,
-                    top - 5,
-                    self.console_port[d],
-                ]
-                dom = LUDomain.build(
-                    info,
-                    p2m=self._p2m(d, mem_pages[d]),
-                    ioreq_servers=servers,
-                    hvm_context=self._hvm_context(d),
-                    hvm_params=HvmParams(params),
-                    **{**common, "ownership": self._ownership(d)},
-                )
-            else:
-                pt = self._page_types(d)
-                vcpu_recs = []
-                for cpu in range(p.vcpus):
-                    vcpu_recs.append((X.X86_PV_VCPU_BASIC, PvVcpu(cpu, _blob(self.rng, 5168))))
-                    vcpu_recs.append((X.X86_PV_VCPU_EXTENDED, PvVcpu(cpu, _blob(self.rng, 128))))
-                    vcpu_recs.append((X.X86_PV_VCPU_XSAVE, PvVcpu(cpu, _blob(self.rng, 832))))
-                dom = LUDomain.build(
-                    info,
-                    pv_info=X86PvInfo(guest_width=8, pt_levels=4),
-                    page_types=pt,
-                    vcpus=vcpu_recs,
-                    **{**common, "ownership": self._ownership(d)},
-                )
-            domains.append(dom)
+        self.shared_start, self.m2p, self.m2p_pages = shared_start, m2p, m2p_pages
+        self.iommu_pt, self.lu_data, self.lu_pages = iommu_pt, lu_data, lu_pages
+        self.max_page = max_page
 
+    def _domain(self, i: int, d: int) -> LUDomain:
+        """The section of domain ``d`` (the ``i``-th), consuming the seeded draws in order."""
+        from xenlu.hvmctx import HvmContext  # noqa: F401 - libxc records register on import
+        from xenlu.libxc import (
+            CpuidLeaf,
+            CpuidPolicy,
+            HvmParamEntry,
+            HvmParams,
+            MsrEntry,
+            MsrPolicy,
+            PvVcpu,
+            X86PvInfo,
+            X86TscInfo,
+        )
+
+        p, mem_pages = self.p, self.mem_pages
+        hvm = d != 0
+        fifo = hvm and p.fifo_every > 0 and i % p.fifo_every == 0
+        info = self._domain_info(d, hvm)
+        gt = self.grant_frames[d]
+        evt = self._evtchn_array(d, fifo)
+        if fifo:
+            cb = np.zeros(p.vcpus, ControlBlock.LAYOUT.dtype)
+            cb["vcpu"] = np.arange(p.vcpus)
+            cb["offset"] = 0
+            cb["control_gfn"] = mem_pages[d] - 16 + np.arange(p.vcpus)
+            abi = EvtchnAbi(2, cb, np.array([mem_pages[d] - 20], np.uint64))
+        else:
+            abi = EvtchnAbi(1, np.zeros(0, ControlBlock.LAYOUT.dtype), np.zeros(0, np.uint64))
+        common: dict[str, Any] = dict(
+            tsc_info=X86TscInfo(mode=0, khz=2_500_000, nsec=123_456_789 * (d + 1), incarnation=d),
+            cpuid_policy=CpuidPolicy(_cpuid(CpuidLeaf)),
+            msr_policy=MsrPolicy(_msrs(MsrEntry)),
+            ownership=None,
+            grant_table=gt,
+            grant_maps=self._grant_maps(d),
+            evtchn_abi=abi,
+            evtchns=evt,
+        )
+        if hvm:
+            ranges = np.zeros(3, IoreqRange.LAYOUT.dtype)
+            ranges["type"] = [0, 1, 2]
+            ranges["start"] = [0x3F8, 0xFEBF0000, 0x0008]
+            ranges["end"] = [0x3FF, 0xFEBFFFFF, 0x0008]
+            top = mem_pages[d]
+            servers = IoreqServers((IoreqServer(0, 0, 1, 1, top - 2, top - 3, ranges),))
+            params = np.zeros(6, HvmParamEntry.LAYOUT.dtype)
+            params["index"] = [
+                HVM_PARAM_STORE_PFN,
+                HVM_PARAM_STORE_EVTCHN,
+                HVM_PARAM_IOREQ_PFN,
+                HVM_PARAM_BUFIOREQ_PFN,
+                HVM_PARAM_CONSOLE_PFN,
+                HVM_PARAM_CONSOLE_EVTCHN,
+            ]
+            params["value"] = [
+                top - 4,
+                self.store_port[d],
+                top - 2,
+                top - 3,
+                top - 5,
+                self.console_port[d],
+            ]
+            dom = LUDomain.build(
+                info,
+                p2m=self._p2m(d, mem_pages[d]),
+                ioreq_servers=servers,
+                hvm_context=self._hvm_context(d),
+                hvm_params=HvmParams(params),
+                **{**common, "ownership": self._ownership(d)},
+            )
+        else:
+            pt = self._page_types(d)
+            vcpu_recs = []
+            for cpu in range(p.vcpus):
+                vcpu_recs.append((X.X86_PV_VCPU_BASIC, PvVcpu(cpu, _blob(self.rng, 5168))))
+                vcpu_recs.append((X.X86_PV_VCPU_EXTENDED, PvVcpu(cpu, _blob(self.rng, 128))))
+                vcpu_recs.append((X.X86_PV_VCPU_XSAVE, PvVcpu(cpu, _blob(self.rng, 832))))
+            dom = LUDomain.build(
+                info,
+                pv_info=X86PvInfo(guest_width=8, pt_levels=4),
+                page_types=pt,
+                vcpus=vcpu_recs,
+                **{**common, "ownership": self._ownership(d)},
+            )
+        return dom
+
+    def _global(self) -> tuple[LuHostInfo, np.ndarray, np.ndarray]:
+        """LU_HOST_INFO (nr_domains 0: set by the caller), regions, Xen pages."""
+        max_page = self.max_page
         host = LuHostInfo(
             page_shift=12,
-            nr_domains=len(domains),
+            nr_domains=0,
             max_page=max_page,
             lu_bootmem_start=BOOTMEM_START,
             lu_bootmem_size=BOOTMEM_SIZE,
@@ -563,12 +702,18 @@ class _Builder:
         )
         xen_pages = _extents(
             XenPagesExtent.LAYOUT.dtype,
-            np.array([m2p, iommu_pt, lu_data, shared_start]),
-            np.array([m2p_pages, 64, lu_pages, 16]),
+            np.array([self.m2p, self.iommu_pt, self.lu_data, self.shared_start]),
+            np.array([self.m2p_pages, 64, self.lu_pages, 16]),
             [1, 2, 3, 4],
         )
         # DOMID_COW owns the SHARED extent; it is not a domain section (§4.5).
         assert DOMID_COW == 0x7FF3
+        return host, regions, xen_pages
+
+    def build(self) -> LUStream:
+        self._prepare()
+        domains = [self._domain(i, d) for i, d in enumerate(self.domids)]
+        host, regions, xen_pages = self._global()
         return LUStream.build(
             self.p.version,
             host=host,
@@ -577,9 +722,26 @@ class _Builder:
             domains=domains,
         )
 
+    def sections(self) -> Iterator[Section]:
+        """The global section, then each domain's, built one at a time."""
+        self._prepare()
+        host, regions, xen_pages = self._global()
+        n = len(self.domids)
+        # LUStream.build is the one place that lays out the global section's
+        # records; nr_domains is the number of domain sections that follow.
+        g = LUStream.build(
+            self.p.version, host=host, reusable_regions=regions, xen_pages=xen_pages
+        ).global_section
+        host_n = dataclasses.replace(host, nr_domains=n)
+        yield GlobalSection(
+            [Record(r.type, host_n) if r.type == T.LU_HOST_INFO else r for r in g.records]
+        )
+        for i, d in enumerate(self.domids):
+            yield self._domain(i, d)
+
     def _page_types(self, d: int) -> np.ndarray:
         """PV page types: a pinned L4 per vCPU, its L3/L2/L1 tables, writable pages."""
-        starts, lens = self.ram[d]
+        starts, lens = self._ram(d)
         n_frames = int(lens.sum())
         n = min(n_frames, 64 + n_frames // 8)
         idx = np.arange(n)
