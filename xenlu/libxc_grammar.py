@@ -8,6 +8,12 @@ Each record type that the grammar constrains has a *class*:
 * wrong domain (HVM_CONTEXT/HVM_PARAMS in a PV stream; X86_PV_INFO,
   X86_PV_P2M_FRAMES, the PV vCPU records and SHARED_INFO in an HVM one);
 * v3 only (X86_CPUID_POLICY, X86_MSR_POLICY); STATIC_DATA_END (v3 only, once);
+* back channel (CHECKPOINT_DIRTY_PFN_LIST): the pandoc marks it "(Secondary
+  -> Primary)", "only applicable in the backchannel of a checkpointed
+  stream"; no handler of Xen's forward restorer takes it, so ``restore()``
+  fails it ("Mandatory record ... not handled"). xenlu reads forward
+  streams only, so it is refused wherever it appears (a COLO back-channel
+  reader would be a separate format);
 * free (any other type).
 
 PV streams keep a strict order (§1.7), written as stages: X86_PV_INFO sets
@@ -51,7 +57,7 @@ DHDR_TYPE_PV = 1
 DHDR_TYPE_HVM = 2
 
 # Grammar classes.
-FREE, CONTENT_CLS, WRONG_DOMAIN, V3_ONLY, SDE_CLS = 0, 1, 2, 3, 4
+FREE, CONTENT_CLS, WRONG_DOMAIN, V3_ONLY, SDE_CLS, BACK_CHANNEL = 0, 1, 2, 3, 4, 5
 
 #: Memory and register content: after STATIC_DATA_END in v3 (§1.7).
 CONTENT = frozenset(
@@ -68,6 +74,8 @@ CONTENT = frozenset(
 PV_ONLY = frozenset((_R.X86_PV_INFO, _R.X86_PV_P2M_FRAMES, *PV_VCPU_TYPES, _R.SHARED_INFO))
 HVM_ONLY = frozenset((_R.HVM_CONTEXT, _R.HVM_PARAMS))
 V3_ONLY_TYPES = frozenset((_R.X86_CPUID_POLICY, _R.X86_MSR_POLICY))
+#: Records of the COLO back channel (Secondary -> Primary), never in a forward stream.
+BACK_CHANNEL_TYPES = frozenset((_R.CHECKPOINT_DIRTY_PFN_LIST,))
 
 # §1.7 PV strict order as stages: a record needs the stage its predecessor sets.
 PV_STAGE_SETS = {_R.X86_PV_INFO: 1, _R.X86_PV_P2M_FRAMES: 2, _R.PAGE_DATA: 3}
@@ -84,6 +92,7 @@ def _table(domain_type: int) -> GrammarTable:
     classes.update(dict.fromkeys(HVM_ONLY if pv else PV_ONLY, WRONG_DOMAIN))
     classes.update(dict.fromkeys(V3_ONLY_TYPES, V3_ONLY))
     classes[_R.STATIC_DATA_END] = SDE_CLS
+    classes.update(dict.fromkeys(BACK_CHANNEL_TYPES, BACK_CHANNEL))
     if pv:
         for t in PV_STAGE_SETS:
             classes.setdefault(t, FREE)
@@ -144,6 +153,14 @@ def admit(st: State, index: int, hpos: int, rtype: int) -> None:
     cls, need, sets = g
     if cls == WRONG_DOMAIN:
         raise _err(f"{_name(rtype)} not allowed in a {st.kind} stream", hpos, index, rtype)
+    if cls == BACK_CHANNEL:
+        raise _err(
+            f"{_name(rtype)} belongs to the COLO back channel, not to a forward stream",
+            hpos,
+            index,
+            rtype,
+            expected="a forward-stream record",
+        )
     if need > st.pv_stage:
         # §1.7: PV strict order.
         first = PV_STAGE_NAMES[need]
