@@ -47,6 +47,7 @@ from construct import Bytes, Int8ul, Int16ul, Int32ul, Int64sl, Int64ul
 from xenlu.errors import CallerError, EncodeError
 from xenlu.layout import Packed, Rsvd, fld, layout_for, packed, reserved
 from xenlu.registry import Ctx
+from xenlu.values import omitted_when_empty
 
 __all__ = [
     "HVM_FILE_MAGIC",
@@ -248,7 +249,7 @@ class HvmContext:
     """
 
     entries: tuple[HvmEntry, ...]
-    trailing: bytes = b""
+    trailing: bytes = omitted_when_empty()
 
     @classmethod
     def build(cls, header: HvmSaveHeader, entries: Iterable[HvmEntry]) -> HvmContext:

@@ -637,8 +637,7 @@ def _check_p2m_frames(body: memoryview, ctx: Ctx) -> None:
     if n != want:
         # "X86_PV_P2M_FRAMES record wrong size"
         ctx.fail_length(
-            f"8 + 8 x {count} = {want} (pfns {t[0]:#x}-{t[1]:#x}, "
-            f"{PAGE_SIZE // width} per frame)",
+            f"8 + 8 x {count} = {want} (pfns {t[0]:#x}-{t[1]:#x}, {PAGE_SIZE // width} per frame)",
             "X86_PV_P2M_FRAMES length does not match its pfn range",
         )
 

@@ -97,6 +97,7 @@ from xenlu.libxc_grammar import (
     steady,
 )
 from xenlu.registry import LIBXC, OPTIONAL, Ctx, Record, UnknownRecord
+from xenlu.values import omitted_when_empty
 
 __all__ = [
     "IHDR",
@@ -188,7 +189,7 @@ class LibxcStream:
     header: ImageHeader
     domain: DomainHeader
     records: list[Record]
-    trailing: bytes = b""
+    trailing: bytes = omitted_when_empty()
 
     @property
     def version(self) -> int:

@@ -67,6 +67,7 @@ from xenlu.libxc_stream import (
     encode_libxc_records,
 )
 from xenlu.registry import LIBXL, OPTIONAL, Ctx, Record, RecordSpec, UnknownRecord
+from xenlu.values import omitted_when_empty
 
 __all__ = [
     "EMULATOR_IDS",
@@ -239,7 +240,7 @@ class LibxlStream:
 
     header: LibxlHeader
     records: list[Record]
-    trailing: bytes = b""
+    trailing: bytes = omitted_when_empty()
 
     @property
     def libxc(self) -> LibxcStream | None:
