@@ -1236,6 +1236,56 @@ def _build() -> list[Vector]:
         "libxc",
         p2m(p2m_frames(0, 1023, [0x1234, 0x1235])).data,
     )
+    # The frame count follows the guest width of X86_PV_INFO: PAGE_SIZE / 4
+    # = 1024 pfns per frame for a 32-bit guest.
+    pv32 = pv_parts(3, width=4)
+    b = build(swap(pv32, "p2m", rec(X86_PV_P2M_FRAMES, p2m_frames(0, 1023, [0x1234]))))
+    v(
+        "p2m_frames_32bit_one_frame",
+        "§1.6: pfns 0..1023 of a 32-bit guest (1024 per frame) fit in one p2m frame.",
+        "libxc",
+        b.data,
+    )
+    b = build(swap(pv32, "p2m", rec(X86_PV_P2M_FRAMES, p2m_frames(0, 1023, [0x1234, 0x1235]))))
+    v(
+        "p2m_frames_32bit_wrong_frame_count",
+        "§1.6: pfns 0..1023 of a 32-bit guest need 1 p2m frame, not 2 (the width of "
+        "X86_PV_INFO decides).",
+        "libxc",
+        b.data,
+        "RecordError",
+        b.at["p2m"] + 4,
+        "length",
+        D_P2M,
+        c_ref="xg_sr_restore_x86_pv.c handle_x86_pv_p2m_frames(): fpp = PAGE_SIZE / "
+        "width; 'X86_PV_P2M_FRAMES record wrong size'",
+    )
+    # Frames are counted from the one holding start_pfn: pfns 511..512 of a
+    # 64-bit guest straddle two frames.
+    v(
+        "p2m_frames_straddling_two_frames",
+        "§1.6: pfns 511..512 of a 64-bit guest lie in frames 0 and 1: 2 frames.",
+        "libxc",
+        p2m(p2m_frames(511, 512, [0x1234, 0x1235])).data,
+    )
+    # A second X86_PV_P2M_FRAMES (the restorer takes several: expand_p2m())
+    # with a wrong count is refused like the first.
+    b = build(
+        after(pv, "p2m", ("p2m2", rec(X86_PV_P2M_FRAMES, p2m_frames(512, 1023, [0x1, 0x2]))))
+    )
+    v(
+        "p2m_frames_second_record_wrong_frame_count",
+        "§1.6: a second X86_PV_P2M_FRAMES for pfns 512..1023 of a 64-bit guest lists 1 "
+        "frame, not 2.",
+        "libxc",
+        b.data,
+        "RecordError",
+        b.at["p2m2"] + 4,
+        "length",
+        D_P2M,
+        c_ref="xg_sr_restore_x86_pv.c handle_x86_pv_p2m_frames() runs for every "
+        "X86_PV_P2M_FRAMES record: 'X86_PV_P2M_FRAMES record wrong size'",
+    )
     # §1.6: X86_PV_P2M_FRAMES needs at least its 8-byte start/end header
     v(
         "p2m_frames_length_4",
