@@ -1270,9 +1270,7 @@ def _build() -> list[Vector]:
     )
     # A second X86_PV_P2M_FRAMES (the restorer takes several: expand_p2m())
     # with a wrong count is refused like the first.
-    b = build(
-        after(pv, "p2m", ("p2m2", rec(X86_PV_P2M_FRAMES, p2m_frames(512, 1023, [0x1, 0x2]))))
-    )
+    b = build(after(pv, "p2m", ("p2m2", rec(X86_PV_P2M_FRAMES, p2m_frames(512, 1023, [0x1, 0x2])))))
     v(
         "p2m_frames_second_record_wrong_frame_count",
         "§1.6: a second X86_PV_P2M_FRAMES for pfns 512..1023 of a 64-bit guest lists 1 "
