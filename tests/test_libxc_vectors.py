@@ -110,3 +110,14 @@ def test_hvm_context_bytes_after_the_end_entry_are_kept() -> None:
     xc = _decode(_named("hvm_context_bytes_after_end_entry"))
     (ctx,) = [r.value for r in xc.records if r.name == "HVM_CONTEXT"]
     assert ctx.trailing == b"\x99" * 8 and ctx.entries[-1].name == "END"
+
+
+def test_an_embedded_libxc_stream_cannot_carry_trailing_bytes() -> None:
+    # The libxl reader goes on after the libxc END: such bytes would be read
+    # as libxl records, so the encoder refuses them.
+    from xenlu.errors import EncodeError
+
+    lx = _decode(_named("libxl_hvm_valid"))
+    lx.libxc.trailing = b"\x01"
+    with pytest.raises(EncodeError):
+        libxl_bytes(lx)
