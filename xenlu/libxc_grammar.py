@@ -18,7 +18,9 @@ Each record type that the grammar constrains has a *class*:
 
 PV streams keep a strict order (§1.7), written as stages: X86_PV_INFO sets
 stage 1, X86_PV_P2M_FRAMES needs 1 and sets 2, PAGE_DATA needs 2 and sets 3,
-the PV vCPU records need 3. A v3 stream must contain STATIC_DATA_END
+the PV vCPU records need 3. X86_PV_INFO comes once: a record that sets a
+stage already reached is a duplicate for the types in ``PV_ONCE`` (Xen's
+``handle_x86_pv_info()``: "Already received X86_PV_INFO record"). A v3 stream must contain STATIC_DATA_END
 before it ends (§1.8).
 
 :func:`admit` is the one reading of these tables; the walker
@@ -81,6 +83,9 @@ BACK_CHANNEL_TYPES = frozenset((_R.CHECKPOINT_DIRTY_PFN_LIST,))
 PV_STAGE_SETS = {_R.X86_PV_INFO: 1, _R.X86_PV_P2M_FRAMES: 2, _R.PAGE_DATA: 3}
 PV_STAGE_NEEDS = {_R.X86_PV_P2M_FRAMES: 1, _R.PAGE_DATA: 2, **dict.fromkeys(PV_VCPU_TYPES, 3)}
 PV_STAGE_NAMES = {1: "X86_PV_INFO", 2: "X86_PV_P2M_FRAMES", 3: "PAGE_DATA"}
+#: Stage setters that come once per stream (several X86_PV_P2M_FRAMES and
+#: PAGE_DATA records are normal).
+PV_ONCE = frozenset((_R.X86_PV_INFO,))
 
 #: type -> (grammar class, PV stage needed, PV stage set)
 GrammarTable = dict[int, tuple[int, int, int]]
@@ -173,6 +178,8 @@ def admit(st: State, index: int, hpos: int, rtype: int) -> None:
         )
     if sets > st.pv_stage:
         st.pv_stage = sets
+    elif sets and rtype in PV_ONCE:
+        raise _err(f"second {_name(rtype)}", hpos, index, rtype)
     if cls == CONTENT_CLS:
         if st.v3 and not st.seen_sde:
             # §1.7: STATIC_DATA_END before any memory or register content.

@@ -1200,6 +1200,22 @@ def _build() -> list[Vector]:
             "length",
         )
 
+    b = build(after(pv, "pv_info", ("pv_info2", rec(X86_PV_INFO, pv_info()))))
+    v(
+        "pv_info_twice",
+        "§1.6/§1.7: X86_PV_INFO describes the guest once, before the p2m; a second one "
+        "is refused (the pandoc does not say so; the C restorer does).",
+        "libxc",
+        b.data,
+        "GrammarError",
+        b.at["pv_info2"],
+        "type",
+        D_DUP,
+        spec_differs="the pandoc lists X86_PV_INFO first in a PV stream but never says "
+        "it may not repeat; the C restorer refuses a second one",
+        c_ref="xg_sr_restore_x86_pv.c handle_x86_pv_info(): 'Already received X86_PV_INFO record'",
+    )
+
     # ---- X86_PV_P2M_FRAMES (§1.6) -------------------------------------------
     def p2m(body: bytes) -> Built:
         return build(swap(pv, "p2m", rec(X86_PV_P2M_FRAMES, body)))
