@@ -20,8 +20,8 @@ PV streams keep a strict order (§1.7), written as stages: X86_PV_INFO sets
 stage 1, X86_PV_P2M_FRAMES needs 1 and sets 2, PAGE_DATA needs 2 and sets 3,
 the PV vCPU records need 3. X86_PV_INFO comes once: a record that sets a
 stage already reached is a duplicate for the types in ``PV_ONCE`` (Xen's
-``handle_x86_pv_info()``: "Already received X86_PV_INFO record"). A v3 stream must contain STATIC_DATA_END
-before it ends (§1.8).
+``handle_x86_pv_info()``: "Already received X86_PV_INFO record"). A v3
+stream must contain STATIC_DATA_END before it ends (§1.8).
 
 :func:`admit` is the one reading of these tables; the walker
 (:mod:`xenlu.libxc_stream`) calls it for each record, and its check-only
