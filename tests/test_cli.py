@@ -64,6 +64,37 @@ def test_verify_libxc_family(name: str, tmp_path: Path) -> None:
     assert main(["verify", "-q", "--format", fmt, str(_write(tmp_path, name))]) == 0
 
 
+@pytest.mark.parametrize(
+    ("name", "n"),
+    [("bytes_after_end", 8), ("libxl_bytes_after_end", 16), ("xl_bytes_after_end", 1)],
+)
+def test_bytes_after_end_are_reported_not_refused(
+    name: str, n: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = str(_write(tmp_path, name))
+    assert main(["verify", "-q", f]) == 0
+    assert main(["verify", "-v", f]) == 0
+    size = len(BY_NAME[name].data)
+    assert f"{n} bytes after END @{size - n:#x}: not part of the stream" in capsys.readouterr().out
+    assert main(["verify", "-v", "--json", f]) == 0
+    assert json.loads(capsys.readouterr().out)["trailing_bytes"] == n
+    assert main(["inspect", "--json", f]) == 0
+    assert json.loads(capsys.readouterr().out)["trailing_bytes"] == n
+    assert main(["inspect", f]) == 0
+    assert f"trailing_bytes {n}" in capsys.readouterr().out
+
+
+def test_hvm_context_bytes_after_the_end_entry_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = str(_write(tmp_path, "hvm_context_bytes_after_end_entry"))
+    assert main(["inspect", "--json", f]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["trailing_bytes"], got["hvm_context_trailing_bytes"]) == (0, 8)
+    assert main(["verify", "-v", f]) == 0
+    assert "8 bytes after the HVM_CONTEXT END entry" in capsys.readouterr().out
+
+
 def test_verify_wrong_format_fails(lu_file: Path) -> None:
     assert main(["verify", "-q", "--format", "libxc", str(lu_file)]) == 1
 

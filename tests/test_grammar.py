@@ -17,6 +17,7 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.vectors.libxc_vectors import VECTORS
@@ -24,6 +25,7 @@ from tests.vectors.lu_vectors import INVALID, LUVector
 from xenlu import libxc_stream
 from xenlu.errors import DecodeError, GrammarError
 from xenlu.hostgen import make_host
+from xenlu.libxc import DirtyPfnList, RecType
 from xenlu.libxc_grammar import TABLES
 from xenlu.libxc_stream import LibxcStream, decode_libxc, libxc_bytes, verify_libxc
 from xenlu.lu_check import _verify_fast
@@ -206,6 +208,10 @@ def _libxc_donors() -> dict[int, Record]:
         if v.format == "libxc" and v.error is None:
             for r in decode_libxc(v.data)[0].records:
                 out.setdefault(r.type, Record(r.type, r.value))
+    # No valid stream holds the COLO back-channel record (refused in every
+    # forward stream, issue 13): a well-formed one from its own codec.
+    dirty = RecType.CHECKPOINT_DIRTY_PFN_LIST
+    out.setdefault(dirty, Record(dirty, DirtyPfnList(np.array([0x100], dtype="<u8"))))
     return out
 
 

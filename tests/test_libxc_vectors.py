@@ -21,7 +21,8 @@ from xenlu.libxl import decode_libxl, decode_xl, libxl_bytes, xl_bytes
 def _decode(vec: Vector) -> Any:
     if vec.format == "libxc":
         stream, end, _ = decode_libxc(vec.data)
-        assert end == len(vec.data)
+        # END is the last record; what follows is the container's (issue 13).
+        assert vec.data[end:] == stream.trailing
         return stream
     if vec.format == "libxl":
         return decode_libxl(vec.data)
@@ -79,3 +80,44 @@ def test_every_difference_and_pending_vector_is_explained() -> None:
 def test_corpus_covers_every_format() -> None:
     assert {v.format for v in VECTORS} == {"libxc", "libxl", "xl"}
     assert any(v.error is None for v in VECTORS)
+
+
+def _named(name: str) -> Vector:
+    (vec,) = [v for v in VECTORS if v.name == name]
+    return vec
+
+
+def test_bytes_after_end_are_kept_not_judged() -> None:
+    # libxc, libxl and xl: Xen's readers stop at END (docs/xen-readers.md).
+    xc = _decode(_named("bytes_after_end"))
+    assert xc.trailing == bytes(8) and xc.records[-1].name == "END"
+    lx = _decode(_named("libxl_bytes_after_end"))
+    assert lx.trailing == bytes(16) and lx.libxc.trailing == b""
+    xl = _decode(_named("xl_bytes_after_end"))
+    assert xl.stream.trailing == b"\x01"
+    for vec in VECTORS:
+        if vec.error is None and vec.name not in (
+            "bytes_after_end",
+            "libxl_bytes_after_end",
+            "xl_bytes_after_end",
+        ):
+            value = _decode(vec)
+            stream = value.stream if vec.format == "xl" else value
+            assert stream.trailing == b"", vec.name
+
+
+def test_hvm_context_bytes_after_the_end_entry_are_kept() -> None:
+    xc = _decode(_named("hvm_context_bytes_after_end_entry"))
+    (ctx,) = [r.value for r in xc.records if r.name == "HVM_CONTEXT"]
+    assert ctx.trailing == b"\x99" * 8 and ctx.entries[-1].name == "END"
+
+
+def test_an_embedded_libxc_stream_cannot_carry_trailing_bytes() -> None:
+    # The libxl reader goes on after the libxc END: such bytes would be read
+    # as libxl records, so the encoder refuses them.
+    from xenlu.errors import EncodeError
+
+    lx = _decode(_named("libxl_hvm_valid"))
+    lx.libxc.trailing = b"\x01"
+    with pytest.raises(EncodeError):
+        libxl_bytes(lx)

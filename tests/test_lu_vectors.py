@@ -18,6 +18,7 @@ from xenlu.errors import DecodeError
 from xenlu.lu_records import GrantTable
 from xenlu.lu_stream import LUStream, decode_lu, encode_lu
 from xenlu.registry import UnknownRecord, record_name
+from xenlu.values import OMIT_EMPTY
 
 
 def _plain(value: Any) -> Any:
@@ -39,6 +40,8 @@ def _plain(value: Any) -> Any:
             f.name: _plain(getattr(value, f.name))
             for f in dataclasses.fields(value)
             if not (f.metadata.get("xenlu") or {}).get("reserved")
+            # bytes after an END (HvmContext.trailing): shown only when present
+            and not (f.metadata.get(OMIT_EMPTY) and not getattr(value, f.name))
         }
         if isinstance(value, GrantTable):
             out["nr_grant_frames"] = value.nr_grant_frames

@@ -216,6 +216,7 @@ def _summary(stream: Any, nbytes: int) -> dict[str, Any]:
     summary.update(
         records=sum(counts.values()), bytes=nbytes, record_counts=counts, record_bytes=totals
     )
+    summary.update(_trailing(stream))
     if fmt == "lu":
         summary["domains"] = [
             {
@@ -228,6 +229,24 @@ def _summary(stream: Any, nbytes: int) -> dict[str, Any]:
         ]
         summary["sections_ok"] = bool(stream.sections_ok)
     return summary
+
+
+def _trailing(stream: Any) -> dict[str, int]:
+    """The bytes that follow an END and belong to no stream (issue 13): after
+    the libxc/libxl END of a file, after the END entry of an HVM_CONTEXT.
+    Xen's readers stop at END, so xenlu reports them and does not refuse them.
+    """
+    from xenlu.hvmctx import HvmContext
+
+    fmt = format_of(stream)
+    if fmt not in ("libxc", "libxl", "xl"):
+        return {}
+    outer = stream.stream if fmt == "xl" else stream
+    out = {"trailing_bytes": len(outer.trailing)}
+    hvm = [r.value for _, r in _records(stream) if isinstance(r.value, HvmContext)]
+    if any(c.trailing for c in hvm):
+        out["hvm_context_trailing_bytes"] = sum(len(c.trailing) for c in hvm)
+    return out
 
 
 def _inner_libxc(stream: Any) -> Any:
@@ -297,6 +316,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             return verify_flowing(args, fmt, src)
     data = read_input(args.file)
     rows = None
+    after: dict[str, int] = {}
     try:
         with progress("verify", len(data), quiet=args.quiet) as bar:
             # One library call: the bar shows the phase and a clock (no
@@ -311,6 +331,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 if args.verbose:
                     bar.phase("list records")
                     rows = _listing(stream, data, fmt)
+                    after = _trailing(stream)
     except XenLUError as exc:
         if args.json:
             out(json.dumps(error_json(exc, None if fmt == "auto" else fmt, args.file)))
@@ -322,11 +343,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 {"index": i, "offset": o, "type": t, "name": n, "length": ln}
                 for i, o, n, t, ln in rows
             ]
+            obj.update(after)
         out(json.dumps(obj))
         return 0
     for i, off, name, t, n in rows or ():
         at = "" if off is None else f"@{off:#x} "
         out(f"#{i} {at}{t:#010x} {name} {n} bytes")
+    if after.get("trailing_bytes"):
+        n = after["trailing_bytes"]
+        out(f"{n} bytes after END @{len(data) - n:#x}: not part of the stream (kept)")
+    if after.get("hvm_context_trailing_bytes"):
+        n = after["hvm_context_trailing_bytes"]
+        out(f"{n} bytes after the HVM_CONTEXT END entry: not read by Xen (kept)")
     if not args.quiet:
         out(f"{args.file}: OK ({got})")
     return 0
@@ -365,6 +393,9 @@ def print_summary(summary: dict[str, Any], as_json: bool) -> int:
         out(f"domain {d['domid']:5} {d['type']:3}  {ents}")
     if "sections_ok" in summary:
         out(f"sections_ok  {summary['sections_ok']}")
+    for k in ("trailing_bytes", "hvm_context_trailing_bytes"):
+        if k in summary:
+            out(f"{k} {summary[k]}")
     if summary["format"] == "xenstore":
         for k in ("connections", "nodes", "watches", "transactions", "node_data_bytes"):
             out(f"{k:16} {summary[k]}")

@@ -4,7 +4,12 @@ The blob is a run of entries, each an 8-byte descriptor ``{u16 typecode;
 u16 instance; u32 length}`` followed by exactly ``length`` data bytes, with
 **no padding** between entries. It starts with HEADER (typecode 1, 24 bytes,
 magic ``0x54381286``, version 1) and ends with END (typecode 0, instance 0,
-length 0); nothing may follow END.
+length 0). Typecodes above ``HVM_SAVE_CODE_MAX`` (20) are refused: Xen's
+``hvm_load()`` (``xen/arch/x86/hvm/save.c``) has no handler for them
+("unknown entry typecode"). ``hvm_load()`` returns at END without looking
+further, so bytes after END are kept in :attr:`HvmContext.trailing`, not
+judged — except inside a Live Update stream, whose spec (§4.16) ends the
+blob with END.
 
 :class:`HvmContext` keeps every entry byte-exactly, HEADER and END included,
 so ``encode(decode(b)) == b``. Entry data stay opaque bytes, except that
@@ -13,7 +18,7 @@ the Xen versions xenlu supports (RTC and VIRIDIAN_VCPU, reference §4.2), for
 the cross-version steps.
 
 Inside a Live Update stream (``ctx.epoch`` set, LU spec §4.16) the decoder
-also checks: typecodes 1–20 only; instance 0 for every typecode that is not
+also checks: nothing after END; instance 0 for every typecode that is not
 per-vCPU, except PIC (3) with instances 0 and 1 (amendment A1); RTC 16
 bytes before Xen 4.14 and 24 from 4.14; VIRIDIAN_VCPU 16 bytes before 4.13
 and 216 from 4.13.
@@ -42,6 +47,7 @@ from construct import Bytes, Int8ul, Int16ul, Int32ul, Int64sl, Int64ul
 from xenlu.errors import CallerError, EncodeError
 from xenlu.layout import Packed, Rsvd, fld, layout_for, packed, reserved
 from xenlu.registry import Ctx
+from xenlu.values import omitted_when_empty
 
 __all__ = [
     "HVM_FILE_MAGIC",
@@ -233,12 +239,17 @@ class HvmEntry:
 class HvmContext:
     """The HVM_CONTEXT record body: every entry in order, HEADER first and END last.
 
+    ``trailing``: the bytes of the record body after the END entry, which
+    Xen's ``hvm_load()`` never reads (kept so that re-encoding is
+    byte-exact; always empty in a Live Update stream).
+
     >>> h = HvmSaveHeader(magic=HVM_FILE_MAGIC, version=1, changeset=0, cpuid=0, gtsc_khz=0)
     >>> [e.name for e in HvmContext.build(h, []).entries]
     ['HEADER', 'END']
     """
 
     entries: tuple[HvmEntry, ...]
+    trailing: bytes = omitted_when_empty()
 
     @classmethod
     def build(cls, header: HvmSaveHeader, entries: Iterable[HvmEntry]) -> HvmContext:
@@ -310,7 +321,8 @@ def decode_hvm_context(body: memoryview, ctx: Ctx | None = None) -> HvmContext:
     Raises :class:`~xenlu.errors.RecordError` located at the offending
     descriptor field (``entries[i].typecode`` / ``.instance`` / ``.length``)
     or HEADER field (``entries[0].magic``, ``entries[0].version``); a missing
-    END entry (at the body end) and bytes after END carry no field.
+    END entry (at the body end) and, in a Live Update stream, bytes after
+    END carry no field. Elsewhere bytes after END are :attr:`HvmContext.trailing`.
     """
     value = _walk(body, ctx, True)
     assert value is not None
@@ -407,7 +419,9 @@ def _walk(body: memoryview, ctx: Ctx | None, build: bool) -> HvmContext | None:
                     expected=0,
                     got=length,
                 )
-            if data_at != n:
+            if data_at != n and epoch is not None:
+                # LU spec §4.16: the blob ends with END. (hvm_load() itself
+                # returns at END: elsewhere the rest is kept, not judged.)
                 ctx.fail(
                     "bytes after the HVM context END entry",
                     at=data_at,
@@ -417,17 +431,19 @@ def _walk(body: memoryview, ctx: Ctx | None, build: bool) -> HvmContext | None:
             if not build:
                 return None
             append(HvmEntry(TC_END, 0, b""))
-            return HvmContext(tuple(entries))
+            return HvmContext(tuple(entries), bytes(body[data_at:]))
+        elif typecode > HVM_SAVE_CODE_MAX:
+            # hvm_load() (xen/arch/x86/hvm/save.c): a typecode past its handler
+            # table is "unknown entry typecode"; LU spec §4.16: typecodes 1-20.
+            ctx.fail(
+                "HVM context typecode above HVM_SAVE_CODE_MAX (no Xen handler)",
+                at=pos,
+                field=f"entries[{i}].typecode",
+                expected=f"1..{HVM_SAVE_CODE_MAX}",
+                got=typecode,
+            )
         elif epoch is not None:
-            # LU spec §4.16: typecodes 1-20; instance 0 unless per-vCPU.
-            if typecode > HVM_SAVE_CODE_MAX:
-                ctx.fail(
-                    "HVM context typecode not allowed in a Live Update stream",
-                    at=pos,
-                    field=f"entries[{i}].typecode",
-                    expected=f"1..{HVM_SAVE_CODE_MAX}",
-                    got=typecode,
-                )
+            # LU spec §4.16: instance 0 unless per-vCPU.
             if instance > MAX_INSTANCE.get(typecode, 0) and typecode not in PER_VCPU_TYPECODES:
                 ctx.fail(
                     f"instance too large for the domain-wide entry {HVM_TYPECODES[typecode]}",
@@ -479,4 +495,6 @@ def encode_hvm_context(value: HvmContext) -> Sequence[bytes]:
             ) from None
         if e.data:
             out.append(e.data)
+    if value.trailing:
+        out.append(value.trailing)
     return out

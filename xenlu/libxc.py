@@ -49,6 +49,7 @@ from xenlu.hvmctx import (
 )
 from xenlu.layout import Layout, Packed, Rsvd, Violation, fld, packed, reserved
 from xenlu.registry import Ctx, RecordSpec, fixed_record
+from xenlu.rules import Pick, Rule
 from xenlu.values import Value
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ __all__ = [
     "X86PvInfo",
     "X86TscInfo",
     "count_data_pages",
+    "p2m_frame_count",
 ]
 
 PAGE_SIZE = 4096
@@ -186,6 +188,40 @@ class PvP2mFramesHeader(Packed):
 
     p2m_start_pfn: int = fld(Int32ul, doc="first pfn covered")
     p2m_end_pfn: int = fld(Int32ul, doc="last pfn covered (inclusive)")
+
+    # Xen's C restorer (handle_x86_pv_p2m_frames(), xg_sr_restore_x86_pv.c)
+    # refuses start_pfn > end_pfn ("End pfn in stream ... exceeds Start");
+    # the pandoc text only calls end_pfn inclusive.
+    RULES = (
+        Rule(
+            "p2m_end_pfn",
+            "p2m end pfn below the start pfn",
+            lambda c: c.p2m_end_pfn < c.p2m_start_pfn,
+            lambda c: f">= p2m_start_pfn {c.p2m_start_pfn:#x}",
+            repair=lambda d, pick: _repair_p2m_range(d, pick),
+        ),
+    )
+
+
+def _repair_p2m_range(d: dict[str, Any], pick: Pick) -> dict[str, Any]:
+    """The same two pfns, in order."""
+    lo, hi = sorted((d["p2m_start_pfn"], d["p2m_end_pfn"]))
+    return {**d, "p2m_start_pfn": lo, "p2m_end_pfn": hi}
+
+
+def p2m_frame_count(start_pfn: int, end_pfn: int, guest_width: int) -> int:
+    """Frames an X86_PV_P2M_FRAMES record for pfns ``start_pfn..end_pfn`` lists.
+
+    A p2m frame holds ``PAGE_SIZE / guest_width`` entries; the record lists
+    the frames from the one holding ``start_pfn`` to the one holding
+    ``end_pfn`` (Xen's ``handle_x86_pv_p2m_frames()``: length == 8 +
+    8 x (end_pfn / fpp + 1 - start_pfn / fpp)).
+
+    >>> p2m_frame_count(0, 511, 8), p2m_frame_count(0, 1023, 8), p2m_frame_count(0, 1023, 4)
+    (1, 2, 1)
+    """
+    fpp = PAGE_SIZE // guest_width
+    return end_pfn // fpp + 1 - start_pfn // fpp
 
 
 @packed(name="X86_PV_VCPU_HEADER")
@@ -355,8 +391,11 @@ class PvP2mFrames(Value):
 class PvVcpu:
     """X86_PV_VCPU_{BASIC,EXTENDED,XSAVE,MSRS} (0x04–0x06, 0x0C): one vCPU's context blob.
 
-    An empty ``context`` (header-only record) is accepted for EXTENDED, XSAVE
-    and MSRS (reference §1.5 errata), never for BASIC.
+    An empty ``context`` (header-only record) is accepted for all four types:
+    the libxc pandoc's Errata 1 asks the receiver to "tolerate and ignore
+    variable sized records with zero content", and Xen's C restorer
+    (``handle_x86_pv_vcpu_blob()``) skips an empty blob of any of the four
+    before its size rules (docs/xen-readers.md).
     """
 
     vcpu_id: int
@@ -403,6 +442,8 @@ class MsrPolicy(Value):
 _PDH = PageDataHeader.LAYOUT
 _PDH_CHECK = _PDH.checker(None)
 _P2MH = PvP2mFramesHeader.LAYOUT
+_P2MH_CHECK = _P2MH.checker(None)
+_P2MH_UNPACK = _P2MH.struct.unpack_from
 _VCPUH = PvVcpuHeader.LAYOUT
 _VCPUH_CHECK = _VCPUH.checker(None)
 _VCPU_UNPACK = _VCPUH.struct.unpack_from
@@ -569,17 +610,57 @@ def _encode_page_data(value: Any) -> Sequence[Any]:
     return (_PDH.struct.pack(count, 0), raw, pages)
 
 
+#: ``Ctx.extra`` key: the guest width (4 or 8) of the stream's X86_PV_INFO,
+#: recorded by its body check so that X86_PV_P2M_FRAMES can count frames.
+GUEST_WIDTH = "libxc.guest_width"
+
+
 def _check_p2m_frames(body: memoryview, ctx: Ctx) -> None:
+    # In the C restorer's order (handle_x86_pv_p2m_frames()): the 8-byte
+    # header, start <= end (the declared rule), then the exact length for
+    # the guest width of the stream's X86_PV_INFO.
     n = len(body)
-    if n < 8 or n % 8:
-        ctx.fail_length(">= 8 and a multiple of 8")  # §3.2
+    if n < 8:
+        ctx.fail_length(">= 8 (start and end pfn)")  # "record truncated"
+    t = _P2MH_UNPACK(body)
+    v = _P2MH_CHECK(t)
+    if v is not None:
+        ctx.fail_violation(v)  # "End pfn in stream exceeds Start"
+    width = ctx.extra.get(GUEST_WIDTH)
+    if width is None:
+        # A body checked on its own (no X86_PV_INFO before it): frames are u64.
+        if n % 8:
+            ctx.fail_length("a multiple of 8")  # §3.2
+        return
+    count = p2m_frame_count(t[0], t[1], width)
+    want = 8 + 8 * count
+    if n != want:
+        # "X86_PV_P2M_FRAMES record wrong size"
+        ctx.fail_length(
+            f"8 + 8 x {count} = {want} (pfns {t[0]:#x}-{t[1]:#x}, {PAGE_SIZE // width} per frame)",
+            "X86_PV_P2M_FRAMES length does not match its pfn range",
+        )
 
 
 def _decode_p2m_frames(body: memoryview, ctx: Ctx) -> PvP2mFrames:
     _check_p2m_frames(body, ctx)
     n = len(body)
-    start, end = _P2MH.unpack_tuple(body)
+    start, end = _P2MH_UNPACK(body)
     return PvP2mFrames(start, end, _u64_view(body, 8, (n - 8) // 8))
+
+
+_PV_INFO = _fixed(X86PvInfo)
+
+
+def _decode_pv_info(body: memoryview, ctx: Ctx) -> X86PvInfo:
+    value: X86PvInfo = _PV_INFO[0](body, ctx)
+    ctx.extra[GUEST_WIDTH] = value.guest_width
+    return value
+
+
+def _check_pv_info(body: memoryview, ctx: Ctx) -> None:
+    _PV_INFO[2](body, ctx)
+    ctx.extra[GUEST_WIDTH] = body[0]  # guest_width, checked to be 4 or 8
 
 
 def _encode_p2m_frames(value: Any) -> Sequence[Any]:
@@ -596,11 +677,9 @@ def _check_vcpu(body: memoryview, ctx: Ctx) -> int:
     n = len(body)
     if n < 8:
         ctx.fail_length(">= 8 (vcpu header)")
-    if n == 8 and ctx.type == RecType.X86_PV_VCPU_BASIC:
-        # §1.5 errata covers EXTENDED/XSAVE/MSRS only: a header-only record
-        # (zero content) is tolerated for those; BASIC always carries a
-        # vcpu_guest_context (§1.6).
-        ctx.fail_length("> 8 (vcpu header and vcpu_guest_context)")
+    # A header-only record (zero content) is tolerated for all four types:
+    # Errata 1 of the libxc pandoc, and handle_x86_pv_vcpu_blob() skips an
+    # empty blob before any per-type size rule.
     t = _VCPU_UNPACK(body)
     if t[1]:
         _violated(ctx, _VCPUH_CHECK, t)  # rsvd
@@ -795,9 +874,7 @@ def _records() -> tuple[RecordSpec, ...]:
         bulk=True,
         doc="pfn entries and page contents",
     )
-    dec, enc, chk = _fixed(X86PvInfo)
-    add(R.X86_PV_INFO, "X86_PV_INFO", dec, enc, X86PvInfo, (X86PvInfo,))
-    BODY_CHECKS[R.X86_PV_INFO] = chk
+    add(R.X86_PV_INFO, "X86_PV_INFO", _decode_pv_info, _PV_INFO[1], X86PvInfo, (X86PvInfo,))
     add(
         R.X86_PV_P2M_FRAMES,
         "X86_PV_P2M_FRAMES",
@@ -882,6 +959,7 @@ BODY_CHECKS.update(
         RecType.VERIFY: _check_empty,
         RecType.CHECKPOINT: _check_empty,
         RecType.STATIC_DATA_END: _check_empty,
+        RecType.X86_PV_INFO: _check_pv_info,
         RecType.X86_PV_P2M_FRAMES: _check_p2m_frames,
         **dict.fromkeys(PV_VCPU_TYPES, _check_vcpu),
         RecType.SHARED_INFO: _check_shared_info,
@@ -968,23 +1046,20 @@ def _accept_empty(buf: Any, off: int, n: int) -> bool:
 
 
 def _accept_vcpu(buf: Any, off: int, n: int) -> bool:
-    # EXTENDED/XSAVE/MSRS may be header-only (§1.5 errata); rsvd must be 0
+    # All four may be header-only (Errata 1, handle_x86_pv_vcpu_blob()); rsvd 0
     return n >= 8 and not _II(buf, off)[1]
-
-
-def _accept_vcpu_basic(buf: Any, off: int, n: int) -> bool:
-    return n > 8 and not _II(buf, off)[1]
 
 
 BODY_ACCEPT.update(
     {
         RecType.PAGE_DATA: _accept_page_data,
-        RecType.X86_PV_INFO: _accept_fixed(X86PvInfo),
+        # No acceptor for X86_PV_INFO: its check records the guest width
+        # that X86_PV_P2M_FRAMES needs, so it runs for every one.
         RecType.X86_TSC_INFO: _accept_fixed(X86TscInfo),
         RecType.HVM_PARAMS: _accept_hvm_params,
         RecType.VERIFY: _accept_empty,
         RecType.STATIC_DATA_END: _accept_empty,
-        RecType.X86_PV_VCPU_BASIC: _accept_vcpu_basic,
+        RecType.X86_PV_VCPU_BASIC: _accept_vcpu,
         RecType.X86_PV_VCPU_EXTENDED: _accept_vcpu,
         RecType.X86_PV_VCPU_XSAVE: _accept_vcpu,
         RecType.X86_PV_VCPU_MSRS: _accept_vcpu,

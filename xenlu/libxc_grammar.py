@@ -8,12 +8,20 @@ Each record type that the grammar constrains has a *class*:
 * wrong domain (HVM_CONTEXT/HVM_PARAMS in a PV stream; X86_PV_INFO,
   X86_PV_P2M_FRAMES, the PV vCPU records and SHARED_INFO in an HVM one);
 * v3 only (X86_CPUID_POLICY, X86_MSR_POLICY); STATIC_DATA_END (v3 only, once);
+* back channel (CHECKPOINT_DIRTY_PFN_LIST): the pandoc marks it "(Secondary
+  -> Primary)", "only applicable in the backchannel of a checkpointed
+  stream"; no handler of Xen's forward restorer takes it, so ``restore()``
+  fails it ("Mandatory record ... not handled"). xenlu reads forward
+  streams only, so it is refused wherever it appears (a COLO back-channel
+  reader would be a separate format);
 * free (any other type).
 
 PV streams keep a strict order (§1.7), written as stages: X86_PV_INFO sets
 stage 1, X86_PV_P2M_FRAMES needs 1 and sets 2, PAGE_DATA needs 2 and sets 3,
-the PV vCPU records need 3. A v3 stream must contain STATIC_DATA_END
-before it ends (§1.8).
+the PV vCPU records need 3. X86_PV_INFO comes once: a record that sets a
+stage already reached is a duplicate for the types in ``PV_ONCE`` (Xen's
+``handle_x86_pv_info()``: "Already received X86_PV_INFO record"). A v3
+stream must contain STATIC_DATA_END before it ends (§1.8).
 
 :func:`admit` is the one reading of these tables; the walker
 (:mod:`xenlu.libxc_stream`) calls it for each record, and its check-only
@@ -51,7 +59,7 @@ DHDR_TYPE_PV = 1
 DHDR_TYPE_HVM = 2
 
 # Grammar classes.
-FREE, CONTENT_CLS, WRONG_DOMAIN, V3_ONLY, SDE_CLS = 0, 1, 2, 3, 4
+FREE, CONTENT_CLS, WRONG_DOMAIN, V3_ONLY, SDE_CLS, BACK_CHANNEL = 0, 1, 2, 3, 4, 5
 
 #: Memory and register content: after STATIC_DATA_END in v3 (§1.7).
 CONTENT = frozenset(
@@ -68,11 +76,16 @@ CONTENT = frozenset(
 PV_ONLY = frozenset((_R.X86_PV_INFO, _R.X86_PV_P2M_FRAMES, *PV_VCPU_TYPES, _R.SHARED_INFO))
 HVM_ONLY = frozenset((_R.HVM_CONTEXT, _R.HVM_PARAMS))
 V3_ONLY_TYPES = frozenset((_R.X86_CPUID_POLICY, _R.X86_MSR_POLICY))
+#: Records of the COLO back channel (Secondary -> Primary), never in a forward stream.
+BACK_CHANNEL_TYPES = frozenset((_R.CHECKPOINT_DIRTY_PFN_LIST,))
 
 # §1.7 PV strict order as stages: a record needs the stage its predecessor sets.
 PV_STAGE_SETS = {_R.X86_PV_INFO: 1, _R.X86_PV_P2M_FRAMES: 2, _R.PAGE_DATA: 3}
 PV_STAGE_NEEDS = {_R.X86_PV_P2M_FRAMES: 1, _R.PAGE_DATA: 2, **dict.fromkeys(PV_VCPU_TYPES, 3)}
 PV_STAGE_NAMES = {1: "X86_PV_INFO", 2: "X86_PV_P2M_FRAMES", 3: "PAGE_DATA"}
+#: Stage setters that come once per stream (several X86_PV_P2M_FRAMES and
+#: PAGE_DATA records are normal).
+PV_ONCE = frozenset((_R.X86_PV_INFO,))
 
 #: type -> (grammar class, PV stage needed, PV stage set)
 GrammarTable = dict[int, tuple[int, int, int]]
@@ -84,6 +97,7 @@ def _table(domain_type: int) -> GrammarTable:
     classes.update(dict.fromkeys(HVM_ONLY if pv else PV_ONLY, WRONG_DOMAIN))
     classes.update(dict.fromkeys(V3_ONLY_TYPES, V3_ONLY))
     classes[_R.STATIC_DATA_END] = SDE_CLS
+    classes.update(dict.fromkeys(BACK_CHANNEL_TYPES, BACK_CHANNEL))
     if pv:
         for t in PV_STAGE_SETS:
             classes.setdefault(t, FREE)
@@ -144,6 +158,14 @@ def admit(st: State, index: int, hpos: int, rtype: int) -> None:
     cls, need, sets = g
     if cls == WRONG_DOMAIN:
         raise _err(f"{_name(rtype)} not allowed in a {st.kind} stream", hpos, index, rtype)
+    if cls == BACK_CHANNEL:
+        raise _err(
+            f"{_name(rtype)} belongs to the COLO back channel, not to a forward stream",
+            hpos,
+            index,
+            rtype,
+            expected="a forward-stream record",
+        )
     if need > st.pv_stage:
         # §1.7: PV strict order.
         first = PV_STAGE_NAMES[need]
@@ -156,6 +178,8 @@ def admit(st: State, index: int, hpos: int, rtype: int) -> None:
         )
     if sets > st.pv_stage:
         st.pv_stage = sets
+    elif sets and rtype in PV_ONCE:
+        raise _err(f"second {_name(rtype)}", hpos, index, rtype)
     if cls == CONTENT_CLS:
         if st.v3 and not st.seen_sde:
             # §1.7: STATIC_DATA_END before any memory or register content.

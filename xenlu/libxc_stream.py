@@ -26,7 +26,13 @@ Grammar (:class:`~xenlu.errors.GrammarError`, at the record header, field
   vCPU records and SHARED_INFO only in PV streams;
 * PV strict order (§1.7): X86_PV_P2M_FRAMES needs an earlier X86_PV_INFO,
   PAGE_DATA an earlier X86_PV_P2M_FRAMES, the PV vCPU records an earlier
-  PAGE_DATA.
+  PAGE_DATA;
+* CHECKPOINT_DIRTY_PFN_LIST belongs to the COLO back channel and is refused
+  in the forward streams xenlu reads (Xen's ``restore()``: "Mandatory record
+  ... not handled").
+
+END is the last record; bytes after it in a file belong to the container
+and are kept, not judged (:attr:`LibxcStream.trailing`).
 
 Unknown mandatory types raise :class:`~xenlu.errors.UnknownRecordError`
 (``strict=True``) or are kept as :class:`~xenlu.registry.UnknownRecord`;
@@ -73,7 +79,14 @@ from xenlu.framing import (
     written_bytes,
 )
 from xenlu.layout import Packed, Rsvd, fld, packed, reserved
-from xenlu.libxc import BODY_ACCEPT, BODY_CHECKS, RecType, StaticDataEnd
+from xenlu.libxc import (
+    BODY_ACCEPT,
+    BODY_CHECKS,
+    GUEST_WIDTH,
+    RecType,
+    StaticDataEnd,
+    X86PvInfo,
+)
 from xenlu.libxc_grammar import (
     CONTENT,
     DHDR_TYPE_PV,
@@ -84,6 +97,7 @@ from xenlu.libxc_grammar import (
     steady,
 )
 from xenlu.registry import LIBXC, OPTIONAL, Ctx, Record, UnknownRecord
+from xenlu.values import omitted_when_empty
 
 __all__ = [
     "IHDR",
@@ -163,12 +177,19 @@ _DHDR_CHECK = _DHDR.checker(None)
 class LibxcStream:
     """A decoded libxc stream: headers and records in order (END last).
 
+    ``trailing`` holds the bytes that follow END in the input: END is the
+    last *record* of the stream, not the end of the file, and what follows
+    belongs to the container (Xen's restorer stops reading at END;
+    ``convert-legacy-stream -f libxc`` puts the raw qemu record there). The
+    encoder writes them back after END, so re-encoding is byte-exact. A
+    stream embedded in a libxl stream has none (the libxl reader goes on).
     Record equality ignores offsets, so ``decode(encode(s)) == s``.
     """
 
     header: ImageHeader
     domain: DomainHeader
     records: list[Record]
+    trailing: bytes = omitted_when_empty()
 
     @property
     def version(self) -> int:
@@ -304,6 +325,7 @@ class Build:
 
     def __init__(self) -> None:
         self.bodies = _body_fns(True)
+        self.ctx = Ctx(None, 0, 0, 0)
 
     def run(self, buf: memoryview, pos: int, index: int, st: State) -> tuple[int, int]:
         return pos, index
@@ -380,7 +402,10 @@ def _walk(
     get = h.bodies.get
     keep = h.keep
     run = None if keep else h.run
-    ctx = Ctx(None, 0, 0, 0)
+    # One Ctx for the exact path and the handler's tight loop: a body check
+    # may leave facts in ``ctx.extra`` for later records (the X86_PV_INFO
+    # guest width that X86_PV_P2M_FRAMES needs).
+    ctx = h.ctx
     end = len(buf)
     while True:
         if run is not None:
@@ -420,11 +445,22 @@ def _walk(
 
 
 def _decode_records(
-    buf: memoryview, pos: int, index: int, st: State, strict: bool, embedded: bool
+    buf: memoryview,
+    pos: int,
+    index: int,
+    st: State,
+    strict: bool,
+    embedded: bool,
+    history: Iterable[Record] = (),
 ) -> tuple[list[Record], int, int]:
-    """Decode records from ``pos`` up to END (or CHECKPOINT when embedded)."""
+    """Decode records from ``pos`` up to END (or CHECKPOINT when embedded);
+    ``history``: the records of earlier batches of the same stream."""
+    h = Build()
+    for r in history:
+        if isinstance(r.value, X86PvInfo):
+            h.ctx.extra[GUEST_WIDTH] = r.value.guest_width
     with gc_paused():
-        return _walk(buf, pos, index, st, strict, embedded, Build())
+        return _walk(buf, pos, index, st, strict, embedded, h)
 
 
 def decode_libxc(
@@ -440,7 +476,8 @@ def decode_libxc(
     ``index`` is the record index of the first record (libxl streams share
     one counter). ``embedded=True`` is for a stream inside a libxl stream:
     it may end at CHECKPOINT as well as END, and bytes may follow it.
-    Otherwise trailing bytes after END are a :class:`FramingError`.
+    Otherwise the bytes after END are kept in :attr:`LibxcStream.trailing`
+    (``end_offset`` is still where END stops).
 
     Raises only :class:`~xenlu.errors.DecodeError` subclasses on bad input.
 
@@ -457,21 +494,10 @@ def decode_libxc(
     records, end, nxt = _decode_records(
         mv, start + IHDR_SIZE + DHDR_SIZE, index, st, strict, embedded
     )
-    if not embedded:
-        _no_trailing(mv, end)
-    return LibxcStream(header, domain, records), end, nxt
-
-
-def _no_trailing(mv: memoryview, end: int) -> None:
-    if end != len(mv):
-        # §1.4: END is the last record of a stream file ("missing"/trailing
-        # errors name no field).
-        raise FramingError(
-            "bytes after END",
-            offset=end,
-            expected="end of input",
-            got=f"{len(mv) - end} more bytes",
-        )
+    # Nothing after END is part of the libxc stream (Xen's restore() stops
+    # there): what follows in a file is the container's, kept, not judged.
+    trailing = b"" if embedded else bytes(mv[end:])
+    return LibxcStream(header, domain, records, trailing), end, nxt
 
 
 def decode_libxc_continuation(
@@ -495,8 +521,9 @@ def decode_libxc_continuation(
     """
     mv = as_buffer(buf)
     st = State(stream.header.version, stream.domain.type)
+    history = list(history)
     st.replay(history)
-    records, end, nxt = _decode_records(mv, start, index, st, strict, True)
+    records, end, nxt = _decode_records(mv, start, index, st, strict, True, history)
     return LibxcStream(stream.header, stream.domain, records), end, nxt
 
 
@@ -504,7 +531,8 @@ def verify_libxc(buf: bytes | bytearray | memoryview, *, strict: bool = True) ->
     """Check a whole libxc stream file; raise the first :class:`DecodeError`, else None.
 
     Runs exactly the checks of :func:`decode_libxc` and raises the same
-    errors in one walk, building no record values (:class:`Check`).
+    errors in one walk, building no record values (:class:`Check`); bytes
+    after END are not judged (:attr:`LibxcStream.trailing`).
 
     >>> verify_libxc(b"")
     Traceback (most recent call last):
@@ -514,8 +542,7 @@ def verify_libxc(buf: bytes | bytearray | memoryview, *, strict: bool = True) ->
     mv = as_buffer(buf)
     header, domain = _decode_headers(mv, 0)
     st = State(header.version, domain.type)
-    _, end, _ = _walk(mv, IHDR_SIZE + DHDR_SIZE, 0, st, strict, False, Check(False))
-    _no_trailing(mv, end)
+    _walk(mv, IHDR_SIZE + DHDR_SIZE, 0, st, strict, False, Check(False))
 
 
 # --- encoding ------------------------------------------------------------------
@@ -556,6 +583,8 @@ def encode_libxc(stream: LibxcStream, writer: RecordWriter) -> None:
     writer.write(stream.header.pack())
     writer.write(_DHDR.pack(stream.domain))
     encode_libxc_records(stream.records, writer)
+    if stream.trailing:
+        writer.write(stream.trailing)
 
 
 def libxc_bytes(stream: LibxcStream) -> bytes:
@@ -576,7 +605,8 @@ def convert_v2_to_v3(stream: LibxcStream) -> LibxcStream:
     PV vCPU record, SHARED_INFO, HVM_CONTEXT, HVM_PARAMS, X86_TSC_INFO) comes
     earlier — it goes before the first such record instead; with none at
     all, before the final END (or CHECKPOINT). Every other record is kept
-    byte-identical. :class:`CallerError` if ``stream`` is not v2.
+    byte-identical, and so are the bytes after END (``trailing``).
+    :class:`CallerError` if ``stream`` is not v2.
 
     >>> from xenlu.libxc import End
     >>> v2 = LibxcStream(ImageHeader(version=2), DomainHeader(type=2, page_shift=12,
@@ -599,4 +629,6 @@ def convert_v2_to_v3(stream: LibxcStream) -> LibxcStream:
             at = len(records) - 1
     out = [Record(r.type, r.value) for r in records]
     out.insert(at, Record(SDE, StaticDataEnd()))
-    return LibxcStream(dataclasses.replace(stream.header, version=3), stream.domain, out)
+    return LibxcStream(
+        dataclasses.replace(stream.header, version=3), stream.domain, out, stream.trailing
+    )

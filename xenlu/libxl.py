@@ -67,6 +67,7 @@ from xenlu.libxc_stream import (
     encode_libxc_records,
 )
 from xenlu.registry import LIBXL, OPTIONAL, Ctx, Record, RecordSpec, UnknownRecord
+from xenlu.values import omitted_when_empty
 
 __all__ = [
     "EMULATOR_IDS",
@@ -229,10 +230,17 @@ class CheckpointEnd:
 
 @dataclass(eq=True)
 class LibxlStream:
-    """A decoded libxl stream; the LIBXC_CONTEXT record's value holds the libxc stream."""
+    """A decoded libxl stream; the LIBXC_CONTEXT record's value holds the libxc stream.
+
+    ``trailing`` holds the bytes after the libxl END in the input: Xen's
+    libxl reader (``process_record()``, ``libxl_stream_read.c``) completes
+    the stream at END and reads nothing after it, so they belong to the
+    container; kept so that re-encoding is byte-exact.
+    """
 
     header: LibxlHeader
     records: list[Record]
+    trailing: bytes = omitted_when_empty()
 
     @property
     def libxc(self) -> LibxcStream | None:
@@ -706,14 +714,11 @@ def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlSt
             return LibxlStream(header, records), pos
 
 
-def _no_trailing(buf: memoryview, end: int) -> None:
+def _with_trailing(stream: LibxlStream, buf: memoryview, end: int) -> LibxlStream:
+    """``stream`` holding the bytes after its END (nobody in Xen reads them)."""
     if end != len(buf):
-        raise FramingError(
-            "bytes after END",
-            offset=end,
-            expected="end of input",
-            got=f"{len(buf) - end} more bytes",
-        )
+        stream.trailing = bytes(buf[end:])
+    return stream
 
 
 def decode_libxl(
@@ -723,16 +728,16 @@ def decode_libxl(
 
     The embedded libxc stream is decoded with
     :func:`~xenlu.libxc_stream.decode_libxc` (``embedded=True``); offsets in
-    errors are absolute. Raises only :class:`~xenlu.errors.DecodeError`
-    subclasses on bad input.
+    errors are absolute. Bytes after the libxl END are kept in
+    :attr:`LibxlStream.trailing`. Raises only
+    :class:`~xenlu.errors.DecodeError` subclasses on bad input.
 
     >>> decode_libxl(b"LibxlFmt\\0\\0\\0\\2\\0\\0\\0\\0" + bytes(8)).records[0].type
     0
     """
     mv = as_buffer(buf)
     stream, end = _decode_libxl_at(mv, start, strict)
-    _no_trailing(mv, end)
-    return stream
+    return _with_trailing(stream, mv, end)
 
 
 def encode_libxl(stream: LibxlStream, writer: RecordWriter) -> None:
@@ -748,6 +753,10 @@ def encode_libxl(stream: LibxlStream, writer: RecordWriter) -> None:
     writer.write(stream.header.pack())
     L = LibxlType
     for r in stream.records:
+        inner = getattr(r.value, "stream", None) or getattr(r.value, "libxc", None)
+        if isinstance(inner, LibxcStream) and inner.trailing:
+            # Bytes after an embedded libxc END would be read as libxl records.
+            raise EncodeError("libxl: an embedded libxc stream cannot carry trailing bytes")
         value = r.value
         if isinstance(value, UnknownRecord):
             writer.record(r.type, value.body_for(r.type))
@@ -762,6 +771,8 @@ def encode_libxl(stream: LibxlStream, writer: RecordWriter) -> None:
             encode_libxc(value.stream, writer)
         elif r.type == L.CHECKPOINT_END and value.libxc is not None:
             encode_libxc_records(value.libxc.records, writer)
+    if stream.trailing:
+        writer.write(stream.trailing)
 
 
 def libxl_bytes(stream: LibxlStream) -> bytes:
@@ -782,7 +793,8 @@ def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> Xl
 
     The stream is a libxl stream when mandatory flag bit 1 (STREAMv2) is
     set, otherwise a libxc stream. Record indices count from the stream's
-    first record; offsets are absolute in the file.
+    first record; offsets are absolute in the file. Bytes after the
+    stream's END are the stream's ``trailing``.
 
     >>> from xenlu.libxc import End
     >>> s = LibxlStream(LibxlHeader(), [Record(0, End())])
@@ -845,7 +857,7 @@ def decode_xl(buf: bytes | bytearray | memoryview, *, strict: bool = True) -> Xl
     stream: LibxlStream | LibxcStream
     if mandatory & XL_MANDATORY_STREAMV2:
         stream, end = _decode_libxl_at(mv, stream_at, strict)
-        _no_trailing(mv, end)
+        _with_trailing(stream, mv, end)
     else:
         stream = decode_libxc(mv, stream_at, strict=strict)[0]
     return XlFile(True, mandatory, optional, bytes(mv[data_at:stream_at]), stream)

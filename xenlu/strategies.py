@@ -532,11 +532,12 @@ def _hvm_context(epoch: Epoch | None) -> SearchStrategy[Any]:
     if epoch is not None:
         sized[TC_RTC] = HvmRtc411 if epoch < (4, 14) else HvmRtc414
         sized[TC_VIRIDIAN_VCPU] = ViridianVcpu411 if epoch < (4, 13) else ViridianVcpu413
-    top = HVM_SAVE_CODE_MAX if epoch is not None else 0xFFFF
+    # hvm_load() has no handler above HVM_SAVE_CODE_MAX (libxc and LU alike).
+    top = HVM_SAVE_CODE_MAX
 
     @st.composite
     def entry(draw: Draw) -> HvmEntry:
-        tc = draw(st.integers(2, min(top, 40)) | st.integers(2, top))
+        tc = draw(st.integers(2, top))
         per_vcpu = tc in PER_VCPU_TYPECODES or epoch is None
         inst = draw(st.integers(0, 3)) if per_vcpu else 0
         if tc in sized:
@@ -582,6 +583,21 @@ def _p2m_frames(epoch: Epoch | None) -> SearchStrategy[Any]:
     return st.builds(
         lambda h, f: PvP2mFrames(h["p2m_start_pfn"], h["p2m_end_pfn"], f), hdr, _u64s(6)
     )
+
+
+def _p2m_fitted(value: Any, guest_width: int) -> Any:
+    """``value`` with as many frames as its pfn range needs at ``guest_width``,
+    the range shortened so that the count stays small (at most 6 frames)."""
+    from xenlu.libxc import PAGE_SIZE, PvP2mFrames, p2m_frame_count
+
+    fpp = PAGE_SIZE // guest_width
+    start = value.p2m_start_pfn
+    end = min(value.p2m_end_pfn, (start // fpp + 6) * fpp - 1)
+    count = p2m_frame_count(start, end, guest_width)
+    frames = np.resize(np.asarray(value.frames, dtype=U64), count) if len(value.frames) else None
+    if frames is None:
+        frames = np.arange(count, dtype=U64)
+    return PvP2mFrames(start, end, frames)
 
 
 def _pv_vcpu(epoch: Epoch | None, basic: bool = False) -> SearchStrategy[Any]:
@@ -1182,7 +1198,8 @@ def libxc_models(
             for t in (R.X86_CPUID_POLICY, R.X86_MSR_POLICY):
                 if draw(st.booleans()):
                     static.append(draw(rec(t)))
-        free = [R.VERIFY, R.CHECKPOINT_DIRTY_PFN_LIST, R.X86_TSC_INFO]
+        # (CHECKPOINT_DIRTY_PFN_LIST is back channel only: never in these streams.)
+        free = [R.VERIFY, R.X86_TSC_INFO]
         if pv:
             free.append(R.SHARED_INFO)
             later = [R.PAGE_DATA, R.X86_PV_P2M_FRAMES, *sorted(PV_VCPU_TYPES)] if core else []
@@ -1198,6 +1215,14 @@ def libxc_models(
         sde = [draw(rec(R.STATIC_DATA_END))] if v == 3 else []
         recs = [*static, *sde, *body]
         recs.append(Record(R.END, draw(records("END", family="libxc"))))
+        if core:
+            # X86_PV_P2M_FRAMES lists the frames its pfn range needs at the
+            # guest width of X86_PV_INFO (handle_x86_pv_p2m_frames()).
+            width = static[0].value.guest_width
+            recs = [
+                Record(r.type, _p2m_fitted(r.value, width)) if r.type == R.X86_PV_P2M_FRAMES else r
+                for r in recs
+            ]
         return LibxcStream(ImageHeader(version=v), dh, recs)
 
     return build()

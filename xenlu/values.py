@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Value", "array_records", "to_jsonable", "values_equal"]
+__all__ = ["Value", "array_records", "omitted_when_empty", "to_jsonable", "values_equal"]
 
 
 def values_equal(a: Any, b: Any) -> bool:
@@ -95,11 +95,28 @@ def array_records(arr: np.ndarray) -> list[dict[str, Any]]:
     )
 
 
+OMIT_EMPTY = "xenlu.omit_empty"
+
+
+def omitted_when_empty() -> Any:
+    """A ``bytes`` dataclass field, default empty, that JSON shows only when not
+    empty (the bytes after an END: rare, and absent from every frozen output).
+
+    >>> @dataclasses.dataclass
+    ... class S:
+    ...     trailing: bytes = omitted_when_empty()
+    >>> to_jsonable(S()), to_jsonable(S(b"\\x01"))
+    ({}, {'trailing': '01'})
+    """
+    return dataclasses.field(default=b"", metadata={OMIT_EMPTY: True})
+
+
 def to_jsonable(value: Any) -> Any:
     """Plain JSON data for any model value (dataclass, array, bytes, enum …).
 
     Reserved fields are not dataclass fields (``layout.reserved``), so they
-    never appear.
+    never appear; a field declared with :func:`omitted_when_empty` appears
+    only when it holds something.
     """
     import numpy as np
 
@@ -118,6 +135,7 @@ def to_jsonable(value: Any) -> Any:
             f.name: to_jsonable(getattr(value, f.name))
             for f in dataclasses.fields(value)
             if not f.name.startswith("_")
+            and not (f.metadata.get(OMIT_EMPTY) and not getattr(value, f.name))
         }
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}

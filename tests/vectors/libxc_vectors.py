@@ -553,14 +553,6 @@ D_REMUS = (
     "libxc records, so the libxl EMULATOR_CONTEXT after it is misread as libxc type 3 "
     "(X86_PV_P2M_FRAMES) and refused"
 )
-P_ISSUE12 = "issue 13: {} — pending the libxc restructuring of issue 12"
-P_TRAILING = P_ISSUE12.format(
-    "bytes after the libxc END belong to the container: report them, do not refuse"
-)
-P_TRAILING_LIBXL = P_ISSUE12.format(
-    "bytes after the libxl END belong to the container (xl reads nothing after END); "
-    "report them like the bytes after a libxc END, with the same API"
-)
 C_TRAILING = (
     "Xen's readers stop at END and read nothing after it: xg_sr_restore.c restore() "
     "loops until END; libxl_stream_read.c process_record() completes the stream at END"
@@ -896,7 +888,6 @@ def _build() -> list[Vector]:
         "libxc",
         b_hvm.data + b"\x00" * 8,
         c_ref=C_TRAILING,
-        pending=P_TRAILING,
     )
     # §1.6: END has an empty body.
     b = build(swap(hvm, "end", rec(END, bytes(8))))
@@ -1209,6 +1200,22 @@ def _build() -> list[Vector]:
             "length",
         )
 
+    b = build(after(pv, "pv_info", ("pv_info2", rec(X86_PV_INFO, pv_info()))))
+    v(
+        "pv_info_twice",
+        "§1.6/§1.7: X86_PV_INFO describes the guest once, before the p2m; a second one "
+        "is refused (the pandoc does not say so; the C restorer does).",
+        "libxc",
+        b.data,
+        "GrammarError",
+        b.at["pv_info2"],
+        "type",
+        D_DUP,
+        spec_differs="the pandoc lists X86_PV_INFO first in a PV stream but never says "
+        "it may not repeat; the C restorer refuses a second one",
+        c_ref="xg_sr_restore_x86_pv.c handle_x86_pv_info(): 'Already received X86_PV_INFO record'",
+    )
+
     # ---- X86_PV_P2M_FRAMES (§1.6) -------------------------------------------
     def p2m(body: bytes) -> Built:
         return build(swap(pv, "p2m", rec(X86_PV_P2M_FRAMES, body)))
@@ -1221,11 +1228,10 @@ def _build() -> list[Vector]:
         p2m(p2m_frames(511, 0, [0x1234])).data,
         "RecordError",
         b_pv.body("p2m") + 4,
-        "end_pfn",
+        "p2m_end_pfn",
         D_P2M,
         c_ref="xg_sr_restore_x86_pv.c handle_x86_pv_p2m_frames(): start_pfn > end_pfn is "
         "'End pfn in stream (%#x) exceeds Start (%#x)'",
-        pending=P_ISSUE12.format("X86_PV_P2M_FRAMES end_pfn < start_pfn"),
     )
     v(
         "p2m_frames_wrong_frame_count",
@@ -1239,13 +1245,60 @@ def _build() -> list[Vector]:
         D_P2M,
         c_ref="xg_sr_restore_x86_pv.c handle_x86_pv_p2m_frames(): length != 8 + "
         "(end_pfn/fpp + 1 - start_pfn/fpp) * 8 is 'X86_PV_P2M_FRAMES record wrong size'",
-        pending=P_ISSUE12.format("X86_PV_P2M_FRAMES frame count against start/end pfn"),
     )
     v(
         "p2m_frames_two_frames",
         "§1.6: X86_PV_P2M_FRAMES for pfns 0..1023 of a 64-bit guest lists 2 frames.",
         "libxc",
         p2m(p2m_frames(0, 1023, [0x1234, 0x1235])).data,
+    )
+    # The frame count follows the guest width of X86_PV_INFO: PAGE_SIZE / 4
+    # = 1024 pfns per frame for a 32-bit guest.
+    pv32 = pv_parts(3, width=4)
+    b = build(swap(pv32, "p2m", rec(X86_PV_P2M_FRAMES, p2m_frames(0, 1023, [0x1234]))))
+    v(
+        "p2m_frames_32bit_one_frame",
+        "§1.6: pfns 0..1023 of a 32-bit guest (1024 per frame) fit in one p2m frame.",
+        "libxc",
+        b.data,
+    )
+    b = build(swap(pv32, "p2m", rec(X86_PV_P2M_FRAMES, p2m_frames(0, 1023, [0x1234, 0x1235]))))
+    v(
+        "p2m_frames_32bit_wrong_frame_count",
+        "§1.6: pfns 0..1023 of a 32-bit guest need 1 p2m frame, not 2 (the width of "
+        "X86_PV_INFO decides).",
+        "libxc",
+        b.data,
+        "RecordError",
+        b.at["p2m"] + 4,
+        "length",
+        D_P2M,
+        c_ref="xg_sr_restore_x86_pv.c handle_x86_pv_p2m_frames(): fpp = PAGE_SIZE / "
+        "width; 'X86_PV_P2M_FRAMES record wrong size'",
+    )
+    # Frames are counted from the one holding start_pfn: pfns 511..512 of a
+    # 64-bit guest straddle two frames.
+    v(
+        "p2m_frames_straddling_two_frames",
+        "§1.6: pfns 511..512 of a 64-bit guest lie in frames 0 and 1: 2 frames.",
+        "libxc",
+        p2m(p2m_frames(511, 512, [0x1234, 0x1235])).data,
+    )
+    # A second X86_PV_P2M_FRAMES (the restorer takes several: expand_p2m())
+    # with a wrong count is refused like the first.
+    b = build(after(pv, "p2m", ("p2m2", rec(X86_PV_P2M_FRAMES, p2m_frames(512, 1023, [0x1, 0x2])))))
+    v(
+        "p2m_frames_second_record_wrong_frame_count",
+        "§1.6: a second X86_PV_P2M_FRAMES for pfns 512..1023 of a 64-bit guest lists 1 "
+        "frame, not 2.",
+        "libxc",
+        b.data,
+        "RecordError",
+        b.at["p2m2"] + 4,
+        "length",
+        D_P2M,
+        c_ref="xg_sr_restore_x86_pv.c handle_x86_pv_p2m_frames() runs for every "
+        "X86_PV_P2M_FRAMES record: 'X86_PV_P2M_FRAMES record wrong size'",
     )
     # §1.6: X86_PV_P2M_FRAMES needs at least its 8-byte start/end header
     v(
@@ -1331,7 +1384,6 @@ def _build() -> list[Vector]:
                 c_ref="xg_sr_restore_x86_pv.c handle_x86_pv_vcpu_blob(): an empty blob of "
                 "any of the four vCPU types is skipped ('Skipping empty %s record') before "
                 "the per-type size checks",
-                pending=P_ISSUE12.format("zero-content X86_PV_VCPU_BASIC is tolerated"),
             )
         else:
             # §1.5 erratum: a header-only X86_PV_VCPU_{label} (Xen 4.6-4.8) is tolerated and ignored
@@ -1480,7 +1532,6 @@ def _build() -> list[Vector]:
             "ARRAY_SIZE(hvm_sr_handlers) (HVM_SAVE_CODE_MAX + 1) or without a load "
             "handler is 'HVM%d restore: unknown entry typecode %u'; the toolstack sees "
             "x86_hvm_stream_complete() 'Unable to restore HVM context'",
-            pending=P_ISSUE12.format("HVM_CONTEXT typecodes above HVM_SAVE_CODE_MAX"),
         )
     # §4.2: the smallest well-formed blob is HEADER then END
     v(
@@ -1582,7 +1633,6 @@ def _build() -> list[Vector]:
         b.data,
         c_ref="xen/arch/x86/hvm/save.c hvm_load() returns at the END descriptor "
         "without looking at what follows",
-        pending=P_ISSUE12.format("HVM_CONTEXT bytes after the END entry are reported"),
     )
 
     # ---- TOOLSTACK, VERIFY, CHECKPOINT, CHECKPOINT_DIRTY_PFN_LIST (§1.6) ----
@@ -1650,18 +1700,20 @@ def _build() -> list[Vector]:
         "type",
         c_ref="xg_sr_restore.c restore(): no restore_ops handles type 0xf, so "
         "'Mandatory record 0xf (CHECKPOINT_DIRTY_PFN_LIST) not handled'",
-        pending=P_ISSUE12.format("CHECKPOINT_DIRTY_PFN_LIST in a forward stream"),
     )
     b = build(before(hvm, "end", ("dirty", rec(CHECKPOINT_DIRTY_PFN_LIST, dirty[:12]))))
-    # §1.6: the CHECKPOINT_DIRTY_PFN_LIST length must be a multiple of 8
+    # §1.6: a malformed CHECKPOINT_DIRTY_PFN_LIST is refused at its type first
     v(
         "checkpoint_dirty_pfn_list_not_multiple_of_8",
-        "§1.6: the CHECKPOINT_DIRTY_PFN_LIST length must be a multiple of 8.",
+        "§1.6: CHECKPOINT_DIRTY_PFN_LIST (length not a multiple of 8 here) is refused in a "
+        "forward stream at its record header, before its body is looked at.",
         "libxc",
         b.data,
-        "RecordError",
-        b.at["dirty"] + 4,
-        "length",
+        "GrammarError",
+        b.at["dirty"],
+        "type",
+        c_ref="xg_sr_restore.c restore(): no forward handler takes type 0xf, whatever its "
+        "body: 'Mandatory record 0xf (CHECKPOINT_DIRTY_PFN_LIST) not handled'",
     )
 
     # ---- STATIC_DATA_END, X86_CPUID_POLICY, X86_MSR_POLICY (§1.6-§1.8) ------
@@ -2265,7 +2317,6 @@ def _build() -> list[Vector]:
         "libxl",
         b_lx.data + b"\x00" * 16,
         c_ref=C_TRAILING,
-        pending=P_TRAILING_LIBXL,
     )
     # Errors inside the embedded libxc stream report absolute offsets.
     b = build(libxl_parts(swap(hvm, "ihdr", ihdr(version=4))))
@@ -2407,7 +2458,6 @@ def _build() -> list[Vector]:
         "xl",
         b_xl.data + b"\x01",
         c_ref=C_TRAILING,
-        pending=P_TRAILING_LIBXL,
     )
     # xl optional data: u32 config_len, then the config (xl.h; xl_saverestore.c
     # save_domain_core_writeconfig() writes it, xl_vmcontrol.c create_domain() reads it).

@@ -7,8 +7,8 @@ point ``XEN_TOOLS_PYTHON`` at it and run, from the repository root::
 
     XEN_TOOLS_PYTHON=/tmp/xen/tools/python python3 tests/vectors/run_xen_verifier.py
 
-The corpus is every hand-built vector of ``libxc_vectors.py`` (the pending
-ones included) and every Xen-written file of ``xen-written/``. Each is
+The corpus is every hand-built vector of ``libxc_vectors.py`` (pending
+ones included, if any) and every Xen-written file of ``xen-written/``. Each is
 written to a temporary file and checked with
 ``python3 $XEN_TOOLS_PYTHON/scripts/verify-stream-v2 -q -f <format> -i FILE``
 (``PYTHONPATH=$XEN_TOOLS_PYTHON``). Exit 0 is "accepts", 1 "refuses"; exit
@@ -39,10 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.vectors.libxc_vectors import ALL_VECTORS, D_XSDATA, Vector
 
 XEN_WRITTEN = Path(__file__).resolve().parent / "xen-written"
-P_TRAILING = (
-    "issue 13: bytes after the libxc END belong to the container: report them, do not "
-    "refuse — pending the libxc restructuring of issue 12"
-)
 
 
 def xen_written() -> list[Vector]:
@@ -64,7 +60,6 @@ def xen_written() -> list[Vector]:
                 "device model's state, never by the libxc restorer"
                 if trailing
                 else None,
-                pending=P_TRAILING if trailing else None,
             )
         )
     return out
