@@ -251,6 +251,10 @@ def inspect_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
     summary.update(
         records=sum(counts.values()), bytes=end.size, record_counts=counts, record_bytes=totals
     )
+    if got in ("libxc", "libxl", "xl"):
+        summary["trailing_bytes"] = end.trailing  # after END: the container's (issue 13)
+        if end.hvm_context_trailing:
+            summary["hvm_context_trailing_bytes"] = end.hvm_context_trailing
     if got == "lu":
         summary["domains"] = domains
         summary["sections_ok"] = True

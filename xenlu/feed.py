@@ -122,10 +122,17 @@ class SectionEvent:
 
 @dataclass(frozen=True)
 class StreamEnd:
-    """The stream ended where it may (after :meth:`Decoder.close`)."""
+    """The stream ended where it may (after :meth:`Decoder.close`).
+
+    ``trailing``: bytes after a libxc, libxl or xl stream's END, which belong
+    to the container, not the stream (counted, not kept; the LU and
+    xenstored streams allow none)."""
 
     format: str
     size: int
+    trailing: int = 0
+    #: bytes after the END entry of HVM_CONTEXT records (kept by decode).
+    hvm_context_trailing: int = 0
 
 
 Event = RecordEvent | SectionEvent | StreamEnd
@@ -424,7 +431,7 @@ class Decoder:
         if self._error is not None:
             raise self._error
         if self._done:
-            return StreamEnd(self.format, self.fed)
+            return StreamEnd(self.format, self.fed, *self._trailing())
         self._closed = True
         try:
             end = self._finish()
@@ -432,7 +439,7 @@ class Decoder:
             self._failed(exc)
             raise
         self._done = True
-        ev = StreamEnd(self.format, end)
+        ev = StreamEnd(self.format, end, *self._trailing())
         if self._emit is not None:
             self._emit(ev)
         return ev
@@ -545,6 +552,14 @@ class Decoder:
             m.record(mv, pos, base, t, length, stop)
             pos = stop
             self.checked = base + pos
+
+    def _trailing(self) -> tuple[int, int]:
+        from xenlu.hvmctx import TRAILING_KEY
+
+        m = self._m
+        ctx = getattr(getattr(m, "inner", None) or m, "ctx", None)
+        hvm = ctx.extra.get(TRAILING_KEY, 0) if ctx is not None else 0
+        return int(getattr(m, "trailing", 0)), int(hvm)
 
     def _finish(self) -> int:
         end = self._base + self.buffered

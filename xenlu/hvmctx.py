@@ -329,8 +329,14 @@ def decode_hvm_context(body: memoryview, ctx: Ctx | None = None) -> HvmContext:
     return value
 
 
+#: ``Ctx.extra`` key where :func:`check_hvm_context` adds the bytes it found
+#: after END (what :attr:`HvmContext.trailing` holds when decoding).
+TRAILING_KEY = "hvm_context_trailing_bytes"
+
+
 def check_hvm_context(body: memoryview, ctx: Ctx | None = None) -> None:
-    """Run every check of :func:`decode_hvm_context` without building entries."""
+    """Run every check of :func:`decode_hvm_context` without building entries
+    (bytes after END are counted in ``ctx.extra[TRAILING_KEY]``)."""
     _walk(body, ctx, False)
 
 
@@ -429,6 +435,8 @@ def _walk(body: memoryview, ctx: Ctx | None, build: bool) -> HvmContext | None:
                     got=f"{n - data_at} more bytes",
                 )
             if not build:
+                # Check-only readers (the incremental decoder) report these too.
+                ctx.extra[TRAILING_KEY] = ctx.extra.get(TRAILING_KEY, 0) + n - data_at
                 return None
             append(HvmEntry(TC_END, 0, b""))
             return HvmContext(tuple(entries), bytes(body[data_at:]))

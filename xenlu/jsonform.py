@@ -76,6 +76,7 @@ import numpy as np
 from xenlu.api import FORMAT_TABLE, decode, encode, format_of, verify
 from xenlu.errors import CallerError
 from xenlu.registry import LIBXC, LIBXL, LU, Record, RecordSpec, UnknownRecord, record_name
+from xenlu.values import OMIT_EMPTY
 
 __all__ = [
     "JSON_FORMAT",
@@ -249,6 +250,8 @@ def _object_json(obj: Any, inline_max: int) -> dict[str, Any]:
         if not f.compare or f.name.startswith("_"):
             continue  # decode-time facts (offsets, checksum verdicts), not content
         v = getattr(obj, f.name)
+        if f.metadata.get(OMIT_EMPTY) and not v:
+            continue  # bytes after an END: shown only when there are some
         if f.name == "records" and owner in RECORD_FAMILIES:
             out[f.name] = [record_json(owner, r, inline_max) for r in v]
         else:

@@ -23,7 +23,7 @@ from typing import Any
 from xenlu.errors import DecodeError, FramingError, UnknownRecordError
 from xenlu.feed import Event, RecordEvent, rebased
 from xenlu.libxc import RecType
-from xenlu.libxc_feed import LibxcMachine, _Sized
+from xenlu.libxc_feed import LibxcMachine
 from xenlu.libxc_stream import DHDR_SIZE, IHDR_SIZE
 from xenlu.libxl import (
     _DHDR_TYPE_PV,
@@ -34,7 +34,6 @@ from xenlu.libxl import (
     LibxlType,
     _decode_libxl_header,
     _grammar,
-    _no_trailing,
     decode_libxl,
     decode_xl,
 )
@@ -68,6 +67,7 @@ class LibxlMachine:
         self.pending_head = 0
         self.mode = _LIBXL
         self.end_at = 0
+        self.trailing = 0  # bytes after END (the container's), set by finish
         self.inner: LibxcMachine | None = None  # the libxc stream, once it started
         self.at_checkpoint = False
         self.libxl_version: int | None = None
@@ -210,6 +210,7 @@ class LibxlMachine:
             assert self.inner is not None
             self.inner.idx = self.idx
             self.inner.finish(end)
+            self.trailing = self.inner.trailing  # an xl file's plain libxc stream
             return
         if not self.ended:
             raise FramingError(
@@ -218,7 +219,7 @@ class LibxlMachine:
                 record_index=self.idx,
                 expected="another record (END missing)",
             )
-        _no_trailing(_Sized(end), self.end_at)  # type: ignore[arg-type]
+        self.trailing = end - self.end_at  # the container's, as after a libxc END
 
     # libxl and libxc records are checked whole.
     def big(self, t: int, length: int) -> bool:
