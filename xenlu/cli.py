@@ -5,7 +5,7 @@
     xenlu inspect [--json] [--format …] [--liveupdate SIZE@START] FILE
     xenlu convert --to-v3 IN OUT             libxc/libxl/xl stream v2 → v3
     xenlu convert --to X.Y [--allow-loss] [--report R.json] IN OUT   LU upgrade/rollback
-    xenlu validate … / xenlu plan … / xenlu schema …
+    xenlu validate … / xenlu check … / xenlu plan … / xenlu schema …
 
 ``FILE`` may be ``-`` for standard input; a pipe, FIFO or character device
 is read to its end. Every subcommand keeps one contract (:mod:`xenlu.cli_io`):
