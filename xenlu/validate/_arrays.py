@@ -67,9 +67,13 @@ def last_frame(start: U64, n: Arr) -> U64:
     """
     s = u64(start)
     nn = np.asarray(n).astype(np.uint64)
-    nm1 = np.where(nn > 0, nn - np.uint64(1), np.uint64(0))
-    out: U64 = s + nm1
-    out[out < s] = U64_MAX
+    if len(nn) and bool((nn == 1).all()):
+        return s.copy()
+    nn[nn == 0] = 1
+    out: U64 = s + (nn - np.uint64(1))
+    wrap = out < s
+    if wrap.any():
+        out[wrap] = U64_MAX
     return out
 
 
@@ -96,14 +100,27 @@ def expand(start: I64, count: I64) -> tuple[I64, I64]:
 
 
 def ss_right(table: Arr, q: Arr) -> I64:
-    """``searchsorted(table, q, 'right')``; large unsorted queries are sorted first
-    (binary searches with random keys over a large table miss the cache)."""
-    if len(q) > 65536 and len(table) > 4096:
-        order = np.argsort(q, kind="stable")
-        out = np.empty(len(q), np.int64)
-        out[order] = np.searchsorted(table, q[order], side="right")
+    """``searchsorted(table, q, 'right')``; large unsorted queries are sorted
+    first (binary searches with random keys over a large table miss the
+    cache): one ``np.sort`` of ``q << b | position`` where that fits in 64
+    bits (frame numbers of any real host), a stable ``argsort`` otherwise."""
+    n = len(q)
+    if n <= 65536 or len(table) <= 4096:
+        return np.searchsorted(table, q, side="right").astype(np.int64)
+    out = np.empty(n, np.int64)
+    bits = (n - 1).bit_length()
+    qa = np.asarray(q)
+    if qa.dtype == np.uint64 and int(qa.max()) < (1 << (64 - bits)):
+        key = qa << np.uint64(bits)
+        key |= np.arange(n, dtype=np.uint64)
+        key.sort()
+        pos = (key & np.uint64((1 << bits) - 1)).astype(np.intp)
+        key >>= np.uint64(bits)
+        out[pos] = np.searchsorted(table, key, side="right")
         return out
-    return np.searchsorted(table, q, side="right").astype(np.int64)
+    order = np.argsort(qa, kind="stable")
+    out[order] = np.searchsorted(table, qa[order], side="right")
+    return out
 
 
 def group_starts(sorted_keys: Arr) -> I64:

@@ -81,7 +81,8 @@ def _sorted_rows(own: Ownership) -> tuple[I64, U64, U64]:
     else:
         o = np.argsort(st, kind="stable")
         order, s = rows[o], st[o]
-    lst = last_frame(s, nr[order])
+    # single-frame extents (a fragmented host): the last frames are the starts
+    lst = s if bool((nr == 1).all()) else last_frame(s, nr[order])
     return order, s, lst
 
 
@@ -143,16 +144,17 @@ class OwnerIndex:
         order, s, lst = _sorted_rows(own)
         n = len(order)
         dom = own.dom_of(order) if n else np.zeros(0, np.int64)
+        in_dup = np.zeros(n, bool)
         if n > 1:
-            cm = np.maximum.accumulate(lst)
+            # lst is s itself for single-frame rows: then no cummax is needed
+            cm = lst if lst is s else np.maximum.accumulate(lst)
             new = np.ones(n, bool)
-            new[1:] = s[1:] > cm[:-1]
-            heads = np.flatnonzero(new)
-            size = np.diff(np.concatenate((heads, [n])))
-            cid = np.cumsum(new) - 1
-            in_dup = size[cid] > 1
-        else:
-            in_dup = np.zeros(n, bool)
+            np.greater(s[1:], cm[:-1], out=new[1:])
+            if not new.all():
+                heads = np.flatnonzero(new)
+                size = np.diff(np.concatenate((heads, [n])))
+                cid = np.cumsum(new) - 1
+                in_dup = size[cid] > 1
         if in_dup.any():
             p = np.flatnonzero(in_dup)
             # witness: the earlier row holding the running maximum (every
@@ -173,7 +175,8 @@ class OwnerIndex:
             self.seg_dom = np.where(self.seg_row >= 0, rd, self.seg_row)
         else:
             self.dup_rows = self.dup_witness = self.dup_cluster = np.zeros(0, np.int64)
-            self.seg_start, self.seg_last, self.seg_row, self.seg_dom = s, lst, order, dom
+            self.seg_start, self.seg_last, self.seg_row = s, lst, order
+            self.seg_dom = dom
         self._runs: tuple[U64, U64, I64] | None = None
 
     # --- point lookups ------------------------------------------------------------
