@@ -181,23 +181,49 @@ class OwnerIndex:
 
     # --- point lookups ------------------------------------------------------------
 
-    def _seg(self, frames: Arr) -> tuple[I64, Bool]:
+    def _lookup(self, frames: Arr, col: I64) -> I64:
+        """``col`` of the segment holding each frame, NONE where none does.
+
+        A large batch is sorted first (one ``np.sort`` of ``frame << b |
+        position`` where that fits), so the binary searches, the segment-end
+        check and the gather of ``col`` all walk memory in order; only the
+        answer is scattered back to the queries' order.
+        """
         f = u64(frames)
-        if not len(self.seg_start):
-            return np.zeros(len(f), np.int64), np.zeros(len(f), bool)
-        k = ss_right(self.seg_start, f) - 1
+        n = len(f)
+        out = np.full(n, NONE, np.int64)
+        if not len(self.seg_start) or not n:
+            return out
+        bits = max(1, (n - 1).bit_length())
+        big = f >= np.uint64(1 << (64 - bits))
+        if n <= 65536 or bool(big.all()):
+            k = ss_right(self.seg_start, f) - 1
+            kc = np.maximum(k, 0)
+            ok = (k >= 0) & (f <= self.seg_last[kc])
+            out[ok] = col[kc[ok]]
+            return out
+        if big.any():  # INVALID_MFN and other huge frames: looked up apart
+            for part in (np.flatnonzero(big), np.flatnonzero(~big)):
+                out[part] = self._lookup(f[part], col)
+            return out
+        key = f << np.uint64(bits)
+        key |= np.arange(n, dtype=np.uint64)
+        key.sort()
+        pos = (key & np.uint64((1 << bits) - 1)).astype(np.intp)
+        key >>= np.uint64(bits)
+        k = np.searchsorted(self.seg_start, key, side="right") - 1
         kc = np.maximum(k, 0)
-        return kc, (k >= 0) & (f <= self.seg_last[kc])
+        ok = (k >= 0) & (key <= self.seg_last[kc])
+        out[pos] = np.where(ok, col[kc], NONE)
+        return out
 
     def row_at(self, frames: Arr) -> I64:
         """The ownership row of each frame (NONE, AMBIG)."""
-        k, ok = self._seg(frames)
-        return np.where(ok, self.seg_row[k] if len(self.seg_row) else NONE, NONE).astype(np.int64)
+        return self._lookup(frames, self.seg_row)
 
     def dom_at(self, frames: Arr) -> I64:
         """The owner domain index of each frame (NONE, AMBIG)."""
-        k, ok = self._seg(frames)
-        return np.where(ok, self.seg_dom[k] if len(self.seg_dom) else NONE, NONE).astype(np.int64)
+        return self._lookup(frames, self.seg_dom)
 
     # --- runs -----------------------------------------------------------------------
 
