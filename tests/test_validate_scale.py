@@ -452,3 +452,41 @@ def test_plan_uses_the_same_index(small: LUStream) -> None:
     s2 = add_p2m(add_own(set_host(small, max_page=TOP), 2, F60, 1), 1, F60 + 1, 1, MAP_FOREIGN)
     edges = [e for p in plan(s2).to_json()["passes"] for e in p["edges"]]
     assert not any(e["kind"] == "p2m_foreign" for e in edges)
+
+
+# --- the packed form of a fragmented host agrees with the general one ----------------
+
+
+def test_packed_and_general_owner_index_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    import xenlu.validate._index as index
+
+    host = make_host((4, 16), n_hvm=2, mem_mib=1, dom0_mem_mib=1, fragmentation=1.0, seed=3)
+    assert all(bool((d.ownership["nr_pages"] == 1).all()) for d in host.domains)
+    h_own = index.Host(host).own
+    assert index._packed_single(h_own, 3) is not None  # the packed form is taken
+    f0 = int(host.domain(1).ownership["start_mfn"][3])
+    f2 = int(host.domain(2).ownership["start_mfn"][5])
+    gt = host.domain(1).grant_table
+    assert gt is not None
+    pt = host.domain(1).page_types
+    cases = [
+        host,
+        add_p2m(host, 1, f2, 1),  # P2M_FRAME_NOT_OWNED
+        add_p2m(host, 1, f0, 1, MAP_FOREIGN),  # P2M_FOREIGN_SELF
+        set_bulk(host, 1, T.LU_PAGE_TYPES, append(pt, mfn=f2)),  # PT_NOT_OWNED
+        set_host(host, lu_bootmem_start=0, lu_bootmem_size=int(f0 + 1) << 12),  # OWN_IN_BOOTMEM
+        set_host(add_own(host, 2, TOP - 1, 1), max_page=TOP),  # a frame too large to pack
+    ]
+    reports = [validate(s) for s in cases]
+    plans = [plan(s).to_json() for s in cases]
+    assert reports[0].findings == [] and all(r.findings for r in reports[1:5])
+    idx = index.owner_index(index.Host(host))
+    frames = np.concatenate([d.ownership["start_mfn"] for d in host.domains])
+    rows_packed = idx.row_at(frames)
+    monkeypatch.setattr(index, "_packed_single", lambda own, nd: None)
+    assert [validate(s).findings for s in cases] == [r.findings for r in reports]
+    assert [plan(s).to_json() for s in cases] == plans
+    general = index.owner_index(index.Host(host))
+    assert general._key is None
+    assert (general.row_at(frames) == rows_packed).all()
+    assert (rows_packed == np.arange(len(frames))).all()

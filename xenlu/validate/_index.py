@@ -57,33 +57,79 @@ Method = Literal["auto", "dense", "interval"]
 _ONE = np.uint64(1)
 
 
-def _sorted_rows(own: Ownership) -> tuple[I64, U64, U64]:
+_U32_MAX = (1 << 32) - 1
+_SLICE = 1 << 22  # elements per slice when a sorted key column is split
+
+
+def _narrow_rows(n: int) -> type:
+    return np.int32 if n < (1 << 31) else np.int64
+
+
+def _sorted_rows(own: Ownership) -> tuple[Arr, Arr, Arr]:
     """Rows owning at least one frame ordered by (start, row), with their
-    start and last frames in that order."""
-    start = u64(own.col("start_mfn", np.uint64))
-    nr = own.col("nr_pages", np.uint64)
-    n = len(start)
+    start and last frames in that order.
+
+    Memory is what the 1 TiB host needs (issue 14): one ``uint64`` key per
+    row (``start << b | row``) is filled window by window from the stream's
+    own columns, sorted in place, then split slice by slice into the starts
+    (``uint32`` when every start fits, exact either way) and the rows
+    (``int32`` when the count allows); the last frames are the starts
+    themselves when every extent is one frame.
+    """
+    n = own.n
     bits = max(1, n.bit_length())
-    valid = nr > 0
-    all_valid = bool(valid.all())
-    rows = np.arange(n, dtype=np.int64) if all_valid else np.flatnonzero(valid)
-    st = start if all_valid else start[rows]
-    if not len(rows):
-        return rows, st, st.copy()
-    if int(st.max()) < (1 << (64 - bits)):
-        # one np.sort of a packed key: start in the high bits, row in the low
-        key = (st << np.uint64(bits)) | rows.astype(np.uint64)
-        del st
-        key.sort()
-        order = (key & np.uint64((1 << bits) - 1)).astype(np.int64)
-        key >>= np.uint64(bits)
-        s = key
-    else:
-        o = np.argsort(st, kind="stable")
-        order, s = rows[o], st[o]
-    # single-frame extents (a fragmented host): the last frames are the starts
-    lst = s if bool((nr == 1).all()) else last_frame(s, nr[order])
-    return order, s, lst
+    n_valid = 0
+    top = 0
+    single = True
+    for _, _, c in own.chunks(("start_mfn", "nr_pages")):
+        nr = c["nr_pages"]
+        v = nr > 0
+        cnt = int(v.sum())
+        n_valid += cnt
+        if cnt:
+            top = max(top, int(c["start_mfn"][v].max()))
+            single = single and bool((nr == 1).all())
+    rdt = _narrow_rows(n)
+    if n_valid == 0:
+        empty = np.zeros(0, np.uint64)
+        return np.zeros(0, np.int64), empty, empty
+    sdt = np.uint32 if top <= _U32_MAX else np.uint64
+    if top >= (1 << (64 - bits)):
+        # frames too large to pack with the row: a stable argsort (any u64)
+        start = own.col("start_mfn", np.uint64)
+        nrc = own.col("nr_pages", np.uint64)
+        rows = np.flatnonzero(nrc > 0)
+        o = np.argsort(start[rows], kind="stable")
+        order = rows[o]
+        s = start[order]
+        return order, s, (s if single else last_frame(s, nrc[order]))
+    key = np.empty(n_valid, np.uint64)
+    pos = 0
+    sh = np.uint64(bits)
+    for base, _, c in own.chunks(("start_mfn", "nr_pages")):
+        st = c["start_mfn"].astype(np.uint64)
+        r = np.arange(base, base + len(st), dtype=np.uint64)
+        v = c["nr_pages"] > 0
+        if not v.all():
+            st, r = st[v], r[v]
+        m = len(st)
+        k = key[pos : pos + m]
+        np.left_shift(st, sh, out=k)
+        k |= r
+        pos += m
+    key.sort()
+    mask = np.uint64((1 << bits) - 1)
+    s_out = np.empty(n_valid, sdt)
+    order = np.empty(n_valid, rdt)
+    for a in range(0, n_valid, _SLICE):
+        k = key[a : a + _SLICE]
+        order[a : a + _SLICE] = k & mask
+        s_out[a : a + _SLICE] = k >> sh
+    del key
+    if single:
+        return order, s_out, s_out
+    nrc = own.col("nr_pages", np.uint64)
+    return order, s_out, last_frame(s_out.astype(np.uint64), nrc[order])
 
 
 def _cells(rows: I64, s: U64, lst: U64) -> tuple[U64, U64, I64]:
@@ -118,6 +164,33 @@ def _cells(rows: I64, s: U64, lst: U64) -> tuple[U64, U64, I64]:
     return c_start[keep], c_last[keep], owner[keep].astype(np.int64)
 
 
+_DB = 15  # domain bits of a packed key (domain indices < 2**15)
+_DMASK = (1 << _DB) - 1
+
+
+def _packed_single(own: Ownership, nd: int) -> U64 | None:
+    """The fragmented host's index in 8 bytes per frame: when every extent is
+    one frame, ``start << 15 | domain`` sorted in place. None when an extent
+    is longer or empty, a start does not fit, or two rows claim a frame."""
+    if nd > _DMASK or own.n < 2:
+        return None
+    for _, _, c in own.chunks(("start_mfn", "nr_pages")):
+        if not bool((c["nr_pages"] == 1).all()) or int(c["start_mfn"].max()) >> (64 - _DB):
+            return None
+    key = np.empty(own.n, np.uint64)
+    sh = np.uint64(_DB)
+    for base, dom, c in own.chunks(("start_mfn",)):
+        k = key[base : base + len(dom)]
+        np.left_shift(c["start_mfn"].astype(np.uint64), sh, out=k)
+        k |= dom.astype(np.uint64)
+    key.sort()
+    for a in range(0, own.n - 1, _SLICE):
+        k = key[a : a + _SLICE + 1] >> sh
+        if bool((k[1:] == k[:-1]).any()):
+            return None
+    return key
+
+
 class OwnerIndex:
     """Frame → owner (ownership row, domain index) and ownership runs.
 
@@ -141,9 +214,17 @@ class OwnerIndex:
 
     def __init__(self, own: Ownership) -> None:
         self.own = own
+        self._runs: tuple[U64, U64, I64] | None = None
+        self._segs: tuple[Arr, Arr, Arr, Arr] | None = None
+        self._key = _packed_single(own, len(own.parts))
+        if self._key is not None:
+            self.dup_rows = self.dup_witness = self.dup_cluster = np.zeros(0, np.int64)
+            return
         order, s, lst = _sorted_rows(own)
         n = len(order)
-        dom = own.dom_of(order) if n else np.zeros(0, np.int64)
+        dom = np.empty(n, np.int16)
+        for a in range(0, n, _SLICE):
+            dom[a : a + _SLICE] = own.dom_of(order[a : a + _SLICE])
         in_dup = np.zeros(n, bool)
         if n > 1:
             # lst is s itself for single-frame rows: then no cummax is needed
@@ -159,6 +240,8 @@ class OwnerIndex:
             p = np.flatnonzero(in_dup)
             # witness: the earlier row holding the running maximum (every
             # non-head row of a cluster overlaps it), for a head the next row
+            s, lst = s.astype(np.uint64), lst.astype(np.uint64)
+            order = order.astype(np.int64)
             hold = np.maximum.accumulate(np.where(lst == cm, np.arange(n), 0))
             wit = np.where(new[p], p + 1, hold[np.maximum(p - 1, 0)])
             self.dup_rows = order[p]
@@ -168,62 +251,132 @@ class OwnerIndex:
             clean = ~in_dup
             seg_s = np.concatenate((s[clean], cs))
             o = np.argsort(seg_s, kind="stable")
-            self.seg_start = seg_s[o]
-            self.seg_last = np.concatenate((lst[clean], cl))[o]
-            self.seg_row = np.concatenate((order[clean], cr))[o]
-            rd = own.dom_of(np.maximum(self.seg_row, 0)) if len(self.seg_row) else self.seg_row
-            self.seg_dom = np.where(self.seg_row >= 0, rd, self.seg_row)
+            seg_row = np.concatenate((order[clean], cr))[o]
+            rd = own.dom_of(np.maximum(seg_row, 0)) if len(seg_row) else seg_row
+            self._segs = (
+                seg_s[o],
+                np.concatenate((lst[clean], cl))[o],
+                seg_row,
+                np.where(seg_row >= 0, rd, seg_row).astype(np.int16),
+            )
         else:
             self.dup_rows = self.dup_witness = self.dup_cluster = np.zeros(0, np.int64)
-            self.seg_start, self.seg_last, self.seg_row = s, lst, order
-            self.seg_dom = dom
-        self._runs: tuple[U64, U64, I64] | None = None
+            self._segs = (s, lst, order, dom)
+
+    # --- the sorted disjoint segments ---------------------------------------------
+
+    @property
+    def segs(self) -> tuple[Arr, Arr, Arr, Arr]:
+        """(start, last, row, domain) of the sorted disjoint owned segments;
+        built from the packed keys on first use in the packed form."""
+        if self._segs is None:
+            key = self._key
+            assert key is not None
+            st = key >> np.uint64(_DB)
+            self._segs = (st, st, np.zeros(0, np.int64), (key & np.uint64(_DMASK)).astype(np.int16))
+        return self._segs
+
+    @property
+    def seg_start(self) -> Arr:
+        return self.segs[0]
+
+    @property
+    def seg_last(self) -> Arr:
+        return self.segs[1]
+
+    @property
+    def seg_dom(self) -> Arr:
+        return self.segs[3]
 
     # --- point lookups ------------------------------------------------------------
 
-    def _lookup(self, frames: Arr, col: I64) -> I64:
-        """``col`` of the segment holding each frame, NONE where none does.
+    def _resolve(self, f: U64, rows: bool) -> I64:
+        """Owner domain (or row) of each frame, in any order."""
+        key = self._key
+        if key is not None and not rows:
+            fits = f < np.uint64(1 << (64 - _DB))
+            q = np.where(fits, f, np.uint64(0)) << np.uint64(_DB)
+            q |= np.uint64(_DMASK)
+            k = np.searchsorted(key, q, side="right") - 1
+            kk = key[np.maximum(k, 0)]
+            ok = fits & (k >= 0) & ((kk >> np.uint64(_DB)) == f)
+            return np.where(ok, (kk & np.uint64(_DMASK)).astype(np.int64), NONE)
+        st, last, row, dom = self.segs
+        out = np.full(len(f), NONE, np.int64)
+        if not len(st):
+            return out
+        k = np.searchsorted(st, self._q(f), side="right") - 1
+        kc = np.maximum(k, 0)
+        ok = (k >= 0) & (f <= last[kc])
+        out[ok] = (row if rows else dom)[kc[ok]]
+        return out
+
+    def _lookup(self, frames: Arr, rows: bool) -> I64:
+        """The owner domain (or row) of each frame, NONE where none.
 
         A large batch is sorted first (one ``np.sort`` of ``frame << b |
-        position`` where that fits), so the binary searches, the segment-end
-        check and the gather of ``col`` all walk memory in order; only the
-        answer is scattered back to the queries' order.
+        position`` where that fits), so the binary searches and the gathers
+        walk memory in order; only the answer is scattered back.
         """
         f = u64(frames)
         n = len(f)
-        out = np.full(n, NONE, np.int64)
-        if not len(self.seg_start) or not n:
-            return out
-        bits = max(1, (n - 1).bit_length())
+        if n <= 65536:
+            return self._resolve(f, rows)
+        bits = (n - 1).bit_length()
         big = f >= np.uint64(1 << (64 - bits))
-        if n <= 65536 or bool(big.all()):
-            k = ss_right(self.seg_start, f) - 1
-            kc = np.maximum(k, 0)
-            ok = (k >= 0) & (f <= self.seg_last[kc])
-            out[ok] = col[kc[ok]]
-            return out
         if big.any():  # INVALID_MFN and other huge frames: looked up apart
-            for part in (np.flatnonzero(big), np.flatnonzero(~big)):
-                out[part] = self._lookup(f[part], col)
+            out = np.full(n, NONE, np.int64)
+            nb = np.flatnonzero(big)
+            out[nb] = self._resolve(f[nb], rows)
+            if len(nb) < n:
+                sm = np.flatnonzero(~big)
+                out[sm] = self._lookup(f[sm], rows)
             return out
         key = f << np.uint64(bits)
         key |= np.arange(n, dtype=np.uint64)
         key.sort()
         pos = (key & np.uint64((1 << bits) - 1)).astype(np.intp)
         key >>= np.uint64(bits)
-        k = np.searchsorted(self.seg_start, key, side="right") - 1
-        kc = np.maximum(k, 0)
-        ok = (k >= 0) & (key <= self.seg_last[kc])
-        out[pos] = np.where(ok, col[kc], NONE)
+        out = np.empty(n, np.int64)
+        out[pos] = self._resolve(key, rows)
         return out
+
+    def _q(self, f: U64) -> Arr:
+        """Queries in the segment table's dtype, so ``searchsorted`` never
+        converts the table: above a ``uint32`` table's range a frame clamps
+        to 2**32 - 1, which every start is at or below (exact for 'right')."""
+        if self.seg_start.dtype == np.uint32:
+            return np.minimum(f, np.uint64(_U32_MAX)).astype(np.uint32)
+        return f
+
+    def _rows_by_scan(self, frames: U64) -> I64:
+        """Packed form (no two rows share a frame): the row owning each frame,
+        by one pass over the ownership table."""
+        uq = np.unique(frames)
+        row_of = np.full(len(uq), NONE, np.int64)
+        for base, _, c in self.own.chunks(("start_mfn",)):
+            st = c["start_mfn"].astype(np.uint64)
+            j = np.searchsorted(uq, st)
+            jc = np.minimum(j, len(uq) - 1)
+            hit = np.flatnonzero((j < len(uq)) & (uq[jc] == st))
+            row_of[jc[hit]] = base + hit
+        j = np.minimum(np.searchsorted(uq, frames), max(len(uq) - 1, 0))
+        return row_of[j] if len(uq) else np.full(len(frames), NONE, np.int64)
 
     def row_at(self, frames: Arr) -> I64:
         """The ownership row of each frame (NONE, AMBIG)."""
-        return self._lookup(frames, self.seg_row)
+        if self._key is not None:
+            f = u64(frames)
+            out = np.full(len(f), NONE, np.int64)
+            owned = np.flatnonzero(self._lookup(f, False) >= 0)
+            if len(owned):
+                out[owned] = self._rows_by_scan(f[owned])
+            return out
+        return self._lookup(frames, True)
 
     def dom_at(self, frames: Arr) -> I64:
         """The owner domain index of each frame (NONE, AMBIG)."""
-        return self._lookup(frames, self.seg_dom)
+        return self._lookup(frames, False)
 
     # --- runs -----------------------------------------------------------------------
 
@@ -245,6 +398,9 @@ class OwnerIndex:
     def run_of(self, frames: Arr) -> I64:
         return ss_right(self.runs[0], u64(frames)) - 1
 
+    def _ss(self, q: U64) -> I64:
+        return ss_right(self.seg_start, self._q(u64(q)))
+
     # --- ranges ---------------------------------------------------------------------
 
     def frames_hit(self, start: U64, last: U64) -> I64:
@@ -252,7 +408,8 @@ class OwnerIndex:
         extents), without expanding them: the intervals are merged into a
         disjoint union and each union piece selects a contiguous range of
         segments, so the work is O(segments + intervals)."""
-        if not len(self.seg_start) or not len(start):
+        n_seg = len(self._key) if self._key is not None else len(self.seg_start)
+        if not n_seg or not len(start):
             return np.zeros(0, np.int64)
         o = np.argsort(start, kind="stable")
         s0, s1 = u64(start)[o], u64(last)[o]
@@ -262,11 +419,21 @@ class OwnerIndex:
         hs = np.flatnonzero(head)
         u0 = s0[hs]
         u1 = cm[np.concatenate((hs[1:] - 1, [len(s0) - 1]))]
-        k0 = np.maximum(ss_right(self.seg_start, u0) - 1, 0)
-        k1 = ss_right(self.seg_start, u1)  # exclusive
+        if self._key is not None:
+            # packed form: every row is one frame, hit when inside a piece
+            hits: list[I64] = []
+            for base, _, c in self.own.chunks(("start_mfn",)):
+                st = c["start_mfn"].astype(np.uint64)
+                k = np.searchsorted(u0, st, side="right") - 1
+                inside = (k >= 0) & (st <= u1[np.maximum(k, 0)])
+                hits.append(base + np.flatnonzero(inside))
+            return np.concatenate(hits) if hits else np.zeros(0, np.int64)
+        st, last, row, _ = self.segs
+        k0 = np.maximum(self._ss(u0) - 1, 0)
+        k1 = self._ss(u1)  # exclusive
         ks, which = expand(k0, np.maximum(k1 - k0, 0))
-        hit = (self.seg_start[ks] <= u1[which]) & (self.seg_last[ks] >= u0[which])
-        r = self.seg_row[ks[hit]]
+        hit = (st[ks] <= u1[which]) & (last[ks] >= u0[which])
+        r = row[ks[hit]]
         return np.unique(r[r >= 0])
 
 
