@@ -58,7 +58,7 @@ _ONE = np.uint64(1)
 
 
 _U32_MAX = (1 << 32) - 1
-_SLICE = 1 << 22  # elements per slice when a sorted key column is split
+_SLICE = 1 << 20  # elements per slice when a sorted key column is read
 
 
 def _narrow_rows(n: int) -> type:
