@@ -349,28 +349,32 @@ class OwnerIndex:
             return np.minimum(f, np.uint64(_U32_MAX)).astype(np.uint32)
         return f
 
-    def _rows_by_scan(self, frames: U64) -> I64:
+    def _rows_by_scan(self, frames: U64, doms: I64) -> I64:
         """Packed form (no two rows share a frame): the row owning each frame,
-        by one pass over the ownership table."""
-        uq = np.unique(frames)
-        row_of = np.full(len(uq), NONE, np.int64)
-        for base, _, c in self.own.chunks(("start_mfn",)):
-            st = c["start_mfn"].astype(np.uint64)
+        by one pass over the ownership of the owning domains only."""
+        out = np.full(len(frames), NONE, np.int64)
+        own = self.own
+        for d in np.unique(doms).tolist():
+            sel = np.flatnonzero(doms == d)
+            uq, inv = np.unique(frames[sel], return_inverse=True)
+            st = np.asarray(own.parts[d]["start_mfn"]).astype(np.uint64)
             j = np.searchsorted(uq, st)
             jc = np.minimum(j, len(uq) - 1)
             hit = np.flatnonzero((j < len(uq)) & (uq[jc] == st))
-            row_of[jc[hit]] = base + hit
-        j = np.minimum(np.searchsorted(uq, frames), max(len(uq) - 1, 0))
-        return row_of[j] if len(uq) else np.full(len(frames), NONE, np.int64)
+            row_of = np.full(len(uq), NONE, np.int64)
+            row_of[jc[hit]] = int(own.offs[d]) + hit
+            out[sel] = row_of[inv]
+        return out
 
     def row_at(self, frames: Arr) -> I64:
         """The ownership row of each frame (NONE, AMBIG)."""
         if self._key is not None:
             f = u64(frames)
             out = np.full(len(f), NONE, np.int64)
-            owned = np.flatnonzero(self._lookup(f, False) >= 0)
+            d = self._lookup(f, False)
+            owned = np.flatnonzero(d >= 0)
             if len(owned):
-                out[owned] = self._rows_by_scan(f[owned])
+                out[owned] = self._rows_by_scan(f[owned], d[owned])
             return out
         return self._lookup(frames, True)
 
@@ -419,15 +423,21 @@ class OwnerIndex:
         hs = np.flatnonzero(head)
         u0 = s0[hs]
         u1 = cm[np.concatenate((hs[1:] - 1, [len(s0) - 1]))]
-        if self._key is not None:
-            # packed form: every row is one frame, hit when inside a piece
-            hits: list[I64] = []
-            for base, _, c in self.own.chunks(("start_mfn",)):
-                st = c["start_mfn"].astype(np.uint64)
-                k = np.searchsorted(u0, st, side="right") - 1
-                inside = (k >= 0) & (st <= u1[np.maximum(k, 0)])
-                hits.append(base + np.flatnonzero(inside))
-            return np.concatenate(hits) if hits else np.zeros(0, np.int64)
+        key = self._key
+        if key is not None:
+            # packed form: the frames inside each piece are a key range; only
+            # those (usually none) are mapped back to their rows
+            sh = np.uint64(_DB)
+            fits = u0 < np.uint64(1 << (64 - _DB))
+            u0f, u1f = u0[fits], np.minimum(u1[fits], np.uint64((1 << (64 - _DB)) - 1))
+            a = np.searchsorted(key, u0f << sh, side="left")
+            b = np.searchsorted(key, (u1f << sh) | np.uint64(_DMASK), side="right")
+            ks, _ = expand(a.astype(np.int64), (b - a).astype(np.int64))
+            if not len(ks):
+                return np.zeros(0, np.int64)
+            hk = key[ks]
+            rows = self._rows_by_scan(hk >> sh, (hk & np.uint64(_DMASK)).astype(np.int64))
+            return np.unique(rows[rows >= 0])
         st, last, row, _ = self.segs
         k0 = np.maximum(self._ss(u0) - 1, 0)
         k1 = self._ss(u1)  # exclusive
