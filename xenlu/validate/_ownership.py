@@ -200,7 +200,9 @@ def _duplicates(h: Host, idx: OwnerIndex, out: Out) -> None:
         res_: list[tuple[int, ...]] = []
         for k in keep.tolist():
             mine = int(rdom[k])
-            ds = [int(d) for d in p_dom[c_lo[k] : c_hi[k]].tolist() if d != mine]
+            # the cluster's first domains only: O(cap) per finding, not O(N)
+            hi = min(int(c_hi[k]), int(c_lo[k]) + OTHERS_CAP + 1)
+            ds = [int(d) for d in p_dom[c_lo[k] : hi].tolist() if d != mine]
             res_.append(tuple(int(h.domids[d]) for d in ds[:OTHERS_CAP]))
         return res_
 
