@@ -14,6 +14,13 @@ frames and no frame-sized array exists: time O(n log n) and memory O(n) in
 the ownership rows, whatever frame numbers they hold; every frame number is
 an exact ``uint64``.
 
+A fragmented host (every extent one frame, the worst case for memory) takes
+the *packed* form: ``start << 15 | domain`` per row, sorted in place, is the
+whole index (8 bytes per owned frame); rows are recovered only for the few
+frames that need them (grant frames, frames inside a global extent) from
+their owners' ownership records. Large lookup batches are sorted first so
+the searches walk the index in order.
+
 Every check asks ownership questions only through :class:`OwnerIndex`,
 :func:`range_owner` and :func:`range_foreign`.
 """
