@@ -88,6 +88,8 @@ COMMANDS: list[list[str]] = [
     ["inspect", "--json"],
     ["validate"],
     ["validate", "--json"],
+    ["check"],
+    ["check", "--json"],
     ["plan"],
     ["plan", "--json"],
     ["convert", "--to", "4.15"],
@@ -160,7 +162,7 @@ def test_bad_input_table(
         assert ".xenlu-tmp" not in line and "b'" not in line
     else:
         assert err == ""
-    if rc == INVALID and "--json" in cmd and cmd[0] in ("verify", "validate"):
+    if rc == INVALID and "--json" in cmd and cmd[0] in ("verify", "validate", "check"):
         obj = json.loads(out)
         assert obj["valid"] is False and obj["error"]["class"].endswith("Error")
         assert obj["file"] == src and "offset" in obj["error"]
@@ -207,6 +209,8 @@ USAGE: list[list[str]] = [
     ["validate", "--max-per-code", NINES, "F"],
     ["validate", "--format", "libxc", "F"],
     ["validate", "--liveupdate", f"1M@{NINES}", "F"],
+    ["check", "--max-per-code", "0", "F"],
+    ["check", "--format", "libxc", "F"],
     ["plan", "--format", "memory", "F"],
     ["convert", "--to", "5.0", "F", "O"],
     ["convert", "--to", "4.10", "F", "O"],
@@ -541,7 +545,19 @@ def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser
 
 @pytest.mark.parametrize(
     "name",
-    ["verify", "inspect", "convert", "validate", "plan", "map", "show", "dump", "build", "diff"],
+    [
+        "verify",
+        "inspect",
+        "convert",
+        "validate",
+        "check",
+        "plan",
+        "map",
+        "show",
+        "dump",
+        "build",
+        "diff",
+    ],
 )
 def test_help_documents_every_option_the_exit_codes_and_examples(name: str) -> None:
     sub = _subparsers(build_parser())[name]

@@ -7,7 +7,7 @@
     xenlu convert --to X.Y [--allow-loss] [--report R.json] IN OUT   LU upgrade/rollback
     xenlu convert --dry-run --to X.Y [--allow-loss] [--json] IN      the pre-flight
     xenlu map FILE -o OUT.png|OUT.svg        picture of the host's memory (xenlu[plot])
-    xenlu validate … / xenlu plan … / xenlu schema …
+    xenlu validate … / xenlu check … / xenlu plan … / xenlu schema …
 
 ``FILE`` may be ``-`` for standard input; ``verify``, ``inspect`` and
 ``validate`` read a pipe, FIFO, character device or socket as it flows

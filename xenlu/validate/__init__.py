@@ -21,29 +21,28 @@ over domains or over the bounded set of findings that are reported). The
 two big tables, ownership and P2M, are walked in windows of 1 Mi rows of
 that same concatenation, so temporaries stay a few MiB and are reused.
 
-Ownership (§4.8) is the heart of it. Frames are resolved through an
-*owner index* with two interchangeable implementations that give the same
-answers:
+Ownership (§4.8) is the heart of it. Frames are resolved through one
+*owner index* over **sorted extents** (``_index``): one ``np.sort`` of the
+extent starts (packed with their row), a running maximum of their ends
+splits them into clusters of overlapping rows (a cluster of more than one
+row is a set of duplicates, cut into cells by one sort of its boundary
+keys), and every lookup is a ``searchsorted`` on the disjoint segment
+starts with a check of the segment end. No extent is expanded into its
+frames and no frame-sized array exists: cost follows the stream's entries,
+not the frame numbers in it, and every frame number is an exact ``uint64``
+(frames up to ``2**64 - 1``; an extent whose end would wrap saturates
+there and is beyond ``max_page`` anyway).
 
-* **dense** — for fragmented hosts (the highest owned frame M and the
-  owned frames at most ~8 per entry): a frame → ``domain << 32 | entry``
-  map over ``[0, M)``, filled by one scatter; a second gather finds every
-  frame claimed twice. The owner of a P2M, grant-map, page-type or grant
-  frame is then one gather. This keeps a 64 GiB host of 16.7 M
-  single-frame extents at about the time of ``np.sort`` of its frame
-  column (``benchmarks/bench_validate.py``).
-* **interval** — otherwise (few large extents, or a sparse frame space):
-  one ``np.sort`` of all extent starts (packed with their row) and a
-  ``cummax`` of their ends finds every extent overlapping another; lookups
-  use ``searchsorted`` over the sorted, disjoint owner segments (queries
-  are sorted first when large).
-
-Both mark a frame claimed by several ownership entries as *ambiguous*: it is
-reported once, as ``OWN_DUPLICATE`` on every claimant, and the rules that
-need a frame's owner (P2M, page types, grant frames and maps) skip it
-rather than cascading. Both describe ownership as maximal *runs* of frames
-with the same owner (or none, or ambiguous), so a P2M extent of any length
-is checked with two run lookups instead of being expanded frame by frame.
+A frame claimed by several ownership entries is *ambiguous*: it is
+reported as ``OWN_DUPLICATE`` on every claimant (naming one overlapping
+entry, at most eight other claimant domains, and ``claimants``, the number
+of entries of the cluster), and the rules that need a frame's owner (P2M,
+page types, grant frames and maps) skip it rather than cascading.
+Ownership is also described as maximal *runs* of frames with the same owner
+(or none, or ambiguous), so a P2M extent of any length is checked with two
+run lookups instead of being expanded frame by frame; an extent breaking
+two rules (``map_foreign`` over its own and unowned frames) gets both
+findings, each naming the frame that breaks it.
 
 The bounded output: a rule broken by millions of entries yields the first
 ``max_per_code`` findings (by entry index) per code per domain; the rest
@@ -131,8 +130,9 @@ def validate(
     ``bootmem_check=False`` skips the rules about the LU bootmem (owned
     frames and extents inside it). ``max_per_code`` bounds the findings per
     code per domain (the rest are counted in :attr:`Report.omitted`).
-    ``method`` forces the owner index (``"dense"`` or ``"interval"``); both
-    give the same report, ``"auto"`` picks the faster.
+    ``method`` is kept for compatibility: ``"auto"``, ``"dense"`` and
+    ``"interval"`` (the two indexes of earlier releases) all use the one
+    sorted-extent owner index, so they give the same report.
 
     >>> from xenlu.hostgen import make_host
     >>> validate(make_host((4, 16), n_hvm=1, mem_mib=2)).ok

@@ -1,6 +1,10 @@
-"""Numpy helpers shared by the checks: clipped frame numbers, duplicates, overlaps.
+"""Numpy helpers shared by the checks: exact frame numbers, duplicates, overlaps.
 
-Every frame number is an int64 clipped to :data:`CAP`, so sums never overflow.
+Every frame number is a ``uint64``, exact over the whole range (``max_page``
+is a u64, LU spec §4.2); the inclusive last frame of an extent saturates at
+:data:`U64_MAX` instead of wrapping (such an extent is beyond ``max_page``
+and reported so). Domain-valued columns are int64 (with :data:`NONE`,
+:data:`AMBIG`); frame columns never mix with them in arithmetic.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ import numpy.typing as npt
 
 __all__ = [
     "AMBIG",
-    "CAP",
     "CHUNK",
     "I64",
     "NONE",
     "U64",
+    "U64_MAX",
     "Arr",
     "Bool",
     "cat",
@@ -25,10 +29,10 @@ __all__ = [
     "expand",
     "field_or_zero",
     "group_starts",
-    "i64",
     "last_frame",
     "overlaps",
     "ss_right",
+    "u64",
 ]
 
 I64 = npt.NDArray[np.int64]
@@ -36,9 +40,9 @@ U64 = npt.NDArray[np.uint64]
 Bool = npt.NDArray[np.bool_]
 Arr = npt.NDArray[Any]
 
-#: Frames at or above this are beyond any host (x86-64 MFNs are < 2**40);
-#: internally every frame number is an int64 clipped here, so sums never overflow.
-CAP = 1 << 60
+#: The largest frame number (and the saturated last frame of an extent that
+#: would wrap past it).
+U64_MAX = np.uint64((1 << 64) - 1)
 NONE = -1  # "no owner" in owner-domain / owner-row columns
 AMBIG = -2  # a frame owned twice: rules needing its owner skip it (OWN_DUPLICATE reports it)
 
@@ -48,18 +52,28 @@ AMBIG = -2  # a frame owned twice: rules needing its owner skip it (OWN_DUPLICAT
 CHUNK = 1 << 20
 
 
-def i64(a: Arr) -> I64:
-    """Frame numbers as int64, clipped to :data:`CAP` (INVALID_MFN and the absurd → CAP)."""
-    u = np.asarray(a)
-    if u.dtype.kind == "u":
-        return np.minimum(u.astype(np.uint64, copy=False), np.uint64(CAP)).view(np.int64)
-    return np.clip(u.astype(np.int64), 0, CAP)
+def u64(a: Arr) -> U64:
+    """Frame numbers as exact uint64 (a view when they already are)."""
+    return np.asarray(a).astype(np.uint64, copy=False)
 
 
-def last_frame(start: I64, n: Arr) -> I64:
-    """Inclusive last frame of [start, start + n), clipped to CAP."""
-    nn = np.minimum(np.asarray(n).astype(np.uint64), np.uint64(CAP)).view(np.int64)
-    out: I64 = np.minimum(start + nn - 1, CAP)
+def last_frame(start: U64, n: Arr) -> U64:
+    """Inclusive last frame of [start, start + n) for n >= 1, exact, saturating
+    at :data:`U64_MAX` where the sum wraps; ``start`` itself where n == 0
+    (callers that care test ``n > 0``: an empty extent owns nothing).
+
+    >>> last_frame(np.array([5, 2**64 - 2], np.uint64), np.array([3, 9]))
+    array([                   7, 18446744073709551615], dtype=uint64)
+    """
+    s = u64(start)
+    nn = np.asarray(n).astype(np.uint64)
+    if len(nn) and bool((nn == 1).all()):
+        return s.copy()
+    nn[nn == 0] = 1
+    out: U64 = s + (nn - np.uint64(1))
+    wrap = out < s
+    if wrap.any():
+        out[wrap] = U64_MAX
     return out
 
 
@@ -86,14 +100,27 @@ def expand(start: I64, count: I64) -> tuple[I64, I64]:
 
 
 def ss_right(table: Arr, q: Arr) -> I64:
-    """``searchsorted(table, q, 'right')``; large unsorted queries are sorted first
-    (binary searches with random keys over a large table miss the cache)."""
-    if len(q) > 65536 and len(table) > 4096:
-        order = np.argsort(q, kind="stable")
-        out = np.empty(len(q), np.int64)
-        out[order] = np.searchsorted(table, q[order], side="right")
+    """``searchsorted(table, q, 'right')``; large unsorted queries are sorted
+    first (binary searches with random keys over a large table miss the
+    cache): one ``np.sort`` of ``q << b | position`` where that fits in 64
+    bits (frame numbers of any real host), a stable ``argsort`` otherwise."""
+    n = len(q)
+    if n <= 65536 or len(table) <= 4096:
+        return np.searchsorted(table, q, side="right").astype(np.int64)
+    out = np.empty(n, np.int64)
+    bits = (n - 1).bit_length()
+    qa = np.asarray(q)
+    if qa.dtype == np.uint64 and int(qa.max()) < (1 << (64 - bits)):
+        key = qa << np.uint64(bits)
+        key |= np.arange(n, dtype=np.uint64)
+        key.sort()
+        pos = (key & np.uint64((1 << bits) - 1)).astype(np.intp)
+        key >>= np.uint64(bits)
+        out[pos] = np.searchsorted(table, key, side="right")
         return out
-    return np.searchsorted(table, q, side="right").astype(np.int64)
+    order = np.argsort(qa, kind="stable")
+    out[order] = np.searchsorted(table, qa[order], side="right")
+    return out
 
 
 def group_starts(sorted_keys: Arr) -> I64:

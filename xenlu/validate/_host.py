@@ -12,15 +12,13 @@ from xenlu.errors import CallerError
 from xenlu.lu_records import host_grant_limits
 from xenlu.lu_stream import LUDomain, LUStream
 from xenlu.validate._arrays import (
-    CAP,
     CHUNK,
     I64,
     NONE,
+    U64,
     Arr,
-    Bool,
     cat,
     field_or_zero,
-    i64,
     last_frame,
 )
 
@@ -78,6 +76,10 @@ class Table:
         while pos < self.n:
             end = min(pos + size, self.n)
             d0 = int(np.searchsorted(self.offs, pos, side="right")) - 1
+            # a window ends at a large domain's end: it stays a view (no copy)
+            edge = int(self.offs[d0 + 1])
+            if end > edge and edge - pos >= size // 4:
+                end = edge
             d1 = int(np.searchsorted(self.offs, end - 1, side="right")) - 1
             pieces: dict[str, list[Arr]] = {k: [] for k in names}
             counts: list[int] = []
@@ -101,21 +103,11 @@ class Table:
 class Ownership(Table):
     """Ownership rows of all domains (§4.8)."""
 
-    _full: tuple[I64, I64, I64, Bool] | None = None
-
-    def full(self) -> tuple[I64, I64, I64, Bool]:
-        """Whole columns (start, last, domain, valid) — for the interval index."""
-        if self._full is None:
-            start = i64(self.col("start_mfn", np.uint64))
-            last = last_frame(start, self.col("nr_pages"))
-            valid = (start < CAP) & (last >= start)
-            self._full = (start, last, self.dom_col(), valid)
-        return self._full
-
-    def span(self, rows: I64) -> tuple[I64, I64]:
-        """(start, last) of some rows."""
-        start = i64(self.take("start_mfn", rows, np.uint64))
-        return start, last_frame(start, self.take("nr_pages", rows))
+    def span(self, rows: I64) -> tuple[U64, U64]:
+        """(start, last) of some rows, exact uint64 (last saturates; see
+        :func:`last_frame`)."""
+        start = self.take("start_mfn", rows, np.uint64)
+        return start, last_frame(start, self.take("nr_pages", rows, np.uint64))
 
 
 class Host:

@@ -1,16 +1,33 @@
 """The owner index: frame → owner and ownership runs (LU spec §4.8).
 
-Two interchangeable implementations give the same answers (see the package
-doc): :class:`DenseIndex`, a frame → ``domain << 32 | entry`` map, and
-:class:`IntervalIndex`, sorted disjoint owner segments. Every check asks
-ownership questions only through :class:`OwnerIndex`, :func:`range_owner`
-and :func:`range_foreign`, so a new index (issue 14: 1 TiB hosts) changes
-this module alone.
+One algorithm over **sorted extents** (issue 14): the ownership rows are
+sorted once by start (a single ``np.sort`` of ``start << b | row`` where that
+fits in 64 bits, a stable ``argsort`` otherwise); a running maximum of their
+last frames splits them into *clusters* of mutually overlapping rows. A row
+alone in its cluster is a disjoint *segment*; the rows of a larger cluster
+(every one of them claims a frame another one claims) are cut into
+elementary cells by one sort of their boundary keys and a sweep (prefix
+sums of +1/−1 and of the row ids give each cell its cover count and, when
+the count is 1, its row). Lookups are ``np.searchsorted`` on the segment
+starts with a check of the segment end. No extent is ever expanded into its
+frames and no frame-sized array exists: time O(n log n) and memory O(n) in
+the ownership rows, whatever frame numbers they hold; every frame number is
+an exact ``uint64``.
+
+A fragmented host (every extent one frame, the worst case for memory) takes
+the *packed* form: ``start << 15 | domain`` per row, sorted in place, is the
+whole index (8 bytes per owned frame); rows are recovered only for the few
+frames that need them (grant frames, frames inside a global extent) from
+their owners' ownership records. Large lookup batches are sorted first so
+the searches walk the index in order.
+
+Every check asks ownership questions only through :class:`OwnerIndex`,
+:func:`range_owner` and :func:`range_foreign`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -18,21 +35,20 @@ import numpy as np
 from xenlu.errors import CallerError
 from xenlu.validate._arrays import (
     AMBIG,
-    CAP,
     I64,
     NONE,
+    U64,
+    U64_MAX,
     Arr,
     Bool,
     expand,
-    i64,
     last_frame,
     ss_right,
+    u64,
 )
 from xenlu.validate._host import Host, Ownership
 
 __all__ = [
-    "DenseIndex",
-    "IntervalIndex",
     "Method",
     "OwnerIndex",
     "owner_index",
@@ -40,11 +56,146 @@ __all__ = [
     "range_owner",
 ]
 
+#: ``"dense"`` and ``"interval"`` name the two indexes of earlier releases;
+#: both now select the one sorted-extent index (same findings, kept so that
+#: callers passing them keep working).
 Method = Literal["auto", "dense", "interval"]
 
-_ENT_MASK = (1 << 32) - 1
-_V_NONE = -1  # dense map value of an unowned frame: >> 32 gives NONE
-_V_AMBIG = -(2 << 32)  # … of a frame owned twice: >> 32 gives AMBIG
+_ONE = np.uint64(1)
+
+
+_U32_MAX = (1 << 32) - 1
+_SLICE = 1 << 20  # elements per slice when a sorted key column is read
+
+
+def _narrow_rows(n: int) -> type:
+    return np.int32 if n < (1 << 31) else np.int64
+
+
+def _sorted_rows(own: Ownership) -> tuple[Arr, Arr, Arr]:
+    """Rows owning at least one frame ordered by (start, row), with their
+    start and last frames in that order.
+
+    Memory is what the 1 TiB host needs (issue 14): one ``uint64`` key per
+    row (``start << b | row``) is filled window by window from the stream's
+    own columns, sorted in place, then split slice by slice into the starts
+    (``uint32`` when every start fits, exact either way) and the rows
+    (``int32`` when the count allows); the last frames are the starts
+    themselves when every extent is one frame.
+    """
+    n = own.n
+    bits = max(1, n.bit_length())
+    n_valid = 0
+    top = 0
+    single = True
+    for _, _, c in own.chunks(("start_mfn", "nr_pages")):
+        nr = c["nr_pages"]
+        v = nr > 0
+        cnt = int(v.sum())
+        n_valid += cnt
+        if cnt:
+            top = max(top, int(c["start_mfn"][v].max()))
+            single = single and bool((nr == 1).all())
+    rdt = _narrow_rows(n)
+    if n_valid == 0:
+        empty = np.zeros(0, np.uint64)
+        return np.zeros(0, np.int64), empty, empty
+    sdt = np.uint32 if top <= _U32_MAX else np.uint64
+    if top >= (1 << (64 - bits)):
+        # frames too large to pack with the row: a stable argsort (any u64)
+        start = own.col("start_mfn", np.uint64)
+        nrc = own.col("nr_pages", np.uint64)
+        rows = np.flatnonzero(nrc > 0)
+        o = np.argsort(start[rows], kind="stable")
+        order = rows[o]
+        s = start[order]
+        return order, s, (s if single else last_frame(s, nrc[order]))
+    key = np.empty(n_valid, np.uint64)
+    pos = 0
+    sh = np.uint64(bits)
+    for base, _, c in own.chunks(("start_mfn", "nr_pages")):
+        st = c["start_mfn"].astype(np.uint64)
+        r = np.arange(base, base + len(st), dtype=np.uint64)
+        v = c["nr_pages"] > 0
+        if not v.all():
+            st, r = st[v], r[v]
+        m = len(st)
+        k = key[pos : pos + m]
+        np.left_shift(st, sh, out=k)
+        k |= r
+        pos += m
+    key.sort()
+    mask = np.uint64((1 << bits) - 1)
+    s_out = np.empty(n_valid, sdt)
+    order = np.empty(n_valid, rdt)
+    for a in range(0, n_valid, _SLICE):
+        k = key[a : a + _SLICE]
+        order[a : a + _SLICE] = k & mask
+        s_out[a : a + _SLICE] = k >> sh
+    del key
+    if single:
+        return order, s_out, s_out
+    nrc = own.col("nr_pages", np.uint64)
+    return order, s_out, last_frame(s_out.astype(np.uint64), nrc[order])
+
+
+def _cells(rows: I64, s: U64, lst: U64) -> tuple[U64, U64, I64]:
+    """Elementary cells of overlapping rows (any order): (start, last, owner
+    row or AMBIG) for every maximal range covered at least once.
+
+    Boundaries are the starts and the ends + 1 (an end at ``U64_MAX`` has
+    none: coverage runs to the top); one sort of the boundary keys and two
+    prefix sums give each cell its cover count and, where it is 1, its row.
+    """
+    has_end = lst < U64_MAX
+    pos = np.concatenate((s, lst[has_end] + _ONE))
+    dc = np.concatenate((np.ones(len(s), np.int64), np.full(int(has_end.sum()), -1, np.int64)))
+    dr = np.concatenate((rows, -rows[has_end]))
+    o = np.argsort(pos, kind="stable")
+    pos, dc, dr = pos[o], dc[o], dr[o]
+    head = np.ones(len(pos), bool)
+    head[1:] = pos[1:] != pos[:-1]
+    hs = np.flatnonzero(head)
+    cover = np.cumsum(dc)
+    rsum = np.cumsum(dr)
+    # state after the last event at each distinct boundary
+    ends = np.concatenate((hs[1:] - 1, [len(pos) - 1]))
+    c_start = pos[hs]
+    c_cover = cover[ends]
+    c_row = rsum[ends]
+    c_last = np.empty(len(hs), np.uint64)
+    c_last[:-1] = c_start[1:] - _ONE
+    c_last[-1] = U64_MAX
+    keep = c_cover > 0
+    owner = np.where(c_cover == 1, c_row, AMBIG)
+    return c_start[keep], c_last[keep], owner[keep].astype(np.int64)
+
+
+_DB = 15  # domain bits of a packed key (domain indices < 2**15)
+_DMASK = (1 << _DB) - 1
+
+
+def _packed_single(own: Ownership, nd: int) -> U64 | None:
+    """The fragmented host's index in 8 bytes per frame: when every extent is
+    one frame, ``start << 15 | domain`` sorted in place. None when an extent
+    is longer or empty, a start does not fit, or two rows claim a frame."""
+    if nd > _DMASK or own.n < 2:
+        return None
+    for _, _, c in own.chunks(("start_mfn", "nr_pages")):
+        if not bool((c["nr_pages"] == 1).all()) or int(c["start_mfn"].max()) >> (64 - _DB):
+            return None
+    key = np.empty(own.n, np.uint64)
+    sh = np.uint64(_DB)
+    for base, dom, c in own.chunks(("start_mfn",)):
+        k = key[base : base + len(dom)]
+        np.left_shift(c["start_mfn"].astype(np.uint64), sh, out=k)
+        k |= dom.astype(np.uint64)
+    key.sort()
+    for a in range(0, own.n - 1, _SLICE):
+        k = key[a : a + _SLICE + 1] >> sh
+        if bool((k[1:] == k[:-1]).any()):
+            return None
+    return key
 
 
 class OwnerIndex:
@@ -52,283 +203,297 @@ class OwnerIndex:
 
     Unowned frames give ``NONE``, frames owned twice ``AMBIG`` (row and
     domain). A run is a maximal range of frames with the same owner domain;
-    the runs cover ``[0, CAP]``.
+    the runs cover ``[0, 2**64 - 1]``.
+
+    Attributes: ``seg_start``/``seg_last`` (uint64) and ``seg_row``/``seg_dom``
+    (int64) the sorted disjoint owned segments; ``dup_rows`` the rows claiming
+    a frame another row claims; ``cluster_rows`` those rows grouped by cluster
+    (``cluster_of[i]`` is the cluster of ``dup_rows[i]``) and, for each, the
+    row whose overlap makes it a claimant (``witness``).
+
+    >>> from xenlu.hostgen import make_host
+    >>> idx = owner_index(Host(make_host((4, 16), n_hvm=1, mem_mib=2)))
+    >>> int(idx.dom_at(np.array([2**64 - 1], np.uint64))[0]) == NONE
+    True
     """
 
-    own: Ownership
-    runs_start: I64
-    runs_last: I64
-    runs_dom: I64
-    dup_rows: I64  # rows claiming a frame another row claims too
-    name: str
+    name = "sorted"
+
+    def __init__(self, own: Ownership) -> None:
+        self.own = own
+        self._runs: tuple[U64, U64, I64] | None = None
+        self._segs: tuple[Arr, Arr, Arr, Arr] | None = None
+        self._key = _packed_single(own, len(own.parts))
+        if self._key is not None:
+            self.dup_rows = self.dup_witness = self.dup_cluster = np.zeros(0, np.int64)
+            return
+        order, s, lst = _sorted_rows(own)
+        n = len(order)
+        dom = np.empty(n, np.int16)
+        for a in range(0, n, _SLICE):
+            dom[a : a + _SLICE] = own.dom_of(order[a : a + _SLICE])
+        in_dup = np.zeros(n, bool)
+        if n > 1:
+            # lst is s itself for single-frame rows: then no cummax is needed
+            cm = lst if lst is s else np.maximum.accumulate(lst)
+            new = np.ones(n, bool)
+            np.greater(s[1:], cm[:-1], out=new[1:])
+            if not new.all():
+                heads = np.flatnonzero(new)
+                size = np.diff(np.concatenate((heads, [n])))
+                cid = np.cumsum(new) - 1
+                in_dup = size[cid] > 1
+        if in_dup.any():
+            p = np.flatnonzero(in_dup)
+            # witness: the earlier row holding the running maximum (every
+            # non-head row of a cluster overlaps it), for a head the next row
+            s, lst = s.astype(np.uint64), lst.astype(np.uint64)
+            order = order.astype(np.int64)
+            hold = np.maximum.accumulate(np.where(lst == cm, np.arange(n), 0))
+            wit = np.where(new[p], p + 1, hold[np.maximum(p - 1, 0)])
+            self.dup_rows = order[p]
+            self.dup_witness = order[wit]
+            self.dup_cluster = cid[p]
+            cs, cl, cr = _cells(order[p], s[p], lst[p])
+            clean = ~in_dup
+            seg_s = np.concatenate((s[clean], cs))
+            o = np.argsort(seg_s, kind="stable")
+            seg_row = np.concatenate((order[clean], cr))[o]
+            rd = own.dom_of(np.maximum(seg_row, 0)) if len(seg_row) else seg_row
+            self._segs = (
+                seg_s[o],
+                np.concatenate((lst[clean], cl))[o],
+                seg_row,
+                np.where(seg_row >= 0, rd, seg_row).astype(np.int16),
+            )
+        else:
+            self.dup_rows = self.dup_witness = self.dup_cluster = np.zeros(0, np.int64)
+            self._segs = (s, lst, order, dom)
+
+    # --- the sorted disjoint segments ---------------------------------------------
+
+    @property
+    def segs(self) -> tuple[Arr, Arr, Arr, Arr]:
+        """(start, last, row, domain) of the sorted disjoint owned segments;
+        built from the packed keys on first use in the packed form."""
+        if self._segs is None:
+            key = self._key
+            assert key is not None
+            st = key >> np.uint64(_DB)
+            self._segs = (st, st, np.zeros(0, np.int64), (key & np.uint64(_DMASK)).astype(np.int16))
+        return self._segs
+
+    @property
+    def seg_start(self) -> Arr:
+        return self.segs[0]
+
+    @property
+    def seg_last(self) -> Arr:
+        return self.segs[1]
+
+    @property
+    def seg_dom(self) -> Arr:
+        return self.segs[3]
+
+    # --- point lookups ------------------------------------------------------------
+
+    def _resolve(self, f: U64, rows: bool) -> I64:
+        """Owner domain (or row) of each frame, in any order."""
+        key = self._key
+        if key is not None and not rows:
+            fits = f < np.uint64(1 << (64 - _DB))
+            q = np.where(fits, f, np.uint64(0)) << np.uint64(_DB)
+            q |= np.uint64(_DMASK)
+            k = np.searchsorted(key, q, side="right") - 1
+            kk = key[np.maximum(k, 0)]
+            ok = fits & (k >= 0) & ((kk >> np.uint64(_DB)) == f)
+            return np.where(ok, (kk & np.uint64(_DMASK)).astype(np.int64), NONE)
+        st, last, row, dom = self.segs
+        out = np.full(len(f), NONE, np.int64)
+        if not len(st):
+            return out
+        k = np.searchsorted(st, self._q(f), side="right") - 1
+        kc = np.maximum(k, 0)
+        ok = (k >= 0) & (f <= last[kc])
+        out[ok] = (row if rows else dom)[kc[ok]]
+        return out
+
+    def _lookup(self, frames: Arr, rows: bool) -> I64:
+        """The owner domain (or row) of each frame, NONE where none.
+
+        A large batch is sorted first (one ``np.sort`` of ``frame << b |
+        position`` where that fits), so the binary searches and the gathers
+        walk memory in order; only the answer is scattered back.
+        """
+        f = u64(frames)
+        n = len(f)
+        if n <= 65536:
+            return self._resolve(f, rows)
+        bits = (n - 1).bit_length()
+        big = f >= np.uint64(1 << (64 - bits))
+        if big.any():  # INVALID_MFN and other huge frames: looked up apart
+            out = np.full(n, NONE, np.int64)
+            nb = np.flatnonzero(big)
+            out[nb] = self._resolve(f[nb], rows)
+            if len(nb) < n:
+                sm = np.flatnonzero(~big)
+                out[sm] = self._lookup(f[sm], rows)
+            return out
+        key = f << np.uint64(bits)
+        key |= np.arange(n, dtype=np.uint64)
+        key.sort()
+        pos = (key & np.uint64((1 << bits) - 1)).astype(np.intp)
+        key >>= np.uint64(bits)
+        out = np.empty(n, np.int64)
+        out[pos] = self._resolve(key, rows)
+        return out
+
+    def _q(self, f: U64) -> Arr:
+        """Queries in the segment table's dtype, so ``searchsorted`` never
+        converts the table: above a ``uint32`` table's range a frame clamps
+        to 2**32 - 1, which every start is at or below (exact for 'right')."""
+        if self.seg_start.dtype == np.uint32:
+            return np.minimum(f, np.uint64(_U32_MAX)).astype(np.uint32)
+        return f
+
+    def _rows_by_scan(self, frames: U64, doms: I64) -> I64:
+        """Packed form (no two rows share a frame): the row owning each frame,
+        by one pass over the ownership of the owning domains only."""
+        out = np.full(len(frames), NONE, np.int64)
+        own = self.own
+        for d in np.unique(doms).tolist():
+            sel = np.flatnonzero(doms == d)
+            uq, inv = np.unique(frames[sel], return_inverse=True)
+            st = np.asarray(own.parts[d]["start_mfn"]).astype(np.uint64)
+            j = np.searchsorted(uq, st)
+            jc = np.minimum(j, len(uq) - 1)
+            hit = np.flatnonzero((j < len(uq)) & (uq[jc] == st))
+            row_of = np.full(len(uq), NONE, np.int64)
+            row_of[jc[hit]] = int(own.offs[d]) + hit
+            out[sel] = row_of[inv]
+        return out
 
     def row_at(self, frames: Arr) -> I64:
-        raise NotImplementedError
+        """The ownership row of each frame (NONE, AMBIG)."""
+        if self._key is not None:
+            f = u64(frames)
+            out = np.full(len(f), NONE, np.int64)
+            d = self._lookup(f, False)
+            owned = np.flatnonzero(d >= 0)
+            if len(owned):
+                out[owned] = self._rows_by_scan(f[owned], d[owned])
+            return out
+        return self._lookup(frames, True)
 
     def dom_at(self, frames: Arr) -> I64:
-        raise NotImplementedError
+        """The owner domain index of each frame (NONE, AMBIG)."""
+        return self._lookup(frames, False)
 
-    def run_of(self, frames: I64) -> I64:
-        raise NotImplementedError
+    # --- runs -----------------------------------------------------------------------
 
-    def frames_hit(self, start: I64, last: I64) -> I64:
-        """Rows owning a frame of any interval [start, last] (for the few global
-        extents); claimants of a frame owned twice are dup rows anyway."""
-        raise NotImplementedError
+    @property
+    def runs(self) -> tuple[U64, U64, I64]:
+        """(start, last, domain) of the maximal runs covering [0, 2**64 - 1]."""
+        if self._runs is None:
+            self._runs = _runs_from_segments(self.seg_start, self.seg_last, self.seg_dom)
+        return self._runs
+
+    @property
+    def runs_start(self) -> U64:
+        return self.runs[0]
+
+    @property
+    def runs_dom(self) -> I64:
+        return self.runs[2]
+
+    def run_of(self, frames: Arr) -> I64:
+        return ss_right(self.runs[0], u64(frames)) - 1
+
+    def _ss(self, q: U64) -> I64:
+        return ss_right(self.seg_start, self._q(u64(q)))
+
+    # --- ranges ---------------------------------------------------------------------
+
+    def frames_hit(self, start: U64, last: U64) -> I64:
+        """Rows owning a frame of any interval [start, last] (the global
+        extents), without expanding them: the intervals are merged into a
+        disjoint union and each union piece selects a contiguous range of
+        segments, so the work is O(segments + intervals)."""
+        n_seg = len(self._key) if self._key is not None else len(self.seg_start)
+        if not n_seg or not len(start):
+            return np.zeros(0, np.int64)
+        o = np.argsort(start, kind="stable")
+        s0, s1 = u64(start)[o], u64(last)[o]
+        cm = np.maximum.accumulate(s1)
+        head = np.ones(len(s0), bool)
+        head[1:] = s0[1:] > cm[:-1]
+        hs = np.flatnonzero(head)
+        u0 = s0[hs]
+        u1 = cm[np.concatenate((hs[1:] - 1, [len(s0) - 1]))]
+        key = self._key
+        if key is not None:
+            # packed form: the frames inside each piece are a key range; only
+            # those (usually none) are mapped back to their rows
+            sh = np.uint64(_DB)
+            fits = u0 < np.uint64(1 << (64 - _DB))
+            u0f, u1f = u0[fits], np.minimum(u1[fits], np.uint64((1 << (64 - _DB)) - 1))
+            a = np.searchsorted(key, u0f << sh, side="left")
+            b = np.searchsorted(key, (u1f << sh) | np.uint64(_DMASK), side="right")
+            ks, _ = expand(a.astype(np.int64), (b - a).astype(np.int64))
+            if not len(ks):
+                return np.zeros(0, np.int64)
+            hk = key[ks]
+            rows = self._rows_by_scan(hk >> sh, (hk & np.uint64(_DMASK)).astype(np.int64))
+            return np.unique(rows[rows >= 0])
+        st, last, row, _ = self.segs
+        k0 = np.maximum(self._ss(u0) - 1, 0)
+        k1 = self._ss(u1)  # exclusive
+        ks, which = expand(k0, np.maximum(k1 - k0, 0))
+        hit = (st[ks] <= u1[which]) & (last[ks] >= u0[which])
+        r = row[ks[hit]]
+        return np.unique(r[r >= 0])
 
 
-def _runs_from_segments(seg_start: I64, seg_last: I64, seg_dom: I64) -> tuple[I64, I64, I64]:
-    """Maximal runs over [0, CAP] from sorted disjoint segments, gaps as NONE."""
+def _runs_from_segments(seg_start: U64, seg_last: U64, seg_dom: I64) -> tuple[U64, U64, I64]:
+    """Maximal runs over [0, 2**64 - 1] from sorted disjoint segments, gaps NONE."""
     n = len(seg_start)
     if n == 0:
-        return (
-            np.array([0], np.int64),
-            np.array([CAP], np.int64),
-            np.array([NONE], np.int64),
-        )
+        return np.array([0], np.uint64), np.array([U64_MAX], np.uint64), np.array([NONE])
     brk = np.ones(n, bool)
-    brk[1:] = (seg_start[1:] != seg_last[:-1] + 1) | (seg_dom[1:] != seg_dom[:-1])
+    brk[1:] = (seg_start[1:] != seg_last[:-1] + _ONE) | (seg_dom[1:] != seg_dom[:-1])
     heads = np.flatnonzero(brk)
     tails = np.concatenate((heads[1:] - 1, [n - 1]))
     rs, rl, rd = seg_start[heads], seg_last[tails], seg_dom[heads]
     k = len(rs)
     gap_before = np.ones(k, bool)
     gap_before[0] = rs[0] > 0
-    gap_before[1:] = rs[1:] > rl[:-1] + 1
-    # interleave: [gap_0?] run_0 [gap_1?] run_1 ... [final gap]
+    gap_before[1:] = rs[1:] > rl[:-1] + _ONE
     ng = int(gap_before.sum())
-    tail_gap = bool(rl[-1] < CAP)
+    tail_gap = bool(rl[-1] < U64_MAX)
     total = k + ng + int(tail_gap)
-    out_s = np.empty(total, np.int64)
-    out_l = np.empty(total, np.int64)
+    out_s = np.empty(total, np.uint64)
+    out_l = np.empty(total, np.uint64)
     out_d = np.empty(total, np.int64)
     run_pos = np.arange(k) + np.cumsum(gap_before)
     out_s[run_pos], out_l[run_pos], out_d[run_pos] = rs, rl, rd
     gi = np.flatnonzero(gap_before)
     gap_pos = run_pos[gi] - 1
-    out_s[gap_pos] = np.where(gi > 0, rl[np.maximum(gi - 1, 0)] + 1, 0)
-    out_l[gap_pos] = rs[gi] - 1
+    prev_last = rl[np.maximum(gi - 1, 0)] + _ONE
+    out_s[gap_pos] = np.where(gi > 0, prev_last, np.uint64(0))
+    out_l[gap_pos] = rs[gi] - _ONE
     out_d[gap_pos] = NONE
     if tail_gap:
-        out_s[-1], out_l[-1], out_d[-1] = rl[-1] + 1, CAP, NONE
+        out_s[-1], out_l[-1], out_d[-1] = rl[-1] + _ONE, U64_MAX, NONE
     return out_s, out_l, out_d
 
 
-def _own_chunks(own: Ownership) -> Iterator[tuple[I64, I64]]:
-    """(frames, map values) of every owned frame below CAP, chunk by chunk;
-    a map value is ``domain << 32 | entry``."""
-    for base, dom, c in own.chunks(("start_mfn", "nr_pages")):
-        start = i64(c["start_mfn"])
-        nr = c["nr_pages"]
-        ent = np.arange(base, base + len(dom), dtype=np.int64) - own.offs[dom]
-        val = (dom << 32) | ent
-        if bool((nr == 1).all()) and bool((start < CAP).all()):
-            yield start, val
-            continue
-        last = last_frame(start, nr)
-        ok = (start < CAP) & (last >= start)
-        fr, which = expand(start[ok], (last - start + 1)[ok])
-        yield fr, val[ok][which]
-
-
-class DenseIndex(OwnerIndex):
-    """A frame → ``domain << 32 | entry`` map over [0, M): one scatter to fill
-    it, one gather to find every frame claimed twice (see module doc)."""
-
-    name = "dense"
-
-    def __init__(self, own: Ownership, m: int) -> None:
-        self.own = own
-        self.m = m
-        mp = np.full(m + 1, _V_NONE, np.int64)  # slot m: sentinel for frames >= m
-        for fr, val in _own_chunks(own):
-            mp[fr] = val
-        # A frame claimed twice keeps one claimant; every other one reads back
-        # a different value.
-        lost_f: list[I64] = []
-        lost_v: list[I64] = []
-        for fr, val in _own_chunks(own):
-            lose = mp[fr] != val
-            if lose.any():
-                lost_f.append(fr[lose])
-                lost_v.append(val[lose])
-        if lost_f:
-            lf = np.concatenate(lost_f)
-            vals = np.concatenate((np.concatenate(lost_v), mp[lf]))
-            self.dup_rows = np.unique(self._rows(vals))
-            mp[lf] = _V_AMBIG
-        else:
-            self.dup_rows = np.zeros(0, np.int64)
-        self.map = mp
-        self._rid: Arr | None = None
-
-    def _rows(self, v: I64) -> I64:
-        d = v >> 32
-        return np.where(v >= 0, self.own.offs[np.maximum(d, 0)] + (v & _ENT_MASK), d)
-
-    def _get(self, frames: Arr) -> I64:
-        f = np.asarray(frames)
-        if f.dtype.kind == "u":
-            f = np.minimum(f, np.uint64(self.m)).view(np.int64)
-        else:
-            f = np.minimum(f, self.m)
-        out: I64 = self.map[f]
-        return out
-
-    def row_at(self, frames: Arr) -> I64:
-        return self._rows(self._get(frames))
-
-    def dom_at(self, frames: Arr) -> I64:
-        return self._get(frames) >> 32
-
-    def _build_runs(self) -> None:
-        m = self.m
-        if m == 0:
-            self.runs_start = np.array([0], np.int64)
-            self.runs_last = np.array([CAP], np.int64)
-            self.runs_dom = np.array([NONE], np.int64)
-            self._rid = np.zeros(1, np.int32)
-            return
-        dm = (self.map[:m] >> 32).astype(np.int32)
-        b = (np.flatnonzero(dm[1:] != dm[:-1]) + 1).astype(np.int64)
-        heads = np.concatenate(([0], b)).astype(np.int64)
-        lasts = np.concatenate((b - 1, [m - 1])).astype(np.int64)
-        # frames >= m: one final unowned run (frame m - 1 is owned by construction)
-        self.runs_start = np.concatenate((heads, [m]))
-        self.runs_last = np.concatenate((lasts, [CAP]))
-        self.runs_dom = np.concatenate((dm[heads].astype(np.int64), [NONE]))
-        rid = np.zeros(m + 1, np.int32)
-        rid[b] = 1
-        rid[m] = 1
-        self._rid = np.cumsum(rid, dtype=np.int32)
-
-    def run_of(self, frames: I64) -> I64:
-        if self._rid is None:
-            self._build_runs()
-        assert self._rid is not None
-        return self._rid[np.minimum(frames, self.m)].astype(np.int64)
-
-    def frames_hit(self, start: I64, last: I64) -> I64:
-        s = np.minimum(start, self.m)
-        e = np.minimum(last + 1, self.m)
-        fr, _ = expand(s, e - s)
-        if not len(fr):
-            return np.zeros(0, np.int64)
-        r = self._rows(self.map[fr])
-        return np.unique(r[r >= 0])
-
-
-def _sort_rows(start: I64, valid: Bool) -> tuple[I64, I64]:
-    """The valid rows ordered by (start, row), and their starts. One ``np.sort``
-    of ``start << bits | row`` where that fits in 63 bits (any real host),
-    else a stable argsort."""
-    all_valid = bool(valid.all())
-    rows = np.arange(len(start), dtype=np.int64) if all_valid else np.flatnonzero(valid)
-    st_ = start if all_valid else start[rows]
-    bits = max(1, len(start).bit_length())
-    if not len(rows) or int(st_.max()) < (1 << (62 - bits)):
-        key = (st_ << bits) | rows
-        key.sort()
-        return key & ((1 << bits) - 1), key >> bits
-    order = rows[np.argsort(st_, kind="stable")]
-    return order, start[order]
-
-
-class IntervalIndex(OwnerIndex):
-    """Sorted disjoint owner segments (see module doc)."""
-
-    name = "interval"
-
-    def __init__(self, own: Ownership) -> None:
-        self.own = own
-        start, last, dom, valid = own.full()
-        order, s = _sort_rows(start, valid)
-        lst = last[order]
-        # Every row overlapping an earlier one, and its witness (§4.8).
-        if len(order) > 1:
-            cm = np.maximum.accumulate(lst)
-            hold = np.maximum.accumulate(np.where(lst == cm, np.arange(len(lst)), 0))
-            p = np.flatnonzero(s[1:] <= cm[:-1]) + 1
-            self.dup_rows = np.unique(np.concatenate((order[p], order[hold[p - 1]])))
-        else:
-            self.dup_rows = np.zeros(0, np.int64)
-        clean = order[~np.isin(order, self.dup_rows)] if len(self.dup_rows) else order
-        seg_s, seg_l, seg_r = start[clean], last[clean], clean
-        if len(self.dup_rows):
-            cs, cl, cr = self._cells(start, last, self.dup_rows)
-            at = np.searchsorted(seg_s, cs)
-            seg_s = np.insert(seg_s, at, cs)
-            seg_l = np.insert(seg_l, at, cl)
-            seg_r = np.insert(seg_r, at, cr)
-        self.seg_start, self.seg_last, self.seg_row = seg_s, seg_l, seg_r
-        seg_d = np.where(seg_r >= 0, dom[np.maximum(seg_r, 0)], seg_r)
-        self.runs_start, self.runs_last, self.runs_dom = _runs_from_segments(seg_s, seg_l, seg_d)
-
-    @staticmethod
-    def _cells(start: I64, last: I64, rows: I64) -> tuple[I64, I64, I64]:
-        """Elementary cells of overlapping rows: owned by one row, or AMBIG."""
-        bps = np.unique(np.concatenate((start[rows], last[rows] + 1)))
-        c0 = np.searchsorted(bps, start[rows])
-        c1 = np.searchsorted(bps, last[rows] + 1)
-        cells, which = expand(c0.astype(np.int64), (c1 - c0).astype(np.int64))
-        owner = np.full(len(bps) - 1, NONE, np.int64)
-        owner[cells] = rows[which]
-        cover = np.bincount(cells, minlength=len(bps) - 1)
-        cov = np.flatnonzero(cover > 0)
-        return bps[cov], bps[cov + 1] - 1, np.where(cover[cov] > 1, AMBIG, owner[cov])
-
-    def row_at(self, frames: Arr) -> I64:
-        f = i64(frames)
-        if not len(self.seg_start):
-            return np.full(len(f), NONE, np.int64)
-        k = ss_right(self.seg_start, f) - 1
-        kc = np.maximum(k, 0)
-        ok = (k >= 0) & (f <= self.seg_last[kc])
-        return np.where(ok, self.seg_row[kc], NONE).astype(np.int64)
-
-    def dom_at(self, frames: Arr) -> I64:
-        return self.runs_dom[self.run_of(i64(frames))]
-
-    def run_of(self, frames: I64) -> I64:
-        return ss_right(self.runs_start, frames) - 1
-
-    def frames_hit(self, start: I64, last: I64) -> I64:
-        if not len(self.seg_start) or not len(start):
-            return np.zeros(0, np.int64)
-        # segments intersecting [start, last]: from the one containing start
-        k0 = np.maximum(ss_right(self.seg_start, start) - 1, 0)
-        k1 = ss_right(self.seg_start, last)  # exclusive
-        ks, which = expand(k0, k1 - k0)
-        hit = (self.seg_start[ks] <= last[which]) & (self.seg_last[ks] >= start[which])
-        r = self.seg_row[ks[hit]]
-        return np.unique(r[r >= 0])
-
-
 def owner_index(h: Host, method: Method = "auto") -> OwnerIndex:
-    """The owner index of a host: ``method`` ``"dense"``, ``"interval"`` or ``"auto"``
-    (the dense map where it costs at most ~2x the input, else intervals)."""
-    own = h.own
-    m = 0
-    frames = 0
-    rows = 0
-    for _, _, c in own.chunks(("start_mfn", "nr_pages")):
-        start = i64(c["start_mfn"])
-        last = last_frame(start, c["nr_pages"])
-        ok = (start < CAP) & (last >= start)
-        if ok.any():
-            m = max(m, int(last[ok].max()) + 1)
-            frames += int((last - start + 1)[ok].sum())
-            rows += int(ok.sum())
-    if method == "auto":
-        queries = h.p2m.n + sum(len(d.page_types) + len(d.grant_maps) for d in h.doms)
-        # the map costs 8 bytes per frame: allow 8 frames per entry (~2x the input size)
-        budget = 8 * (rows + queries) + (1 << 20)
-        method = "dense" if m <= (1 << 30) and m <= budget and frames <= budget else "interval"
-    if method == "dense":
-        if m > (1 << 34):
-            raise CallerError(f"dense owner index over {m} frames refused; use method='interval'")
-        return DenseIndex(own, m)
-    return IntervalIndex(own)
+    """The owner index of a host. ``method`` is accepted for compatibility:
+    ``"dense"``, ``"interval"`` and ``"auto"`` all select the sorted-extent
+    index (one algorithm, exact over u64, memory O(rows))."""
+    if method not in ("auto", "dense", "interval"):
+        raise CallerError(f"unknown method {method!r}; expected auto, dense or interval")
+    return OwnerIndex(h.own)
 
 
 # --- range queries (P2M extents) ---------------------------------------------------
@@ -340,9 +505,10 @@ def first_run_not_in(
     """Per query, the first run in [k0, k1] that is bad for its domain ``want``
     (``bad_of(runs_dom, want)``), or -1. One vectorised pass per domain."""
     res = np.full(len(k0), -1, np.int64)
+    rd = idx.runs_dom
     for d in np.unique(want).tolist():
         sel = np.flatnonzero(want == d)
-        pos = np.flatnonzero(bad_of(idx.runs_dom, int(d)))
+        pos = np.flatnonzero(bad_of(rd, int(d)))
         if not len(pos):
             continue
         j = np.searchsorted(pos, k0[sel])
@@ -352,37 +518,41 @@ def first_run_not_in(
     return res
 
 
-def range_owner(idx: OwnerIndex, m: I64, last: I64, want: I64) -> tuple[Bool, I64, I64]:
+def range_owner(idx: OwnerIndex, m: U64, last: U64, want: I64) -> tuple[Bool, U64, I64]:
     """Is every frame of [m, last] owned by domain ``want`` (or ambiguous)?
     Also the first frame that is not, and its owner (NONE if unowned)."""
     k0, k1 = idx.run_of(m), idx.run_of(last)
-    d0 = idx.runs_dom[k0]
+    rs, rd = idx.runs_start, idx.runs_dom
+    d0 = rd[k0]
     mine = (d0 == want) | (d0 == AMBIG)
     ok = (k0 == k1) & mine
-    bad = m.copy()
+    bad = u64(m).copy()
     owner = d0.copy()
     multi = np.flatnonzero(~ok & mine)  # starts well, spans several runs
     if len(multi):
         first = first_run_not_in(
-            idx, k0[multi], k1[multi], want[multi], lambda rd, d: (rd != d) & (rd != AMBIG)
+            idx, k0[multi], k1[multi], want[multi], lambda r, d: (r != d) & (r != AMBIG)
         )
         good = first < 0
         ok[multi[good]] = True
         fb = multi[~good]
-        bad[fb] = np.maximum(m[fb], idx.runs_start[first[~good]])
-        owner[fb] = idx.runs_dom[first[~good]]
+        bad[fb] = np.maximum(bad[fb], rs[first[~good]])
+        owner[fb] = rd[first[~good]]
     return ok, bad, owner
 
 
-def range_foreign(idx: OwnerIndex, m: I64, last: I64, mine: I64) -> tuple[Bool, Bool, I64, I64]:
+def range_foreign(
+    idx: OwnerIndex, m: U64, last: U64, mine: I64
+) -> tuple[Bool, U64, Bool, U64, I64]:
     """Is every frame of [m, last] owned by a domain other than ``mine`` (or
-    ambiguous)? Returns (some frame unowned, some frame ``mine``'s, the first
-    such frame, the owner of the first frame)."""
+    ambiguous)? Returns (some frame unowned, the first unowned frame, some
+    frame ``mine``'s, the first such frame, the owner of the first frame):
+    each rule an extent breaks is reported with the frame that breaks it."""
     k0, k1 = idx.run_of(m), idx.run_of(last)
-    rd = idx.runs_dom
+    rs, rd = idx.runs_start, idx.runs_dom
     fn = first_run_not_in(idx, k0, k1, mine, lambda r, d: r == NONE)
     fs = first_run_not_in(idx, k0, k1, mine, lambda r, d: r == d)
-    big = np.iinfo(np.int64).max
-    fb = np.minimum(np.where(fn >= 0, fn, big), np.where(fs >= 0, fs, big))
-    bad_frame = np.where(fb < big, np.maximum(m, idx.runs_start[np.minimum(fb, len(rd) - 1)]), m)
-    return fn >= 0, fs >= 0, bad_frame, rd[k0]
+    mu = u64(m)
+    un_frame = np.where(fn >= 0, np.maximum(mu, rs[np.maximum(fn, 0)]), mu)
+    self_frame = np.where(fs >= 0, np.maximum(mu, rs[np.maximum(fs, 0)]), mu)
+    return fn >= 0, un_frame, fs >= 0, self_frame, rd[k0]

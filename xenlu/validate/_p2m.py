@@ -15,7 +15,7 @@ from xenlu.lu_records import (
     P2mType,
     XenPageKind,
 )
-from xenlu.validate._arrays import AMBIG, I64, NONE, cat, i64, last_frame, overlaps
+from xenlu.validate._arrays import AMBIG, I64, NONE, U64, U64_MAX, cat, last_frame, overlaps, u64
 from xenlu.validate._host import Host, Table
 from xenlu.validate._index import OwnerIndex, range_foreign, range_owner
 from xenlu.validate._report import Out, Vals
@@ -133,9 +133,9 @@ def _scan_frames(
     s.shared.add(base, np.flatnonzero(cls == _C_SHARED))
 
 
-def _span(tab: Table, rows: I64) -> tuple[I64, I64]:
-    m = i64(tab.take("mfn", rows, np.uint64))
-    return m, last_frame(m, tab.take("nr_pages", rows))
+def _span(tab: Table, rows: I64) -> tuple[U64, U64]:
+    m = tab.take("mfn", rows, np.uint64)
+    return m, last_frame(m, tab.take("nr_pages", rows, np.uint64))
 
 
 def _base_vals(tab: Table, rows: I64) -> dict[str, Vals]:
@@ -179,7 +179,7 @@ def _own_frames(h: Host, idx: OwnerIndex, s: _Scan, out: Out) -> None:
     """RAM types: every frame owned by this domain (ram_paging_in: or INVALID_MFN)."""
     tab = h.p2m
     rows, owner = s.own_bad.get()
-    bad = i64(tab.take("mfn", rows, np.uint64))
+    bad = tab.take("mfn", rows, np.uint64)
     mrows, _ = s.own_multi.get()
     if len(mrows):
         m, last = _span(tab, mrows)
@@ -203,19 +203,19 @@ def _foreign_frames(h: Host, idx: OwnerIndex, s: _Scan, out: Out) -> None:
     tab = h.p2m
     un_rows, un_own = s.f_un.get()
     sf_rows, sf_own = s.f_self.get()
-    un_bad = i64(tab.take("mfn", un_rows, np.uint64))
-    sf_bad = i64(tab.take("mfn", sf_rows, np.uint64))
+    un_bad = tab.take("mfn", un_rows, np.uint64)
+    sf_bad = tab.take("mfn", sf_rows, np.uint64)
     mrows, _ = s.f_multi.get()
     if len(mrows):
+        # every rule an extent breaks is reported, each naming its own frame
         m, last = _span(tab, mrows)
-        un, sf, fbad, fowner = range_foreign(idx, m, last, tab.dom_of(mrows))
+        un, un_f, sf, sf_f, fowner = range_foreign(idx, m, last, tab.dom_of(mrows))
         un_rows = np.concatenate((un_rows, mrows[un]))
-        un_bad = np.concatenate((un_bad, fbad[un]))
+        un_bad = np.concatenate((un_bad, un_f[un]))
         un_own = np.concatenate((un_own, fowner[un]))
-        s_ = sf & ~un
-        sf_rows = np.concatenate((sf_rows, mrows[s_]))
-        sf_bad = np.concatenate((sf_bad, fbad[s_]))
-        sf_own = np.concatenate((sf_own, fowner[s_]))
+        sf_rows = np.concatenate((sf_rows, mrows[sf]))
+        sf_bad = np.concatenate((sf_bad, sf_f[sf]))
+        sf_own = np.concatenate((sf_own, fowner[sf]))
     for code, rows, bad, owner, msg in (
         (
             "P2M_FOREIGN_UNOWNED",
@@ -253,13 +253,15 @@ def _shared_frames(h: Host, idx: OwnerIndex, s: _Scan, out: Out) -> None:
     sh = xp[np.asarray(xp["kind"]) == _XEN_SHARED] if len(xp) else xp
     inside = np.zeros(len(rows), bool)
     if len(sh):
-        s0 = i64(sh["start_mfn"])
-        s1 = last_frame(s0, sh["nr_pages"])
+        keep = np.asarray(sh["nr_pages"]) > 0
+        s0 = u64(sh["start_mfn"])[keep]
+        s1 = last_frame(s0, sh["nr_pages"][keep])
         o = np.argsort(s0, kind="stable")
         s0, s1 = s0[o], s1[o]
         cm = np.maximum.accumulate(s1)
         head = np.ones(len(s0), bool)
-        head[1:] = s0[1:] > cm[:-1] + 1
+        # adjacent extents merge; nothing follows an extent reaching U64_MAX
+        head[1:] = (cm[:-1] < U64_MAX) & (s0[1:] > cm[:-1] + np.uint64(1))
         hs = np.flatnonzero(head)
         ends = np.concatenate((hs[1:] - 1, [len(s0) - 1]))
         r0, r1 = s0[hs], cm[ends]
@@ -289,16 +291,16 @@ def _check_grant_backing(h: Host, g: I64, first_owner: I64, out: Out) -> None:
     """
     tab = h.p2m
     typ = tab.take("p2m_type", g)
-    es_all = i64(tab.take("mfn", g, np.uint64))
-    el_all = last_frame(es_all, tab.take("nr_pages", g))
+    es_all = tab.take("mfn", g, np.uint64)
+    el_all = last_frame(es_all, tab.take("nr_pages", g, np.uint64))
     gdom = tab.dom_of(g)
-    unbacked = np.zeros(len(g), np.int64)
+    unbacked = np.zeros(len(g), np.uint64)
     for di in np.unique(gdom).tolist():
         gm = h.doms[di].grant_maps
         fl = np.asarray(gm["flags"]).astype(np.int64) if len(gm) else np.zeros(0, np.int64)
         host_map = (fl & _HOST_MAP) != 0
         ro_e = (fl & _READONLY) != 0
-        mfn_e = i64(gm["mfn"]) if len(gm) else np.zeros(0, np.int64)
+        mfn_e = u64(gm["mfn"]) if len(gm) else np.zeros(0, np.uint64)
         for ro, t in ((False, _GRANT_RW), (True, _GRANT_RO)):
             ext = np.flatnonzero((gdom == di) & (typ == t))
             if not len(ext):
@@ -310,7 +312,12 @@ def _check_grant_backing(h: Host, g: I64, first_owner: I64, out: Out) -> None:
             )
             good = supply_mfn[(supply >= demand) & (demand >= 1)]
             n_good = np.searchsorted(good, el, "right") - np.searchsorted(good, es, "left")
-            unbacked[ext] = (el - es + 1) - n_good
+            # exact in u64: frames - good, saturating where the extent spans 2**64
+            nfr_m1 = el - es
+            ng = n_good.astype(np.uint64)
+            unb = np.where(ng <= nfr_m1, nfr_m1 - ng + np.uint64(1), np.uint64(0))
+            unb[(nfr_m1 == U64_MAX) & (ng == 0)] = U64_MAX
+            unbacked[ext] = unb
     b = np.flatnonzero(unbacked > 0)
     rows = g[b]
     out.emit(
