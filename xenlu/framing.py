@@ -22,12 +22,15 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from construct import Int32ul
 
 from xenlu.errors import CallerError, FramingError, InputError
 from xenlu.layout import Packed, fld, packed
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = [
     "HDR",
@@ -37,6 +40,7 @@ __all__ = [
     "RecordHeader",
     "RecordWriter",
     "Sink",
+    "Source",
     "as_buffer",
     "crc32c",
     "frame_at",
@@ -149,6 +153,11 @@ def _from_file(f: Any, what: str) -> memoryview:
     if isinstance(data, str):
         raise InputError(f"cannot read {what}: opened in text mode; open it with 'rb'")
     return memoryview(data)
+
+
+#: Every input :func:`as_buffer` takes: a buffer (bytes, bytearray,
+#: memoryview, mmap, numpy array), a path, or a binary file object.
+Source: TypeAlias = "Buffer | str | os.PathLike[str] | os.PathLike[bytes] | IO[bytes]"
 
 
 def as_buffer(data: Any) -> memoryview:
@@ -302,7 +311,7 @@ def frames(buf: memoryview, pos: int, end: int, index: int) -> Iterator[tuple[in
 class Sink(Protocol):
     """Anything with ``write(buffer)``: a file, ``io.BytesIO``, a socket wrapper."""
 
-    def write(self, data: Any, /) -> Any: ...
+    def write(self, data: Buffer, /) -> object: ...
 
 
 class BytesSink:

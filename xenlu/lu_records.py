@@ -91,6 +91,7 @@ __all__ = [
     "LuDomain419",
     "LuDomain421",
     "LuDomainCommon",
+    "LuDomainInfo",
     "LuHostInfo",
     "LuSectionEnd",
     "LuState",
@@ -661,6 +662,12 @@ class LuDomain421(LuDomain417):
 #: epoch → the LU_DOMAIN declaration of that epoch (from their since/until).
 LU_DOMAIN_LAYOUTS: dict[Epoch, type[Any]] = by_epoch(
     LuDomain411, LuDomain413, LuDomain415, LuDomain416, LuDomain417, LuDomain419, LuDomain421
+)
+
+
+#: The value of an LU_DOMAIN record: the declaration of its stream's epoch.
+LuDomainInfo = (
+    LuDomain411 | LuDomain413 | LuDomain415 | LuDomain416 | LuDomain417 | LuDomain419 | LuDomain421
 )
 
 

@@ -95,8 +95,8 @@ class Corruption:
             raise AssertionError(f"{self.where}: decoded, expected {self.error.__name__}")
         from xenlu.validate import validate
 
-        stream = decode(self.data, self.format)
-        report = validate(stream)
+        # Semantic faults are LU-only (_faults._semantic makes them from LU models).
+        report = validate(decode(self.data, "lu"))
         codes = {f.code for f in report.findings}
         codes |= {o.code for o in getattr(report, "omitted", ())}
         if self.finding not in codes:
