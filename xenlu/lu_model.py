@@ -19,14 +19,15 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from xenlu.epochs import MAX_VERSION, MIN_VERSION, Epoch, epoch_of, fmt_epoch, is_supported
-from xenlu.errors import CallerError
+from xenlu.epochs import SUPPORTED_RANGE, Epoch, epoch_of, fmt_epoch, is_supported
+from xenlu.errors import CallerError, XenLUError
 from xenlu.hvmctx import HvmContext
 from xenlu.libxc import HvmParams, PvVcpu, X86PvInfo, X86TscInfo
 from xenlu.libxc import RecType as X
 from xenlu.lu_grammar import name_of
 from xenlu.lu_records import (
     BULK_TYPES,
+    LU_DOMAIN_LAYOUTS,
     Bulk,
     DomainType,
     EvtchnAbi,
@@ -443,6 +444,21 @@ class LUStream(Value):
             return None
         return all(oks)
 
+    def check_domain_layouts(self, error: type[XenLUError], needs: str) -> None:
+        """Raise ``error`` unless every LU_DOMAIN is the declaration of the stream's epoch.
+
+        ``needs`` says who needs it in the message ("Xen 4.15", "a Xen 4.15
+        stream"): encoding and conversion both refuse a mixed stream, each
+        with its own error class.
+        """
+        want = LU_DOMAIN_LAYOUTS[self.epoch]
+        for d in self.domains:
+            if type(d.info) is not want:
+                raise error(
+                    f"domain {d.domid}: LU_DOMAIN is {type(d.info).__name__}, "
+                    f"but {needs} needs {want.__name__}"
+                )
+
     def domain(self, domid: int) -> LUDomain:
         for d in self.domains:
             if d.domid == domid:
@@ -463,10 +479,7 @@ class LUStream(Value):
         """A stream in canonical order; ``host.nr_domains`` is set from ``domains``
         and the domains are sorted by domid."""
         if not is_supported(*version):
-            raise CallerError(
-                f"Xen {fmt_epoch(version)} is outside "
-                f"{fmt_epoch(MIN_VERSION)} … {fmt_epoch(MAX_VERSION)}"
-            )
+            raise CallerError(f"Xen {fmt_epoch(version)} is outside {SUPPORTED_RANGE}")
         host = dataclasses.replace(host, nr_domains=len(domains))
         recs: list[Record] = [
             Record(T.LU_VERSION, LuVersion(xen_major=version[0], xen_minor=version[1]))

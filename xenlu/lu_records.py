@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul
 
-from xenlu.epochs import EPOCHS, Epoch
+from xenlu.epochs import EPOCHS, Epoch, or_latest
 from xenlu.errors import DecodeError, EncodeError
 from xenlu.layout import (
     Layout,
@@ -1220,7 +1220,7 @@ def _bulk(
 
 
 def _decode_domain(body: memoryview, ctx: Ctx) -> Any:
-    cls = LU_DOMAIN_LAYOUTS[ctx.epoch or EPOCHS[-1]]
+    cls = LU_DOMAIN_LAYOUTS[or_latest(ctx.epoch)]
     return _DOMAIN_SPECS[cls].decode(body, ctx)
 
 
@@ -1403,7 +1403,7 @@ def _records() -> tuple[RecordSpec, ...]:
         (
             "LU_EVTCHNS",
             T.LU_EVTCHNS,
-            lambda e: EVTCHN_LAYOUTS[e or EPOCHS[-1]],
+            lambda e: EVTCHN_LAYOUTS[or_latest(e)],
             (EvtchnEntry411, EvtchnEntry415),
             False,  # §4.13: ports ascend within a record
         ),
