@@ -18,7 +18,8 @@ This module needs `hypothesis <https://hypothesis.works>`_ (``pip install
 
 The code lives in private modules by theme — ``_records`` (single records
 and layouts), ``_hosts`` (whole LU hosts), ``_libxc`` (libxc/libxl/xl
-streams), ``_corruptions`` and ``_faults`` (single-fault variants) — and
+streams), ``_corruptions`` and ``_faults`` (single-fault variants),
+``_xenstore`` (xenstored migration streams) — and
 every public name is imported here; ``xenlu.strategies`` is the only import
 path to use.
 
@@ -94,11 +95,11 @@ from xenlu.strategies._records import (
     records,
 )
 
-# The xenstored migration stream's strategies (issue 17) live in their own module.
-from xenlu.strategies_xenstore import XsCorruption as XsCorruption
-from xenlu.strategies_xenstore import xenstore_corruptions as xenstore_corruptions
-from xenlu.strategies_xenstore import xenstore_models as xenstore_models
-from xenlu.strategies_xenstore import xenstore_streams as xenstore_streams
+# The xenstored migration stream's strategies (issue 17).
+from xenlu.strategies._xenstore import XsCorruption as XsCorruption
+from xenlu.strategies._xenstore import xenstore_corruptions as xenstore_corruptions
+from xenlu.strategies._xenstore import xenstore_models as xenstore_models
+from xenlu.strategies._xenstore import xenstore_streams as xenstore_streams
 
 __all__ = [
     "EXCLUDED",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,20 @@ def finding_codes() -> dict[str, str]:
     return dict(_DEFAULT_FINDINGS)
 
 
+def expect_refused(decode: Callable[[], object], error: type[XenLUError], where: str) -> None:
+    """Raise :class:`AssertionError` unless ``decode()`` raises ``error``
+    (the structural half of every corruption's ``check``)."""
+    try:
+        decode()
+    except error:
+        return
+    except XenLUError as exc:
+        raise AssertionError(
+            f"{where}: expected {error.__name__}, got {type(exc).__name__}: {exc}"
+        ) from exc
+    raise AssertionError(f"{where}: decoded, expected {error.__name__}")
+
+
 @dataclass(frozen=True)
 class Corruption:
     """One single-fault variant of a valid stream and how it must be caught.
@@ -84,15 +99,8 @@ class Corruption:
         from xenlu.api import decode
 
         if self.error is not None:
-            try:
-                decode(self.data, self.format)
-            except self.error:
-                return
-            except XenLUError as exc:
-                raise AssertionError(
-                    f"{self.where}: expected {self.error.__name__}, got {type(exc).__name__}: {exc}"
-                ) from exc
-            raise AssertionError(f"{self.where}: decoded, expected {self.error.__name__}")
+            expect_refused(lambda: decode(self.data, self.format), self.error, self.where)
+            return
         from xenlu.validate import validate
 
         # Semantic faults are LU-only (_faults._semantic makes them from LU models).
