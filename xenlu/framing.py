@@ -75,7 +75,7 @@ _V = TypeVar("_V")
 _CRC32C: list[Any] = []
 
 
-def crc32c(data: Any, value: int = 0) -> int:
+def crc32c(data: Buffer, value: int = 0) -> int:
     """Castagnoli CRC of ``data`` continuing from ``value`` (releases the GIL).
 
     The ``crc32c`` package is imported on first use: its ``__init__`` reads
@@ -322,9 +322,9 @@ class BytesSink:
     """
 
     def __init__(self) -> None:
-        self.parts: list[Any] = []
+        self.parts: list[Buffer] = []
 
-    def write(self, data: Any, /) -> int:
+    def write(self, data: Buffer, /) -> int:
         self.parts.append(data)
         return memoryview(data).nbytes
 
@@ -347,7 +347,7 @@ class RecordWriter:
         self._crc: int | None = None
         self._section_start = 0
 
-    def write(self, data: Any) -> None:
+    def write(self, data: Buffer) -> None:
         """Write raw bytes (headers of container formats)."""
         n = memoryview(data).nbytes
         if n:
@@ -356,7 +356,7 @@ class RecordWriter:
                 self._crc = crc32c(data, self._crc)
             self.pos += n
 
-    def record(self, rtype: int, parts: Iterable[Any]) -> None:
+    def record(self, rtype: int, parts: Iterable[Buffer]) -> None:
         """Write one record: header, the body parts in order, zero padding."""
         views = [p if isinstance(p, memoryview) else memoryview(p) for p in parts]
         length = sum(v.nbytes for v in views)

@@ -10,12 +10,10 @@ b'\\x00\\x00\\x00@'
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from xenlu.errors import CallerError, EncodeError
-from xenlu.framing import REC_LENGTH_MAX, BytesSink, RecordWriter
+from xenlu.framing import REC_LENGTH_MAX, BytesSink, RecordWriter, Sink
 from xenlu.lu_grammar import END, spec_for
 from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section
 from xenlu.lu_records import DOMID_XEN, Bulk, LuSectionEnd, T
@@ -52,7 +50,7 @@ def _write_section(w: RecordWriter, sec: Section, domid: int, max_body: int) -> 
     w.record(T.LU_SECTION_END, [LuSectionEnd.LAYOUT.pack(end)])
 
 
-def encode_lu_to(stream: LUStream, sink: Any, *, max_record_bytes: int = REC_LENGTH_MAX) -> int:
+def encode_lu_to(stream: LUStream, sink: Sink, *, max_record_bytes: int = REC_LENGTH_MAX) -> int:
     """Write ``stream`` to ``sink`` (anything with ``write``); return bytes written.
 
     Bulk records larger than ``max_record_bytes`` are split (§1); bulk
@@ -74,7 +72,7 @@ END_BYTES = bytes(8)
 
 
 def encode_section_to(
-    section: Section, sink: Any, *, max_record_bytes: int = REC_LENGTH_MAX
+    section: Section, sink: Sink, *, max_record_bytes: int = REC_LENGTH_MAX
 ) -> int:
     """Write one section (its records, then its LU_SECTION_END) to ``sink``.
 

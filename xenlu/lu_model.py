@@ -22,7 +22,7 @@ import numpy as np
 from xenlu.epochs import SUPPORTED_RANGE, Epoch, epoch_of, fmt_epoch, is_supported
 from xenlu.errors import CallerError, XenLUError
 from xenlu.hvmctx import HvmContext
-from xenlu.libxc import HvmParams, PvVcpu, X86PvInfo, X86TscInfo
+from xenlu.libxc import CpuidPolicy, HvmParams, MsrPolicy, PvVcpu, X86PvInfo, X86TscInfo
 from xenlu.libxc import RecType as X
 from xenlu.lu_grammar import name_of
 from xenlu.lu_records import (
@@ -344,12 +344,12 @@ class LUDomain(Section):
     @classmethod
     def build(
         cls,
-        info: Any,
+        info: LuDomainInfo,
         *,
-        pv_info: Any = None,
-        cpuid_policy: Any = None,
-        msr_policy: Any = None,
-        tsc_info: Any = None,
+        pv_info: X86PvInfo | None = None,
+        cpuid_policy: CpuidPolicy | None = None,
+        msr_policy: MsrPolicy | None = None,
+        tsc_info: X86TscInfo | None = None,
         p2m: np.ndarray | None = None,
         ownership: np.ndarray | None = None,
         page_types: np.ndarray | None = None,
@@ -358,9 +358,9 @@ class LUDomain(Section):
         evtchn_abi: EvtchnAbi | None = None,
         evtchns: np.ndarray | None = None,
         ioreq_servers: IoreqServers | None = None,
-        vcpus: Iterable[tuple[int, Any]] = (),
-        hvm_context: Any = None,
-        hvm_params: Any = None,
+        vcpus: Iterable[tuple[int, PvVcpu]] = (),
+        hvm_context: HvmContext | None = None,
+        hvm_params: HvmParams | None = None,
         optional: Iterable[UnknownRecord] = (),
     ) -> LUDomain:
         """A domain section in canonical record order; empty arrays are omitted.
@@ -369,7 +369,7 @@ class LUDomain(Section):
         """
         recs: list[Record] = [Record(T.LU_DOMAIN, info)]
 
-        def add(t: int, v: Any) -> None:
+        def add(t: int, v: object) -> None:
             if v is not None:
                 recs.append(Record(t, v))
 

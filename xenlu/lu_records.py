@@ -660,7 +660,7 @@ class LuDomain421(LuDomain417):
 
 
 #: epoch → the LU_DOMAIN declaration of that epoch (from their since/until).
-LU_DOMAIN_LAYOUTS: dict[Epoch, type[Any]] = by_epoch(
+LU_DOMAIN_LAYOUTS: dict[Epoch, type[LuDomainCommon]] = by_epoch(
     LuDomain411, LuDomain413, LuDomain415, LuDomain416, LuDomain417, LuDomain419, LuDomain421
 )
 
@@ -671,7 +671,7 @@ LuDomainInfo = (
 )
 
 
-def domain_layout(epoch: Epoch) -> type[Any]:
+def domain_layout(epoch: Epoch) -> type[LuDomainCommon]:
     """The LU_DOMAIN class of ``epoch``."""
     return LU_DOMAIN_LAYOUTS[epoch]
 
@@ -923,10 +923,10 @@ class EvtchnEntry415(EvtchnCommon):
 
 
 #: epoch → the LU_EVTCHNS entry declaration of that epoch (from their since/until).
-EVTCHN_LAYOUTS: dict[Epoch, type[Any]] = by_epoch(EvtchnEntry411, EvtchnEntry415)
+EVTCHN_LAYOUTS: dict[Epoch, type[EvtchnCommon]] = by_epoch(EvtchnEntry411, EvtchnEntry415)
 
 
-def evtchn_layout(epoch: Epoch) -> type[Any]:
+def evtchn_layout(epoch: Epoch) -> type[EvtchnCommon]:
     """The LU_EVTCHNS entry class of ``epoch``."""
     return EVTCHN_LAYOUTS[epoch]
 

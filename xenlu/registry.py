@@ -375,7 +375,7 @@ def record_name(type_code: int, family: str | None = None) -> str | None:
     return None
 
 
-def type_text(type_code: int, value: Any = None) -> str:
+def type_text(type_code: int, value: object = None) -> str:
     """``0x40000000 (LU_VERSION)``: a record type in hex with its name, as messages show it.
 
     ``value`` (the record's value, when known) tells families apart where

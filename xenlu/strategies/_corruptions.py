@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xenlu.epochs import EPOCHS, Epoch
 from xenlu.errors import CallerError, XenLUError
@@ -41,6 +41,9 @@ _DEFAULT_FINDINGS = {
     "grant_map_unowned": "grant-map-mfn-not-owned",
     "port_above_max": "evtchn-port-above-max",
 }
+
+if TYPE_CHECKING:
+    pass
 
 
 def finding_codes() -> dict[str, str]:
@@ -304,7 +307,7 @@ def _spec_by_type(t: int, fmt: str) -> RecordSpec | None:
     return LIBXC.get(t)
 
 
-def target_of(stream: Any) -> Target:
+def target_of(stream: object) -> Target:
     from xenlu.api import decode, detect_format
     from xenlu.libxc_stream import LibxcStream, libxc_bytes
     from xenlu.lu_stream import LUStream, encode_lu

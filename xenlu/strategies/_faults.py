@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from hypothesis import strategies as st
@@ -30,8 +30,14 @@ from xenlu.strategies._corruptions import (
 )
 from xenlu.strategies._hosts import max_port
 
+if TYPE_CHECKING:
+    from xenlu.libxc_stream import LibxcStream
+    from xenlu.lu_stream import LUStream
 
-def corruptions(stream: Any, *, kinds: Iterable[str] | None = None) -> SearchStrategy[Corruption]:
+
+def corruptions(
+    stream: bytes | LUStream | LibxcStream, *, kinds: Iterable[str] | None = None
+) -> SearchStrategy[Corruption]:
     """Single-fault variants of a valid stream, each with how it must be caught.
 
     ``stream``: the bytes of a valid LU or libxc stream, or an

@@ -6,7 +6,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from hypothesis import strategies as st
@@ -25,6 +25,9 @@ from xenlu.strategies._base import (
 from xenlu.strategies._records import records, spec_named
 
 # --- whole hosts --------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from xenlu.lu_stream import LUDomain, LUStream
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def hosts(
     fragmentation: bool = True,
     variations: bool = True,
     convertible: bool = False,
-) -> SearchStrategy[Any]:
+) -> SearchStrategy[LUStream]:
     """Semantically consistent Live Update hosts (:class:`~xenlu.lu_stream.LUStream`).
 
     Built on :func:`xenlu.hostgen.make_host` with drawn knobs — Xen version
@@ -99,7 +102,7 @@ def hosts(
         )
 
     @st.composite
-    def build(draw: Draw) -> Any:
+    def build(draw: Draw) -> LUStream:
         from xenlu.hostgen import make_host
 
         k = draw(knobs())
@@ -334,7 +337,7 @@ def _vary_new_fields(draw: Draw, d: Any, epoch: Epoch, fields: dict[str, Any]) -
     return int(cdf)
 
 
-def max_port(d: Any) -> int:
+def max_port(d: LUDomain) -> int:
     ev = d.evtchns
     return int(ev["port"].max()) if len(ev) else 0
 
@@ -427,7 +430,7 @@ def _with_optional(draw: Draw, recs: list[Record], after: int = 1) -> list[Recor
     return out
 
 
-def wild_hosts(epoch: EpochArg = None, *, max_domains: int = 4) -> SearchStrategy[Any]:
+def wild_hosts(epoch: EpochArg = None, *, max_domains: int = 4) -> SearchStrategy[LUStream]:
     """Structurally valid LU streams whose records relate at random.
 
     Every record comes from :func:`records` and the section grammar of §2 is
@@ -444,7 +447,7 @@ def wild_hosts(epoch: EpochArg = None, *, max_domains: int = 4) -> SearchStrateg
     epochs = epoch_draws(epoch)  # a bad spelling fails here, not at the first draw
 
     @st.composite
-    def build(draw: Draw) -> Any:
+    def build(draw: Draw) -> LUStream:
         e = draw(epochs)
         version = draw(st.sampled_from(supported_versions(e)))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
@@ -14,10 +14,14 @@ from xenlu.strategies._records import packed_values, records
 
 # --- libxc / libxl / xl streams ---------------------------------------------------
 
+if TYPE_CHECKING:
+    from xenlu.libxc_stream import LibxcStream
+    from xenlu.libxl import LibxlStream, XlFile
+
 
 def libxc_models(
     version: int | None = None, *, domain_type: str | None = None
-) -> SearchStrategy[Any]:
+) -> SearchStrategy[LibxcStream]:
     """Valid libxc migration streams (:class:`~xenlu.libxc_stream.LibxcStream`).
 
     ``version`` 2 or 3 (either when None), ``domain_type`` ``"pv"`` or ``"hvm"``
@@ -47,7 +51,7 @@ def libxc_models(
     )
 
     @st.composite
-    def build(draw: Draw) -> Any:
+    def build(draw: Draw) -> LibxcStream:
         v = version if version is not None else draw(st.sampled_from([2, 3]))
         kind = domain_type or draw(st.sampled_from(["pv", "hvm"]))
         pv = kind == "pv"
@@ -98,7 +102,7 @@ def libxc_streams(
 
 def libxl_streams(
     version: int | None = None, *, xl: bool | None = False, as_bytes: bool = True
-) -> SearchStrategy[Any]:
+) -> SearchStrategy[bytes] | SearchStrategy[LibxlStream | XlFile]:
     """libxl streams wrapping :func:`libxc_models` (and, with ``xl``, xl save files).
 
     ``xl=False``: a libxl stream (header, LIBXC_CONTEXT + libxc stream,

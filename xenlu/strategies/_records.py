@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 from hypothesis import assume
@@ -14,7 +14,7 @@ from hypothesis.strategies import SearchStrategy
 
 from xenlu.epochs import Epoch
 from xenlu.errors import CallerError
-from xenlu.layout import FieldInfo, Layout
+from xenlu.layout import FieldInfo, Layout, Packed
 from xenlu.registry import LIBXC, LIBXL, LU, RecordSpec
 from xenlu.rules import Row, Rule
 from xenlu.strategies._base import (
@@ -28,6 +28,8 @@ from xenlu.strategies._base import (
 )
 
 # --- fields and layouts (derived from the declarations) -------------------------
+
+P = TypeVar("P", bound=Packed)
 
 
 def _bounds(fi: FieldInfo) -> tuple[int, int]:
@@ -82,7 +84,7 @@ def _field_values(fi: FieldInfo, epoch: Epoch | None) -> SearchStrategy[Any]:
     return st.integers(lo, hi)
 
 
-def _layout(cls_or_layout: Any) -> Layout:
+def _layout(cls_or_layout: object) -> Layout:
     if isinstance(cls_or_layout, Layout):
         return cls_or_layout
     lay = getattr(cls_or_layout, "LAYOUT", None)
@@ -153,8 +155,16 @@ def _tuple(lay: Layout, d: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(d[n] for n in lay.names)
 
 
+@overload
 def packed_values(
-    cls: Any, epoch: EpochArg = None, **overrides: SearchStrategy[Any]
+    cls: type[P], epoch: EpochArg = None, **overrides: SearchStrategy[Any]
+) -> SearchStrategy[P]: ...
+@overload
+def packed_values(
+    cls: Layout, epoch: EpochArg = None, **overrides: SearchStrategy[Any]
+) -> SearchStrategy[Any]: ...
+def packed_values(
+    cls: type[P] | Layout, epoch: EpochArg = None, **overrides: SearchStrategy[Any]
 ) -> SearchStrategy[Any]:
     """Instances of a :func:`~xenlu.layout.packed` class whose every field is valid in ``epoch``.
 
@@ -187,7 +197,7 @@ EntryFix = Callable[[Draw, dict[str, Any], Epoch | None], dict[str, Any]]
 
 
 def entries(
-    cls: Any,
+    cls: type[Packed] | Layout,
     epoch: EpochArg = None,
     *,
     min_size: int = 0,
@@ -276,7 +286,7 @@ def _bulk_layout(spec: RecordSpec, epoch: Epoch | None) -> type[Any] | None:
     return cands[0] if len(cands) == 1 else None
 
 
-def array_field(vt: Any) -> str | None:
+def array_field(vt: object) -> str | None:
     """The single ndarray field of a value dataclass (HvmParams, CpuidPolicy …)."""
     if not (isinstance(vt, type) and dataclasses.is_dataclass(vt)):
         return None
