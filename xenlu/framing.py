@@ -47,6 +47,7 @@ __all__ = [
     "frames",
     "gc_paused",
     "pad_len",
+    "padding_error",
     "written_bytes",
 ]
 
@@ -282,6 +283,19 @@ def _framing_error(buf: memoryview, pos: int, end: int, index: int) -> FramingEr
             expected=f"{length + pad} bytes of body and padding",
             got=max(0, end - body),
         )
+    return padding_error(buf, stop, pad, index, rtype)
+
+
+def padding_error(
+    buf: memoryview,
+    stop: int,
+    pad: int,
+    index: int | None,
+    rtype: int,
+    family: str | None = None,
+) -> FramingError:
+    """The error for a record whose ``pad`` padding bytes before ``stop`` are not
+    all zero, located at the first non-zero one (LU spec §1; every family)."""
     first = next(i for i in range(stop - pad, stop) if buf[i])
     return FramingError(
         "padding not zero",
@@ -291,6 +305,7 @@ def _framing_error(buf: memoryview, pos: int, end: int, index: int) -> FramingEr
         field="padding",
         expected=0,
         got=buf[first],
+        family=family,
     )
 
 

@@ -3,16 +3,9 @@
 The strategies live in :mod:`xenlu.strategies` (``xenstore_models``,
 ``xenstore_streams``, ``xenstore_corruptions``, ``XsCorruption``,
 ``XS_FAULT_KINDS``); this module keeps the import path they had before.
-
->>> from hypothesis import given, settings
->>> from xenlu.xenstore_stream import decode_xenstore, encode_xenstore
->>> @settings(max_examples=5)
-... @given(xenstore_models())
-... def test_roundtrip(s):
-...     assert decode_xenstore(encode_xenstore(s)) == s
->>> test_roundtrip()
 """
 
+from xenlu.strategies import _xenstore
 from xenlu.strategies._xenstore import (
     XS_FAULT_KINDS,
     XsCorruption,
@@ -28,3 +21,6 @@ __all__ = [
     "xenstore_models",
     "xenstore_streams",
 ]
+
+#: ``doctest.testmod`` of this module runs the examples of the strategies it names.
+__test__ = {"xenstore": _xenstore}
