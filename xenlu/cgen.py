@@ -239,7 +239,33 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
     s = schema if schema is not None else epoch_schema(e)
     ep = fmt_epoch(e)
     guard = f"XEN_LU_{ep.replace('.', '_')}_H"
-    lines = [
+    lines = _preamble(e, s, guard)
+    lines += _type_tables(s)
+    seen = _struct_blocks(s, lines)
+    lines += [
+        "/* Every struct above as X(struct name, macro prefix) */",
+        "#define XEN_LU_LAYOUTS(X) \\",
+    ]
+    lines.extend(f"    X({c}, {c.upper()}) \\" for c in seen)
+    lines += ["    /* end */", ""]
+    lines += ["/* HVM context typecodes (reference §4.2) */", "enum xen_lu_hvm_typecode {"]
+    lines.extend(
+        f"    XEN_LU_HVM_{_ident(n)} = {t}," for t, n in sorted(hvmctx.HVM_TYPECODES.items())
+    )
+    lines += [
+        "};",
+        f"#define XEN_LU_HVM_SAVE_CODE_MAX {hvmctx.HVM_SAVE_CODE_MAX}u",
+    ]
+    lines += _span_rules()
+    lines += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */"]
+    return "\n".join(lines) + "\n"
+
+
+def _preamble(e: Epoch, s: dict[str, Any], guard: str) -> list[str]:
+    """The header's comment, guard, includes, epoch and §1 constants, up to the
+    opening of the record-type enum."""
+    ep = fmt_epoch(e)
+    return [
         "/* SPDX-License-Identifier: MIT */",
         "/*",
         f" * {header_name(e)}: the Xen Live Update stream ({s['spec']}), epoch {ep}",
@@ -301,6 +327,11 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
         "/* Record types (§4; §4.16 libxc records with their libxc codes) */",
         "enum xen_lu_rec_type {",
     ]
+
+
+def _type_tables(s: dict[str, Any]) -> list[str]:
+    """The record-type enum and X-macro tables, and the reserved-bytes helper."""
+    lines: list[str] = []
     types: list[tuple[int, str]] = [(int(r["type"], 16), n) for n, r in s["records"].items()]
     end = LIBXC.get(0)
     if end is not None and all(t != 0 for t, _ in types):
@@ -343,6 +374,11 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
         "#endif",
         "",
     ]
+    return lines
+
+
+def _struct_blocks(s: dict[str, Any], lines: list[str]) -> dict[str, dict[str, Any]]:
+    """Append every layout's struct (each C name once) to ``lines``; return them by name."""
     extra = extra_layouts()
     seen: dict[str, dict[str, Any]] = {}
     blocks: list[tuple[str, dict[str, Any], str]] = [
@@ -378,19 +414,12 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
             lines.insert(
                 len(lines) - 1, f"#define {cname.upper()}_TYPECODE {desc['hvm_typecode']}u"
             )
-    lines += [
-        "/* Every struct above as X(struct name, macro prefix) */",
-        "#define XEN_LU_LAYOUTS(X) \\",
-    ]
-    lines.extend(f"    X({c}, {c.upper()}) \\" for c in seen)
-    lines += ["    /* end */", ""]
-    lines += ["/* HVM context typecodes (reference §4.2) */", "enum xen_lu_hvm_typecode {"]
-    lines.extend(
-        f"    XEN_LU_HVM_{_ident(n)} = {t}," for t, n in sorted(hvmctx.HVM_TYPECODES.items())
-    )
-    lines += [
-        "};",
-        f"#define XEN_LU_HVM_SAVE_CODE_MAX {hvmctx.HVM_SAVE_CODE_MAX}u",
+    return seen
+
+
+def _span_rules() -> list[str]:
+    """The rules that span fields of one entry, as C macros (§4.7, §4.16)."""
+    return [
         "",
         "/* Rules that span fields of one entry (§4.7, §4.16) */",
         "#define XEN_LU_P2M_TYPE_HAS_NO_FRAME(t) (" + _any_of("t", P2M_NO_FRAME) + ")",
@@ -401,14 +430,7 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
         "#define XEN_LU_HVM_MAX_INSTANCE(t) ("
         + "".join(f"(t) == {k}u ? {v}u : " for k, v in sorted(hvmctx.MAX_INSTANCE.items()))
         + "0u)",
-        "",
-        "#ifdef __cplusplus",
-        "}",
-        "#endif",
-        "",
-        f"#endif /* {guard} */",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def write_headers(directory: str | os.PathLike[str]) -> list[Path]:

@@ -243,12 +243,12 @@ class BreadcrumbLayout(Packed):
         Int64ul, values={LIVE_UPDATE_MAGIC: "LIVE_UPDATE_MAGIC"}, doc="LIVE_UPDATE_MAGIC"
     )
     mfn_array_maddr: int = fld(Int64ul, doc="machine address of the MFN array, page aligned")
-    nr_pages_shifted: int = fld(Int64ul, doc="number of data pages << 12, at most 2^20 pages")
+    nr_pages: int = fld(Int64ul, doc="number of data pages << 12, at most 2^20 pages")
 
 
 _CRUMB: Layout = BreadcrumbLayout.LAYOUT
 _OFF_ARRAY = _CRUMB.field("mfn_array_maddr").offset
-_OFF_NR = _CRUMB.field("nr_pages_shifted").offset
+_OFF_NR = _CRUMB.field("nr_pages").offset
 
 
 @dataclass(frozen=True)
@@ -348,11 +348,9 @@ def _check_breadcrumb(buf: memoryview, start: int) -> Breadcrumb:
     )
     for broken, message, name, expected, got in rules:
         if broken:
-            # Errors name the page count nr_pages; its word is nr_pages_shifted.
-            word = "nr_pages_shifted" if name == "nr_pages" else name
             raise HandoverError(
                 message,
-                offset=start + _CRUMB.field(word).offset,
+                offset=start + _CRUMB.field(name).offset,
                 field=name,
                 expected=expected,
                 got=got,
