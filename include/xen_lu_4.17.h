@@ -1238,21 +1238,21 @@ XEN_LU_STATIC_ASSERT(offsetof(struct xen_lu_hvm_save_descriptor, length) == 4, "
 struct xen_lu_breadcrumb {
     uint64_t magic;
     uint64_t mfn_array_maddr;
-    uint64_t nr_pages_shifted;
+    uint64_t nr_pages;
 };
 #define XEN_LU_BREADCRUMB_SIZE 24u
 XEN_LU_STATIC_ASSERT(sizeof(struct xen_lu_breadcrumb) == 24, "xen_lu_breadcrumb size");
 XEN_LU_STATIC_ASSERT(offsetof(struct xen_lu_breadcrumb, magic) == 0, "xen_lu_breadcrumb.magic offset");
 XEN_LU_STATIC_ASSERT(offsetof(struct xen_lu_breadcrumb, mfn_array_maddr) == 8, "xen_lu_breadcrumb.mfn_array_maddr offset");
-XEN_LU_STATIC_ASSERT(offsetof(struct xen_lu_breadcrumb, nr_pages_shifted) == 16, "xen_lu_breadcrumb.nr_pages_shifted offset");
+XEN_LU_STATIC_ASSERT(offsetof(struct xen_lu_breadcrumb, nr_pages) == 16, "xen_lu_breadcrumb.nr_pages offset");
 #define XEN_LU_BREADCRUMB_MAGIC_OFFSET 0u
 #define XEN_LU_BREADCRUMB_MAGIC_LIVE_UPDATE_MAGIC 0x4c69766555706000ull
 #define XEN_LU_BREADCRUMB_MFN_ARRAY_MADDR_OFFSET 8u
-#define XEN_LU_BREADCRUMB_NR_PAGES_SHIFTED_OFFSET 16u
+#define XEN_LU_BREADCRUMB_NR_PAGES_OFFSET 16u
 #define XEN_LU_BREADCRUMB_FIELDS(X) \
     X(xen_lu_breadcrumb, magic) \
     X(xen_lu_breadcrumb, mfn_array_maddr) \
-    X(xen_lu_breadcrumb, nr_pages_shifted) \
+    X(xen_lu_breadcrumb, nr_pages) \
     /* end */
 #define XEN_LU_BREADCRUMB_RULES(X, p) \
     X(magic, (p)->magic == 0x4c69766555706000ull) \

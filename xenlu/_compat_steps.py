@@ -243,7 +243,7 @@ def _down_4_12(stream: LUStream, log: StepLog) -> LUStream:
     defaults = _effective_limits(stream)
     doms = []
     for d in stream.domains:
-        i, domid = d.info, d.domid
+        i, domid = d.info_as(LuDomain413), d.domid
         limits = {}
         for name, eff in defaults.items():
             v = getattr(i, name)
@@ -568,7 +568,7 @@ def _down_4_15(stream: LUStream, log: StepLog) -> LUStream:
     gv = host_grant_version(stream.host)
     doms = []
     for d in stream.domains:
-        i, domid = d.info, d.domid
+        i, domid = d.info_as(LuDomain416), d.domid
         # §6: lossless iff grant_opts equals the host-derived value.
         if i.grant_opts != gv:
             log.lossy(
@@ -733,7 +733,7 @@ register(
 def _up_4_21(stream: LUStream, log: StepLog) -> LUStream:
     doms = []
     for d in stream.domains:
-        nr = _nr_altp2m_for(d.info.altp2m_opts)
+        nr = _nr_altp2m_for(d.info_as(LuDomain419).altp2m_opts)
         log.fill(
             d.domid,
             _D,
@@ -749,7 +749,7 @@ def _up_4_21(stream: LUStream, log: StepLog) -> LUStream:
 def _down_4_20(stream: LUStream, log: StepLog) -> LUStream:
     doms = []
     for d in stream.domains:
-        i = d.info
+        i = d.info_as(LuDomain421)
         want = _nr_altp2m_for(i.altp2m_opts)
         if i.nr_altp2m != want:
             log.lossy(

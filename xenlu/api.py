@@ -30,18 +30,26 @@ import io
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeAlias, TypeVar, overload
 
 from xenlu.errors import CallerError, FramingError
-from xenlu.framing import REC_LENGTH_MAX, as_buffer
+from xenlu.framing import REC_LENGTH_MAX, Sink, Source, as_buffer
 
 if TYPE_CHECKING:  # imported only for annotations: start-up of `xenlu verify` stays lean
     from concurrent.futures import Executor
 
+    from xenlu.libxc_stream import LibxcStream
+    from xenlu.libxl import LibxlStream, XlFile
+    from xenlu.lu_stream import LUStream
+    from xenlu.xenstore_stream import XenstoreStream
+
 __all__ = [
     "FORMATS",
     "FORMAT_TABLE",
+    "AnyStream",
+    "Codec",
     "Format",
+    "FormatName",
     "decode",
     "describe_head",
     "detect_format",
@@ -62,38 +70,66 @@ _LU_FIRST = b"\x00\x00\x00\x40"  # LU_VERSION 0x40000000, little-endian (LU spec
 
 # --- the format table ------------------------------------------------------------------
 
+#: Every stream object :func:`decode` returns and :func:`encode_to` writes.
+AnyStream: TypeAlias = "LUStream | LibxcStream | LibxlStream | XlFile | XenstoreStream"
+#: A format name :func:`decode` and :func:`verify` take.
+FormatName: TypeAlias = Literal["auto", "lu", "libxc", "libxl", "xl", "xenstore"]
+
+S = TypeVar("S")
+S_contra = TypeVar("S_contra", contravariant=True)
+
+
+class Codec(Protocol[S]):
+    """The codec of one stream family, stream class ``S``: what every
+    :data:`FORMAT_TABLE` entry provides and :func:`decode` / :func:`verify` /
+    :func:`encode_to` call.
+
+    ``decode(buf, strict, executor)`` returns the stream object;
+    ``verify(buf, strict, executor)`` raises the first problem (``executor``:
+    optional threads a family may use, None for none); ``encode_to(stream,
+    sink, **options)`` writes the stream and returns the bytes written.
+    """
+
+    def decode(self, buf: memoryview, strict: bool, executor: Executor | None, /) -> S: ...
+
+    def verify(self, buf: memoryview, strict: bool, executor: Executor | None, /) -> None: ...
+
+    def encode_to(self, stream: S, sink: Sink, /, **options: Any) -> int: ...
+
+
+class _Encoder(Protocol[S_contra]):
+    def __call__(self, stream: S_contra, sink: Sink, /, **options: Any) -> int: ...
+
 
 @dataclass(frozen=True)
-class Format:
-    """One stream family: how it is recognised, decoded, verified and encoded.
+class Format(Generic[S]):
+    """One stream family: how it is recognised, and its :class:`Codec`.
 
-    ``signature`` is tested on the first 32 bytes; ``decode(buf, strict,
-    executor)`` returns the stream object, ``verify(buf, strict, executor)``
-    raises the first problem (``executor``: optional threads a family may
-    use, None for none), ``encode_to(stream, sink, **options)`` returns the bytes
-    written. The stream class is named by module and class so that asking
-    for it (:func:`format_of`) never imports a decoder.
+    ``signature`` is tested on the first 32 bytes; ``decode``, ``verify``
+    and ``encode_to`` are the family's codec (the :class:`Codec` protocol).
+    The stream class is named by module and class so that asking for it
+    (:func:`format_of`) never imports a decoder.
     """
 
     name: str
     #: How a message names it: "an LU stream", "an xl save file".
     title: str
     signature: Callable[[bytes], bool]
-    decode: Callable[[memoryview, bool, Executor | None], Any]
+    decode: Callable[[memoryview, bool, Executor | None], S]
     verify: Callable[[memoryview, bool, Executor | None], None]
-    encode_to: Callable[..., int]
+    encode_to: _Encoder[S]
     module: str
     stream_class: str
 
-    def stream_type(self) -> type[Any]:
+    def stream_type(self) -> type[S]:
         """The stream class (imports its module)."""
         import importlib
 
-        cls: type[Any] = getattr(importlib.import_module(self.module), self.stream_class)
+        cls: type[S] = getattr(importlib.import_module(self.module), self.stream_class)
         return cls
 
 
-def _lu_decode(buf: memoryview, strict: bool, executor: Executor | None) -> Any:
+def _lu_decode(buf: memoryview, strict: bool, executor: Executor | None) -> LUStream:
     from xenlu.lu_stream import decode_lu
 
     return decode_lu(buf, strict=strict, executor=executor)
@@ -105,13 +141,13 @@ def _lu_verify(buf: memoryview, strict: bool, executor: Executor | None) -> None
     verify_lu(buf, strict=strict, executor=executor)
 
 
-def _lu_encode(stream: Any, sink: Any, **options: Any) -> int:
+def _lu_encode(stream: LUStream, sink: Sink, /, **options: Any) -> int:
     from xenlu.lu_stream import encode_lu_to
 
     return encode_lu_to(stream, sink, **options)
 
 
-def _libxc_decode(buf: memoryview, strict: bool, executor: Executor | None) -> Any:
+def _libxc_decode(buf: memoryview, strict: bool, executor: Executor | None) -> LibxcStream:
     from xenlu.libxc_stream import decode_libxc
 
     stream, _end, _idx = decode_libxc(buf, strict=strict)
@@ -125,32 +161,32 @@ def _libxc_verify(buf: memoryview, strict: bool, executor: Executor | None) -> N
     verify_libxc(buf, strict=strict)
 
 
-def _libxl_decode(buf: memoryview, strict: bool, executor: Executor | None) -> Any:
+def _libxl_decode(buf: memoryview, strict: bool, executor: Executor | None) -> LibxlStream:
     from xenlu.libxl import decode_libxl
 
     return decode_libxl(buf, strict=strict)
 
 
-def _xl_decode(buf: memoryview, strict: bool, executor: Executor | None) -> Any:
+def _xl_decode(buf: memoryview, strict: bool, executor: Executor | None) -> XlFile:
     from xenlu.libxl import decode_xl
 
     return decode_xl(buf, strict=strict)
 
 
-def _xenstore_decode(buf: memoryview, strict: bool, executor: Executor | None) -> Any:
+def _xenstore_decode(buf: memoryview, strict: bool, executor: Executor | None) -> XenstoreStream:
     from xenlu.xenstore_stream import decode_xenstore
 
     return decode_xenstore(buf, strict=strict)
 
 
-def _xenstore_encode(stream: Any, sink: Any, **options: Any) -> int:
+def _xenstore_encode(stream: XenstoreStream, sink: Sink, /, **options: Any) -> int:
     from xenlu.xenstore_stream import encode_xenstore_to
 
     return encode_xenstore_to(stream, sink, **options)
 
 
 def _verify_by_decoding(
-    decoder: Callable[[memoryview, bool, Executor | None], Any],
+    decoder: Callable[[memoryview, bool, Executor | None], object],
 ) -> Callable[[memoryview, bool, Executor | None], None]:
     def verify(buf: memoryview, strict: bool, executor: Executor | None) -> None:
         decoder(buf, strict, executor)
@@ -158,10 +194,10 @@ def _verify_by_decoding(
     return verify
 
 
-def _writer_encoder(module: str, function: str) -> Callable[..., int]:
+def _writer_encoder(module: str, function: str) -> _Encoder[Any]:
     """``encode_to`` of a family whose encoder writes through a RecordWriter."""
 
-    def encode_to(stream: Any, sink: Any, **options: Any) -> int:
+    def encode_to(stream: Any, sink: Sink, /, **options: Any) -> int:
         import importlib
 
         from xenlu.framing import RecordWriter
@@ -177,71 +213,82 @@ def _writer_encoder(module: str, function: str) -> Callable[..., int]:
     return encode_to
 
 
+_XL: Format[XlFile] = Format(
+    "xl",
+    "an xl save file",
+    lambda head: head[:8] == _XL_MAGIC[:8],
+    _xl_decode,
+    _verify_by_decoding(_xl_decode),
+    _writer_encoder("xenlu.libxl", "encode_xl"),
+    "xenlu.libxl",
+    "XlFile",
+)
+
+_LIBXL: Format[LibxlStream] = Format(
+    "libxl",
+    "a libxl stream",
+    lambda head: head[:8] == _LIBXL_IDENT,
+    _libxl_decode,
+    _verify_by_decoding(_libxl_decode),
+    _writer_encoder("xenlu.libxl", "encode_libxl"),
+    "xenlu.libxl",
+    "LibxlStream",
+)
+
+_LIBXC: Format[LibxcStream] = Format(
+    "libxc",
+    "a libxc migration stream",
+    lambda head: head[:8] == _LIBXC_MARKER,
+    _libxc_decode,
+    _libxc_verify,
+    _writer_encoder("xenlu.libxc_stream", "encode_libxc"),
+    "xenlu.libxc_stream",
+    "LibxcStream",
+)
+
+_LU: Format[LUStream] = Format(
+    "lu",
+    "an LU stream",
+    lambda head: head[:4] == _LU_FIRST,
+    _lu_decode,
+    _lu_verify,
+    _lu_encode,
+    "xenlu.lu_stream",
+    "LUStream",
+)
+
+_XENSTORE: Format[XenstoreStream] = Format(
+    "xenstore",
+    "a xenstored migration stream",
+    # xenstore-migration.md, Header: the 8-byte ident "xenstore".
+    lambda head: head[:8] == _XENSTORE_IDENT,
+    _xenstore_decode,
+    _verify_by_decoding(_xenstore_decode),
+    _xenstore_encode,
+    "xenlu.xenstore_stream",
+    "XenstoreStream",
+)
+
 #: Every format, in the order :func:`sniff` tries their signatures (the xl
 #: magic before the libxl ident it may contain, the 8-byte markers before
 #: the 4-byte LU record type).
-FORMAT_TABLE: dict[str, Format] = {
-    f.name: f
-    for f in (
-        Format(
-            "xl",
-            "an xl save file",
-            lambda head: head[:8] == _XL_MAGIC[:8],
-            _xl_decode,
-            _verify_by_decoding(_xl_decode),
-            _writer_encoder("xenlu.libxl", "encode_xl"),
-            "xenlu.libxl",
-            "XlFile",
-        ),
-        Format(
-            "libxl",
-            "a libxl stream",
-            lambda head: head[:8] == _LIBXL_IDENT,
-            _libxl_decode,
-            _verify_by_decoding(_libxl_decode),
-            _writer_encoder("xenlu.libxl", "encode_libxl"),
-            "xenlu.libxl",
-            "LibxlStream",
-        ),
-        Format(
-            "libxc",
-            "a libxc migration stream",
-            lambda head: head[:8] == _LIBXC_MARKER,
-            _libxc_decode,
-            _libxc_verify,
-            _writer_encoder("xenlu.libxc_stream", "encode_libxc"),
-            "xenlu.libxc_stream",
-            "LibxcStream",
-        ),
-        Format(
-            "lu",
-            "an LU stream",
-            lambda head: head[:4] == _LU_FIRST,
-            _lu_decode,
-            _lu_verify,
-            _lu_encode,
-            "xenlu.lu_stream",
-            "LUStream",
-        ),
-        Format(
-            "xenstore",
-            "a xenstored migration stream",
-            # xenstore-migration.md, Header: the 8-byte ident "xenstore".
-            lambda head: head[:8] == _XENSTORE_IDENT,
-            _xenstore_decode,
-            _verify_by_decoding(_xenstore_decode),
-            _xenstore_encode,
-            "xenlu.xenstore_stream",
-            "XenstoreStream",
-        ),
-    )
-}
+FORMAT_TABLE: dict[str, Format[Any]] = {f.name: f for f in (_XL, _LIBXL, _LIBXC, _LU, _XENSTORE)}
+
+if TYPE_CHECKING:
+    # Each entry is its family's Codec: the type checker proves it here.
+    _CODECS: tuple[
+        Codec[XlFile],
+        Codec[LibxlStream],
+        Codec[LibxcStream],
+        Codec[LUStream],
+        Codec[XenstoreStream],
+    ] = (_XL, _LIBXL, _LIBXC, _LU, _XENSTORE)
 
 #: What ``format=`` accepts.
 FORMATS = ("auto", *FORMAT_TABLE)
 
 
-def _format(name: str) -> Format:
+def _format(name: str) -> Format[Any]:
     try:
         return FORMAT_TABLE[name]
     except (KeyError, TypeError):
@@ -263,7 +310,7 @@ _OTHER_MAGICS: tuple[tuple[bytes, str], ...] = (
 )
 
 
-def sniff(data: Any) -> str | None:
+def sniff(data: Source) -> str | None:
     """The format whose signature the first bytes carry, or None.
 
     The one recognition rule of xenlu (:func:`detect_format`, the checks of
@@ -279,7 +326,7 @@ def sniff(data: Any) -> str | None:
     return None
 
 
-def describe_head(data: Any) -> str:
+def describe_head(data: Source) -> str:
     """What the first bytes look like, for a message: "looks like an xl save file",
     "empty input" or "unrecognised: first bytes 89504e47…".
 
@@ -301,7 +348,7 @@ def describe_head(data: Any) -> str:
     return f"unrecognised: first bytes {head.hex()}"
 
 
-def detect_format(data: Any) -> str:
+def detect_format(data: Source) -> str:
     """The format of a stream from its first bytes (``lu``, ``libxc``, ``libxl``, ``xl``).
 
     :class:`~xenlu.errors.FramingError` at offset 0 when no format matches,
@@ -343,7 +390,7 @@ def _plausible_lu(buf: memoryview) -> bool:
     return bool(known) and length <= REC_LENGTH_MAX
 
 
-def _checked(buf: memoryview, fmt: Format) -> None:
+def _checked(buf: memoryview, fmt: Format[Any]) -> None:
     """Refuse an input that is plainly not ``fmt`` with what it looks like instead.
 
     Another format's signature, or no signature where the format has a
@@ -362,10 +409,52 @@ def _checked(buf: memoryview, fmt: Format) -> None:
 # --- the entry points -------------------------------------------------------------------
 
 
+def _format_for(buf: memoryview, format: str) -> Format[Any]:
+    """The table entry for ``format`` (recognised from the bytes for "auto"),
+    after refusing an input plainly of another format."""
+    if format == "auto":
+        return FORMAT_TABLE[detect_format(buf)]
+    fmt = _format(format)
+    _checked(buf, fmt)
+    return fmt
+
+
+@overload
 def decode(
-    data: Any, format: str = "auto", *, strict: bool = True, executor: Executor | None = None
-) -> Any:
+    data: Source, format: Literal["lu"], *, strict: bool = ..., executor: Executor | None = ...
+) -> LUStream: ...
+@overload
+def decode(
+    data: Source, format: Literal["libxc"], *, strict: bool = ..., executor: Executor | None = ...
+) -> LibxcStream: ...
+@overload
+def decode(
+    data: Source, format: Literal["libxl"], *, strict: bool = ..., executor: Executor | None = ...
+) -> LibxlStream: ...
+@overload
+def decode(
+    data: Source, format: Literal["xl"], *, strict: bool = ..., executor: Executor | None = ...
+) -> XlFile: ...
+@overload
+def decode(
+    data: Source,
+    format: Literal["xenstore"],
+    *,
+    strict: bool = ...,
+    executor: Executor | None = ...,
+) -> XenstoreStream: ...
+@overload
+def decode(
+    data: Source, format: str = ..., *, strict: bool = ..., executor: Executor | None = ...
+) -> AnyStream: ...
+def decode(
+    data: Source, format: str = "auto", *, strict: bool = True, executor: Executor | None = None
+) -> AnyStream:
     """Decode and structurally verify a stream.
+
+    Typed per format: ``decode(data, "lu")`` is an
+    :class:`~xenlu.lu_stream.LUStream` to a type checker, ``decode(data)``
+    (``"auto"``) the union :data:`AnyStream`.
 
     ``data``: bytes, bytearray, memoryview, mmap, a path or a binary file
     object (see :func:`xenlu.framing.as_buffer`: a regular file is mapped
@@ -380,16 +469,13 @@ def decode(
     their domain sections ahead on it); the result is the same without.
     """
     buf = as_buffer(data)
-    if format == "auto":
-        fmt = FORMAT_TABLE[detect_format(buf)]
-    else:
-        fmt = _format(format)
-        _checked(buf, fmt)
-    return fmt.decode(buf, strict, executor)
+    fmt = _format_for(buf, format)
+    stream: AnyStream = fmt.decode(buf, strict, executor)
+    return stream
 
 
 def verify(
-    data: Any, format: str = "auto", *, strict: bool = True, executor: Executor | None = None
+    data: Source, format: str = "auto", *, strict: bool = True, executor: Executor | None = None
 ) -> str:
     """Structurally verify a stream; return its format, raise the first problem.
 
@@ -403,16 +489,12 @@ def verify(
     'lu'
     """
     buf = as_buffer(data)
-    if format == "auto":
-        fmt = FORMAT_TABLE[detect_format(buf)]
-    else:
-        fmt = _format(format)
-        _checked(buf, fmt)
+    fmt = _format_for(buf, format)
     fmt.verify(buf, strict, executor)
     return fmt.name
 
 
-def format_of(stream: Any) -> str:
+def format_of(stream: object) -> str:
     """The format name of a decoded or built stream object (``"lu"``, ``"xl"`` …).
 
     :class:`~xenlu.errors.CallerError` for anything that is not a stream
@@ -427,7 +509,7 @@ def format_of(stream: Any) -> str:
     raise CallerError(f"not a stream xenlu encodes: {type(stream).__name__} (expected {names})")
 
 
-def expect_format(stream: Any, name: str, what: str) -> None:
+def expect_format(stream: object, name: str, what: str) -> None:
     """Refuse a stream object of another format: ``what`` needs ``name``.
 
     For functions that take one family only (``compat.convert``, validation,
@@ -454,13 +536,13 @@ def expect_format(stream: Any, name: str, what: str) -> None:
         )
 
 
-def _is_data(x: Any) -> bool:
+def _is_data(x: object) -> bool:
     import os
 
     return isinstance(x, (bytes, bytearray, memoryview, str, os.PathLike))
 
 
-def encode_to(stream: Any, sink: Any, **options: Any) -> int:
+def encode_to(stream: AnyStream, sink: Sink, **options: Any) -> int:
     """Write any decoded or built stream to ``sink``; return the bytes written.
 
     ``sink``: anything with ``write(buffer)`` (a file opened ``"wb"``, a
@@ -502,7 +584,7 @@ def encode_to(stream: Any, sink: Any, **options: Any) -> int:
         raise
 
 
-def encode(stream: Any, **options: Any) -> bytes:
+def encode(stream: AnyStream, **options: Any) -> bytes:
     """The bytes of any stream xenlu can encode (one join of the parts)."""
     from xenlu.framing import BytesSink
 

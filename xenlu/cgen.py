@@ -40,11 +40,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from construct import Int16ul, Int32ul, Int64ul
-
 from xenlu import framing, handover, hvmctx
 from xenlu.epochs import EPOCHS, Epoch, as_epoch, fmt_epoch
-from xenlu.layout import Packed, fld, packed
+from xenlu.layout import Layout
 from xenlu.lu_records import (
     DOMID_COW,
     DOMID_MAX,
@@ -68,62 +66,24 @@ __all__ = [
 
 GENERATED_BY = "xenlu schema c-header"
 
-# Three small layouts with the names and value names the C header and the
-# .ksy give them (record header, HVM entry descriptor, §5 breadcrumb),
-# checked against the codecs' own declarations (extra_layouts), so they
-# cannot drift apart. (Issue 12: carry these names on the codecs'
-# declarations and drop these three.)
+#: The layouts the artefacts add to the schema's, by the role that names them in
+#: C and Kaitai (``struct xen_lu_rec_hdr`` …): the codecs' own declarations.
+_EXTRA_ROLES = (
+    ("REC_HDR", framing.RecordHeader),
+    ("HVM_SAVE_DESCRIPTOR", hvmctx.HvmSaveDescriptor),
+    ("BREADCRUMB", handover.BreadcrumbLayout),
+)
 
 
-@packed(name="REC_HDR")
-class _RecHdr(Packed):
-    """§1: every record starts with its type and body length."""
-
-    type: int = fld(Int32ul, doc="record type; bit 31 optional, bit 30 Live-Update-only")
-    length: int = fld(Int32ul, doc="body length, padding excluded")
-
-
-@packed(name="HVM_SAVE_DESCRIPTOR")
-class _HvmDescriptor(Packed):
-    """§4.16 / reference §4.2: the descriptor before each HVM context entry."""
-
-    typecode: int = fld(Int16ul)
-    instance: int = fld(Int16ul)
-    length: int = fld(Int32ul, doc="entry data bytes that follow (no padding)")
-
-
-@packed(name="BREADCRUMB")
-class _Breadcrumb(Packed):
-    """§5: three u64 at lu_bootmem_start."""
-
-    magic: int = fld(
-        Int64ul, values={handover.LIVE_UPDATE_MAGIC: "LIVE_UPDATE_MAGIC"}, doc="LIVE_UPDATE_MAGIC"
-    )
-    mfn_array_maddr: int = fld(Int64ul, doc="machine address of the MFN array, page aligned")
-    nr_pages_shifted: int = fld(Int64ul, doc="nr_pages << 12: a non-zero multiple of 4096")
-
-
-def _norm(fmt: str) -> str:
-    # "L" and "I" are both 4 bytes with an explicit byte order.
-    return fmt.replace("L", "I").replace("l", "i")
-
-
-def extra_layouts() -> dict[str, Any]:
+def extra_layouts() -> dict[str, Layout]:
     """The layouts the artefacts add to the schema's: role → :class:`~xenlu.layout.Layout`.
 
-    Each is checked against the struct format the codecs really use.
+    The record header (:class:`xenlu.framing.RecordHeader`), the HVM entry
+    descriptor (:class:`xenlu.hvmctx.HvmSaveDescriptor`) and the §5
+    breadcrumb (:class:`xenlu.handover.BreadcrumbLayout`), declared once
+    where the codecs read and write them.
     """
-    checks = (
-        (_RecHdr, framing.RecordHeader.LAYOUT.struct.format),
-        (_HvmDescriptor, hvmctx.HvmSaveDescriptor.LAYOUT.struct.format),
-        (_Breadcrumb, handover.BreadcrumbLayout.LAYOUT.struct.format),
-    )
-    for cls, fmt in checks:
-        if _norm(cls.LAYOUT.struct.format) != _norm(
-            fmt
-        ):  # pragma: no cover - a codec changed its format
-            raise AssertionError(f"{cls.LAYOUT.name}: declared {cls.LAYOUT.struct.format}, {fmt}")
-    return {cls.LAYOUT.name: cls.LAYOUT for cls, _ in checks}
+    return {role: cls.LAYOUT for role, cls in _EXTRA_ROLES}
 
 
 def c_name(role: str) -> str:
@@ -279,7 +239,33 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
     s = schema if schema is not None else epoch_schema(e)
     ep = fmt_epoch(e)
     guard = f"XEN_LU_{ep.replace('.', '_')}_H"
-    lines = [
+    lines = _preamble(e, s, guard)
+    lines += _type_tables(s)
+    seen = _struct_blocks(s, lines)
+    lines += [
+        "/* Every struct above as X(struct name, macro prefix) */",
+        "#define XEN_LU_LAYOUTS(X) \\",
+    ]
+    lines.extend(f"    X({c}, {c.upper()}) \\" for c in seen)
+    lines += ["    /* end */", ""]
+    lines += ["/* HVM context typecodes (reference §4.2) */", "enum xen_lu_hvm_typecode {"]
+    lines.extend(
+        f"    XEN_LU_HVM_{_ident(n)} = {t}," for t, n in sorted(hvmctx.HVM_TYPECODES.items())
+    )
+    lines += [
+        "};",
+        f"#define XEN_LU_HVM_SAVE_CODE_MAX {hvmctx.HVM_SAVE_CODE_MAX}u",
+    ]
+    lines += _span_rules()
+    lines += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */"]
+    return "\n".join(lines) + "\n"
+
+
+def _preamble(e: Epoch, s: dict[str, Any], guard: str) -> list[str]:
+    """The header's comment, guard, includes, epoch and §1 constants, up to the
+    opening of the record-type enum."""
+    ep = fmt_epoch(e)
+    return [
         "/* SPDX-License-Identifier: MIT */",
         "/*",
         f" * {header_name(e)}: the Xen Live Update stream ({s['spec']}), epoch {ep}",
@@ -341,6 +327,11 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
         "/* Record types (§4; §4.16 libxc records with their libxc codes) */",
         "enum xen_lu_rec_type {",
     ]
+
+
+def _type_tables(s: dict[str, Any]) -> list[str]:
+    """The record-type enum and X-macro tables, and the reserved-bytes helper."""
+    lines: list[str] = []
     types: list[tuple[int, str]] = [(int(r["type"], 16), n) for n, r in s["records"].items()]
     end = LIBXC.get(0)
     if end is not None and all(t != 0 for t, _ in types):
@@ -383,6 +374,11 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
         "#endif",
         "",
     ]
+    return lines
+
+
+def _struct_blocks(s: dict[str, Any], lines: list[str]) -> dict[str, dict[str, Any]]:
+    """Append every layout's struct (each C name once) to ``lines``; return them by name."""
     extra = extra_layouts()
     seen: dict[str, dict[str, Any]] = {}
     blocks: list[tuple[str, dict[str, Any], str]] = [
@@ -418,19 +414,12 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
             lines.insert(
                 len(lines) - 1, f"#define {cname.upper()}_TYPECODE {desc['hvm_typecode']}u"
             )
-    lines += [
-        "/* Every struct above as X(struct name, macro prefix) */",
-        "#define XEN_LU_LAYOUTS(X) \\",
-    ]
-    lines.extend(f"    X({c}, {c.upper()}) \\" for c in seen)
-    lines += ["    /* end */", ""]
-    lines += ["/* HVM context typecodes (reference §4.2) */", "enum xen_lu_hvm_typecode {"]
-    lines.extend(
-        f"    XEN_LU_HVM_{_ident(n)} = {t}," for t, n in sorted(hvmctx.HVM_TYPECODES.items())
-    )
-    lines += [
-        "};",
-        f"#define XEN_LU_HVM_SAVE_CODE_MAX {hvmctx.HVM_SAVE_CODE_MAX}u",
+    return seen
+
+
+def _span_rules() -> list[str]:
+    """The rules that span fields of one entry, as C macros (§4.7, §4.16)."""
+    return [
         "",
         "/* Rules that span fields of one entry (§4.7, §4.16) */",
         "#define XEN_LU_P2M_TYPE_HAS_NO_FRAME(t) (" + _any_of("t", P2M_NO_FRAME) + ")",
@@ -441,14 +430,7 @@ def c_header(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> str:
         "#define XEN_LU_HVM_MAX_INSTANCE(t) ("
         + "".join(f"(t) == {k}u ? {v}u : " for k, v in sorted(hvmctx.MAX_INSTANCE.items()))
         + "0u)",
-        "",
-        "#ifdef __cplusplus",
-        "}",
-        "#endif",
-        "",
-        f"#endif /* {guard} */",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def write_headers(directory: str | os.PathLike[str]) -> list[Path]:

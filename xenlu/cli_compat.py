@@ -35,7 +35,7 @@ import sys
 from typing import Any
 
 from xenlu.cli_convert import cmd_convert
-from xenlu.epochs import Epoch, fmt_epoch, is_supported, parse_epoch
+from xenlu.epochs import SUPPORTED_RANGE, Epoch, fmt_epoch, is_supported, parse_epoch
 from xenlu.errors import XenLUError
 
 __all__ = ["cmd_convert", "cmd_schema_diff", "cmd_schema_dump", "cmd_schema_write", "register"]
@@ -49,7 +49,7 @@ def _version_arg(text: str) -> Epoch:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if not is_supported(*v):
         raise argparse.ArgumentTypeError(
-            f"Xen {fmt_epoch(v)} is outside the supported range 4.11 … 4.21"
+            f"Xen {fmt_epoch(v)} is outside the supported range {SUPPORTED_RANGE}"
         )
     return v
 
@@ -168,7 +168,7 @@ def register(subparsers: Any) -> None:
         required=True,
         type=_version_arg,
         metavar="X.Y",
-        help="Xen version 4.11 … 4.21 (a version inside an epoch names that epoch)",
+        help=f"Xen version {SUPPORTED_RANGE} (a version inside an epoch names that epoch)",
     )
     p.set_defaults(func=cmd_schema_dump)
     p = sub.add_parser(

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from xenlu.cli_io import UsageError, epilog, guarded, out, read_input, stage, stdout_binary
 from xenlu.cli_progress import Counting, Progress, progress
+from xenlu.epochs import SUPPORTED_RANGE
 from xenlu.errors import CallerError, ConversionError
 
 __all__ = ["cmd_convert", "dry_run", "dry_run_summary", "register"]
@@ -318,7 +319,7 @@ def register(subparsers: Any) -> None:
         "--to",
         type=_version,
         metavar="X.Y",
-        help="LU stream: upgrade or roll back to Xen X.Y (4.11 … 4.21)",
+        help=f"LU stream: upgrade or roll back to Xen X.Y ({SUPPORTED_RANGE})",
     )
     p.add_argument(
         "--allow-loss",

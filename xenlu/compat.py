@@ -70,7 +70,6 @@ from xenlu.epochs import (
     fmt_epoch,
 )
 from xenlu.errors import CallerError
-from xenlu.lu_records import LU_DOMAIN_LAYOUTS
 from xenlu.lu_stream import LUDomain, LUStream
 
 __all__ = [
@@ -88,16 +87,6 @@ __all__ = [
 ]
 
 assert len(STEPS) == 2 * (len(EPOCHS) - 1)
-
-
-def _check_same_layouts(stream: LUStream) -> None:
-    want = LU_DOMAIN_LAYOUTS[stream.epoch]
-    for d in stream.domains:
-        if type(d.info) is not want:
-            raise CallerError(
-                f"domain {d.domid}: LU_DOMAIN is {type(d.info).__name__}, but a "
-                f"Xen {stream.xen_version} stream needs {want.__name__}"
-            )
 
 
 # --- convert --------------------------------------------------------------------------
@@ -129,7 +118,7 @@ def convert(
     expect_format(stream, "lu", "convert")
     target = as_version(to)
     source = stream.version
-    _check_same_layouts(stream)
+    stream.check_domain_layouts(CallerError, f"a Xen {stream.xen_version} stream")
     chain = steps_between(stream.epoch, epoch_of(*target))
     fills: list[Fill] = []
     losses: list[Loss] = []

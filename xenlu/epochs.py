@@ -28,9 +28,11 @@ from xenlu.errors import CallerError
 
 __all__ = [
     "EPOCHS",
+    "LATEST",
     "MAX_VERSION",
     "MIN_VERSION",
     "SPELLINGS",
+    "SUPPORTED_RANGE",
     "Epoch",
     "EpochLike",
     "as_epoch",
@@ -38,6 +40,7 @@ __all__ = [
     "epoch_of",
     "fmt_epoch",
     "is_supported",
+    "or_latest",
     "parse_epoch",
 ]
 
@@ -169,3 +172,20 @@ def parse_epoch(text: str) -> Epoch:
 def fmt_epoch(e: Epoch) -> str:
     """Format a version tuple as ``"X.Y"``."""
     return f"{e[0]}.{e[1]}"
+
+
+#: The supported versions as messages and help texts name them: "4.11 … 4.21".
+SUPPORTED_RANGE = f"{fmt_epoch(MIN_VERSION)} … {fmt_epoch(MAX_VERSION)}"
+
+#: The newest epoch: the layouts a record decoded outside an LU stream (no
+#: LU_VERSION, so no epoch) is read with.
+LATEST: Epoch = EPOCHS[-1]
+
+
+def or_latest(epoch: Epoch | None) -> Epoch:
+    """``epoch``, or :data:`LATEST` when there is none (a record read on its own).
+
+    >>> or_latest(None), or_latest((4, 13))
+    ((4, 21), (4, 13))
+    """
+    return LATEST if epoch is None else epoch

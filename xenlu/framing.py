@@ -22,12 +22,15 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from construct import Int32ul
 
 from xenlu.errors import CallerError, FramingError, InputError
 from xenlu.layout import Packed, fld, packed
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = [
     "HDR",
@@ -37,12 +40,14 @@ __all__ = [
     "RecordHeader",
     "RecordWriter",
     "Sink",
+    "Source",
     "as_buffer",
     "crc32c",
     "frame_at",
     "frames",
     "gc_paused",
     "pad_len",
+    "padding_error",
     "written_bytes",
 ]
 
@@ -71,7 +76,7 @@ _V = TypeVar("_V")
 _CRC32C: list[Any] = []
 
 
-def crc32c(data: Any, value: int = 0) -> int:
+def crc32c(data: Buffer, value: int = 0) -> int:
     """Castagnoli CRC of ``data`` continuing from ``value`` (releases the GIL).
 
     The ``crc32c`` package is imported on first use: its ``__init__`` reads
@@ -149,6 +154,11 @@ def _from_file(f: Any, what: str) -> memoryview:
     if isinstance(data, str):
         raise InputError(f"cannot read {what}: opened in text mode; open it with 'rb'")
     return memoryview(data)
+
+
+#: Every input :func:`as_buffer` takes: a buffer (bytes, bytearray,
+#: memoryview, mmap, numpy array), a path, or a binary file object.
+Source: TypeAlias = "Buffer | str | os.PathLike[str] | os.PathLike[bytes] | IO[bytes]"
 
 
 def as_buffer(data: Any) -> memoryview:
@@ -273,6 +283,19 @@ def _framing_error(buf: memoryview, pos: int, end: int, index: int) -> FramingEr
             expected=f"{length + pad} bytes of body and padding",
             got=max(0, end - body),
         )
+    return padding_error(buf, stop, pad, index, rtype)
+
+
+def padding_error(
+    buf: memoryview,
+    stop: int,
+    pad: int,
+    index: int | None,
+    rtype: int,
+    family: str | None = None,
+) -> FramingError:
+    """The error for a record whose ``pad`` padding bytes before ``stop`` are not
+    all zero, located at the first non-zero one (LU spec §1; every family)."""
     first = next(i for i in range(stop - pad, stop) if buf[i])
     return FramingError(
         "padding not zero",
@@ -282,6 +305,7 @@ def _framing_error(buf: memoryview, pos: int, end: int, index: int) -> FramingEr
         field="padding",
         expected=0,
         got=buf[first],
+        family=family,
     )
 
 
@@ -302,7 +326,7 @@ def frames(buf: memoryview, pos: int, end: int, index: int) -> Iterator[tuple[in
 class Sink(Protocol):
     """Anything with ``write(buffer)``: a file, ``io.BytesIO``, a socket wrapper."""
 
-    def write(self, data: Any, /) -> Any: ...
+    def write(self, data: Buffer, /) -> object: ...
 
 
 class BytesSink:
@@ -313,9 +337,9 @@ class BytesSink:
     """
 
     def __init__(self) -> None:
-        self.parts: list[Any] = []
+        self.parts: list[Buffer] = []
 
-    def write(self, data: Any, /) -> int:
+    def write(self, data: Buffer, /) -> int:
         self.parts.append(data)
         return memoryview(data).nbytes
 
@@ -338,7 +362,7 @@ class RecordWriter:
         self._crc: int | None = None
         self._section_start = 0
 
-    def write(self, data: Any) -> None:
+    def write(self, data: Buffer) -> None:
         """Write raw bytes (headers of container formats)."""
         n = memoryview(data).nbytes
         if n:
@@ -347,7 +371,7 @@ class RecordWriter:
                 self._crc = crc32c(data, self._crc)
             self.pos += n
 
-    def record(self, rtype: int, parts: Iterable[Any]) -> None:
+    def record(self, rtype: int, parts: Iterable[Buffer]) -> None:
         """Write one record: header, the body parts in order, zero padding."""
         views = [p if isinstance(p, memoryview) else memoryview(p) for p in parts]
         length = sum(v.nbytes for v in views)

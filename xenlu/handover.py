@@ -239,7 +239,9 @@ class BreadcrumbLayout(Packed):
     """§5: the three u64 xen#1 writes at ``lu_bootmem_start`` (the declaration
     :class:`Breadcrumb` packs and unpacks through)."""
 
-    magic: int = fld(Int64ul, doc="LIVE_UPDATE_MAGIC")
+    magic: int = fld(
+        Int64ul, values={LIVE_UPDATE_MAGIC: "LIVE_UPDATE_MAGIC"}, doc="LIVE_UPDATE_MAGIC"
+    )
     mfn_array_maddr: int = fld(Int64ul, doc="machine address of the MFN array, page aligned")
     nr_pages: int = fld(Int64ul, doc="number of data pages << 12, at most 2^20 pages")
 

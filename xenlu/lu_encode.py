@@ -10,15 +10,13 @@ b'\\x00\\x00\\x00@'
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from xenlu.errors import CallerError, EncodeError
-from xenlu.framing import REC_LENGTH_MAX, BytesSink, RecordWriter
+from xenlu.framing import REC_LENGTH_MAX, BytesSink, RecordWriter, Sink
 from xenlu.lu_grammar import END, spec_for
 from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section
-from xenlu.lu_records import DOMID_XEN, LU_DOMAIN_LAYOUTS, Bulk, LuSectionEnd, T
+from xenlu.lu_records import DOMID_XEN, Bulk, LuSectionEnd, T
 from xenlu.registry import UnknownRecord
 
 __all__ = ["END_BYTES", "encode_lu", "encode_lu_to", "encode_section_to"]
@@ -52,17 +50,7 @@ def _write_section(w: RecordWriter, sec: Section, domid: int, max_body: int) -> 
     w.record(T.LU_SECTION_END, [LuSectionEnd.LAYOUT.pack(end)])
 
 
-def _check_epoch_layouts(stream: LUStream) -> None:
-    want = LU_DOMAIN_LAYOUTS[stream.epoch]
-    for d in stream.domains:
-        if type(d.info) is not want:
-            raise EncodeError(
-                f"domain {d.domid}: LU_DOMAIN is {type(d.info).__name__}, "
-                f"but Xen {stream.xen_version} needs {want.__name__}"
-            )
-
-
-def encode_lu_to(stream: LUStream, sink: Any, *, max_record_bytes: int = REC_LENGTH_MAX) -> int:
+def encode_lu_to(stream: LUStream, sink: Sink, *, max_record_bytes: int = REC_LENGTH_MAX) -> int:
     """Write ``stream`` to ``sink`` (anything with ``write``); return bytes written.
 
     Bulk records larger than ``max_record_bytes`` are split (§1); bulk
@@ -70,7 +58,7 @@ def encode_lu_to(stream: LUStream, sink: Any, *, max_record_bytes: int = REC_LEN
     """
     if not 16 <= max_record_bytes <= REC_LENGTH_MAX:
         raise CallerError(f"max_record_bytes must be 16 … {REC_LENGTH_MAX}")
-    _check_epoch_layouts(stream)
+    stream.check_domain_layouts(EncodeError, f"Xen {stream.xen_version}")
     w = RecordWriter(sink)
     _write_section(w, stream.global_section, DOMID_XEN, max_record_bytes)
     for d in stream.domains:
@@ -84,7 +72,7 @@ END_BYTES = bytes(8)
 
 
 def encode_section_to(
-    section: Section, sink: Any, *, max_record_bytes: int = REC_LENGTH_MAX
+    section: Section, sink: Sink, *, max_record_bytes: int = REC_LENGTH_MAX
 ) -> int:
     """Write one section (its records, then its LU_SECTION_END) to ``sink``.
 

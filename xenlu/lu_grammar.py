@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from xenlu.epochs import Epoch, is_supported
+from xenlu.epochs import SUPPORTED_RANGE, Epoch, is_supported
 from xenlu.errors import FramingError, GrammarError, RecordError, VersionError
 from xenlu.libxc import PV_VCPU_TYPES
 from xenlu.libxc import RecType as X
@@ -308,7 +308,7 @@ def check_version(ver: LuVersion, idx: int, off: int) -> None:
             record_index=idx,
             record_type=T.LU_VERSION,
             field="xen_major" if at == 0 else "xen_minor",
-            expected="4.11 … 4.21",
+            expected=SUPPORTED_RANGE,
             got=f"{ver.xen_major}.{ver.xen_minor}",
         )
 

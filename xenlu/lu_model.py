@@ -15,20 +15,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from xenlu.epochs import Epoch, epoch_of, fmt_epoch, is_supported
-from xenlu.errors import CallerError
+from xenlu.epochs import SUPPORTED_RANGE, Epoch, epoch_of, fmt_epoch, is_supported
+from xenlu.errors import CallerError, XenLUError
+from xenlu.hvmctx import HvmContext
+from xenlu.libxc import CpuidPolicy, HvmParams, MsrPolicy, PvVcpu, X86PvInfo, X86TscInfo
 from xenlu.libxc import RecType as X
 from xenlu.lu_grammar import name_of
 from xenlu.lu_records import (
     BULK_TYPES,
+    LU_DOMAIN_LAYOUTS,
     Bulk,
+    DomainType,
     EvtchnAbi,
     GrantTable,
     IoreqServers,
+    LuDomainCommon,
+    LuDomainInfo,
     LuHostInfo,
     LuSectionEnd,
     LuVersion,
@@ -38,6 +44,8 @@ from xenlu.registry import LU, Record, UnknownRecord
 from xenlu.values import Value, values_equal
 
 __all__ = ["GlobalSection", "LUDomain", "LUStream", "Section", "SectionInfo"]
+
+LayoutT = TypeVar("LayoutT", bound=LuDomainCommon)
 
 # --- the model ----------------------------------------------------------------
 
@@ -83,6 +91,48 @@ class Section(Value):
         if parts:
             return np.concatenate(parts)
         return np.zeros(0, dtype=dtype if dtype is not None else np.uint8)
+
+    def bulk_view(self, type_code: int, dtype: np.dtype) -> np.ndarray:
+        """The entries of every bulk record of ``type_code`` as one read-only array.
+
+        The same array object on every call while the section's bulk records
+        of that type stay the same objects: a single record's entries (a
+        decoded record's own read-only view, or a read-only view of a built
+        record's array), one concatenation of several (made on first use),
+        an empty array of ``dtype`` for none. Read-only in every shape, so a caller
+        cannot change the records through it; ``.copy()`` to edit.
+
+        >>> from xenlu.lu_records import Bulk, OwnershipEntry, T
+        >>> a = OwnershipEntry.LAYOUT.empty(2)
+        >>> s = Section([Record(T.LU_PAGE_OWNERSHIP, Bulk(a[:1])),
+        ...              Record(T.LU_PAGE_OWNERSHIP, Bulk(a[1:]))])
+        >>> v = s.bulk_view(T.LU_PAGE_OWNERSHIP, a.dtype)
+        >>> v is s.bulk_view(T.LU_PAGE_OWNERSHIP, a.dtype), len(v), v.flags.writeable
+        (True, 2, False)
+        """
+        parts = self.chunks(type_code)
+        if len(parts) == 1 and not parts[0].flags.writeable:
+            return parts[0]  # a decoded record: already a read-only view of the input
+        cache: dict[int, tuple[list[np.ndarray], np.ndarray]]
+        cache = self.__dict__.setdefault("_bulk_views", {})
+        hit = cache.get(type_code)
+        if (
+            hit is not None
+            and len(hit[0]) == len(parts)
+            and all(a is b for a, b in zip(hit[0], parts, strict=True))
+            and (parts or hit[1].dtype == dtype)
+        ):
+            return hit[1]
+        if len(parts) == 1:
+            view = parts[0].view()
+        elif parts:
+            view = np.concatenate(parts)
+        else:
+            view = np.zeros(0, dtype=dtype)
+        view.flags.writeable = False
+        # The parts are kept beside the view: their identity is the cache key.
+        cache[type_code] = (parts, view)
+        return view
 
     @property
     def optional(self) -> list[UnknownRecord]:
@@ -156,15 +206,17 @@ class GlobalSection(Section):
 
     @property
     def reusable_regions(self) -> np.ndarray:
+        """LU_REUSABLE_REGIONS entries (one read-only array, the same on every access)."""
         from xenlu.lu_records import RegionExtent
 
-        return self.entries(T.LU_REUSABLE_REGIONS, RegionExtent.LAYOUT.dtype)
+        return self.bulk_view(T.LU_REUSABLE_REGIONS, RegionExtent.LAYOUT.dtype)
 
     @property
     def xen_pages(self) -> np.ndarray:
+        """LU_XEN_PAGES entries (one read-only array, the same on every access)."""
         from xenlu.lu_records import XenPagesExtent
 
-        return self.entries(T.LU_XEN_PAGES, XenPagesExtent.LAYOUT.dtype)
+        return self.bulk_view(T.LU_XEN_PAGES, XenPagesExtent.LAYOUT.dtype)
 
 
 @dataclass(eq=False)
@@ -172,15 +224,34 @@ class LUDomain(Section):
     """One domain section. ``info`` is its LU_DOMAIN (the first record).
 
     Bulk accessors (``p2m``, ``ownership``, ``page_types``, ``grant_maps``,
-    ``evtchns``) return structured numpy arrays (zero-copy for one record).
+    ``evtchns``) return one read-only structured numpy array each, the same
+    object on every access: a zero-copy view of a single record, or one
+    concatenation (made on first access) of a record the stream split into
+    several. ``.copy()`` it to change entries, then put the copy back in a
+    record.
     """
 
     @property
-    def info(self) -> Any:
+    def info(self) -> LuDomainInfo:
         """The LU_DOMAIN value (the first record of a valid section)."""
-        info = self.one(T.LU_DOMAIN)
+        info: LuDomainInfo | None = self.one(T.LU_DOMAIN)
         if info is None:
             raise CallerError("domain section without an LU_DOMAIN record")
+        return info
+
+    def info_as(self, layout: type[LayoutT]) -> LayoutT:
+        """``info`` as the LU_DOMAIN declaration ``layout`` of one epoch, typed as such.
+
+        For code that knows its stream's epoch (a conversion step) and reads
+        a field only some epochs have; a :class:`CallerError` when the section
+        holds another epoch's LU_DOMAIN.
+        """
+        info = self.info
+        if not isinstance(info, layout):
+            raise CallerError(
+                f"domain {info.domid}: LU_DOMAIN is {type(info).__name__}, "
+                f"expected {layout.__name__}"
+            )
         return info
 
     @property
@@ -189,42 +260,45 @@ class LUDomain(Section):
 
     @property
     def is_hvm(self) -> bool:
-        return bool(self.info.domain_type == 2)
+        return bool(self.info.domain_type == DomainType.x86_hvm)
 
     @property
     def type_name(self) -> str:
         return "hvm" if self.is_hvm else "pv"
 
-    def _dtype(self, type_code: int) -> np.dtype:
+    def _bulk(self, type_code: int) -> np.ndarray:
         spec = LU.get(type_code)
         assert spec is not None
+        # The newest entry layout: the dtype of an empty array (no record to say).
         dt: np.dtype = spec.layouts[-1].LAYOUT.dtype
-        return dt
+        return self.bulk_view(type_code, dt)
 
     @property
     def p2m(self) -> np.ndarray:
-        return self.entries(T.LU_P2M, self._dtype(T.LU_P2M))
+        """LU_P2M entries (§4.7)."""
+        return self._bulk(T.LU_P2M)
 
     @property
     def ownership(self) -> np.ndarray:
-        return self.entries(T.LU_PAGE_OWNERSHIP, self._dtype(T.LU_PAGE_OWNERSHIP))
+        """LU_PAGE_OWNERSHIP entries (§4.8)."""
+        return self._bulk(T.LU_PAGE_OWNERSHIP)
 
     @property
     def page_types(self) -> np.ndarray:
-        return self.entries(T.LU_PAGE_TYPES, self._dtype(T.LU_PAGE_TYPES))
+        """LU_PAGE_TYPES entries (§4.9)."""
+        return self._bulk(T.LU_PAGE_TYPES)
 
     @property
     def grant_maps(self) -> np.ndarray:
-        return self.entries(T.LU_GRANT_MAPS, self._dtype(T.LU_GRANT_MAPS))
+        """LU_GRANT_MAPS entries (§4.11)."""
+        return self._bulk(T.LU_GRANT_MAPS)
 
     @property
     def evtchns(self) -> np.ndarray:
-        chunks = self.chunks(T.LU_EVTCHNS)
-        if chunks:
-            return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        """LU_EVTCHNS entries (§4.13); an empty array has the 4.15 layout."""
         from xenlu.lu_records import EvtchnEntry415
 
-        return np.zeros(0, EvtchnEntry415.LAYOUT.dtype)
+        return self.bulk_view(T.LU_EVTCHNS, EvtchnEntry415.LAYOUT.dtype)
 
     @property
     def grant_table(self) -> GrantTable | None:
@@ -242,34 +316,40 @@ class LUDomain(Section):
         return s
 
     @property
-    def pv_info(self) -> Any:
-        return self.one(X.X86_PV_INFO)
+    def pv_info(self) -> X86PvInfo | None:
+        """X86_PV_INFO (PV domains)."""
+        v: X86PvInfo | None = self.one(X.X86_PV_INFO)
+        return v
 
     @property
-    def hvm_context(self) -> Any:
-        return self.one(X.HVM_CONTEXT)
+    def hvm_context(self) -> HvmContext | None:
+        """HVM_CONTEXT (HVM domains)."""
+        v: HvmContext | None = self.one(X.HVM_CONTEXT)
+        return v
 
     @property
-    def hvm_params(self) -> Any:
-        return self.one(X.HVM_PARAMS)
+    def hvm_params(self) -> HvmParams | None:
+        v: HvmParams | None = self.one(X.HVM_PARAMS)
+        return v
 
     @property
-    def tsc_info(self) -> Any:
-        return self.one(X.X86_TSC_INFO)
+    def tsc_info(self) -> X86TscInfo | None:
+        v: X86TscInfo | None = self.one(X.X86_TSC_INFO)
+        return v
 
-    def vcpus(self, type_code: int = X.X86_PV_VCPU_BASIC) -> list[Any]:
+    def vcpus(self, type_code: int = X.X86_PV_VCPU_BASIC) -> list[PvVcpu]:
         """PV vCPU records of one kind (BASIC by default)."""
         return self.of_type(type_code)
 
     @classmethod
     def build(
         cls,
-        info: Any,
+        info: LuDomainInfo,
         *,
-        pv_info: Any = None,
-        cpuid_policy: Any = None,
-        msr_policy: Any = None,
-        tsc_info: Any = None,
+        pv_info: X86PvInfo | None = None,
+        cpuid_policy: CpuidPolicy | None = None,
+        msr_policy: MsrPolicy | None = None,
+        tsc_info: X86TscInfo | None = None,
         p2m: np.ndarray | None = None,
         ownership: np.ndarray | None = None,
         page_types: np.ndarray | None = None,
@@ -278,9 +358,9 @@ class LUDomain(Section):
         evtchn_abi: EvtchnAbi | None = None,
         evtchns: np.ndarray | None = None,
         ioreq_servers: IoreqServers | None = None,
-        vcpus: Iterable[tuple[int, Any]] = (),
-        hvm_context: Any = None,
-        hvm_params: Any = None,
+        vcpus: Iterable[tuple[int, PvVcpu]] = (),
+        hvm_context: HvmContext | None = None,
+        hvm_params: HvmParams | None = None,
         optional: Iterable[UnknownRecord] = (),
     ) -> LUDomain:
         """A domain section in canonical record order; empty arrays are omitted.
@@ -289,7 +369,7 @@ class LUDomain(Section):
         """
         recs: list[Record] = [Record(T.LU_DOMAIN, info)]
 
-        def add(t: int, v: Any) -> None:
+        def add(t: int, v: object) -> None:
             if v is not None:
                 recs.append(Record(t, v))
 
@@ -364,6 +444,21 @@ class LUStream(Value):
             return None
         return all(oks)
 
+    def check_domain_layouts(self, error: type[XenLUError], needs: str) -> None:
+        """Raise ``error`` unless every LU_DOMAIN is the declaration of the stream's epoch.
+
+        ``needs`` says who needs it in the message ("Xen 4.15", "a Xen 4.15
+        stream"): encoding and conversion both refuse a mixed stream, each
+        with its own error class.
+        """
+        want = LU_DOMAIN_LAYOUTS[self.epoch]
+        for d in self.domains:
+            if type(d.info) is not want:
+                raise error(
+                    f"domain {d.domid}: LU_DOMAIN is {type(d.info).__name__}, "
+                    f"but {needs} needs {want.__name__}"
+                )
+
     def domain(self, domid: int) -> LUDomain:
         for d in self.domains:
             if d.domid == domid:
@@ -384,9 +479,11 @@ class LUStream(Value):
         """A stream in canonical order; ``host.nr_domains`` is set from ``domains``
         and the domains are sorted by domid."""
         if not is_supported(*version):
-            raise CallerError(f"Xen {fmt_epoch(version)} is outside 4.11 … 4.21")
+            raise CallerError(f"Xen {fmt_epoch(version)} is outside {SUPPORTED_RANGE}")
         host = dataclasses.replace(host, nr_domains=len(domains))
-        recs = [Record(T.LU_VERSION, LuVersion(xen_major=version[0], xen_minor=version[1]))]
+        recs: list[Record] = [
+            Record(T.LU_VERSION, LuVersion(xen_major=version[0], xen_minor=version[1]))
+        ]
         recs.append(Record(T.LU_HOST_INFO, host))
         if reusable_regions is not None and len(reusable_regions):
             recs.append(Record(T.LU_REUSABLE_REGIONS, Bulk(reusable_regions)))

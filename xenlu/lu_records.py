@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul
 
-from xenlu.epochs import EPOCHS, Epoch
+from xenlu.epochs import EPOCHS, Epoch, or_latest
 from xenlu.errors import DecodeError, EncodeError
 from xenlu.layout import (
     Layout,
@@ -91,6 +91,7 @@ __all__ = [
     "LuDomain419",
     "LuDomain421",
     "LuDomainCommon",
+    "LuDomainInfo",
     "LuHostInfo",
     "LuSectionEnd",
     "LuState",
@@ -659,12 +660,18 @@ class LuDomain421(LuDomain417):
 
 
 #: epoch → the LU_DOMAIN declaration of that epoch (from their since/until).
-LU_DOMAIN_LAYOUTS: dict[Epoch, type[Any]] = by_epoch(
+LU_DOMAIN_LAYOUTS: dict[Epoch, type[LuDomainCommon]] = by_epoch(
     LuDomain411, LuDomain413, LuDomain415, LuDomain416, LuDomain417, LuDomain419, LuDomain421
 )
 
 
-def domain_layout(epoch: Epoch) -> type[Any]:
+#: The value of an LU_DOMAIN record: the declaration of its stream's epoch.
+LuDomainInfo = (
+    LuDomain411 | LuDomain413 | LuDomain415 | LuDomain416 | LuDomain417 | LuDomain419 | LuDomain421
+)
+
+
+def domain_layout(epoch: Epoch) -> type[LuDomainCommon]:
     """The LU_DOMAIN class of ``epoch``."""
     return LU_DOMAIN_LAYOUTS[epoch]
 
@@ -916,10 +923,10 @@ class EvtchnEntry415(EvtchnCommon):
 
 
 #: epoch → the LU_EVTCHNS entry declaration of that epoch (from their since/until).
-EVTCHN_LAYOUTS: dict[Epoch, type[Any]] = by_epoch(EvtchnEntry411, EvtchnEntry415)
+EVTCHN_LAYOUTS: dict[Epoch, type[EvtchnCommon]] = by_epoch(EvtchnEntry411, EvtchnEntry415)
 
 
-def evtchn_layout(epoch: Epoch) -> type[Any]:
+def evtchn_layout(epoch: Epoch) -> type[EvtchnCommon]:
     """The LU_EVTCHNS entry class of ``epoch``."""
     return EVTCHN_LAYOUTS[epoch]
 
@@ -1213,7 +1220,7 @@ def _bulk(
 
 
 def _decode_domain(body: memoryview, ctx: Ctx) -> Any:
-    cls = LU_DOMAIN_LAYOUTS[ctx.epoch or EPOCHS[-1]]
+    cls = LU_DOMAIN_LAYOUTS[or_latest(ctx.epoch)]
     return _DOMAIN_SPECS[cls].decode(body, ctx)
 
 
@@ -1396,7 +1403,7 @@ def _records() -> tuple[RecordSpec, ...]:
         (
             "LU_EVTCHNS",
             T.LU_EVTCHNS,
-            lambda e: EVTCHN_LAYOUTS[e or EPOCHS[-1]],
+            lambda e: EVTCHN_LAYOUTS[or_latest(e)],
             (EvtchnEntry411, EvtchnEntry415),
             False,  # §4.13: ports ascend within a record
         ),

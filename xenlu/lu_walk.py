@@ -27,9 +27,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, wait
 from typing import Any, Protocol
 
-from xenlu.epochs import Epoch, epoch_of, fmt_epoch, is_supported
+from xenlu.epochs import SUPPORTED_RANGE, Epoch, epoch_of, fmt_epoch, is_supported
 from xenlu.errors import CallerError, ChecksumError, DecodeError, FramingError, UnknownRecordError
-from xenlu.framing import as_buffer, crc32c, frame_at, frames, gc_paused
+from xenlu.framing import Source, as_buffer, crc32c, frame_at, frames, gc_paused
 from xenlu.lu_grammar import (
     DOMAIN,
     END,
@@ -327,7 +327,7 @@ class Walker:
 
 
 def decode_lu(
-    data: Any,
+    data: Source,
     *,
     strict: bool = True,
     verify_checksums: bool = True,
@@ -360,7 +360,7 @@ def decode_lu(
     return stream
 
 
-def scan_lu(data: Any) -> list[SectionInfo]:
+def scan_lu(data: Source) -> list[SectionInfo]:
     """Locate every section by framing alone (no body decoding, no checksums).
 
     Lets callers verify or decode sections independently, e.g. in parallel.
@@ -382,7 +382,7 @@ def scan_lu(data: Any) -> list[SectionInfo]:
 
 
 def decode_domain_section(
-    data: Any,
+    data: Source,
     offset: int,
     version: tuple[int, int],
     *,
@@ -397,7 +397,7 @@ def decode_domain_section(
     """
     buf = as_buffer(data)
     if not is_supported(*version):
-        raise CallerError(f"Xen {fmt_epoch(version)} is outside 4.11 … 4.21")
+        raise CallerError(f"Xen {fmt_epoch(version)} is outside {SUPPORTED_RANGE}")
     w = Walker(buf, Build(), strict, verify_checksums)
     w.epoch = epoch_of(*version)
     idx = record_index if record_index is not None else 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, Generic, NoReturn
 
 from xenlu.epochs import Epoch
 from xenlu.errors import CallerError, DecodeError, RecordError
@@ -43,6 +43,18 @@ __all__ = [
 OPTIONAL = 0x80000000
 
 Buffer = bytes | bytearray | memoryview
+
+if TYPE_CHECKING:
+    # PEP 696 defaults (typing.TypeVar has them from 3.13): a bare ``Record``
+    # means ``Record[Any]``, so annotations written before Record was generic
+    # stay valid; typing_extensions is needed by the type checker only.
+    from typing_extensions import TypeVar
+
+    V = TypeVar("V", default=Any, covariant=True)
+else:
+    from typing import TypeVar
+
+    V = TypeVar("V", covariant=True)
 
 
 class Ctx:
@@ -363,7 +375,7 @@ def record_name(type_code: int, family: str | None = None) -> str | None:
     return None
 
 
-def type_text(type_code: int, value: Any = None) -> str:
+def type_text(type_code: int, value: object = None) -> str:
     """``0x40000000 (LU_VERSION)``: a record type in hex with its name, as messages show it.
 
     ``value`` (the record's value, when known) tells families apart where
@@ -442,15 +454,21 @@ _load = load  # the former private name, kept for callers written against it
 
 
 @dataclass(frozen=True)
-class Record:
+class Record(Generic[V]):
     """One record of a stream: its type code and decoded value.
 
-    ``offset`` (the record header's absolute offset when decoded) does not
-    take part in equality.
+    Generic in its value: ``Record[LuDomain415]``, ``Record[Bulk]``; a bare
+    ``Record`` is ``Record[Any]``. ``offset`` (the record header's absolute
+    offset when decoded) does not take part in equality.
+
+    >>> from xenlu.lu_records import LuVersion, T
+    >>> r: Record[LuVersion] = Record(T.LU_VERSION, LuVersion(xen_major=4, xen_minor=19))
+    >>> r.value.xen_minor
+    19
     """
 
     type: int
-    value: Any
+    value: V
     offset: int | None = field(default=None, compare=False, repr=False)
 
     def __repr__(self) -> str:

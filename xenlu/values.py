@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["Value", "array_records", "omitted_when_empty", "to_jsonable", "values_equal"]
 
 
-def values_equal(a: Any, b: Any) -> bool:
+def values_equal(a: object, b: object) -> bool:
     """Equality that understands numpy arrays, memoryviews and nested containers."""
     import numpy as np
 

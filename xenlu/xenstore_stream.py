@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xenlu.errors import CallerError, EncodeError, FramingError, VersionError
-from xenlu.framing import BytesSink, Sink, as_buffer
+from xenlu.framing import BytesSink, Sink, as_buffer, padding_error
 from xenlu.registry import Ctx, Record, UnknownRecord
 from xenlu.xenstore_codec import decode_body, encode_body
 from xenlu.xenstore_records import (
@@ -232,17 +232,7 @@ def _frames(buf: memoryview, order: str) -> Iterator[tuple[int, int, int, int]]:
                 family="xenstore",
             )
         if pad and buf[stop - pad : stop] != _ZEROS[:pad]:
-            first = next(i for i in range(stop - pad, stop) if buf[i])
-            raise FramingError(
-                "padding not zero",
-                offset=first,
-                record_index=index,
-                record_type=rtype,
-                field="padding",
-                expected=0,
-                got=buf[first],
-                family="xenstore",
-            )
+            raise padding_error(buf, stop, pad, index, rtype, "xenstore")
         if rtype == XsType.END:
             if length:
                 raise FramingError(
