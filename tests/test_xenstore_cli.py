@@ -65,3 +65,18 @@ def test_c_writer_watch_is_one_line_exit_1(
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
     assert "field depth" in err and "dump_state_watches" in err
+
+
+def test_show_names_xenstore_records_and_dump_says_it_does_not_cover_them(
+    xs_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["show", str(xs_file)]) == 0
+    heads = [ln.split()[3] for ln in capsys.readouterr().out.splitlines() if ln.startswith("#")]
+    assert heads[0] == "GLOBAL_DATA" and "CONNECTION_DATA" in heads and "NODE_DATA" in heads
+    assert "PAGE_DATA" not in heads  # not libxc's names for the same type codes
+    assert main(["diff", str(xs_file), str(xs_file)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "xs.json"
+    assert main(["dump", str(xs_file), "-o", str(out)]) == 1
+    assert "does not cover xenstored streams" in capsys.readouterr().err
+    assert not out.exists()

@@ -75,7 +75,16 @@ import numpy as np
 
 from xenlu.api import FORMAT_TABLE, decode, encode, format_of, verify
 from xenlu.errors import CallerError
-from xenlu.registry import LIBXC, LIBXL, LU, Record, RecordSpec, UnknownRecord, record_name
+from xenlu.registry import (
+    LIBXC,
+    LIBXL,
+    LU,
+    XENSTORE,
+    Record,
+    RecordSpec,
+    UnknownRecord,
+    record_name,
+)
 from xenlu.values import OMIT_EMPTY
 
 __all__ = [
@@ -131,9 +140,10 @@ RECORD_FAMILIES: dict[str, Callable[[int], RecordSpec | None]] = {
     "Section": _lu_or_libxc,
     "LibxcStream": LIBXC.get,
     "LibxlStream": LIBXL.get,
+    "XenstoreStream": XENSTORE.get,
 }
 
-_FAMILY_OF_CLASS = {"LibxlStream": "libxl", "LibxcStream": "libxc"}
+_FAMILY_OF_CLASS = {"LibxlStream": "libxl", "LibxcStream": "libxc", "XenstoreStream": "xenstore"}
 
 
 def record_spec(owner: str, rtype: int) -> RecordSpec | None:
@@ -151,10 +161,7 @@ def record_label(owner: str, rtype: int) -> str:
 
 
 def _stream_name(obj: Any) -> str | None:
-    for f in FORMAT_TABLE.values():
-        if type(obj).__name__ == f.stream_class and type(obj).__module__ == f.module:
-            return f.name
-    return None
+    return _stream_name_of_class(type(obj))
 
 
 # --- model → JSON ---------------------------------------------------------------
@@ -280,6 +287,10 @@ def to_json(stream: Any, *, inline_max: int = INLINE_MAX) -> dict[str, Any]:
     ignores them.
     """
     name = format_of(stream)
+    if name == "xenstore":
+        # Its permission and quota runs (xenstore_records.Entries) have no JSON
+        # spelling yet: say so rather than fail on the first one.
+        raise CallerError("the JSON form does not cover xenstored streams yet (show and diff do)")
     head: dict[str, Any] = {"format": JSON_FORMAT}
     body = _object_json(stream, inline_max)
     if name == "lu":
@@ -617,9 +628,9 @@ def _object_from(cls: type[Any], x: Any, path: str) -> Any:
             continue
         if f.name == "records" and cls.__name__ in RECORD_FAMILIES:
             _want(isinstance(x[f.name], list), "expected a list of records", sub)
-            kwargs[f.name] = [
-                record_from(cls.__name__, r, f"{sub}[{i}]") for i, r in enumerate(x[f.name])
-            ]
+            recs = [record_from(cls.__name__, r, f"{sub}[{i}]") for i, r in enumerate(x[f.name])]
+            # A stream class may keep its records as a tuple (XenstoreStream).
+            kwargs[f.name] = tuple(recs) if isinstance(f.default, tuple) else recs
         else:
             kwargs[f.name] = _from(hints[f.name], x[f.name], sub)
     extra = set(x) - known
