@@ -142,3 +142,15 @@ def test_no_bar_is_free() -> None:
         bar.update(1, 3)
         bar.advance(2)
     assert not bar.shown
+
+
+def test_bar_for_dump_and_diff(files: tuple[Path, Path, str], tmp_path: Path) -> None:
+    _, big, lu = files
+    out = tmp_path / "host.json"
+    rc, _, term = _on_pty(["dump", "--liveupdate", lu, str(big), "-o", str(out)])
+    assert rc == 0 and b"xenlu dump: " in term and b"Traceback" not in term
+    assert out.stat().st_size > 0
+    rc, stdout, term = _on_pty(["diff", "--liveupdate", lu, str(big), str(big)])
+    assert rc == 0 and b"xenlu diff: " in term and stdout.strip() == b"equal"
+    rc, _, term = _on_pty(["diff", "-q", "--liveupdate", lu, str(big), str(big)])
+    assert rc == 0 and term == b""

@@ -22,6 +22,7 @@ from xenlu.cli_io import (
     stage,
     stdout_binary,
 )
+from xenlu.cli_progress import progress
 from xenlu.errors import XenLUError
 
 __all__ = ["register"]
@@ -78,13 +79,18 @@ def _write_text(path: str, write: Any) -> None:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     """``xenlu dump``: the JSON form of a stream."""
-    from xenlu.cli import _input_format, load_input
+    from xenlu.cli import _decode, _input_format
     from xenlu.jsonform import dump_to, to_json
 
     fmt = _input_format(args, "auto")
-    stream = load_input(args.file, fmt, args.liveupdate)
-    doc = to_json(stream, inline_max=args.inline_max)
-    _write_text(args.output, lambda f: dump_to(doc, f))
+    data = read_input(args.file)
+    with progress("dump", len(data)) as bar:
+        bar.phase("decode")
+        stream = _decode(data, fmt, args.liveupdate)
+        bar.phase("JSON form")
+        doc = to_json(stream, inline_max=args.inline_max)
+        bar.phase("write")
+        _write_text(args.output, lambda f: dump_to(doc, f))
     return int(Exit.OK)
 
 
@@ -92,8 +98,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     """``xenlu build``: stream bytes from a JSON form, then verify's checks."""
     from xenlu.jsonform import build, loads
 
-    doc = loads(read_input(args.file))
-    data = build(doc, check=not args.no_check)
+    text = read_input(args.file)
+    with progress("build", len(text)) as bar:
+        bar.phase("parse")
+        doc = loads(text)
+        bar.phase("build" if args.no_check else "build and verify")
+        data = build(doc, check=not args.no_check)
     if args.output == "-":
         sink = stdout_binary()
         sink.write(data)
@@ -105,13 +115,18 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """``xenlu diff``: 0 equal, 1 different."""
-    from xenlu.cli import _input_format, load_input
+    from xenlu.cli import _decode, _input_format
     from xenlu.streamdiff import diff_streams
 
     fmt = _input_format(args, "auto")
-    a = load_input(args.file, fmt, args.liveupdate)
-    b = load_input(args.other, fmt, args.liveupdate)
-    diffs = diff_streams(a, b)
+    data_a, data_b = read_input(args.file), read_input(args.other)
+    with progress("diff", len(data_a) + len(data_b), quiet=args.quiet) as bar:
+        bar.phase("decode A")
+        a = _decode(data_a, fmt, args.liveupdate)
+        bar.phase("decode B")
+        b = _decode(data_b, fmt, args.liveupdate)
+        bar.phase("compare")
+        diffs = diff_streams(a, b)
     if args.json:
         out(
             json.dumps(
