@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from xenlu.epochs import Epoch, epoch_of
-from xenlu.errors import ChecksumError, DecodeError, FramingError, UnknownRecordError
+from xenlu.errors import ChecksumError, DecodeError, FramingError
 from xenlu.feed import Event, RecordEvent, SectionEvent, rebased
 from xenlu.framing import _framing_error, crc32c
 from xenlu.lu_grammar import (
@@ -46,11 +46,11 @@ from xenlu.lu_grammar import (
     next_domain,
     open_domain,
     open_global,
-    spec_for,
 )
 from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section, _entry_count
 from xenlu.lu_records import DOMID_XEN, ENTRY_RULES, CountHeader, LuSectionEnd, LuVersion, T
-from xenlu.registry import LU, OPTIONAL, Ctx, Record, UnknownRecord
+from xenlu.lu_walk import record_value
+from xenlu.registry import LU, Ctx, Record
 
 __all__ = ["LuMachine"]
 
@@ -131,19 +131,7 @@ class LuMachine:
 
     # -- the values the walker reads (Walker.record) ---------------------------------
     def value(self, body: memoryview, idx: int, off: int, t: int, length: int) -> Any:
-        spec = spec_for(t)
-        if spec is None:
-            if not (t & OPTIONAL) and self.strict:
-                raise UnknownRecordError(
-                    "unknown mandatory record type",
-                    offset=off,
-                    record_index=idx,
-                    record_type=t,
-                    field="type",
-                    expected="a known type or bit 31 set",
-                )
-            return UnknownRecord(t, bytes(body))
-        return spec.decode(body, Ctx(idx, t, off + 8, length, self.epoch))
+        return record_value(body, idx, off, t, length, self.epoch, self.strict)
 
     # -- the machine ---------------------------------------------------------------
     def start(self, buf: memoryview) -> bool:

@@ -66,6 +66,30 @@ _SEC_END = T.LU_SECTION_END
 _PREREQUISITES = frozenset(DOMAIN.after.values())
 
 
+def record_value(
+    body: memoryview, idx: int, off: int, t: int, length: int, epoch: Epoch | None, strict: bool
+) -> Any:
+    """The value of one record of an LU stream (an LU or libxc record, §4.16)
+    whose header is at ``off``: its body decoded by its spec, an
+    :class:`~xenlu.registry.UnknownRecord` for an unknown optional type (or
+    any unknown type when not ``strict``), else :class:`UnknownRecordError`.
+    The one reading of a record body for every LU reader (walker, incremental
+    decoder, ``show``)."""
+    spec = spec_for(t)
+    if spec is None:
+        if not (t & OPTIONAL) and strict:
+            raise UnknownRecordError(
+                "unknown mandatory record type",
+                offset=off,
+                record_index=idx,
+                record_type=t,
+                field="type",
+                expected="a known type or bit 31 set",
+            )
+        return UnknownRecord(t, bytes(body))
+    return spec.decode(body, Ctx(idx, t, off + 8, length, epoch))
+
+
 class Handler(Protocol):
     """What the walker does with the records it reads (see :class:`Build`)."""
 
@@ -124,20 +148,8 @@ class Walker:
 
     def record(self, idx: int, off: int, t: int, length: int) -> Any:
         """The value of the record at ``off`` (its body decoded by its spec)."""
-        spec = spec_for(t)
         body = self.buf[off + 8 : off + 8 + length]
-        if spec is None:
-            if not (t & OPTIONAL) and self.strict:
-                raise UnknownRecordError(
-                    "unknown mandatory record type",
-                    offset=off,
-                    record_index=idx,
-                    record_type=t,
-                    field="type",
-                    expected="a known type or bit 31 set",
-                )
-            return UnknownRecord(t, bytes(body))
-        return spec.decode(body, Ctx(idx, t, off + 8, length, self.epoch))
+        return record_value(body, idx, off, t, length, self.epoch, self.strict)
 
     # -- the stream (§2) ----------------------------------------------------
     def stream(

@@ -37,11 +37,13 @@ import numpy as np
 
 from xenlu.api import FORMAT_TABLE, decode, detect_format, verify
 from xenlu.epochs import Epoch, epoch_of, fmt_epoch
-from xenlu.errors import DecodeError, UnknownRecordError, XenLUError
+from xenlu.errors import DecodeError, XenLUError
 from xenlu.framing import HDR, as_buffer, frames
 from xenlu.jsonform import record_label, record_spec
 from xenlu.layout import FieldInfo, Layout
-from xenlu.registry import LIBXC, LIBXL, LU, OPTIONAL, Ctx, Record, UnknownRecord
+from xenlu.lu_records import T
+from xenlu.lu_walk import record_value
+from xenlu.registry import LIBXC, LIBXL, LU, Ctx, Record, UnknownRecord
 
 __all__ = ["HEAD", "is_address", "show_lines"]
 
@@ -461,24 +463,10 @@ def _lu_lines(
             if domain is not None and not seen:
                 yield f"(no domain {domain} in this stream)"
             return
-        spec = LU.get(t) if t & 0x40000000 else LIBXC.get(t)
-        body = buf[off + 8 : off + 8 + length]
-        if spec is None:
-            if not t & OPTIONAL:
-                raise UnknownRecordError(
-                    "unknown mandatory record type",
-                    offset=off,
-                    record_index=idx,
-                    record_type=t,
-                    field="type",
-                    expected="a known type or bit 31 set",
-                )
-            value: Any = UnknownRecord(t, bytes(body))
-        else:
-            value = spec.decode(body, Ctx(idx, t, off + 8, length, epoch))
-        if spec is not None and spec.name == "LU_VERSION":
+        value = record_value(buf[off + 8 : off + 8 + length], idx, off, t, length, epoch, True)
+        if t == T.LU_VERSION:
             epoch = epoch_of(value.xen_major, value.xen_minor)
-        if spec is not None and spec.name == "LU_DOMAIN":
+        if t == T.LU_DOMAIN:
             current = value.domid
             seen = seen or current == domain
             if domain is None or domain == current:
@@ -488,7 +476,7 @@ def _lu_lines(
         show = domain is None or (current is not None and domain == current)
         if show and (record is None or record_label("LUDomain", t) == record):
             yield from record_lines("LUDomain", idx, Record(t, value, off), length, show_all)
-        if spec is not None and spec.name == "LU_SECTION_END":
+        if t == T.LU_SECTION_END:
             current = None
     raise DecodeError("stream ends without END", offset=len(buf), expected="END record")
 
