@@ -1,7 +1,7 @@
 """The JSON form of every stream xenlu knows: ``xenlu dump`` and ``xenlu build``.
 
-:func:`to_json` turns a decoded stream (LU, libxc, libxl, xl) into plain JSON
-data, :func:`from_json` turns that data back into the stream object, and
+:func:`to_json` turns a decoded stream (LU, libxc, libxl, xl, xenstored) into
+plain JSON data, :func:`from_json` turns that data back into the stream object, and
 :func:`build` encodes it and runs :func:`xenlu.api.verify`'s checks. For
 every valid stream ``b``: ``build(to_json(decode(b))) == b``, byte for byte.
 
@@ -13,7 +13,9 @@ declarations, never written by hand per record:
   "family": "lu", ...}`` followed by the stream's own fields, by their names
   in the model (``global_section``/``domains`` for LU, ``header``/``domain``/
   ``records`` for libxc, ``header``/``records`` for libxl,
-  ``mandatory_flags`` … ``stream`` for xl). A nested stream (the libxc stream
+  ``mandatory_flags`` … ``stream`` for xl, ``version``/``big_endian``/
+  ``records``/``unpadded`` for xenstored, where ``unpadded`` lists the
+  indices of the records whose ``len`` excludes their padding). A nested stream (the libxc stream
   in LIBXC_CONTEXT, an xl file's stream) carries ``"family": "libxc"`` too.
 * a record is ``{"type": "0x40000010", "name": "LU_DOMAIN", "value": {...}}``;
   the value's keys are the spec's field names (reserved fields left out:
@@ -35,6 +37,14 @@ declarations, never written by hand per record:
   entry. Either spelling is accepted by :func:`build` (edit a column by
   replacing it with a list). A reserved column is written only when it is
   not all zero.
+* a run of fixed-size entries over raw bytes (a xenstored node's
+  permissions, a quota run: :class:`~xenlu.xenstore_records.Entries`, whose
+  model field is ``Annotated[Entries, <declaration>]``) is a list of objects
+  keyed by the declaration's field names, ``[{"perm": 110, "flags": 0,
+  "domid": 1}]``, values as numbers whatever the stream's byte order (the
+  stream's ``big_endian`` says how they are written back).
+* a value that may be one of several declarations (a xenstored connection's
+  ring or socket spec) is the one whose field names are exactly its keys.
 * bytes are hex (``"0a1b"``) up to 64 bytes, else ``{"base64": ...}``;
   either spelling (and ``{"hex": ...}``) is accepted.
 * integers are JSON numbers (u64 exact); a hand edit may also write them
@@ -43,7 +53,8 @@ declarations, never written by hand per record:
 A new stream family (a :class:`xenlu.api.Format` entry) gets the form, and
 ``show``/``diff``, by providing: a stream class that is a dataclass whose
 fields are ints, bools, bytes, numpy arrays, :func:`~xenlu.layout.packed`
-values, nested dataclasses, tuples/lists of those or ``list[Record]``; for
+values, annotated ``Entries`` runs, nested dataclasses, tuples/lists/
+frozensets of those, or a ``records`` list or tuple of :class:`Record`; for
 each class holding a ``records`` list, an entry in :data:`RECORD_FAMILIES`
 (its registry's lookup), with every :class:`~xenlu.registry.RecordSpec`'s
 ``value_type`` set; and an encoder that recomputes lengths and checksums.
