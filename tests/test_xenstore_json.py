@@ -9,13 +9,16 @@ permission is built and seen by ``verify`` / ``validate``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.test_view import _EDIT_VALUES, _leaves
 from xenlu import api
 from xenlu import strategies as S
 from xenlu.cli import main
@@ -190,3 +193,22 @@ def test_connection_spec_is_picked_by_its_keys() -> None:
     conn["value"]["spec"] = {"domid": 1, "socket_fd": 3}
     with pytest.raises(JsonFormError, match="fit none or several"):
         from_json(doc)
+
+
+_EDIT_DOC = to_json(api.decode((GOLDEN / "v2-le-doc-lengths.xs").read_bytes()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0), _EDIT_VALUES)
+def test_any_hand_edit_builds_or_raises_a_typed_error(at: int, value: Any) -> None:
+    doc = json.loads(json.dumps(_EDIT_DOC))
+    paths = _leaves(doc)
+    path = paths[at % len(paths)]
+    target = doc
+    for k in path[:-1]:
+        target = target[k]
+    target[path[-1]] = value
+    # Either it builds, or a JsonFormError with its path / verify's located
+    # error; anything else (TypeError, struct.error …) fails the test.
+    with contextlib.suppress(XenLUError):
+        build(doc)
