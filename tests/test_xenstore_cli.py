@@ -67,7 +67,7 @@ def test_c_writer_watch_is_one_line_exit_1(
     assert "field depth" in err and "dump_state_watches" in err
 
 
-def test_show_names_xenstore_records_and_dump_says_it_does_not_cover_them(
+def test_show_names_xenstore_records_and_dump_builds_them_back(
     xs_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["show", str(xs_file)]) == 0
@@ -76,7 +76,13 @@ def test_show_names_xenstore_records_and_dump_says_it_does_not_cover_them(
     assert "PAGE_DATA" not in heads  # not libxc's names for the same type codes
     assert main(["diff", str(xs_file), str(xs_file)]) == 0
     capsys.readouterr()
+    # Issue 17: the JSON form covers xenstored streams (dump used to refuse them).
     out = tmp_path / "xs.json"
-    assert main(["dump", str(xs_file), "-o", str(out)]) == 1
-    assert "does not cover xenstored streams" in capsys.readouterr().err
-    assert not out.exists()
+    assert main(["dump", str(xs_file), "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert (doc["family"], doc["big_endian"]) == ("xenstore", True)
+    names = [r["name"] for r in doc["records"]]
+    assert names[0] == "GLOBAL_DATA" and "NODE_DATA" in names and "PAGE_DATA" not in names
+    back = tmp_path / "back"
+    assert main(["build", str(out), "-o", str(back)]) == 0
+    assert back.read_bytes() == xs_file.read_bytes()

@@ -1,7 +1,7 @@
 """The JSON form of every stream xenlu knows: ``xenlu dump`` and ``xenlu build``.
 
-:func:`to_json` turns a decoded stream (LU, libxc, libxl, xl) into plain JSON
-data, :func:`from_json` turns that data back into the stream object, and
+:func:`to_json` turns a decoded stream (LU, libxc, libxl, xl, xenstored) into
+plain JSON data, :func:`from_json` turns that data back into the stream object, and
 :func:`build` encodes it and runs :func:`xenlu.api.verify`'s checks. For
 every valid stream ``b``: ``build(to_json(decode(b))) == b``, byte for byte.
 
@@ -13,7 +13,9 @@ declarations, never written by hand per record:
   "family": "lu", ...}`` followed by the stream's own fields, by their names
   in the model (``global_section``/``domains`` for LU, ``header``/``domain``/
   ``records`` for libxc, ``header``/``records`` for libxl,
-  ``mandatory_flags`` … ``stream`` for xl). A nested stream (the libxc stream
+  ``mandatory_flags`` … ``stream`` for xl, ``version``/``big_endian``/
+  ``records``/``unpadded`` for xenstored, where ``unpadded`` lists the
+  indices of the records whose ``len`` excludes their padding). A nested stream (the libxc stream
   in LIBXC_CONTEXT, an xl file's stream) carries ``"family": "libxc"`` too.
 * a record is ``{"type": "0x40000010", "name": "LU_DOMAIN", "value": {...}}``;
   the value's keys are the spec's field names (reserved fields left out:
@@ -35,6 +37,14 @@ declarations, never written by hand per record:
   entry. Either spelling is accepted by :func:`build` (edit a column by
   replacing it with a list). A reserved column is written only when it is
   not all zero.
+* a run of fixed-size entries over raw bytes (a xenstored node's
+  permissions, a quota run: :class:`~xenlu.xenstore_records.Entries`, whose
+  model field is ``Annotated[Entries, <declaration>]``) is a list of objects
+  keyed by the declaration's field names, ``[{"perm": 110, "flags": 0,
+  "domid": 1}]``, values as numbers whatever the stream's byte order (the
+  stream's ``big_endian`` says how they are written back).
+* a value that may be one of several declarations (a xenstored connection's
+  ring or socket spec) is the one whose field names are exactly its keys.
 * bytes are hex (``"0a1b"``) up to 64 bytes, else ``{"base64": ...}``;
   either spelling (and ``{"hex": ...}``) is accepted.
 * integers are JSON numbers (u64 exact); a hand edit may also write them
@@ -43,7 +53,8 @@ declarations, never written by hand per record:
 A new stream family (a :class:`xenlu.api.Format` entry) gets the form, and
 ``show``/``diff``, by providing: a stream class that is a dataclass whose
 fields are ints, bools, bytes, numpy arrays, :func:`~xenlu.layout.packed`
-values, nested dataclasses, tuples/lists of those or ``list[Record]``; for
+values, annotated ``Entries`` runs, nested dataclasses, tuples/lists/
+frozensets of those, or a ``records`` list or tuple of :class:`Record`; for
 each class holding a ``records`` list, an entry in :data:`RECORD_FAMILIES`
 (its registry's lookup), with every :class:`~xenlu.registry.RecordSpec`'s
 ``value_type`` set; and an encoder that recomputes lengths and checksums.
@@ -65,6 +76,7 @@ import binascii
 import dataclasses
 import enum
 import json
+import struct
 import sys
 import types
 import typing
@@ -75,6 +87,7 @@ import numpy as np
 
 from xenlu.api import FORMAT_TABLE, decode, encode, format_of, verify
 from xenlu.errors import CallerError
+from xenlu.layout import Layout
 from xenlu.registry import (
     LIBXC,
     LIBXL,
@@ -86,6 +99,7 @@ from xenlu.registry import (
     record_name,
 )
 from xenlu.values import OMIT_EMPTY
+from xenlu.xenstore_records import Entries
 
 __all__ = [
     "JSON_FORMAT",
@@ -238,6 +252,10 @@ def _value_json(value: Any, inline_max: int) -> Any:
         return array_json(value, inline_max)
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, Entries):
+        return _entries_json(value, inline_max)
+    if isinstance(value, (set, frozenset)):
+        return sorted(_value_json(v, inline_max) for v in value)
     if isinstance(value, (list, tuple)):
         if value and all(isinstance(r, Record) for r in value):
             raise CallerError("a record list outside a stream or section")
@@ -245,6 +263,26 @@ def _value_json(value: Any, inline_max: int) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _object_json(value, inline_max)
     raise CallerError(f"cannot express a {type(value).__name__} in the JSON form")
+
+
+def _entries_json(entries: Entries, inline_max: int) -> list[dict[str, Any]]:
+    # A run of fixed-size entries (a node's permissions, quota values): one
+    # object per entry, its keys the declaration's field names, its values in
+    # host terms whatever the stream's byte order (the stream's big_endian
+    # says how they are written back). Reserved fields only when non-zero.
+    fields = entries.layout.fields
+    return [
+        {
+            fi.name: _value_json(v, inline_max)
+            for fi, v in zip(fields, t, strict=True)
+            if not fi.reserved or _nonzero_value(v)
+        }
+        for t in entries.tuples()
+    ]
+
+
+def _nonzero_value(v: Any) -> bool:
+    return any(v) if isinstance(v, bytes) else bool(v)
 
 
 def _object_json(obj: Any, inline_max: int) -> dict[str, Any]:
@@ -287,10 +325,6 @@ def to_json(stream: Any, *, inline_max: int = INLINE_MAX) -> dict[str, Any]:
     ignores them.
     """
     name = format_of(stream)
-    if name == "xenstore":
-        # Its permission and quota runs (xenstore_records.Entries) have no JSON
-        # spelling yet: say so rather than fail on the first one.
-        raise CallerError("the JSON form does not cover xenstored streams yet (show and diff do)")
     head: dict[str, Any] = {"format": JSON_FORMAT}
     body = _object_json(stream, inline_max)
     if name == "lu":
@@ -561,6 +595,23 @@ def _union_pick(args: tuple[Any, ...], x: Any, path: str) -> Any:
         raise JsonFormError(f"a {_short(x['family'])} stream does not fit here", path)
     if len(classes) == 1:
         return classes[0]
+    if all(a in (bytes, bytearray, memoryview) for a in classes):
+        return bytes  # a raw buffer, whichever of the three the model holds
+    if isinstance(x, dict):
+        # Alternative declarations (a ring or a socket connection's spec): the
+        # one whose fields are exactly the keys given.
+        keys = set(x)
+        fits = [
+            a
+            for a in classes
+            if isinstance(a, type)
+            and dataclasses.is_dataclass(a)
+            and {f.name for f in dataclasses.fields(a) if f.init and f.compare} == keys
+        ]
+        if len(fits) == 1:
+            return fits[0]
+        names = ", ".join(getattr(a, "__name__", repr(a)) for a in classes)
+        raise JsonFormError(f"the keys fit none or several of {names}", path)
     raise JsonFormError('ambiguous value: give its "family"', path)
 
 
@@ -576,6 +627,12 @@ def _stream_class_name(name: Any) -> str | None:
 
 def _from(tp: Any, x: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        base, *meta = typing.get_args(tp)
+        if base is Entries:
+            # Annotated[Entries, NodePerm]: the run's entry declaration.
+            return _entries_from(meta[0].LAYOUT, x, path)
+        return _from(base, x, path)
     if origin in (types.UnionType, typing.Union):
         args = typing.get_args(tp)
         if x is None and type(None) in args:
@@ -596,6 +653,10 @@ def _from(tp: Any, x: Any, path: str) -> Any:
         (arg,) = typing.get_args(tp)
         _want(isinstance(x, list), "expected a list", path)
         return [_from(arg, v, f"{path}[{i}]") for i, v in enumerate(x)]
+    if origin is frozenset:
+        (arg,) = typing.get_args(tp)
+        _want(isinstance(x, list), "expected a list", path)
+        return frozenset(_from(arg, v, f"{path}[{i}]") for i, v in enumerate(x))
     if origin is tuple:
         args = typing.get_args(tp)
         _want(isinstance(x, list), "expected a list", path)
@@ -608,6 +669,36 @@ def _from(tp: Any, x: Any, path: str) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _object_from(tp, x, path)
     raise JsonFormError(f"cannot build a {tp!r} from JSON", path)
+
+
+def _entries_from(layout: Layout, x: Any, path: str) -> Entries:
+    """The :class:`Entries` of an :func:`_entries_json` list (reserved fields default to 0)."""
+    _want(isinstance(x, list), f"expected a list of {layout.cls.__name__} entries", path)
+    names = set(layout.names)
+    packer = layout.struct  # the declaration's own (little-endian) byte order
+    out = bytearray()
+    for i, e in enumerate(x):
+        sub = f"{path}[{i}]"
+        _want(isinstance(e, dict), f"expected an object ({layout.cls.__name__})", sub)
+        unknown = set(e) - names
+        if unknown:
+            raise JsonFormError(f"no field {sorted(unknown)[0]!r} in {layout.cls.__name__}", sub)
+        vals: list[Any] = []
+        for fi in layout.fields:
+            if fi.name not in e:
+                _want(fi.reserved, f"missing field {fi.name!r}", sub)
+                vals.append(bytes(fi.size) if fi.kind == "bytes" else 0)
+            elif fi.kind == "bytes":
+                raw = _raw(e[fi.name], f"{sub}.{fi.name}")
+                _want(len(raw) == fi.size, f"expected {fi.size} bytes", f"{sub}.{fi.name}")
+                vals.append(raw)
+            else:
+                vals.append(_int(e[fi.name], f"{sub}.{fi.name}"))
+        try:
+            out += packer.pack(*vals)
+        except struct.error as exc:
+            raise JsonFormError(f"value out of range: {exc}", sub) from None
+    return Entries(layout, bytes(out), layout.byteorder)
 
 
 def _object_from(cls: type[Any], x: Any, path: str) -> Any:

@@ -29,7 +29,7 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ub, Int32ul, Int64ul
 
@@ -377,7 +377,11 @@ class NodeData:
 
     path: Buf
     value: Buf = b""
-    perms: Entries = field(default_factory=lambda: Entries(NodePerm.LAYOUT, b""))
+    # Annotated with the entry declaration: the JSON form (xenlu.jsonform)
+    # reads a run of entries back through it.
+    perms: Annotated[Entries, NodePerm] = field(
+        default_factory=lambda: Entries(NodePerm.LAYOUT, b"")
+    )
     conn_id: int = 0
     tx_id: int = 0
     access: int = 0
@@ -402,7 +406,7 @@ class GlobalQuotaData:
     """
 
     n_dom_quota: int
-    values: Entries
+    values: Annotated[Entries, QuotaVal]
     names: Buf
 
     @property
@@ -416,7 +420,7 @@ class DomainData:
     """§DOMAIN_DATA: one domain's quota and (version 2) ``features``."""
 
     domain_id: int
-    values: Entries
+    values: Annotated[Entries, QuotaVal]
     names: Buf
     features: int = 0
 
