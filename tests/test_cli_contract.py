@@ -648,12 +648,20 @@ def _blocked_in_read(pid: int) -> bool:
         return False
 
 
+def _default_sigint() -> None:
+    # A job started in the background of a non-interactive shell inherits
+    # SIGINT ignored, and so would xenlu (rightly: it keeps an ignored
+    # Ctrl-C ignored); the test wants a terminal's Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_process_ctrl_c_is_130_and_one_line() -> None:
     p = subprocess.Popen(
         [*XENLU, "verify", "-"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 60
     while not _blocked_in_read(p.pid) and time.monotonic() < deadline:
