@@ -76,6 +76,7 @@ __all__ = [
     "RecordEvent",
     "SectionEvent",
     "StreamEnd",
+    "WholeRecords",
     "verify_stream",
 ]
 
@@ -229,7 +230,27 @@ def _machine(
     return _Whole(fmt, strict)
 
 
-class _Whole:
+class WholeRecords:
+    """The large-record part of :class:`Machine` for a family whose records
+    are all checked whole (``big`` is never true, so the rest is unreachable)."""
+
+    def big(self, t: int, length: int) -> bool:
+        return False
+
+    def begin_big(self, off: int, t: int, length: int, header: bytes) -> None:  # pragma: no cover
+        raise AssertionError
+
+    def piece(self, buf: memoryview, pos: int, end: int) -> int:  # pragma: no cover
+        raise AssertionError
+
+    def big_left(self) -> int:
+        return 0
+
+    def big_truncated(self, end: int) -> DecodeError:  # pragma: no cover
+        raise AssertionError
+
+
+class _Whole(WholeRecords):
     """A family without an incremental machine yet (the xenstored stream):
     the stream is gathered and handed to the format's verifier at the end."""
 
@@ -254,21 +275,6 @@ class _Whole:
 
     def record(self, buf: memoryview, pos: int, base: int, t: int, length: int, stop: int) -> None:
         return None  # pragma: no cover
-
-    def big(self, t: int, length: int) -> bool:
-        return False  # pragma: no cover
-
-    def begin_big(self, off: int, t: int, length: int, header: bytes) -> None:
-        return None  # pragma: no cover
-
-    def piece(self, buf: memoryview, pos: int, end: int) -> int:
-        return 0  # pragma: no cover
-
-    def big_left(self) -> int:
-        return 0
-
-    def big_truncated(self, end: int) -> DecodeError:  # pragma: no cover
-        raise AssertionError
 
     def finish(self, end: int) -> None:  # pragma: no cover
         return None

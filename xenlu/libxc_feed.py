@@ -14,16 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from xenlu.errors import DecodeError, FramingError, UnknownRecordError
-from xenlu.feed import Event, RecordEvent
+from xenlu.errors import DecodeError, FramingError
+from xenlu.feed import Event, RecordEvent, WholeRecords
 from xenlu.libxc_grammar import DHDR_TYPE_PV, State, admit, at_end, is_last
 from xenlu.libxc_stream import DHDR_SIZE, IHDR_SIZE, _body_fns, _decode_headers
-from xenlu.registry import OPTIONAL, Ctx
+from xenlu.registry import OPTIONAL, Ctx, unknown_mandatory
 
 __all__ = ["LibxcMachine"]
 
 
-class LibxcMachine:
+# libxc records are checked whole (PAGE_DATA batches are at most a few MiB).
+class LibxcMachine(WholeRecords):
     """The libxc stream, pushed record by record (see the module notes).
 
     ``at``: where its image header is (an xl save file's stream follows the
@@ -95,13 +96,7 @@ class LibxcMachine:
         fn = self.bodies.get(t)
         if fn is None:
             if self.strict and not t & OPTIONAL:
-                raise UnknownRecordError(
-                    "unknown mandatory record type",
-                    offset=off,
-                    record_index=idx,
-                    record_type=t,
-                    field="type",
-                )
+                raise unknown_mandatory(off, idx, t)
         else:
             ctx = self.ctx
             ctx.index, ctx.type, ctx.offset, ctx.length = idx, t, off + 8, length
@@ -127,19 +122,3 @@ class LibxcMachine:
             # Bytes after END belong to the container (reference §1.4; what
             # Xen's convert-legacy-stream writes after an HVM stream): counted.
             self.trailing = end - self.end_at
-
-    # libxc records are checked whole (PAGE_DATA batches are at most a few MiB).
-    def big(self, t: int, length: int) -> bool:
-        return False
-
-    def begin_big(self, off: int, t: int, length: int, header: bytes) -> None:  # pragma: no cover
-        raise AssertionError
-
-    def piece(self, buf: memoryview, pos: int, end: int) -> int:  # pragma: no cover
-        raise AssertionError
-
-    def big_left(self) -> int:
-        return 0
-
-    def big_truncated(self, end: int) -> DecodeError:  # pragma: no cover
-        raise AssertionError

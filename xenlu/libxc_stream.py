@@ -66,7 +66,6 @@ from xenlu.errors import (
     DecodeError,
     EncodeError,
     FramingError,
-    UnknownRecordError,
     VersionError,
 )
 from xenlu.framing import (
@@ -96,7 +95,7 @@ from xenlu.libxc_grammar import (
     is_last,
     steady,
 )
-from xenlu.registry import LIBXC, OPTIONAL, Ctx, Record, UnknownRecord
+from xenlu.registry import LIBXC, OPTIONAL, Ctx, Record, UnknownRecord, unknown_mandatory
 from xenlu.values import omitted_when_empty
 
 __all__ = [
@@ -423,13 +422,7 @@ def _walk(
         fn = get(rtype)
         if fn is None:
             if strict and not rtype & OPTIONAL:
-                raise UnknownRecordError(
-                    "unknown mandatory record type",
-                    offset=pos,
-                    record_index=index,
-                    record_type=rtype,
-                    field="type",
-                )
+                raise unknown_mandatory(pos, index, rtype)
             if keep:
                 body = bytes(buf[body_at : body_at + length])
                 append(Record(rtype, UnknownRecord(rtype, body), pos))

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from xenlu.errors import DecodeError, FramingError, UnknownRecordError
-from xenlu.feed import Event, RecordEvent, rebased
+from xenlu.feed import Event, RecordEvent, WholeRecords, rebased
 from xenlu.libxc import RecType
 from xenlu.libxc_feed import LibxcMachine
 from xenlu.libxc_stream import DHDR_SIZE, IHDR_SIZE
@@ -50,7 +50,8 @@ _XL_FIXED = len(XL_MAGIC) + XL_HDR.size
 _LIBXL, _LIBXC, _PLAIN = range(3)
 
 
-class LibxlMachine:
+# libxl and libxc records are checked whole.
+class LibxlMachine(WholeRecords):
     """A libxl stream, or an xl save file (``xl=True``), pushed record by record."""
 
     def __init__(
@@ -220,19 +221,3 @@ class LibxlMachine:
                 expected="another record (END missing)",
             )
         self.trailing = end - self.end_at  # the container's, as after a libxc END
-
-    # libxl and libxc records are checked whole.
-    def big(self, t: int, length: int) -> bool:
-        return False
-
-    def begin_big(self, off: int, t: int, length: int, header: bytes) -> None:  # pragma: no cover
-        raise AssertionError
-
-    def piece(self, buf: memoryview, pos: int, end: int) -> int:  # pragma: no cover
-        raise AssertionError
-
-    def big_left(self) -> int:
-        return 0
-
-    def big_truncated(self, end: int) -> DecodeError:  # pragma: no cover
-        raise AssertionError

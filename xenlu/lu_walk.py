@@ -28,7 +28,7 @@ from concurrent.futures import Executor, Future, wait
 from typing import Any, Protocol
 
 from xenlu.epochs import SUPPORTED_RANGE, Epoch, epoch_of, fmt_epoch, is_supported
-from xenlu.errors import CallerError, ChecksumError, DecodeError, FramingError, UnknownRecordError
+from xenlu.errors import CallerError, ChecksumError, DecodeError, FramingError
 from xenlu.framing import Source, as_buffer, crc32c, frame_at, frames, gc_paused
 from xenlu.lu_grammar import (
     DOMAIN,
@@ -49,7 +49,7 @@ from xenlu.lu_grammar import (
 )
 from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section, SectionInfo
 from xenlu.lu_records import DOMID_XEN, LuHostInfo, LuSectionEnd, LuVersion, T
-from xenlu.registry import LU, OPTIONAL, Ctx, Record, UnknownRecord
+from xenlu.registry import LU, OPTIONAL, Ctx, Record, UnknownRecord, unknown_mandatory
 
 __all__ = [
     "Build",
@@ -78,14 +78,7 @@ def record_value(
     spec = spec_for(t)
     if spec is None:
         if not (t & OPTIONAL) and strict:
-            raise UnknownRecordError(
-                "unknown mandatory record type",
-                offset=off,
-                record_index=idx,
-                record_type=t,
-                field="type",
-                expected="a known type or bit 31 set",
-            )
+            raise unknown_mandatory(off, idx, t, expected="a known type or bit 31 set")
         return UnknownRecord(t, bytes(body))
     return spec.decode(body, Ctx(idx, t, off + 8, length, epoch))
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NoReturn
 
 from xenlu.epochs import Epoch
-from xenlu.errors import CallerError, DecodeError, RecordError
+from xenlu.errors import CallerError, DecodeError, RecordError, UnknownRecordError
 from xenlu.layout import Layout, Violation
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "load",
     "record_name",
     "type_text",
+    "unknown_mandatory",
 ]
 
 #: Bit 31 of a record type: a reader that does not know the record skips it.
@@ -155,6 +156,21 @@ class Ctx:
             got=v.got,
             family=self.family,
         )
+
+
+def unknown_mandatory(
+    offset: int, index: int, rtype: int, *, expected: str | None = None
+) -> UnknownRecordError:
+    """The error of an unknown record type without bit 31 (reference §1.4:
+    a reader may skip only optional records), for every walker and reader."""
+    return UnknownRecordError(
+        "unknown mandatory record type",
+        offset=offset,
+        record_index=index,
+        record_type=rtype,
+        field="type",
+        expected=expected,
+    )
 
 
 @dataclass(frozen=True)
