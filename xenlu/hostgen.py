@@ -35,6 +35,15 @@ from typing import Any
 
 import numpy as np
 
+from xenlu._hostgen_vary import (
+    DOMAIN_BULK,
+    DROPPABLE,
+    ORDER_SLOTS,
+    DomainVariations,
+    HostVariations,
+    Unknown,
+    Varier,
+)
 from xenlu.epochs import EpochLike, as_version, epoch_of
 from xenlu.framing import REC_LENGTH_MAX
 from xenlu.lu_records import (
@@ -68,7 +77,19 @@ from xenlu.lu_records import (
 from xenlu.lu_stream import GlobalSection, LUDomain, LUStream, Section, X
 from xenlu.registry import Record
 
-__all__ = ["HostPlan", "host_sections", "make_host", "write_host"]
+__all__ = [
+    "DOMAIN_BULK",
+    "DROPPABLE",
+    "ORDER_SLOTS",
+    "DomainVariations",
+    "HostPlan",
+    "HostVariations",
+    "Unknown",
+    "build_host",
+    "host_sections",
+    "make_host",
+    "write_host",
+]
 
 PAGES_PER_MIB = 256
 BOOTMEM_START = 0x0800_0000  # 128 MiB, 2 MiB aligned (§4.2)
@@ -95,10 +116,25 @@ class HostPlan:
     fifo_every: int = 2
     grant_v2_every: int = 2
     superpages: bool = False
+    variations: HostVariations | None = None
 
     def __post_init__(self) -> None:
         # The one version parser: a HostPlan built by hand is checked as make_host's is.
         object.__setattr__(self, "version", as_version(self.version))
+
+    # The facts of the i-th domain built (0 is dom0), for the builder and for
+    # callers that choose variations (the strategies) alike.
+    def hvm(self, i: int) -> bool:
+        """Domain ``i`` is an HVM guest (dom0, ``i == 0``, is PV)."""
+        return i != 0
+
+    def fifo(self, i: int) -> bool:
+        """Domain ``i`` uses FIFO event channels (every ``fifo_every``-th guest)."""
+        return self.hvm(i) and self.fifo_every > 0 and i % self.fifo_every == 0
+
+    def grant_v2(self, i: int) -> bool:
+        """Domain ``i`` has a grant table v2 (every ``grant_v2_every``-th guest)."""
+        return self.hvm(i) and self.grant_v2_every != 0 and i % self.grant_v2_every == 0
 
 
 class _Alloc:
@@ -161,6 +197,7 @@ def make_host(
     fifo_every: int = 2,
     grant_v2_every: int = 2,
     superpages: bool = False,
+    variations: HostVariations | None = None,
 ) -> LUStream:
     """A consistent host: a PV dom0 and ``n_hvm`` HVM guests of ``mem_mib`` MiB each.
 
@@ -174,6 +211,13 @@ def make_host(
     epoch, with every field an older xen#1 lacked at its upgrade default, so
     the host converts losslessly to any epoch. ``version`` is spelled
     ``"4.15"`` or ``(4, 15)`` (:func:`xenlu.epochs.as_version`).
+
+    ``variations`` (a :class:`HostVariations`) changes the built host in
+    ways that keep it consistent — sparse domain ids, a 32-bit PV dom0,
+    per-domain flags and limits, host grant defaults, dropped optional
+    records, bulk records split, shuffled record order, unknown optional
+    records; :func:`xenlu.strategies.hosts` draws them. Without it the host
+    is the same, byte for byte, as before the option existed.
 
     >>> make_host("4.18", n_hvm=0, mem_mib=1, dom0_mem_mib=1).xen_version
     '4.18'
@@ -189,7 +233,18 @@ def make_host(
         fifo_every,
         grant_v2_every,
         superpages,
+        variations,
     )
+    return _Builder(plan).build()
+
+
+def build_host(plan: HostPlan) -> LUStream:
+    """The host of a :class:`HostPlan` (``make_host``'s knobs as one value).
+
+    >>> v = HostVariations(domids=(5,), pv32=True)
+    >>> [d.domid for d in build_host(HostPlan("4.15", n_hvm=1, mem_mib=1, variations=v)).domains]
+    [0, 5]
+    """
     return _Builder(plan).build()
 
 
@@ -205,6 +260,7 @@ def host_sections(
     fifo_every: int = 2,
     grant_v2_every: int = 2,
     superpages: bool = False,
+    variations: HostVariations | None = None,
 ) -> Iterator[Section]:
     """The sections of ``make_host(...)`` (same arguments), one at a time.
 
@@ -228,6 +284,7 @@ def host_sections(
         fifo_every,
         grant_v2_every,
         superpages,
+        variations,
     )
     return _Builder(plan).sections()
 
@@ -365,7 +422,7 @@ class _Builder:
     # -- grant tables ------------------------------------------------------
     def _grant_tables(self) -> None:
         for i, d in enumerate(self.domids):
-            v2 = d != 0 and self.p.grant_v2_every and i % self.p.grant_v2_every == 0
+            v2 = self.p.grant_v2(i)
             n = 4 if d else 8
             gf = np.array([self._heap_page(d) for _ in range(n)], np.uint64)
             sf = np.array([self._heap_page(d) for _ in range(-(-n // 8))] if v2 else [], np.uint64)
@@ -596,89 +653,88 @@ class _Builder:
     def _domain(self, i: int, d: int) -> LUDomain:
         """The section of domain ``d`` (the ``i``-th), consuming the seeded draws in order."""
         from xenlu.hvmctx import HvmContext  # noqa: F401 - libxc records register on import
-        from xenlu.libxc import (
-            CpuidLeaf,
-            CpuidPolicy,
-            HvmParamEntry,
-            HvmParams,
-            MsrEntry,
-            MsrPolicy,
-            PvVcpu,
-            X86PvInfo,
-            X86TscInfo,
-        )
+        from xenlu.libxc import CpuidLeaf, CpuidPolicy, MsrEntry, MsrPolicy, X86TscInfo
 
-        p, mem_pages = self.p, self.mem_pages
-        hvm = d != 0
-        fifo = hvm and p.fifo_every > 0 and i % p.fifo_every == 0
-        info = self._domain_info(d, hvm)
-        gt = self.grant_frames[d]
-        evt = self._evtchn_array(d, fifo)
-        if fifo:
-            cb = np.zeros(p.vcpus, ControlBlock.LAYOUT.dtype)
-            cb["vcpu"] = np.arange(p.vcpus)
-            cb["offset"] = 0
-            cb["control_gfn"] = mem_pages[d] - 16 + np.arange(p.vcpus)
-            abi = EvtchnAbi(2, cb, np.array([mem_pages[d] - 20], np.uint64))
-        else:
-            abi = EvtchnAbi(1, np.zeros(0, ControlBlock.LAYOUT.dtype), np.zeros(0, np.uint64))
+        fifo = self.p.fifo(i)
+        info = self._domain_info(d, self.p.hvm(i))
         common: dict[str, Any] = dict(
             tsc_info=X86TscInfo(mode=0, khz=2_500_000, nsec=123_456_789 * (d + 1), incarnation=d),
             cpuid_policy=CpuidPolicy(_cpuid(CpuidLeaf)),
             msr_policy=MsrPolicy(_msrs(MsrEntry)),
             ownership=None,
-            grant_table=gt,
+            grant_table=self.grant_frames[d],
             grant_maps=self._grant_maps(d),
-            evtchn_abi=abi,
-            evtchns=evt,
+            evtchn_abi=self._evtchn_abi(d, fifo),
+            evtchns=self._evtchn_array(d, fifo),
         )
-        if hvm:
-            ranges = np.zeros(3, IoreqRange.LAYOUT.dtype)
-            ranges["type"] = [0, 1, 2]
-            ranges["start"] = [0x3F8, 0xFEBF0000, 0x0008]
-            ranges["end"] = [0x3FF, 0xFEBFFFFF, 0x0008]
-            top = mem_pages[d]
-            servers = IoreqServers((IoreqServer(0, 0, 1, 1, top - 2, top - 3, ranges),))
-            params = np.zeros(6, HvmParamEntry.LAYOUT.dtype)
-            params["index"] = [
-                HVM_PARAM_STORE_PFN,
-                HVM_PARAM_STORE_EVTCHN,
-                HVM_PARAM_IOREQ_PFN,
-                HVM_PARAM_BUFIOREQ_PFN,
-                HVM_PARAM_CONSOLE_PFN,
-                HVM_PARAM_CONSOLE_EVTCHN,
-            ]
-            params["value"] = [
-                top - 4,
-                self.store_port[d],
-                top - 2,
-                top - 3,
-                top - 5,
-                self.console_port[d],
-            ]
-            dom = LUDomain.build(
-                info,
-                p2m=self._p2m(d, mem_pages[d]),
-                ioreq_servers=servers,
-                hvm_context=self._hvm_context(d),
-                hvm_params=HvmParams(params),
-                **{**common, "ownership": self._ownership(d)},
-            )
-        else:
-            pt = self._page_types(d)
-            vcpu_recs = []
-            for cpu in range(p.vcpus):
-                vcpu_recs.append((X.X86_PV_VCPU_BASIC, PvVcpu(cpu, _blob(self.rng, 5168))))
-                vcpu_recs.append((X.X86_PV_VCPU_EXTENDED, PvVcpu(cpu, _blob(self.rng, 128))))
-                vcpu_recs.append((X.X86_PV_VCPU_XSAVE, PvVcpu(cpu, _blob(self.rng, 832))))
-            dom = LUDomain.build(
-                info,
-                pv_info=X86PvInfo(guest_width=8, pt_levels=4),
-                page_types=pt,
-                vcpus=vcpu_recs,
-                **{**common, "ownership": self._ownership(d)},
-            )
-        return dom
+        if self.p.hvm(i):
+            return self._hvm_domain(d, info, common)
+        return self._pv_domain(d, info, common)
+
+    def _evtchn_abi(self, d: int, fifo: bool) -> EvtchnAbi:
+        """LU_EVTCHN_ABI: FIFO with one control block per vCPU, or two-level (§4.12)."""
+        if not fifo:
+            return EvtchnAbi(1, np.zeros(0, ControlBlock.LAYOUT.dtype), np.zeros(0, np.uint64))
+        v, top = self.p.vcpus, self.mem_pages[d]
+        cb = np.zeros(v, ControlBlock.LAYOUT.dtype)
+        cb["vcpu"] = np.arange(v)
+        cb["offset"] = 0
+        cb["control_gfn"] = top - 16 + np.arange(v)
+        return EvtchnAbi(2, cb, np.array([top - 20], np.uint64))
+
+    def _hvm_domain(self, d: int, info: Any, common: dict[str, Any]) -> LUDomain:
+        """An HVM guest: P2M, an IOREQ server, HVM context and params on top of ``common``."""
+        from xenlu.libxc import HvmParamEntry, HvmParams
+
+        top = self.mem_pages[d]
+        ranges = np.zeros(3, IoreqRange.LAYOUT.dtype)
+        ranges["type"] = [0, 1, 2]
+        ranges["start"] = [0x3F8, 0xFEBF0000, 0x0008]
+        ranges["end"] = [0x3FF, 0xFEBFFFFF, 0x0008]
+        servers = IoreqServers((IoreqServer(0, 0, 1, 1, top - 2, top - 3, ranges),))
+        params = np.zeros(6, HvmParamEntry.LAYOUT.dtype)
+        params["index"] = [
+            HVM_PARAM_STORE_PFN,
+            HVM_PARAM_STORE_EVTCHN,
+            HVM_PARAM_IOREQ_PFN,
+            HVM_PARAM_BUFIOREQ_PFN,
+            HVM_PARAM_CONSOLE_PFN,
+            HVM_PARAM_CONSOLE_EVTCHN,
+        ]
+        params["value"] = [
+            top - 4,
+            self.store_port[d],
+            top - 2,
+            top - 3,
+            top - 5,
+            self.console_port[d],
+        ]
+        return LUDomain.build(
+            info,
+            p2m=self._p2m(d, top),
+            ioreq_servers=servers,
+            hvm_context=self._hvm_context(d),
+            hvm_params=HvmParams(params),
+            **{**common, "ownership": self._ownership(d)},
+        )
+
+    def _pv_domain(self, d: int, info: Any, common: dict[str, Any]) -> LUDomain:
+        """The PV dom0: page types and the three vCPU records per vCPU on top of ``common``."""
+        from xenlu.libxc import PvVcpu, X86PvInfo
+
+        pt = self._page_types(d)
+        vcpu_recs = []
+        for cpu in range(self.p.vcpus):
+            vcpu_recs.append((X.X86_PV_VCPU_BASIC, PvVcpu(cpu, _blob(self.rng, 5168))))
+            vcpu_recs.append((X.X86_PV_VCPU_EXTENDED, PvVcpu(cpu, _blob(self.rng, 128))))
+            vcpu_recs.append((X.X86_PV_VCPU_XSAVE, PvVcpu(cpu, _blob(self.rng, 832))))
+        return LUDomain.build(
+            info,
+            pv_info=X86PvInfo(guest_width=8, pt_levels=4),
+            page_types=pt,
+            vcpus=vcpu_recs,
+            **{**common, "ownership": self._ownership(d)},
+        )
 
     def _global(self) -> tuple[LuHostInfo, np.ndarray, np.ndarray]:
         """LU_HOST_INFO (nr_domains 0: set by the caller), regions, Xen pages."""
@@ -711,6 +767,10 @@ class _Builder:
         return host, regions, xen_pages
 
     def build(self) -> LUStream:
+        if self.p.variations is not None:
+            glob, *doms = self.sections()
+            assert isinstance(glob, GlobalSection)
+            return LUStream(glob, [d for d in doms if isinstance(d, LUDomain)])
         self._prepare()
         domains = [self._domain(i, d) for i, d in enumerate(self.domids)]
         host, regions, xen_pages = self._global()
@@ -723,7 +783,7 @@ class _Builder:
         )
 
     def sections(self) -> Iterator[Section]:
-        """The global section, then each domain's, built one at a time."""
+        """The global section, then each domain's, built (and varied) one at a time."""
         self._prepare()
         host, regions, xen_pages = self._global()
         n = len(self.domids)
@@ -733,11 +793,25 @@ class _Builder:
             self.p.version, host=host, reusable_regions=regions, xen_pages=xen_pages
         ).global_section
         host_n = dataclasses.replace(host, nr_domains=n)
-        yield GlobalSection(
+        glob = GlobalSection(
             [Record(r.type, host_n) if r.type == T.LU_HOST_INFO else r for r in g.records]
         )
+        if self.p.variations is None:
+            yield glob
+            for i, d in enumerate(self.domids):
+                yield self._domain(i, d)
+            return
+        tables = self.grant_frames.values()
+        vary = Varier(
+            self.p.variations,
+            self.epoch,
+            n_domains=n,
+            need_frames=max(gt.nr_grant_frames for gt in tables),
+            any_v2=any(gt.version == 2 for gt in tables),
+        )
+        yield vary.global_section(glob)
         for i, d in enumerate(self.domids):
-            yield self._domain(i, d)
+            yield vary.domain(i, self._domain(i, d), fifo=self.p.fifo(i))
 
     def _page_types(self, d: int) -> np.ndarray:
         """PV page types: a pinned L4 per vCPU, its L3/L2/L1 tables, writable pages."""

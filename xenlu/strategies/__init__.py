@@ -30,7 +30,8 @@ Public API
   :func:`record_names` lists every name :func:`records` knows.
 * :func:`packed_values` / :func:`entries` — values / numpy arrays of any
   declared layout, for building your own strategies.
-* :func:`hosts` — semantically consistent whole Live Update hosts
+* :func:`hosts` — semantically consistent whole Live Update hosts, built by
+  :mod:`xenlu.hostgen` from the knobs :func:`host_plans` draws
   (:class:`~xenlu.lu_stream.LUStream`), :func:`streams` — their bytes;
   :func:`wild_hosts` — structurally valid streams whose records relate at
   random (for fuzzing validators).
@@ -82,7 +83,7 @@ from xenlu.strategies import _base, _corruptions, _faults, _hosts, _libxc, _reco
 from xenlu.strategies._base import EXCLUDED, supported_versions
 from xenlu.strategies._corruptions import FAULT_KINDS, Corruption
 from xenlu.strategies._faults import corruptions
-from xenlu.strategies._hosts import hosts, streams, wild_hosts
+from xenlu.strategies._hosts import host_plans, hosts, streams, wild_hosts
 from xenlu.strategies._libxc import libxc_models, libxc_streams, libxl_streams
 from xenlu.strategies._records import (
     _derive as _derive,
@@ -108,6 +109,7 @@ __all__ = [
     "corruptions",
     "entries",
     "field_values",
+    "host_plans",
     "hosts",
     "libxc_models",
     "libxc_streams",
