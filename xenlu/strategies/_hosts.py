@@ -195,7 +195,7 @@ def _domain_variations(
     knobs["split"] = tuple(
         (t, tuple(sorted(draw(st.sets(st.integers(1, 2**16), min_size=1, max_size=3)))))
         for t in DOMAIN_BULK
-        if draw(st.integers(0, 3)) == 0
+        if draw(st.integers(0, 3)) == 3  # one in four; 0, the shrink target, splits nothing
     )
     if draw(st.integers(0, 2)):
         slots = st.lists(st.integers(0, 255), min_size=ORDER_SLOTS, max_size=ORDER_SLOTS)
@@ -233,7 +233,7 @@ def _unknown(draw: Draw) -> tuple[Unknown, ...]:
     """Up to two unknown optional records (bit 31), in one section of four."""
     from xenlu.hostgen import Unknown
 
-    n = draw(st.integers(0, 2)) if draw(st.integers(0, 3)) == 0 else 0
+    n = draw(st.integers(0, 2)) if draw(st.integers(0, 3)) == 3 else 0
     return tuple(
         Unknown(
             draw(st.integers(0, 0x7FFFFFFF)),
