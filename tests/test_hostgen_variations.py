@@ -209,3 +209,15 @@ def test_convertible_writes_an_effective_explicit_limit_as_minus_one() -> None:
     assert {d.info.max_maptrack_frames for d in tight.domains} == {-1}
     for target in EPOCHS:
         assert convert(tight, target)[1].lossless
+
+
+def test_hostgen_docstring_examples() -> None:
+    import doctest
+
+    import xenlu._hostgen_vary
+    import xenlu.hostgen
+
+    for module in (xenlu.hostgen, xenlu._hostgen_vary):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0
+    assert doctest.testmod(xenlu.hostgen).attempted >= 5

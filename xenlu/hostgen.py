@@ -23,6 +23,10 @@ or sink (:func:`host_sections` yields the sections), holding one domain at a
 time: the benchmarks' 1 TiB host (268 M single-frame extents) streams to disk
 in bounded memory. Both share one builder, so for the same arguments the
 bytes are identical: ``write_host(sink, ...)`` writes ``encode_lu(make_host(...))``.
+
+(This module is a little over 800 lines: the builder is one consistent host,
+every record of it placed against the others; its variations live in
+:mod:`xenlu._hostgen_vary`.)
 """
 
 from __future__ import annotations
@@ -767,20 +771,10 @@ class _Builder:
         return host, regions, xen_pages
 
     def build(self) -> LUStream:
-        if self.p.variations is not None:
-            glob, *doms = self.sections()
-            assert isinstance(glob, GlobalSection)
-            return LUStream(glob, [d for d in doms if isinstance(d, LUDomain)])
-        self._prepare()
-        domains = [self._domain(i, d) for i, d in enumerate(self.domids)]
-        host, regions, xen_pages = self._global()
-        return LUStream.build(
-            self.p.version,
-            host=host,
-            reusable_regions=regions,
-            xen_pages=xen_pages,
-            domains=domains,
-        )
+        # One path for both: the sections are those write_host streams.
+        glob, *doms = self.sections()
+        assert isinstance(glob, GlobalSection)
+        return LUStream(glob, [d for d in doms if isinstance(d, LUDomain)])
 
     def sections(self) -> Iterator[Section]:
         """The global section, then each domain's, built (and varied) one at a time."""
