@@ -42,6 +42,7 @@ import numpy as np
 from xenlu._hostgen_vary import (
     DOMAIN_BULK,
     DROPPABLE,
+    FREE_CDF,
     ORDER_SLOTS,
     DomainVariations,
     HostVariations,
@@ -84,6 +85,7 @@ from xenlu.registry import Record
 __all__ = [
     "DOMAIN_BULK",
     "DROPPABLE",
+    "FREE_CDF",
     "ORDER_SLOTS",
     "DomainVariations",
     "HostPlan",

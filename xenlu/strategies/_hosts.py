@@ -162,20 +162,19 @@ def _host_variations(draw: Draw, plan: HostPlan, convertible: bool) -> HostVaria
     )
 
 
-#: §4.6 CDF bits no other record depends on, drawn with 0 twice as likely.
-_FREE_CDF_DRAWS = [0, 0, 1 << 2, 1 << 3, 1 << 4, (1 << 2) | (1 << 3) | (1 << 4)]
-
-
 def _domain_variations(
     draw: Draw, plan: HostPlan, i: int, epoch: Epoch, convertible: bool
 ) -> DomainVariations:
     """The :class:`~xenlu.hostgen.DomainVariations` of the plan's ``i``-th domain."""
-    from xenlu.hostgen import DOMAIN_BULK, DROPPABLE, ORDER_SLOTS, DomainVariations
+    from xenlu.hostgen import DOMAIN_BULK, DROPPABLE, FREE_CDF, ORDER_SLOTS, DomainVariations
+    from xenlu.lu_records import CdfFlag
 
+    # §4.6 CDF bits no other record depends on (none twice as likely).
+    free = [0, 0, *(int(b) for b in CdfFlag if b & FREE_CDF), FREE_CDF]
     knobs: dict[str, Any] = dict(
         running=not draw(st.booleans()),
         ssidref=draw(st.sampled_from([0, 0, 1, 0xFFFFFFFF])),
-        cdf_flags=draw(st.sampled_from(_FREE_CDF_DRAWS)),
+        cdf_flags=draw(st.sampled_from(free)),
         max_evtchn_port=draw(st.sampled_from([None, "top", "above", "limit"])),
     )
     if epoch < (4, 13):
