@@ -37,19 +37,9 @@ import numpy as np
 
 from xenlu.epochs import EpochLike, as_version, epoch_of
 from xenlu.framing import REC_LENGTH_MAX
-from xenlu.lu_records import (
-    CDF_HVM,
-    CDF_IOMMU,
-    DOMID_COW,
-    ECS_INTERDOMAIN,
-    ECS_IPI,
-    ECS_VIRQ,
+from xenlu.lu_host_records import LuHostInfo, RegionExtent, XenPagesExtent
+from xenlu.lu_io_records import (
     EVTCHN_LAYOUTS,
-    INVALID_MFN,
-    LU_DOMAIN_LAYOUTS,
-    LU_STATE_IOMMU,
-    LU_STATE_PRIVILEGED,
-    LU_STATE_RUNNING,
     ControlBlock,
     EvtchnAbi,
     GrantMapEntry,
@@ -57,15 +47,22 @@ from xenlu.lu_records import (
     IoreqRange,
     IoreqServer,
     IoreqServers,
-    LuHostInfo,
-    OwnershipEntry,
-    P2mEntry,
-    PageTypeEntry,
-    RegionExtent,
-    T,
-    XenPagesExtent,
 )
+from xenlu.lu_memory_records import OwnershipEntry, P2mEntry, PageTypeEntry
+from xenlu.lu_records import LU_DOMAIN_LAYOUTS, T
 from xenlu.lu_stream import GlobalSection, LUDomain, LUStream, Section, X
+from xenlu.lu_values import (
+    CDF_HVM,
+    CDF_IOMMU,
+    DOMID_COW,
+    ECS_INTERDOMAIN,
+    ECS_IPI,
+    ECS_VIRQ,
+    INVALID_MFN,
+    LU_STATE_IOMMU,
+    LU_STATE_PRIVILEGED,
+    LU_STATE_RUNNING,
+)
 from xenlu.registry import Record
 
 __all__ = ["HostPlan", "host_sections", "make_host", "write_host"]

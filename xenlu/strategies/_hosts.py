@@ -160,7 +160,8 @@ def _vary(draw: Draw, host: Any, convertible: bool) -> Any:
 
 def _vary_host_grants(draw: Draw, host: Any, convertible: bool) -> Any:
     """2. Host grant defaults: 0 = unknown, else at least what every table needs (§4.2)."""
-    from xenlu.lu_records import XEN_MAX_GRANT_FRAMES, XEN_MAX_MAPTRACK_FRAMES, GrantVersion, T
+    from xenlu.lu_records import T
+    from xenlu.lu_values import XEN_MAX_GRANT_FRAMES, XEN_MAX_MAPTRACK_FRAMES, GrantVersion
 
     hinfo = host.host
     doms = host.domains
@@ -186,7 +187,7 @@ def _vary_host_grants(draw: Draw, host: Any, convertible: bool) -> Any:
 
 
 def _is_fifo(d: Any) -> bool:
-    from xenlu.lu_records import EvtchnAbiKind
+    from xenlu.lu_values import EvtchnAbiKind
 
     return d.evtchn_abi is not None and d.evtchn_abi.abi == EvtchnAbiKind.fifo
 
@@ -195,8 +196,9 @@ def _vary_domain(
     draw: Draw, d: Any, epoch: Epoch, hinfo: Any, *, pv32: bool, convertible: bool
 ) -> None:
     """Steps 3-8 of :func:`_vary` for one domain."""
-    from xenlu.lu_records import EVTCHN_PORTS_2L_32, LU_STATE_SHINFO32, Bulk, PageType, T
+    from xenlu.lu_records import Bulk, T
     from xenlu.lu_stream import X
+    from xenlu.lu_values import EVTCHN_PORTS_2L_32, LU_STATE_SHINFO32, PageType
 
     fields: dict[str, Any] = {}
     # 3. A 32-bit PV dom0: guest_width 4, 3-level page tables, SHINFO32 (§4.12).
@@ -236,7 +238,7 @@ def _vary_domain_fields(
     draw: Draw, d: Any, epoch: Epoch, hinfo: Any, fields: dict[str, Any], convertible: bool
 ) -> None:
     """4. LU_DOMAIN flags and limits no other record depends on, into ``fields``."""
-    from xenlu.lu_records import (
+    from xenlu.lu_values import (
         EVTCHN_PORTS_2L,
         EVTCHN_PORTS_2L_32,
         EVTCHN_PORTS_FIFO,
@@ -273,12 +275,8 @@ def _vary_grant_limits(
     draw: Draw, d: Any, epoch: Epoch, hinfo: Any, fields: dict[str, Any], convertible: bool
 ) -> None:
     """LU_DOMAIN max_grant_frames / max_maptrack_frames (and iommu_opts) (§4.6, §6)."""
-    from xenlu.lu_records import (
-        MAPTRACK_PER_FRAME,
-        XEN_MAX_GRANT_FRAMES,
-        XEN_MAX_MAPTRACK_FRAMES,
-        host_grant_limits,
-    )
+    from xenlu.lu_host_records import host_grant_limits
+    from xenlu.lu_values import MAPTRACK_PER_FRAME, XEN_MAX_GRANT_FRAMES, XEN_MAX_MAPTRACK_FRAMES
 
     gt = d.grant_table
     nframes = gt.nr_grant_frames if gt is not None else 0
@@ -312,7 +310,7 @@ def _vary_grant_limits(
 def _vary_new_fields(draw: Draw, d: Any, epoch: Epoch, fields: dict[str, Any]) -> int:
     """LU_DOMAIN fields of later epochs set away from their conversion default;
     returns the cdf_flags bits to add."""
-    from xenlu.lu_records import CdfFlag
+    from xenlu.lu_values import CdfFlag
 
     cdf = 0
     hvm = d.is_hvm
@@ -343,7 +341,8 @@ def max_port(d: LUDomain) -> int:
 
 
 def _renumber(host: Any, new: dict[int, int]) -> None:
-    from xenlu.lu_records import Bulk, IoreqServer, IoreqServers, T
+    from xenlu.lu_io_records import IoreqServer, IoreqServers
+    from xenlu.lu_records import Bulk, T
 
     lut = np.arange(0x10000, dtype=np.int64)
     for old, n in new.items():
@@ -441,8 +440,9 @@ def wild_hosts(epoch: EpochArg = None, *, max_domains: int = 4) -> SearchStrateg
     every such stream; :func:`xenlu.validate.validate` must report on it,
     never crash. Use :func:`hosts` for consistent hosts.
     """
-    from xenlu.lu_records import BULK_TYPES, DOMID_MAX, DomainType, T
+    from xenlu.lu_records import BULK_TYPES, T
     from xenlu.lu_stream import VCPU_TYPES, LUDomain, LUStream, X
+    from xenlu.lu_values import DOMID_MAX, DomainType
 
     epochs = epoch_draws(epoch)  # a bad spelling fails here, not at the first draw
 

@@ -346,7 +346,8 @@ def _u64s(max_size: int = 8, *, min_size: int = 0) -> SearchStrategy[np.ndarray]
 
 
 def _grant_table(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.lu_records import GrantTable, GrantTableHeader, GrantVersion
+    from xenlu.lu_io_records import GrantTable, GrantTableHeader
+    from xenlu.lu_values import GrantVersion
 
     version = field_values(GrantTableHeader.LAYOUT.field("version"), epoch)
 
@@ -361,13 +362,8 @@ def _grant_table(epoch: Epoch | None) -> SearchStrategy[Any]:
 
 
 def _evtchn_abi(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.lu_records import (
-        ControlBlock,
-        EvtchnAbi,
-        EvtchnAbiHeader,
-        EvtchnAbiKind,
-        EvtchnPagesHeader,
-    )
+    from xenlu.lu_io_records import ControlBlock, EvtchnAbi, EvtchnAbiHeader, EvtchnPagesHeader
+    from xenlu.lu_values import EvtchnAbiKind
 
     abi = field_values(EvtchnAbiHeader.LAYOUT.field("abi"), epoch)
     _, max_pages = _bounds(EvtchnPagesHeader.LAYOUT.field("nr_event_array_pages"))
@@ -384,7 +380,7 @@ def _evtchn_abi(epoch: Epoch | None) -> SearchStrategy[Any]:
 
 
 def _ioreq_servers(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.lu_records import IoreqRange, IoreqServer, IoreqServerHeader, IoreqServers
+    from xenlu.lu_io_records import IoreqRange, IoreqServer, IoreqServerHeader, IoreqServers
 
     hdr = _field_dicts(IoreqServerHeader.LAYOUT, epoch, {})
     ranges = _entries(IoreqRange.LAYOUT, epoch, 0, 3)
