@@ -593,7 +593,7 @@ class _Builder:
     def _domain(self, i: int, d: int) -> LUDomain:
         """The section of domain ``d`` (the ``i``-th), consuming the seeded draws in order."""
         from xenlu.hvmctx import HvmContext  # noqa: F401 - libxc records register on import
-        from xenlu.libxc import (
+        from xenlu.libxc_records import (
             CpuidLeaf,
             CpuidPolicy,
             HvmParamEntry,

@@ -58,7 +58,7 @@ from construct import Int32ub, Int32ul, Int64ub
 from xenlu.errors import EncodeError, FramingError, GrammarError, UnknownRecordError, VersionError
 from xenlu.framing import RecordWriter, as_buffer, frames, written_bytes
 from xenlu.layout import Packed, Rsvd, fld, packed, reserved
-from xenlu.libxc import End, RecType
+from xenlu.libxc_records import End, RecType
 from xenlu.libxc_stream import (
     LibxcStream,
     decode_libxc,

@@ -22,8 +22,8 @@ from typing import Any
 
 from xenlu.errors import DecodeError, FramingError, UnknownRecordError
 from xenlu.feed import Event, RecordEvent, WholeRecords, rebased
-from xenlu.libxc import RecType
 from xenlu.libxc_feed import LibxcMachine
+from xenlu.libxc_records import RecType
 from xenlu.libxc_stream import DHDR_SIZE, IHDR_SIZE
 from xenlu.libxl import (
     _DHDR_TYPE_PV,

@@ -22,8 +22,8 @@ import numpy as np
 from xenlu.epochs import SUPPORTED_RANGE, Epoch, epoch_of, fmt_epoch, is_supported
 from xenlu.errors import CallerError, XenLUError
 from xenlu.hvmctx import HvmContext
-from xenlu.libxc import CpuidPolicy, HvmParams, MsrPolicy, PvVcpu, X86PvInfo, X86TscInfo
-from xenlu.libxc import RecType as X
+from xenlu.libxc_records import CpuidPolicy, HvmParams, MsrPolicy, PvVcpu, X86PvInfo, X86TscInfo
+from xenlu.libxc_records import RecType as X
 from xenlu.lu_grammar import name_of
 from xenlu.lu_host_records import LuHostInfo, LuSectionEnd, LuVersion
 from xenlu.lu_io_records import EvtchnAbi, GrantTable, IoreqServers

@@ -492,7 +492,7 @@ def _libxc_lines(
     """A libxc stream at ``start`` from its framing (headers, then each record
     decoded alone); returns the offset after its END, or -1 at a CHECKPOINT
     (in a checkpointed libxl stream the libxl records resume after it)."""
-    from xenlu.libxc import RecType
+    from xenlu.libxc_records import RecType
     from xenlu.libxc_stream import DomainHeader, ImageHeader
 
     ih = ImageHeader.LAYOUT

@@ -176,7 +176,7 @@ def _body_of(t: Target, idx: int) -> int:
 
 def _mk_count(t: Target) -> SearchStrategy[Corruption] | None:
     """A count field off by one while the body keeps its length."""
-    from xenlu.libxc import HvmParamsHeader
+    from xenlu.libxc_records import HvmParamsHeader
     from xenlu.lu_host_records import CountHeader
 
     heads = (CountHeader.LAYOUT, HvmParamsHeader.LAYOUT)

@@ -444,7 +444,7 @@ def _hvm_context(epoch: Epoch | None) -> SearchStrategy[Any]:
 
 
 def _page_data(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.libxc import DATA_PAGE_TYPES, PAGE_DATA_PFN_MASK, PAGE_SIZE, PFINFO, PageData
+    from xenlu.libxc_records import DATA_PAGE_TYPES, PAGE_DATA_PFN_MASK, PAGE_SIZE, PFINFO, PageData
 
     @st.composite
     def build(draw: Draw) -> Any:
@@ -467,7 +467,7 @@ def _page_data(epoch: Epoch | None) -> SearchStrategy[Any]:
 
 
 def _p2m_frames(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.libxc import PvP2mFrames, PvP2mFramesHeader
+    from xenlu.libxc_records import PvP2mFrames, PvP2mFramesHeader
 
     hdr = _field_dicts(PvP2mFramesHeader.LAYOUT, epoch, {})
     return st.builds(
@@ -476,7 +476,7 @@ def _p2m_frames(epoch: Epoch | None) -> SearchStrategy[Any]:
 
 
 def _pv_vcpu(epoch: Epoch | None, basic: bool = False) -> SearchStrategy[Any]:
-    from xenlu.libxc import PvVcpu, PvVcpuHeader
+    from xenlu.libxc_records import PvVcpu, PvVcpuHeader
 
     vid = field_values(PvVcpuHeader.LAYOUT.field("vcpu_id"), epoch)
     # BASIC always carries a vcpu_guest_context; the others may be header-only.
@@ -484,13 +484,13 @@ def _pv_vcpu(epoch: Epoch | None, basic: bool = False) -> SearchStrategy[Any]:
 
 
 def _shared_info(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.libxc import PAGE_SIZE, SharedInfo
+    from xenlu.libxc_records import PAGE_SIZE, SharedInfo
 
     return st.binary(min_size=1, max_size=16).map(lambda b: SharedInfo((b * PAGE_SIZE)[:PAGE_SIZE]))
 
 
 def _dirty_pfns(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.libxc import DirtyPfnList
+    from xenlu.libxc_records import DirtyPfnList
 
     return _u64s(8).map(DirtyPfnList)
 
