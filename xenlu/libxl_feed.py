@@ -27,16 +27,15 @@ from xenlu.libxc_records import RecType
 from xenlu.libxc_stream import DHDR_SIZE, IHDR_SIZE
 from xenlu.libxl import (
     _DHDR_TYPE_PV,
-    LIBXL_HDR,
     XL_HDR,
     XL_MAGIC,
     XL_MANDATORY_STREAMV2,
-    LibxlType,
     _decode_libxl_header,
     _grammar,
     decode_libxl,
     decode_xl,
 )
+from xenlu.libxl_records import LIBXL_HDR, LibxlType
 from xenlu.registry import LIBXL, OPTIONAL, Ctx
 
 __all__ = ["LibxlMachine"]

@@ -526,7 +526,7 @@ def _libxl_lines(
     """A libxl stream from its framing, the embedded libxc stream listed in place.
     Returns False at a CHECKPOINT_END (checkpoint batches are listed from the
     decoded model instead)."""
-    from xenlu.libxl import LibxlHeader, LibxlType
+    from xenlu.libxl_records import LibxlHeader, LibxlType
 
     lay = LibxlHeader.LAYOUT
     if len(buf) - start < lay.size:

@@ -140,14 +140,13 @@ def libxl_streams(
     from xenlu.libxl import (
         XL_MANDATORY_JSON,
         XL_MANDATORY_STREAMV2,
-        LibxlHeader,
         LibxlStream,
-        LibxlType,
         XlFile,
         libxl_bytes,
         xl_bytes,
         xl_optional_data,
     )
+    from xenlu.libxl_records import LibxlHeader, LibxlType
 
     L = LibxlType
 

@@ -500,7 +500,7 @@ def _no_nul() -> SearchStrategy[bytes]:
 
 
 def _emulator(epoch: Epoch | None, xenstore: bool) -> SearchStrategy[Any]:
-    from xenlu.libxl import EmulatorContext, EmulatorHeader, EmulatorXenstoreData
+    from xenlu.libxl_records import EmulatorContext, EmulatorHeader, EmulatorXenstoreData
 
     hdr = _field_dicts(EmulatorHeader.LAYOUT, None, {})
     if xenstore:
