@@ -40,7 +40,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from construct import Bytes, Int8ul, Int16ul, Int32ul, Int64sl, Int64ul
 
@@ -349,11 +349,23 @@ def _walk(body: memoryview, ctx: Ctx | None, build: bool) -> HvmContext | None:
         ctx.fail_length("> 0 (HEADER and END entries)", "HVM_CONTEXT body empty")
     entries: list[HvmEntry] = []
     append = entries.append
+    unpack = _DESC.unpack_from
     pos = 0
     i = 0
     while True:
-        typecode, instance, length = _descriptor(body, ctx, pos, i)
+        if pos + 8 > n:
+            _no_descriptor(ctx, pos, i, n)
+        typecode, instance, length = unpack(body, pos)
         data_at = pos + 8
+        if length > n - data_at:
+            # Entries advance by exactly 8 + length; none may overrun the body.
+            ctx.fail(
+                "HVM context entry runs past the end of the body",
+                at=pos + 4,
+                field=f"entries[{i}].length",
+                expected=f"<= {n - data_at}",
+                got=length,
+            )
         if i == 0:
             _check_header(body, ctx, pos, typecode, instance, length)
         elif typecode == TC_END:
@@ -372,9 +384,8 @@ def _walk(body: memoryview, ctx: Ctx | None, build: bool) -> HvmContext | None:
         i += 1
 
 
-def _descriptor(body: memoryview, ctx: Ctx, pos: int, i: int) -> tuple[int, int, int]:
-    """The (typecode, instance, length) of entry ``i`` at ``pos``, inside the body."""
-    n = len(body)
+def _no_descriptor(ctx: Ctx, pos: int, i: int, n: int) -> NoReturn:
+    """Raise: the body ends at ``pos``, where entry ``i``'s 8-byte descriptor should be."""
     if pos == n:
         # Reference §4.2: the blob ends with END (0, 0, 0).
         ctx.fail(
@@ -383,26 +394,13 @@ def _descriptor(body: memoryview, ctx: Ctx, pos: int, i: int) -> tuple[int, int,
             expected="END entry (typecode 0)",
             got="end of body",
         )
-    if pos + 8 > n:
-        ctx.fail(
-            "HVM context entry descriptor truncated",
-            at=pos,
-            field=f"entries[{i}]",
-            expected="8 descriptor bytes",
-            got=n - pos,
-        )
-    typecode, instance, length = _DESC.unpack_from(body, pos)
-    data_at = pos + 8
-    if length > n - data_at:
-        # Entries advance by exactly 8 + length; none may overrun the body.
-        ctx.fail(
-            "HVM context entry runs past the end of the body",
-            at=pos + 4,
-            field=f"entries[{i}].length",
-            expected=f"<= {n - data_at}",
-            got=length,
-        )
-    return typecode, instance, length
+    ctx.fail(
+        "HVM context entry descriptor truncated",
+        at=pos,
+        field=f"entries[{i}]",
+        expected="8 descriptor bytes",
+        got=n - pos,
+    )
 
 
 def _check_header(
