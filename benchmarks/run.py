@@ -254,7 +254,12 @@ def start_watchdog(limit_gib: float) -> None:
 def _libxc_parts() -> dict[str, Any]:
     """Small building blocks of an HVM v3 libxc stream, from xenlu's encoders."""
     from xenlu.framing import BytesSink, RecordWriter
-    from xenlu.hostgen import _cpuid, _msrs
+
+    try:
+        from xenlu.hostgen import cpuid_leaves as _cpuid
+        from xenlu.hostgen import msr_entries as _msrs
+    except ImportError:  # a package from before the builder moved (compare.py runs old ones)
+        from xenlu.hostgen import _cpuid, _msrs  # type: ignore[attr-defined,no-redef]
     from xenlu.hvmctx import HVM_FILE_MAGIC, HvmContext, HvmEntry, HvmSaveHeader
     from xenlu.libxc import (
         CpuidLeaf,

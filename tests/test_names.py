@@ -35,7 +35,7 @@ def _name_enums() -> list[type[enum.IntEnum] | type[enum.IntFlag]]:
         for v in vars(L).values()
         if isinstance(v, type)
         and issubclass(v, (enum.IntEnum, enum.IntFlag))
-        and v.__module__ == L.__name__
+        and v.__module__ in (L.__name__, "xenlu.lu_values")  # lu_records re-exports them
     ]
 
 

@@ -17,7 +17,8 @@ from xenlu.epochs import EPOCHS, Epoch, EpochLike, as_epoch, fmt_epoch
 from xenlu.errors import ConversionError
 from xenlu.hvmctx import HvmContext, HvmEntry
 from xenlu.layout import FieldInfo
-from xenlu.lu_records import Bulk, LuVersion, T
+from xenlu.lu_host_records import LuVersion
+from xenlu.lu_records import Bulk, T
 from xenlu.lu_stream import GlobalSection, LUDomain, LUStream, X
 from xenlu.registry import Record
 

@@ -38,29 +38,29 @@ from xenlu.hvmctx import (
     ViridianVcpu411,
     ViridianVcpu413,
 )
+from xenlu.lu_host_records import host_grant_limits, host_grant_version
+from xenlu.lu_io_records import EvtchnEntry411, EvtchnEntry415
 from xenlu.lu_records import (
-    CDF_BITS,
-    CDF_IOMMU,
-    ECS_VIRQ,
     LU_DOMAIN_LAYOUTS,
-    LU_STATE_IOMMU,
-    CdfFlag,
-    EvtchnEntry411,
-    EvtchnEntry415,
     LuDomain411,
     LuDomain413,
     LuDomain415,
     LuDomain416,
     LuDomain419,
     LuDomain421,
-    OwnershipFlag,
-    P2mAccess,
     T,
-    Virq,
-    host_grant_limits,
-    host_grant_version,
 )
 from xenlu.lu_stream import LUStream
+from xenlu.lu_values import (
+    CDF_BITS,
+    CDF_IOMMU,
+    ECS_VIRQ,
+    LU_STATE_IOMMU,
+    CdfFlag,
+    OwnershipFlag,
+    P2mAccess,
+    Virq,
+)
 
 __all__ = ["AS_BEFORE", "AsBefore", "layout_covers"]
 

@@ -15,8 +15,10 @@ import numpy as np
 
 from xenlu.errors import CallerError, DecodeError, FramingError, HandoverError
 from xenlu.framing import HDR, REC_LENGTH_MAX
-from xenlu.lu_records import PAGE_SIZE, Bulk, LuHostInfo, T, XenPageKind, XenPagesExtent
+from xenlu.lu_host_records import LuHostInfo, XenPagesExtent
+from xenlu.lu_records import Bulk, T
 from xenlu.lu_stream import GlobalSection, LUStream
+from xenlu.lu_values import PAGE_SIZE, XenPageKind
 from xenlu.registry import Record
 
 __all__ = [

@@ -24,10 +24,12 @@ import numpy as np
 
 from xenlu.epochs import Epoch
 from xenlu.errors import CallerError
-from xenlu.libxc import RecType as X
+from xenlu.libxc_records import RecType as X
+from xenlu.lu_host_records import LuHostInfo, host_grant_limits
+from xenlu.lu_io_records import IoreqServers
 from xenlu.lu_model import GlobalSection, LUDomain
-from xenlu.lu_records import (
-    BULK_TYPES,
+from xenlu.lu_records import BULK_TYPES, Bulk, T
+from xenlu.lu_values import (
     DOMID_MAX,
     EVTCHN_PORTS_2L,
     EVTCHN_PORTS_2L_32,
@@ -37,14 +39,9 @@ from xenlu.lu_records import (
     MAPTRACK_PER_FRAME,
     XEN_MAX_GRANT_FRAMES,
     XEN_MAX_MAPTRACK_FRAMES,
-    Bulk,
     CdfFlag,
     GrantVersion,
-    IoreqServers,
-    LuHostInfo,
     PageType,
-    T,
-    host_grant_limits,
 )
 from xenlu.registry import OPTIONAL, Record, UnknownRecord
 

@@ -43,14 +43,14 @@ from typing import Any
 from xenlu import framing, handover, hvmctx
 from xenlu.epochs import EPOCHS, Epoch, as_epoch, fmt_epoch
 from xenlu.layout import Layout
-from xenlu.lu_records import (
+from xenlu.lu_host_records import CountHeader
+from xenlu.lu_values import (
     DOMID_COW,
     DOMID_MAX,
     DOMID_XEN,
     INVALID_MFN,
     P2M_HAS_FRAME,
     P2M_NO_FRAME,
-    CountHeader,
 )
 from xenlu.registry import LIBXC, OPTIONAL
 from xenlu.schema import epoch_schema

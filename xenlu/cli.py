@@ -183,7 +183,7 @@ def _summary(stream: Any, nbytes: int) -> dict[str, Any]:
     fmt = format_of(stream)
     if fmt == "lu":
         # LU_SECTION_END and END are framing, not model records: count them too.
-        from xenlu.lu_records import LuSectionEnd
+        from xenlu.lu_host_records import LuSectionEnd
 
         n_sec = len(stream.sections)
         counts["LU_SECTION_END"] = n_sec

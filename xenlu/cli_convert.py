@@ -45,7 +45,8 @@ __all__ = ["cmd_convert", "dry_run", "dry_run_summary", "register"]
 def _convert_v3(stream: Any) -> Any:
     """v2 → v3 for a libxc stream, or the libxc stream inside libxl / xl."""
     from xenlu.libxc_stream import LibxcStream, convert_v2_to_v3
-    from xenlu.libxl import LibxcContext, LibxlStream, XlFile
+    from xenlu.libxl import LibxlStream, XlFile
+    from xenlu.libxl_records import LibxcContext
 
     def libxc(s: LibxcStream) -> LibxcStream:
         if s.version != 2:

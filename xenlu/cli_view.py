@@ -80,7 +80,8 @@ def _write_text(path: str, write: Any) -> None:
 def cmd_dump(args: argparse.Namespace) -> int:
     """``xenlu dump``: the JSON form of a stream."""
     from xenlu.cli import _decode, _input_format
-    from xenlu.jsonform import dump_to, to_json
+    from xenlu.jsonform import to_json
+    from xenlu.jsonform_text import dump_to
 
     fmt = _input_format(args, "auto")
     data = read_input(args.file)
@@ -96,7 +97,8 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``xenlu build``: stream bytes from a JSON form, then verify's checks."""
-    from xenlu.jsonform import build, loads
+    from xenlu.jsonform import build
+    from xenlu.jsonform_text import loads
 
     text = read_input(args.file)
     with progress("build", len(text)) as bar:

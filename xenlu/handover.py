@@ -77,8 +77,10 @@ from xenlu._handover_pages import (
 from xenlu.errors import CallerError, DecodeError, HandoverError
 from xenlu.framing import REC_LENGTH_MAX, as_buffer
 from xenlu.layout import Layout, Packed, fld, packed
-from xenlu.lu_records import MIB2, PAGE_SIZE, LuHostInfo, T
+from xenlu.lu_host_records import LuHostInfo
+from xenlu.lu_records import T
 from xenlu.lu_stream import LUStream, decode_lu, encode_lu_to
+from xenlu.lu_values import MIB2, PAGE_SIZE
 
 __all__ = [
     "LIVE_UPDATE_MAGIC",

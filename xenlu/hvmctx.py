@@ -40,7 +40,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from construct import Bytes, Int8ul, Int16ul, Int32ul, Int64sl, Int64ul
 
@@ -341,34 +341,20 @@ def check_hvm_context(body: memoryview, ctx: Ctx | None = None) -> None:
 
 
 def _walk(body: memoryview, ctx: Ctx | None, build: bool) -> HvmContext | None:
+    """The one walker of an HVM_CONTEXT blob: checks every entry; builds them when ``build``."""
     if ctx is None:
         ctx = Ctx(None, 0x09, 0, len(body))
     n = len(body)
     if n == 0:
         ctx.fail_length("> 0 (HEADER and END entries)", "HVM_CONTEXT body empty")
-    epoch = ctx.epoch
-    unpack = _DESC.unpack_from
     entries: list[HvmEntry] = []
     append = entries.append
+    unpack = _DESC.unpack_from
     pos = 0
     i = 0
     while True:
-        if pos == n:
-            # Reference §4.2: the blob ends with END (0, 0, 0).
-            ctx.fail(
-                "HVM context has no END entry",
-                at=n,
-                expected="END entry (typecode 0)",
-                got="end of body",
-            )
         if pos + 8 > n:
-            ctx.fail(
-                "HVM context entry descriptor truncated",
-                at=pos,
-                field=f"entries[{i}]",
-                expected="8 descriptor bytes",
-                got=n - pos,
-            )
+            _no_descriptor(ctx, pos, i, n)
         typecode, instance, length = unpack(body, pos)
         data_at = pos + 8
         if length > n - data_at:
@@ -381,98 +367,139 @@ def _walk(body: memoryview, ctx: Ctx | None, build: bool) -> HvmContext | None:
                 got=length,
             )
         if i == 0:
-            if typecode != TC_HEADER:
-                ctx.fail(
-                    "HVM context does not start with HEADER",
-                    at=pos,
-                    field="entries[0].typecode",
-                    expected=TC_HEADER,
-                    got=typecode,
-                )
-            if length != _HDR.size:
-                ctx.fail(
-                    "HEADER entry length wrong",
-                    at=pos + 4,
-                    field="entries[0].length",
-                    expected=_HDR.size,
-                    got=length,
-                )
-            v = _HDR.checker(None)(_HDR.unpack_tuple(body, data_at))
-            if v is not None:
-                ctx.fail_violation(v, at=data_at, prefix="entries[0].")
-            if epoch is not None and instance:
-                ctx.fail(
-                    "HEADER instance not 0",
-                    at=pos + 2,
-                    field="entries[0].instance",
-                    expected=0,
-                    got=instance,
-                )
+            _check_header(body, ctx, pos, typecode, instance, length)
         elif typecode == TC_END:
-            if instance:
-                ctx.fail(
-                    "END entry instance not 0",
-                    at=pos + 2,
-                    field=f"entries[{i}].instance",
-                    expected=0,
-                    got=instance,
-                )
-            if length:
-                ctx.fail(
-                    "END entry length not 0",
-                    at=pos + 4,
-                    field=f"entries[{i}].length",
-                    expected=0,
-                    got=length,
-                )
-            if data_at != n and epoch is not None:
-                # LU spec §4.16: the blob ends with END. (hvm_load() itself
-                # returns at END: elsewhere the rest is kept, not judged.)
-                ctx.fail(
-                    "bytes after the HVM context END entry",
-                    at=data_at,
-                    expected="end of body",
-                    got=f"{n - data_at} more bytes",
-                )
+            _check_end(ctx, pos, i, instance, length, n)
             if not build:
                 # Check-only readers (the incremental decoder) report these too.
                 ctx.extra[TRAILING_KEY] = ctx.extra.get(TRAILING_KEY, 0) + n - data_at
                 return None
             append(HvmEntry(TC_END, 0, b""))
             return HvmContext(tuple(entries), bytes(body[data_at:]))
-        elif typecode > HVM_SAVE_CODE_MAX:
-            # hvm_load() (xen/arch/x86/hvm/save.c): a typecode past its handler
-            # table is "unknown entry typecode"; LU spec §4.16: typecodes 1-20.
-            ctx.fail(
-                "HVM context typecode above HVM_SAVE_CODE_MAX (no Xen handler)",
-                at=pos,
-                field=f"entries[{i}].typecode",
-                expected=f"1..{HVM_SAVE_CODE_MAX}",
-                got=typecode,
-            )
-        elif epoch is not None:
-            # LU spec §4.16: instance 0 unless per-vCPU.
-            if instance > MAX_INSTANCE.get(typecode, 0) and typecode not in PER_VCPU_TYPECODES:
-                ctx.fail(
-                    f"instance too large for the domain-wide entry {HVM_TYPECODES[typecode]}",
-                    at=pos + 2,
-                    field=f"entries[{i}].instance",
-                    expected=f"<= {MAX_INSTANCE.get(typecode, 0)}",
-                    got=instance,
-                )
-            want = _expected_size(typecode, epoch)
-            if want is not None and length != want:
-                ctx.fail(
-                    f"{HVM_TYPECODES[typecode]} entry length wrong for Xen {epoch[0]}.{epoch[1]}",
-                    at=pos + 4,
-                    field=f"entries[{i}].length",
-                    expected=want,
-                    got=length,
-                )
+        else:
+            _check_entry(ctx, pos, i, typecode, instance, length)
         if build:
             append(HvmEntry(typecode, instance, bytes(body[data_at : data_at + length])))
         pos = data_at + length
         i += 1
+
+
+def _no_descriptor(ctx: Ctx, pos: int, i: int, n: int) -> NoReturn:
+    """Raise: the body ends at ``pos``, where entry ``i``'s 8-byte descriptor should be."""
+    if pos == n:
+        # Reference §4.2: the blob ends with END (0, 0, 0).
+        ctx.fail(
+            "HVM context has no END entry",
+            at=n,
+            expected="END entry (typecode 0)",
+            got="end of body",
+        )
+    ctx.fail(
+        "HVM context entry descriptor truncated",
+        at=pos,
+        field=f"entries[{i}]",
+        expected="8 descriptor bytes",
+        got=n - pos,
+    )
+
+
+def _check_header(
+    body: memoryview, ctx: Ctx, pos: int, typecode: int, instance: int, length: int
+) -> None:
+    """Entry 0 is HEADER, of its declared size, valid, and (in an LU stream) instance 0."""
+    if typecode != TC_HEADER:
+        ctx.fail(
+            "HVM context does not start with HEADER",
+            at=pos,
+            field="entries[0].typecode",
+            expected=TC_HEADER,
+            got=typecode,
+        )
+    if length != _HDR.size:
+        ctx.fail(
+            "HEADER entry length wrong",
+            at=pos + 4,
+            field="entries[0].length",
+            expected=_HDR.size,
+            got=length,
+        )
+    data_at = pos + 8
+    v = _HDR.checker(None)(_HDR.unpack_tuple(body, data_at))
+    if v is not None:
+        ctx.fail_violation(v, at=data_at, prefix="entries[0].")
+    if ctx.epoch is not None and instance:
+        ctx.fail(
+            "HEADER instance not 0",
+            at=pos + 2,
+            field="entries[0].instance",
+            expected=0,
+            got=instance,
+        )
+
+
+def _check_end(ctx: Ctx, pos: int, i: int, instance: int, length: int, n: int) -> None:
+    """The END entry is (0, 0, 0) and, in an LU stream, the last bytes of the body."""
+    if instance:
+        ctx.fail(
+            "END entry instance not 0",
+            at=pos + 2,
+            field=f"entries[{i}].instance",
+            expected=0,
+            got=instance,
+        )
+    if length:
+        ctx.fail(
+            "END entry length not 0",
+            at=pos + 4,
+            field=f"entries[{i}].length",
+            expected=0,
+            got=length,
+        )
+    data_at = pos + 8
+    if data_at != n and ctx.epoch is not None:
+        # LU spec §4.16: the blob ends with END. (hvm_load() itself
+        # returns at END: elsewhere the rest is kept, not judged.)
+        ctx.fail(
+            "bytes after the HVM context END entry",
+            at=data_at,
+            expected="end of body",
+            got=f"{n - data_at} more bytes",
+        )
+
+
+def _check_entry(ctx: Ctx, pos: int, i: int, typecode: int, instance: int, length: int) -> None:
+    """An entry between HEADER and END: a known typecode; in an LU stream, instance and size."""
+    if typecode > HVM_SAVE_CODE_MAX:
+        # hvm_load() (xen/arch/x86/hvm/save.c): a typecode past its handler
+        # table is "unknown entry typecode"; LU spec §4.16: typecodes 1-20.
+        ctx.fail(
+            "HVM context typecode above HVM_SAVE_CODE_MAX (no Xen handler)",
+            at=pos,
+            field=f"entries[{i}].typecode",
+            expected=f"1..{HVM_SAVE_CODE_MAX}",
+            got=typecode,
+        )
+    epoch = ctx.epoch
+    if epoch is None:
+        return
+    # LU spec §4.16: instance 0 unless per-vCPU.
+    if instance > MAX_INSTANCE.get(typecode, 0) and typecode not in PER_VCPU_TYPECODES:
+        ctx.fail(
+            f"instance too large for the domain-wide entry {HVM_TYPECODES[typecode]}",
+            at=pos + 2,
+            field=f"entries[{i}].instance",
+            expected=f"<= {MAX_INSTANCE.get(typecode, 0)}",
+            got=instance,
+        )
+    want = _expected_size(typecode, epoch)
+    if want is not None and length != want:
+        ctx.fail(
+            f"{HVM_TYPECODES[typecode]} entry length wrong for Xen {epoch[0]}.{epoch[1]}",
+            at=pos + 4,
+            field=f"entries[{i}].length",
+            expected=want,
+            got=length,
+        )
 
 
 def encode_hvm_context(value: HvmContext) -> Sequence[bytes]:

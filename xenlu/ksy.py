@@ -38,7 +38,7 @@ from typing import Any
 from xenlu import framing
 from xenlu.cgen import _layout_desc, c_name, extra_layouts
 from xenlu.epochs import EPOCHS, Epoch, as_epoch, fmt_epoch
-from xenlu.lu_records import CountHeader
+from xenlu.lu_host_records import CountHeader
 from xenlu.registry import LIBXC, OPTIONAL
 from xenlu.schema import epoch_schema
 

@@ -41,7 +41,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from xenlu.errors import GrammarError
-from xenlu.libxc import PV_VCPU_TYPES, RecType
+from xenlu.libxc_records import PV_VCPU_TYPES, RecType
 from xenlu.registry import LIBXC, Record
 
 __all__ = [

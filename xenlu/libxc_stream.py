@@ -78,14 +78,7 @@ from xenlu.framing import (
     written_bytes,
 )
 from xenlu.layout import Packed, Rsvd, fld, packed, reserved
-from xenlu.libxc import (
-    BODY_ACCEPT,
-    BODY_CHECKS,
-    GUEST_WIDTH,
-    RecType,
-    StaticDataEnd,
-    X86PvInfo,
-)
+from xenlu.libxc import BODY_ACCEPT, BODY_CHECKS, GUEST_WIDTH
 from xenlu.libxc_grammar import (
     CONTENT,
     DHDR_TYPE_PV,
@@ -95,6 +88,7 @@ from xenlu.libxc_grammar import (
     is_last,
     steady,
 )
+from xenlu.libxc_records import RecType, StaticDataEnd, X86PvInfo
 from xenlu.registry import LIBXC, OPTIONAL, Ctx, Record, UnknownRecord, unknown_mandatory
 from xenlu.values import omitted_when_empty
 

@@ -1,5 +1,8 @@
 """The libxl stream (reference §2) and the xl save file that wraps it.
 
+The records themselves (type codes, layouts, values, body codecs) are
+:mod:`xenlu.libxl_records`; every name there stays importable from here.
+
 A libxl stream is a 16-byte big-endian header (``!QII``: ident "LibxlFmt",
 version 2, options) followed by records framed exactly like libxc records.
 LIBXC_CONTEXT is an empty marker: the whole libxc stream (image header to
@@ -48,17 +51,14 @@ Decode and encode::
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Any, ClassVar
 
-from construct import Int32ub, Int32ul, Int64ub
+from construct import Int32ul
 
 from xenlu.errors import EncodeError, FramingError, GrammarError, UnknownRecordError, VersionError
 from xenlu.framing import RecordWriter, as_buffer, frames, written_bytes
-from xenlu.layout import Packed, Rsvd, fld, packed, reserved
-from xenlu.libxc import End, RecType
+from xenlu.layout import Packed, fld, packed
+from xenlu.libxc_records import RecType
 from xenlu.libxc_stream import (
     LibxcStream,
     decode_libxc,
@@ -66,14 +66,36 @@ from xenlu.libxc_stream import (
     encode_libxc,
     encode_libxc_records,
 )
-from xenlu.registry import LIBXL, OPTIONAL, Ctx, Record, RecordSpec, UnknownRecord
+from xenlu.libxl_records import (
+    EMULATOR_IDS,
+    LIBXL_HDR,
+    LIBXL_IDENT,
+    LIBXL_OPT_BE,
+    LIBXL_OPT_LEGACY,
+    LIBXL_VERSION,
+    RECORDS,
+    XENSTORE_KEY_CHARS,
+    CheckpointEnd,
+    CheckpointState,
+    EmulatorContext,
+    EmulatorHeader,
+    EmulatorXenstoreData,
+    LibxcContext,
+    LibxlHeader,
+    LibxlType,
+)
+from xenlu.registry import LIBXL, OPTIONAL, Ctx, Record, UnknownRecord
 from xenlu.values import omitted_when_empty
 
 __all__ = [
     "EMULATOR_IDS",
     "LIBXL_HDR",
     "LIBXL_IDENT",
+    "LIBXL_OPT_BE",
+    "LIBXL_OPT_LEGACY",
     "LIBXL_VERSION",
+    "RECORDS",
+    "XENSTORE_KEY_CHARS",
     "XL_BYTEORDER",
     "XL_HDR",
     "XL_MAGIC",
@@ -95,12 +117,6 @@ __all__ = [
     "xl_bytes",
     "xl_optional_data",
 ]
-
-#: libxl header, big-endian (§2): ident, version, options.
-LIBXL_IDENT = 0x4C6962786C466D74  # "LibxlFmt"
-LIBXL_VERSION = 2
-LIBXL_OPT_BE = 0x1  # bit 0: endianness, must be 0 (little-endian)
-LIBXL_OPT_LEGACY = 0x2  # bit 1: written by convert-legacy-stream
 
 #: xl save file (tools/xl/xl.h): magic, then four u32 in the host's (LE) order.
 XL_MAGIC = b"Xen saved domain, xl format\n \0 \r"
@@ -124,108 +140,8 @@ _XL = XlHeader.LAYOUT
 #: The header's ``struct`` (``<IIII``).
 XL_HDR = _XL.struct
 
-#: Characters a xenstore key may use (libxl spec, EMULATOR_XENSTORE_DATA:
-#: "strictly alphanumeric ASCII and -/_@").
-XENSTORE_KEY_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-/_@"
-
 #: libxc domain header type of a PV guest (§1.3): no emulator records follow it.
 _DHDR_TYPE_PV = 1
-
-#: Emulator ids of the emulator sub-header (§2).
-EMULATOR_IDS = {0: "unknown", 1: "qemu_traditional", 2: "qemu_upstream"}
-
-
-class LibxlType(IntEnum):
-    """libxl record type codes (§2)."""
-
-    END = 0
-    LIBXC_CONTEXT = 1
-    EMULATOR_XENSTORE_DATA = 2
-    EMULATOR_CONTEXT = 3
-    CHECKPOINT_END = 4
-    CHECKPOINT_STATE = 5
-
-
-@packed(name="LIBXL_HEADER")
-class LibxlHeader(Packed):
-    """The 16-byte big-endian libxl header (§2; Python ``!QII``).
-
-    >>> LibxlHeader.unpack(LibxlHeader(options=2).pack()).legacy
-    True
-    """
-
-    ident: int = fld(Int64ub, doc='0x4C6962786C466D74 "LibxlFmt"', default=LIBXL_IDENT)
-    version: int = fld(Int32ub, doc="2", default=LIBXL_VERSION)
-    options: int = fld(Int32ub, doc="bit 0 endianness (0 = LE), bit 1 LEGACY", default=0)
-
-    @property
-    def legacy(self) -> bool:
-        """Options bit 1: the stream was made by the legacy converter."""
-        return bool(self.options & LIBXL_OPT_LEGACY)
-
-
-LIBXL_HDR = LibxlHeader.LAYOUT.struct
-
-
-@packed(name="EMULATOR_HEADER")
-class EmulatorHeader(Packed):
-    """§2 emulator sub-header of EMULATOR_XENSTORE_DATA and EMULATOR_CONTEXT."""
-
-    emulator_id: int = fld(Int32ul, values=EMULATOR_IDS, doc="0 unknown, 1 qemu-trad, 2 upstream")
-    index: int = fld(Int32ul, doc="index of this emulator for the domain")
-
-
-@packed(name="CHECKPOINT_STATE")
-class CheckpointState(Packed):
-    """§2 CHECKPOINT_STATE (COLO only): control id and a zero pad."""
-
-    control_id: int = fld(
-        Int32ul,
-        values={0: "NEW", 1: "SVM_SUSPENDED", 2: "SVM_READY", 3: "SVM_RESUMED"},
-        doc="0-3",
-    )
-    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
-
-
-@dataclass(frozen=True)
-class EmulatorXenstoreData:
-    """§2 EMULATOR_XENSTORE_DATA: ``(key, value)`` pairs, each NUL-terminated on the wire.
-
-    >>> v = EmulatorXenstoreData(2, 0, ((b"physmap", b"1"),))
-    >>> b"".join(bytes(p) for p in LIBXL.by_name("EMULATOR_XENSTORE_DATA").encode(v))[8:]
-    b'physmap\\x001\\x00'
-    """
-
-    emulator_id: int
-    index: int
-    pairs: tuple[tuple[bytes, bytes], ...]
-
-
-@dataclass(frozen=True)
-class EmulatorContext:
-    """§2 EMULATOR_CONTEXT: an opaque emulator save blob."""
-
-    emulator_id: int
-    index: int
-    blob: bytes
-
-
-@dataclass(frozen=True)
-class LibxcContext:
-    """§2 LIBXC_CONTEXT (empty on the wire) and the libxc stream that follows it."""
-
-    stream: LibxcStream
-
-
-@dataclass(frozen=True)
-class CheckpointEnd:
-    """§2 CHECKPOINT_END; ``libxc`` is the libxc batch that resumes right after it.
-
-    ``libxc`` is None unless the libxc stream stood at a CHECKPOINT; the
-    batch reuses the first batch's headers, which are not written again.
-    """
-
-    libxc: LibxcStream | None = None
 
 
 @dataclass(eq=True)
@@ -337,245 +253,6 @@ def _check_optional_data(optional: bytes) -> None:
         raise EncodeError(f"{message}: {field}: expected {expected}, got {got}")
 
 
-# --- record body codecs ----------------------------------------------------------
-
-_EMU = EmulatorHeader.LAYOUT
-_EMU_CHECK = _EMU.checker(None)
-_CPS = CheckpointState.LAYOUT
-_CPS_CHECK = _CPS.checker(None)
-_END = End()
-
-
-def _dec_empty(body: memoryview, ctx: Ctx) -> Any:
-    if len(body):
-        ctx.fail_length(0)
-    return None
-
-
-def _dec_end(body: memoryview, ctx: Ctx) -> End:
-    _dec_empty(body, ctx)
-    return _END
-
-
-def _enc_end(value: Any) -> Sequence[Any]:
-    if not isinstance(value, End):
-        raise EncodeError(f"END: expected End, got {type(value).__name__}")
-    return ()
-
-
-def _dec_checkpoint_end(body: memoryview, ctx: Ctx) -> CheckpointEnd:
-    _dec_empty(body, ctx)
-    return CheckpointEnd()
-
-
-def _enc_checkpoint_end(value: Any) -> Sequence[Any]:
-    if not isinstance(value, CheckpointEnd):
-        raise EncodeError(f"CHECKPOINT_END: expected CheckpointEnd, got {type(value).__name__}")
-    return ()
-
-
-def _enc_libxc_context(value: Any) -> Sequence[Any]:
-    if not isinstance(value, LibxcContext) or not isinstance(value.stream, LibxcStream):
-        raise EncodeError(
-            f"LIBXC_CONTEXT: expected LibxcContext(LibxcStream), got {type(value).__name__}"
-        )
-    return ()
-
-
-def _emulator_header(body: memoryview, ctx: Ctx) -> tuple[int, int]:
-    if len(body) < 8:
-        ctx.fail_length(">= 8 (emulator header)")
-    t = _EMU.unpack_tuple(body)
-    v = _EMU_CHECK(t)
-    if v is not None:
-        ctx.fail_violation(v)
-    return t[0], t[1]
-
-
-def _dec_xenstore(body: memoryview, ctx: Ctx) -> EmulatorXenstoreData:
-    emu_id, index = _emulator_header(body, ctx)
-    n = len(body)
-    pairs: tuple[tuple[bytes, bytes], ...] = ()
-    if n > 8:
-        data = bytes(body[8:])
-        # §2: packed key\0value\0 pairs: NUL-terminated, an even number of strings.
-        if data[-1] != 0:
-            ctx.fail(
-                "xenstore data not NUL terminated",
-                at=8,
-                field="data",
-                expected="a NUL as the last byte",
-                got=data[-1],
-            )
-        parts = data[:-1].split(b"\0")
-        if len(parts) % 2:
-            ctx.fail(
-                "xenstore data holds an odd number of strings",
-                at=8,
-                field="data",
-                expected="key/value pairs",
-                got=len(parts),
-            )
-        keys = parts[0::2]
-        at = 8
-        for key, val in zip(keys, parts[1::2], strict=True):
-            problem = _xenstore_key_problem(key)
-            if problem is not None:
-                ctx.fail(
-                    f"xenstore data: {problem[0]}",
-                    at=at,
-                    field="data",
-                    expected=problem[1],
-                    got=repr(key),
-                )
-            at += len(key) + len(val) + 2
-        pairs = tuple(zip(keys, parts[1::2], strict=True))
-    return EmulatorXenstoreData(emu_id, index, pairs)
-
-
-def _xenstore_key_problem(key: bytes) -> tuple[str, str] | None:
-    """Why ``key`` may not be a xenstore key of EMULATOR_XENSTORE_DATA, or None.
-
-    Xen's ``libxl__restore_emulator_xenstore_data()`` refuses an empty key
-    ("empty key found in xenstore data") and an absolute one ("Key in
-    xenstore data not relative"); the libxl spec allows keys "strictly as
-    alphanumeric ASCII and -/_@" (Xen's reader leaves that to xenstored,
-    which refuses the write).
-    """
-    if not key:
-        return "empty key", "a non-empty key"
-    if key[0] == 0x2F:  # "/"
-        return "key not relative", "a key relative to the device model's tree"
-    if key.translate(None, XENSTORE_KEY_CHARS):
-        return "key outside the xenstore alphabet", "alphanumeric ASCII and -/_@"
-    return None
-
-
-def _emu_hdr(value: Any, name: str) -> bytes:
-    hdr = EmulatorHeader(emulator_id=value.emulator_id, index=value.index)
-    v = _EMU.check(hdr)
-    if v is not None:
-        raise EncodeError(f"{name}: {v.field}: {v.message}: expected {v.expected}, got {v.got}")
-    return _EMU.pack(hdr)
-
-
-def _enc_xenstore(value: Any) -> Sequence[Any]:
-    if not isinstance(value, EmulatorXenstoreData):
-        raise EncodeError(
-            f"EMULATOR_XENSTORE_DATA: expected EmulatorXenstoreData, got {type(value).__name__}"
-        )
-    out: list[bytes] = [_emu_hdr(value, "EMULATOR_XENSTORE_DATA")]
-    for pair in value.pairs:
-        if len(pair) != 2:
-            raise EncodeError("EMULATOR_XENSTORE_DATA: every pair must be (key, value)")
-        for s in pair:
-            if not isinstance(s, (bytes, bytearray)) or b"\0" in s:
-                raise EncodeError(
-                    "EMULATOR_XENSTORE_DATA: keys and values must be bytes without NUL"
-                )
-            out.append(bytes(s) + b"\0")
-        problem = _xenstore_key_problem(bytes(pair[0]))
-        if problem is not None:
-            raise EncodeError(f"EMULATOR_XENSTORE_DATA: {problem[0]}: {bytes(pair[0])!r}")
-    return out
-
-
-def _dec_emulator_context(body: memoryview, ctx: Ctx) -> EmulatorContext:
-    emu_id, index = _emulator_header(body, ctx)
-    return EmulatorContext(emu_id, index, bytes(body[8:]))
-
-
-def _enc_emulator_context(value: Any) -> Sequence[Any]:
-    if not isinstance(value, EmulatorContext):
-        raise EncodeError(f"EMULATOR_CONTEXT: expected EmulatorContext, got {type(value).__name__}")
-    hdr = _emu_hdr(value, "EMULATOR_CONTEXT")
-    return (hdr, value.blob) if value.blob else (hdr,)
-
-
-def _dec_checkpoint_state(body: memoryview, ctx: Ctx) -> CheckpointState:
-    if len(body) != _CPS.size:
-        ctx.fail_length(_CPS.size)
-    t = _CPS.unpack_tuple(body)
-    v = _CPS_CHECK(t)
-    if v is not None:
-        ctx.fail_violation(v)
-    value: CheckpointState = _CPS.from_tuple(t)
-    return value
-
-
-def _enc_checkpoint_state(value: Any) -> Sequence[Any]:
-    if not isinstance(value, CheckpointState):
-        raise EncodeError(f"CHECKPOINT_STATE: expected CheckpointState, got {type(value).__name__}")
-    v = _CPS.check(value)
-    if v is not None:
-        raise EncodeError(f"CHECKPOINT_STATE: {v.field}: {v.message}")
-    return (_CPS.pack(value),)
-
-
-def _records() -> tuple[RecordSpec, ...]:
-    L = LibxlType
-    out: list[RecordSpec] = []
-    for code, name, dec, enc, vt, lays in (
-        (L.END, "END", _dec_end, _enc_end, End, ()),
-        (
-            L.LIBXC_CONTEXT,
-            "LIBXC_CONTEXT",
-            _dec_empty,
-            _enc_libxc_context,
-            LibxcContext,
-            (),
-        ),
-        (
-            L.EMULATOR_XENSTORE_DATA,
-            "EMULATOR_XENSTORE_DATA",
-            _dec_xenstore,
-            _enc_xenstore,
-            EmulatorXenstoreData,
-            (EmulatorHeader,),
-        ),
-        (
-            L.EMULATOR_CONTEXT,
-            "EMULATOR_CONTEXT",
-            _dec_emulator_context,
-            _enc_emulator_context,
-            EmulatorContext,
-            (EmulatorHeader,),
-        ),
-        (
-            L.CHECKPOINT_END,
-            "CHECKPOINT_END",
-            _dec_checkpoint_end,
-            _enc_checkpoint_end,
-            CheckpointEnd,
-            (),
-        ),
-        (
-            L.CHECKPOINT_STATE,
-            "CHECKPOINT_STATE",
-            _dec_checkpoint_state,
-            _enc_checkpoint_state,
-            CheckpointState,
-            (CheckpointState,),
-        ),
-    ):
-        out.append(
-            RecordSpec(
-                family="libxl",
-                type=code,
-                name=name,
-                decode=dec,
-                encode=enc,
-                value_type=vt,
-                layouts=lays,
-            )
-        )
-    return tuple(out)
-
-
-#: The libxl records (§2): the one explicit list :data:`~xenlu.registry.LIBXL` loads.
-RECORDS = _records()
-
-
 # --- libxl stream ----------------------------------------------------------------
 
 
@@ -626,6 +303,55 @@ def _grammar(msg: str, offset: int, index: int, rtype: int) -> GrammarError:
     )
 
 
+def _unknown_record(
+    buf: memoryview, hpos: int, idx: int, rtype: int, length: int, strict: bool
+) -> Record:
+    """The kept record of an unknown type, or (``strict``) its UnknownRecordError.
+
+    No "may be ignored" rule in the libxl spec, and Xen's reader fails
+    every type it does not know, optional (bit 31) or not.
+    """
+    if strict:
+        raise UnknownRecordError(
+            "unknown optional libxl record type (libxl refuses every unknown type)"
+            if rtype & OPTIONAL
+            else "unknown mandatory libxl record type",
+            offset=hpos,
+            record_index=idx,
+            record_type=rtype,
+            field="type",
+            family="libxl",
+        )
+    body_at = hpos + 8
+    return Record(rtype, UnknownRecord(rtype, bytes(buf[body_at : body_at + length])), hpos)
+
+
+def _check_order(
+    rtype: int, hpos: int, idx: int, first: LibxcStream | None, at_checkpoint: bool
+) -> None:
+    """The grammar of the module notes for a known record type at this point of the stream."""
+    L = LibxlType
+    if rtype == L.LIBXC_CONTEXT and first is not None:
+        raise _grammar("second LIBXC_CONTEXT record", hpos, idx, rtype)
+    if rtype == L.END and at_checkpoint:
+        raise _grammar("END while the libxc stream stands at a CHECKPOINT", hpos, idx, rtype)
+    if rtype == L.CHECKPOINT_END and not at_checkpoint:
+        raise _grammar("CHECKPOINT_END closes no libxc CHECKPOINT", hpos, idx, rtype)
+    if rtype == L.CHECKPOINT_STATE:
+        raise _grammar(
+            "CHECKPOINT_STATE in a libxl stream (COLO's checkpoint-state exchange only)",
+            hpos,
+            idx,
+            rtype,
+        )
+    if (
+        rtype in (L.EMULATOR_XENSTORE_DATA, L.EMULATOR_CONTEXT)
+        and first is not None
+        and first.domain.type == _DHDR_TYPE_PV
+    ):
+        raise _grammar("emulator record in a PV domain's stream", hpos, idx, rtype)
+
+
 def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlStream, int]:
     header = _decode_libxl_header(buf, start)
     n = len(buf)
@@ -656,42 +382,9 @@ def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlSt
         index = idx + 1
         spec = LIBXL.get(rtype)
         if spec is None:
-            # No "may be ignored" rule in the libxl spec, and Xen's reader fails
-            # every type it does not know, optional (bit 31) or not.
-            if strict:
-                raise UnknownRecordError(
-                    "unknown optional libxl record type (libxl refuses every unknown type)"
-                    if rtype & OPTIONAL
-                    else "unknown mandatory libxl record type",
-                    offset=hpos,
-                    record_index=idx,
-                    record_type=rtype,
-                    field="type",
-                    family="libxl",
-                )
-            records.append(
-                Record(rtype, UnknownRecord(rtype, bytes(buf[body_at : body_at + length])), hpos)
-            )
+            records.append(_unknown_record(buf, hpos, idx, rtype, length, strict))
             continue
-        if rtype == L.LIBXC_CONTEXT and first is not None:
-            raise _grammar("second LIBXC_CONTEXT record", hpos, idx, rtype)
-        if rtype == L.END and at_checkpoint:
-            raise _grammar("END while the libxc stream stands at a CHECKPOINT", hpos, idx, rtype)
-        if rtype == L.CHECKPOINT_END and not at_checkpoint:
-            raise _grammar("CHECKPOINT_END closes no libxc CHECKPOINT", hpos, idx, rtype)
-        if rtype == L.CHECKPOINT_STATE:
-            raise _grammar(
-                "CHECKPOINT_STATE in a libxl stream (COLO's checkpoint-state exchange only)",
-                hpos,
-                idx,
-                rtype,
-            )
-        if (
-            rtype in (L.EMULATOR_XENSTORE_DATA, L.EMULATOR_CONTEXT)
-            and first is not None
-            and first.domain.type == _DHDR_TYPE_PV
-        ):
-            raise _grammar("emulator record in a PV domain's stream", hpos, idx, rtype)
+        _check_order(rtype, hpos, idx, first, at_checkpoint)
         ctx.index, ctx.type, ctx.offset, ctx.length = idx, rtype, body_at, length
         value = spec.decode(buf[body_at : body_at + length], ctx)
         if rtype == L.LIBXC_CONTEXT:

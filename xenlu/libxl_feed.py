@@ -22,21 +22,20 @@ from typing import Any
 
 from xenlu.errors import DecodeError, FramingError, UnknownRecordError
 from xenlu.feed import Event, RecordEvent, WholeRecords, rebased
-from xenlu.libxc import RecType
 from xenlu.libxc_feed import LibxcMachine
+from xenlu.libxc_records import RecType
 from xenlu.libxc_stream import DHDR_SIZE, IHDR_SIZE
 from xenlu.libxl import (
     _DHDR_TYPE_PV,
-    LIBXL_HDR,
     XL_HDR,
     XL_MAGIC,
     XL_MANDATORY_STREAMV2,
-    LibxlType,
     _decode_libxl_header,
     _grammar,
     decode_libxl,
     decode_xl,
 )
+from xenlu.libxl_records import LIBXL_HDR, LibxlType
 from xenlu.registry import LIBXL, OPTIONAL, Ctx
 
 __all__ = ["LibxlMachine"]

@@ -44,7 +44,8 @@ from xenlu.epochs import Epoch
 from xenlu.errors import XenLUError
 from xenlu.framing import HDR, REC_LENGTH_MAX, as_buffer, crc32c
 from xenlu.lu_grammar import SectionState, steady_types
-from xenlu.lu_records import ENTRY_RULES, CountHeader
+from xenlu.lu_host_records import CountHeader
+from xenlu.lu_records import ENTRY_RULES
 from xenlu.lu_walk import Walker, decode_lu
 
 __all__ = ["verify_lu"]

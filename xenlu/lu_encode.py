@@ -15,8 +15,10 @@ import numpy as np
 from xenlu.errors import CallerError, EncodeError
 from xenlu.framing import REC_LENGTH_MAX, BytesSink, RecordWriter, Sink
 from xenlu.lu_grammar import END, spec_for
+from xenlu.lu_host_records import LuSectionEnd
 from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section
-from xenlu.lu_records import DOMID_XEN, Bulk, LuSectionEnd, T
+from xenlu.lu_records import Bulk, T
+from xenlu.lu_values import DOMID_XEN
 from xenlu.registry import UnknownRecord
 
 __all__ = ["END_BYTES", "encode_lu", "encode_lu_to", "encode_section_to"]

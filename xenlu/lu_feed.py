@@ -47,8 +47,10 @@ from xenlu.lu_grammar import (
     open_domain,
     open_global,
 )
+from xenlu.lu_host_records import CountHeader, LuSectionEnd, LuVersion
 from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section, _entry_count
-from xenlu.lu_records import DOMID_XEN, ENTRY_RULES, CountHeader, LuSectionEnd, LuVersion, T
+from xenlu.lu_records import ENTRY_RULES, T
+from xenlu.lu_values import DOMID_XEN
 from xenlu.lu_walk import record_value
 from xenlu.registry import LU, Ctx, Record
 

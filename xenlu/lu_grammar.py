@@ -26,9 +26,10 @@ from typing import Any
 
 from xenlu.epochs import SUPPORTED_RANGE, Epoch, is_supported
 from xenlu.errors import FramingError, GrammarError, RecordError, VersionError
-from xenlu.libxc import PV_VCPU_TYPES
-from xenlu.libxc import RecType as X
-from xenlu.lu_records import ENTRY_RULES, LuVersion, T
+from xenlu.libxc_records import PV_VCPU_TYPES
+from xenlu.libxc_records import RecType as X
+from xenlu.lu_host_records import LuVersion
+from xenlu.lu_records import ENTRY_RULES, T
 from xenlu.registry import LIBXC, LU, OPTIONAL, RecordSpec
 
 __all__ = [

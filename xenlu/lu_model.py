@@ -22,24 +22,13 @@ import numpy as np
 from xenlu.epochs import SUPPORTED_RANGE, Epoch, epoch_of, fmt_epoch, is_supported
 from xenlu.errors import CallerError, XenLUError
 from xenlu.hvmctx import HvmContext
-from xenlu.libxc import CpuidPolicy, HvmParams, MsrPolicy, PvVcpu, X86PvInfo, X86TscInfo
-from xenlu.libxc import RecType as X
+from xenlu.libxc_records import CpuidPolicy, HvmParams, MsrPolicy, PvVcpu, X86PvInfo, X86TscInfo
+from xenlu.libxc_records import RecType as X
 from xenlu.lu_grammar import name_of
-from xenlu.lu_records import (
-    BULK_TYPES,
-    LU_DOMAIN_LAYOUTS,
-    Bulk,
-    DomainType,
-    EvtchnAbi,
-    GrantTable,
-    IoreqServers,
-    LuDomainCommon,
-    LuDomainInfo,
-    LuHostInfo,
-    LuSectionEnd,
-    LuVersion,
-    T,
-)
+from xenlu.lu_host_records import LuHostInfo, LuSectionEnd, LuVersion
+from xenlu.lu_io_records import EvtchnAbi, GrantTable, IoreqServers
+from xenlu.lu_records import BULK_TYPES, LU_DOMAIN_LAYOUTS, Bulk, LuDomainCommon, LuDomainInfo, T
+from xenlu.lu_values import DomainType
 from xenlu.registry import LU, Record, UnknownRecord
 from xenlu.values import Value, values_equal
 
@@ -207,14 +196,14 @@ class GlobalSection(Section):
     @property
     def reusable_regions(self) -> np.ndarray:
         """LU_REUSABLE_REGIONS entries (one read-only array, the same on every access)."""
-        from xenlu.lu_records import RegionExtent
+        from xenlu.lu_host_records import RegionExtent
 
         return self.bulk_view(T.LU_REUSABLE_REGIONS, RegionExtent.LAYOUT.dtype)
 
     @property
     def xen_pages(self) -> np.ndarray:
         """LU_XEN_PAGES entries (one read-only array, the same on every access)."""
-        from xenlu.lu_records import XenPagesExtent
+        from xenlu.lu_host_records import XenPagesExtent
 
         return self.bulk_view(T.LU_XEN_PAGES, XenPagesExtent.LAYOUT.dtype)
 
@@ -296,7 +285,7 @@ class LUDomain(Section):
     @property
     def evtchns(self) -> np.ndarray:
         """LU_EVTCHNS entries (§4.13); an empty array has the 4.15 layout."""
-        from xenlu.lu_records import EvtchnEntry415
+        from xenlu.lu_io_records import EvtchnEntry415
 
         return self.bulk_view(T.LU_EVTCHNS, EvtchnEntry415.LAYOUT.dtype)
 

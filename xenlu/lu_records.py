@@ -1,9 +1,20 @@
-"""Live-Update-only records (LU spec §4), declared once per epoch layout.
+"""Live-Update-only records (LU spec §4): type codes, LU_DOMAIN, and the one explicit list.
 
-Every fixed layout below is the single declaration from which xenlu derives
-its struct codec, numpy dtype, structural checks and JSON schema. Layouts of
-a released epoch never change: a new epoch gets a new declaration, and
-:data:`LU_DOMAIN_LAYOUTS` / :data:`EVTCHN_LAYOUTS` map each epoch to its own.
+Each fixed layout is declared once, per epoch where it changed, in the
+module of its spec section: :mod:`xenlu.lu_host_records` (§4.1–§4.5, the
+count header, §4.15), LU_DOMAIN here (§4.6), :mod:`xenlu.lu_memory_records`
+(§4.7–§4.9) and :mod:`xenlu.lu_io_records` (§4.10–§4.14, with the values
+and codecs of its variable-size records); the value and bit names, Xen's
+defaults and limits are in :mod:`xenlu.lu_values`. From those declarations
+xenlu derives the struct codec, numpy dtype, structural checks and JSON
+schema. Layouts of a released epoch never change: a new epoch gets a new
+declaration, and :data:`LU_DOMAIN_LAYOUTS` / :data:`EVTCHN_LAYOUTS` map each
+epoch to its own.
+
+This module holds the type codes (:class:`T`), the LU_DOMAIN declarations,
+the bulk-record machinery (:class:`Bulk`, :data:`ENTRY_RULES`) and
+:data:`RECORDS`, the list the registry loads. Every name of the modules
+above stays importable from here.
 
 Decode and encode one record body::
 
@@ -20,17 +31,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import IntEnum, IntFlag
+from enum import IntEnum
 from typing import Any, ClassVar
 
 import numpy as np
-from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul
+
+# Int64ul is not used yet: it is the type a new LU_DOMAIN field usually takes
+# (tests/test_artefacts.py adds one to the newest layout here).
+from construct import Bytes, Int16ul, Int32sl, Int32ul, Int64ul  # noqa: F401
 
 from xenlu.epochs import EPOCHS, Epoch, or_latest
 from xenlu.errors import DecodeError, EncodeError
 from xenlu.layout import (
     Layout,
-    Named,
     Packed,
     Rsvd,
     by_epoch,
@@ -39,26 +52,169 @@ from xenlu.layout import (
     packed_base,
     reserved,
 )
-from xenlu.names import bit_names, epoch_limited, value_names
+from xenlu.lu_host_records import (
+    CountHeader,
+    LuHostInfo,
+    LuSectionEnd,
+    LuVersion,
+    RegionExtent,
+    XenPagesExtent,
+    host_grant_limits,
+    host_grant_version,
+)
+from xenlu.lu_io_records import (
+    EVTCHN_LAYOUTS,
+    U64,
+    ControlBlock,
+    EvtchnAbi,
+    EvtchnAbiHeader,
+    EvtchnCommon,
+    EvtchnEntry411,
+    EvtchnEntry415,
+    EvtchnPagesHeader,
+    GrantMapEntry,
+    GrantTable,
+    GrantTableHeader,
+    IoreqRange,
+    IoreqServer,
+    IoreqServerHeader,
+    IoreqServers,
+    decode_evtchn_abi,
+    decode_grant_table,
+    decode_ioreq_servers,
+    encode_evtchn_abi,
+    encode_grant_table,
+    encode_ioreq_servers,
+    evtchn_layout,
+)
+from xenlu.lu_memory_records import (
+    OwnershipEntry,
+    P2mEntry,
+    PageTypeEntry,
+)
+from xenlu.lu_values import (
+    CDF_BITS,
+    CDF_HVM,
+    CDF_IOMMU,
+    CDF_NESTED_VIRT,
+    CDF_VPMU,
+    DOMID_COW,
+    DOMID_MAX,
+    DOMID_XEN,
+    ECS_INTERDOMAIN,
+    ECS_IPI,
+    ECS_PIRQ,
+    ECS_RESERVED,
+    ECS_UNBOUND,
+    ECS_VIRQ,
+    EMU_BITS,
+    EVTCHN_PORTS_2L,
+    EVTCHN_PORTS_2L_32,
+    EVTCHN_PORTS_FIFO,
+    EVTCHN_STATES,
+    EVTCHN_WORDS_PER_PAGE,
+    GIB4,
+    GNTMAP_DEVICE_MAP,
+    GNTMAP_HOST_MAP,
+    GNTMAP_READONLY,
+    INVALID_MFN,
+    LU_STATE_BITS,
+    LU_STATE_DYING,
+    LU_STATE_IOMMU,
+    LU_STATE_PRIVILEGED,
+    LU_STATE_RUNNING,
+    LU_STATE_SHINFO32,
+    MAPTRACK_PER_FRAME,
+    MIB2,
+    P2M_ACCESS,
+    P2M_CLASS,
+    P2M_CLASS_LUT,
+    P2M_HAS_FRAME,
+    P2M_NO_FRAME,
+    P2M_TYPES,
+    PAGE_SIZE,
+    PAGE_TYPES,
+    PER_VCPU_VIRQS,
+    PT_PINNED,
+    XEN_MAX_GRANT_FRAMES,
+    XEN_MAX_MAPTRACK_FRAMES,
+    BufIoreq,
+    CdfFlag,
+    DomainType,
+    EmulationFlag,
+    EvtchnAbiKind,
+    EvtchnFlag,
+    EvtchnState,
+    GrantMapFlag,
+    GrantVersion,
+    IommuOpt,
+    IoreqRangeType,
+    LuState,
+    MiscFlag,
+    OwnershipFlag,
+    P2mAccess,
+    P2mClass,
+    P2mType,
+    PageType,
+    PageTypeFlag,
+    RegionKind,
+    Virq,
+    XenPageKind,
+)
 from xenlu.registry import Ctx, RecordSpec, fixed_record
-from xenlu.rules import AtLeast, OrIn, Pick, Rule
+from xenlu.rules import Rule
 from xenlu.values import Value
 
 __all__ = [
     "BULK_TYPES",
+    "CDF_BITS",
+    "CDF_HVM",
+    "CDF_IOMMU",
+    "CDF_NESTED_VIRT",
+    "CDF_VPMU",
     "DOMID_COW",
+    "DOMID_MAX",
     "DOMID_XEN",
+    "ECS_INTERDOMAIN",
+    "ECS_IPI",
+    "ECS_PIRQ",
+    "ECS_RESERVED",
+    "ECS_UNBOUND",
+    "ECS_VIRQ",
+    "EMU_BITS",
+    "ENTRY_RULES",
     "EVTCHN_LAYOUTS",
     "EVTCHN_PORTS_2L",
     "EVTCHN_PORTS_2L_32",
     "EVTCHN_PORTS_FIFO",
+    "EVTCHN_STATES",
     "EVTCHN_WORDS_PER_PAGE",
+    "GIB4",
+    "GNTMAP_DEVICE_MAP",
+    "GNTMAP_HOST_MAP",
+    "GNTMAP_READONLY",
     "INVALID_MFN",
     "LU_DOMAIN_LAYOUTS",
+    "LU_STATE_BITS",
+    "LU_STATE_DYING",
+    "LU_STATE_IOMMU",
+    "LU_STATE_PRIVILEGED",
+    "LU_STATE_RUNNING",
+    "LU_STATE_SHINFO32",
     "MAPTRACK_PER_FRAME",
+    "MIB2",
+    "P2M_ACCESS",
     "P2M_CLASS",
     "P2M_CLASS_LUT",
+    "P2M_HAS_FRAME",
+    "P2M_NO_FRAME",
+    "P2M_TYPES",
+    "PAGE_SIZE",
+    "PAGE_TYPES",
     "PER_VCPU_VIRQS",
+    "PT_PINNED",
+    "RECORDS",
+    "U64",
     "XEN_MAX_GRANT_FRAMES",
     "XEN_MAX_MAPTRACK_FRAMES",
     "BufIoreq",
@@ -68,20 +224,26 @@ __all__ = [
     "CountHeader",
     "DomainType",
     "EmulationFlag",
+    "EntryRules",
     "EvtchnAbi",
+    "EvtchnAbiHeader",
     "EvtchnAbiKind",
+    "EvtchnCommon",
     "EvtchnEntry411",
     "EvtchnEntry415",
     "EvtchnFlag",
+    "EvtchnPagesHeader",
     "EvtchnState",
     "GrantMapEntry",
     "GrantMapFlag",
     "GrantTable",
+    "GrantTableHeader",
     "GrantVersion",
     "IommuOpt",
     "IoreqRange",
     "IoreqRangeType",
     "IoreqServer",
+    "IoreqServerHeader",
     "IoreqServers",
     "LuDomain411",
     "LuDomain413",
@@ -112,311 +274,17 @@ __all__ = [
     "Virq",
     "XenPageKind",
     "XenPagesExtent",
+    "decode_evtchn_abi",
+    "decode_grant_table",
+    "decode_ioreq_servers",
     "domain_layout",
+    "encode_evtchn_abi",
+    "encode_grant_table",
+    "encode_ioreq_servers",
     "evtchn_layout",
     "host_grant_limits",
     "host_grant_version",
 ]
-
-INVALID_MFN = 0xFFFFFFFFFFFFFFFF
-DOMID_XEN = 0x7FF2
-DOMID_COW = 0x7FF3
-DOMID_MAX = 0x7FEF  # ordinary domain ids are 0 … 0x7FEF (spec "Conventions")
-PAGE_SIZE = 4096
-MIB2 = 2 << 20
-GIB4 = 1 << 32
-
-
-# --- value and bit names, declared once (xenlu.names) -------------------------
-# fld(values=…/bits=…) below takes these enums; validate, compat, plan and
-# the hand-over import them instead of repeating the numbers.
-
-
-class RegionKind(IntEnum):
-    """§4.4 LU_REUSABLE_REGIONS extent kinds."""
-
-    FRAMETABLE = 1
-    XEN_IMAGE = 2
-    SCRATCH = 3
-
-
-class XenPageKind(IntEnum):
-    """§4.5 LU_XEN_PAGES extent kinds."""
-
-    M2P = 1
-    IOMMU_PT = 2
-    LU_DATA = 3
-    SHARED = 4
-
-
-class DomainType(IntEnum):
-    """§4.6 LU_DOMAIN domain_type."""
-
-    x86_pv = 1
-    x86_hvm = 2
-
-
-@epoch_limited(iommu=("4.13", None), nested_virt=("4.15", None), vpmu=("4.16", None))
-class CdfFlag(IntFlag):
-    """§4.6 LU_DOMAIN cdf_flags (XEN_DOMCTL_CDF_* as of each epoch)."""
-
-    hvm = 1 << 0
-    hap = 1 << 1
-    s3_integrity = 1 << 2
-    oos_off = 1 << 3
-    xs_domain = 1 << 4
-    iommu = 1 << 5
-    nested_virt = 1 << 6
-    vpmu = 1 << 7
-
-
-@epoch_limited(iommu=(None, "4.13"))
-class LuState(IntFlag):
-    """§4.6 LU_DOMAIN lu_state."""
-
-    running = 1 << 0
-    dying = 1 << 1
-    privileged = 1 << 2
-    iommu = 1 << 3
-    shinfo32 = 1 << 4
-
-
-class EmulationFlag(IntFlag):
-    """§4.6 LU_DOMAIN emulation_flags: XEN_X86_EMU_* bits 0-10."""
-
-    emu_0 = 1 << 0
-    emu_1 = 1 << 1
-    emu_2 = 1 << 2
-    emu_3 = 1 << 3
-    emu_4 = 1 << 4
-    emu_5 = 1 << 5
-    emu_6 = 1 << 6
-    emu_7 = 1 << 7
-    emu_8 = 1 << 8
-    emu_9 = 1 << 9
-    emu_10 = 1 << 10
-
-
-class IommuOpt(IntFlag):
-    """§4.6 LU_DOMAIN iommu_opts (4.13 on)."""
-
-    no_sharept = 1 << 0
-
-
-class MiscFlag(IntFlag):
-    """§4.6 LU_DOMAIN misc_flags (4.15 on)."""
-
-    msr_relaxed = 1 << 0
-
-
-class P2mType(IntEnum):
-    """§4.7 LU_P2M p2m_type."""
-
-    ram_rw = 0
-    invalid = 1
-    ram_logdirty = 2
-    ram_ro = 3
-    mmio_dm = 4
-    mmio_direct = 5
-    populate_on_demand = 6
-    grant_map_rw = 7
-    grant_map_ro = 8
-    ram_paging_out = 9
-    ram_paged = 10
-    ram_paging_in = 11
-    ram_shared = 12
-    ram_broken = 13
-    map_foreign = 14
-    ioreq_server = 15
-
-
-class P2mClass(IntEnum):
-    """§4.7: what the frames of a P2M extent must be, by p2m_type."""
-
-    NONE = 0  # no frame: mfn is INVALID_MFN
-    OWN = 1  # frames the domain owns
-    PAGING_IN = 2  # the domain's own frames, or INVALID_MFN
-    SHARED = 3  # inside a SHARED LU_XEN_PAGES extent
-    FOREIGN = 4  # owned by another domain of the stream (grant_map_*, map_foreign)
-    DEVICE = 5  # any frame (mmio_direct)
-
-
-#: §4.7 the class of every p2m_type.
-P2M_CLASS: dict[P2mType, P2mClass] = {
-    P2mType.ram_rw: P2mClass.OWN,
-    P2mType.invalid: P2mClass.NONE,
-    P2mType.ram_logdirty: P2mClass.OWN,
-    P2mType.ram_ro: P2mClass.OWN,
-    P2mType.mmio_dm: P2mClass.NONE,
-    P2mType.mmio_direct: P2mClass.DEVICE,
-    P2mType.populate_on_demand: P2mClass.NONE,
-    P2mType.grant_map_rw: P2mClass.FOREIGN,
-    P2mType.grant_map_ro: P2mClass.FOREIGN,
-    P2mType.ram_paging_out: P2mClass.OWN,
-    P2mType.ram_paged: P2mClass.NONE,
-    P2mType.ram_paging_in: P2mClass.PAGING_IN,
-    P2mType.ram_shared: P2mClass.SHARED,
-    P2mType.ram_broken: P2mClass.OWN,
-    P2mType.map_foreign: P2mClass.FOREIGN,
-    P2mType.ioreq_server: P2mClass.OWN,
-}
-#: The same as a lookup table over every u8 p2m_type (unnamed types: NONE),
-#: for vectorised use.
-P2M_CLASS_LUT = np.zeros(256, np.int8)
-P2M_CLASS_LUT[[int(t) for t in P2M_CLASS]] = [int(c) for c in P2M_CLASS.values()]
-
-
-@epoch_limited(r_pw=("4.20", None))
-class P2mAccess(IntEnum):
-    """§4.7 LU_P2M access."""
-
-    n = 0
-    r = 1
-    w = 2
-    rw = 3
-    x = 4
-    rx = 5
-    wx = 6
-    rwx = 7
-    rx2rw = 8
-    n2rwx = 9
-    r_pw = 10
-
-
-@epoch_limited(extra=("4.14", None))
-class OwnershipFlag(IntFlag):
-    """§4.8 LU_PAGE_OWNERSHIP flags."""
-
-    xen_heap = 1 << 0
-    broken = 1 << 1
-    extra = 1 << 2
-
-
-class PageType(IntEnum):
-    """§4.9 LU_PAGE_TYPES type."""
-
-    none = 0
-    l1 = 1
-    l2 = 2
-    l3 = 3
-    l4 = 4
-    seg_desc = 5
-    shared = 6
-    writable = 7
-
-
-class PageTypeFlag(IntFlag):
-    """§4.9 LU_PAGE_TYPES flags."""
-
-    pinned = 1 << 0
-    validated = 1 << 1
-    pae_xen_l2 = 1 << 2
-    partial = 1 << 3
-
-
-class GrantVersion(IntEnum):
-    """§4.10 LU_GRANT_TABLE version."""
-
-    v1 = 1
-    v2 = 2
-
-
-class GrantMapFlag(IntFlag):
-    """§4.11 LU_GRANT_MAPS flags (GNTMAP_*)."""
-
-    device_map = 1 << 0
-    host_map = 1 << 1
-    readonly = 1 << 2
-    application_map = 1 << 3
-    contains_pte = 1 << 4
-
-
-class EvtchnAbiKind(IntEnum):
-    """§4.12 LU_EVTCHN_ABI abi."""
-
-    two_level = 1
-    fifo = 2
-
-
-class EvtchnState(IntEnum):
-    """§4.13 LU_EVTCHNS state (ECS_*)."""
-
-    reserved = 1
-    unbound = 2
-    interdomain = 3
-    pirq = 4
-    virq = 5
-    ipi = 6
-
-
-class EvtchnFlag(IntFlag):
-    """§4.13 LU_EVTCHNS flags."""
-
-    pending = 1 << 0
-
-
-@epoch_limited(ARGO=("4.12", None))
-class Virq(IntEnum):
-    """§4.13 the VIRQs a channel's ``detail`` names (0-23; the architectural
-    VIRQs 16-23 are unnamed here). ARGO is VIRQ 11 from 4.12, reserved in 4.11."""
-
-    TIMER = 0
-    DEBUG = 1
-    CONSOLE = 2
-    DOM_EXC = 3
-    TBUF = 4
-    DEBUGGER = 6
-    XENOPROF = 7
-    CON_RING = 8
-    PCPU_STATE = 9
-    MEM_EVENT = 10
-    ARGO = 11
-    ENOMEM = 12
-    XENPMU = 13
-
-
-class BufIoreq(IntEnum):
-    """§4.14 LU_IOREQ_SERVERS bufioreq."""
-
-    off = 0
-    on = 1
-    atomic = 2
-
-
-class IoreqRangeType(IntEnum):
-    """§4.14 LU_IOREQ_SERVERS range type."""
-
-    portio = 0
-    mmio = 1
-    pci = 2
-
-
-#: §4.6 / §4.10: Xen's own defaults of the grant limits, the effective limit
-#: where LU_DOMAIN says -1 and LU_HOST_INFO's host default is 0 (unknown).
-XEN_MAX_GRANT_FRAMES = 64
-XEN_MAX_MAPTRACK_FRAMES = 1024
-#: §4.11: maptrack handles per maptrack frame.
-MAPTRACK_PER_FRAME = 256
-#: §4.12 ABI port limits: FIFO; two-level; two-level with the 32-bit shared_info.
-EVTCHN_PORTS_FIFO = 131072
-EVTCHN_PORTS_2L = 4096
-EVTCHN_PORTS_2L_32 = 1024
-#: §4.12: FIFO event words per event-array page.
-EVTCHN_WORDS_PER_PAGE = 1024
-
-
-def host_grant_limits(host: LuHostInfo) -> tuple[int, int]:
-    """§4.6: the (grant frames, maptrack frames) limits of a domain whose
-    LU_DOMAIN says -1: LU_HOST_INFO's host defaults, Xen's where those are 0."""
-    return (
-        int(host.gnttab_max_frames) or XEN_MAX_GRANT_FRAMES,
-        int(host.gnttab_max_maptrack_frames) or XEN_MAX_MAPTRACK_FRAMES,
-    )
-
-
-def host_grant_version(host: LuHostInfo) -> int:
-    """§4.2 / §6: LU_HOST_INFO gnttab_max_version, where 0 (unknown) means 2."""
-    return int(host.gnttab_max_version) or int(GrantVersion.v2)
 
 
 class T(IntEnum):
@@ -438,114 +306,7 @@ class T(IntEnum):
     LU_SECTION_END = 0x4000007F
 
 
-# --- §4.1 – §4.3 -------------------------------------------------------------
-
-
-@packed(name="LU_VERSION")
-class LuVersion(Packed):
-    """§4.1: the version of the Xen that produced the stream."""
-
-    xen_major: int = fld(Int32ul, doc="Xen major version of xen#1")
-    xen_minor: int = fld(Int32ul, doc="Xen minor version of xen#1")
-
-
-@packed(name="LU_HOST_INFO")
-class LuHostInfo(Packed):
-    """§4.2: host-wide facts xen#2 needs before any domain."""
-
-    page_shift: int = fld(Int32ul, values={12: "4 KiB"}, doc="must be 12")
-    nr_domains: int = fld(Int32ul, doc="number of domain sections")
-    max_page: int = fld(Int64ul, doc="one past the highest RAM MFN")
-    lu_bootmem_start: int = fld(Int64ul, doc="machine address of the LU bootmem, 2 MiB aligned")
-    lu_bootmem_size: int = fld(Int64ul, doc="non-zero multiple of 2 MiB; start + size <= 4 GiB")
-    gnttab_max_frames: int = fld(Int32ul, doc="xen#1's host default (0 = unknown)")
-    gnttab_max_maptrack_frames: int = fld(Int32ul, doc="xen#1's host default (0 = unknown)")
-    gnttab_max_version: int = fld(
-        Int32ul, values={0: "unknown (2)", 1: "v1", 2: "v2"}, doc="host maximum grant version"
-    )
-    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
-
-    # §4.2: the LU bootmem is 2 MiB aligned, a non-zero multiple of 2 MiB
-    # and ends at or below 4 GiB.
-    RULES = (
-        Rule(
-            "lu_bootmem_start",
-            "LU bootmem not 2 MiB aligned",
-            lambda c: c.lu_bootmem_start % MIB2 != 0,
-            "a multiple of 0x200000",
-            repair=lambda d, pick: _repair_bootmem(d, pick),
-        ),
-        Rule(
-            "lu_bootmem_size",
-            "LU bootmem size not a non-zero multiple of 2 MiB",
-            lambda c: (c.lu_bootmem_size == 0) | (c.lu_bootmem_size % MIB2 != 0),
-            "a non-zero multiple of 0x200000",
-            repair=lambda d, pick: _repair_bootmem(d, pick),
-        ),
-        Rule(
-            "lu_bootmem_size",
-            "LU bootmem ends above 4 GiB",
-            lambda c: (c.lu_bootmem_start > GIB4) | (c.lu_bootmem_size > GIB4 - c.lu_bootmem_start),
-            f"start + size <= {GIB4:#x}",
-            got=lambda c: c.lu_bootmem_start + c.lu_bootmem_size,
-            repair=lambda d, pick: _repair_bootmem(d, pick),
-        ),
-    )
-
-
-def _repair_bootmem(d: dict[str, Any], pick: Pick) -> dict[str, Any]:
-    """A valid LU bootmem (§4.2), keeping the start when it is valid."""
-    start = d["lu_bootmem_start"]
-    if start % MIB2 or start >= GIB4:
-        start = pick(0, GIB4 // MIB2 - 1) * MIB2
-    size = pick(1, (GIB4 - start) // MIB2) * MIB2
-    return {**d, "lu_bootmem_start": start, "lu_bootmem_size": size}
-
-
-@packed(name="COUNT_HEADER")
-class CountHeader(Packed):
-    """The ``{u32 count; u32 rsvd}`` prefix of count-prefixed records (§4)."""
-
-    count: int = fld(Int32ul)
-    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
-
-
-@packed(name="EXTENT(LU_REUSABLE_REGIONS)")
-class RegionExtent(Packed):
-    """§4.3/§4.4: memory xen#2 may use before it has consumed the stream."""
-
-    start_mfn: int = fld(Int64ul)
-    nr_pages: int = fld(Int64ul, lo=1)
-    kind: int = fld(Int32ul, values=RegionKind)
-    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
-
-
-@packed(name="EXTENT(LU_XEN_PAGES)")
-class XenPagesExtent(Packed):
-    """§4.3/§4.5: hypervisor pages that must be kept as they are."""
-
-    start_mfn: int = fld(Int64ul)
-    nr_pages: int = fld(Int64ul, lo=1)
-    kind: int = fld(Int32ul, values=XenPageKind)
-    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
-
-
 # --- §4.6 LU_DOMAIN ----------------------------------------------------------
-
-# Derived from the enums above (plain ints: ``~`` of an IntFlag member keeps
-# only the named bits, which is not what a mask clearing one bit wants).
-CDF_BITS: dict[int, Named] = bit_names(CdfFlag)
-LU_STATE_BITS: dict[int, Named] = bit_names(LuState)
-LU_STATE_RUNNING = int(LuState.running)
-LU_STATE_DYING = int(LuState.dying)
-LU_STATE_PRIVILEGED = int(LuState.privileged)
-LU_STATE_IOMMU = int(LuState.iommu)
-LU_STATE_SHINFO32 = int(LuState.shinfo32)
-CDF_HVM = int(CdfFlag.hvm)
-CDF_IOMMU = int(CdfFlag.iommu)
-CDF_NESTED_VIRT = int(CdfFlag.nested_virt)
-CDF_VPMU = int(CdfFlag.vpmu)
-EMU_BITS: dict[int, Named] = bit_names(EmulationFlag)
 
 
 @packed_base
@@ -676,378 +437,6 @@ def domain_layout(epoch: Epoch) -> type[LuDomainCommon]:
     return LU_DOMAIN_LAYOUTS[epoch]
 
 
-# --- §4.7 – §4.11 bulk entries -----------------------------------------------
-
-P2M_TYPES: dict[int, str] = {int(t): t.name for t in P2mType}
-P2M_ACCESS: dict[int, Named] = value_names(P2mAccess)
-#: §4.7: p2m types whose mfn must be INVALID_MFN / must not be (ram_paging_in: either).
-P2M_NO_FRAME = tuple(int(t) for t in P2mType if P2M_CLASS[t] is P2mClass.NONE)
-P2M_HAS_FRAME = tuple(
-    int(t) for t in P2mType if P2M_CLASS[t] not in (P2mClass.NONE, P2mClass.PAGING_IN)
-)
-#: [OR of a chunk's p2m types]: could the chunk hold a type with no frame?
-_P2M_MAYBE_NO_FRAME = tuple(any(t & ~o == 0 for t in P2M_NO_FRAME) for o in range(256))
-#: nr_pages < 2^32, so only a gfn at or above 2^64 - 2^32 can wrap.
-_GFN_MAY_WRAP = 0xFFFFFFFF00000000
-
-
-def _repair_mfn(d: dict[str, Any], pick: Pick) -> dict[str, Any]:
-    t = d["p2m_type"]
-    if t in P2M_NO_FRAME:
-        return {**d, "mfn": INVALID_MFN}
-    if t in P2M_HAS_FRAME and d["mfn"] == INVALID_MFN:
-        return {**d, "mfn": pick(0, INVALID_MFN - 1)}
-    return d
-
-
-def _repair_wrap(d: dict[str, Any], pick: Pick) -> dict[str, Any]:
-    if d["gfn"] + d["nr_pages"] - 1 > INVALID_MFN:
-        return {**d, "gfn": INVALID_MFN + 1 - d["nr_pages"]}
-    return d
-
-
-@packed(name="LU_P2M entry")
-class P2mEntry(Packed):
-    """§4.7: one P2M extent gfn+i → mfn+i."""
-
-    gfn: int = fld(Int64ul)
-    mfn: int = fld(Int64ul, doc="INVALID_MFN for types with no frame")
-    nr_pages: int = fld(Int32ul, lo=1)
-    p2m_type: int = fld(Int8ul, values=P2mType)
-    access: int = fld(Int8ul, values=P2mAccess)
-    rsvd: ClassVar[Rsvd] = reserved(Int16ul)
-
-    # §4.7 frame rules that one entry shows by itself. Each screen is one
-    # reduction per 64 Ki entries (INVALID_MFN is the largest u64; a type set
-    # can only hold values whose bits are in its OR), so a clean array costs
-    # three reductions and no temporaries.
-    RULES = (
-        Rule(
-            "mfn",
-            "p2m type has no frame",
-            lambda c: c.isin(c.p2m_type, P2M_NO_FRAME) & (c.mfn != INVALID_MFN),
-            "INVALID_MFN",
-            repair=_repair_mfn,
-            screen=OrIn("p2m_type", _P2M_MAYBE_NO_FRAME),
-        ),
-        Rule(
-            "mfn",
-            "p2m type needs a frame",
-            lambda c: c.isin(c.p2m_type, P2M_HAS_FRAME) & (c.mfn == INVALID_MFN),
-            "an MFN",
-            repair=_repair_mfn,
-            screen=AtLeast("mfn", INVALID_MFN),
-        ),
-        # An extent must not wrap the 64-bit gfn/mfn space.
-        Rule(
-            "nr_pages",
-            "gfn range wraps",
-            lambda c: c.wrap64(c.gfn + (c.nr_pages - 1)) < c.gfn,
-            "no overflow",
-            repair=_repair_wrap,
-            screen=AtLeast("gfn", _GFN_MAY_WRAP),
-        ),
-    )
-
-
-@packed(name="LU_PAGE_OWNERSHIP entry")
-class OwnershipEntry(Packed):
-    """§4.8: frames start_mfn … start_mfn+nr_pages-1 owned by the section's domain."""
-
-    start_mfn: int = fld(Int64ul)
-    nr_pages: int = fld(Int32ul, lo=1)
-    flags: int = fld(Int32ul, bits=OwnershipFlag)
-
-
-PAGE_TYPES: dict[int, str] = {int(t): t.name for t in PageType}
-PT_PINNED = int(PageTypeFlag.pinned)
-
-
-@packed(name="LU_PAGE_TYPES entry")
-class PageTypeEntry(Packed):
-    """§4.9: the stable type of one PV page (not xen#1's type_info bits)."""
-
-    mfn: int = fld(Int64ul)
-    type: int = fld(Int8ul, values=PageType)
-    flags: int = fld(Int8ul, bits=PageTypeFlag)
-    rsvd: ClassVar[Rsvd] = reserved(Int16ul)
-    type_count: int = fld(Int32ul)
-
-    # §4.9: a pinned page must be an L1-L4 page table.
-    RULES = (
-        Rule(
-            "type",
-            "pinned page is not a page table",
-            lambda c: ((c.flags & PT_PINNED) != 0) & ((c.type < 1) | (c.type > 4)),
-            "1..4",
-            repair=lambda d, pick: (
-                {**d, "type": pick(1, 4)} if d["flags"] & 1 and not 1 <= d["type"] <= 4 else d
-            ),
-        ),
-    )
-
-
-GNTMAP_DEVICE_MAP = int(GrantMapFlag.device_map)
-GNTMAP_HOST_MAP = int(GrantMapFlag.host_map)
-GNTMAP_READONLY = int(GrantMapFlag.readonly)
-
-
-@packed(name="LU_GRANT_MAPS entry")
-class GrantMapEntry(Packed):
-    """§4.11: one maptrack entry of the mapping domain."""
-
-    handle: int = fld(Int32ul)
-    ref: int = fld(Int32ul)
-    flags: int = fld(Int16ul, bits=GrantMapFlag)
-    granting_domid: int = fld(Int16ul)
-    vcpu: int = fld(Int32ul)
-    mfn: int = fld(Int64ul)
-
-    # §4.11: at least one of device_map, host_map.
-    RULES = (
-        Rule(
-            "flags",
-            "neither device_map nor host_map",
-            lambda c: (c.flags & (GNTMAP_DEVICE_MAP | GNTMAP_HOST_MAP)) == 0,
-            "bit 0 or 1",
-            repair=lambda d, pick: d if d["flags"] & 3 else {**d, "flags": d["flags"] | pick(1, 3)},
-        ),
-    )
-
-
-# --- §4.13 LU_EVTCHNS ---------------------------------------------------------
-
-EVTCHN_STATES: dict[int, str] = {int(s): s.name for s in EvtchnState}
-ECS_RESERVED = int(EvtchnState.reserved)
-ECS_UNBOUND = int(EvtchnState.unbound)
-ECS_INTERDOMAIN = int(EvtchnState.interdomain)
-ECS_PIRQ = int(EvtchnState.pirq)
-ECS_VIRQ = int(EvtchnState.virq)
-ECS_IPI = int(EvtchnState.ipi)
-#: §4.13: the VIRQs bound once per vCPU (the others once per domain).
-PER_VCPU_VIRQS = tuple(int(v) for v in (Virq.TIMER, Virq.DEBUG, Virq.XENOPROF, Virq.XENPMU))
-
-
-def _repair_ports(rows: list[dict[str, Any]], pick: Pick) -> list[dict[str, Any]]:
-    """Unique ascending ports (port 0 is never listed), as many as ``rows``."""
-    ports: set[int] = set()
-    while len(ports) < len(rows):
-        ports.add(pick(1, 0xFFFFFFFF))
-    return [{**r, "port": p} for r, p in zip(rows, sorted(ports), strict=True)]
-
-
-@packed_base
-class EvtchnCommon(Packed):
-    """LU_EVTCHNS entry offsets 0–15, the same in every epoch (§4.13)."""
-
-    port: int = fld(Int32ul, lo=1, doc="port 0 is never listed")
-    state: int = fld(Int8ul, values=EvtchnState)
-    priority: int = fld(Int8ul, hi=15)
-    notify_vcpu: int = fld(Int16ul)
-    remote_domid: int = fld(Int16ul)
-    xen_consumer: int = fld(Int8ul, values={0: "none"}, doc="must be 0 in revision 1")
-    flags: int = fld(Int8ul, bits=EvtchnFlag)
-    detail: int = fld(Int32ul, doc="remote port / pirq / virq, else 0")
-
-    # §4.13, in this order (the first broken rule is the one reported).
-    RULES = (
-        # Ports ascend within a record (structural by §7).
-        Rule(
-            "port",
-            "ports do not ascend",
-            lambda c: c.port <= c.prev.port,
-            lambda c: f"> {c.prev.port}",
-            repair_all=_repair_ports,
-            pairwise=True,
-        ),
-        Rule(
-            "remote_domid",
-            "remote_domid set for this state",
-            lambda c: c.notin(c.state, (ECS_UNBOUND, ECS_INTERDOMAIN)) & (c.remote_domid != 0),
-            0,
-            repair=lambda d, pick: (
-                d if d["state"] in (ECS_UNBOUND, ECS_INTERDOMAIN) else {**d, "remote_domid": 0}
-            ),
-        ),
-        # detail: remote port / pirq / virq, else 0; virq 0-23.
-        Rule(
-            "detail",
-            "detail set for this state",
-            lambda c: c.isin(c.state, (ECS_RESERVED, ECS_UNBOUND, ECS_IPI)) & (c.detail != 0),
-            0,
-            repair=lambda d, pick: (
-                {**d, "detail": 0} if d["state"] in (ECS_RESERVED, ECS_UNBOUND, ECS_IPI) else d
-            ),
-        ),
-        Rule(
-            "detail",
-            "virq out of range",
-            lambda c: (c.state == ECS_VIRQ) & (c.detail > 23),
-            "0..23",
-            repair=lambda d, pick: {**d, "detail": d["detail"] % 24} if d["state"] == 5 else d,
-        ),
-        Rule(
-            "fifo_lastq",
-            "last priority above 15",
-            lambda c: ((c.fifo_lastq >> 16) & 0xFF) > 15,
-            "<= 15",
-            repair=lambda d, pick: {
-                **d,
-                "fifo_lastq": (d["fifo_lastq"] & 0xFFFF)
-                | ((((d["fifo_lastq"] >> 16) & 0xFF) % 16) << 16),
-            },
-        ),
-    )
-
-
-@packed(name="LU_EVTCHNS entry@4.11", since="4.11", until="4.15")
-class EvtchnEntry411(EvtchnCommon):
-    """LU_EVTCHNS entry up to epoch 4.14: separate last_priority / last_vcpu."""
-
-    last_priority: int = fld(Int8ul, hi=15)
-    rsvd0: ClassVar[Rsvd] = reserved(Int8ul)
-    last_vcpu: int = fld(Int16ul)
-    rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
-
-
-@packed(name="LU_EVTCHNS entry@4.15", since="4.15")
-class EvtchnEntry415(EvtchnCommon):
-    """LU_EVTCHNS entry from epoch 4.15: the packed fifo_lastq."""
-
-    fifo_lastq: int = fld(
-        Int32ul,
-        mask={0xFFFF: "last_vcpu", 0xFF0000: "last_priority"},
-        doc="bits 0-15 last vcpu, 16-23 last priority, 24-31 zero",
-    )
-    rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
-
-
-#: epoch → the LU_EVTCHNS entry declaration of that epoch (from their since/until).
-EVTCHN_LAYOUTS: dict[Epoch, type[EvtchnCommon]] = by_epoch(EvtchnEntry411, EvtchnEntry415)
-
-
-def evtchn_layout(epoch: Epoch) -> type[EvtchnCommon]:
-    """The LU_EVTCHNS entry class of ``epoch``."""
-    return EVTCHN_LAYOUTS[epoch]
-
-
-# --- §4.10, §4.12, §4.14, §4.15 variable-size records -------------------------
-
-
-@packed(name="LU_GRANT_TABLE header")
-class GrantTableHeader(Packed):
-    version: int = fld(Int8ul, values=GrantVersion)
-    rsvd0: ClassVar[Rsvd] = reserved(Bytes(3))
-    nr_grant_frames: int = fld(Int32ul)
-    nr_status_frames: int = fld(Int32ul, doc="0 for v1; ceil(nr_grant_frames / 8) for v2")
-    rsvd1: ClassVar[Rsvd] = reserved(Int32ul)
-
-    # §4.10: status frames only for v2, one per 8 grant frames.
-    RULES = (
-        Rule(
-            "nr_status_frames",
-            "nr_status_frames wrong for the table version",
-            lambda c: c.nr_status_frames != (c.version != 1) * ((c.nr_grant_frames + 7) // 8),
-            lambda c: (c.version != 1) * ((c.nr_grant_frames + 7) // 8),
-            repair=lambda d, pick: {
-                **d,
-                "nr_status_frames": (d["version"] != 1) * ((d["nr_grant_frames"] + 7) // 8),
-            },
-        ),
-    )
-
-
-@packed(name="LU_EVTCHN_ABI header")
-class EvtchnAbiHeader(Packed):
-    abi: int = fld(Int32ul, values=EvtchnAbiKind)
-    nr_control_blocks: int = fld(Int32ul)
-
-
-@packed(name="LU_EVTCHN_ABI control block")
-class ControlBlock(Packed):
-    """A FIFO per-vCPU control block registration (§4.12)."""
-
-    vcpu: int = fld(Int32ul)
-    offset: int = fld(Int32ul, hi=4024, doc="8-aligned")
-    control_gfn: int = fld(Int64ul)
-
-    RULES = (
-        Rule(
-            "offset",
-            "control block offset not 8-aligned",
-            lambda c: (c.offset & 7) != 0,
-            "a multiple of 8",
-            repair=lambda d, pick: {**d, "offset": d["offset"] & ~7},
-        ),
-    )
-
-
-@packed(name="LU_EVTCHN_ABI pages header")
-class EvtchnPagesHeader(Packed):
-    nr_event_array_pages: int = fld(Int32ul, hi=128)
-    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
-
-
-@packed(name="LU_IOREQ_SERVERS server")
-class IoreqServerHeader(Packed):
-    id: int = fld(Int16ul)
-    dm_domid: int = fld(Int16ul)
-    enabled: int = fld(Int8ul, values={0: "no", 1: "yes"})
-    bufioreq: int = fld(Int8ul, values=BufIoreq)
-    nr_ranges: int = fld(Int16ul)
-    ioreq_gfn: int = fld(Int64ul)
-    bufioreq_gfn: int = fld(Int64ul, doc="INVALID_MFN exactly when bufioreq is 0")
-
-    RULES = (
-        Rule(
-            "bufioreq_gfn",
-            "bufioreq_gfn must be INVALID_MFN exactly when bufioreq is 0",
-            lambda c: (c.bufioreq == 0) != (c.bufioreq_gfn == INVALID_MFN),
-            lambda c: "INVALID_MFN" if c.bufioreq == 0 else "a gfn",
-            repair=lambda d, pick: {
-                **d,
-                "bufioreq_gfn": INVALID_MFN
-                if d["bufioreq"] == 0
-                else (
-                    pick(0, INVALID_MFN - 1)
-                    if d["bufioreq_gfn"] == INVALID_MFN
-                    else d["bufioreq_gfn"]
-                ),
-            },
-        ),
-    )
-
-
-@packed(name="LU_IOREQ_SERVERS range")
-class IoreqRange(Packed):
-    type: int = fld(Int32ul, values=IoreqRangeType)
-    rsvd: ClassVar[Rsvd] = reserved(Int32ul)
-    start: int = fld(Int64ul)
-    end: int = fld(Int64ul)
-
-    RULES = (
-        Rule(
-            "start",
-            "range start above end",
-            lambda c: c.start > c.end,
-            lambda c: f"<= {c.end:#x}",
-            repair=lambda d, pick: (
-                {**d, "start": d["end"], "end": d["start"]} if d["start"] > d["end"] else d
-            ),
-        ),
-    )
-
-
-@packed(name="LU_SECTION_END")
-class LuSectionEnd(Packed):
-    """§4.15: closes a section with its crc32c and byte count."""
-
-    domid: int = fld(Int16ul, doc="DOMID_XEN for the global section")
-    rsvd: ClassVar[Rsvd] = reserved(Int16ul)
-    crc32c: int = fld(Int32ul)
-    section_bytes: int = fld(Int64ul)
-
-
 # --- value types of variable records ------------------------------------------
 
 
@@ -1061,64 +450,8 @@ class Bulk(Value):
         return len(self.entries)
 
 
-@dataclass(frozen=True, eq=False)
-class GrantTable(Value):
-    """§4.10 LU_GRANT_TABLE: version, and the MFNs of grant and status frames."""
-
-    version: int
-    grant_frames: np.ndarray  # '<u8'
-    status_frames: np.ndarray  # '<u8'
-
-    @property
-    def nr_grant_frames(self) -> int:
-        return len(self.grant_frames)
-
-    @property
-    def nr_status_frames(self) -> int:
-        return len(self.status_frames)
-
-    @property
-    def nr_entries(self) -> int:
-        """Grant entries the table holds: 512 per frame in v1, 256 in v2."""
-        return self.nr_grant_frames * (512 if self.version == 1 else 256)
-
-
-@dataclass(frozen=True, eq=False)
-class EvtchnAbi(Value):
-    """§4.12 LU_EVTCHN_ABI: the ABI, FIFO control blocks and event-array pages."""
-
-    abi: int
-    control_blocks: np.ndarray  # ControlBlock dtype
-    event_array_gfns: np.ndarray  # '<u8'
-
-    @property
-    def is_fifo(self) -> bool:
-        return self.abi == 2
-
-
-@dataclass(frozen=True, eq=False)
-class IoreqServer(Value):
-    """One entry of §4.14 LU_IOREQ_SERVERS."""
-
-    id: int
-    dm_domid: int
-    enabled: int
-    bufioreq: int
-    ioreq_gfn: int
-    bufioreq_gfn: int
-    ranges: np.ndarray  # IoreqRange dtype
-
-
-@dataclass(frozen=True, eq=False)
-class IoreqServers(Value):
-    """§4.14 LU_IOREQ_SERVERS."""
-
-    servers: tuple[IoreqServer, ...]
-
-
 # --- body codecs ------------------------------------------------------------
 
-U64 = np.dtype("<u8")
 _CH = CountHeader.LAYOUT
 
 
@@ -1233,144 +566,6 @@ def _encode_domain(value: Any) -> Sequence[Any]:
 
 _DOMAIN_SPECS = {cls: _fixed(cls) for cls in set(LU_DOMAIN_LAYOUTS.values())}
 
-_GTH = GrantTableHeader.LAYOUT
-
-
-def _decode_grant_table(body: memoryview, ctx: Ctx) -> GrantTable:
-    if len(body) < _GTH.size:
-        ctx.fail_length(f">= {_GTH.size}")
-    h: GrantTableHeader = _GTH.from_tuple(ctx.checked(_GTH, body))
-    n = _GTH.size + 8 * (h.nr_grant_frames + h.nr_status_frames)
-    if len(body) != n:
-        ctx.fail_length(n)
-    grant = np.frombuffer(body, U64, h.nr_grant_frames, _GTH.size)
-    status = np.frombuffer(body, U64, h.nr_status_frames, _GTH.size + 8 * h.nr_grant_frames)
-    return GrantTable(h.version, grant, status)
-
-
-def _encode_grant_table(value: Any) -> Sequence[Any]:
-    if not isinstance(value, GrantTable):
-        raise EncodeError(f"LU_GRANT_TABLE: expected GrantTable, got {type(value).__name__}")
-    hdr = GrantTableHeader(
-        version=value.version,
-        nr_grant_frames=value.nr_grant_frames,
-        nr_status_frames=value.nr_status_frames,
-    )
-    return [
-        _GTH.pack(hdr),
-        np.ascontiguousarray(value.grant_frames, U64).data.cast("B"),
-        np.ascontiguousarray(value.status_frames, U64).data.cast("B"),
-    ]
-
-
-_EAH = EvtchnAbiHeader.LAYOUT
-_CB = ControlBlock.LAYOUT
-_EPH = EvtchnPagesHeader.LAYOUT
-
-
-def _decode_evtchn_abi(body: memoryview, ctx: Ctx) -> EvtchnAbi:
-    if len(body) < _EAH.size:
-        ctx.fail_length(f">= {_EAH.size + _EPH.size}")
-    abi, ncb = ctx.checked(_EAH, body)
-    if abi == 1 and ncb:
-        ctx.fail(
-            "two-level ABI with control blocks",
-            at=4,
-            field="nr_control_blocks",
-            expected=0,
-            got=ncb,
-        )
-    pages_at = _EAH.size + ncb * _CB.size
-    if len(body) < pages_at + _EPH.size:
-        ctx.fail_length(f">= {pages_at + _EPH.size}")
-    cbs = _CB.array(body, _EAH.size, ncb)
-    vio = _CB.check_array(cbs, ctx.epoch)
-    if vio is not None:
-        ctx.fail_violation(vio, at=_EAH.size, prefix="control_blocks", entry_size=_CB.size)
-    npages = ctx.checked(_EPH, body, pages_at)[0]
-    if abi == 1 and npages:
-        ctx.fail(
-            "two-level ABI with event-array pages",
-            at=pages_at,
-            field="nr_event_array_pages",
-            expected=0,
-            got=npages,
-        )
-    n = pages_at + _EPH.size + 8 * npages
-    if len(body) != n:
-        ctx.fail_length(n)
-    gfns = np.frombuffer(body, U64, npages, pages_at + _EPH.size)
-    return EvtchnAbi(abi, cbs, gfns)
-
-
-def _encode_evtchn_abi(value: Any) -> Sequence[Any]:
-    if not isinstance(value, EvtchnAbi):
-        raise EncodeError(f"LU_EVTCHN_ABI: expected EvtchnAbi, got {type(value).__name__}")
-    cbs = np.ascontiguousarray(value.control_blocks, _CB.dtype)
-    return [
-        _EAH.pack(EvtchnAbiHeader(abi=value.abi, nr_control_blocks=len(cbs))),
-        _CB.pack_array(cbs),
-        _EPH.pack(EvtchnPagesHeader(nr_event_array_pages=len(value.event_array_gfns))),
-        np.ascontiguousarray(value.event_array_gfns, U64).data.cast("B"),
-    ]
-
-
-_ISH = IoreqServerHeader.LAYOUT
-_IR = IoreqRange.LAYOUT
-
-
-def _decode_ioreq(body: memoryview, ctx: Ctx) -> IoreqServers:
-    if len(body) < 8:
-        ctx.fail_length(">= 8 (count header)")
-    count, rsvd = _CH.unpack_tuple(body)
-    if rsvd:
-        ctx.fail("reserved field not zero", at=4, field="rsvd", expected=0, got=rsvd)
-    pos = 8
-    servers = []
-    for i in range(count):
-        if pos + _ISH.size > len(body):
-            ctx.fail_length(f"room for server {i} of {count}")
-        h: IoreqServerHeader = _ISH.from_tuple(ctx.checked(_ISH, body, pos, f"servers[{i}]."))
-        rpos = pos + _ISH.size
-        if rpos + h.nr_ranges * _IR.size > len(body):
-            ctx.fail_length(f"room for {h.nr_ranges} ranges of server {i}")
-        ranges = _IR.array(body, rpos, h.nr_ranges)
-        vio = _IR.check_array(ranges, ctx.epoch)
-        if vio is not None:
-            ctx.fail_violation(vio, at=rpos, prefix=f"servers[{i}].ranges", entry_size=_IR.size)
-        servers.append(
-            IoreqServer(
-                h.id, h.dm_domid, h.enabled, h.bufioreq, h.ioreq_gfn, h.bufioreq_gfn, ranges
-            )
-        )
-        pos = rpos + h.nr_ranges * _IR.size
-    if pos != len(body):
-        ctx.fail_length(pos, "body longer than its servers")
-    return IoreqServers(tuple(servers))
-
-
-def _encode_ioreq(value: Any) -> Sequence[Any]:
-    if not isinstance(value, IoreqServers):
-        raise EncodeError(f"LU_IOREQ_SERVERS: expected IoreqServers, got {type(value).__name__}")
-    parts: list[Any] = [_CH.pack(CountHeader(count=len(value.servers)))]
-    for s in value.servers:
-        ranges = np.ascontiguousarray(s.ranges, _IR.dtype)
-        parts.append(
-            _ISH.pack(
-                IoreqServerHeader(
-                    id=s.id,
-                    dm_domid=s.dm_domid,
-                    enabled=s.enabled,
-                    bufioreq=s.bufioreq,
-                    nr_ranges=len(ranges),
-                    ioreq_gfn=s.ioreq_gfn,
-                    bufioreq_gfn=s.bufioreq_gfn,
-                )
-            )
-        )
-        parts.append(_IR.pack_array(ranges))
-    return parts
-
 
 def _records() -> tuple[RecordSpec, ...]:
     out: list[RecordSpec] = []
@@ -1414,8 +609,8 @@ def _records() -> tuple[RecordSpec, ...]:
             "lu",
             T.LU_GRANT_TABLE,
             "LU_GRANT_TABLE",
-            _decode_grant_table,
-            _encode_grant_table,
+            decode_grant_table,
+            encode_grant_table,
             GrantTable,
             layouts=(GrantTableHeader,),
         )
@@ -1425,8 +620,8 @@ def _records() -> tuple[RecordSpec, ...]:
             "lu",
             T.LU_EVTCHN_ABI,
             "LU_EVTCHN_ABI",
-            _decode_evtchn_abi,
-            _encode_evtchn_abi,
+            decode_evtchn_abi,
+            encode_evtchn_abi,
             EvtchnAbi,
             layouts=(EvtchnAbiHeader, ControlBlock, EvtchnPagesHeader),
         )
@@ -1436,8 +631,8 @@ def _records() -> tuple[RecordSpec, ...]:
             "lu",
             T.LU_IOREQ_SERVERS,
             "LU_IOREQ_SERVERS",
-            _decode_ioreq,
-            _encode_ioreq,
+            decode_ioreq_servers,
+            encode_ioreq_servers,
             IoreqServers,
             layouts=(CountHeader, IoreqServerHeader, IoreqRange),
         )

@@ -30,7 +30,7 @@ Example::
 
 from __future__ import annotations
 
-from xenlu.libxc import RecType
+from xenlu.libxc_records import RecType
 from xenlu.lu_check import verify_lu
 from xenlu.lu_encode import END_BYTES, encode_lu, encode_lu_to, encode_section_to
 from xenlu.lu_grammar import END, VCPU_TYPES

@@ -47,8 +47,10 @@ from xenlu.lu_grammar import (
     open_global,
     spec_for,
 )
+from xenlu.lu_host_records import LuHostInfo, LuSectionEnd, LuVersion
 from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section, SectionInfo
-from xenlu.lu_records import DOMID_XEN, LuHostInfo, LuSectionEnd, LuVersion, T
+from xenlu.lu_records import T
+from xenlu.lu_values import DOMID_XEN
 from xenlu.registry import LU, OPTIONAL, Ctx, Record, UnknownRecord, unknown_mandatory
 
 __all__ = [

@@ -58,8 +58,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from xenlu.lu_records import P2M_CLASS_LUT, P2mClass, P2mType
 from xenlu.lu_stream import VCPU_TYPES, LUStream
+from xenlu.lu_values import P2M_CLASS_LUT, P2mClass, P2mType
 from xenlu.validate import Host, Table, interdomain_peers, owner_index
 
 __all__ = ["EDGE_KINDS", "PASSES", "Edge", "Pass", "Plan", "plan"]

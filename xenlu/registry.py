@@ -422,7 +422,7 @@ def _libxc_records() -> Sequence[RecordSpec]:
 
 
 def _libxl_records() -> Sequence[RecordSpec]:
-    from xenlu.libxl import RECORDS
+    from xenlu.libxl_records import RECORDS
 
     return RECORDS
 

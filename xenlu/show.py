@@ -492,7 +492,7 @@ def _libxc_lines(
     """A libxc stream at ``start`` from its framing (headers, then each record
     decoded alone); returns the offset after its END, or -1 at a CHECKPOINT
     (in a checkpointed libxl stream the libxl records resume after it)."""
-    from xenlu.libxc import RecType
+    from xenlu.libxc_records import RecType
     from xenlu.libxc_stream import DomainHeader, ImageHeader
 
     ih = ImageHeader.LAYOUT
@@ -526,7 +526,7 @@ def _libxl_lines(
     """A libxl stream from its framing, the embedded libxc stream listed in place.
     Returns False at a CHECKPOINT_END (checkpoint batches are listed from the
     decoded model instead)."""
-    from xenlu.libxl import LibxlHeader, LibxlType
+    from xenlu.libxl_records import LibxlHeader, LibxlType
 
     lay = LibxlHeader.LAYOUT
     if len(buf) - start < lay.size:

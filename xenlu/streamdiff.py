@@ -449,7 +449,7 @@ def _page_data_entries(values: list[Any]) -> np.ndarray:
     """Every PAGE_DATA entry of a stream as one array: pfn, type and page
     (4096 raw bytes; zero for types that carry none), so that pages are
     matched by pfn however the records batch them (libxc §1.6)."""
-    from xenlu.libxc import PAGE_SIZE
+    from xenlu.libxc_records import PAGE_SIZE
 
     dt = np.dtype([("pfn", "<u8"), ("type", "u1"), ("page", f"V{PAGE_SIZE}")])
     n = sum(len(v.pfns) for v in values)

@@ -131,10 +131,9 @@ class Site:
 
 def _value_sites(spec: RecordSpec, value: Any, body: int, blen: int, idx: int) -> list[Site]:
     """Where each declared layout of one decoded record value lies in the input."""
-    from xenlu.lu_records import (
-        Bulk,
+    from xenlu.lu_host_records import CountHeader
+    from xenlu.lu_io_records import (
         ControlBlock,
-        CountHeader,
         EvtchnAbi,
         EvtchnAbiHeader,
         EvtchnPagesHeader,
@@ -144,6 +143,7 @@ def _value_sites(spec: RecordSpec, value: Any, body: int, blen: int, idx: int) -
         IoreqServerHeader,
         IoreqServers,
     )
+    from xenlu.lu_records import Bulk
 
     n = spec.name
 
@@ -254,7 +254,7 @@ class Target:
 
     def _collect(self) -> None:
         buf = memoryview(self.data)
-        from xenlu.lu_records import LuSectionEnd
+        from xenlu.lu_host_records import LuSectionEnd
 
         if self.format == "lu":
             from xenlu.lu_stream import scan_lu

@@ -176,8 +176,8 @@ def _body_of(t: Target, idx: int) -> int:
 
 def _mk_count(t: Target) -> SearchStrategy[Corruption] | None:
     """A count field off by one while the body keeps its length."""
-    from xenlu.libxc import HvmParamsHeader
-    from xenlu.lu_records import CountHeader
+    from xenlu.libxc_records import HvmParamsHeader
+    from xenlu.lu_host_records import CountHeader
 
     heads = (CountHeader.LAYOUT, HvmParamsHeader.LAYOUT)
     cands = [s for s in t.sites if s.layout in heads and s.offset == _body_of(t, s.index)]
@@ -270,7 +270,7 @@ def _with_padded_optional(t: Target) -> Target:
 def _mk_crc(t: Target, field: str) -> SearchStrategy[Corruption] | None:
     if t.format != "lu" or not t.sections:
         return None
-    from xenlu.lu_records import LuSectionEnd
+    from xenlu.lu_host_records import LuSectionEnd
 
     fi = LuSectionEnd.LAYOUT.field(field)
 
@@ -328,7 +328,8 @@ def _semantic(
 
 
 def _mk_owned_twice(t: Target) -> SearchStrategy[Corruption] | None:
-    from xenlu.lu_records import Bulk, OwnershipEntry, T
+    from xenlu.lu_memory_records import OwnershipEntry
+    from xenlu.lu_records import Bulk, T
 
     doms = [d for d in t.model.domains if len(d.ownership)]
     if not doms:
@@ -352,7 +353,8 @@ def _mk_owned_twice(t: Target) -> SearchStrategy[Corruption] | None:
 
 
 def _mk_nonreciprocal(t: Target) -> SearchStrategy[Corruption] | None:
-    from xenlu.lu_records import ECS_INTERDOMAIN, Bulk, T
+    from xenlu.lu_records import Bulk, T
+    from xenlu.lu_values import ECS_INTERDOMAIN
 
     pairs = []
     for d in t.model.domains:
@@ -417,7 +419,8 @@ def _unowned_frame(model: Any) -> int | None:
 
 
 def _mk_grant_unowned(t: Target) -> SearchStrategy[Corruption] | None:
-    from xenlu.lu_records import Bulk, P2mType, T
+    from xenlu.lu_records import Bulk, T
+    from xenlu.lu_values import P2mType
 
     frame = _unowned_frame(t.model)
     if frame is None:

@@ -131,7 +131,7 @@ def host_plans(
 def _host_variations(draw: Draw, plan: HostPlan, convertible: bool) -> HostVariations:
     """The :class:`~xenlu.hostgen.HostVariations` of one drawn plan."""
     from xenlu.hostgen import HostVariations
-    from xenlu.lu_records import DOMID_MAX, XEN_MAX_GRANT_FRAMES, XEN_MAX_MAPTRACK_FRAMES
+    from xenlu.lu_values import DOMID_MAX, XEN_MAX_GRANT_FRAMES, XEN_MAX_MAPTRACK_FRAMES
 
     n = plan.n_hvm + 1
     domids = None
@@ -167,7 +167,7 @@ def _domain_variations(
 ) -> DomainVariations:
     """The :class:`~xenlu.hostgen.DomainVariations` of the plan's ``i``-th domain."""
     from xenlu.hostgen import DOMAIN_BULK, DROPPABLE, FREE_CDF, ORDER_SLOTS, DomainVariations
-    from xenlu.lu_records import CdfFlag
+    from xenlu.lu_values import CdfFlag
 
     # §4.6 CDF bits no other record depends on (none twice as likely).
     free = [0, 0, *(int(b) for b in CdfFlag if b & FREE_CDF), FREE_CDF]
@@ -205,7 +205,7 @@ def _domain_variations(
 def _later_fields(draw: Draw, plan: HostPlan, i: int, epoch: Epoch, knobs: dict[str, Any]) -> int:
     """LU_DOMAIN fields of later epochs away from their conversion default, into
     ``knobs``; returns the CDF bits to add (nested_virt, vpmu)."""
-    from xenlu.lu_records import CdfFlag
+    from xenlu.lu_values import CdfFlag
 
     cdf = 0
     hvm = plan.hvm(i)
@@ -259,8 +259,9 @@ def wild_hosts(epoch: EpochArg = None, *, max_domains: int = 4) -> SearchStrateg
     every such stream; :func:`xenlu.validate.validate` must report on it,
     never crash. Use :func:`hosts` for consistent hosts.
     """
-    from xenlu.lu_records import BULK_TYPES, DOMID_MAX, DomainType, T
+    from xenlu.lu_records import BULK_TYPES, T
     from xenlu.lu_stream import VCPU_TYPES, LUDomain, LUStream, X
+    from xenlu.lu_values import DOMID_MAX, DomainType
 
     epochs = epoch_draws(epoch)  # a bad spelling fails here, not at the first draw
 

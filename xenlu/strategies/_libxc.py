@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def _p2m_fitted(value: Any, guest_width: int) -> Any:
     """``value`` with as many frames as its pfn range needs at ``guest_width``,
     the range shortened so that the count stays small (at most 6 frames)."""
-    from xenlu.libxc import PAGE_SIZE, PvP2mFrames, p2m_frame_count
+    from xenlu.libxc_records import PAGE_SIZE, PvP2mFrames, p2m_frame_count
 
     fpp = PAGE_SIZE // guest_width
     start = value.p2m_start_pfn
@@ -46,8 +46,8 @@ def libxc_models(
     and STATIC_DATA_END precede all memory and register content; PV-only and
     HVM-only records stay in their kind of stream; END closes the stream.
     """
-    from xenlu.libxc import PV_VCPU_TYPES
-    from xenlu.libxc import RecType as R
+    from xenlu.libxc_records import PV_VCPU_TYPES
+    from xenlu.libxc_records import RecType as R
     from xenlu.libxc_stream import DomainHeader, ImageHeader, LibxcStream
 
     if version not in (None, 2, 3):
@@ -140,14 +140,13 @@ def libxl_streams(
     from xenlu.libxl import (
         XL_MANDATORY_JSON,
         XL_MANDATORY_STREAMV2,
-        LibxlHeader,
         LibxlStream,
-        LibxlType,
         XlFile,
         libxl_bytes,
         xl_bytes,
         xl_optional_data,
     )
+    from xenlu.libxl_records import LibxlHeader, LibxlType
 
     L = LibxlType
 

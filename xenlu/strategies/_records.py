@@ -346,7 +346,8 @@ def _u64s(max_size: int = 8, *, min_size: int = 0) -> SearchStrategy[np.ndarray]
 
 
 def _grant_table(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.lu_records import GrantTable, GrantTableHeader, GrantVersion
+    from xenlu.lu_io_records import GrantTable, GrantTableHeader
+    from xenlu.lu_values import GrantVersion
 
     version = field_values(GrantTableHeader.LAYOUT.field("version"), epoch)
 
@@ -361,13 +362,8 @@ def _grant_table(epoch: Epoch | None) -> SearchStrategy[Any]:
 
 
 def _evtchn_abi(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.lu_records import (
-        ControlBlock,
-        EvtchnAbi,
-        EvtchnAbiHeader,
-        EvtchnAbiKind,
-        EvtchnPagesHeader,
-    )
+    from xenlu.lu_io_records import ControlBlock, EvtchnAbi, EvtchnAbiHeader, EvtchnPagesHeader
+    from xenlu.lu_values import EvtchnAbiKind
 
     abi = field_values(EvtchnAbiHeader.LAYOUT.field("abi"), epoch)
     _, max_pages = _bounds(EvtchnPagesHeader.LAYOUT.field("nr_event_array_pages"))
@@ -384,7 +380,7 @@ def _evtchn_abi(epoch: Epoch | None) -> SearchStrategy[Any]:
 
 
 def _ioreq_servers(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.lu_records import IoreqRange, IoreqServer, IoreqServerHeader, IoreqServers
+    from xenlu.lu_io_records import IoreqRange, IoreqServer, IoreqServerHeader, IoreqServers
 
     hdr = _field_dicts(IoreqServerHeader.LAYOUT, epoch, {})
     ranges = _entries(IoreqRange.LAYOUT, epoch, 0, 3)
@@ -448,7 +444,7 @@ def _hvm_context(epoch: Epoch | None) -> SearchStrategy[Any]:
 
 
 def _page_data(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.libxc import DATA_PAGE_TYPES, PAGE_DATA_PFN_MASK, PAGE_SIZE, PFINFO, PageData
+    from xenlu.libxc_records import DATA_PAGE_TYPES, PAGE_DATA_PFN_MASK, PAGE_SIZE, PFINFO, PageData
 
     @st.composite
     def build(draw: Draw) -> Any:
@@ -471,7 +467,7 @@ def _page_data(epoch: Epoch | None) -> SearchStrategy[Any]:
 
 
 def _p2m_frames(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.libxc import PvP2mFrames, PvP2mFramesHeader
+    from xenlu.libxc_records import PvP2mFrames, PvP2mFramesHeader
 
     hdr = _field_dicts(PvP2mFramesHeader.LAYOUT, epoch, {})
     return st.builds(
@@ -480,7 +476,7 @@ def _p2m_frames(epoch: Epoch | None) -> SearchStrategy[Any]:
 
 
 def _pv_vcpu(epoch: Epoch | None, basic: bool = False) -> SearchStrategy[Any]:
-    from xenlu.libxc import PvVcpu, PvVcpuHeader
+    from xenlu.libxc_records import PvVcpu, PvVcpuHeader
 
     vid = field_values(PvVcpuHeader.LAYOUT.field("vcpu_id"), epoch)
     # BASIC always carries a vcpu_guest_context; the others may be header-only.
@@ -488,13 +484,13 @@ def _pv_vcpu(epoch: Epoch | None, basic: bool = False) -> SearchStrategy[Any]:
 
 
 def _shared_info(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.libxc import PAGE_SIZE, SharedInfo
+    from xenlu.libxc_records import PAGE_SIZE, SharedInfo
 
     return st.binary(min_size=1, max_size=16).map(lambda b: SharedInfo((b * PAGE_SIZE)[:PAGE_SIZE]))
 
 
 def _dirty_pfns(epoch: Epoch | None) -> SearchStrategy[Any]:
-    from xenlu.libxc import DirtyPfnList
+    from xenlu.libxc_records import DirtyPfnList
 
     return _u64s(8).map(DirtyPfnList)
 
@@ -504,7 +500,7 @@ def _no_nul() -> SearchStrategy[bytes]:
 
 
 def _emulator(epoch: Epoch | None, xenstore: bool) -> SearchStrategy[Any]:
-    from xenlu.libxl import EmulatorContext, EmulatorHeader, EmulatorXenstoreData
+    from xenlu.libxl_records import EmulatorContext, EmulatorHeader, EmulatorXenstoreData
 
     hdr = _field_dicts(EmulatorHeader.LAYOUT, None, {})
     if xenstore:

@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from xenlu.errors import FramingError, RecordError, VersionError, XenLUError
-from xenlu.lu_records import EVTCHN_PORTS_FIFO
+from xenlu.lu_values import EVTCHN_PORTS_FIFO
 from xenlu.registry import Record
 from xenlu.strategies._corruptions import expect_refused
 from xenlu.xenstore_codec import encode_body

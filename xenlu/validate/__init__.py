@@ -87,8 +87,8 @@ host tables, the owner index and the emitter):
 from __future__ import annotations
 
 from xenlu.errors import CallerError
-from xenlu.lu_records import DOMID_XEN
 from xenlu.lu_stream import LUStream
+from xenlu.lu_values import DOMID_XEN
 from xenlu.validate._codes import CODES, CORRUPTION_FINDINGS, Severity
 from xenlu.validate._domain import check_ioreq, check_vcpus
 from xenlu.validate._evtchn import Peers, check_evtchns, interdomain_peers

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from xenlu.hvmctx import PER_VCPU_TYPECODES
-from xenlu.lu_records import IoreqRangeType, LuState
 from xenlu.lu_stream import VCPU_TYPES, LUDomain
+from xenlu.lu_values import IoreqRangeType, LuState
 from xenlu.registry import record_name
 from xenlu.validate._arrays import I64, Arr, cat, dups_after_first, overlaps
 from xenlu.validate._host import Host

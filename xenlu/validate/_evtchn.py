@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xenlu.lu_records import (
+from xenlu.lu_values import (
     EVTCHN_PORTS_2L,
     EVTCHN_PORTS_2L_32,
     EVTCHN_PORTS_FIFO,

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xenlu.lu_records import MAPTRACK_PER_FRAME, OwnershipFlag, host_grant_version
+from xenlu.lu_host_records import host_grant_version
 from xenlu.lu_stream import LUDomain
+from xenlu.lu_values import MAPTRACK_PER_FRAME, OwnershipFlag
 from xenlu.validate._arrays import AMBIG, I64, Arr, dups_after_first
 from xenlu.validate._host import Host, Table
 from xenlu.validate._index import OwnerIndex

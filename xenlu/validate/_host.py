@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from xenlu.errors import CallerError
-from xenlu.lu_records import host_grant_limits
+from xenlu.lu_host_records import host_grant_limits
 from xenlu.lu_stream import LUDomain, LUStream
 from xenlu.validate._arrays import (
     CHUNK,

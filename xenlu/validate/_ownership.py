@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xenlu.lu_records import DOMID_XEN, PAGE_SIZE, RegionKind, XenPageKind
+from xenlu.lu_values import DOMID_XEN, PAGE_SIZE, RegionKind, XenPageKind
 from xenlu.validate._arrays import I64, U64, Arr, cat, group_starts, last_frame, overlaps, u64
 from xenlu.validate._host import Host
 from xenlu.validate._index import OwnerIndex

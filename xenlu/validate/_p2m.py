@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xenlu.lu_records import (
+from xenlu.lu_values import (
     INVALID_MFN,
     P2M_CLASS_LUT,
     P2M_TYPES,

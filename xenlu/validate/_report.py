@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from xenlu.lu_records import DOMID_XEN
+from xenlu.lu_values import DOMID_XEN
 from xenlu.validate._arrays import I64, Arr, group_starts
 from xenlu.validate._codes import CODES, RECORD_RANK, Severity
 
