@@ -219,7 +219,7 @@ def _struct(cname: str, desc: dict[str, Any], comment: str) -> list[str]:
     return out
 
 
-def _layout_desc(layout: Any) -> dict[str, Any]:
+def layout_desc(layout: Any) -> dict[str, Any]:
     d: dict[str, Any] = layout.describe(None)
     return {"name": d["name"], "size": d["size"], "fields": d["fields"]}
 
@@ -382,9 +382,9 @@ def _struct_blocks(s: dict[str, Any], lines: list[str]) -> dict[str, dict[str, A
     extra = extra_layouts()
     seen: dict[str, dict[str, Any]] = {}
     blocks: list[tuple[str, dict[str, Any], str]] = [
-        (c_name("REC_HDR"), _layout_desc(extra["REC_HDR"]), "§1 record header")
+        (c_name("REC_HDR"), layout_desc(extra["REC_HDR"]), "§1 record header")
     ]
-    blocks.append((c_name("COUNT_HEADER"), _layout_desc(CountHeader.LAYOUT), "§4 count header"))
+    blocks.append((c_name("COUNT_HEADER"), layout_desc(CountHeader.LAYOUT), "§4 count header"))
     for rname, r in s["records"].items():
         for role, desc in r["layouts"].items():
             comment = f"{rname} ({r['type']}) {role}" if role != rname else f"{rname} ({r['type']})"
@@ -397,11 +397,11 @@ def _struct_blocks(s: dict[str, Any], lines: list[str]) -> dict[str, dict[str, A
     blocks.append(
         (
             c_name("HVM_SAVE_DESCRIPTOR"),
-            _layout_desc(extra["HVM_SAVE_DESCRIPTOR"]),
+            layout_desc(extra["HVM_SAVE_DESCRIPTOR"]),
             "HVM_CONTEXT entry descriptor",
         )
     )
-    blocks.append((c_name("BREADCRUMB"), _layout_desc(extra["BREADCRUMB"]), "§5 breadcrumb"))
+    blocks.append((c_name("BREADCRUMB"), layout_desc(extra["BREADCRUMB"]), "§5 breadcrumb"))
     for cname, desc, comment in blocks:
         body = {k: desc[k] for k in ("size", "fields")}
         if cname in seen:
@@ -493,8 +493,8 @@ def describe_stream(data: bytes | bytearray | memoryview) -> str:
     s = epoch_schema(e)
     by_type = {int(r["type"], 16): (n, r) for n, r in s["records"].items()}
     desc_of = {role: d for r in s["records"].values() for role, d in r["layouts"].items()}
-    hvm_desc = _layout_desc(extra_layouts()["HVM_SAVE_DESCRIPTOR"])
-    count_desc = _layout_desc(CountHeader.LAYOUT)
+    hvm_desc = layout_desc(extra_layouts()["HVM_SAVE_DESCRIPTOR"])
+    count_desc = layout_desc(CountHeader.LAYOUT)
     lines = [DESCRIPTION_FORMAT, f"epoch {fmt_epoch(e)}"]
     off = 0
     while off + 8 <= len(buf):

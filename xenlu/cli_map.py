@@ -23,8 +23,18 @@ import argparse
 import os
 from typing import IO, Any
 
-from xenlu.cli import _decode, add_input_options
-from xenlu.cli_io import MissingDependency, UsageError, epilog, guarded, out, read_input, stage
+from xenlu.cli import add_input_options
+from xenlu.cli_io import (
+    MissingDependency,
+    UsageError,
+    decode_input,
+    epilog,
+    guarded,
+    input_format,
+    out,
+    read_input,
+    stage,
+)
 from xenlu.cli_progress import progress
 from xenlu.errors import CallerError
 
@@ -182,7 +192,6 @@ def _output_format(path: str) -> str:
 
 def cmd_map(args: argparse.Namespace) -> int:
     """``xenlu map FILE -o OUT``: draw the host; print one summary line."""
-    from xenlu.cli import _input_format
     from xenlu.lu_stream import LUStream
     from xenlu.memmap import host_map
 
@@ -191,11 +200,11 @@ def cmd_map(args: argparse.Namespace) -> int:
         import matplotlib  # noqa: F401
     except ImportError:
         raise MissingDependency(_INSTALL) from None
-    informat = _input_format(args, "lu")
+    informat = input_format(args, "lu")
     data = read_input(args.file)
     with progress("map", len(data), quiet=args.quiet) as bar:
         bar.phase("decode")
-        stream = _decode(data, informat, args.liveupdate)
+        stream = decode_input(data, informat, args.liveupdate)
         if not isinstance(stream, LUStream):  # pragma: no cover - lu and memory give one
             raise CallerError(f"{args.file} is not a Live Update stream")
         bar.phase("aggregate", total=len(stream.domains))

@@ -15,8 +15,10 @@ from xenlu.api import FORMATS, encode, sniff
 from xenlu.cli_io import (
     Exit,
     UsageError,
+    decode_input,
     epilog,
     guarded,
+    input_format,
     out,
     read_input,
     stage,
@@ -30,9 +32,9 @@ __all__ = ["register"]
 
 def _stream_bytes(args: argparse.Namespace, path: str) -> Any:
     """The stream bytes of FILE: a memory image's stream is re-encoded (its own offsets)."""
-    from xenlu.cli import _input_format, load_input
+    from xenlu.cli import load_input
 
-    fmt = _input_format(args, "auto")
+    fmt = input_format(args, "auto")
     if fmt == "memory":
         return fmt, encode(load_input(path, fmt, args.liveupdate))
     return fmt, read_input(path)
@@ -79,14 +81,13 @@ def _write_text(path: str, write: Any) -> None:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     """``xenlu dump``: the JSON form of a stream."""
-    from xenlu.cli import _decode, _input_format
     from xenlu.jsonform import dump_to, to_json
 
-    fmt = _input_format(args, "auto")
+    fmt = input_format(args, "auto")
     data = read_input(args.file)
     with progress("dump", len(data)) as bar:
         bar.phase("decode")
-        stream = _decode(data, fmt, args.liveupdate)
+        stream = decode_input(data, fmt, args.liveupdate)
         bar.phase("JSON form")
         doc = to_json(stream, inline_max=args.inline_max)
         bar.phase("write")
@@ -115,16 +116,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """``xenlu diff``: 0 equal, 1 different."""
-    from xenlu.cli import _decode, _input_format
     from xenlu.streamdiff import diff_streams
 
-    fmt = _input_format(args, "auto")
+    fmt = input_format(args, "auto")
     data_a, data_b = read_input(args.file), read_input(args.other)
     with progress("diff", len(data_a) + len(data_b), quiet=args.quiet) as bar:
         bar.phase("decode A")
-        a = _decode(data_a, fmt, args.liveupdate)
+        a = decode_input(data_a, fmt, args.liveupdate)
         bar.phase("decode B")
-        b = _decode(data_b, fmt, args.liveupdate)
+        b = decode_input(data_b, fmt, args.liveupdate)
         bar.phase("compare")
         diffs = diff_streams(a, b)
     if args.json:

@@ -85,9 +85,9 @@ def _bit_flipped(data: bytes, stream: LUStream) -> tuple[bytes, str]:
     """``data`` with one bit flipped inside the body of dom1's LU_P2M record
     (a record whose body no field check covers: only the section's crc32c
     sees it, LU spec §4.15); and where."""
-    from xenlu.cli import _lu_listing
+    from xenlu.cli import lu_listing
 
-    rows = _lu_listing(data)
+    rows = lu_listing(data)
     # The second LU_P2M in the stream: domain sections follow the global one in
     # domid order, and dom0 (PV) has none.
     idx, off, name, _t, length = [r for r in rows if r[2] == "LU_P2M"][1]

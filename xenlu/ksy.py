@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from xenlu import framing
-from xenlu.cgen import _layout_desc, c_name, extra_layouts
+from xenlu.cgen import c_name, extra_layouts, layout_desc
 from xenlu.epochs import EPOCHS, Epoch, as_epoch, fmt_epoch
 from xenlu.lu_records import CountHeader
 from xenlu.registry import LIBXC, OPTIONAL
@@ -343,8 +343,8 @@ def _body_types(s: dict[str, Any], types: dict[str, Any], enums: dict[str, Any])
     recs = s["records"]
     extra = extra_layouts()
     layouts: dict[str, dict[str, Any]] = {
-        "count_header": _layout_desc(CountHeader.LAYOUT),
-        "hvm_save_descriptor": _layout_desc(extra["HVM_SAVE_DESCRIPTOR"]),
+        "count_header": layout_desc(CountHeader.LAYOUT),
+        "hvm_save_descriptor": layout_desc(extra["HVM_SAVE_DESCRIPTOR"]),
     }
     for r in recs.values():
         for role, d in r["layouts"].items():
@@ -456,7 +456,7 @@ def libxc_ksy() -> str:
                 # RTC / VIRIDIAN_VCPU sizes follow the Xen version, which a
                 # libxc stream's layout does not fix: those entries stay raw.
                 continue
-            layouts.setdefault(role, _layout_desc(cls.LAYOUT))
+            layouts.setdefault(role, layout_desc(cls.LAYOUT))
         recs[spec.name] = {
             "type": f"{spec.type:#010x}",
             "family": "libxc",
@@ -498,12 +498,12 @@ def libxc_ksy() -> str:
     hvm_types.pop("lu_grant_table", None)
     types.update(hvm_types)
     types["hvm_save_descriptor"] = _layout_type(
-        "hvm_save_descriptor", _layout_desc(extra_layouts()["HVM_SAVE_DESCRIPTOR"]), enums
+        "hvm_save_descriptor", layout_desc(extra_layouts()["HVM_SAVE_DESCRIPTOR"]), enums
     )
     types["image_header"] = _layout_type(
-        "image_header", _layout_desc(ImageHeader.LAYOUT), enums, big=True
+        "image_header", layout_desc(ImageHeader.LAYOUT), enums, big=True
     )
-    types["domain_header"] = _layout_type("domain_header", _layout_desc(DomainHeader.LAYOUT), enums)
+    types["domain_header"] = _layout_type("domain_header", layout_desc(DomainHeader.LAYOUT), enums)
     rec_enum = {spec.type: spec.name.lower() for spec in LIBXC}
     cases = {f"rec_type::{n.lower()}": tid for n, tid in body.items()}
     types = {"record": _record_type("rec_type", cases), **dict(sorted(types.items()))}

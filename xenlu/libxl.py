@@ -129,7 +129,7 @@ XL_HDR = _XL.struct
 XENSTORE_KEY_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-/_@"
 
 #: libxc domain header type of a PV guest (§1.3): no emulator records follow it.
-_DHDR_TYPE_PV = 1
+DHDR_TYPE_PV = 1
 
 #: Emulator ids of the emulator sub-header (§2).
 EMULATOR_IDS = {0: "unknown", 1: "qemu_traditional", 2: "qemu_upstream"}
@@ -579,7 +579,7 @@ RECORDS = _records()
 # --- libxl stream ----------------------------------------------------------------
 
 
-def _decode_libxl_header(buf: memoryview, start: int) -> LibxlHeader:
+def decode_libxl_header(buf: memoryview, start: int) -> LibxlHeader:
     n = len(buf)
     if n - start < LIBXL_HDR.size:
         raise FramingError(
@@ -620,14 +620,14 @@ def _decode_libxl_header(buf: memoryview, start: int) -> LibxlHeader:
     return LibxlHeader(ident=ident, version=version, options=options)
 
 
-def _grammar(msg: str, offset: int, index: int, rtype: int) -> GrammarError:
+def grammar_error(msg: str, offset: int, index: int, rtype: int) -> GrammarError:
     return GrammarError(
         msg, offset=offset, record_index=index, record_type=rtype, field="type", family="libxl"
     )
 
 
 def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlStream, int]:
-    header = _decode_libxl_header(buf, start)
+    header = decode_libxl_header(buf, start)
     n = len(buf)
     pos = start + LIBXL_HDR.size
     index = 0
@@ -674,13 +674,15 @@ def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlSt
             )
             continue
         if rtype == L.LIBXC_CONTEXT and first is not None:
-            raise _grammar("second LIBXC_CONTEXT record", hpos, idx, rtype)
+            raise grammar_error("second LIBXC_CONTEXT record", hpos, idx, rtype)
         if rtype == L.END and at_checkpoint:
-            raise _grammar("END while the libxc stream stands at a CHECKPOINT", hpos, idx, rtype)
+            raise grammar_error(
+                "END while the libxc stream stands at a CHECKPOINT", hpos, idx, rtype
+            )
         if rtype == L.CHECKPOINT_END and not at_checkpoint:
-            raise _grammar("CHECKPOINT_END closes no libxc CHECKPOINT", hpos, idx, rtype)
+            raise grammar_error("CHECKPOINT_END closes no libxc CHECKPOINT", hpos, idx, rtype)
         if rtype == L.CHECKPOINT_STATE:
-            raise _grammar(
+            raise grammar_error(
                 "CHECKPOINT_STATE in a libxl stream (COLO's checkpoint-state exchange only)",
                 hpos,
                 idx,
@@ -689,9 +691,9 @@ def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlSt
         if (
             rtype in (L.EMULATOR_XENSTORE_DATA, L.EMULATOR_CONTEXT)
             and first is not None
-            and first.domain.type == _DHDR_TYPE_PV
+            and first.domain.type == DHDR_TYPE_PV
         ):
-            raise _grammar("emulator record in a PV domain's stream", hpos, idx, rtype)
+            raise grammar_error("emulator record in a PV domain's stream", hpos, idx, rtype)
         ctx.index, ctx.type, ctx.offset, ctx.length = idx, rtype, body_at, length
         value = spec.decode(buf[body_at : body_at + length], ctx)
         if rtype == L.LIBXC_CONTEXT:
