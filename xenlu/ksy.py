@@ -197,12 +197,21 @@ def _layout_type(
     return out
 
 
+#: The records of a stream, up to and with END (LU spec §2, libxc spec).
+_RECORDS_TO_END = {
+    "id": "records",
+    "type": "record",
+    "repeat": "until",
+    "repeat-until": "_.type == rec_type::end",
+}
+
+
 def _count_prefixed(entry: str, name: str = "entries") -> dict[str, Any]:
     return {
         "seq": [
             {"id": "count", "type": "u4"},
             {"id": "rsvd", "type": "u4", "valid": 0, "doc": "reserved: zero"},
-            {"id": name, "type": entry, "repeat": "expr", "repeat-expr": "count"},
+            _repeat(name, entry, "count"),
         ]
     }
 
@@ -237,6 +246,11 @@ def _record_type(enum: str, cases: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _repeat(field: str, type_id: str, count: str) -> dict[str, Any]:
+    """A field of ``count`` items of ``type_id`` (a count another field gives)."""
+    return {"id": field, "type": type_id, "repeat": "expr", "repeat-expr": count}
+
+
 def _variable_types(s: dict[str, Any], types: dict[str, Any]) -> dict[str, str]:
     """Types of the records whose bodies have several parts; record name -> type id."""
     recs = s["records"]
@@ -245,18 +259,8 @@ def _variable_types(s: dict[str, Any], types: dict[str, Any]) -> dict[str, str]:
         types["lu_grant_table"] = {
             "seq": [
                 {"id": "header", "type": "grant_table_header"},
-                {
-                    "id": "grant_frames",
-                    "type": "u8",
-                    "repeat": "expr",
-                    "repeat-expr": "header.nr_grant_frames",
-                },
-                {
-                    "id": "status_frames",
-                    "type": "u8",
-                    "repeat": "expr",
-                    "repeat-expr": "header.nr_status_frames",
-                },
+                _repeat("grant_frames", "u8", "header.nr_grant_frames"),
+                _repeat("status_frames", "u8", "header.nr_status_frames"),
             ]
         }
         out["LU_GRANT_TABLE"] = "lu_grant_table"
@@ -264,19 +268,9 @@ def _variable_types(s: dict[str, Any], types: dict[str, Any]) -> dict[str, str]:
         types["lu_evtchn_abi"] = {
             "seq": [
                 {"id": "header", "type": "evtchn_abi_header"},
-                {
-                    "id": "control_blocks",
-                    "type": "evtchn_abi_control_block",
-                    "repeat": "expr",
-                    "repeat-expr": "header.nr_control_blocks",
-                },
+                _repeat("control_blocks", "evtchn_abi_control_block", "header.nr_control_blocks"),
                 {"id": "pages", "type": "evtchn_abi_pages_header"},
-                {
-                    "id": "event_array_gfns",
-                    "type": "u8",
-                    "repeat": "expr",
-                    "repeat-expr": "pages.nr_event_array_pages",
-                },
+                _repeat("event_array_gfns", "u8", "pages.nr_event_array_pages"),
             ]
         }
         out["LU_EVTCHN_ABI"] = "lu_evtchn_abi"
@@ -284,12 +278,7 @@ def _variable_types(s: dict[str, Any], types: dict[str, Any]) -> dict[str, str]:
         types["ioreq_server"] = {
             "seq": [
                 {"id": "header", "type": "ioreq_servers_server"},
-                {
-                    "id": "ranges",
-                    "type": "ioreq_servers_range",
-                    "repeat": "expr",
-                    "repeat-expr": "header.nr_ranges",
-                },
+                _repeat("ranges", "ioreq_servers_range", "header.nr_ranges"),
             ]
         }
         types["lu_ioreq_servers"] = _count_prefixed("ioreq_server", "servers")
@@ -304,38 +293,43 @@ def _variable_types(s: dict[str, Any], types: dict[str, Any]) -> dict[str, str]:
         }
         out.update(dict.fromkeys(vcpu, "x86_pv_vcpu"))
     if "HVM_CONTEXT" in recs:
-        cases = {
-            int(d["hvm_typecode"]): _tid(role)
-            for role, d in recs["HVM_CONTEXT"]["layouts"].items()
-            if "hvm_typecode" in d
-        }
-        cases[1] = "hvm_save_header"
-        types["hvm_entry"] = {
-            "seq": [
-                {"id": "desc", "type": "hvm_save_descriptor"},
-                {
-                    "id": "data",
-                    "size": "desc.length",
-                    "type": {
-                        "switch-on": "desc.typecode",
-                        "cases": dict(sorted(cases.items())),
-                    },
-                },
-            ]
-        }
-        types["hvm_context"] = {
-            "seq": [
-                {
-                    "id": "entries",
-                    "type": "hvm_entry",
-                    "repeat": "until",
-                    "repeat-until": "_.desc.typecode == 0",
-                }
-            ],
-            "doc": "HEADER first, END (typecode 0, instance 0, length 0) last, no padding",
-        }
+        _hvm_context_types(recs["HVM_CONTEXT"], types)
         out["HVM_CONTEXT"] = "hvm_context"
     return out
+
+
+def _hvm_context_types(hvm: dict[str, Any], types: dict[str, Any]) -> None:
+    """HVM_CONTEXT: descriptor + entry (switched on the typecode), up to END."""
+    cases = {
+        int(d["hvm_typecode"]): _tid(role)
+        for role, d in hvm["layouts"].items()
+        if "hvm_typecode" in d
+    }
+    cases[1] = "hvm_save_header"
+    types["hvm_entry"] = {
+        "seq": [
+            {"id": "desc", "type": "hvm_save_descriptor"},
+            {
+                "id": "data",
+                "size": "desc.length",
+                "type": {
+                    "switch-on": "desc.typecode",
+                    "cases": dict(sorted(cases.items())),
+                },
+            },
+        ]
+    }
+    types["hvm_context"] = {
+        "seq": [
+            {
+                "id": "entries",
+                "type": "hvm_entry",
+                "repeat": "until",
+                "repeat-until": "_.desc.typecode == 0",
+            }
+        ],
+        "doc": "HEADER first, END (typecode 0, instance 0, length 0) last, no padding",
+    }
 
 
 def _body_types(s: dict[str, Any], types: dict[str, Any], enums: dict[str, Any]) -> dict[str, str]:
@@ -420,14 +414,7 @@ def lu_ksy_data(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> dic
             "do not edit (`make schemas` regenerates it, a test keeps it fresh).\n"
         ),
         "doc-ref": "docs/lu-stream.md",
-        "seq": [
-            {
-                "id": "records",
-                "type": "record",
-                "repeat": "until",
-                "repeat-until": "_.type == rec_type::end",
-            }
-        ],
+        "seq": [_RECORDS_TO_END],
         "types": types,
         "enums": enums,
     }
@@ -447,54 +434,12 @@ def libxc_ksy() -> str:
     """
     from xenlu.libxc_stream import DomainHeader, ImageHeader
 
-    recs: dict[str, Any] = {}
-    for spec in LIBXC:
-        layouts: dict[str, Any] = {}
-        for cls in spec.layouts:
-            role = re.sub(r"(@\d+\.\d+|\(\d+\.\d+\))$", "", cls.LAYOUT.name)
-            if spec.name == "HVM_CONTEXT" and role != "HVM_SAVE_HEADER":
-                # RTC / VIRIDIAN_VCPU sizes follow the Xen version, which a
-                # libxc stream's layout does not fix: those entries stay raw.
-                continue
-            layouts.setdefault(role, layout_desc(cls.LAYOUT))
-        recs[spec.name] = {
-            "type": f"{spec.type:#010x}",
-            "family": "libxc",
-            "bulk": spec.bulk,
-            "layouts": layouts,
-        }
-    libxc_schema = {"records": recs}
+    recs = _libxc_records()
     types: dict[str, Any] = {}
     enums: dict[str, Any] = {}
-    body = {}
-    for name, r in recs.items():
-        roles = list(r["layouts"])
-        for role in roles:
-            d = r["layouts"][role]
-            types.setdefault(_tid(role), _layout_type(_tid(role), d, enums))
-        if not roles:
-            continue
-        if name in ("X86_CPUID_POLICY", "X86_MSR_POLICY"):
-            tid = name.lower()
-            field = "leaves" if name == "X86_CPUID_POLICY" else "entries"
-            types[tid] = {"seq": [{"id": field, "type": _tid(roles[0]), "repeat": "eos"}]}
-            body[name] = tid
-        elif name == "HVM_PARAMS":
-            types["hvm_params"] = _count_prefixed(_tid(roles[1]))
-            body[name] = "hvm_params"
-        elif name in ("X86_PV_INFO", "X86_TSC_INFO"):
-            body[name] = _tid(roles[0])
-        elif name != "HVM_CONTEXT" and not name.startswith("X86_PV_VCPU_"):
-            tid = name.lower()
-            types[tid] = {
-                "seq": [
-                    {"id": "header", "type": _tid(roles[0])},
-                    {"id": "rest", "size-eos": True},
-                ]
-            }
-            body[name] = tid
+    body = _libxc_body_types(recs, types, enums)
     hvm_types: dict[str, Any] = {}
-    body.update(_variable_types(libxc_schema, hvm_types))
+    body.update(_variable_types({"records": recs}, hvm_types))
     hvm_types.pop("lu_grant_table", None)
     types.update(hvm_types)
     types["hvm_save_descriptor"] = _layout_type(
@@ -528,17 +473,68 @@ def libxc_ksy() -> str:
             "seq": [
                 {"id": "image_header", "type": "image_header"},
                 {"id": "domain_header", "type": "domain_header"},
-                {
-                    "id": "records",
-                    "type": "record",
-                    "repeat": "until",
-                    "repeat-until": "_.type == rec_type::end",
-                },
+                _RECORDS_TO_END,
             ],
             "types": types,
             "enums": {"rec_type": rec_enum, **dict(sorted(enums.items()))},
         }
     )
+
+
+def _libxc_records() -> dict[str, Any]:
+    """Every libxc record as the schema gives it: type, bulk, layouts by role."""
+    recs: dict[str, Any] = {}
+    for spec in LIBXC:
+        layouts: dict[str, Any] = {}
+        for cls in spec.layouts:
+            role = re.sub(r"(@\d+\.\d+|\(\d+\.\d+\))$", "", cls.LAYOUT.name)
+            if spec.name == "HVM_CONTEXT" and role != "HVM_SAVE_HEADER":
+                # RTC / VIRIDIAN_VCPU sizes follow the Xen version, which a
+                # libxc stream's layout does not fix: those entries stay raw.
+                continue
+            layouts.setdefault(role, layout_desc(cls.LAYOUT))
+        recs[spec.name] = {
+            "type": f"{spec.type:#010x}",
+            "family": "libxc",
+            "bulk": spec.bulk,
+            "layouts": layouts,
+        }
+    return recs
+
+
+def _libxc_body_types(
+    recs: dict[str, Any], types: dict[str, Any], enums: dict[str, Any]
+) -> dict[str, str]:
+    """Every libxc layout as a type, and the body type of each record whose
+    body is not of several parts; record name -> body type id."""
+    body = {}
+    for name, r in recs.items():
+        roles = list(r["layouts"])
+        for role in roles:
+            d = r["layouts"][role]
+            types.setdefault(_tid(role), _layout_type(_tid(role), d, enums))
+        if not roles:
+            continue
+        if name in ("X86_CPUID_POLICY", "X86_MSR_POLICY"):
+            tid = name.lower()
+            field = "leaves" if name == "X86_CPUID_POLICY" else "entries"
+            types[tid] = {"seq": [{"id": field, "type": _tid(roles[0]), "repeat": "eos"}]}
+            body[name] = tid
+        elif name == "HVM_PARAMS":
+            types["hvm_params"] = _count_prefixed(_tid(roles[1]))
+            body[name] = "hvm_params"
+        elif name in ("X86_PV_INFO", "X86_TSC_INFO"):
+            body[name] = _tid(roles[0])
+        elif name != "HVM_CONTEXT" and not name.startswith("X86_PV_VCPU_"):
+            tid = name.lower()
+            types[tid] = {
+                "seq": [
+                    {"id": "header", "type": _tid(roles[0])},
+                    {"id": "rest", "size-eos": True},
+                ]
+            }
+            body[name] = tid
+    return body
 
 
 def write_ksy(directory: str | os.PathLike[str]) -> list[Path]:
