@@ -45,12 +45,14 @@ from xenlu.api import FORMATS, encode, format_of
 from xenlu.cli_io import (
     Exit,
     UsageError,
+    add_input_options,
     decode_input,
     epilog,
     error_json,
     flush_stdout,
     guarded,
     input_format,
+    load_input,
     one_line,
     open_flowing,
     out,
@@ -59,14 +61,9 @@ from xenlu.cli_io import (
     worker_threads,
 )
 from xenlu.cli_progress import progress
-from xenlu.errors import CallerError, XenLUError
+from xenlu.errors import XenLUError
 
 __all__ = ["build_parser", "inspect_summary", "load_input", "lu_listing", "main"]
-
-_LIVEUPDATE_HELP = (
-    "the LU bootmem as Xen's liveupdate= option gives it, e.g. 64M@0x8000000 or "
-    "1G@0x40000000 (size K/M/G/T, start in bytes, hex or decimal); implies --format memory"
-)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,28 +73,6 @@ class _Parser(argparse.ArgumentParser):
         # Whatever the user typed is echoed at most 40 characters long.
         text = re.sub(r"\S{41,}", lambda m: m.group()[:40] + "…", one_line(message))
         self.exit(int(Exit.USAGE), f"{self.prog}: {text} (see '{self.prog} --help')\n")
-
-
-def _liveupdate_arg(text: str) -> tuple[int, int]:
-    """argparse type for ``--liveupdate``: Xen's syntax, a usage error otherwise."""
-    from xenlu.handover import parse_liveupdate
-
-    try:
-        return parse_liveupdate(text)
-    except CallerError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def load_input(path: str, fmt: str = "auto", liveupdate: Any = None) -> Any:
-    """Decode FILE (``-`` = stdin) in ``fmt``; ``memory`` reads a hand-over image.
-
-    ``liveupdate`` is the LU bootmem: ``liveupdate=`` text or ``(start, size)``.
-    Raises :class:`~xenlu.cli_io.UsageError` for ``memory`` without it,
-    :class:`~xenlu.cli_io.IOFailure` when FILE cannot be read.
-    """
-    if fmt == "memory" and not liveupdate:
-        raise UsageError("--format memory needs --liveupdate SIZE@START (e.g. 64M@0x8000000)")
-    return decode_input(read_input(path), fmt, liveupdate)
 
 
 def _records(stream: Any) -> list[tuple[str, Any]]:
@@ -396,24 +371,6 @@ def print_summary(summary: dict[str, Any], as_json: bool) -> int:
 
 
 # --- parser -----------------------------------------------------------------
-
-
-def add_input_options(p: argparse.ArgumentParser, formats: Sequence[str], default: str) -> None:
-    """``--format``, ``--liveupdate`` and FILE, shared by every reading subcommand."""
-    p.add_argument(
-        "--format",
-        default=None,
-        choices=[*formats, "memory"],
-        help=f"input format (default {default}); memory: a memory image holding the hand-over",
-    )
-    p.add_argument(
-        "--liveupdate", type=_liveupdate_arg, metavar="SIZE@START", help=_LIVEUPDATE_HELP
-    )
-    p.add_argument(
-        "file",
-        metavar="FILE",
-        help="input file; - for stdin (verify, inspect and validate read a pipe as it flows)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,7 @@ tell "install the extra" apart from the rest.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import functools
@@ -44,11 +45,11 @@ import mmap
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from enum import IntEnum
 from typing import IO, TYPE_CHECKING, Any
 
-from xenlu.errors import ConversionError, DecodeError, InputError, XenLUError
+from xenlu.errors import CallerError, ConversionError, DecodeError, InputError, XenLUError
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -475,7 +476,47 @@ def worker_threads(data: Any) -> Iterator[Executor | None]:
 # --- shared helpers of the reading subcommands ---------------------------------
 
 
-def input_format(args: Any, default: str) -> str:
+_LIVEUPDATE_HELP = (
+    "the LU bootmem as Xen's liveupdate= option gives it, e.g. 64M@0x8000000 or "
+    "1G@0x40000000 (size K/M/G/T, start in bytes, hex or decimal); implies --format memory"
+)
+
+
+def _liveupdate_arg(text: str) -> tuple[int, int]:
+    """argparse type for ``--liveupdate``: Xen's syntax, a usage error otherwise."""
+    from xenlu.handover import parse_liveupdate
+
+    try:
+        return parse_liveupdate(text)
+    except CallerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_input_options(p: argparse.ArgumentParser, formats: Sequence[str], default: str) -> None:
+    """``--format``, ``--liveupdate`` and FILE, shared by every reading subcommand.
+
+    >>> p = argparse.ArgumentParser()
+    >>> add_input_options(p, ["lu"], "lu")
+    >>> p.parse_args(["--liveupdate", "64M@0x8000000", "img"]).liveupdate
+    (134217728, 67108864)
+    """
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=[*formats, "memory"],
+        help=f"input format (default {default}); memory: a memory image holding the hand-over",
+    )
+    p.add_argument(
+        "--liveupdate", type=_liveupdate_arg, metavar="SIZE@START", help=_LIVEUPDATE_HELP
+    )
+    p.add_argument(
+        "file",
+        metavar="FILE",
+        help="input file; - for stdin (verify, inspect and validate read a pipe as it flows)",
+    )
+
+
+def input_format(args: argparse.Namespace, default: str) -> str:
     """The input format of a reading subcommand (``--format``, ``--liveupdate``):
     ``--liveupdate`` implies ``memory`` and needs no other.
 
@@ -516,14 +557,24 @@ def decode_input(data: Any, fmt: str, liveupdate: Any) -> Any:
         return decode(data, fmt, executor=pool)
 
 
+def load_input(path: str, fmt: str = "auto", liveupdate: Any = None) -> Any:
+    """Decode FILE (``-`` = stdin) in ``fmt``; ``memory`` reads a hand-over image.
+
+    ``liveupdate`` is the LU bootmem: ``liveupdate=`` text or ``(start, size)``.
+    Raises :class:`UsageError` for ``memory`` without it,
+    :class:`IOFailure` when FILE cannot be read.
+    """
+    if fmt == "memory" and not liveupdate:
+        raise UsageError("--format memory needs --liveupdate SIZE@START (e.g. 64M@0x8000000)")
+    return decode_input(read_input(path), fmt, liveupdate)
+
+
 def version_arg(text: str) -> tuple[int, int]:
     """argparse type for ``X.Y``: a supported Xen version (usage error otherwise).
 
     >>> version_arg("4.15")
     (4, 15)
     """
-    import argparse
-
     from xenlu.epochs import SUPPORTED_RANGE, fmt_epoch, is_supported, parse_epoch
 
     try:

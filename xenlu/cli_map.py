@@ -23,10 +23,10 @@ import argparse
 import os
 from typing import IO, Any
 
-from xenlu.cli import add_input_options
 from xenlu.cli_io import (
     MissingDependency,
     UsageError,
+    add_input_options,
     decode_input,
     epilog,
     guarded,

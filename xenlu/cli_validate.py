@@ -25,8 +25,7 @@ import argparse
 import json
 from typing import Any
 
-from xenlu.cli import add_input_options
-from xenlu.cli_io import UsageError, epilog, error_json, guarded, out, read_input
+from xenlu.cli_io import UsageError, add_input_options, epilog, error_json, guarded, out, read_input
 from xenlu.cli_progress import progress
 from xenlu.errors import XenLUError
 
