@@ -35,8 +35,10 @@ True
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,7 @@ __all__ = [
     "extra_layouts",
     "header_name",
     "write_headers",
+    "write_texts",
 ]
 
 GENERATED_BY = "xenlu schema c-header"
@@ -435,12 +438,27 @@ def _span_rules() -> list[str]:
 
 def write_headers(directory: str | os.PathLike[str]) -> list[Path]:
     """Write ``xen_lu_<X.Y>.h`` for every epoch into ``directory``; return the paths."""
+    items = [(header_name(e), functools.partial(c_header, e)) for e in EPOCHS]
+    return write_texts(directory, items)
+
+
+def write_texts(
+    directory: str | os.PathLike[str], items: Sequence[tuple[str, Callable[[], str]]]
+) -> list[Path]:
+    """Write each ``(file name, text maker)`` into ``directory`` (created if
+    missing), as UTF-8; return the paths.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     [p.name for p in write_texts(d, [("a.h", lambda: "x")])]
+    ['a.h']
+    """
     base = Path(directory)
     base.mkdir(parents=True, exist_ok=True)
     out = []
-    for e in EPOCHS:
-        p = base / header_name(e)
-        p.write_text(c_header(e), encoding="utf-8")
+    for name, make in items:
+        p = base / name
+        p.write_text(make(), encoding="utf-8")
         out.append(p)
     return out
 

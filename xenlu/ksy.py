@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from xenlu import framing
-from xenlu.cgen import c_name, extra_layouts, layout_desc
+from xenlu.cgen import c_name, extra_layouts, layout_desc, write_texts
 from xenlu.epochs import EPOCHS, Epoch, as_epoch, fmt_epoch
 from xenlu.lu_records import CountHeader
 from xenlu.registry import LIBXC, OPTIONAL
@@ -539,14 +540,5 @@ def _libxc_body_types(
 
 def write_ksy(directory: str | os.PathLike[str]) -> list[Path]:
     """Write every epoch's ``.ksy`` and ``xen_libxc.ksy`` into ``directory``; return the paths."""
-    base = Path(directory)
-    base.mkdir(parents=True, exist_ok=True)
-    out = []
-    for e in EPOCHS:
-        p = base / ksy_name(e)
-        p.write_text(lu_ksy(e), encoding="utf-8")
-        out.append(p)
-    p = base / LIBXC_KSY
-    p.write_text(libxc_ksy(), encoding="utf-8")
-    out.append(p)
-    return out
+    items = [(ksy_name(e), functools.partial(lu_ksy, e)) for e in EPOCHS]
+    return write_texts(directory, [*items, (LIBXC_KSY, libxc_ksy)])
