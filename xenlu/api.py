@@ -390,7 +390,7 @@ def _plausible_lu(buf: memoryview) -> bool:
     return bool(known) and length <= REC_LENGTH_MAX
 
 
-def _checked(buf: memoryview, fmt: Format[Any]) -> None:
+def refuse_other_format(buf: memoryview, fmt: Format[Any]) -> None:
     """Refuse an input that is plainly not ``fmt`` with what it looks like instead.
 
     Another format's signature, or no signature where the format has a
@@ -415,7 +415,7 @@ def _format_for(buf: memoryview, format: str) -> Format[Any]:
     if format == "auto":
         return FORMAT_TABLE[detect_format(buf)]
     fmt = _format(format)
-    _checked(buf, fmt)
+    refuse_other_format(buf, fmt)
     return fmt
 
 

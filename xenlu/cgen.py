@@ -35,8 +35,10 @@ True
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,7 @@ __all__ = [
     "extra_layouts",
     "header_name",
     "write_headers",
+    "write_texts",
 ]
 
 GENERATED_BY = "xenlu schema c-header"
@@ -219,7 +222,7 @@ def _struct(cname: str, desc: dict[str, Any], comment: str) -> list[str]:
     return out
 
 
-def _layout_desc(layout: Any) -> dict[str, Any]:
+def layout_desc(layout: Any) -> dict[str, Any]:
     d: dict[str, Any] = layout.describe(None)
     return {"name": d["name"], "size": d["size"], "fields": d["fields"]}
 
@@ -382,9 +385,9 @@ def _struct_blocks(s: dict[str, Any], lines: list[str]) -> dict[str, dict[str, A
     extra = extra_layouts()
     seen: dict[str, dict[str, Any]] = {}
     blocks: list[tuple[str, dict[str, Any], str]] = [
-        (c_name("REC_HDR"), _layout_desc(extra["REC_HDR"]), "§1 record header")
+        (c_name("REC_HDR"), layout_desc(extra["REC_HDR"]), "§1 record header")
     ]
-    blocks.append((c_name("COUNT_HEADER"), _layout_desc(CountHeader.LAYOUT), "§4 count header"))
+    blocks.append((c_name("COUNT_HEADER"), layout_desc(CountHeader.LAYOUT), "§4 count header"))
     for rname, r in s["records"].items():
         for role, desc in r["layouts"].items():
             comment = f"{rname} ({r['type']}) {role}" if role != rname else f"{rname} ({r['type']})"
@@ -397,11 +400,11 @@ def _struct_blocks(s: dict[str, Any], lines: list[str]) -> dict[str, dict[str, A
     blocks.append(
         (
             c_name("HVM_SAVE_DESCRIPTOR"),
-            _layout_desc(extra["HVM_SAVE_DESCRIPTOR"]),
+            layout_desc(extra["HVM_SAVE_DESCRIPTOR"]),
             "HVM_CONTEXT entry descriptor",
         )
     )
-    blocks.append((c_name("BREADCRUMB"), _layout_desc(extra["BREADCRUMB"]), "§5 breadcrumb"))
+    blocks.append((c_name("BREADCRUMB"), layout_desc(extra["BREADCRUMB"]), "§5 breadcrumb"))
     for cname, desc, comment in blocks:
         body = {k: desc[k] for k in ("size", "fields")}
         if cname in seen:
@@ -435,12 +438,27 @@ def _span_rules() -> list[str]:
 
 def write_headers(directory: str | os.PathLike[str]) -> list[Path]:
     """Write ``xen_lu_<X.Y>.h`` for every epoch into ``directory``; return the paths."""
+    items = [(header_name(e), functools.partial(c_header, e)) for e in EPOCHS]
+    return write_texts(directory, items)
+
+
+def write_texts(
+    directory: str | os.PathLike[str], items: Sequence[tuple[str, Callable[[], str]]]
+) -> list[Path]:
+    """Write each ``(file name, text maker)`` into ``directory`` (created if
+    missing), as UTF-8; return the paths.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     [p.name for p in write_texts(d, [("a.h", lambda: "x")])]
+    ['a.h']
+    """
     base = Path(directory)
     base.mkdir(parents=True, exist_ok=True)
     out = []
-    for e in EPOCHS:
-        p = base / header_name(e)
-        p.write_text(c_header(e), encoding="utf-8")
+    for name, make in items:
+        p = base / name
+        p.write_text(make(), encoding="utf-8")
         out.append(p)
     return out
 
@@ -493,8 +511,8 @@ def describe_stream(data: bytes | bytearray | memoryview) -> str:
     s = epoch_schema(e)
     by_type = {int(r["type"], 16): (n, r) for n, r in s["records"].items()}
     desc_of = {role: d for r in s["records"].values() for role, d in r["layouts"].items()}
-    hvm_desc = _layout_desc(extra_layouts()["HVM_SAVE_DESCRIPTOR"])
-    count_desc = _layout_desc(CountHeader.LAYOUT)
+    hvm_desc = layout_desc(extra_layouts()["HVM_SAVE_DESCRIPTOR"])
+    count_desc = layout_desc(CountHeader.LAYOUT)
     lines = [DESCRIPTION_FORMAT, f"epoch {fmt_epoch(e)}"]
     off = 0
     while off + 8 <= len(buf):

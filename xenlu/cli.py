@@ -41,14 +41,18 @@ from typing import Any, NoReturn
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from xenlu import __version__
-from xenlu.api import FORMATS, decode, encode, format_of
+from xenlu.api import FORMATS, encode, format_of
 from xenlu.cli_io import (
     Exit,
     UsageError,
+    add_input_options,
+    decode_input,
     epilog,
     error_json,
     flush_stdout,
     guarded,
+    input_format,
+    load_input,
     one_line,
     open_flowing,
     out,
@@ -57,14 +61,9 @@ from xenlu.cli_io import (
     worker_threads,
 )
 from xenlu.cli_progress import progress
-from xenlu.errors import CallerError, XenLUError
+from xenlu.errors import XenLUError
 
-__all__ = ["build_parser", "load_input", "main"]
-
-_LIVEUPDATE_HELP = (
-    "the LU bootmem as Xen's liveupdate= option gives it, e.g. 64M@0x8000000 or "
-    "1G@0x40000000 (size K/M/G/T, start in bytes, hex or decimal); implies --format memory"
-)
+__all__ = ["build_parser", "inspect_summary", "load_input", "lu_listing", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,51 +73,6 @@ class _Parser(argparse.ArgumentParser):
         # Whatever the user typed is echoed at most 40 characters long.
         text = re.sub(r"\S{41,}", lambda m: m.group()[:40] + "…", one_line(message))
         self.exit(int(Exit.USAGE), f"{self.prog}: {text} (see '{self.prog} --help')\n")
-
-
-def _liveupdate_arg(text: str) -> tuple[int, int]:
-    """argparse type for ``--liveupdate``: Xen's syntax, a usage error otherwise."""
-    from xenlu.handover import parse_liveupdate
-
-    try:
-        return parse_liveupdate(text)
-    except CallerError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _input_format(args: argparse.Namespace, default: str) -> str:
-    """The input format: ``--liveupdate`` implies ``memory`` and needs no other."""
-    fmt: str | None = args.format
-    if args.liveupdate is not None:
-        if fmt not in (None, "memory"):
-            raise UsageError(
-                f"--liveupdate reads a memory image: drop --format {fmt} (or use --format memory)"
-            )
-        return "memory"
-    if fmt == "memory":
-        raise UsageError("--format memory needs --liveupdate SIZE@START (e.g. 64M@0x8000000)")
-    return fmt or default
-
-
-def _decode(data: Any, fmt: str, liveupdate: Any) -> Any:
-    if fmt == "memory":
-        from xenlu.handover import read_handover
-
-        return read_handover(data, liveupdate)
-    with worker_threads(data) as pool:
-        return decode(data, fmt, executor=pool)
-
-
-def load_input(path: str, fmt: str = "auto", liveupdate: Any = None) -> Any:
-    """Decode FILE (``-`` = stdin) in ``fmt``; ``memory`` reads a hand-over image.
-
-    ``liveupdate`` is the LU bootmem: ``liveupdate=`` text or ``(start, size)``.
-    Raises :class:`~xenlu.cli_io.UsageError` for ``memory`` without it,
-    :class:`~xenlu.cli_io.IOFailure` when FILE cannot be read.
-    """
-    if fmt == "memory" and not liveupdate:
-        raise UsageError("--format memory needs --liveupdate SIZE@START (e.g. 64M@0x8000000)")
-    return _decode(read_input(path), fmt, liveupdate)
 
 
 def _records(stream: Any) -> list[tuple[str, Any]]:
@@ -172,7 +126,14 @@ def _name(family: str, rec: Any) -> str:
     return record_name(rec.type, fam) or f"{rec.type:#010x}"
 
 
-def _summary(stream: Any, nbytes: int) -> dict[str, Any]:
+def inspect_summary(stream: Any, nbytes: int) -> dict[str, Any]:
+    """What ``xenlu inspect`` reports of a decoded ``stream`` of ``nbytes``
+    bytes: format, versions, record counts and bytes by type, domains.
+
+    >>> from xenlu.hostgen import make_host
+    >>> inspect_summary(make_host("4.15", n_hvm=0, mem_mib=1, dom0_mem_mib=1), 0)["epoch"]
+    '4.15'
+    """
     recs = _records(stream)
     counts: dict[str, int] = {}
     totals: dict[str, int] = {}
@@ -264,9 +225,16 @@ def _inner_libxc(stream: Any) -> Any:
 # --- commands ---------------------------------------------------------------
 
 
-def _lu_listing(buf: Any) -> list[tuple[int, int | None, str, int, int]]:
+def lu_listing(buf: Any) -> list[tuple[int, int | None, str, int, int]]:
     """Every record of an LU stream by framing: LU_SECTION_END and END too,
-    numbered as errors number them (every record from 0, headers excluded)."""
+    numbered as errors number them (every record from 0, headers excluded),
+    as ``(index, offset, name, type, body length)``.
+
+    >>> from xenlu.api import encode
+    >>> from xenlu.hostgen import make_host
+    >>> lu_listing(encode(make_host("4.15", n_hvm=0, mem_mib=1, dom0_mem_mib=1)))[-1][2:]
+    ('END', 0, 0)
+    """
     from xenlu.framing import as_buffer, frames
     from xenlu.registry import record_name
 
@@ -283,7 +251,7 @@ def _listing(stream: Any, data: Any, fmt: str) -> list[tuple[int, int | None, st
     """``(index, offset, name, type, body length)`` of every record, in stream order."""
     if format_of(stream) == "lu":
         # A memory image is re-encoded: the stream's own bytes (offsets in the stream).
-        return _lu_listing(encode(stream) if fmt == "memory" else data)
+        return lu_listing(encode(stream) if fmt == "memory" else data)
     rows = []
     hdr = struct.Struct("<II")
     for i, (fam, r) in enumerate(_records(stream)):
@@ -301,7 +269,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if args.quiet and args.json:
         raise UsageError("-q and --json exclude each other")
-    fmt = _input_format(args, "auto")
+    fmt = input_format(args, "auto")
     if args.tee is not None or args.stop_on_error:
         if fmt == "memory":
             raise UsageError("--tee and --stop-on-error read a stream, not a memory image")
@@ -326,7 +294,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 with worker_threads(data) as pool:
                     got = verify(data, fmt, executor=pool)
             else:
-                stream = _decode(data, fmt, args.liveupdate)
+                stream = decode_input(data, fmt, args.liveupdate)
                 got = format_of(stream)
                 if args.verbose:
                     bar.phase("list records")
@@ -362,7 +330,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``xenlu inspect``: versions, record counts and bytes, domains."""
-    fmt = _input_format(args, "auto")
+    fmt = input_format(args, "auto")
     if fmt != "memory":
         src = open_flowing(args.file)
         if src is not None:  # a pipe, FIFO, device or socket: read as it flows
@@ -370,10 +338,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
             return inspect_flowing(args, fmt, src)
     data = read_input(args.file)
-    stream = _decode(data, fmt, args.liveupdate)
+    stream = decode_input(data, fmt, args.liveupdate)
     # The stream's size: in a memory image, the stream's bytes, not the image's.
     nbytes = len(encode(stream)) if fmt == "memory" else len(data)
-    return print_summary(_summary(stream, nbytes), args.json)
+    return print_summary(inspect_summary(stream, nbytes), args.json)
 
 
 def print_summary(summary: dict[str, Any], as_json: bool) -> int:
@@ -403,24 +371,6 @@ def print_summary(summary: dict[str, Any], as_json: bool) -> int:
 
 
 # --- parser -----------------------------------------------------------------
-
-
-def add_input_options(p: argparse.ArgumentParser, formats: Sequence[str], default: str) -> None:
-    """``--format``, ``--liveupdate`` and FILE, shared by every reading subcommand."""
-    p.add_argument(
-        "--format",
-        default=None,
-        choices=[*formats, "memory"],
-        help=f"input format (default {default}); memory: a memory image holding the hand-over",
-    )
-    p.add_argument(
-        "--liveupdate", type=_liveupdate_arg, metavar="SIZE@START", help=_LIVEUPDATE_HELP
-    )
-    p.add_argument(
-        "file",
-        metavar="FILE",
-        help="input file; - for stdin (verify, inspect and validate read a pipe as it flows)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:

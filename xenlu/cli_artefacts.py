@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from xenlu.cli_io import IOFailure, epilog, guarded, out, stage
+from xenlu.cli_io import IOFailure, epilog, guarded, out, stage, version_arg
 
 __all__ = ["cmd_c_header", "cmd_ksy", "register_generators"]
 
@@ -81,8 +81,6 @@ def cmd_ksy(args: argparse.Namespace) -> int:
 
 def register_generators(sub: Any) -> None:
     """Add ``c-header`` and ``ksy`` to the ``schema`` subcommands ``sub``."""
-    from xenlu.cli_compat import _version_arg
-
     raw = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "c-header",
@@ -91,7 +89,7 @@ def register_generators(sub: Any) -> None:
         epilog=epilog("xenlu schema c-header --epoch 4.15 -o xen_lu_4.15.h", "make schemas"),
     )
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--epoch", type=_version_arg, metavar="X.Y", help="the epoch's header")
+    g.add_argument("--epoch", type=version_arg, metavar="X.Y", help="the epoch's header")
     g.add_argument("--dir", metavar="DIR", help="write xen_lu_<X.Y>.h for every epoch")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
     p.set_defaults(func=guarded("schema c-header", cmd_c_header))
@@ -104,7 +102,7 @@ def register_generators(sub: Any) -> None:
         ),
     )
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--epoch", type=_version_arg, metavar="X.Y", help="an epoch's LU stream")
+    g.add_argument("--epoch", type=version_arg, metavar="X.Y", help="an epoch's LU stream")
     g.add_argument("--libxc", action="store_true", help="the libxc migration stream")
     g.add_argument("--dir", metavar="DIR", help="write every .ksy into DIR")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")

@@ -35,23 +35,11 @@ import sys
 from typing import Any
 
 from xenlu.cli_convert import cmd_convert
-from xenlu.epochs import SUPPORTED_RANGE, Epoch, fmt_epoch, is_supported, parse_epoch
+from xenlu.cli_io import version_arg
+from xenlu.epochs import SUPPORTED_RANGE
 from xenlu.errors import XenLUError
 
 __all__ = ["cmd_convert", "cmd_schema_diff", "cmd_schema_dump", "cmd_schema_write", "register"]
-
-
-def _version_arg(text: str) -> Epoch:
-    """argparse type for ``X.Y``: a supported Xen version (usage error otherwise)."""
-    try:
-        v = parse_epoch(text)
-    except XenLUError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if not is_supported(*v):
-        raise argparse.ArgumentTypeError(
-            f"Xen {fmt_epoch(v)} is outside the supported range {SUPPORTED_RANGE}"
-        )
-    return v
 
 
 def _fail(prog: str, exc: BaseException) -> int:
@@ -131,7 +119,7 @@ def _epoch_or_source(text: str) -> str:
     # "X.Y", "code:X.Y" or a path; versions are checked here (usage error).
     body = text[5:] if text.startswith("code:") else text
     if body.replace(".", "").isdigit() and body.count(".") == 1:
-        _version_arg(body)
+        version_arg(body)
     return text
 
 
@@ -166,7 +154,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--epoch",
         required=True,
-        type=_version_arg,
+        type=version_arg,
         metavar="X.Y",
         help=f"Xen version {SUPPORTED_RANGE} (a version inside an epoch names that epoch)",
     )

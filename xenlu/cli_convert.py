@@ -34,7 +34,16 @@ import re
 import sys
 from typing import IO, Any
 
-from xenlu.cli_io import UsageError, epilog, guarded, out, read_input, stage, stdout_binary
+from xenlu.cli_io import (
+    UsageError,
+    epilog,
+    guarded,
+    out,
+    read_input,
+    stage,
+    stdout_binary,
+    version_arg,
+)
 from xenlu.cli_progress import Counting, Progress, progress
 from xenlu.epochs import SUPPORTED_RANGE
 from xenlu.errors import CallerError, ConversionError
@@ -293,12 +302,6 @@ def _write(args: argparse.Namespace, new: Any, report: Any, bar: Progress) -> No
             rep.commit()
 
 
-def _version(text: str) -> Any:
-    from xenlu.cli_compat import _version_arg
-
-    return _version_arg(text)
-
-
 def register(subparsers: Any) -> None:
     """Add the ``convert`` command to the ``xenlu`` parser."""
     p = subparsers.add_parser(
@@ -318,7 +321,7 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument(
         "--to",
-        type=_version,
+        type=version_arg,
         metavar="X.Y",
         help=f"LU stream: upgrade or roll back to Xen X.Y ({SUPPORTED_RANGE})",
     )

@@ -36,6 +36,7 @@ tell "install the extra" apart from the rest.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import functools
@@ -44,11 +45,11 @@ import mmap
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from enum import IntEnum
 from typing import IO, TYPE_CHECKING, Any
 
-from xenlu.errors import ConversionError, DecodeError, InputError, XenLUError
+from xenlu.errors import CallerError, ConversionError, DecodeError, InputError, XenLUError
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -139,7 +140,7 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _os_reason(exc: OSError) -> str:
+def os_reason(exc: OSError) -> str:
     if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
         return "broken pipe"
     return exc.strerror or type(exc).__name__
@@ -169,11 +170,11 @@ def error_line(command: str, exc: BaseException, file: str | None = None) -> str
     elif isinstance(exc, (UsageError, IOFailure, MissingDependency)):
         body = str(exc)
     elif isinstance(exc, OSError) and exc.filename is not None:
-        body = f"{exc.filename}: {_os_reason(exc)}"
+        body = f"{exc.filename}: {os_reason(exc)}"
     elif isinstance(exc, OSError):
         # An OSError without a file name that escaped the named reads and
         # writes is a write to standard output (print, flush).
-        body = f"cannot write standard output: {_os_reason(exc)}"
+        body = f"cannot write standard output: {os_reason(exc)}"
     else:
         body = f"internal error: {type(exc).__name__}: {exc} (please report)"
     return one_line(f"{head} {body}")
@@ -282,7 +283,7 @@ def silence_stdout() -> None:
 # --- inputs ------------------------------------------------------------------------
 
 
-def _read_all(f: IO[bytes]) -> bytes:
+def read_all(f: IO[bytes]) -> bytes:
     chunks: list[bytes] = []
     while chunk := f.read(1 << 20):
         chunks.append(chunk)
@@ -304,7 +305,7 @@ def open_flowing(path: str) -> IO[bytes] | None:
         except io.UnsupportedOperation:  # not a file (a test's BytesIO): read as it flows
             return getattr(sys.stdin, "buffer", None)
         except (OSError, ValueError) as exc:
-            reason = _os_reason(exc) if isinstance(exc, OSError) else "it is closed"
+            reason = os_reason(exc) if isinstance(exc, OSError) else "it is closed"
             raise IOFailure(f"cannot read standard input: {reason}") from None
         if stat.S_ISREG(st.st_mode):
             return None
@@ -315,7 +316,7 @@ def open_flowing(path: str) -> IO[bytes] | None:
             return None  # (read_input names the directory)
         return open(path, "rb", buffering=0)
     except OSError as exc:
-        raise IOFailure(f"cannot read {path}: {_os_reason(exc)}") from None
+        raise IOFailure(f"cannot read {path}: {os_reason(exc)}") from None
     except ValueError as exc:  # a path with NUL
         raise UsageError(f"cannot read {path!r}: {exc}") from None
 
@@ -330,21 +331,21 @@ def read_input(path: str) -> bytes | memoryview:
         if sys.stdin is None:
             raise IOFailure("cannot read standard input: it is closed")
         try:
-            return _read_all(sys.stdin.buffer)
+            return read_all(sys.stdin.buffer)
         except OSError as exc:
-            raise IOFailure(f"cannot read standard input: {_os_reason(exc)}") from None
+            raise IOFailure(f"cannot read standard input: {os_reason(exc)}") from None
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             if stat.S_ISDIR(st.st_mode):  # pragma: no cover - open() refuses first on Linux
                 raise IOFailure(f"cannot read {path}: Is a directory")
             if not stat.S_ISREG(st.st_mode):
-                return _read_all(f)
+                return read_all(f)
             if st.st_size == 0:
                 return b""
             return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
     except OSError as exc:
-        raise IOFailure(f"cannot read {path}: {_os_reason(exc)}") from None
+        raise IOFailure(f"cannot read {path}: {os_reason(exc)}") from None
     except ValueError as exc:  # a path with NUL
         raise UsageError(f"cannot read {path!r}: {exc}") from None
 
@@ -375,7 +376,7 @@ class Staged:
             os.replace(self.tmp, self.target)
         except OSError as exc:
             self.discard()
-            raise IOFailure(f"cannot write {self.path}: {_os_reason(exc)}") from None
+            raise IOFailure(f"cannot write {self.path}: {os_reason(exc)}") from None
         self.tmp = None
         with contextlib.suppress(OSError):
             dfd = os.open(os.path.dirname(self.target), os.O_RDONLY)
@@ -399,7 +400,7 @@ def _write_through(path: str, target: str, write: Callable[[IO[bytes]], object])
             write(f)
             f.flush()
     except OSError as exc:
-        raise IOFailure(f"cannot write {path}: {_os_reason(exc)}") from None
+        raise IOFailure(f"cannot write {path}: {os_reason(exc)}") from None
     return Staged(path, target, None)
 
 
@@ -420,7 +421,7 @@ def stage(path: str, write: Callable[[IO[bytes]], object]) -> Staged:
     except FileNotFoundError:
         st = None
     except OSError as exc:
-        raise IOFailure(f"cannot write {path}: {_os_reason(exc)}") from None
+        raise IOFailure(f"cannot write {path}: {os_reason(exc)}") from None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise IOFailure(f"cannot write {path}: Is a directory")
     if st is not None and not stat.S_ISREG(st.st_mode):
@@ -434,7 +435,7 @@ def stage(path: str, write: Callable[[IO[bytes]], object]) -> Staged:
             dir=os.path.dirname(target), prefix=f".{name}.", suffix=".xenlu-tmp"
         )
     except OSError as exc:
-        raise IOFailure(f"cannot write {path}: {_os_reason(exc)}") from None
+        raise IOFailure(f"cannot write {path}: {os_reason(exc)}") from None
     staged = Staged(path, target, tmp)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -444,7 +445,7 @@ def stage(path: str, write: Callable[[IO[bytes]], object]) -> Staged:
             os.fsync(f.fileno())
     except OSError as exc:
         staged.discard()
-        raise IOFailure(f"cannot write {path}: {_os_reason(exc)}") from None
+        raise IOFailure(f"cannot write {path}: {os_reason(exc)}") from None
     except BaseException:
         staged.discard()
         raise
@@ -470,3 +471,118 @@ def worker_threads(data: Any) -> Iterator[Executor | None]:
 
     with ThreadPoolExecutor(2, thread_name_prefix="xenlu") as pool:
         yield pool
+
+
+# --- shared helpers of the reading subcommands ---------------------------------
+
+
+_LIVEUPDATE_HELP = (
+    "the LU bootmem as Xen's liveupdate= option gives it, e.g. 64M@0x8000000 or "
+    "1G@0x40000000 (size K/M/G/T, start in bytes, hex or decimal); implies --format memory"
+)
+
+
+def _liveupdate_arg(text: str) -> tuple[int, int]:
+    """argparse type for ``--liveupdate``: Xen's syntax, a usage error otherwise."""
+    from xenlu.handover import parse_liveupdate
+
+    try:
+        return parse_liveupdate(text)
+    except CallerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_input_options(p: argparse.ArgumentParser, formats: Sequence[str], default: str) -> None:
+    """``--format``, ``--liveupdate`` and FILE, shared by every reading subcommand.
+
+    >>> p = argparse.ArgumentParser()
+    >>> add_input_options(p, ["lu"], "lu")
+    >>> p.parse_args(["--liveupdate", "64M@0x8000000", "img"]).liveupdate
+    (134217728, 67108864)
+    """
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=[*formats, "memory"],
+        help=f"input format (default {default}); memory: a memory image holding the hand-over",
+    )
+    p.add_argument(
+        "--liveupdate", type=_liveupdate_arg, metavar="SIZE@START", help=_LIVEUPDATE_HELP
+    )
+    p.add_argument(
+        "file",
+        metavar="FILE",
+        help="input file; - for stdin (verify, inspect and validate read a pipe as it flows)",
+    )
+
+
+def input_format(args: argparse.Namespace, default: str) -> str:
+    """The input format of a reading subcommand (``--format``, ``--liveupdate``):
+    ``--liveupdate`` implies ``memory`` and needs no other.
+
+    >>> from argparse import Namespace
+    >>> input_format(Namespace(format=None, liveupdate=(0, 1 << 26)), "auto")
+    'memory'
+    """
+    fmt: str | None = args.format
+    if args.liveupdate is not None:
+        if fmt not in (None, "memory"):
+            raise UsageError(
+                f"--liveupdate reads a memory image: drop --format {fmt} (or use --format memory)"
+            )
+        return "memory"
+    if fmt == "memory":
+        raise UsageError("--format memory needs --liveupdate SIZE@START (e.g. 64M@0x8000000)")
+    return fmt or default
+
+
+def decode_input(data: Any, fmt: str, liveupdate: Any) -> Any:
+    """Decode the bytes a subcommand read: a stream in ``fmt`` (two worker
+    threads for a large one), or for ``memory`` the hand-over found in the
+    memory image at ``liveupdate``.
+
+    >>> from xenlu.api import encode
+    >>> from xenlu.hostgen import make_host
+    >>> data = encode(make_host("4.15", n_hvm=0, mem_mib=1, dom0_mem_mib=1))
+    >>> decode_input(data, "auto", None).epoch
+    (4, 15)
+    """
+    if fmt == "memory":
+        from xenlu.handover import read_handover
+
+        return read_handover(data, liveupdate)
+    from xenlu.api import decode
+
+    with worker_threads(data) as pool:
+        return decode(data, fmt, executor=pool)
+
+
+def load_input(path: str, fmt: str = "auto", liveupdate: Any = None) -> Any:
+    """Decode FILE (``-`` = stdin) in ``fmt``; ``memory`` reads a hand-over image.
+
+    ``liveupdate`` is the LU bootmem: ``liveupdate=`` text or ``(start, size)``.
+    Raises :class:`UsageError` for ``memory`` without it,
+    :class:`IOFailure` when FILE cannot be read.
+    """
+    if fmt == "memory" and not liveupdate:
+        raise UsageError("--format memory needs --liveupdate SIZE@START (e.g. 64M@0x8000000)")
+    return decode_input(read_input(path), fmt, liveupdate)
+
+
+def version_arg(text: str) -> tuple[int, int]:
+    """argparse type for ``X.Y``: a supported Xen version (usage error otherwise).
+
+    >>> version_arg("4.15")
+    (4, 15)
+    """
+    from xenlu.epochs import SUPPORTED_RANGE, fmt_epoch, is_supported, parse_epoch
+
+    try:
+        v = parse_epoch(text)
+    except XenLUError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not is_supported(*v):
+        raise argparse.ArgumentTypeError(
+            f"Xen {fmt_epoch(v)} is outside the supported range {SUPPORTED_RANGE}"
+        )
+    return v

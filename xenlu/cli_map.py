@@ -23,8 +23,18 @@ import argparse
 import os
 from typing import IO, Any
 
-from xenlu.cli import _decode, add_input_options
-from xenlu.cli_io import MissingDependency, UsageError, epilog, guarded, out, read_input, stage
+from xenlu.cli_io import (
+    MissingDependency,
+    UsageError,
+    add_input_options,
+    decode_input,
+    epilog,
+    guarded,
+    input_format,
+    out,
+    read_input,
+    stage,
+)
 from xenlu.cli_progress import progress
 from xenlu.errors import CallerError
 
@@ -82,70 +92,17 @@ def render(m: Any, title: str, fmt: str, sink: IO[bytes]) -> None:
         import matplotlib
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from matplotlib.patches import Patch
     except ImportError:
         raise MissingDependency(_INSTALL) from None
-    import numpy as np
 
-    ncat = len(m.categories)
-    rgb = np.array(
-        [matplotlib.colors.to_rgb(_colour(i)) for i in range(ncat)]
-        + [matplotlib.colors.to_rgb(_BEYOND)]
-    )
-    idx = np.where(m.pixels < 0, ncat, m.pixels)
-    img = rgb[idx]
-    img[m.conflict] = matplotlib.colors.to_rgb(_CONFLICT)
-    img = img.reshape(m.rows, m.width, 3)
-
-    page = 1 << 12
-    row_bytes = m.row_bytes
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "xenlu"}):
         fig = Figure(figsize=(10, 6.2), dpi=100, layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        ax.imshow(img, aspect="auto", interpolation="nearest", origin="upper")
+        ax.imshow(_image(m), aspect="auto", interpolation="nearest", origin="upper")
         ax.set_title(title, fontsize=10)
-        # Address axis: rows top to bottom, each row_bytes of machine memory.
-        # Ticks every power-of-two rows: round addresses (row_bytes is one too).
-        step = 1 << max(0, (m.rows - 1) // 8).bit_length()
-        rows = np.arange(0, m.rows + 1, step)
-        ax.set_yticks(rows - 0.5)
-        ax.set_yticklabels([f"{int(r) * row_bytes:#x} ({_size(int(r) * row_bytes)})" for r in rows])
-        ax.set_ylabel("machine address (row start)")
-        cols = np.linspace(0, m.width, 5).round().astype(int)
-        ax.set_xticks(cols - 0.5)
-        ax.set_xticklabels([f"+{_size(int(c) * m.frames_per_pixel * page)}" for c in cols])
-        ax.set_xlabel(
-            f"offset within the row; 1 pixel = {_size(m.frames_per_pixel * page)}"
-            f" ({m.frames_per_pixel} frames), 1 row = {_size(row_bytes)}"
-        )
-        ax.tick_params(labelsize=8)
-        handles = [
-            Patch(
-                facecolor=_colour(i),
-                edgecolor="#808080",
-                label=f"{c.name} ({_size(c.frames * page)})",
-            )
-            for i, c in enumerate(m.categories)
-            if c.frames or i == 0
-        ]
-        if m.conflict.any():
-            hot = np.flatnonzero(m.conflict)
-            # A mark beside each conflicting pixel (the first MAX_MARKS): one
-            # frame in a terabyte is a single pixel, too small to see alone.
-            hot = hot[np.unique(hot // max(1, m.width // 64), return_index=True)[1]][:MAX_MARKS]
-            ax.scatter(
-                hot % m.width,
-                hot // m.width,
-                s=60,
-                facecolors="none",
-                edgecolors=_CONFLICT,
-                linewidths=1.5,
-                zorder=3,
-            )
-            n = m.conflict_frames
-            label = f"conflict: {n} frame{'s' * (n != 1)} claimed twice"
-            handles.append(Patch(facecolor=_CONFLICT, label=label))
+        _address_axes(ax, m)
+        handles = _legend(ax, m)
         ax.set_xlim(-0.5, m.width - 0.5)
         ax.set_ylim(m.rows - 0.5, -0.5)
         fig.legend(
@@ -173,6 +130,78 @@ def render(m: Any, title: str, fmt: str, sink: IO[bytes]) -> None:
         pal.save(sink, format="png", optimize=True)
 
 
+def _image(m: Any) -> Any:
+    """The RGB picture of ``m``: a colour per category, conflicts red, past the end white."""
+    import numpy as np
+    from matplotlib.colors import to_rgb
+
+    ncat = len(m.categories)
+    rgb = np.array([to_rgb(_colour(i)) for i in range(ncat)] + [to_rgb(_BEYOND)])
+    idx = np.where(m.pixels < 0, ncat, m.pixels)
+    img = rgb[idx]
+    img[m.conflict] = to_rgb(_CONFLICT)
+    return img.reshape(m.rows, m.width, 3)
+
+
+def _address_axes(ax: Any, m: Any) -> None:
+    """Rows top to bottom, each ``m.row_bytes`` of machine memory; columns the
+    offset within the row."""
+    import numpy as np
+
+    page = 1 << 12
+    row_bytes = m.row_bytes
+    # Ticks every power-of-two rows: round addresses (row_bytes is one too).
+    step = 1 << max(0, (m.rows - 1) // 8).bit_length()
+    rows = np.arange(0, m.rows + 1, step)
+    ax.set_yticks(rows - 0.5)
+    ax.set_yticklabels([f"{int(r) * row_bytes:#x} ({_size(int(r) * row_bytes)})" for r in rows])
+    ax.set_ylabel("machine address (row start)")
+    cols = np.linspace(0, m.width, 5).round().astype(int)
+    ax.set_xticks(cols - 0.5)
+    ax.set_xticklabels([f"+{_size(int(c) * m.frames_per_pixel * page)}" for c in cols])
+    ax.set_xlabel(
+        f"offset within the row; 1 pixel = {_size(m.frames_per_pixel * page)}"
+        f" ({m.frames_per_pixel} frames), 1 row = {_size(row_bytes)}"
+    )
+    ax.tick_params(labelsize=8)
+
+
+def _legend(ax: Any, m: Any) -> list[Any]:
+    """The legend's patches (categories holding frames); where frames are
+    claimed twice, marks beside the conflicting pixels and a patch for them."""
+    import numpy as np
+    from matplotlib.patches import Patch
+
+    page = 1 << 12
+    handles = [
+        Patch(
+            facecolor=_colour(i),
+            edgecolor="#808080",
+            label=f"{c.name} ({_size(c.frames * page)})",
+        )
+        for i, c in enumerate(m.categories)
+        if c.frames or i == 0
+    ]
+    if m.conflict.any():
+        hot = np.flatnonzero(m.conflict)
+        # A mark beside each conflicting pixel (the first MAX_MARKS): one
+        # frame in a terabyte is a single pixel, too small to see alone.
+        hot = hot[np.unique(hot // max(1, m.width // 64), return_index=True)[1]][:MAX_MARKS]
+        ax.scatter(
+            hot % m.width,
+            hot // m.width,
+            s=60,
+            facecolors="none",
+            edgecolors=_CONFLICT,
+            linewidths=1.5,
+            zorder=3,
+        )
+        n = m.conflict_frames
+        label = f"conflict: {n} frame{'s' * (n != 1)} claimed twice"
+        handles.append(Patch(facecolor=_CONFLICT, label=label))
+    return handles
+
+
 def _output_format(path: str) -> str:
     fmt = FORMATS.get(os.path.splitext(path)[1].lower())
     if fmt is None:
@@ -182,7 +211,6 @@ def _output_format(path: str) -> str:
 
 def cmd_map(args: argparse.Namespace) -> int:
     """``xenlu map FILE -o OUT``: draw the host; print one summary line."""
-    from xenlu.cli import _input_format
     from xenlu.lu_stream import LUStream
     from xenlu.memmap import host_map
 
@@ -191,11 +219,11 @@ def cmd_map(args: argparse.Namespace) -> int:
         import matplotlib  # noqa: F401
     except ImportError:
         raise MissingDependency(_INSTALL) from None
-    informat = _input_format(args, "lu")
+    informat = input_format(args, "lu")
     data = read_input(args.file)
     with progress("map", len(data), quiet=args.quiet) as bar:
         bar.phase("decode")
-        stream = _decode(data, informat, args.liveupdate)
+        stream = decode_input(data, informat, args.liveupdate)
         if not isinstance(stream, LUStream):  # pragma: no cover - lu and memory give one
             raise CallerError(f"{args.file} is not a Live Update stream")
         bar.phase("aggregate", total=len(stream.domains))

@@ -19,7 +19,8 @@ import argparse
 import json
 from typing import IO, Any
 
-from xenlu.cli_io import IOFailure, UsageError, _os_reason, error_json, out, stage, stdout_binary
+from xenlu.cli_io import IOFailure, UsageError, error_json, out, stage, stdout_binary
+from xenlu.cli_io import os_reason as _os_reason
 from xenlu.errors import XenLUError
 from xenlu.feed import (
     DEFAULT_CHUNK,
@@ -171,7 +172,9 @@ def inspect_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
     LU domains and their entry counts) in bounded memory. A xenstored stream
     (no incremental reader yet) is read whole."""
     from xenlu.api import sniff
-    from xenlu.cli import _decode, _summary, print_summary
+    from xenlu.cli import inspect_summary as _summary
+    from xenlu.cli import print_summary
+    from xenlu.cli_io import decode_input as _decode
     from xenlu.epochs import epoch_of, fmt_epoch
     from xenlu.lu_grammar import HVM, name_of
     from xenlu.lu_records import T
@@ -180,7 +183,7 @@ def inspect_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
     try:
         head = _read_head(src, 32)
         if fmt == "xenstore" or (fmt == "auto" and sniff(head) == "xenstore"):
-            from xenlu.cli_io import _read_all
+            from xenlu.cli_io import read_all as _read_all
 
             data = head + _read_all(src)
             return print_summary(_summary(_decode(data, fmt, None), len(data)), args.json)
@@ -270,14 +273,14 @@ def load_flowing(
     incremental reader yet) is read whole. ``fmt`` ``auto`` reads anything
     but an allowed other family as LU, as :func:`xenlu.cli_validate._load` does."""
     from xenlu.api import sniff
-    from xenlu.cli import _decode
+    from xenlu.cli_io import decode_input as _decode
 
     try:
         head = _read_head(src, 32)
         if fmt == "auto":
             fmt = "xenstore" if "xenstore" in families and sniff(head) == "xenstore" else "lu"
         if fmt != "lu":
-            from xenlu.cli_io import _read_all
+            from xenlu.cli_io import read_all as _read_all
 
             return _decode(head + _read_all(src), fmt, None)
         from xenlu.framing import REC_LENGTH_MAX

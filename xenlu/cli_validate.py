@@ -25,8 +25,7 @@ import argparse
 import json
 from typing import Any
 
-from xenlu.cli import add_input_options
-from xenlu.cli_io import UsageError, epilog, error_json, guarded, out, read_input
+from xenlu.cli_io import UsageError, add_input_options, epilog, error_json, guarded, out, read_input
 from xenlu.cli_progress import progress
 from xenlu.errors import XenLUError
 
@@ -48,7 +47,7 @@ class _Input:
         """The stream (``memory``: read from a hand-over image)."""
         if self.stream is not None:
             return self.stream
-        from xenlu.cli import _decode
+        from xenlu.cli_io import decode_input as _decode
 
         return _decode(self.data, self.fmt, args.liveupdate)
 
@@ -59,7 +58,7 @@ def _read(args: argparse.Namespace, families: tuple[str, ...] = ("lu",)) -> _Inp
     allows it, a xenstored stream (recognised by its ident when no
     ``--format`` is given)."""
     from xenlu.api import sniff
-    from xenlu.cli import _input_format
+    from xenlu.cli_io import input_format as _input_format
     from xenlu.cli_io import open_flowing
 
     fmt = _input_format(args, "auto")

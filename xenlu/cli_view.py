@@ -15,8 +15,12 @@ from xenlu.api import FORMATS, encode, sniff
 from xenlu.cli_io import (
     Exit,
     UsageError,
+    add_input_options,
+    decode_input,
     epilog,
     guarded,
+    input_format,
+    load_input,
     out,
     read_input,
     stage,
@@ -30,9 +34,7 @@ __all__ = ["register"]
 
 def _stream_bytes(args: argparse.Namespace, path: str) -> Any:
     """The stream bytes of FILE: a memory image's stream is re-encoded (its own offsets)."""
-    from xenlu.cli import _input_format, load_input
-
-    fmt = _input_format(args, "auto")
+    fmt = input_format(args, "auto")
     if fmt == "memory":
         return fmt, encode(load_input(path, fmt, args.liveupdate))
     return fmt, read_input(path)
@@ -79,15 +81,14 @@ def _write_text(path: str, write: Any) -> None:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     """``xenlu dump``: the JSON form of a stream."""
-    from xenlu.cli import _decode, _input_format
     from xenlu.jsonform import to_json
     from xenlu.jsonform_text import dump_to
 
-    fmt = _input_format(args, "auto")
+    fmt = input_format(args, "auto")
     data = read_input(args.file)
     with progress("dump", len(data)) as bar:
         bar.phase("decode")
-        stream = _decode(data, fmt, args.liveupdate)
+        stream = decode_input(data, fmt, args.liveupdate)
         bar.phase("JSON form")
         doc = to_json(stream, inline_max=args.inline_max)
         bar.phase("write")
@@ -117,16 +118,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """``xenlu diff``: 0 equal, 1 different."""
-    from xenlu.cli import _decode, _input_format
     from xenlu.streamdiff import diff_streams
 
-    fmt = _input_format(args, "auto")
+    fmt = input_format(args, "auto")
     data_a, data_b = read_input(args.file), read_input(args.other)
     with progress("diff", len(data_a) + len(data_b), quiet=args.quiet) as bar:
         bar.phase("decode A")
-        a = _decode(data_a, fmt, args.liveupdate)
+        a = decode_input(data_a, fmt, args.liveupdate)
         bar.phase("decode B")
-        b = _decode(data_b, fmt, args.liveupdate)
+        b = decode_input(data_b, fmt, args.liveupdate)
         bar.phase("compare")
         diffs = diff_streams(a, b)
     if args.json:
@@ -162,25 +162,39 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, 78)
 
 
+def _command(
+    subparsers: Any, name: str, help: str, description: str, *examples: str
+) -> argparse.ArgumentParser:
+    """One subcommand: its help line, its description wrapped, its examples."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help,
+        description=_wrap(description),
+        epilog=epilog(*examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return p
+
+
 def register(subparsers: Any) -> None:
     """Add ``show``, ``dump``, ``build`` and ``diff`` to the ``xenlu`` parser."""
-    from xenlu.cli import add_input_options
+    _register_show(subparsers)
+    _register_dump(subparsers)
+    _register_build(subparsers)
+    _register_diff(subparsers)
 
-    raw = argparse.RawDescriptionHelpFormatter
-    p = subparsers.add_parser(
+
+def _register_show(subparsers: Any) -> None:
+    p = _command(
+        subparsers,
         "show",
-        help="list every record with its fields",
-        description=_wrap(
-            "List every record (index, offset, type, length) with its fields by "
-            "their spec names: frame numbers in hex, flags and enumerations by name. Bulk "
-            "arrays show their first and last runs. A broken stream is listed up to the fault, "
-            "then the error."
-        ),
-        epilog=epilog(
-            "xenlu show host.lu | less",
-            "xenlu show --domain 1 --record LU_P2M --all host.lu",
-        ),
-        formatter_class=raw,
+        "list every record with its fields",
+        "List every record (index, offset, type, length) with its fields by "
+        "their spec names: frame numbers in hex, flags and enumerations by name. Bulk "
+        "arrays show their first and last runs. A broken stream is listed up to the fault, "
+        "then the error.",
+        "xenlu show host.lu | less",
+        "xenlu show --domain 1 --record LU_P2M --all host.lu",
     )
     add_input_options(p, FORMATS, "auto")
     p.add_argument("--all", action="store_true", help="every entry of bulk arrays")
@@ -188,19 +202,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--record", metavar="NAME", help="only records named NAME (e.g. LU_P2M)")
     p.set_defaults(func=guarded("show", cmd_show))
 
-    p = subparsers.add_parser(
+
+def _register_dump(subparsers: Any) -> None:
+    p = _command(
+        subparsers,
         "dump",
-        help="the JSON form of a stream (edit it, then build)",
-        description=_wrap(
-            "Write the JSON form of a stream (format xenlu-json/1, described in "
-            "the xenlu.jsonform module): records by spec field names, bulk arrays column-wise, "
-            "unknown records as hex. `xenlu build` turns it back into the same bytes."
-        ),
-        epilog=epilog(
-            "xenlu dump host.lu -o host.json",
-            "xenlu dump --inline-max -1 guest.xl | jq '.stream.records[].name'",
-        ),
-        formatter_class=raw,
+        "the JSON form of a stream (edit it, then build)",
+        "Write the JSON form of a stream (format xenlu-json/1, described in "
+        "the xenlu.jsonform module): records by spec field names, bulk arrays column-wise, "
+        "unknown records as hex. `xenlu build` turns it back into the same bytes.",
+        "xenlu dump host.lu -o host.json",
+        "xenlu dump --inline-max -1 guest.xl | jq '.stream.records[].name'",
     )
     add_input_options(p, FORMATS, "auto")
     p.add_argument("-o", "--output", default="-", metavar="OUT", help="output file (default -)")
@@ -214,38 +226,34 @@ def register(subparsers: Any) -> None:
     )
     p.set_defaults(func=guarded("dump", cmd_dump))
 
-    p = subparsers.add_parser(
+
+def _register_build(subparsers: Any) -> None:
+    p = _command(
+        subparsers,
         "build",
-        help="stream bytes from a JSON form",
-        description=_wrap(
-            "Build stream bytes from a JSON form: lengths, padding, section crc32c "
-            "and sizes are recomputed, then the stream is verified (exit 1 when invalid, "
-            "nothing written; --no-check writes it anyway)."
-        ),
-        epilog=epilog(
-            "xenlu build host.json -o host.lu",
-            "xenlu build --no-check broken.json -o fault.lu",
-        ),
-        formatter_class=raw,
+        "stream bytes from a JSON form",
+        "Build stream bytes from a JSON form: lengths, padding, section crc32c "
+        "and sizes are recomputed, then the stream is verified (exit 1 when invalid, "
+        "nothing written; --no-check writes it anyway).",
+        "xenlu build host.json -o host.lu",
+        "xenlu build --no-check broken.json -o fault.lu",
     )
     p.add_argument("file", metavar="FILE", help="JSON form; - for stdin")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (- stdout)")
     p.add_argument("--no-check", action="store_true", help="write without verifying")
     p.set_defaults(func=guarded("build", cmd_build))
 
-    p = subparsers.add_parser(
+
+def _register_diff(subparsers: Any) -> None:
+    p = _command(
+        subparsers,
         "diff",
-        help="semantic difference of two streams",
-        description=_wrap(
-            "Compare two streams of one family field by field (epochs may differ); "
-            "bulk arrays as keyed sets (entries added, removed, changed). Exit 0 when equal, "
-            "1 when they differ."
-        ),
-        epilog=epilog(
-            "xenlu diff host.lu host-4.15.lu",
-            "xenlu diff --json monday.lu tuesday.lu | jq .differences",
-        ),
-        formatter_class=raw,
+        "semantic difference of two streams",
+        "Compare two streams of one family field by field (epochs may differ); "
+        "bulk arrays as keyed sets (entries added, removed, changed). Exit 0 when equal, "
+        "1 when they differ.",
+        "xenlu diff host.lu host-4.15.lu",
+        "xenlu diff --json monday.lu tuesday.lu | jq .differences",
     )
     add_input_options(p, FORMATS, "auto")
     p.add_argument("other", metavar="FILE2", help="the second stream")

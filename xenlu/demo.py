@@ -37,14 +37,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from xenlu.epochs import fmt_epoch
+from xenlu.epochs import Epoch, fmt_epoch
 from xenlu.hostgen import make_host
 from xenlu.lu_records import Bulk, T
 from xenlu.lu_stream import LUDomain, LUStream, decode_lu, encode_lu
 from xenlu.registry import Record
+
+if TYPE_CHECKING:
+    from xenlu.validate import Report
 
 __all__ = ["demo_host", "main"]
 
@@ -85,9 +89,9 @@ def _bit_flipped(data: bytes, stream: LUStream) -> tuple[bytes, str]:
     """``data`` with one bit flipped inside the body of dom1's LU_P2M record
     (a record whose body no field check covers: only the section's crc32c
     sees it, LU spec §4.15); and where."""
-    from xenlu.cli import _lu_listing
+    from xenlu.cli import lu_listing
 
-    rows = _lu_listing(data)
+    rows = lu_listing(data)
     # The second LU_P2M in the stream: domain sections follow the global one in
     # domid order, and dom0 (PV) has none.
     idx, off, name, _t, length = [r for r in rows if r[2] == "LU_P2M"][1]
@@ -120,17 +124,21 @@ def _owned_twice(stream: LUStream) -> tuple[LUStream, int]:
     return LUStream(stream.global_section, doms), frame
 
 
+class _Files(NamedTuple):
+    """The files the commands of step 8 read: xen#1's stream, the upgrade, its report."""
+
+    src: str
+    dst: str
+    report: str
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m xenlu.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--keep", metavar="DIR", help="write the image and streams into DIR")
     ap.add_argument("--target", default="4.15", help="xen#2's version (default 4.15)")
     args = ap.parse_args(argv)
 
-    from xenlu.compat import convert
     from xenlu.epochs import parse_epoch
-    from xenlu.handover import format_liveupdate, read_handover, write_handover_file
-    from xenlu.plan import plan
-    from xenlu.validate import validate
 
     target = parse_epoch(args.target)
     workdir = args.keep or tempfile.mkdtemp(prefix="xenlu-demo-")
@@ -140,6 +148,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("xenlu demo: Live Update of a Xen 4.11 host to Xen", fmt_epoch(target))
     print()
     t0 = time.perf_counter()
+    option, n_pages = _serialise(image)
+    stream = _boot(image, option, n_pages, target)
+    new, data, files = _upgrade(stream, target, workdir)
+    rep = _validate_and_plan(new)
+    caught = _faults(workdir, data, new)
+    xs_ok, xs_steps = _xenstore_part([d.domid for d in new.domains], workdir)
+    _commands(workdir, option, target, files, [*caught, *xs_steps], keep=bool(args.keep))
+    if args.keep:
+        print(f"done in {time.perf_counter() - t0:.1f} s; files in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+        print(f"done in {time.perf_counter() - t0:.1f} s (run with --keep DIR to keep the files)")
+    return 1 if rep.errors or len(caught) != 2 or not xs_ok else 0
+
+
+def _serialise(image: str) -> tuple[str, int]:
+    """Step 1: xen#1 writes the demo host's hand-over into the memory image
+    ``image``; returns the ``liveupdate=`` option xen#2 boots with and the
+    number of data pages."""
+    from xenlu.handover import format_liveupdate, write_handover_file
+
     # dom0 (PV: page types, backends, device models) and a dozen HVM guests
     # whose P2M mixes 2 MiB extents with fragmented ones.
     host = demo_host()
@@ -153,18 +182,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"   memory image {image} (sparse, {_mib(os.path.getsize(image))} apparent)")
     print()
+    return format_liveupdate(*boot), len(hand.data_mfns)
 
-    option = format_liveupdate(*boot)
+
+def _boot(image: str, option: str, n_pages: int, target: Epoch) -> LUStream:
+    """Step 2: xen#2 finds the breadcrumb, maps the ``n_pages`` data pages,
+    verifies the stream."""
+    from xenlu.handover import read_handover
+
     print(f"2. xen#2 (Xen {fmt_epoch(target)}) boots with {option}")
     t1 = time.perf_counter()
     stream = read_handover(image, option)
     t2 = time.perf_counter()
     print(
-        f"   breadcrumb found, {len(hand.data_mfns)} pages mapped, "
+        f"   breadcrumb found, {n_pages} pages mapped, "
         f"{len(stream.sections)} sections verified (crc32c ok: {stream.sections_ok}) "
         f"in {(t2 - t1) * 1000:.1f} ms"
     )
     print()
+    return stream
+
+
+def _upgrade(stream: LUStream, target: Epoch, workdir: str) -> tuple[LUStream, bytes, _Files]:
+    """Step 3: the upgrade to ``target`` and its report; writes xen#1's
+    stream, the upgraded one and the report (the files the commands of step
+    8 read)."""
+    from xenlu.compat import convert
 
     print(f"3. upgrade {stream.xen_version} → {fmt_epoch(target)} (spec §6):")
     new, report = convert(stream, to=target)
@@ -177,17 +220,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{fmt_epoch(again.epoch)} with every checksum ok: {bool(again.sections_ok)}, "
         f"equal to the upgraded model: {again == new}"
     )
-    # The files the CLI commands below read: xen#1's stream, the upgrade and its report.
-    src = os.path.join(workdir, f"host-{stream.xen_version}.lu")
-    dst = os.path.join(workdir, f"host-{fmt_epoch(target)}.lu")
-    rep_path = os.path.join(workdir, "report.json")
-    with open(src, "wb") as f:
+    files = _Files(
+        src=os.path.join(workdir, f"host-{stream.xen_version}.lu"),
+        dst=os.path.join(workdir, f"host-{fmt_epoch(target)}.lu"),
+        report=os.path.join(workdir, "report.json"),
+    )
+    with open(files.src, "wb") as f:
         f.write(encode_lu(stream))
-    with open(dst, "wb") as f:
+    with open(files.dst, "wb") as f:
         f.write(data)
-    with open(rep_path, "w", encoding="utf-8") as f:
+    with open(files.report, "w", encoding="utf-8") as f:
         json.dump(report.to_json(), f, indent=2, ensure_ascii=False)
     print()
+    return new, data, files
+
+
+def _validate_and_plan(new: LUStream) -> Report:
+    """Steps 4 and 5: validation of the upgraded host, and its restore plan."""
+    from xenlu.plan import plan
+    from xenlu.validate import validate
 
     print("4. validation (xen#2 does not trust xen#1, spec §7):")
     rep = validate(new)
@@ -201,36 +252,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in p.summary().splitlines():
         print("   " + line)
     print()
+    return rep
 
-    caught = _faults(workdir, data, new)
-    xs_ok, xs_steps = _xenstore_part([d.domid for d in new.domains], workdir)
 
+def _commands(
+    workdir: str,
+    option: str,
+    target: Epoch,
+    files: _Files,
+    more: list[tuple[str | None, str]],
+    *,
+    keep: bool,
+) -> None:
+    """Step 8: the same steps as ``xenlu`` commands (``more``: those of steps 6 and 7)."""
     print("8. the same steps with the xenlu command:")
-    if not args.keep:
+    if not keep:
         print("   (the files are deleted at the end: run with --keep DIR to keep them)")
     q = shlex.quote
     name = os.path.basename
     lu = option.removeprefix("liveupdate=")
     to = fmt_epoch(target)
+    src, dst = q(name(files.src)), q(name(files.dst))
     steps = [
-        ("1. what xen#1 wrote", f"xenlu inspect {q(name(src))}"),
+        ("1. what xen#1 wrote", f"xenlu inspect {src}"),
         (
             "2. find the stream in memory, verify it",
-            f"xenlu verify --liveupdate {lu} {name(image)}",
+            f"xenlu verify --liveupdate {lu} {name(os.path.join(workdir, 'memory.img'))}",
         ),
-        ("3. pre-flight, then the upgrade", f"xenlu convert --dry-run --to {to} {q(name(src))}"),
-        (
-            None,
-            f"xenlu convert --to {to} --report {name(rep_path)} {q(name(src))} {q(name(dst))}",
-        ),
-        ("4. validate", f"xenlu validate {q(name(dst))}"),
-        ("5. restore plan", f"xenlu plan {q(name(dst))}"),
+        ("3. pre-flight, then the upgrade", f"xenlu convert --dry-run --to {to} {src}"),
+        (None, f"xenlu convert --to {to} --report {name(files.report)} {src} {dst}"),
+        ("4. validate", f"xenlu validate {dst}"),
+        ("5. restore plan", f"xenlu plan {dst}"),
         (
             "   the memory map (needs pip install 'xenlu[plot]')",
-            f"xenlu map {q(name(dst))} -o host.png",
+            f"xenlu map {dst} -o host.png",
         ),
-        *caught,
-        *xs_steps,
+        *more,
     ]
     print(f"   cd {q(workdir)}")
     for note, cmd in steps:
@@ -238,12 +295,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"   # {note}")
         print(f"   {cmd}")
     print()
-    if args.keep:
-        print(f"done in {time.perf_counter() - t0:.1f} s; files in {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-        print(f"done in {time.perf_counter() - t0:.1f} s (run with --keep DIR to keep the files)")
-    return 1 if rep.errors or len(caught) != 2 or not xs_ok else 0
 
 
 def _xenstore_part(domids: list[int], workdir: str) -> tuple[bool, list[tuple[str | None, str]]]:

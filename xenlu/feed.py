@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from xenlu.errors import CallerError, DecodeError, XenLUError
-from xenlu.framing import HDR, REC_LENGTH_MAX, _framing_error
+from xenlu.framing import HDR, REC_LENGTH_MAX, framing_error
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -491,14 +491,14 @@ class Decoder:
         if self._m is None:
             if len(mv) < 32 and not final:
                 return 0
-            from xenlu.api import FORMAT_TABLE, _checked, detect_format
+            from xenlu.api import FORMAT_TABLE, detect_format, refuse_other_format
 
             head = mv[:32]
             if self.format == "auto":
                 fmt = detect_format(head)
             else:
                 fmt = self.format
-                _checked(head, FORMAT_TABLE[fmt])
+                refuse_other_format(head, FORMAT_TABLE[fmt])
             self.format = fmt
             self._m = _machine(fmt, self.strict, self._emit, self.limit, self.keep)
         m = self._m
@@ -545,7 +545,7 @@ class Decoder:
                 return pos
             t, length = unpack(mv, pos)
             if length > REC_LENGTH_MAX:
-                raise m.framed(rebased(_framing_error(mv, pos, end, m.idx), base))
+                raise m.framed(rebased(framing_error(mv, pos, end, m.idx), base))
             stop = pos + 8 + length + (-length & 7)
             if stop > end:
                 if stop - pos > limit and m.big(t, length):
@@ -554,7 +554,7 @@ class Decoder:
                     continue
                 return pos
             if length & 7 and any(mv[stop - (-length & 7) : stop]):
-                raise m.framed(rebased(_framing_error(mv, pos, end, m.idx), base))
+                raise m.framed(rebased(framing_error(mv, pos, end, m.idx), base))
             m.record(mv, pos, base, t, length, stop)
             pos = stop
             self.checked = base + pos
@@ -592,7 +592,7 @@ class Decoder:
         if self.buffered:
             # A partial record: the framing error the whole stream gets here.
             with self._held() as mv:
-                raise m.framed(rebased(_framing_error(mv, 0, len(mv), m.idx), self._base))
+                raise m.framed(rebased(framing_error(mv, 0, len(mv), m.idx), self._base))
         m.finish(end)
         return end
 

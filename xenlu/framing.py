@@ -246,10 +246,10 @@ def frame_at(buf: memoryview, pos: int, end: int, index: int) -> tuple[int, int,
             )
         ):
             return rtype, length, stop
-    raise _framing_error(buf, pos, end, index)
+    raise framing_error(buf, pos, end, index)
 
 
-def _framing_error(buf: memoryview, pos: int, end: int, index: int) -> FramingError:
+def framing_error(buf: memoryview, pos: int, end: int, index: int) -> FramingError:
     """Why :func:`frame_at` refuses the record at ``pos``."""
     if pos + 8 > end:
         return FramingError(

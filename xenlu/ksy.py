@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from xenlu import framing
-from xenlu.cgen import _layout_desc, c_name, extra_layouts
+from xenlu.cgen import c_name, extra_layouts, layout_desc, write_texts
 from xenlu.epochs import EPOCHS, Epoch, as_epoch, fmt_epoch
 from xenlu.lu_host_records import CountHeader
 from xenlu.registry import LIBXC, OPTIONAL
@@ -197,12 +198,21 @@ def _layout_type(
     return out
 
 
+#: The records of a stream, up to and with END (LU spec §2, libxc spec).
+_RECORDS_TO_END = {
+    "id": "records",
+    "type": "record",
+    "repeat": "until",
+    "repeat-until": "_.type == rec_type::end",
+}
+
+
 def _count_prefixed(entry: str, name: str = "entries") -> dict[str, Any]:
     return {
         "seq": [
             {"id": "count", "type": "u4"},
             {"id": "rsvd", "type": "u4", "valid": 0, "doc": "reserved: zero"},
-            {"id": name, "type": entry, "repeat": "expr", "repeat-expr": "count"},
+            _repeat(name, entry, "count"),
         ]
     }
 
@@ -237,6 +247,11 @@ def _record_type(enum: str, cases: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _repeat(field: str, type_id: str, count: str) -> dict[str, Any]:
+    """A field of ``count`` items of ``type_id`` (a count another field gives)."""
+    return {"id": field, "type": type_id, "repeat": "expr", "repeat-expr": count}
+
+
 def _variable_types(s: dict[str, Any], types: dict[str, Any]) -> dict[str, str]:
     """Types of the records whose bodies have several parts; record name -> type id."""
     recs = s["records"]
@@ -245,18 +260,8 @@ def _variable_types(s: dict[str, Any], types: dict[str, Any]) -> dict[str, str]:
         types["lu_grant_table"] = {
             "seq": [
                 {"id": "header", "type": "grant_table_header"},
-                {
-                    "id": "grant_frames",
-                    "type": "u8",
-                    "repeat": "expr",
-                    "repeat-expr": "header.nr_grant_frames",
-                },
-                {
-                    "id": "status_frames",
-                    "type": "u8",
-                    "repeat": "expr",
-                    "repeat-expr": "header.nr_status_frames",
-                },
+                _repeat("grant_frames", "u8", "header.nr_grant_frames"),
+                _repeat("status_frames", "u8", "header.nr_status_frames"),
             ]
         }
         out["LU_GRANT_TABLE"] = "lu_grant_table"
@@ -264,19 +269,9 @@ def _variable_types(s: dict[str, Any], types: dict[str, Any]) -> dict[str, str]:
         types["lu_evtchn_abi"] = {
             "seq": [
                 {"id": "header", "type": "evtchn_abi_header"},
-                {
-                    "id": "control_blocks",
-                    "type": "evtchn_abi_control_block",
-                    "repeat": "expr",
-                    "repeat-expr": "header.nr_control_blocks",
-                },
+                _repeat("control_blocks", "evtchn_abi_control_block", "header.nr_control_blocks"),
                 {"id": "pages", "type": "evtchn_abi_pages_header"},
-                {
-                    "id": "event_array_gfns",
-                    "type": "u8",
-                    "repeat": "expr",
-                    "repeat-expr": "pages.nr_event_array_pages",
-                },
+                _repeat("event_array_gfns", "u8", "pages.nr_event_array_pages"),
             ]
         }
         out["LU_EVTCHN_ABI"] = "lu_evtchn_abi"
@@ -284,12 +279,7 @@ def _variable_types(s: dict[str, Any], types: dict[str, Any]) -> dict[str, str]:
         types["ioreq_server"] = {
             "seq": [
                 {"id": "header", "type": "ioreq_servers_server"},
-                {
-                    "id": "ranges",
-                    "type": "ioreq_servers_range",
-                    "repeat": "expr",
-                    "repeat-expr": "header.nr_ranges",
-                },
+                _repeat("ranges", "ioreq_servers_range", "header.nr_ranges"),
             ]
         }
         types["lu_ioreq_servers"] = _count_prefixed("ioreq_server", "servers")
@@ -304,38 +294,43 @@ def _variable_types(s: dict[str, Any], types: dict[str, Any]) -> dict[str, str]:
         }
         out.update(dict.fromkeys(vcpu, "x86_pv_vcpu"))
     if "HVM_CONTEXT" in recs:
-        cases = {
-            int(d["hvm_typecode"]): _tid(role)
-            for role, d in recs["HVM_CONTEXT"]["layouts"].items()
-            if "hvm_typecode" in d
-        }
-        cases[1] = "hvm_save_header"
-        types["hvm_entry"] = {
-            "seq": [
-                {"id": "desc", "type": "hvm_save_descriptor"},
-                {
-                    "id": "data",
-                    "size": "desc.length",
-                    "type": {
-                        "switch-on": "desc.typecode",
-                        "cases": dict(sorted(cases.items())),
-                    },
-                },
-            ]
-        }
-        types["hvm_context"] = {
-            "seq": [
-                {
-                    "id": "entries",
-                    "type": "hvm_entry",
-                    "repeat": "until",
-                    "repeat-until": "_.desc.typecode == 0",
-                }
-            ],
-            "doc": "HEADER first, END (typecode 0, instance 0, length 0) last, no padding",
-        }
+        _hvm_context_types(recs["HVM_CONTEXT"], types)
         out["HVM_CONTEXT"] = "hvm_context"
     return out
+
+
+def _hvm_context_types(hvm: dict[str, Any], types: dict[str, Any]) -> None:
+    """HVM_CONTEXT: descriptor + entry (switched on the typecode), up to END."""
+    cases = {
+        int(d["hvm_typecode"]): _tid(role)
+        for role, d in hvm["layouts"].items()
+        if "hvm_typecode" in d
+    }
+    cases[1] = "hvm_save_header"
+    types["hvm_entry"] = {
+        "seq": [
+            {"id": "desc", "type": "hvm_save_descriptor"},
+            {
+                "id": "data",
+                "size": "desc.length",
+                "type": {
+                    "switch-on": "desc.typecode",
+                    "cases": dict(sorted(cases.items())),
+                },
+            },
+        ]
+    }
+    types["hvm_context"] = {
+        "seq": [
+            {
+                "id": "entries",
+                "type": "hvm_entry",
+                "repeat": "until",
+                "repeat-until": "_.desc.typecode == 0",
+            }
+        ],
+        "doc": "HEADER first, END (typecode 0, instance 0, length 0) last, no padding",
+    }
 
 
 def _body_types(s: dict[str, Any], types: dict[str, Any], enums: dict[str, Any]) -> dict[str, str]:
@@ -343,8 +338,8 @@ def _body_types(s: dict[str, Any], types: dict[str, Any], enums: dict[str, Any])
     recs = s["records"]
     extra = extra_layouts()
     layouts: dict[str, dict[str, Any]] = {
-        "count_header": _layout_desc(CountHeader.LAYOUT),
-        "hvm_save_descriptor": _layout_desc(extra["HVM_SAVE_DESCRIPTOR"]),
+        "count_header": layout_desc(CountHeader.LAYOUT),
+        "hvm_save_descriptor": layout_desc(extra["HVM_SAVE_DESCRIPTOR"]),
     }
     for r in recs.values():
         for role, d in r["layouts"].items():
@@ -420,14 +415,7 @@ def lu_ksy_data(epoch: Epoch | str, schema: dict[str, Any] | None = None) -> dic
             "do not edit (`make schemas` regenerates it, a test keeps it fresh).\n"
         ),
         "doc-ref": "docs/lu-stream.md",
-        "seq": [
-            {
-                "id": "records",
-                "type": "record",
-                "repeat": "until",
-                "repeat-until": "_.type == rec_type::end",
-            }
-        ],
+        "seq": [_RECORDS_TO_END],
         "types": types,
         "enums": enums,
     }
@@ -447,6 +435,55 @@ def libxc_ksy() -> str:
     """
     from xenlu.libxc_stream import DomainHeader, ImageHeader
 
+    recs = _libxc_records()
+    types: dict[str, Any] = {}
+    enums: dict[str, Any] = {}
+    body = _libxc_body_types(recs, types, enums)
+    hvm_types: dict[str, Any] = {}
+    body.update(_variable_types({"records": recs}, hvm_types))
+    hvm_types.pop("lu_grant_table", None)
+    types.update(hvm_types)
+    types["hvm_save_descriptor"] = _layout_type(
+        "hvm_save_descriptor", layout_desc(extra_layouts()["HVM_SAVE_DESCRIPTOR"]), enums
+    )
+    types["image_header"] = _layout_type(
+        "image_header", layout_desc(ImageHeader.LAYOUT), enums, big=True
+    )
+    types["domain_header"] = _layout_type("domain_header", layout_desc(DomainHeader.LAYOUT), enums)
+    rec_enum = {spec.type: spec.name.lower() for spec in LIBXC}
+    cases = {f"rec_type::{n.lower()}": tid for n, tid in body.items()}
+    types = {"record": _record_type("rec_type", cases), **dict(sorted(types.items()))}
+    return to_yaml(
+        {
+            "meta": {
+                "id": LIBXC_KSY[: -len(".ksy")],
+                "title": "Xen libxc migration stream (v2 and v3)",
+                "application": "Xen toolstack save/restore and migration (libxc), xenlu",
+                "license": "MIT",
+                "endian": "le",
+            },
+            "doc": (
+                "A libxc migration stream: the big-endian image header, the domain\n"
+                "header, then records with 8-byte framing up to END. Reserved fields\n"
+                "must be zero (checked).\n"
+                "\n"
+                f"GENERATED by `{GENERATED_BY} --libxc` from xenlu's declarations;\n"
+                "do not edit (`make schemas` regenerates it, a test keeps it fresh).\n"
+            ),
+            "doc-ref": "https://xenbits.xen.org/docs/unstable/specs/libxc-migration-stream.html",
+            "seq": [
+                {"id": "image_header", "type": "image_header"},
+                {"id": "domain_header", "type": "domain_header"},
+                _RECORDS_TO_END,
+            ],
+            "types": types,
+            "enums": {"rec_type": rec_enum, **dict(sorted(enums.items()))},
+        }
+    )
+
+
+def _libxc_records() -> dict[str, Any]:
+    """Every libxc record as the schema gives it: type, bulk, layouts by role."""
     recs: dict[str, Any] = {}
     for spec in LIBXC:
         layouts: dict[str, Any] = {}
@@ -456,16 +493,21 @@ def libxc_ksy() -> str:
                 # RTC / VIRIDIAN_VCPU sizes follow the Xen version, which a
                 # libxc stream's layout does not fix: those entries stay raw.
                 continue
-            layouts.setdefault(role, _layout_desc(cls.LAYOUT))
+            layouts.setdefault(role, layout_desc(cls.LAYOUT))
         recs[spec.name] = {
             "type": f"{spec.type:#010x}",
             "family": "libxc",
             "bulk": spec.bulk,
             "layouts": layouts,
         }
-    libxc_schema = {"records": recs}
-    types: dict[str, Any] = {}
-    enums: dict[str, Any] = {}
+    return recs
+
+
+def _libxc_body_types(
+    recs: dict[str, Any], types: dict[str, Any], enums: dict[str, Any]
+) -> dict[str, str]:
+    """Every libxc layout as a type, and the body type of each record whose
+    body is not of several parts; record name -> body type id."""
     body = {}
     for name, r in recs.items():
         roles = list(r["layouts"])
@@ -493,64 +535,10 @@ def libxc_ksy() -> str:
                 ]
             }
             body[name] = tid
-    hvm_types: dict[str, Any] = {}
-    body.update(_variable_types(libxc_schema, hvm_types))
-    hvm_types.pop("lu_grant_table", None)
-    types.update(hvm_types)
-    types["hvm_save_descriptor"] = _layout_type(
-        "hvm_save_descriptor", _layout_desc(extra_layouts()["HVM_SAVE_DESCRIPTOR"]), enums
-    )
-    types["image_header"] = _layout_type(
-        "image_header", _layout_desc(ImageHeader.LAYOUT), enums, big=True
-    )
-    types["domain_header"] = _layout_type("domain_header", _layout_desc(DomainHeader.LAYOUT), enums)
-    rec_enum = {spec.type: spec.name.lower() for spec in LIBXC}
-    cases = {f"rec_type::{n.lower()}": tid for n, tid in body.items()}
-    types = {"record": _record_type("rec_type", cases), **dict(sorted(types.items()))}
-    return to_yaml(
-        {
-            "meta": {
-                "id": LIBXC_KSY[: -len(".ksy")],
-                "title": "Xen libxc migration stream (v2 and v3)",
-                "application": "Xen toolstack save/restore and migration (libxc), xenlu",
-                "license": "MIT",
-                "endian": "le",
-            },
-            "doc": (
-                "A libxc migration stream: the big-endian image header, the domain\n"
-                "header, then records with 8-byte framing up to END. Reserved fields\n"
-                "must be zero (checked).\n"
-                "\n"
-                f"GENERATED by `{GENERATED_BY} --libxc` from xenlu's declarations;\n"
-                "do not edit (`make schemas` regenerates it, a test keeps it fresh).\n"
-            ),
-            "doc-ref": "https://xenbits.xen.org/docs/unstable/specs/libxc-migration-stream.html",
-            "seq": [
-                {"id": "image_header", "type": "image_header"},
-                {"id": "domain_header", "type": "domain_header"},
-                {
-                    "id": "records",
-                    "type": "record",
-                    "repeat": "until",
-                    "repeat-until": "_.type == rec_type::end",
-                },
-            ],
-            "types": types,
-            "enums": {"rec_type": rec_enum, **dict(sorted(enums.items()))},
-        }
-    )
+    return body
 
 
 def write_ksy(directory: str | os.PathLike[str]) -> list[Path]:
     """Write every epoch's ``.ksy`` and ``xen_libxc.ksy`` into ``directory``; return the paths."""
-    base = Path(directory)
-    base.mkdir(parents=True, exist_ok=True)
-    out = []
-    for e in EPOCHS:
-        p = base / ksy_name(e)
-        p.write_text(lu_ksy(e), encoding="utf-8")
-        out.append(p)
-    p = base / LIBXC_KSY
-    p.write_text(libxc_ksy(), encoding="utf-8")
-    out.append(p)
-    return out
+    items = [(ksy_name(e), functools.partial(lu_ksy, e)) for e in EPOCHS]
+    return write_texts(directory, [*items, (LIBXC_KSY, libxc_ksy)])

@@ -2,7 +2,7 @@
 
 :class:`LibxcMachine` does for each record pushed to it what the walker of
 :mod:`xenlu.libxc_stream` does for each record it pulls: the image and
-domain header checks (``_decode_headers``), :func:`~xenlu.libxc_grammar.admit`
+domain header checks (``decode_headers``), :func:`~xenlu.libxc_grammar.admit`
 against the grammar tables, the record's body check (the check-only
 functions of :func:`~xenlu.libxc_stream.verify_libxc`), and at END
 :func:`~xenlu.libxc_grammar.at_end`. Nothing is kept between records but
@@ -17,7 +17,7 @@ from typing import Any
 from xenlu.errors import DecodeError, FramingError
 from xenlu.feed import Event, RecordEvent, WholeRecords
 from xenlu.libxc_grammar import DHDR_TYPE_PV, State, admit, at_end, is_last
-from xenlu.libxc_stream import DHDR_SIZE, IHDR_SIZE, _body_fns, _decode_headers
+from xenlu.libxc_stream import DHDR_SIZE, IHDR_SIZE, body_fns, decode_headers
 from xenlu.registry import OPTIONAL, Ctx, unknown_mandatory
 
 __all__ = ["LibxcMachine"]
@@ -56,7 +56,7 @@ class LibxcMachine(WholeRecords):
         self.st: State | None = None
         self.domain_type = 0
         self.info: dict[str, Any] = {}
-        self.bodies = _body_fns(False)
+        self.bodies = body_fns(False)
         self.ctx = Ctx(None, 0, 0, 0)
 
     def start(self, buf: memoryview) -> bool:
@@ -67,7 +67,7 @@ class LibxcMachine(WholeRecords):
 
     def headers(self, buf: memoryview, at: int) -> None:
         """§1.2, §1.3: the image and domain headers at ``buf[at:]``."""
-        header, domain = _decode_headers(buf, at)
+        header, domain = decode_headers(buf, at)
         self.st = State(header.version, domain.type)
         self.domain_type = domain.type
         self.info = {
@@ -77,7 +77,7 @@ class LibxcMachine(WholeRecords):
         }
 
     def head_short(self, buf: memoryview) -> None:
-        _decode_headers(buf, self.at)
+        decode_headers(buf, self.at)
 
     def take_head(self, buf: memoryview, pos: int, base: int) -> None:  # pragma: no cover
         return None

@@ -239,7 +239,7 @@ def _truncated(what: str, at: int, size: int, n: int) -> FramingError:
     )
 
 
-def _decode_headers(buf: memoryview, start: int) -> tuple[ImageHeader, DomainHeader]:
+def decode_headers(buf: memoryview, start: int) -> tuple[ImageHeader, DomainHeader]:
     n = len(buf)
     if n - start < IHDR_SIZE:
         raise _truncated("image header", start, IHDR_SIZE, n)
@@ -282,7 +282,7 @@ BodyFn = Callable[[memoryview, Ctx], Any]
 _BODY_FNS: dict[bool, tuple[int, dict[int, BodyFn]]] = {}
 
 
-def _body_fns(build: bool) -> dict[int, BodyFn]:
+def body_fns(build: bool) -> dict[int, BodyFn]:
     """type -> body decoder (``build``) or check-only function, rebuilt if LIBXC grows."""
     cached = _BODY_FNS.get(build)
     if cached is not None and cached[0] == len(LIBXC):
@@ -317,7 +317,7 @@ class Build:
     keep = True
 
     def __init__(self) -> None:
-        self.bodies = _body_fns(True)
+        self.bodies = body_fns(True)
         self.ctx = Ctx(None, 0, 0, 0)
 
     def run(self, buf: memoryview, pos: int, index: int, st: State) -> tuple[int, int]:
@@ -335,7 +335,7 @@ class Check:
     keep = False
 
     def __init__(self, embedded: bool) -> None:
-        self.bodies = _body_fns(False)
+        self.bodies = body_fns(False)
         self.embedded = embedded
         self.ctx = Ctx(None, 0, 0, 0)
         self._hot: dict[tuple[Any, ...], dict[int, Any]] = {}
@@ -476,7 +476,7 @@ def decode_libxc(
     'END'
     """
     mv = as_buffer(buf)
-    header, domain = _decode_headers(mv, start)
+    header, domain = decode_headers(mv, start)
     st = State(header.version, domain.type)
     records, end, nxt = _decode_records(
         mv, start + IHDR_SIZE + DHDR_SIZE, index, st, strict, embedded
@@ -527,7 +527,7 @@ def verify_libxc(buf: bytes | bytearray | memoryview, *, strict: bool = True) ->
     xenlu.errors.FramingError: offset 0x0: image header truncated: expected 24 bytes, got 0
     """
     mv = as_buffer(buf)
-    header, domain = _decode_headers(mv, 0)
+    header, domain = decode_headers(mv, 0)
     st = State(header.version, domain.type)
     _walk(mv, IHDR_SIZE + DHDR_SIZE, 0, st, strict, False, Check(False))
 

@@ -141,7 +141,7 @@ _XL = XlHeader.LAYOUT
 XL_HDR = _XL.struct
 
 #: libxc domain header type of a PV guest (§1.3): no emulator records follow it.
-_DHDR_TYPE_PV = 1
+DHDR_TYPE_PV = 1
 
 
 @dataclass(eq=True)
@@ -256,7 +256,7 @@ def _check_optional_data(optional: bytes) -> None:
 # --- libxl stream ----------------------------------------------------------------
 
 
-def _decode_libxl_header(buf: memoryview, start: int) -> LibxlHeader:
+def decode_libxl_header(buf: memoryview, start: int) -> LibxlHeader:
     n = len(buf)
     if n - start < LIBXL_HDR.size:
         raise FramingError(
@@ -297,7 +297,7 @@ def _decode_libxl_header(buf: memoryview, start: int) -> LibxlHeader:
     return LibxlHeader(ident=ident, version=version, options=options)
 
 
-def _grammar(msg: str, offset: int, index: int, rtype: int) -> GrammarError:
+def grammar_error(msg: str, offset: int, index: int, rtype: int) -> GrammarError:
     return GrammarError(
         msg, offset=offset, record_index=index, record_type=rtype, field="type", family="libxl"
     )
@@ -332,13 +332,13 @@ def _check_order(
     """The grammar of the module notes for a known record type at this point of the stream."""
     L = LibxlType
     if rtype == L.LIBXC_CONTEXT and first is not None:
-        raise _grammar("second LIBXC_CONTEXT record", hpos, idx, rtype)
+        raise grammar_error("second LIBXC_CONTEXT record", hpos, idx, rtype)
     if rtype == L.END and at_checkpoint:
-        raise _grammar("END while the libxc stream stands at a CHECKPOINT", hpos, idx, rtype)
+        raise grammar_error("END while the libxc stream stands at a CHECKPOINT", hpos, idx, rtype)
     if rtype == L.CHECKPOINT_END and not at_checkpoint:
-        raise _grammar("CHECKPOINT_END closes no libxc CHECKPOINT", hpos, idx, rtype)
+        raise grammar_error("CHECKPOINT_END closes no libxc CHECKPOINT", hpos, idx, rtype)
     if rtype == L.CHECKPOINT_STATE:
-        raise _grammar(
+        raise grammar_error(
             "CHECKPOINT_STATE in a libxl stream (COLO's checkpoint-state exchange only)",
             hpos,
             idx,
@@ -347,13 +347,13 @@ def _check_order(
     if (
         rtype in (L.EMULATOR_XENSTORE_DATA, L.EMULATOR_CONTEXT)
         and first is not None
-        and first.domain.type == _DHDR_TYPE_PV
+        and first.domain.type == DHDR_TYPE_PV
     ):
-        raise _grammar("emulator record in a PV domain's stream", hpos, idx, rtype)
+        raise grammar_error("emulator record in a PV domain's stream", hpos, idx, rtype)
 
 
 def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlStream, int]:
-    header = _decode_libxl_header(buf, start)
+    header = decode_libxl_header(buf, start)
     n = len(buf)
     pos = start + LIBXL_HDR.size
     index = 0

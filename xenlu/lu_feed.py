@@ -31,7 +31,7 @@ from typing import Any
 from xenlu.epochs import Epoch, epoch_of
 from xenlu.errors import ChecksumError, DecodeError, FramingError
 from xenlu.feed import Event, RecordEvent, SectionEvent, rebased
-from xenlu.framing import _framing_error, crc32c
+from xenlu.framing import crc32c, framing_error
 from xenlu.lu_grammar import (
     DOMAIN,
     END,
@@ -48,7 +48,7 @@ from xenlu.lu_grammar import (
     open_global,
 )
 from xenlu.lu_host_records import CountHeader, LuSectionEnd, LuVersion
-from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section, _entry_count
+from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section, entry_count
 from xenlu.lu_records import ENTRY_RULES, T
 from xenlu.lu_values import DOMID_XEN
 from xenlu.lu_walk import record_value
@@ -166,7 +166,7 @@ class LuMachine:
                 if self.keep:
                     self.recs.append(Record(t, value, off))
                 if self.emit is not None:
-                    self.emit(RecordEvent(idx, off, t, length, "lu", _entry_count(value)))
+                    self.emit(RecordEvent(idx, off, t, length, "lu", entry_count(value)))
                 self.idx = idx + 1
                 return
         elif mode == _BETWEEN:
@@ -188,7 +188,7 @@ class LuMachine:
                 if self.keep:
                     self.recs = [Record(t, info, off)]
                 if self.emit is not None:
-                    self.emit(RecordEvent(idx, off, t, length, "lu", _entry_count(info), info))
+                    self.emit(RecordEvent(idx, off, t, length, "lu", entry_count(info), info))
                 self.idx = idx + 1
                 return
         elif mode == _FIRST:
@@ -350,7 +350,7 @@ class LuMachine:
                 fake[4:8] = (cur.length & 7).to_bytes(4, "little")
                 fake += bytes(cur.length & 7) + pad
                 with memoryview(fake) as mv:
-                    exc = _framing_error(mv, 0, len(fake), cur.idx)
+                    exc = framing_error(mv, 0, len(fake), cur.idx)
                 raise rebased(exc, cur.off + cur.length - (cur.length & 7))
             self.crc = crc32c(pad, self.crc)
             pos += cur.pad_left
@@ -418,5 +418,5 @@ class LuMachine:
         cur = self.cur
         assert cur is not None
         with memoryview(cur.header) as mv:
-            exc = _framing_error(mv, 0, end - cur.off, cur.idx)
+            exc = framing_error(mv, 0, end - cur.off, cur.idx)
         return rebased(exc, cur.off)

@@ -139,7 +139,7 @@ class Section(Value):
         """Record name → number of entries, for records that carry entries."""
         out: dict[str, int] = {}
         for r in self.records:
-            n = _entry_count(r.value)
+            n = entry_count(r.value)
             if n is not None:
                 name = name_of(r.type)
                 out[name] = out.get(name, 0) + n
@@ -165,7 +165,7 @@ class Section(Value):
     __hash__ = None
 
 
-def _entry_count(value: Any) -> int | None:
+def entry_count(value: Any) -> int | None:
     if isinstance(value, Bulk):
         return len(value.entries)
     for attr in ("entries", "leaves", "pfns"):

@@ -188,47 +188,16 @@ def host_map(
     rows = -(-nr_frames // (fpp * width))
     npix = rows * width
 
-    sizes = [(int((e - s).sum()), domid, s, e) for domid, s, e in doms]
-    sizes.sort(key=lambda t: (-t[0], t[1]))
-    own_cat = sorted(sizes[:max_domains], key=lambda t: t[1])
-    rest = sizes[max_domains:]
-    claims: list[tuple[I64, I64]] = [
+    fixed: list[tuple[I64, I64]] = [
         (xs[~data], xe[~data]),
         (xs[data], xe[data]),
         (rs, re_),
         (bs, be),
     ]
-    cats = [Category(_FIXED[0], 0)]
-    cats += [Category(n, int((e - s).sum())) for n, (s, e) in zip(_FIXED[1:], claims, strict=True)]
-    other_s = np.concatenate([s for _, _, s, _ in rest] or [np.zeros(0, np.int64)])
-    other_e = np.concatenate([e for _, _, _, e in rest] or [np.zeros(0, np.int64)])
-    claims.append((other_s, other_e))
-    cats.append(Category(f"other domains ({len(rest)})", int((other_e - other_s).sum())))
-    for n, domid, s, e in own_cat:
-        claims.append((s, e))
-        cats.append(Category(f"dom{domid}", n, domid))
-
-    # The dominant category per pixel: a running maximum, one category at a time.
-    in_pixel = np.full(npix, fpp, np.int64)
-    in_pixel[nr_frames // fpp :] = 0
-    if nr_frames % fpp:
-        in_pixel[nr_frames // fpp] = nr_frames % fpp
-    best = np.zeros(npix, np.int64)
-    pixels = np.zeros(npix, np.int16)
-    for k, (s, e) in enumerate(claims, start=1):
-        cov = _coverage(s, e, fpp, npix)
-        win = cov > best
-        best[win] = cov[win]
-        pixels[win] = k
+    claims, cats, sizes = _categories(fixed, doms, max_domains)
     all_s = np.concatenate([xs, rs, bs, *(s for _, _, s, _ in sizes)])
     all_e = np.concatenate([xe, re_, be, *(e for _, _, _, e in sizes)])
-    pos, depth = _depth(all_s, all_e)
-    union = _runs(pos, depth, 1)
-    held = _coverage(union[:, 0], union[:, 1], fpp, npix)
-    # Unowned wins where the free frames outnumber every claimant.
-    pixels[(in_pixel - held) > best] = UNOWNED
-    pixels[in_pixel == 0] = -1
-    runs = _runs(pos, depth, 2)
+    pixels, held, runs = _raster(claims, all_s, all_e, nr_frames, fpp, npix)
     conflict = _coverage(runs[:, 0], runs[:, 1], fpp, npix) > 0
     cats[UNOWNED] = Category(_FIXED[0], max(0, nr_frames - int(held.sum())))
     return HostMap(
@@ -243,6 +212,61 @@ def host_map(
         conflict_frames=int((runs[:, 1] - runs[:, 0]).sum()),
         conflict_runs=runs,
     )
+
+
+def _categories(
+    fixed: list[tuple[I64, I64]], doms: list[tuple[int, I64, I64]], max_domains: int
+) -> tuple[list[tuple[I64, I64]], list[Category], list[tuple[int, int, I64, I64]]]:
+    """The claims in category order (the fixed ones, "other domains", then
+    the ``max_domains`` largest domains by domid), their categories, and every
+    domain as ``(frames, domid, starts, ends)``, largest first."""
+    sizes = [(int((e - s).sum()), domid, s, e) for domid, s, e in doms]
+    sizes.sort(key=lambda t: (-t[0], t[1]))
+    own_cat = sorted(sizes[:max_domains], key=lambda t: t[1])
+    rest = sizes[max_domains:]
+    claims = list(fixed)
+    cats = [Category(_FIXED[0], 0)]
+    cats += [Category(n, int((e - s).sum())) for n, (s, e) in zip(_FIXED[1:], claims, strict=True)]
+    other_s = np.concatenate([s for _, _, s, _ in rest] or [np.zeros(0, np.int64)])
+    other_e = np.concatenate([e for _, _, _, e in rest] or [np.zeros(0, np.int64)])
+    claims.append((other_s, other_e))
+    cats.append(Category(f"other domains ({len(rest)})", int((other_e - other_s).sum())))
+    for n, domid, s, e in own_cat:
+        claims.append((s, e))
+        cats.append(Category(f"dom{domid}", n, domid))
+    return claims, cats, sizes
+
+
+def _raster(
+    claims: list[tuple[I64, I64]],
+    all_s: I64,
+    all_e: I64,
+    nr_frames: int,
+    fpp: int,
+    npix: int,
+) -> tuple[npt.NDArray[np.int16], I64, I64]:
+    """The category of each pixel (1-based index into ``claims``, UNOWNED,
+    -1 past the end), the frames of each pixel some claim holds, and the
+    runs of frames two or more claims hold (``all_s``/``all_e``: every claim)."""
+    # The dominant category per pixel: a running maximum, one category at a time.
+    in_pixel = np.full(npix, fpp, np.int64)
+    in_pixel[nr_frames // fpp :] = 0
+    if nr_frames % fpp:
+        in_pixel[nr_frames // fpp] = nr_frames % fpp
+    best = np.zeros(npix, np.int64)
+    pixels = np.zeros(npix, np.int16)
+    for k, (s, e) in enumerate(claims, start=1):
+        cov = _coverage(s, e, fpp, npix)
+        win = cov > best
+        best[win] = cov[win]
+        pixels[win] = k
+    pos, depth = _depth(all_s, all_e)
+    union = _runs(pos, depth, 1)
+    held = _coverage(union[:, 0], union[:, 1], fpp, npix)
+    # Unowned wins where the free frames outnumber every claimant.
+    pixels[(in_pixel - held) > best] = UNOWNED
+    pixels[in_pixel == 0] = -1
+    return pixels, held, _runs(pos, depth, 2)
 
 
 def legend_names(m: HostMap) -> Sequence[str]:

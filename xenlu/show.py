@@ -164,7 +164,7 @@ def _all_layouts() -> list[Layout]:
 _BY_DTYPE: dict[np.dtype[Any], Layout] = {}
 
 
-def _layout_of(dt: np.dtype[Any], prefer: tuple[Any, ...] = ()) -> Layout | None:
+def layout_of(dt: np.dtype[Any], prefer: tuple[Any, ...] = ()) -> Layout | None:
     """The declared layout of an array's dtype: among ``prefer`` (the record's
     own layouts) first, since layouts of different records may share a dtype."""
     for c in prefer:
@@ -264,7 +264,7 @@ def _array_lines(
     if arr.dtype.names is None:
         yield from _plain_array_lines(name, arr, show_all, pad)
         return
-    lay = _layout_of(arr.dtype, prefer)
+    lay = layout_of(arr.dtype, prefer)
     if show_all:
         starts = np.arange(n)
         size = "nr_pages" if "nr_pages" in arr.dtype.names else None

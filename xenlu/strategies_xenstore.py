@@ -5,7 +5,6 @@ The strategies live in :mod:`xenlu.strategies` (``xenstore_models``,
 ``XS_FAULT_KINDS``); this module keeps the import path they had before.
 """
 
-from xenlu.strategies import _xenstore
 from xenlu.strategies._xenstore import (
     XS_FAULT_KINDS,
     XsCorruption,
@@ -23,4 +22,4 @@ __all__ = [
 ]
 
 #: ``doctest.testmod`` of this module runs the examples of the strategies it names.
-__test__ = {"xenstore": _xenstore}
+__test__ = {"xenstore_models": xenstore_models}

@@ -196,9 +196,9 @@ def _row_text(arr: np.ndarray, i: int, prefer: tuple[Any, ...] = ()) -> str:
     names = [n for n in arr.dtype.names or () if not n.startswith("rsvd")]
     if not names:
         return fmt_field(None, "value", row)
-    from xenlu.show import _layout_of
+    from xenlu.show import layout_of
 
-    lay = _layout_of(arr.dtype, prefer)
+    lay = layout_of(arr.dtype, prefer)
     return ", ".join(
         f"{n} {fmt_field(lay.field(n) if lay is not None and n in lay.names else None, n, row[n])}"
         for n in names

@@ -70,7 +70,20 @@ def make_xenstore(
     ``/local/domain/<id>`` subtree and a DOMAIN_DATA record; dom0's toolstack
     socket holds one open transaction with a pending node when ``transaction``.
     """
-    recs: list[Record] = [
+    conns, tx_conn = _connections(domids, version, watch_depth)
+    if not transaction:
+        tx_conn = None
+    recs = [*_globals(), *conns]
+    if tx_conn is not None:
+        recs.append(Record(XsType.TRANSACTION_DATA, TransactionData(conn_id=tx_conn, tx_id=7)))
+    recs += _nodes(domids, tx_conn)
+    recs += _domains(domids, version)
+    return XenstoreStream(version=version, big_endian=big_endian, records=tuple(recs))
+
+
+def _globals() -> list[Record]:
+    """GLOBAL_DATA (the C xenstored's socket and event channel fds) and the quotas."""
+    return [
         Record(XsType.GLOBAL_DATA, GlobalData(rw_socket_fd=3, evtchn_fd=4)),
         Record(
             XsType.GLOBAL_QUOTA_DATA,
@@ -81,6 +94,14 @@ def make_xenstore(
             ),
         ),
     ]
+
+
+def _connections(
+    domids: Sequence[int], version: int, watch_depth: bool
+) -> tuple[list[Record], int | None]:
+    """Each domain's connections, each followed by its watches; and the
+    conn-id of dom0's toolstack socket (None without dom0)."""
+    recs: list[Record] = []
     conn_id = 0
     tx_conn = None
     for d in domids:
@@ -120,9 +141,13 @@ def make_xenstore(
                     WatchData(conn_id=conn_id, wpath=b"control", token=b"ctl", depth=1),
                 )
             )
-    if transaction and tx_conn is not None:
-        recs.append(Record(XsType.TRANSACTION_DATA, TransactionData(conn_id=tx_conn, tx_id=7)))
-    recs += [node("/"), node("/local"), node("/local/domain"), node("/tool")]
+    return recs, tx_conn
+
+
+def _nodes(domids: Sequence[int], tx_conn: int | None) -> list[Record]:
+    """The committed nodes, parents first; the pending node of the open
+    transaction of ``tx_conn`` (if any); the special nodes."""
+    recs = [node("/"), node("/local"), node("/local/domain"), node("/tool")]
     for d in domids:
         base = f"/local/domain/{d}"
         recs.append(node(base, b"", 0, ("r", d)))
@@ -132,7 +157,7 @@ def make_xenstore(
             recs.append(node(base + "/device", b"", d))
             recs.append(node(base + "/control", b"", d))
             recs.append(node(base + "/control/shutdown", b"", d))
-    if transaction and tx_conn is not None:
+    if tx_conn is not None:
         recs.append(
             Record(
                 XsType.NODE_DATA,
@@ -147,6 +172,12 @@ def make_xenstore(
             )
         )
     recs += [node("@releaseDomain"), node("@introduceDomain")]
+    return recs
+
+
+def _domains(domids: Sequence[int], version: int) -> list[Record]:
+    """A DOMAIN_DATA record per domain, with the default quotas."""
+    recs = []
     for d in domids:
         vals = [QuotaVal(value=v) for v in _QUOTA.values()]
         recs.append(
@@ -160,4 +191,4 @@ def make_xenstore(
                 ),
             )
         )
-    return XenstoreStream(version=version, big_endian=big_endian, records=tuple(recs))
+    return recs

@@ -195,34 +195,43 @@ def validate_xenstore(stream: XenstoreStream, *, known_paths: tuple[str, ...] = 
     a parent is known if it was in the node database already): ``/`` for a
     live update; a migration stream's target also has ``/local/domain`` etc.
     """
-    out = _Out()
-    conns: dict[int, ConnectionData] = {}
-    later_conns = {r.value.conn_id for r in stream.records if r.type == XsType.CONNECTION_DATA}
-    ring_domids: dict[int, int] = {}  # domid → conn_id
-    watches: set[tuple[int, bytes, bytes]] = set()
-    txs: set[tuple[int, int]] = set()
-    nodes: set[str] = set(known_paths)
-    domains: set[int] = set()
-    n_global = 0
-    count: dict[int, dict[str, int]] = {}
-    quota: dict[int, dict[str, int]] = {}
+    walk = _Walk(stream, known_paths)
+    for i, r in enumerate(stream.records):
+        walk.record(i, r.type, r.value, i in stream.unpadded)
+    walk.quotas()
+    count = walk.count
+    return XsReport(walk.out.findings, {d: count[d] for d in sorted(count)})
 
-    def bump(domid: int, what: str) -> None:
-        c = count.setdefault(domid, {"nodes": 0, "watches": 0, "transactions": 0})
+
+class _Walk:
+    """What the records seen so far established, and one check per record kind."""
+
+    def __init__(self, stream: XenstoreStream, known_paths: tuple[str, ...]) -> None:
+        self.out = _Out()
+        self.conns: dict[int, ConnectionData] = {}
+        conn_recs = [r.value for r in stream.records if r.type == XsType.CONNECTION_DATA]
+        self.later_conns = {c.conn_id for c in conn_recs}
+        self.all_ring = {c.spec.domid for c in conn_recs if isinstance(c.spec, RingSpec)}
+        self.ring_domids: dict[int, int] = {}  # domid → conn_id
+        self.watches: set[tuple[int, bytes, bytes]] = set()
+        self.txs: set[tuple[int, int]] = set()
+        self.nodes: set[str] = set(known_paths)
+        self.domains: set[int] = set()
+        self.n_global = 0
+        self.count: dict[int, dict[str, int]] = {}
+        self.quota: dict[int, dict[str, int]] = {}
+
+    def bump(self, domid: int, what: str) -> None:
+        c = self.count.setdefault(domid, {"nodes": 0, "watches": 0, "transactions": 0})
         c[what] += 1
 
-    def conn_domid(conn_id: int) -> int | None:
-        c = conns.get(conn_id)
+    def conn_domid(self, conn_id: int) -> int | None:
+        c = self.conns.get(conn_id)
         return c.spec.domid if c is not None and isinstance(c.spec, RingSpec) else 0
 
-    all_ring = {
-        r.value.spec.domid
-        for r in stream.records
-        if r.type == XsType.CONNECTION_DATA and isinstance(r.value.spec, RingSpec)
-    }
-    for i, r in enumerate(stream.records):
-        t, v = r.type, r.value
-        if i in stream.unpadded:
+    def record(self, i: int, t: int, v: Any, unpadded: bool) -> None:
+        out = self.out
+        if unpadded:
             out.add(
                 "XS_LEN_UNPADDED",
                 "len excludes the padding: lu.c reads exactly len octets, so the C "
@@ -233,97 +242,106 @@ def validate_xenstore(stream: XenstoreStream, *, known_paths: tuple[str, ...] = 
         if isinstance(v, UnknownRecord):
             out.add("XS_UNKNOWN_RECORD", "skipped by the C xenstored (lu.c)", i, t)
         elif t == XsType.GLOBAL_DATA:
-            n_global += 1
-            if n_global > 1:
+            self.n_global += 1
+            if self.n_global > 1:
                 out.add("XS_GLOBAL_DUPLICATE", "GLOBAL_DATA again", i, t)
         elif t == XsType.CONNECTION_DATA:
-            _check_conn(v, i, t, conns, ring_domids, all_ring, out)
+            _check_conn(v, i, t, self.conns, self.ring_domids, self.all_ring, out)
         elif t in (XsType.WATCH_DATA, XsType.WATCH_DATA_EXTENDED):
-            w: WatchData = v
-            if w.conn_id not in conns:
-                where = "appears later" if w.conn_id in later_conns else "is not in the stream"
-                out.add(
-                    "XS_WATCH_NO_CONN",
-                    f"connection {w.conn_id} {where}",
-                    i,
-                    t,
-                    conn_id=w.conn_id,
-                    path=_text(w.wpath),
-                )
-            else:
-                bump(conn_domid(w.conn_id) or 0, "watches")
-            key = (w.conn_id, bytes(w.wpath), bytes(w.token))
-            if key in watches:
-                out.add(
-                    "XS_WATCH_DUPLICATE",
-                    f"token {_text(w.token)!r} again",
-                    i,
-                    t,
-                    conn_id=w.conn_id,
-                    path=_text(w.wpath),
-                )
-            watches.add(key)
-            p = _text(w.wpath)
-            ok = (
-                _ABS.fullmatch(p) is not None and len(p) < ABS_PATH_MAX
-                if p.startswith("/")
-                else (_REL.fullmatch(p) is not None and len(p) < REL_PATH_MAX)
-            )
-            if not ok:
-                out.add("XS_WATCH_PATH", "malformed watch path", i, t, conn_id=w.conn_id, path=p)
+            self.watch(i, t, v)
         elif t == XsType.TRANSACTION_DATA:
-            x: TransactionData = v
-            if x.conn_id not in conns:
-                out.add(
-                    "XS_TX_NO_CONN",
-                    f"connection {x.conn_id} not defined earlier",
-                    i,
-                    t,
-                    conn_id=x.conn_id,
-                    values={"tx_id": x.tx_id},
-                )
-            else:
-                bump(conn_domid(x.conn_id) or 0, "transactions")
-            if (x.conn_id, x.tx_id) in txs:
-                out.add(
-                    "XS_TX_DUPLICATE",
-                    f"transaction {x.tx_id} again",
-                    i,
-                    t,
-                    conn_id=x.conn_id,
-                    values={"tx_id": x.tx_id},
-                )
-            txs.add((x.conn_id, x.tx_id))
+            self.transaction(i, t, v)
         elif t == XsType.NODE_DATA:
-            _check_node(v, i, t, nodes, txs, all_ring, out, bump)
+            _check_node(v, i, t, self.nodes, self.txs, self.all_ring, out, self.bump)
         elif t == XsType.DOMAIN_DATA:
-            d: DomainData = v
-            if d.domain_id not in ring_domids:
-                out.add(
-                    "XS_DOMAIN_NO_CONN",
-                    "no ring connection earlier: the C restore stops (domain not found)",
-                    i,
-                    t,
-                    domid=d.domain_id,
-                )
-            if d.domain_id in domains:
-                out.add("XS_DOMAIN_DUPLICATE", "DOMAIN_DATA again", i, t, domid=d.domain_id)
-            domains.add(d.domain_id)
-            quota[d.domain_id] = {**d.quota, "_index": i}
-    for domid, q in quota.items():
-        c = count.get(domid, {})
-        for what in ("nodes", "watches", "transactions"):
-            limit = q.get(what, 0)
-            if limit and c.get(what, 0) > limit:
-                out.add(
-                    "XS_QUOTA_EXCEEDED",
-                    f"{c[what]} {what}, quota {limit}",
-                    q["_index"],
-                    XsType.DOMAIN_DATA,
-                    domid=domid,
-                    values={what: c[what], "quota": limit},
-                )
-    return XsReport(out.findings, {d: count[d] for d in sorted(count)})
+            self.domain(i, t, v)
+
+    def watch(self, i: int, t: int, w: WatchData) -> None:
+        out = self.out
+        if w.conn_id not in self.conns:
+            where = "appears later" if w.conn_id in self.later_conns else "is not in the stream"
+            out.add(
+                "XS_WATCH_NO_CONN",
+                f"connection {w.conn_id} {where}",
+                i,
+                t,
+                conn_id=w.conn_id,
+                path=_text(w.wpath),
+            )
+        else:
+            self.bump(self.conn_domid(w.conn_id) or 0, "watches")
+        key = (w.conn_id, bytes(w.wpath), bytes(w.token))
+        if key in self.watches:
+            out.add(
+                "XS_WATCH_DUPLICATE",
+                f"token {_text(w.token)!r} again",
+                i,
+                t,
+                conn_id=w.conn_id,
+                path=_text(w.wpath),
+            )
+        self.watches.add(key)
+        p = _text(w.wpath)
+        ok = (
+            _ABS.fullmatch(p) is not None and len(p) < ABS_PATH_MAX
+            if p.startswith("/")
+            else (_REL.fullmatch(p) is not None and len(p) < REL_PATH_MAX)
+        )
+        if not ok:
+            out.add("XS_WATCH_PATH", "malformed watch path", i, t, conn_id=w.conn_id, path=p)
+
+    def transaction(self, i: int, t: int, x: TransactionData) -> None:
+        if x.conn_id not in self.conns:
+            self.out.add(
+                "XS_TX_NO_CONN",
+                f"connection {x.conn_id} not defined earlier",
+                i,
+                t,
+                conn_id=x.conn_id,
+                values={"tx_id": x.tx_id},
+            )
+        else:
+            self.bump(self.conn_domid(x.conn_id) or 0, "transactions")
+        if (x.conn_id, x.tx_id) in self.txs:
+            self.out.add(
+                "XS_TX_DUPLICATE",
+                f"transaction {x.tx_id} again",
+                i,
+                t,
+                conn_id=x.conn_id,
+                values={"tx_id": x.tx_id},
+            )
+        self.txs.add((x.conn_id, x.tx_id))
+
+    def domain(self, i: int, t: int, d: DomainData) -> None:
+        if d.domain_id not in self.ring_domids:
+            self.out.add(
+                "XS_DOMAIN_NO_CONN",
+                "no ring connection earlier: the C restore stops (domain not found)",
+                i,
+                t,
+                domid=d.domain_id,
+            )
+        if d.domain_id in self.domains:
+            self.out.add("XS_DOMAIN_DUPLICATE", "DOMAIN_DATA again", i, t, domid=d.domain_id)
+        self.domains.add(d.domain_id)
+        self.quota[d.domain_id] = {**d.quota, "_index": i}
+
+    def quotas(self) -> None:
+        """After the walk: a domain's nodes, watches and transactions against its quota."""
+        for domid, q in self.quota.items():
+            c = self.count.get(domid, {})
+            for what in ("nodes", "watches", "transactions"):
+                limit = q.get(what, 0)
+                if limit and c.get(what, 0) > limit:
+                    self.out.add(
+                        "XS_QUOTA_EXCEEDED",
+                        f"{c[what]} {what}, quota {limit}",
+                        q["_index"],
+                        XsType.DOMAIN_DATA,
+                        domid=domid,
+                        values={what: c[what], "quota": limit},
+                    )
 
 
 def _check_conn(

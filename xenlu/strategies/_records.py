@@ -296,7 +296,7 @@ def array_field(vt: object) -> str | None:
     return None
 
 
-def _derive(spec: RecordSpec, epoch: Epoch | None) -> SearchStrategy[Any] | None:
+def derive(spec: RecordSpec, epoch: Epoch | None) -> SearchStrategy[Any] | None:
     """A strategy from the declaration alone (plus the few record-level rules)."""
     vt = spec.value_type
     # Empty records: END, VERIFY, CHECKPOINT, STATIC_DATA_END, CHECKPOINT_END.
@@ -579,7 +579,7 @@ def _records(name: str, epoch: Epoch | None, family: str | None) -> SearchStrate
             "(LU spec §4.16): call records() without an epoch"
         )
     hand = _HAND.get(key)
-    strat = hand(epoch) if hand is not None else _derive(spec, epoch)
+    strat = hand(epoch) if hand is not None else derive(spec, epoch)
     if strat is None:
         raise CallerError(
             f"{spec.family} record {spec.name}: no strategy can be derived from its declaration "

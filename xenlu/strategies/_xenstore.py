@@ -19,14 +19,6 @@ they agree.
 
 Public names are imported by :mod:`xenlu.strategies` (and, for code written
 before the package, :mod:`xenlu.strategies_xenstore`).
-
->>> from hypothesis import given, settings
->>> from xenlu.xenstore_stream import decode_xenstore, encode_xenstore
->>> @settings(max_examples=5)
-... @given(xenstore_models())
-... def test_roundtrip(s):
-...     assert decode_xenstore(encode_xenstore(s)) == s
->>> test_roundtrip()
 """
 
 from __future__ import annotations
@@ -99,7 +91,16 @@ def xenstore_models(
     max_domains: int = 3,
     max_nodes: int = 12,
 ) -> XenstoreStream:
-    """A consistent xenstored live-update stream (see the module docstring)."""
+    """A consistent xenstored live-update stream (see the module docstring).
+
+    >>> from hypothesis import given, settings
+    >>> from xenlu.xenstore_stream import decode_xenstore, encode_xenstore
+    >>> @settings(max_examples=5)
+    ... @given(xenstore_models())
+    ... def test_roundtrip(s):
+    ...     assert decode_xenstore(encode_xenstore(s)) == s
+    >>> test_roundtrip()
+    """
     ver = draw(st.sampled_from(VERSIONS)) if version is None else version
     be = draw(st.booleans()) if big_endian is None else big_endian
     domids = sorted(draw(st.sets(st.integers(1, 0x7FEF), max_size=max_domains)))
