@@ -309,3 +309,19 @@ def test_record_rules_give_the_same_verdict_on_rows_and_columns(
             cols = rule.bad(Columns(arr))
             one = [bool(rule.bad(Row(lay.names, t))) for t in rows]
         assert np.asarray(cols).tolist() == one, rule.message
+
+
+@pytest.mark.parametrize("gfn", [0, 5, 2**64 - 1])
+def test_empty_p2m_extent_wraps_nothing_on_rows_and_columns(gfn: int) -> None:
+    """nr_pages 0 is refused by its field rule, never as a wrap: u32 ``0 - 1``
+    wraps in numpy but not in Python, and the two paths must agree (found by
+    the property test above)."""
+    from xenlu.lu_memory_records import P2mEntry
+
+    lay = P2mEntry.LAYOUT
+    arr = np.zeros(1, lay.dtype)
+    arr["gfn"], arr["nr_pages"] = gfn, 0
+    (rule,) = [r for r in lay.record_rules if r.message == "gfn range wraps"]
+    row = lay.struct.unpack(arr.tobytes())
+    assert np.asarray(rule.bad(Columns(arr))).tolist() == [False]
+    assert not rule.bad(Row(lay.names, row))

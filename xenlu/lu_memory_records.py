@@ -82,11 +82,14 @@ class P2mEntry(Packed):
             repair=_repair_mfn,
             screen=AtLeast("mfn", INVALID_MFN),
         ),
-        # An extent must not wrap the 64-bit gfn/mfn space.
+        # An extent must not wrap the 64-bit gfn/mfn space. An empty extent
+        # (nr_pages 0, refused by the field's own lo=1) wraps nothing; the
+        # guard also keeps numpy's u32 ``nr_pages - 1`` from wrapping where
+        # Python's int goes to -1, so rows and columns agree.
         Rule(
             "nr_pages",
             "gfn range wraps",
-            lambda c: c.wrap64(c.gfn + (c.nr_pages - 1)) < c.gfn,
+            lambda c: (c.nr_pages != 0) & (c.wrap64(c.gfn + (c.nr_pages - 1)) < c.gfn),
             "no overflow",
             repair=_repair_wrap,
             screen=AtLeast("gfn", _GFN_MAY_WRAP),
