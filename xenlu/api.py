@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeAlias, TypeVar, overload
 
 from xenlu.errors import CallerError, FramingError
 from xenlu.framing import REC_LENGTH_MAX, Sink, Source, as_buffer
+from xenlu.registry import FAMILY_RECORDS, RecordSpec
 
 if TYPE_CHECKING:  # imported only for annotations: start-up of `xenlu verify` stays lean
     from concurrent.futures import Executor
@@ -60,6 +61,38 @@ __all__ = [
     "sniff",
     "verify",
 ]
+
+
+def _libxc_records() -> Sequence[RecordSpec]:
+    from xenlu.libxc import RECORDS
+
+    return RECORDS
+
+
+def _libxl_records() -> Sequence[RecordSpec]:
+    from xenlu.libxl_records import RECORDS
+
+    return RECORDS
+
+
+def _lu_records() -> Sequence[RecordSpec]:
+    from xenlu.lu_records import RECORDS
+
+    return RECORDS
+
+
+def _xenstore_records() -> Sequence[RecordSpec]:
+    from xenlu.xenstore_codec import RECORDS
+
+    return RECORDS
+
+
+# The registry is in the core and cannot name the families above it; this
+# module, which knows them all, tells it where each family's RECORDS list is
+# (imported on first use). xenlu/__init__ imports this module first.
+FAMILY_RECORDS.update(
+    libxc=_libxc_records, libxl=_libxl_records, lu=_lu_records, xenstore=_xenstore_records
+)
 
 _LIBXC_MARKER = b"\xff" * 8
 _LIBXL_IDENT = b"LibxlFmt"

@@ -26,6 +26,8 @@ Hierarchy::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = [
     "CallerError",
     "ChecksumError",
@@ -40,7 +42,19 @@ __all__ = [
     "UnknownRecordError",
     "VersionError",
     "XenLUError",
+    "set_record_namer",
 ]
+
+#: Names a record type in messages: ``(type_code, family) -> name or None``.
+#: The registry installs its ``record_name`` when it loads: this module is
+#: the lowest of all and imports nothing of xenlu (no import cycle).
+_record_namer: Callable[[int, str | None], str | None] | None = None
+
+
+def set_record_namer(namer: Callable[[int, str | None], str | None]) -> None:
+    """Install the function that names record types in messages (the registry's)."""
+    global _record_namer
+    _record_namer = namer
 
 
 def _fmt(value: object, count: bool = False) -> str:
@@ -128,9 +142,9 @@ class DecodeError(XenLUError):
         """The registered name of ``record_type``, if known."""
         if self.record_type is None:
             return None
-        from xenlu.registry import record_name
-
-        return record_name(self.record_type, self.family)
+        if _record_namer is None:
+            return None
+        return _record_namer(self.record_type, self.family)
 
     def _render(self) -> str:
         parts: list[str] = []

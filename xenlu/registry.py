@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NoReturn
 
 from xenlu.epochs import Epoch
-from xenlu.errors import CallerError, DecodeError, RecordError, UnknownRecordError
+from xenlu.errors import (
+    CallerError,
+    DecodeError,
+    RecordError,
+    UnknownRecordError,
+    set_record_namer,
+)
 from xenlu.layout import Layout, Violation
 
 __all__ = [
@@ -415,40 +421,15 @@ def type_text(type_code: int, value: object = None) -> str:
 _loaded = False
 
 
-def _libxc_records() -> Sequence[RecordSpec]:
-    from xenlu.libxc import RECORDS
-
-    return RECORDS
-
-
-def _libxl_records() -> Sequence[RecordSpec]:
-    from xenlu.libxl_records import RECORDS
-
-    return RECORDS
-
-
-def _lu_records() -> Sequence[RecordSpec]:
-    from xenlu.lu_records import RECORDS
-
-    return RECORDS
-
-
-def _xenstore_records() -> Sequence[RecordSpec]:
-    from xenlu.xenstore_codec import RECORDS
-
-    return RECORDS
-
-
-#: Family → its one explicit list of records (each module's ``RECORDS``).
-#: Importing a record module registers nothing: a registry adds its
-#: family's list on first use, so ``xenlu verify`` of a libxc stream never
-#: imports the LU and libxl record modules (about 40 ms of start-up).
-_FAMILY_RECORDS: dict[str, Callable[[], Sequence[RecordSpec]]] = {
-    "libxc": _libxc_records,
-    "libxl": _libxl_records,
-    "lu": _lu_records,
-    "xenstore": _xenstore_records,
-}
+#: Family → its one explicit list of records (each family module's
+#: ``RECORDS``), as a function that imports that module. The registry is in
+#: the core, below the families, so it cannot name them without an import
+#: cycle: :mod:`xenlu.api`, which knows every family, fills this table when
+#: it loads, and ``xenlu/__init__`` imports it before anything else. A
+#: registry adds its family's list on first use, so ``xenlu verify`` of a
+#: libxc stream never imports the LU and libxl record modules (about 40 ms
+#: of start-up).
+FAMILY_RECORDS: dict[str, Callable[[], Sequence[RecordSpec]]] = {}
 _families: set[str] = set()
 
 
@@ -458,12 +439,12 @@ def load(family: str | None = None) -> None:
     if _loaded:
         return
     regs = {"libxc": LIBXC, "libxl": LIBXL, "lu": LU, "xenstore": XENSTORE}
-    for fam in _FAMILY_RECORDS if family is None else (family,):
+    for fam in FAMILY_RECORDS if family is None else (family,):
         if fam not in _families:
             _families.add(fam)
-            for spec in _FAMILY_RECORDS[fam]():
+            for spec in FAMILY_RECORDS[fam]():
                 regs[fam].add(spec)
-    _loaded = len(_families) == len(_FAMILY_RECORDS)
+    _loaded = bool(FAMILY_RECORDS) and len(_families) == len(FAMILY_RECORDS)
 
 
 _load = load  # the former private name, kept for callers written against it
@@ -495,3 +476,7 @@ class Record(Generic[V]):
     def name(self) -> str:
         """The LU or libxc name of the type (libxl records: ``record_name(t, "libxl")``)."""
         return record_name(self.type) or f"{self.type:#010x}"
+
+
+# Error messages name record types through the registry; errors sits below it.
+set_record_namer(record_name)
