@@ -76,16 +76,24 @@ def _read(args: argparse.Namespace, families: tuple[str, ...] = ("lu",)) -> _Inp
     return _Input(fmt, data)
 
 
-def _report(args: argparse.Namespace, stream: Any) -> Any:
+def _report(args: argparse.Namespace, stream: Any, inp: _Input) -> Any:
     from xenlu.api import format_of
 
     if format_of(stream) == "xenstore":
         from xenlu.xenstore_validate import validate_xenstore
 
         return validate_xenstore(stream)
+    from xenlu.cli_io import worker_threads
     from xenlu.validate import validate
 
-    return validate(stream, bootmem_check=not args.no_bootmem_check, max_per_code=args.max_per_code)
+    # a large mapped input: the owner index sorts and merges on two threads
+    with worker_threads(inp.data if inp.data is not None else b"") as ex:
+        return validate(
+            stream,
+            bootmem_check=not args.no_bootmem_check,
+            max_per_code=args.max_per_code,
+            executor=ex,
+        )
 
 
 def _validated(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
@@ -100,7 +108,7 @@ def _validated(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
             bar.phase("decode")
             stream = inp.load(args)
             bar.phase("validate")
-            return stream, _report(args, stream)
+            return stream, _report(args, stream, inp)
     except XenLUError as exc:
         if args.json:  # the same object as ``verify --json``
             fmt = args.format if args.format not in (None, "auto") else None

@@ -57,7 +57,6 @@ class _Scan:
     """What one pass over the P2M found, by rule (rows, first-frame owner)."""
 
     gfn_doms: set[int] = field(default_factory=set)
-    own_bad: _Rows = field(default_factory=_Rows)
     own_multi: _Rows = field(default_factory=_Rows)
     f_un: _Rows = field(default_factory=_Rows)
     f_self: _Rows = field(default_factory=_Rows)
@@ -112,25 +111,56 @@ def _scan(h: Host, idx: OwnerIndex) -> _Scan:
 def _scan_frames(
     s: _Scan, base: int, dom: I64, mfn: I64, nr: I64, typ: I64, idx: OwnerIndex
 ) -> None:
-    """Frame rules by type, for one chunk."""
+    """Frame rules by type, for one chunk (one-frame RAM extents are checked
+    per domain by :func:`_own_singles`)."""
     cls = P2M_CLASS_LUT[typ]
-    d1 = idx.dom_at(mfn)  # owner of each extent's first frame
     single = nr == 1
     own_t = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (mfn != _INV))
-    ok1 = (d1 == dom) | (d1 == AMBIG)
-    b = np.flatnonzero(own_t & single & ~ok1)
-    s.own_bad.add(base, b, d1[b])
     s.own_multi.add(base, np.flatnonzero(own_t & ~single))
     foreign = cls == _C_FOREIGN
     if foreign.any():
-        b = np.flatnonzero(foreign & single & (d1 == NONE))
-        s.f_un.add(base, b, d1[b])
-        b = np.flatnonzero(foreign & single & (d1 == dom))
-        s.f_self.add(base, b, d1[b])
-        s.f_multi.add(base, np.flatnonzero(foreign & ~single))
-        b = np.flatnonzero(foreign & (typ != _MAP_FOREIGN))
-        s.grants.add(base, b, d1[b])
+        fr = np.flatnonzero(foreign)
+        d1 = idx.dom_at(mfn[fr])  # owner of each extent's first frame
+        fd, fs, ft = dom[fr], single[fr], typ[fr]
+        b = np.flatnonzero(fs & (d1 == NONE))
+        s.f_un.add(base, fr[b], d1[b])
+        b = np.flatnonzero(fs & (d1 == fd))
+        s.f_self.add(base, fr[b], d1[b])
+        s.f_multi.add(base, fr[~fs])
+        b = np.flatnonzero(ft != _MAP_FOREIGN)
+        s.grants.add(base, fr[b], d1[b])
     s.shared.add(base, np.flatnonzero(cls == _C_SHARED))
+
+
+def _own_singles(h: Host, idx: OwnerIndex) -> _Rows:
+    """One-frame RAM extents whose frame the domain does not own (and that
+    no two domains claim): one merge of each domain's P2M frames with its
+    owned frames (on the caller's threads), owners looked up for the misses
+    only. Same rule as the general scan: the owner is the domain or
+    ambiguous (OWN_DUPLICATE reports that)."""
+    tab = h.p2m
+
+    def one(d: int) -> tuple[I64, U64]:
+        p = tab.parts[d]
+        if not len(p):
+            return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+        typ, mfn = p["p2m_type"], p["mfn"]
+        cls = P2M_CLASS_LUT[typ]
+        sel = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (mfn != _INV))
+        sel &= p["nr_pages"] == 1
+        rows = np.flatnonzero(sel) if not sel.all() else np.arange(len(p))
+        f = u64(mfn[rows]) if len(rows) < len(p) else u64(mfn)
+        no = ~idx.owned_by(d, f)
+        return rows[no], f[no]
+
+    out = _Rows()
+    for d, (miss, f) in enumerate(idx.map(one, range(h.nd))):
+        if not len(miss):
+            continue
+        d1 = idx.dom_at(f)
+        b = np.flatnonzero((d1 != d) & (d1 != AMBIG))
+        out.add(int(tab.offs[d]), miss[b], d1[b])
+    return out
 
 
 def _span(tab: Table, rows: I64) -> tuple[U64, U64]:
@@ -178,7 +208,7 @@ def _gfn_overlaps(h: Host, gfn_doms: set[int], out: Out) -> None:
 def _own_frames(h: Host, idx: OwnerIndex, s: _Scan, out: Out) -> None:
     """RAM types: every frame owned by this domain (ram_paging_in: or INVALID_MFN)."""
     tab = h.p2m
-    rows, owner = s.own_bad.get()
+    rows, owner = _own_singles(h, idx).get()
     bad = tab.take("mfn", rows, np.uint64)
     mrows, _ = s.own_multi.get()
     if len(mrows):
