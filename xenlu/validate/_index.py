@@ -384,11 +384,16 @@ class OwnerIndex:
         o = np.argsort(f[fit], kind="stable")
         pos = fit[o]
         q = f[pos].astype(np.uint32)
-        for d, s in enumerate(lists):
-            if len(s):
-                k = np.searchsorted(s, q)
-                hit = s[np.minimum(k, len(s) - 1)] == q
-                out[pos[hit]] = d
+
+        def one(d: int) -> I64:
+            s = lists[d]
+            if not len(s):
+                return np.zeros(0, np.int64)
+            k = np.searchsorted(s, q)
+            return np.flatnonzero(s[np.minimum(k, len(s) - 1)] == q)
+
+        for d, hit in enumerate(self.map(one, range(len(lists)))):
+            out[pos[hit]] = d
         return out
 
     def owned_by(self, d: int, frames: Arr) -> Bool:
@@ -508,29 +513,25 @@ class OwnerIndex:
         return f
 
     def _rows_by_scan(self, frames: U64, doms: I64) -> I64:
-        """Packed form (no two rows share a frame): the row owning each frame,
-        by one pass over the ownership of the owning domains only."""
+        """Packed or per-domain form (no two rows share a frame): the row
+        owning each frame, by one pass over the ownership of the owning
+        domains only (a domain per task on the index's executor)."""
         out = np.full(len(frames), NONE, np.int64)
         own = self.own
-        for d in np.unique(doms).tolist():
+
+        def one(d: int) -> tuple[I64, I64]:
             sel = np.flatnonzero(doms == d)
             uq, inv = np.unique(frames[sel], return_inverse=True)
-            col = own.parts[d]["start_mfn"]
-            row_of = np.full(len(uq), NONE, np.int64)
-            if len(uq) <= 16:
-                # a few frames (grant frames): compare the column in place
-                for i, v in enumerate(uq.tolist()):
-                    w = np.flatnonzero(col == v)
-                    if len(w):
-                        row_of[i] = int(own.offs[d]) + int(w[0])
-                out[sel] = row_of[inv]
-                continue
-            st = np.asarray(col).astype(np.uint64)
+            st = own.parts[d]["start_mfn"]
             j = np.searchsorted(uq, st)
             jc = np.minimum(j, len(uq) - 1)
             hit = np.flatnonzero((j < len(uq)) & (uq[jc] == st))
+            row_of = np.full(len(uq), NONE, np.int64)
             row_of[jc[hit]] = int(own.offs[d]) + hit
-            out[sel] = row_of[inv]
+            return sel, row_of[inv]
+
+        for sel, rows in self.map(one, np.unique(doms).tolist()):
+            out[sel] = rows
         return out
 
     def row_at(self, frames: Arr) -> I64:

@@ -15,7 +15,19 @@ from xenlu.lu_records import (
     P2mType,
     XenPageKind,
 )
-from xenlu.validate._arrays import AMBIG, I64, NONE, U64, U64_MAX, cat, last_frame, overlaps, u64
+from xenlu.validate._arrays import (
+    AMBIG,
+    CHUNK,
+    I64,
+    NONE,
+    U64,
+    U64_MAX,
+    Arr,
+    cat,
+    last_frame,
+    overlaps,
+    u64,
+)
 from xenlu.validate._host import Host, Table
 from xenlu.validate._index import OwnerIndex, range_foreign, range_owner
 from xenlu.validate._report import Out, Vals
@@ -57,6 +69,7 @@ class _Scan:
     """What one pass over the P2M found, by rule (rows, first-frame owner)."""
 
     gfn_doms: set[int] = field(default_factory=set)
+    own_bad: _Rows = field(default_factory=_Rows)
     own_multi: _Rows = field(default_factory=_Rows)
     f_un: _Rows = field(default_factory=_Rows)
     f_self: _Rows = field(default_factory=_Rows)
@@ -65,9 +78,21 @@ class _Scan:
     grants: _Rows = field(default_factory=_Rows)
 
 
+@dataclass
+class _DomScan:
+    """One domain's pass: local row indices by rule."""
+
+    gfn_bad: bool
+    own_miss: I64  # one-frame RAM extents whose frame the domain does not own
+    own_miss_mfn: U64
+    own_multi: I64
+    foreign: I64
+    shared: I64
+
+
 def check_p2m(h: Host, idx: OwnerIndex, out: Out) -> None:
-    """Every P2M rule of §4.7 in one chunked pass, then the exact checks of the
-    few rows the pass flagged."""
+    """Every P2M rule of §4.7 in one pass per domain, then the exact checks of
+    the few rows the pass flagged."""
     if h.p2m.n == 0:
         return
     scan = _scan(h, idx)
@@ -80,87 +105,91 @@ def check_p2m(h: Host, idx: OwnerIndex, out: Out) -> None:
         _check_grant_backing(h, rows, first_owner, out)
 
 
-def _scan(h: Host, idx: OwnerIndex) -> _Scan:
-    """One pass over the P2M of every domain, in chunks (§4.7)."""
-    s = _Scan()
-    carry: tuple[int, int, int] | None = None
-    for base, dom, c in h.p2m.chunks(("gfn", "mfn", "nr_pages", "p2m_type")):
-        gfn, nr, mfn, typ = c["gfn"], c["nr_pages"], c["mfn"], c["p2m_type"]
-        # GFN ranges: in (domain, gfn) order any overlap is an adjacent one;
-        # a domain out of gfn order gets the exact sweep too.
+def _gfn_disordered(p: Arr) -> bool:
+    """Does a GFN range of the domain overlap or precede the one before it?
+    In gfn order any overlap is an adjacent one; a domain out of gfn order
+    gets the exact sweep too. Walked in windows (temporaries stay small)."""
+    carry: tuple[int, int] | None = None
+    for a in range(0, len(p), CHUNK):
+        gfn, nr = p["gfn"][a : a + CHUNK], p["nr_pages"][a : a + CHUNK]
         glast = gfn + (nr.astype(np.uint64) - _ONE)
         wrap = glast < gfn
         if wrap.any():
             glast[wrap] = _INV
-        same = dom[1:] == dom[:-1]
-        flag = same & ((gfn[1:] < gfn[:-1]) | (gfn[1:] <= glast[:-1]))
-        if flag.any():
-            s.gfn_doms.update(np.unique(dom[1:][flag]).tolist())
+        if bool(((gfn[1:] < gfn[:-1]) | (gfn[1:] <= glast[:-1])).any()):
+            return True
         first = int(gfn[0])
-        if (
-            carry is not None
-            and carry[0] == int(dom[0])
-            and (first < carry[1] or first <= carry[2])
-        ):
-            s.gfn_doms.add(int(dom[0]))
-        carry = (int(dom[-1]), int(gfn[-1]), int(glast[-1]))
-        _scan_frames(s, base, dom, mfn, nr, typ, idx)
-    return s
+        if carry is not None and (first < carry[0] or first <= carry[1]):
+            return True
+        carry = (int(gfn[-1]), int(glast[-1]))
+    return False
 
 
-def _scan_frames(
-    s: _Scan, base: int, dom: I64, mfn: I64, nr: I64, typ: I64, idx: OwnerIndex
-) -> None:
-    """Frame rules by type, for one chunk (one-frame RAM extents are checked
-    per domain by :func:`_own_singles`)."""
-    cls = P2M_CLASS_LUT[typ]
-    single = nr == 1
-    own_t = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (mfn != _INV))
-    s.own_multi.add(base, np.flatnonzero(own_t & ~single))
-    foreign = cls == _C_FOREIGN
-    if foreign.any():
-        fr = np.flatnonzero(foreign)
-        d1 = idx.dom_at(mfn[fr])  # owner of each extent's first frame
-        fd, fs, ft = dom[fr], single[fr], typ[fr]
-        b = np.flatnonzero(fs & (d1 == NONE))
-        s.f_un.add(base, fr[b], d1[b])
-        b = np.flatnonzero(fs & (d1 == fd))
-        s.f_self.add(base, fr[b], d1[b])
-        s.f_multi.add(base, fr[~fs])
-        b = np.flatnonzero(ft != _MAP_FOREIGN)
-        s.grants.add(base, fr[b], d1[b])
-    s.shared.add(base, np.flatnonzero(cls == _C_SHARED))
-
-
-def _own_singles(h: Host, idx: OwnerIndex) -> _Rows:
-    """One-frame RAM extents whose frame the domain does not own (and that
-    no two domains claim): one merge of each domain's P2M frames with its
-    owned frames (on the caller's threads), owners looked up for the misses
-    only. Same rule as the general scan: the owner is the domain or
-    ambiguous (OWN_DUPLICATE reports that)."""
+def _scan(h: Host, idx: OwnerIndex) -> _Scan:
+    """One pass over the P2M of every domain (§4.7), a domain per task on the
+    index's executor; owners are looked up afterwards, once, for the rows
+    that need them (foreign extents, RAM frames the domain does not own)."""
     tab = h.p2m
+    _e = np.zeros(0, np.int64)
 
-    def one(d: int) -> tuple[I64, U64]:
+    def one(d: int) -> _DomScan:
         p = tab.parts[d]
         if not len(p):
-            return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+            return _DomScan(False, _e, np.zeros(0, np.uint64), _e, _e, _e)
         typ, mfn = p["p2m_type"], p["mfn"]
         cls = P2M_CLASS_LUT[typ]
-        sel = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (mfn != _INV))
-        sel &= p["nr_pages"] == 1
-        rows = np.flatnonzero(sel) if not sel.all() else np.arange(len(p))
-        f = u64(mfn[rows]) if len(rows) < len(p) else u64(mfn)
+        single = p["nr_pages"] == 1
+        own_t = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (mfn != _INV))
+        sel = own_t & single
+        if sel.all():
+            rows, f = np.arange(len(p)), u64(mfn)
+        else:
+            rows = np.flatnonzero(sel)
+            f = u64(mfn[rows])
         no = ~idx.owned_by(d, f)
-        return rows[no], f[no]
+        return _DomScan(
+            _gfn_disordered(p),
+            rows[no],
+            f[no],
+            np.flatnonzero(own_t & ~single),
+            np.flatnonzero(cls == _C_FOREIGN),
+            np.flatnonzero(cls == _C_SHARED),
+        )
 
-    out = _Rows()
-    for d, (miss, f) in enumerate(idx.map(one, range(h.nd))):
-        if not len(miss):
-            continue
+    s = _Scan()
+    miss: list[I64] = []
+    miss_f: list[U64] = []
+    fr: list[I64] = []
+    for d, r in enumerate(idx.map(one, range(h.nd))):
+        base = int(tab.offs[d])
+        if r.gfn_bad:
+            s.gfn_doms.add(d)
+        if len(r.own_miss):
+            miss.append(base + r.own_miss)
+            miss_f.append(r.own_miss_mfn)
+        s.own_multi.add(base, r.own_multi)
+        s.shared.add(base, r.shared)
+        if len(r.foreign):
+            fr.append(base + r.foreign)
+    if miss:
+        rows, f = np.concatenate(miss), np.concatenate(miss_f)
         d1 = idx.dom_at(f)
-        b = np.flatnonzero((d1 != d) & (d1 != AMBIG))
-        out.add(int(tab.offs[d]), miss[b], d1[b])
-    return out
+        b = np.flatnonzero((d1 != tab.dom_of(rows)) & (d1 != AMBIG))
+        s.own_bad.add(0, rows[b], d1[b])
+    if fr:
+        rows = np.concatenate(fr)
+        dom = tab.dom_of(rows)
+        single = tab.take("nr_pages", rows) == 1
+        typ = tab.take("p2m_type", rows)
+        d1 = idx.dom_at(tab.take("mfn", rows, np.uint64))  # owner of each first frame
+        b = np.flatnonzero(single & (d1 == NONE))
+        s.f_un.add(0, rows[b], d1[b])
+        b = np.flatnonzero(single & (d1 == dom))
+        s.f_self.add(0, rows[b], d1[b])
+        s.f_multi.add(0, rows[~single])
+        b = np.flatnonzero(typ != _MAP_FOREIGN)
+        s.grants.add(0, rows[b], d1[b])
+    return s
 
 
 def _span(tab: Table, rows: I64) -> tuple[U64, U64]:
@@ -208,7 +237,7 @@ def _gfn_overlaps(h: Host, gfn_doms: set[int], out: Out) -> None:
 def _own_frames(h: Host, idx: OwnerIndex, s: _Scan, out: Out) -> None:
     """RAM types: every frame owned by this domain (ram_paging_in: or INVALID_MFN)."""
     tab = h.p2m
-    rows, owner = _own_singles(h, idx).get()
+    rows, owner = s.own_bad.get()
     bad = tab.take("mfn", rows, np.uint64)
     mrows, _ = s.own_multi.get()
     if len(mrows):
