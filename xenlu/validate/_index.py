@@ -300,16 +300,77 @@ class OwnerIndex:
 
     name = "sorted"
 
-    def __init__(self, own: Ownership, executor: Executor | None = None) -> None:
+    def __init__(
+        self, own: Ownership, executor: Executor | None = None, lazy: bool = False
+    ) -> None:
         self.own = own
         self._ex = executor
         self._runs: tuple[U64, U64, I64] | None = None
         self._segs: tuple[Arr, Arr, Arr, Arr] | None = None
         self._key: U64 | None = None
-        self.dup_rows = self.dup_witness = self.dup_cluster = np.zeros(0, np.int64)
-        self._dsort = _per_domain(own, len(own.parts), executor)
+        e = np.zeros(0, np.int64)
+        self._dups: tuple[I64, I64, I64] = (e, e, e)
+        self._dsort: list[Arr] | None = None
+        self._pending = True
+        if not lazy:
+            self._ensure()
+
+    def _ensure(self) -> None:
+        """Build the index (a lazy index answers a few lookups by a scan of
+        the ownership records first, see :meth:`dom_at`)."""
+        if not self._pending:
+            return
+        self._pending = False
+        self._dsort = _per_domain(self.own, len(self.own.parts), self._ex)
         if self._dsort is None:
             self._global()
+
+    @property
+    def dup_rows(self) -> I64:
+        self._ensure()
+        return self._dups[0]
+
+    @property
+    def dup_witness(self) -> I64:
+        self._ensure()
+        return self._dups[1]
+
+    @property
+    def dup_cluster(self) -> I64:
+        self._ensure()
+        return self._dups[2]
+
+    def _dom_scan(self, f: U64) -> I64:
+        """Owner domain of a few frames without an index: one pass over every
+        ownership record (extents by their bounds, so exact for any length;
+        a frame covered twice is AMBIG)."""
+        uq, inv = np.unique(f, return_inverse=True)
+        m = len(uq)
+        cover = np.zeros(m + 1, np.int64)
+        dsum = np.zeros(m + 1, np.int64)
+
+        def one(d: int) -> tuple[int, I64, I64]:
+            part = self.own.parts[d]
+            st, nr = part["start_mfn"], part["nr_pages"]
+            if bool((nr == 1).all()):
+                hit = np.flatnonzero(np.isin(st, uq))
+                a = np.searchsorted(uq, u64(st[hit]), "left")
+                return d, a, a + 1
+            keep = np.flatnonzero(nr > 0)
+            s0 = u64(st[keep])
+            a = np.searchsorted(uq, s0, "left")
+            b = np.searchsorted(uq, last_frame(s0, nr[keep]), "right")
+            w = np.flatnonzero(b > a)
+            return d, a[w], b[w]
+
+        for d, a, b in self.map(one, range(len(self.own.parts))):
+            if len(a):
+                cover += np.bincount(a, minlength=m + 1) - np.bincount(b, minlength=m + 1)
+                dsum += d * (np.bincount(a, minlength=m + 1) - np.bincount(b, minlength=m + 1))
+        cov = np.cumsum(cover)[:m]
+        ds = np.cumsum(dsum)[:m]
+        dom = np.where(cov == 0, NONE, np.where(cov == 1, ds, AMBIG))
+        return dom[inv].astype(np.int64)
 
     def _global(self) -> None:
         """Build one of the global forms (packed, else general) and leave the
@@ -344,9 +405,7 @@ class OwnerIndex:
             order = order.astype(np.int64)
             hold = np.maximum.accumulate(np.where(lst == cm, np.arange(n), 0))
             wit = np.where(new[p], p + 1, hold[np.maximum(p - 1, 0)])
-            self.dup_rows = order[p]
-            self.dup_witness = order[wit]
-            self.dup_cluster = cid[p]
+            self._dups = (order[p], order[wit], cid[p])
             cs, cl, cr = _cells(order[p], s[p], lst[p])
             clean = ~in_dup
             seg_s = np.concatenate((s[clean], cs))
@@ -404,6 +463,7 @@ class OwnerIndex:
         merge): when that adds no value, every frame is owned; only then a
         search names the ones that are not.
         """
+        self._ensure()
         f = u64(frames)
         lists = self._dsort
         if lists is None:
@@ -430,6 +490,7 @@ class OwnerIndex:
     def segs(self) -> tuple[Arr, Arr, Arr, Arr]:
         """(start, last, row, domain) of the sorted disjoint owned segments;
         built from the packed keys on first use in the packed form."""
+        self._ensure()
         if self._dsort is not None:
             self._global()
         if self._segs is None:
@@ -523,10 +584,16 @@ class OwnerIndex:
             sel = np.flatnonzero(doms == d)
             uq, inv = np.unique(frames[sel], return_inverse=True)
             st = own.parts[d]["start_mfn"]
+            row_of = np.full(len(uq), NONE, np.int64)
+            if len(uq) <= 64:
+                # a few frames (grant frames): a compare per frame beats a
+                # binary search per entry
+                hit = np.flatnonzero(np.isin(st, uq))
+                row_of[np.searchsorted(uq, st[hit])] = int(own.offs[d]) + hit
+                return sel, row_of[inv]
             j = np.searchsorted(uq, st)
             jc = np.minimum(j, len(uq) - 1)
             hit = np.flatnonzero((j < len(uq)) & (uq[jc] == st))
-            row_of = np.full(len(uq), NONE, np.int64)
             row_of[jc[hit]] = int(own.offs[d]) + hit
             return sel, row_of[inv]
 
@@ -536,6 +603,7 @@ class OwnerIndex:
 
     def row_at(self, frames: Arr) -> I64:
         """The ownership row of each frame (NONE, AMBIG)."""
+        self._ensure()
         if self._key is not None or self._dsort is not None:
             # no frame is owned twice: rows come from the owners' own records
             f = u64(frames)
@@ -548,7 +616,13 @@ class OwnerIndex:
         return self._lookup(frames, True)
 
     def dom_at(self, frames: Arr) -> I64:
-        """The owner domain index of each frame (NONE, AMBIG)."""
+        """The owner domain index of each frame (NONE, AMBIG); a lazy index
+        answers a batch of at most 64 distinct frames by a scan."""
+        if self._pending:
+            f = u64(frames)
+            if len(f) <= 64 or len(np.unique(f)) <= 64:
+                return self._dom_scan(f)
+            self._ensure()
         if self._dsort is not None:
             if self._small(len(frames)):
                 return self._dom_per_domain(u64(frames))
@@ -603,6 +677,7 @@ class OwnerIndex:
         extents), without expanding them: the intervals are merged into a
         disjoint union and each union piece selects a contiguous range of
         segments, so the work is O(segments + intervals)."""
+        self._ensure()
         if not len(start) or not self.own.n:
             return np.zeros(0, np.int64)
         u0, u1 = _union(start, last)
@@ -642,6 +717,7 @@ class OwnerIndex:
         """(start, domain) of runs that agree with :attr:`runs` on every frame
         of the intervals [start, last]: the whole runs, or in the per-domain
         form runs built from the owned frames inside the intervals only."""
+        self._ensure()
         if self._dsort is None or not len(start):
             r = self.runs
             return r[0], r[2]
@@ -697,14 +773,18 @@ def _runs_from_segments(seg_start: U64, seg_last: U64, seg_dom: I64) -> tuple[U6
     return out_s, out_l, out_d
 
 
-def owner_index(h: Host, method: Method = "auto", executor: Executor | None = None) -> OwnerIndex:
+def owner_index(
+    h: Host, method: Method = "auto", executor: Executor | None = None, lazy: bool = False
+) -> OwnerIndex:
     """The owner index of a host. ``method`` is accepted for compatibility:
     ``"dense"``, ``"interval"`` and ``"auto"`` all select the sorted-extent
     index (one algorithm, exact over u64, memory O(rows)). ``executor``
-    (optional, the caller's) runs its per-domain sorts on several threads."""
+    (optional, the caller's) runs its per-domain sorts on several threads.
+    ``lazy`` defers the build until a question needs it: a few owner lookups
+    (:meth:`OwnerIndex.dom_at`) are answered by one scan of the records."""
     if method not in ("auto", "dense", "interval"):
         raise CallerError(f"unknown method {method!r}; expected auto, dense or interval")
-    return OwnerIndex(h.own, executor)
+    return OwnerIndex(h.own, executor, lazy)
 
 
 # --- range queries (P2M extents) ---------------------------------------------------
