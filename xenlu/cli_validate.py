@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from xenlu.cli import add_input_options
@@ -132,8 +133,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """``xenlu validate``: 0 without errors, 1 with errors (or warnings and ``--strict``)."""
     _stream, report = _validated(args, "validate")
     if args.json:
-        out(json.dumps(report.to_json(), indent=2, sort_keys=True))
+        _print_json(report.to_json())
     return _verdict(args, report)
+
+
+def _print_json(obj: Any) -> None:
+    """``out(json.dumps(obj, indent=2, sort_keys=True))``, the same text,
+    written as it is encoded: an indented ``dumps`` first holds every piece
+    of the text in a list (for a report of thousands of findings, several
+    times the report's size)."""
+    if sys.stdout is None:
+        out()  # the I/O error of a closed stdout
+    json.dump(obj, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
