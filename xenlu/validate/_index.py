@@ -225,13 +225,12 @@ def _sorted_dom(part: Arr) -> tuple[Arr | None, int]:
         return None, top
     s = st.astype(np.uint32)
     s.sort()
-    if len(s) > 1 and bool((s[1:] == s[:-1]).any()):
-        return None, top  # a frame owned twice: the general form reports it
     return s, top
 
 
 def _range_has_dup(args: tuple[list[Arr], int, int]) -> bool:
-    """Is a frame of [lo, hi) in two domains' sorted lists?"""
+    """Is a frame of [lo, hi) owned twice (in two domains' sorted lists, or
+    twice in one)?"""
     lists, lo, hi = args
     pieces = []
     for s in lists:
@@ -239,10 +238,13 @@ def _range_has_dup(args: tuple[list[Arr], int, int]) -> bool:
         b = int(np.searchsorted(s, np.uint32(hi - 1), "right"))
         if b > a:
             pieces.append(s[a:b])
-    if len(pieces) < 2:
+    if not pieces:
         return False
-    c = np.concatenate(pieces)
-    c.sort()
+    if len(pieces) == 1:
+        c = pieces[0]  # sorted already
+    else:
+        c = np.concatenate(pieces)
+        c.sort()
     return bool((c[1:] == c[:-1]).any())
 
 
@@ -456,31 +458,57 @@ class OwnerIndex:
         return out
 
     def owned_by(self, d: int, frames: Arr) -> Bool:
-        """Is each frame owned by domain index ``d`` (alone or with another)?
+        """Is each frame owned by domain index ``d``? True where ``d`` is the
+        only claimant, False where it is none; a frame ``d`` shares with
+        another claimant may give either (callers look such frames up).
 
-        In the per-domain form the domain's sorted frames are merged with
-        the sorted queries (a stable sort of two sorted runs is one linear
-        merge): when that adds no value, every frame is owned; only then a
-        search names the ones that are not.
+        In the per-domain form a batch as large as the domain's list is
+        merged with it (the sorted queries and the list are two sorted runs:
+        a stable sort of both is one linear merge): when that adds no value,
+        every frame is owned. Otherwise, and for a small batch, the sorted
+        queries are searched in the list.
         """
         self._ensure()
-        f = u64(frames)
         lists = self._dsort
         if lists is None:
-            same: Bool = self._lookup(f, False) == d
+            same: Bool = self._lookup(u64(frames), False) == d
             return same
         s = lists[d]
-        if not len(f):
-            return np.zeros(0, bool)
-        if bool((f <= np.uint64(_U32_MAX)).all()) and len(s):
-            q = f.astype(np.uint32)
-            q.sort()
-            m = np.concatenate((s, q))
+        f = np.asarray(frames)
+        n = len(f)
+        if not n or not len(s):
+            return np.zeros(n, bool)
+        if int(f.max()) > _U32_MAX:
+            fu = u64(f)
+            a, b = _dom_bounds(s, fu, fu)
+            return b > a
+        q = f.astype(np.uint32)
+        if 8 * n >= len(s):
+            qs = np.sort(q)
+            m = np.concatenate((s, qs))
             m.sort(kind="stable")
             if int(np.count_nonzero(m[1:] != m[:-1])) + 1 == len(s):
-                return np.ones(len(f), bool)
-        a, b = _dom_bounds(s, f, f)
-        return b > a
+                return np.ones(n, bool)
+        o = np.argsort(q, kind="stable")
+        qs = q[o]
+        out = np.empty(n, bool)
+        out[o] = s[np.minimum(np.searchsorted(s, qs), len(s) - 1)] == qs
+        return out
+
+    def not_owned(self, dom: I64, frames: Arr) -> tuple[I64, I64]:
+        """Positions whose frame is not owned by their domain index ``dom``
+        (and not owned twice: OWN_DUPLICATE reports that), with the owner
+        (NONE or a domain): :meth:`owned_by` per domain, owners looked up for
+        the misses only."""
+        f = np.asarray(frames)
+        miss: list[I64] = []
+        for d in np.unique(dom).tolist():
+            sel = np.flatnonzero(dom == d)
+            miss.append(sel[~self.owned_by(int(d), f[sel])])
+        pos = cat(miss, np.int64)
+        d1 = self.dom_at(u64(f[pos])) if len(pos) else np.zeros(0, np.int64)
+        b = np.flatnonzero((d1 != dom[pos]) & (d1 != AMBIG))
+        return pos[b], d1[b]
 
     # --- the sorted disjoint segments ---------------------------------------------
 

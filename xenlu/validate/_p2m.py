@@ -105,23 +105,25 @@ def check_p2m(h: Host, idx: OwnerIndex, out: Out) -> None:
         _check_grant_backing(h, rows, first_owner, out)
 
 
-def _gfn_disordered(p: Arr) -> bool:
+def _gfn_disordered(p: Arr, single: bool) -> bool:
     """Does a GFN range of the domain overlap or precede the one before it?
     In gfn order any overlap is an adjacent one; a domain out of gfn order
-    gets the exact sweep too. Walked in windows (temporaries stay small)."""
-    carry: tuple[int, int] | None = None
+    gets the exact sweep too. (A range's last GFN is at or above its first,
+    saturating, so "starts at or before the previous last" covers both.)
+    Walked in windows, so temporaries stay small."""
+    carry = -1
     for a in range(0, len(p), CHUNK):
-        gfn, nr = p["gfn"][a : a + CHUNK], p["nr_pages"][a : a + CHUNK]
-        glast = gfn + (nr.astype(np.uint64) - _ONE)
-        wrap = glast < gfn
-        if wrap.any():
-            glast[wrap] = _INV
-        if bool(((gfn[1:] < gfn[:-1]) | (gfn[1:] <= glast[:-1])).any()):
+        gfn = p["gfn"][a : a + CHUNK]
+        if single:
+            glast = gfn
+        else:
+            glast = gfn + (p["nr_pages"][a : a + CHUNK].astype(np.uint64) - _ONE)
+            wrap = glast < gfn
+            if wrap.any():
+                glast[wrap] = _INV
+        if bool((gfn[1:] <= glast[:-1]).any()) or int(gfn[0]) <= carry:
             return True
-        first = int(gfn[0])
-        if carry is not None and (first < carry[0] or first <= carry[1]):
-            return True
-        carry = (int(gfn[-1]), int(glast[-1]))
+        carry = int(glast[-1])
     return False
 
 
@@ -131,6 +133,7 @@ def _scan(h: Host, idx: OwnerIndex) -> _Scan:
     that need them (foreign extents, RAM frames the domain does not own)."""
     tab = h.p2m
     _e = np.zeros(0, np.int64)
+    n_cls = int(P2M_CLASS_LUT.max()) + 1
 
     def one(d: int) -> _DomScan:
         p = tab.parts[d]
@@ -138,22 +141,26 @@ def _scan(h: Host, idx: OwnerIndex) -> _Scan:
             return _DomScan(False, _e, np.zeros(0, np.uint64), _e, _e, _e)
         typ, mfn = p["p2m_type"], p["mfn"]
         cls = P2M_CLASS_LUT[typ]
+        count = np.bincount(cls, minlength=n_cls)
         single = p["nr_pages"] == 1
-        own_t = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (mfn != _INV))
-        sel = own_t & single
+        all_single = bool(single.all())
+        own_t = cls == _C_OWN
+        if count[_C_PAGING_IN]:
+            own_t |= (cls == _C_PAGING_IN) & (mfn != _INV)
+        sel = own_t if all_single else own_t & single
         if sel.all():
-            rows, f = np.arange(len(p)), u64(mfn)
+            rows, fr = np.arange(len(p)), mfn
         else:
             rows = np.flatnonzero(sel)
-            f = u64(mfn[rows])
-        no = ~idx.owned_by(d, f)
+            fr = mfn[rows]
+        no = ~idx.owned_by(d, fr)
         return _DomScan(
-            _gfn_disordered(p),
+            _gfn_disordered(p, all_single),
             rows[no],
-            f[no],
-            np.flatnonzero(own_t & ~single),
-            np.flatnonzero(cls == _C_FOREIGN),
-            np.flatnonzero(cls == _C_SHARED),
+            u64(fr[no]),
+            _e if all_single else np.flatnonzero(own_t & ~single),
+            np.flatnonzero(cls == _C_FOREIGN) if count[_C_FOREIGN] else _e,
+            np.flatnonzero(cls == _C_SHARED) if count[_C_SHARED] else _e,
         )
 
     s = _Scan()
