@@ -259,7 +259,7 @@ def _dom_bounds(s: Arr, u0: U64, u1: U64) -> tuple[I64, I64]:
     return a, b
 
 
-def _per_domain(own: Ownership, nd: int, ex: Executor | None) -> list[Arr] | None:
+def _per_domain(own: Ownership, nd: int, ex: Executor | None) -> tuple[list[Arr], int] | None:
     """The fragmented host's index in 4 bytes per owned frame: each domain's
     frames sorted (``uint32``), when every extent is one frame below 2**32 and
     no frame is owned twice (checked by value range: each range's slices of
@@ -278,7 +278,7 @@ def _per_domain(own: Ownership, nd: int, ex: Executor | None) -> list[Arr] | Non
     bounds = [(lists, a, min(a + step, top + 1)) for a in range(0, top + 1, step)]
     if any(_pmap(ex, _range_has_dup, bounds)):
         return None
-    return lists
+    return lists, top
 
 
 class OwnerIndex:
@@ -313,6 +313,7 @@ class OwnerIndex:
         e = np.zeros(0, np.int64)
         self._dups: tuple[I64, I64, I64] = (e, e, e)
         self._dsort: list[Arr] | None = None
+        self._top: int | None = None
         self._pending = True
         if not lazy:
             self._ensure()
@@ -323,9 +324,11 @@ class OwnerIndex:
         if not self._pending:
             return
         self._pending = False
-        self._dsort = _per_domain(self.own, len(self.own.parts), self._ex)
-        if self._dsort is None:
+        pd = _per_domain(self.own, len(self.own.parts), self._ex)
+        if pd is None:
             self._global()
+        else:
+            self._dsort, self._top = pd
 
     @property
     def dup_rows(self) -> I64:
@@ -424,6 +427,12 @@ class OwnerIndex:
             self._segs = (s, lst, order, dom)
 
     # --- the per-domain form ------------------------------------------------------
+
+    def last_frame_max(self) -> int | None:
+        """The largest owned frame when the index knows it (the per-domain
+        form: every extent one frame), else None."""
+        self._ensure()
+        return self._top
 
     def map(self, fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
         """``map`` on the executor the index was given (or in this thread)."""

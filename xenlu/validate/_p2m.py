@@ -140,13 +140,19 @@ def _scan(h: Host, idx: OwnerIndex) -> _Scan:
         if not len(p):
             return _DomScan(False, _e, np.zeros(0, np.uint64), _e, _e, _e)
         typ, mfn = p["p2m_type"], p["mfn"]
-        cls = P2M_CLASS_LUT[typ]
-        count = np.bincount(cls, minlength=n_cls)
+        # the classes present, from a count of the types (one pass, no
+        # per-entry class column when every entry is a RAM type)
+        count = np.bincount(P2M_CLASS_LUT, weights=np.bincount(typ, minlength=256), minlength=n_cls)
         single = p["nr_pages"] == 1
         all_single = bool(single.all())
-        own_t = cls == _C_OWN
-        if count[_C_PAGING_IN]:
-            own_t |= (cls == _C_PAGING_IN) & (mfn != _INV)
+        if count[_C_OWN] == len(p):
+            cls = None
+            own_t = np.ones(len(p), bool)
+        else:
+            cls = P2M_CLASS_LUT[typ]
+            own_t = cls == _C_OWN
+            if count[_C_PAGING_IN]:
+                own_t |= (cls == _C_PAGING_IN) & (mfn != _INV)
         sel = own_t if all_single else own_t & single
         if sel.all():
             rows, fr = np.arange(len(p)), mfn
@@ -159,8 +165,8 @@ def _scan(h: Host, idx: OwnerIndex) -> _Scan:
             rows[no],
             u64(fr[no]),
             _e if all_single else np.flatnonzero(own_t & ~single),
-            np.flatnonzero(cls == _C_FOREIGN) if count[_C_FOREIGN] else _e,
-            np.flatnonzero(cls == _C_SHARED) if count[_C_SHARED] else _e,
+            np.flatnonzero(cls == _C_FOREIGN) if cls is not None and count[_C_FOREIGN] else _e,
+            np.flatnonzero(cls == _C_SHARED) if cls is not None and count[_C_SHARED] else _e,
         )
 
     s = _Scan()
