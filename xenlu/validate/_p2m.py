@@ -127,6 +127,14 @@ def _gfn_disordered(p: Arr, single: bool) -> bool:
     return False
 
 
+def _multi_own(cls: Arr | None, mfn: Arr, single: Arr) -> I64:
+    """RAM extents of more than one frame (ram_paging_in: unless INVALID_MFN)."""
+    if cls is None:
+        return np.flatnonzero(~single)
+    own_t = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (mfn != _INV))
+    return np.flatnonzero(own_t & ~single)
+
+
 def _scan(h: Host, idx: OwnerIndex) -> _Scan:
     """One pass over the P2M of every domain (§4.7), a domain per task on the
     index's executor; owners are looked up afterwards, once, for the rows
@@ -140,31 +148,35 @@ def _scan(h: Host, idx: OwnerIndex) -> _Scan:
         if not len(p):
             return _DomScan(False, _e, np.zeros(0, np.uint64), _e, _e, _e)
         typ, mfn = p["p2m_type"], p["mfn"]
-        # the classes present, from a count of the types (one pass, no
-        # per-entry class column when every entry is a RAM type)
-        count = np.bincount(P2M_CLASS_LUT, weights=np.bincount(typ, minlength=256), minlength=n_cls)
         single = p["nr_pages"] == 1
         all_single = bool(single.all())
-        if count[_C_OWN] == len(p):
+        lo, hi = int(typ.min()), int(typ.max())
+        if bool((P2M_CLASS_LUT[lo : hi + 1] == _C_OWN).all()):
+            # every entry a RAM type (the types in [lo, hi] are): no class column
             cls = None
-            own_t = np.ones(len(p), bool)
+            count = np.zeros(n_cls, np.int64)
+            own_t = None if all_single else single
         else:
             cls = P2M_CLASS_LUT[typ]
+            count = np.bincount(cls, minlength=n_cls)
             own_t = cls == _C_OWN
             if count[_C_PAGING_IN]:
                 own_t |= (cls == _C_PAGING_IN) & (mfn != _INV)
-        sel = own_t if all_single else own_t & single
-        if sel.all():
-            rows, fr = np.arange(len(p)), mfn
+            if not all_single:
+                own_t &= single
+        # own_t: the one-frame RAM extents (None: every entry)
+        if own_t is None:
+            rows, fr = None, mfn
         else:
-            rows = np.flatnonzero(sel)
+            rows = np.flatnonzero(own_t)
             fr = mfn[rows]
-        no = ~idx.owned_by(d, fr)
+        owned = idx.owned_by(d, fr)
+        miss = _e if owned.all() else np.flatnonzero(~owned)
         return _DomScan(
             _gfn_disordered(p, all_single),
-            rows[no],
-            u64(fr[no]),
-            _e if all_single else np.flatnonzero(own_t & ~single),
+            miss if rows is None else rows[miss],
+            u64(fr[miss]),
+            _e if all_single else _multi_own(cls, mfn, single),
             np.flatnonzero(cls == _C_FOREIGN) if cls is not None and count[_C_FOREIGN] else _e,
             np.flatnonzero(cls == _C_SHARED) if cls is not None and count[_C_SHARED] else _e,
         )
