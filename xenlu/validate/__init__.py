@@ -27,7 +27,10 @@ extent starts (packed with their row), a running maximum of their ends
 splits them into clusters of overlapping rows (a cluster of more than one
 row is a set of duplicates, cut into cells by one sort of its boundary
 keys), and every lookup is a ``searchsorted`` on the disjoint segment
-starts with a check of the segment end. No extent is expanded into its
+starts with a check of the segment end. A fragmented host (one-frame
+extents, the common case at scale) keeps only each domain's frames, sorted
+(4 bytes a frame); each domain's P2M and page-type frames are merged with
+its own list, so no lookup per entry touches a host-wide table. No extent is expanded into its
 frames and no frame-sized array exists: cost follows the stream's entries,
 not the frame numbers in it, and every frame number is an exact ``uint64``
 (frames up to ``2**64 - 1``; an extent whose end would wrap saturates

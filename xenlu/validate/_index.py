@@ -14,12 +14,25 @@ frames and no frame-sized array exists: time O(n log n) and memory O(n) in
 the ownership rows, whatever frame numbers they hold; every frame number is
 an exact ``uint64``.
 
-A fragmented host (every extent one frame, the worst case for memory) takes
-the *packed* form: ``start << 15 | domain`` per row, sorted in place, is the
-whole index (8 bytes per owned frame); rows are recovered only for the few
-frames that need them (grant frames, frames inside a global extent) from
-their owners' ownership records. Large lookup batches are sorted first so
-the searches walk the index in order.
+A fragmented host (every extent one frame below 2**32, no frame owned
+twice: the worst case for memory, and the common one) takes the
+*per-domain* form: each domain's frames sorted as ``uint32`` (4 bytes per
+owned frame, the sorts on the caller's executor); that no frame is owned
+twice is checked by value range (each range's slices of the sorted lists
+concatenated and sorted, an eighth of the frames at a time). A P2M or
+page-type frame is checked against its own domain's list by a merge of two
+sorted runs (:meth:`OwnerIndex.owned_by`), never by a lookup per entry in a
+host-wide table; owners are looked up (a search of every domain's list)
+only for the few frames that need them. Questions the per-domain form
+cannot answer cheaply (a large lookup batch, the runs of a multi-frame
+range over the whole host) build one of the global forms, once.
+
+The *packed* global form: ``start << 15 | domain`` per row, sorted in place
+(8 bytes per owned frame); rows are recovered only for the few frames that
+need them (grant frames, frames inside a global extent) from their owners'
+ownership records. Large lookup batches are sorted first so the searches
+walk the index in order. A *lazy* index (``plan``) answers a few lookups by
+one scan of the ownership records and builds nothing.
 
 Every check asks ownership questions only through :class:`OwnerIndex`,
 :func:`range_owner` and :func:`range_foreign`.
