@@ -19,7 +19,7 @@ twice: the worst case for memory, and the common one) takes the
 *per-domain* form: each domain's frames sorted as ``uint32`` (4 bytes per
 owned frame, the sorts on the caller's executor); that no frame is owned
 twice is checked by value range (each range's slices of the sorted lists
-concatenated and sorted, an eighth of the frames at a time). A P2M or
+concatenated and sorted, a sixteenth of the frames at a time). A P2M or
 page-type frame is checked against its own domain's list by a merge of two
 sorted runs (:meth:`OwnerIndex.owned_by`), never by a lookup per entry in a
 host-wide table; owners are looked up (a search of every domain's list)
@@ -215,7 +215,7 @@ def _packed_single(own: Ownership, nd: int) -> U64 | None:
     return key
 
 
-_RANGES = 8  # value ranges of the cross-domain duplicate check (memory / 8)
+_RANGES = 16  # value ranges of the duplicate check (its memory: 1/16 of the frames)
 
 
 def _pmap(ex: Executor | None, fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
@@ -277,7 +277,7 @@ def _per_domain(own: Ownership, nd: int, ex: Executor | None) -> tuple[list[Arr]
     frames sorted (``uint32``), when every extent is one frame below 2**32 and
     no frame is owned twice (checked by value range: each range's slices of
     the sorted lists are concatenated and sorted, so the check's memory is an
-    eighth of the frames). None otherwise (the packed or general form)."""
+    sixteenth of the frames). None otherwise (the packed or general form)."""
     if nd > _DMASK or own.n < 2:
         return None
     res = list(_pmap(ex, _sorted_dom, own.parts))
