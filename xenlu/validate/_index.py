@@ -276,7 +276,7 @@ def _per_domain(own: Ownership, nd: int, ex: Executor | None) -> tuple[list[Arr]
     """The fragmented host's index in 4 bytes per owned frame: each domain's
     frames sorted (``uint32``), when every extent is one frame below 2**32 and
     no frame is owned twice (checked by value range: each range's slices of
-    the sorted lists are concatenated and sorted, so the check's memory is an
+    the sorted lists are concatenated and sorted, so the check's memory is a
     sixteenth of the frames). None otherwise (the packed or general form)."""
     if nd > _DMASK or own.n < 2:
         return None
