@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from xenlu.cli_io import UsageError, add_input_options, epilog, error_json, guarded, out, read_input
@@ -75,16 +76,24 @@ def _read(args: argparse.Namespace, families: tuple[str, ...] = ("lu",)) -> _Inp
     return _Input(fmt, data)
 
 
-def _report(args: argparse.Namespace, stream: Any) -> Any:
+def _report(args: argparse.Namespace, stream: Any, inp: _Input) -> Any:
     from xenlu.api import format_of
 
     if format_of(stream) == "xenstore":
         from xenlu.xenstore_validate import validate_xenstore
 
         return validate_xenstore(stream)
+    from xenlu.cli_io import worker_threads
     from xenlu.validate import validate
 
-    return validate(stream, bootmem_check=not args.no_bootmem_check, max_per_code=args.max_per_code)
+    # a large mapped input: the owner index sorts and merges on two threads
+    with worker_threads(inp.data if inp.data is not None else b"") as ex:
+        return validate(
+            stream,
+            bootmem_check=not args.no_bootmem_check,
+            max_per_code=args.max_per_code,
+            executor=ex,
+        )
 
 
 def _validated(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
@@ -99,7 +108,7 @@ def _validated(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
             bar.phase("decode")
             stream = inp.load(args)
             bar.phase("validate")
-            return stream, _report(args, stream)
+            return stream, _report(args, stream, inp)
     except XenLUError as exc:
         if args.json:  # the same object as ``verify --json``
             fmt = args.format if args.format not in (None, "auto") else None
@@ -123,8 +132,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """``xenlu validate``: 0 without errors, 1 with errors (or warnings and ``--strict``)."""
     _stream, report = _validated(args, "validate")
     if args.json:
-        out(json.dumps(report.to_json(), indent=2, sort_keys=True))
+        _print_json(report.to_json())
     return _verdict(args, report)
+
+
+def _print_json(obj: Any) -> None:
+    """``out(json.dumps(obj, indent=2, sort_keys=True))``, the same text,
+    written as it is encoded: an indented ``dumps`` first holds every piece
+    of the text in a list (for a report of thousands of findings, several
+    times the report's size)."""
+    if sys.stdout is None:
+        out()  # the I/O error of a closed stdout
+    json.dump(obj, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -287,7 +287,8 @@ def _p2m_edges(acc: _Acc) -> None:
     rows = np.concatenate(foreign_rows)
     d_from = tab.dom_of(rows)
     acc.add(2, d_from)
-    owner = owner_index(h).dom_at(tab.take("mfn", rows, np.uint64))
+    # a few foreign frames: answered by one scan, no index is built
+    owner = owner_index(h, lazy=True).dom_at(tab.take("mfn", rows, np.uint64))
     typ = tab.take("p2m_type", rows)
     ok = (owner >= 0) & (owner != d_from)
     for kind, tmask in (("p2m_grant", typ != _MAP_FOREIGN), ("p2m_foreign", typ == _MAP_FOREIGN)):

@@ -26,15 +26,14 @@ def check_page_types(h: Host, idx: OwnerIndex, out: Out) -> None:
     dom, ent = tab.dom_col(), tab.entry_col()
     mfn_u = tab.col("mfn", np.uint64)
     ids = h.domids
-    d = idx.dom_at(mfn_u)
-    rows = np.flatnonzero((d != dom) & (d != AMBIG))
+    rows, owner = idx.not_owned(dom, mfn_u)
     out.emit(
         "PT_NOT_OWNED",
         ids[dom[rows]],
         ent[rows],
         "page type for frame {mfn:#x} owned by {owner}",
-        {"mfn": mfn_u[rows], "owner": h.owner_names(d[rows])},
-        others=h.owner_ids(d[rows]),
+        {"mfn": mfn_u[rows], "owner": h.owner_names(owner)},
+        others=h.owner_ids(owner),
     )
     dup, first = dups_after_first(dom, mfn_u)
     out.emit(

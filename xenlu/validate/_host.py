@@ -76,9 +76,10 @@ class Table:
         while pos < self.n:
             end = min(pos + size, self.n)
             d0 = int(np.searchsorted(self.offs, pos, side="right")) - 1
-            # a window ends at a large domain's end: it stays a view (no copy)
+            # a window ends at a domain's end unless the domain is small: the
+            # windows of a host of many mid-sized domains stay views (no copy)
             edge = int(self.offs[d0 + 1])
-            if end > edge and edge - pos >= size // 4:
+            if end > edge and edge - pos >= size // 16:
                 end = edge
             d1 = int(np.searchsorted(self.offs, end - 1, side="right")) - 1
             pieces: dict[str, list[Arr]] = {k: [] for k in names}

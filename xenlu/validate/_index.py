@@ -14,12 +14,25 @@ frames and no frame-sized array exists: time O(n log n) and memory O(n) in
 the ownership rows, whatever frame numbers they hold; every frame number is
 an exact ``uint64``.
 
-A fragmented host (every extent one frame, the worst case for memory) takes
-the *packed* form: ``start << 15 | domain`` per row, sorted in place, is the
-whole index (8 bytes per owned frame); rows are recovered only for the few
-frames that need them (grant frames, frames inside a global extent) from
-their owners' ownership records. Large lookup batches are sorted first so
-the searches walk the index in order.
+A fragmented host (every extent one frame below 2**32, no frame owned
+twice: the worst case for memory, and the common one) takes the
+*per-domain* form: each domain's frames sorted as ``uint32`` (4 bytes per
+owned frame, the sorts on the caller's executor); that no frame is owned
+twice is checked by value range (each range's slices of the sorted lists
+concatenated and sorted, a sixteenth of the frames at a time). A P2M or
+page-type frame is checked against its own domain's list by a merge of two
+sorted runs (:meth:`OwnerIndex.owned_by`), never by a lookup per entry in a
+host-wide table; owners are looked up (a search of every domain's list)
+only for the few frames that need them. Questions the per-domain form
+cannot answer cheaply (a large lookup batch, the runs of a multi-frame
+range over the whole host) build one of the global forms, once.
+
+The *packed* global form: ``start << 15 | domain`` per row, sorted in place
+(8 bytes per owned frame); rows are recovered only for the few frames that
+need them (grant frames, frames inside a global extent) from their owners'
+ownership records. Large lookup batches are sorted first so the searches
+walk the index in order. A *lazy* index (``plan``) answers a few lookups by
+one scan of the ownership records and builds nothing.
 
 Every check asks ownership questions only through :class:`OwnerIndex`,
 :func:`range_owner` and :func:`range_foreign`.
@@ -27,8 +40,9 @@ Every check asks ownership questions only through :class:`OwnerIndex`,
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -41,6 +55,7 @@ from xenlu.validate._arrays import (
     U64_MAX,
     Arr,
     Bool,
+    cat,
     expand,
     last_frame,
     ss_right,
@@ -62,6 +77,8 @@ __all__ = [
 Method = Literal["auto", "dense", "interval"]
 
 _ONE = np.uint64(1)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 _U32_MAX = (1 << 32) - 1
@@ -198,6 +215,85 @@ def _packed_single(own: Ownership, nd: int) -> U64 | None:
     return key
 
 
+_RANGES = 16  # value ranges of the duplicate check (its memory: 1/16 of the frames)
+
+
+def _pmap(ex: Executor | None, fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
+    """``map`` on the caller's executor when there is one (numpy's sorts and
+    searches release the GIL, so two threads use two cores)."""
+    return ex.map(fn, items) if ex is not None else map(fn, items)
+
+
+def _sorted_dom(part: Arr) -> tuple[Arr | None, int]:
+    """One domain's owned frames sorted as ``uint32`` (4 bytes a frame), or
+    None when an extent is not one frame or a frame does not fit; and the
+    domain's largest frame."""
+    if not len(part):
+        return np.zeros(0, np.uint32), 0
+    st = part["start_mfn"]
+    if not bool((part["nr_pages"] == 1).all()):
+        return None, 0
+    top = int(st.max())
+    if top > _U32_MAX:
+        return None, top
+    s = st.astype(np.uint32)
+    s.sort()
+    return s, top
+
+
+def _range_has_dup(args: tuple[list[Arr], int, int]) -> bool:
+    """Is a frame of [lo, hi) owned twice (in two domains' sorted lists, or
+    twice in one)?"""
+    lists, lo, hi = args
+    pieces = []
+    for s in lists:
+        a = int(np.searchsorted(s, np.uint32(lo), "left"))
+        b = int(np.searchsorted(s, np.uint32(hi - 1), "right"))
+        if b > a:
+            pieces.append(s[a:b])
+    if not pieces:
+        return False
+    if len(pieces) == 1:
+        c = pieces[0]  # sorted already
+    else:
+        c = np.concatenate(pieces)
+        c.sort()
+    return bool((c[1:] == c[:-1]).any())
+
+
+def _dom_bounds(s: Arr, u0: U64, u1: U64) -> tuple[I64, I64]:
+    """[a, b) of a domain's sorted ``uint32`` frames inside each [u0, u1],
+    exact for any u64 bound (the query is clamped to the list's range, so
+    ``searchsorted`` never converts the list)."""
+    big = np.uint64(_U32_MAX)
+    a = np.searchsorted(s, np.minimum(u0, big).astype(np.uint32), "left").astype(np.int64)
+    a[u0 > big] = len(s)
+    b = np.searchsorted(s, np.minimum(u1, big).astype(np.uint32), "right").astype(np.int64)
+    return a, b
+
+
+def _per_domain(own: Ownership, nd: int, ex: Executor | None) -> tuple[list[Arr], int] | None:
+    """The fragmented host's index in 4 bytes per owned frame: each domain's
+    frames sorted (``uint32``), when every extent is one frame below 2**32 and
+    no frame is owned twice (checked by value range: each range's slices of
+    the sorted lists are concatenated and sorted, so the check's memory is a
+    sixteenth of the frames). None otherwise (the packed or general form)."""
+    if nd > _DMASK or own.n < 2:
+        return None
+    res = list(_pmap(ex, _sorted_dom, own.parts))
+    lists: list[Arr] = []
+    for s, _ in res:
+        if s is None:
+            return None
+        lists.append(s)
+    top = max(t for _, t in res)
+    step = top // _RANGES + 1
+    bounds = [(lists, a, min(a + step, top + 1)) for a in range(0, top + 1, step)]
+    if any(_pmap(ex, _range_has_dup, bounds)):
+        return None
+    return lists, top
+
+
 class OwnerIndex:
     """Frame → owner (ownership row, domain index) and ownership runs.
 
@@ -219,13 +315,89 @@ class OwnerIndex:
 
     name = "sorted"
 
-    def __init__(self, own: Ownership) -> None:
+    def __init__(
+        self, own: Ownership, executor: Executor | None = None, lazy: bool = False
+    ) -> None:
         self.own = own
+        self._ex = executor
         self._runs: tuple[U64, U64, I64] | None = None
         self._segs: tuple[Arr, Arr, Arr, Arr] | None = None
+        self._key: U64 | None = None
+        e = np.zeros(0, np.int64)
+        self._dups: tuple[I64, I64, I64] = (e, e, e)
+        self._dsort: list[Arr] | None = None
+        self._top: int | None = None
+        self._pending = True
+        if not lazy:
+            self._ensure()
+
+    def _ensure(self) -> None:
+        """Build the index (a lazy index answers a few lookups by a scan of
+        the ownership records first, see :meth:`dom_at`)."""
+        if not self._pending:
+            return
+        self._pending = False
+        pd = _per_domain(self.own, len(self.own.parts), self._ex)
+        if pd is None:
+            self._global()
+        else:
+            self._dsort, self._top = pd
+
+    @property
+    def dup_rows(self) -> I64:
+        self._ensure()
+        return self._dups[0]
+
+    @property
+    def dup_witness(self) -> I64:
+        self._ensure()
+        return self._dups[1]
+
+    @property
+    def dup_cluster(self) -> I64:
+        self._ensure()
+        return self._dups[2]
+
+    def _dom_scan(self, f: U64) -> I64:
+        """Owner domain of a few frames without an index: one pass over every
+        ownership record (extents by their bounds, so exact for any length;
+        a frame covered twice is AMBIG)."""
+        uq, inv = np.unique(f, return_inverse=True)
+        m = len(uq)
+        cover = np.zeros(m + 1, np.int64)
+        dsum = np.zeros(m + 1, np.int64)
+
+        def one(d: int) -> tuple[int, I64, I64]:
+            part = self.own.parts[d]
+            st, nr = part["start_mfn"], part["nr_pages"]
+            if bool((nr == 1).all()):
+                hit = np.flatnonzero(np.isin(st, uq))
+                a = np.searchsorted(uq, u64(st[hit]), "left")
+                return d, a, a + 1
+            keep = np.flatnonzero(nr > 0)
+            s0 = u64(st[keep])
+            a = np.searchsorted(uq, s0, "left")
+            b = np.searchsorted(uq, last_frame(s0, nr[keep]), "right")
+            w = np.flatnonzero(b > a)
+            return d, a[w], b[w]
+
+        for d, a, b in self.map(one, range(len(self.own.parts))):
+            if len(a):
+                cover += np.bincount(a, minlength=m + 1) - np.bincount(b, minlength=m + 1)
+                dsum += d * (np.bincount(a, minlength=m + 1) - np.bincount(b, minlength=m + 1))
+        cov = np.cumsum(cover)[:m]
+        ds = np.cumsum(dsum)[:m]
+        dom = np.where(cov == 0, NONE, np.where(cov == 1, ds, AMBIG))
+        return dom[inv].astype(np.int64)
+
+    def _global(self) -> None:
+        """Build one of the global forms (packed, else general) and leave the
+        per-domain form: the questions it cannot answer cheaply (segments,
+        runs, large lookup batches) come here, once."""
+        own = self.own
+        self._dsort = None
         self._key = _packed_single(own, len(own.parts))
         if self._key is not None:
-            self.dup_rows = self.dup_witness = self.dup_cluster = np.zeros(0, np.int64)
             return
         order, s, lst = _sorted_rows(own)
         n = len(order)
@@ -251,9 +423,7 @@ class OwnerIndex:
             order = order.astype(np.int64)
             hold = np.maximum.accumulate(np.where(lst == cm, np.arange(n), 0))
             wit = np.where(new[p], p + 1, hold[np.maximum(p - 1, 0)])
-            self.dup_rows = order[p]
-            self.dup_witness = order[wit]
-            self.dup_cluster = cid[p]
+            self._dups = (order[p], order[wit], cid[p])
             cs, cl, cr = _cells(order[p], s[p], lst[p])
             clean = ~in_dup
             seg_s = np.concatenate((s[clean], cs))
@@ -267,8 +437,102 @@ class OwnerIndex:
                 np.where(seg_row >= 0, rd, seg_row).astype(np.int16),
             )
         else:
-            self.dup_rows = self.dup_witness = self.dup_cluster = np.zeros(0, np.int64)
             self._segs = (s, lst, order, dom)
+
+    # --- the per-domain form ------------------------------------------------------
+
+    def last_frame_max(self) -> int | None:
+        """The largest owned frame when the index knows it (the per-domain
+        form: every extent one frame), else None."""
+        self._ensure()
+        return self._top
+
+    def map(self, fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
+        """``map`` on the executor the index was given (or in this thread)."""
+        return _pmap(self._ex, fn, items)
+
+    def _small(self, n: int) -> bool:
+        """Is a batch of ``n`` lookups cheaper per domain than one global form?"""
+        return self._dsort is not None and 4 * n * len(self._dsort) <= self.own.n
+
+    def _dom_per_domain(self, f: U64) -> I64:
+        """Owner domain of each frame by a search of every domain's list (no
+        frame is owned twice in this form, so at most one domain answers)."""
+        lists = self._dsort
+        assert lists is not None
+        out = np.full(len(f), NONE, np.int64)
+        fit = np.flatnonzero(f <= np.uint64(_U32_MAX))
+        if not len(fit):
+            return out
+        o = np.argsort(f[fit], kind="stable")
+        pos = fit[o]
+        q = f[pos].astype(np.uint32)
+
+        def one(d: int) -> I64:
+            s = lists[d]
+            if not len(s):
+                return np.zeros(0, np.int64)
+            k = np.searchsorted(s, q)
+            return np.flatnonzero(s[np.minimum(k, len(s) - 1)] == q)
+
+        for d, hit in enumerate(self.map(one, range(len(lists)))):
+            out[pos[hit]] = d
+        return out
+
+    def owned_by(self, d: int, frames: Arr) -> Bool:
+        """Is each frame owned by domain index ``d``? True where ``d`` is the
+        only claimant, False where it is none; a frame ``d`` shares with
+        another claimant may give either (callers look such frames up).
+
+        In the per-domain form a batch as large as the domain's list is
+        merged with it (the sorted queries and the list are two sorted runs:
+        a stable sort of both is one linear merge): when that adds no value,
+        every frame is owned. Otherwise, and for a small batch, the sorted
+        queries are searched in the list.
+        """
+        self._ensure()
+        lists = self._dsort
+        if lists is None:
+            same: Bool = self._lookup(u64(frames), False) == d
+            return same
+        s = lists[d]
+        f = np.asarray(frames)
+        n = len(f)
+        if not n or not len(s):
+            return np.zeros(n, bool)
+        if int(f.max()) > _U32_MAX:
+            fu = u64(f)
+            a, b = _dom_bounds(s, fu, fu)
+            return b > a
+        q = f.astype(np.uint32)
+        if 8 * n >= len(s):
+            qs = np.sort(q)
+            m = np.concatenate((s, qs))
+            m.sort(kind="stable")
+            if int(np.count_nonzero(m[1:] != m[:-1])) + 1 == len(s):
+                return np.ones(n, bool)
+        o = np.argsort(q, kind="stable")
+        qs = q[o]
+        out = np.empty(n, bool)
+        out[o] = s[np.minimum(np.searchsorted(s, qs), len(s) - 1)] == qs
+        return out
+
+    def not_owned(self, dom: I64, frames: Arr) -> tuple[I64, I64]:
+        """Positions whose frame is not owned by their domain index ``dom``
+        (and not owned twice: OWN_DUPLICATE reports that), with the owner
+        (NONE or a domain): :meth:`owned_by` per domain, owners looked up for
+        the misses only."""
+        f = np.asarray(frames)
+        miss: list[I64] = []
+        for d in np.unique(dom).tolist():
+            sel = np.flatnonzero(dom == d)
+            miss.append(sel[~self.owned_by(int(d), f[sel])])
+        pos = cat(miss, np.int64)
+        d1 = self.dom_at(u64(f[pos])) if len(pos) else np.zeros(0, np.int64)
+        b = np.flatnonzero((d1 != dom[pos]) & (d1 != AMBIG))
+        return pos[b], d1[b]
+
+    # --- the sorted disjoint segments ---------------------------------------------
 
     # --- the sorted disjoint segments ---------------------------------------------
 
@@ -276,6 +540,9 @@ class OwnerIndex:
     def segs(self) -> tuple[Arr, Arr, Arr, Arr]:
         """(start, last, row, domain) of the sorted disjoint owned segments;
         built from the packed keys on first use in the packed form."""
+        self._ensure()
+        if self._dsort is not None:
+            self._global()
         if self._segs is None:
             key = self._key
             assert key is not None
@@ -357,28 +624,41 @@ class OwnerIndex:
         return f
 
     def _rows_by_scan(self, frames: U64, doms: I64) -> I64:
-        """Packed form (no two rows share a frame): the row owning each frame,
-        by one pass over the ownership of the owning domains only."""
+        """Packed or per-domain form (no two rows share a frame): the row
+        owning each frame, by one pass over the ownership of the owning
+        domains only (a domain per task on the index's executor)."""
         out = np.full(len(frames), NONE, np.int64)
         own = self.own
-        for d in np.unique(doms).tolist():
+
+        def one(d: int) -> tuple[I64, I64]:
             sel = np.flatnonzero(doms == d)
             uq, inv = np.unique(frames[sel], return_inverse=True)
-            st = np.asarray(own.parts[d]["start_mfn"]).astype(np.uint64)
+            st = own.parts[d]["start_mfn"]
+            row_of = np.full(len(uq), NONE, np.int64)
+            if len(uq) <= 64:
+                # a few frames (grant frames): a compare per frame beats a
+                # binary search per entry
+                hit = np.flatnonzero(np.isin(st, uq))
+                row_of[np.searchsorted(uq, st[hit])] = int(own.offs[d]) + hit
+                return sel, row_of[inv]
             j = np.searchsorted(uq, st)
             jc = np.minimum(j, len(uq) - 1)
             hit = np.flatnonzero((j < len(uq)) & (uq[jc] == st))
-            row_of = np.full(len(uq), NONE, np.int64)
             row_of[jc[hit]] = int(own.offs[d]) + hit
-            out[sel] = row_of[inv]
+            return sel, row_of[inv]
+
+        for sel, rows in self.map(one, np.unique(doms).tolist()):
+            out[sel] = rows
         return out
 
     def row_at(self, frames: Arr) -> I64:
         """The ownership row of each frame (NONE, AMBIG)."""
-        if self._key is not None:
+        self._ensure()
+        if self._key is not None or self._dsort is not None:
+            # no frame is owned twice: rows come from the owners' own records
             f = u64(frames)
             out = np.full(len(f), NONE, np.int64)
-            d = self._lookup(f, False)
+            d = self.dom_at(f)
             owned = np.flatnonzero(d >= 0)
             if len(owned):
                 out[owned] = self._rows_by_scan(f[owned], d[owned])
@@ -386,7 +666,17 @@ class OwnerIndex:
         return self._lookup(frames, True)
 
     def dom_at(self, frames: Arr) -> I64:
-        """The owner domain index of each frame (NONE, AMBIG)."""
+        """The owner domain index of each frame (NONE, AMBIG); a lazy index
+        answers a batch of at most 64 distinct frames by a scan."""
+        if self._pending:
+            f = u64(frames)
+            if len(f) <= 64 or len(np.unique(f)) <= 64:
+                return self._dom_scan(f)
+            self._ensure()
+        if self._dsort is not None:
+            if self._small(len(frames)):
+                return self._dom_per_domain(u64(frames))
+            self._global()
         return self._lookup(frames, False)
 
     # --- runs -----------------------------------------------------------------------
@@ -414,22 +704,42 @@ class OwnerIndex:
 
     # --- ranges ---------------------------------------------------------------------
 
+    def _gather(self, u0: U64, u1: U64) -> tuple[Arr, I64]:
+        """Per-domain form: every owned frame inside the disjoint sorted
+        pieces [u0, u1], with its domain (frames the stream lists one by one:
+        the work follows the stream, not the pieces' lengths)."""
+        lists = self._dsort
+        assert lists is not None
+        fr: list[Arr] = []
+        dm: list[I64] = []
+        for d, s in enumerate(lists):
+            if not len(s):
+                continue
+            a, b = _dom_bounds(s, u0, u1)
+            ks, _ = expand(a, b - a)
+            if len(ks):
+                fr.append(s[ks])
+                dm.append(np.full(len(ks), d, np.int64))
+        return cat(fr, np.uint64), cat(dm, np.int64)
+
     def frames_hit(self, start: U64, last: U64) -> I64:
         """Rows owning a frame of any interval [start, last] (the global
         extents), without expanding them: the intervals are merged into a
         disjoint union and each union piece selects a contiguous range of
         segments, so the work is O(segments + intervals)."""
-        n_seg = len(self._key) if self._key is not None else len(self.seg_start)
-        if not n_seg or not len(start):
+        self._ensure()
+        if not len(start) or not self.own.n:
             return np.zeros(0, np.int64)
-        o = np.argsort(start, kind="stable")
-        s0, s1 = u64(start)[o], u64(last)[o]
-        cm = np.maximum.accumulate(s1)
-        head = np.ones(len(s0), bool)
-        head[1:] = s0[1:] > cm[:-1]
-        hs = np.flatnonzero(head)
-        u0 = s0[hs]
-        u1 = cm[np.concatenate((hs[1:] - 1, [len(s0) - 1]))]
+        u0, u1 = _union(start, last)
+        if self._dsort is not None:
+            hf, hd = self._gather(u0, u1)
+            if not len(hf):
+                return np.zeros(0, np.int64)
+            rows = self._rows_by_scan(hf, hd)
+            return np.unique(rows[rows >= 0])
+        n_seg = len(self._key) if self._key is not None else len(self.seg_start)
+        if not n_seg:
+            return np.zeros(0, np.int64)
         key = self._key
         if key is not None:
             # packed form: the frames inside each piece are a key range; only
@@ -445,13 +755,39 @@ class OwnerIndex:
             hk = key[ks]
             rows = self._rows_by_scan(hk >> sh, (hk & np.uint64(_DMASK)).astype(np.int64))
             return np.unique(rows[rows >= 0])
-        st, last, row, _ = self.segs
+        st, last_, row, _ = self.segs
         k0 = np.maximum(self._ss(u0) - 1, 0)
         k1 = self._ss(u1)  # exclusive
         ks, which = expand(k0, np.maximum(k1 - k0, 0))
-        hit = (st[ks] <= u1[which]) & (last[ks] >= u0[which])
+        hit = (st[ks] <= u1[which]) & (last_[ks] >= u0[which])
         r = row[ks[hit]]
         return np.unique(r[r >= 0])
+
+    def runs_for(self, start: U64, last: U64) -> tuple[U64, I64]:
+        """(start, domain) of runs that agree with :attr:`runs` on every frame
+        of the intervals [start, last]: the whole runs, or in the per-domain
+        form runs built from the owned frames inside the intervals only."""
+        self._ensure()
+        if self._dsort is None or not len(start):
+            r = self.runs
+            return r[0], r[2]
+        u0, u1 = _union(start, last)
+        hf, hd = self._gather(u0, u1)
+        o = np.argsort(hf, kind="stable")
+        hf, hd = hf[o], hd[o]
+        rs, _, rd = _runs_from_segments(hf, hf, hd)
+        return rs, rd
+
+
+def _union(start: U64, last: U64) -> tuple[U64, U64]:
+    """The disjoint sorted pieces of a union of intervals [start, last]."""
+    o = np.argsort(start, kind="stable")
+    s0, s1 = u64(start)[o], u64(last)[o]
+    cm = np.maximum.accumulate(s1)
+    head = np.ones(len(s0), bool)
+    head[1:] = s0[1:] > cm[:-1]
+    hs = np.flatnonzero(head)
+    return s0[hs], cm[np.concatenate((hs[1:] - 1, [len(s0) - 1]))]
 
 
 def _runs_from_segments(seg_start: U64, seg_last: U64, seg_dom: I64) -> tuple[U64, U64, I64]:
@@ -487,25 +823,29 @@ def _runs_from_segments(seg_start: U64, seg_last: U64, seg_dom: I64) -> tuple[U6
     return out_s, out_l, out_d
 
 
-def owner_index(h: Host, method: Method = "auto") -> OwnerIndex:
+def owner_index(
+    h: Host, method: Method = "auto", executor: Executor | None = None, lazy: bool = False
+) -> OwnerIndex:
     """The owner index of a host. ``method`` is accepted for compatibility:
     ``"dense"``, ``"interval"`` and ``"auto"`` all select the sorted-extent
-    index (one algorithm, exact over u64, memory O(rows))."""
+    index (one algorithm, exact over u64, memory O(rows)). ``executor``
+    (optional, the caller's) runs its per-domain sorts on several threads.
+    ``lazy`` defers the build until a question needs it: a few owner lookups
+    (:meth:`OwnerIndex.dom_at`) are answered by one scan of the records."""
     if method not in ("auto", "dense", "interval"):
         raise CallerError(f"unknown method {method!r}; expected auto, dense or interval")
-    return OwnerIndex(h.own)
+    return OwnerIndex(h.own, executor, lazy)
 
 
 # --- range queries (P2M extents) ---------------------------------------------------
 
 
 def first_run_not_in(
-    idx: OwnerIndex, k0: I64, k1: I64, want: I64, bad_of: Callable[[I64, int], Bool]
+    rd: I64, k0: I64, k1: I64, want: I64, bad_of: Callable[[I64, int], Bool]
 ) -> I64:
     """Per query, the first run in [k0, k1] that is bad for its domain ``want``
     (``bad_of(runs_dom, want)``), or -1. One vectorised pass per domain."""
     res = np.full(len(k0), -1, np.int64)
-    rd = idx.runs_dom
     for d in np.unique(want).tolist():
         sel = np.flatnonzero(want == d)
         pos = np.flatnonzero(bad_of(rd, int(d)))
@@ -521,8 +861,8 @@ def first_run_not_in(
 def range_owner(idx: OwnerIndex, m: U64, last: U64, want: I64) -> tuple[Bool, U64, I64]:
     """Is every frame of [m, last] owned by domain ``want`` (or ambiguous)?
     Also the first frame that is not, and its owner (NONE if unowned)."""
-    k0, k1 = idx.run_of(m), idx.run_of(last)
-    rs, rd = idx.runs_start, idx.runs_dom
+    rs, rd = idx.runs_for(m, last)
+    k0, k1 = ss_right(rs, u64(m)) - 1, ss_right(rs, u64(last)) - 1
     d0 = rd[k0]
     mine = (d0 == want) | (d0 == AMBIG)
     ok = (k0 == k1) & mine
@@ -531,7 +871,7 @@ def range_owner(idx: OwnerIndex, m: U64, last: U64, want: I64) -> tuple[Bool, U6
     multi = np.flatnonzero(~ok & mine)  # starts well, spans several runs
     if len(multi):
         first = first_run_not_in(
-            idx, k0[multi], k1[multi], want[multi], lambda r, d: (r != d) & (r != AMBIG)
+            rd, k0[multi], k1[multi], want[multi], lambda r, d: (r != d) & (r != AMBIG)
         )
         good = first < 0
         ok[multi[good]] = True
@@ -548,10 +888,10 @@ def range_foreign(
     ambiguous)? Returns (some frame unowned, the first unowned frame, some
     frame ``mine``'s, the first such frame, the owner of the first frame):
     each rule an extent breaks is reported with the frame that breaks it."""
-    k0, k1 = idx.run_of(m), idx.run_of(last)
-    rs, rd = idx.runs_start, idx.runs_dom
-    fn = first_run_not_in(idx, k0, k1, mine, lambda r, d: r == NONE)
-    fs = first_run_not_in(idx, k0, k1, mine, lambda r, d: r == d)
+    rs, rd = idx.runs_for(m, last)
+    k0, k1 = ss_right(rs, u64(m)) - 1, ss_right(rs, u64(last)) - 1
+    fn = first_run_not_in(rd, k0, k1, mine, lambda r, d: r == NONE)
+    fs = first_run_not_in(rd, k0, k1, mine, lambda r, d: r == d)
     mu = u64(m)
     un_frame = np.where(fn >= 0, np.maximum(mu, rs[np.maximum(fn, 0)]), mu)
     self_frame = np.where(fs >= 0, np.maximum(mu, rs[np.maximum(fs, 0)]), mu)

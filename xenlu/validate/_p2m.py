@@ -15,7 +15,19 @@ from xenlu.lu_values import (
     P2mType,
     XenPageKind,
 )
-from xenlu.validate._arrays import AMBIG, I64, NONE, U64, U64_MAX, cat, last_frame, overlaps, u64
+from xenlu.validate._arrays import (
+    AMBIG,
+    CHUNK,
+    I64,
+    NONE,
+    U64,
+    U64_MAX,
+    Arr,
+    cat,
+    last_frame,
+    overlaps,
+    u64,
+)
 from xenlu.validate._host import Host, Table
 from xenlu.validate._index import OwnerIndex, range_foreign, range_owner
 from xenlu.validate._report import Out, Vals
@@ -66,9 +78,21 @@ class _Scan:
     grants: _Rows = field(default_factory=_Rows)
 
 
+@dataclass
+class _DomScan:
+    """One domain's pass: local row indices by rule."""
+
+    gfn_bad: bool
+    own_miss: I64  # one-frame RAM extents whose frame the domain does not own
+    own_miss_mfn: U64
+    own_multi: I64
+    foreign: I64
+    shared: I64
+
+
 def check_p2m(h: Host, idx: OwnerIndex, out: Out) -> None:
-    """Every P2M rule of §4.7 in one chunked pass, then the exact checks of the
-    few rows the pass flagged."""
+    """Every P2M rule of §4.7 in one pass per domain, then the exact checks of
+    the few rows the pass flagged."""
     if h.p2m.n == 0:
         return
     scan = _scan(h, idx)
@@ -81,56 +105,116 @@ def check_p2m(h: Host, idx: OwnerIndex, out: Out) -> None:
         _check_grant_backing(h, rows, first_owner, out)
 
 
-def _scan(h: Host, idx: OwnerIndex) -> _Scan:
-    """One pass over the P2M of every domain, in chunks (§4.7)."""
-    s = _Scan()
-    carry: tuple[int, int, int] | None = None
-    for base, dom, c in h.p2m.chunks(("gfn", "mfn", "nr_pages", "p2m_type")):
-        gfn, nr, mfn, typ = c["gfn"], c["nr_pages"], c["mfn"], c["p2m_type"]
-        # GFN ranges: in (domain, gfn) order any overlap is an adjacent one;
-        # a domain out of gfn order gets the exact sweep too.
-        glast = gfn + (nr.astype(np.uint64) - _ONE)
-        wrap = glast < gfn
-        if wrap.any():
-            glast[wrap] = _INV
-        same = dom[1:] == dom[:-1]
-        flag = same & ((gfn[1:] < gfn[:-1]) | (gfn[1:] <= glast[:-1]))
-        if flag.any():
-            s.gfn_doms.update(np.unique(dom[1:][flag]).tolist())
-        first = int(gfn[0])
-        if (
-            carry is not None
-            and carry[0] == int(dom[0])
-            and (first < carry[1] or first <= carry[2])
-        ):
-            s.gfn_doms.add(int(dom[0]))
-        carry = (int(dom[-1]), int(gfn[-1]), int(glast[-1]))
-        _scan_frames(s, base, dom, mfn, nr, typ, idx)
-    return s
+def _gfn_disordered(p: Arr, single: bool) -> bool:
+    """Does a GFN range of the domain overlap or precede the one before it?
+    In gfn order any overlap is an adjacent one; a domain out of gfn order
+    gets the exact sweep too. (A range's last GFN is at or above its first,
+    saturating, so "starts at or before the previous last" covers both.)
+    Walked in windows, so temporaries stay small."""
+    carry = -1
+    for a in range(0, len(p), CHUNK):
+        gfn = p["gfn"][a : a + CHUNK]
+        if single:
+            glast = gfn
+        else:
+            glast = gfn + (p["nr_pages"][a : a + CHUNK].astype(np.uint64) - _ONE)
+            wrap = glast < gfn
+            if wrap.any():
+                glast[wrap] = _INV
+        if bool((gfn[1:] <= glast[:-1]).any()) or int(gfn[0]) <= carry:
+            return True
+        carry = int(glast[-1])
+    return False
 
 
-def _scan_frames(
-    s: _Scan, base: int, dom: I64, mfn: I64, nr: I64, typ: I64, idx: OwnerIndex
-) -> None:
-    """Frame rules by type, for one chunk."""
-    cls = P2M_CLASS_LUT[typ]
-    d1 = idx.dom_at(mfn)  # owner of each extent's first frame
-    single = nr == 1
+def _multi_own(cls: Arr | None, mfn: Arr, single: Arr) -> I64:
+    """RAM extents of more than one frame (ram_paging_in: unless INVALID_MFN)."""
+    if cls is None:
+        return np.flatnonzero(~single)
     own_t = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (mfn != _INV))
-    ok1 = (d1 == dom) | (d1 == AMBIG)
-    b = np.flatnonzero(own_t & single & ~ok1)
-    s.own_bad.add(base, b, d1[b])
-    s.own_multi.add(base, np.flatnonzero(own_t & ~single))
-    foreign = cls == _C_FOREIGN
-    if foreign.any():
-        b = np.flatnonzero(foreign & single & (d1 == NONE))
-        s.f_un.add(base, b, d1[b])
-        b = np.flatnonzero(foreign & single & (d1 == dom))
-        s.f_self.add(base, b, d1[b])
-        s.f_multi.add(base, np.flatnonzero(foreign & ~single))
-        b = np.flatnonzero(foreign & (typ != _MAP_FOREIGN))
-        s.grants.add(base, b, d1[b])
-    s.shared.add(base, np.flatnonzero(cls == _C_SHARED))
+    return np.flatnonzero(own_t & ~single)
+
+
+def _scan(h: Host, idx: OwnerIndex) -> _Scan:
+    """One pass over the P2M of every domain (§4.7), a domain per task on the
+    index's executor; owners are looked up afterwards, once, for the rows
+    that need them (foreign extents, RAM frames the domain does not own)."""
+    tab = h.p2m
+    _e = np.zeros(0, np.int64)
+    n_cls = int(P2M_CLASS_LUT.max()) + 1
+
+    def one(d: int) -> _DomScan:
+        p = tab.parts[d]
+        if not len(p):
+            return _DomScan(False, _e, np.zeros(0, np.uint64), _e, _e, _e)
+        typ, mfn = p["p2m_type"], p["mfn"]
+        single = p["nr_pages"] == 1
+        all_single = bool(single.all())
+        lo, hi = int(typ.min()), int(typ.max())
+        if bool((P2M_CLASS_LUT[lo : hi + 1] == _C_OWN).all()):
+            # every entry a RAM type (the types in [lo, hi] are): no class column
+            cls = None
+            count = np.zeros(n_cls, np.int64)
+            own_t = None if all_single else single
+        else:
+            cls = P2M_CLASS_LUT[typ]
+            count = np.bincount(cls, minlength=n_cls)
+            own_t = cls == _C_OWN
+            if count[_C_PAGING_IN]:
+                own_t |= (cls == _C_PAGING_IN) & (mfn != _INV)
+            if not all_single:
+                own_t &= single
+        # own_t: the one-frame RAM extents (None: every entry)
+        if own_t is None:
+            rows, fr = None, mfn
+        else:
+            rows = np.flatnonzero(own_t)
+            fr = mfn[rows]
+        owned = idx.owned_by(d, fr)
+        miss = _e if owned.all() else np.flatnonzero(~owned)
+        return _DomScan(
+            _gfn_disordered(p, all_single),
+            miss if rows is None else rows[miss],
+            u64(fr[miss]),
+            _e if all_single else _multi_own(cls, mfn, single),
+            np.flatnonzero(cls == _C_FOREIGN) if cls is not None and count[_C_FOREIGN] else _e,
+            np.flatnonzero(cls == _C_SHARED) if cls is not None and count[_C_SHARED] else _e,
+        )
+
+    s = _Scan()
+    miss: list[I64] = []
+    miss_f: list[U64] = []
+    fr: list[I64] = []
+    for d, r in enumerate(idx.map(one, range(h.nd))):
+        base = int(tab.offs[d])
+        if r.gfn_bad:
+            s.gfn_doms.add(d)
+        if len(r.own_miss):
+            miss.append(base + r.own_miss)
+            miss_f.append(r.own_miss_mfn)
+        s.own_multi.add(base, r.own_multi)
+        s.shared.add(base, r.shared)
+        if len(r.foreign):
+            fr.append(base + r.foreign)
+    if miss:
+        rows, f = np.concatenate(miss), np.concatenate(miss_f)
+        d1 = idx.dom_at(f)
+        b = np.flatnonzero((d1 != tab.dom_of(rows)) & (d1 != AMBIG))
+        s.own_bad.add(0, rows[b], d1[b])
+    if fr:
+        rows = np.concatenate(fr)
+        dom = tab.dom_of(rows)
+        single = tab.take("nr_pages", rows) == 1
+        typ = tab.take("p2m_type", rows)
+        d1 = idx.dom_at(tab.take("mfn", rows, np.uint64))  # owner of each first frame
+        b = np.flatnonzero(single & (d1 == NONE))
+        s.f_un.add(0, rows[b], d1[b])
+        b = np.flatnonzero(single & (d1 == dom))
+        s.f_self.add(0, rows[b], d1[b])
+        s.f_multi.add(0, rows[~single])
+        b = np.flatnonzero(typ != _MAP_FOREIGN)
+        s.grants.add(0, rows[b], d1[b])
+    return s
 
 
 def _span(tab: Table, rows: I64) -> tuple[U64, U64]:
