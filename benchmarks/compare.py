@@ -415,7 +415,8 @@ def _compare(
     t_all = time.perf_counter()
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     for s in (base, head):
-        print(f"{s.label}: {s.spec} = {s.commit[:12]} {s.subject}".rstrip(), flush=True)
+        subject = s.subject if len(s.subject) <= 72 else s.subject[:71] + "…"
+        print(f"{s.label}: {s.spec} = {s.commit[:12]} {subject}".rstrip(), flush=True)
     print(
         f"scale {args.scale}, {args.rounds} rounds per revision, interleaved; "
         f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; {started}",
