@@ -264,10 +264,11 @@ class Line:
         if len(cb) == len(self.base) and len(ch) == len(self.head):
             cpu_change = statistics.median(ch) / statistics.median(cb) - 1.0
             cpu_noise = max(spread(cb), spread(ch))
-            out.update(cpu_change=cpu_change, cpu_noise=cpu_noise)
+            cpu_text = verdict(cpu_change, cpu_noise)[0]
+            out.update(cpu_change=cpu_change, cpu_noise=cpu_noise, cpu_verdict=cpu_text)
             if text.startswith("noise"):
-                # not a verdict (the wall-clock figure is the README's), a hint
-                text += f" (CPU time: {cpu_change:+.0%}, spread ±{cpu_noise:.0%})"
+                # a hint, not the verdict: the README's figures are wall-clock ratios
+                text += f"; by CPU time: {cpu_text.split(':')[0]}"
         out.update(
             base_median=b,
             head_median=h,
@@ -444,11 +445,18 @@ def _compare(
     print()
     print(table(judged))
     bad = [j["id"] for j in judged if j["regressed"]]
+    counts: dict[str, int] = {}
+    for j in judged:
+        key = j["verdict"].split(":")[0].split(";")[0]
+        counts[key] = counts.get(key, 0) + 1
     print(
         f"\nchange = HEAD ratio / BASE ratio - 1 (negative: HEAD slower; '(time)': rows with "
         f"no baseline, compared on xenlu's time). Load average {min(loads, default=0):.2f}-"
         f"{max(loads, default=0):.2f} during the runs; total {total:.0f} s."
     )
+    print("verdicts: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    if counts.get("noise"):
+        print("rows marked noise are undecided: rerun them (--only) on a quieter machine")
     print("regressed beyond the noise: " + (", ".join(bad) if bad else "none"))
     if args.json:
         doc = dict(

@@ -79,6 +79,16 @@ def test_lines_compare_medians_of_the_rounds(compare: ModuleType) -> None:
     assert "| a | op a | 1.01× | 0.51× | -49.5% |" in compare.table([line])
 
 
+def test_noisy_wall_clock_is_undecided_with_the_cpu_time_as_a_hint(compare: ModuleType) -> None:
+    runs = {
+        "BASE": [_run(_ratio("a", r, 1.0)) for r in (1.0, 0.6, 1.3)],
+        "HEAD": [_run(_ratio("a", r, 1.01)) for r in (0.9, 1.4, 0.7)],
+    }
+    [line] = [ln.judge() for ln in compare.collect("grp", runs)]
+    assert line["verdict"] == "noise: spread exceeds 10%, rerun; by CPU time: ok"
+    assert line["cpu_verdict"] == "ok" and not line["regressed"]
+
+
 def test_a_row_without_a_baseline_is_compared_on_its_time(compare: ModuleType) -> None:
     def timed(s: float) -> dict[str, Any]:
         return dict(id="t", operation="op t", xenlu_s=s)
