@@ -244,6 +244,9 @@ class Line:
     base: list[float] = field(default_factory=list)
     head: list[float] = field(default_factory=list)
     cpu: dict[str, list[float]] = field(default_factory=lambda: {"BASE": [], "HEAD": []})
+    #: xenlu's own CPU seconds per call: tells a change of xenlu from one of the
+    #: baseline (e.g. the upgrade row's baseline is xenlu's own decode)
+    own: dict[str, list[float]] = field(default_factory=lambda: {"BASE": [], "HEAD": []})
     why: dict[str, tuple[str, str]] = field(default_factory=dict)  # label -> (kind, text)
 
     def judge(self) -> dict[str, Any]:
@@ -260,6 +263,11 @@ class Line:
         change = h / b - 1.0
         noise = max(spread(self.base), spread(self.head))
         text, bad = verdict(change, noise)
+        ob, oh = self.own["BASE"], self.own["HEAD"]
+        if ob and oh:
+            out.update(
+                base_xenlu_cpu_s=statistics.median(ob), head_xenlu_cpu_s=statistics.median(oh)
+            )
         cb, ch = self.cpu["BASE"], self.cpu["HEAD"]
         if len(cb) == len(self.base) and len(ch) == len(self.head):
             cpu_change = statistics.median(ch) / statistics.median(cb) - 1.0
@@ -324,6 +332,8 @@ def collect(group: str, runs: dict[str, list[dict[str, Any]]]) -> list[Line]:
                 cpu = cpu_figure(r, fig[0])
                 if cpu is not None:
                     line.cpu[label].append(cpu)
+                if r.get("xenlu_cpu_s"):
+                    line.own[label].append(float(r["xenlu_cpu_s"]))
     if not lines:
         lines[group] = Line(group, group, group)
     for label, why in whole.items():
@@ -352,7 +362,7 @@ def _fmt(kind: str, value: float | None) -> str:
 
 def table(judged: list[dict[str, Any]]) -> str:
     head = ["row", "operation", "BASE", "HEAD", "change", "spread (BASE / HEAD)", "CPU change"]
-    head.append("verdict")
+    head += ["xenlu CPU time, BASE → HEAD", "verdict"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for j in judged:
         if "change" in j:
@@ -367,10 +377,12 @@ def table(judged: list[dict[str, Any]]) -> str:
                 cells[2] += " (time)"
             cpu = j.get("cpu_change")
             cells.append("—" if cpu is None else f"{cpu:+.1%} ±{j['cpu_noise']:.0%}")
+            own = j.get("base_xenlu_cpu_s"), j.get("head_xenlu_cpu_s")
+            cells.append("—" if None in own else " → ".join(_fmt("time", 1 / t) for t in own))
         else:
             kind = j["kind"]
             cells = [_fmt(kind, j.get("base_median")), _fmt(kind, j.get("head_median"))]
-            cells += ["—", "—", "—"]
+            cells += ["—", "—", "—", "—"]
         row = [j["id"], j["operation"], *cells, j["verdict"]]
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     return "\n".join(out)
@@ -378,7 +390,9 @@ def table(judged: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("base", metavar="BASE", help="git revision or directory holding xenlu/")
+    ap.add_argument(
+        "base", metavar="BASE", nargs="?", help="git revision or directory holding xenlu/"
+    )
     ap.add_argument(
         "head", metavar="HEAD", nargs="?", default=str(REPO), help="default: the work tree"
     )
@@ -388,7 +402,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, help="run.py --repeats (timed calls per run)")
     ap.add_argument("--json", metavar="FILE", help="also write every run and verdict as JSON")
     ap.add_argument("--workdir", help="inputs directory (default: a temp dir, deleted)")
+    ap.add_argument(
+        "--from-json", metavar="FILE", help="judge and print a saved --json run again (no runs)"
+    )
     args = ap.parse_args(argv)
+    if args.from_json:
+        doc = json.loads(Path(args.from_json).read_text())
+        judged = [ln.judge() for g, runs in doc["runs"].items() for ln in collect(g, runs)]
+        return report(judged, doc["load"], doc["total_s"])
+    if args.base is None:
+        ap.error("BASE is required")
     groups = list(DEFAULT_ROWS) if not args.only else [n.strip() for n in args.only.split(",")]
     for g in groups:
         if g not in DEFAULT_ROWS:
@@ -442,6 +465,27 @@ def _compare(
         verdicts = ", ".join(f"{j['id']}: {j['verdict']}" for j in lines)
         print(f"  {g}: {time.perf_counter() - t0:.1f} s: {verdicts}", flush=True)
     total = time.perf_counter() - t_all
+    load = [min(loads, default=0), max(loads, default=0)]
+    rc = report(judged, load, total)
+    if args.json:
+        doc = dict(
+            date=started,
+            scale=args.scale,
+            rounds=args.rounds,
+            base=dict(spec=base.spec, commit=base.commit, subject=base.subject),
+            head=dict(spec=head.spec, commit=head.commit, subject=head.subject),
+            cpus=os.cpu_count(),
+            load=load,
+            total_s=total,
+            verdicts=judged,
+            runs=raw,
+        )
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    return rc
+
+
+def report(judged: list[dict[str, Any]], load: list[float], total: float) -> int:
+    """Print the table and the summary; the exit status (1: a row regressed)."""
     print()
     print(table(judged))
     bad = [j["id"] for j in judged if j["regressed"]]
@@ -451,27 +495,13 @@ def _compare(
         counts[key] = counts.get(key, 0) + 1
     print(
         f"\nchange = HEAD ratio / BASE ratio - 1 (negative: HEAD slower; '(time)': rows with "
-        f"no baseline, compared on xenlu's time). Load average {min(loads, default=0):.2f}-"
-        f"{max(loads, default=0):.2f} during the runs; total {total:.0f} s."
+        f"no baseline, compared on xenlu's time). Load average {load[0]:.2f}-{load[1]:.2f} "
+        f"during the runs; total {total:.0f} s."
     )
     print("verdicts: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     if counts.get("noise"):
         print("rows marked noise are undecided: rerun them (--only) on a quieter machine")
     print("regressed beyond the noise: " + (", ".join(bad) if bad else "none"))
-    if args.json:
-        doc = dict(
-            date=started,
-            scale=args.scale,
-            rounds=args.rounds,
-            base=dict(spec=base.spec, commit=base.commit, subject=base.subject),
-            head=dict(spec=head.spec, commit=head.commit, subject=head.subject),
-            cpus=os.cpu_count(),
-            load=[min(loads, default=0), max(loads, default=0)],
-            total_s=total,
-            verdicts=judged,
-            runs=raw,
-        )
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     return 1 if bad else 0
 
 

@@ -8,6 +8,7 @@ The timings themselves are not tested (they are the benchmark's output).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -192,3 +193,18 @@ def test_isolation_keeps_another_package_from_the_repository_modules(tmp_path: P
         check=True,
     ).stdout.strip()
     assert out == "missing"
+
+
+def test_a_saved_run_is_judged_again_from_its_json(
+    compare: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = {
+        "BASE": [_run(_ratio("lu_encode", r)) for r in (0.70, 0.71)],
+        "HEAD": [_run(_ratio("lu_encode", r)) for r in (0.40, 0.41)],
+    }
+    doc = dict(runs={"encode": runs}, load=[1.0, 2.0], total_s=10.0)
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    assert compare.main(["--from-json", str(tmp_path / "run.json")]) == 1
+    out = capsys.readouterr().out
+    assert "| lu_encode |" in out and "slower >10%" in out
+    assert "regressed beyond the noise: lu_encode" in out
