@@ -17,11 +17,12 @@ each revision, interleaved and alternating the order (BASE HEAD, HEAD BASE,
 the same files, only the package differs.
 
 A row's figure is its ratio (baseline time / xenlu time, measured in the same
-process, so the machine's speed at that moment cancels out); a row without a
+process, so the machine's speed at that moment largely cancels); a row without a
 baseline is compared on its xenlu time. Per row the table gives the median
 over the rounds for BASE and HEAD, the change (HEAD / BASE - 1: negative is
 slower), the spread of the rounds ((max - min) / median, the larger of the two
-sides) and a verdict:
+sides), the change of the CPU-time ratios, xenlu's own CPU time per call (BASE
+→ HEAD, which tells a change of xenlu from one of the baseline) and a verdict:
 
 * ``ok``: within 10% or better;
 * ``faster``: more than 10% faster, beyond the spread;
@@ -32,6 +33,7 @@ sides) and a verdict:
   ``FAILED in …``: it exists but the row failed (exit status 1 for HEAD).
 
 Exit status: 0, 1 as above, 2 for a usage error (unknown revision, bad row).
+``--json FILE`` keeps every run; ``--from-json FILE`` judges and prints it again.
 """
 
 from __future__ import annotations
