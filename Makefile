@@ -10,7 +10,7 @@ KAITAI := build/kaitai/.installed
 FUZZ_SECONDS ?= 60
 SCALE ?= small
 
-.PHONY: demo test lint typecheck unit fuzz bench schemas c kaitai clean
+.PHONY: demo test lint typecheck unit fuzz bench bench-compare schemas c kaitai clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --scale $(SCALE)
+
+# Two revisions side by side, every row (benchmarks/README.md, "Before and
+# after"): make bench-compare BASE=d7392c1 [HEAD=fd07dc7] [ROUNDS=5] [ONLY=rows]
+# [JSON=file]. HEAD defaults to the work tree as it is; exit 1 if a row is
+# slower by more than 10% beyond its noise. Xen's verifier rows need
+# XEN_TOOLS_PYTHON, as for `make bench`.
+bench-compare: $(STAMP)
+	@test -n "$(BASE)" || { echo "usage: make bench-compare BASE=REV [HEAD=REV]" >&2; exit 2; }
+	$(PY) benchmarks/compare.py $(BASE) $(if $(HEAD),$(HEAD),.) --scale $(SCALE) \
+		$(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(ONLY),--only $(ONLY)) $(if $(JSON),--json $(JSON))
 
 # Every artefact generated from the declarations (xenlu/artefacts.py).
 schemas: $(STAMP)

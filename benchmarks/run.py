@@ -57,6 +57,16 @@ REPO = Path(__file__).resolve().parents[1]
 XENLU_ROOT = Path(os.environ.get("XENLU_BENCH_ROOT") or REPO).resolve()
 if str(XENLU_ROOT) not in sys.path:
     sys.path.insert(0, str(XENLU_ROOT))
+#: Put on PYTHONPATH of every process when the package under test is not the
+#: repository's: its ``sitecustomize`` removes the editable install's finder,
+#: which would serve the modules that package lacks from the repository.
+ISOLATE_DIR = Path(__file__).resolve().parent / "isolate"
+if XENLU_ROOT != REPO:
+    sys.meta_path[:] = [
+        f
+        for f in sys.meta_path
+        if not getattr(f, "__module__", "").startswith("__editable___xenlu")
+    ]
 
 import numpy as np  # noqa: E402
 
@@ -1326,6 +1336,7 @@ def row_view(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]
             project=True,
         )
     )
+    return rows
 
 
 #: Inputs of the pipe rows (issue 18), by the scale's host size: an LU host
@@ -2353,6 +2364,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="benchmark the xenlu package in DIR (DIR/xenlu) instead of the repository's",
     )
+    ap.add_argument(
+        "--reuse-inputs",
+        action="store_true",
+        help="use the inputs already in --workdir even if another xenlu built them "
+        "(benchmarks/compare.py: both revisions measured on the same files)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -2363,7 +2380,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--xenlu {root}: no xenlu package there")
         if root != XENLU_ROOT:
             # re-run with the package under test first on sys.path
-            env = dict(os.environ, XENLU_BENCH_ROOT=str(root))
+            path = os.pathsep.join(p for p in (str(ISOLATE_DIR), os.environ.get("PYTHONPATH")) if p)
+            env = dict(os.environ, XENLU_BENCH_ROOT=str(root), PYTHONPATH=path)
             cmd = [sys.executable, str(Path(__file__).resolve()), *(argv or sys.argv[1:])]
             return subprocess.run(cmd, env=env, check=False).returncode
 
@@ -2393,7 +2411,11 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     try:
         stale = True
-        if (work / "meta.json").exists():
+        if args.reuse_inputs:
+            if not (work / "meta.json").exists():
+                ap.error(f"--reuse-inputs: no inputs in {work}")
+            stale = False
+        elif (work / "meta.json").exists():
             old = json.loads((work / "meta.json").read_text())
             stale = old.get("fingerprint") != code_fingerprint(args.scale, cfg)
         if stale:
