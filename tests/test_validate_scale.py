@@ -463,7 +463,7 @@ def test_packed_and_general_owner_index_agree(monkeypatch: pytest.MonkeyPatch) -
     host = make_host((4, 16), n_hvm=2, mem_mib=1, dom0_mem_mib=1, fragmentation=1.0, seed=3)
     assert all(bool((d.ownership["nr_pages"] == 1).all()) for d in host.domains)
     h_own = index.Host(host).own
-    assert index._packed_single(h_own, 3) is not None  # the packed form is taken
+    assert index.packed_single(h_own, 3) is not None  # the packed form is taken
     f0 = int(host.domain(1).ownership["start_mfn"][3])
     f2 = int(host.domain(2).ownership["start_mfn"][5])
     gt = host.domain(1).grant_table
@@ -483,8 +483,8 @@ def test_packed_and_general_owner_index_agree(monkeypatch: pytest.MonkeyPatch) -
     idx = index.owner_index(index.Host(host))
     frames = np.concatenate([d.ownership["start_mfn"] for d in host.domains])
     rows_packed = idx.row_at(frames)
-    monkeypatch.setattr(index, "_packed_single", lambda own, nd: None)
-    monkeypatch.setattr(index, "_per_domain", lambda own, nd, ex: None)
+    monkeypatch.setattr(index, "packed_single", lambda own, nd: None)
+    monkeypatch.setattr(index, "per_domain", lambda own, nd, ex: None)
     assert [validate(s).findings for s in cases] == [r.findings for r in reports]
     assert [plan(s).to_json() for s in cases] == plans
     general = index.owner_index(index.Host(host))

@@ -62,6 +62,18 @@ from xenlu.validate._arrays import (
     u64,
 )
 from xenlu.validate._host import Host, Ownership
+from xenlu.validate._index_build import (
+    DB,
+    DMASK,
+    SLICE,
+    U32_MAX,
+    cells,
+    dom_bounds,
+    packed_single,
+    per_domain,
+    pmap,
+    sorted_rows,
+)
 
 __all__ = [
     "Method",
@@ -79,219 +91,6 @@ Method = Literal["auto", "dense", "interval"]
 _ONE = np.uint64(1)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-
-
-_U32_MAX = (1 << 32) - 1
-_SLICE = 1 << 20  # elements per slice when a sorted key column is read
-
-
-def _narrow_rows(n: int) -> type:
-    return np.int32 if n < (1 << 31) else np.int64
-
-
-def _sorted_rows(own: Ownership) -> tuple[Arr, Arr, Arr]:
-    """Rows owning at least one frame ordered by (start, row), with their
-    start and last frames in that order.
-
-    Memory is what the 1 TiB host needs (issue 14): one ``uint64`` key per
-    row (``start << b | row``) is filled window by window from the stream's
-    own columns, sorted in place, then split slice by slice into the starts
-    (``uint32`` when every start fits, exact either way) and the rows
-    (``int32`` when the count allows); the last frames are the starts
-    themselves when every extent is one frame.
-    """
-    n = own.n
-    bits = max(1, n.bit_length())
-    n_valid = 0
-    top = 0
-    single = True
-    for _, _, c in own.chunks(("start_mfn", "nr_pages")):
-        nr = c["nr_pages"]
-        v = nr > 0
-        cnt = int(v.sum())
-        n_valid += cnt
-        if cnt:
-            top = max(top, int(c["start_mfn"][v].max()))
-            single = single and bool((nr == 1).all())
-    rdt = _narrow_rows(n)
-    if n_valid == 0:
-        empty = np.zeros(0, np.uint64)
-        return np.zeros(0, np.int64), empty, empty
-    sdt = np.uint32 if top <= _U32_MAX else np.uint64
-    if top >= (1 << (64 - bits)):
-        # frames too large to pack with the row: a stable argsort (any u64)
-        start = own.col("start_mfn", np.uint64)
-        nrc = own.col("nr_pages", np.uint64)
-        rows = np.flatnonzero(nrc > 0)
-        o = np.argsort(start[rows], kind="stable")
-        order = rows[o]
-        s = start[order]
-        return order, s, (s if single else last_frame(s, nrc[order]))
-    key = np.empty(n_valid, np.uint64)
-    pos = 0
-    sh = np.uint64(bits)
-    for base, _, c in own.chunks(("start_mfn", "nr_pages")):
-        st = c["start_mfn"].astype(np.uint64)
-        r = np.arange(base, base + len(st), dtype=np.uint64)
-        v = c["nr_pages"] > 0
-        if not v.all():
-            st, r = st[v], r[v]
-        m = len(st)
-        k = key[pos : pos + m]
-        np.left_shift(st, sh, out=k)
-        k |= r
-        pos += m
-    key.sort()
-    mask = np.uint64((1 << bits) - 1)
-    s_out = np.empty(n_valid, sdt)
-    order = np.empty(n_valid, rdt)
-    for a in range(0, n_valid, _SLICE):
-        k = key[a : a + _SLICE]
-        order[a : a + _SLICE] = k & mask
-        s_out[a : a + _SLICE] = k >> sh
-    del key
-    if single:
-        return order, s_out, s_out
-    nrc = own.col("nr_pages", np.uint64)
-    return order, s_out, last_frame(s_out.astype(np.uint64), nrc[order])
-
-
-def _cells(rows: I64, s: U64, lst: U64) -> tuple[U64, U64, I64]:
-    """Elementary cells of overlapping rows (any order): (start, last, owner
-    row or AMBIG) for every maximal range covered at least once.
-
-    Boundaries are the starts and the ends + 1 (an end at ``U64_MAX`` has
-    none: coverage runs to the top); one sort of the boundary keys and two
-    prefix sums give each cell its cover count and, where it is 1, its row.
-    """
-    has_end = lst < U64_MAX
-    pos = np.concatenate((s, lst[has_end] + _ONE))
-    dc = np.concatenate((np.ones(len(s), np.int64), np.full(int(has_end.sum()), -1, np.int64)))
-    dr = np.concatenate((rows, -rows[has_end]))
-    o = np.argsort(pos, kind="stable")
-    pos, dc, dr = pos[o], dc[o], dr[o]
-    head = np.ones(len(pos), bool)
-    head[1:] = pos[1:] != pos[:-1]
-    hs = np.flatnonzero(head)
-    cover = np.cumsum(dc)
-    rsum = np.cumsum(dr)
-    # state after the last event at each distinct boundary
-    ends = np.concatenate((hs[1:] - 1, [len(pos) - 1]))
-    c_start = pos[hs]
-    c_cover = cover[ends]
-    c_row = rsum[ends]
-    c_last = np.empty(len(hs), np.uint64)
-    c_last[:-1] = c_start[1:] - _ONE
-    c_last[-1] = U64_MAX
-    keep = c_cover > 0
-    owner = np.where(c_cover == 1, c_row, AMBIG)
-    return c_start[keep], c_last[keep], owner[keep].astype(np.int64)
-
-
-_DB = 15  # domain bits of a packed key (domain indices < 2**15)
-_DMASK = (1 << _DB) - 1
-
-
-def _packed_single(own: Ownership, nd: int) -> U64 | None:
-    """The fragmented host's index in 8 bytes per frame: when every extent is
-    one frame, ``start << 15 | domain`` sorted in place. None when an extent
-    is longer or empty, a start does not fit, or two rows claim a frame."""
-    if nd > _DMASK or own.n < 2:
-        return None
-    for _, _, c in own.chunks(("start_mfn", "nr_pages")):
-        if not bool((c["nr_pages"] == 1).all()) or int(c["start_mfn"].max()) >> (64 - _DB):
-            return None
-    key = np.empty(own.n, np.uint64)
-    sh = np.uint64(_DB)
-    for base, dom, c in own.chunks(("start_mfn",)):
-        k = key[base : base + len(dom)]
-        np.left_shift(c["start_mfn"].astype(np.uint64), sh, out=k)
-        k |= dom.astype(np.uint64)
-    key.sort()
-    for a in range(0, own.n - 1, _SLICE):
-        k = key[a : a + _SLICE + 1] >> sh
-        if bool((k[1:] == k[:-1]).any()):
-            return None
-    return key
-
-
-_RANGES = 16  # value ranges of the duplicate check (its memory: 1/16 of the frames)
-
-
-def _pmap(ex: Executor | None, fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
-    """``map`` on the caller's executor when there is one (numpy's sorts and
-    searches release the GIL, so two threads use two cores)."""
-    return ex.map(fn, items) if ex is not None else map(fn, items)
-
-
-def _sorted_dom(part: Arr) -> tuple[Arr | None, int]:
-    """One domain's owned frames sorted as ``uint32`` (4 bytes a frame), or
-    None when an extent is not one frame or a frame does not fit; and the
-    domain's largest frame."""
-    if not len(part):
-        return np.zeros(0, np.uint32), 0
-    st = part["start_mfn"]
-    if not bool((part["nr_pages"] == 1).all()):
-        return None, 0
-    top = int(st.max())
-    if top > _U32_MAX:
-        return None, top
-    s = st.astype(np.uint32)
-    s.sort()
-    return s, top
-
-
-def _range_has_dup(args: tuple[list[Arr], int, int]) -> bool:
-    """Is a frame of [lo, hi) owned twice (in two domains' sorted lists, or
-    twice in one)?"""
-    lists, lo, hi = args
-    pieces = []
-    for s in lists:
-        a = int(np.searchsorted(s, np.uint32(lo), "left"))
-        b = int(np.searchsorted(s, np.uint32(hi - 1), "right"))
-        if b > a:
-            pieces.append(s[a:b])
-    if not pieces:
-        return False
-    if len(pieces) == 1:
-        c = pieces[0]  # sorted already
-    else:
-        c = np.concatenate(pieces)
-        c.sort()
-    return bool((c[1:] == c[:-1]).any())
-
-
-def _dom_bounds(s: Arr, u0: U64, u1: U64) -> tuple[I64, I64]:
-    """[a, b) of a domain's sorted ``uint32`` frames inside each [u0, u1],
-    exact for any u64 bound (the query is clamped to the list's range, so
-    ``searchsorted`` never converts the list)."""
-    big = np.uint64(_U32_MAX)
-    a = np.searchsorted(s, np.minimum(u0, big).astype(np.uint32), "left").astype(np.int64)
-    a[u0 > big] = len(s)
-    b = np.searchsorted(s, np.minimum(u1, big).astype(np.uint32), "right").astype(np.int64)
-    return a, b
-
-
-def _per_domain(own: Ownership, nd: int, ex: Executor | None) -> tuple[list[Arr], int] | None:
-    """The fragmented host's index in 4 bytes per owned frame: each domain's
-    frames sorted (``uint32``), when every extent is one frame below 2**32 and
-    no frame is owned twice (checked by value range: each range's slices of
-    the sorted lists are concatenated and sorted, so the check's memory is a
-    sixteenth of the frames). None otherwise (the packed or general form)."""
-    if nd > _DMASK or own.n < 2:
-        return None
-    res = list(_pmap(ex, _sorted_dom, own.parts))
-    lists: list[Arr] = []
-    for s, _ in res:
-        if s is None:
-            return None
-        lists.append(s)
-    top = max(t for _, t in res)
-    step = top // _RANGES + 1
-    bounds = [(lists, a, min(a + step, top + 1)) for a in range(0, top + 1, step)]
-    if any(_pmap(ex, _range_has_dup, bounds)):
-        return None
-    return lists, top
 
 
 class OwnerIndex:
@@ -337,7 +136,7 @@ class OwnerIndex:
         if not self._pending:
             return
         self._pending = False
-        pd = _per_domain(self.own, len(self.own.parts), self._ex)
+        pd = per_domain(self.own, len(self.own.parts), self._ex)
         if pd is None:
             self._global()
         else:
@@ -396,14 +195,14 @@ class OwnerIndex:
         runs, large lookup batches) come here, once."""
         own = self.own
         self._dsort = None
-        self._key = _packed_single(own, len(own.parts))
+        self._key = packed_single(own, len(own.parts))
         if self._key is not None:
             return
-        order, s, lst = _sorted_rows(own)
+        order, s, lst = sorted_rows(own)
         n = len(order)
         dom = np.empty(n, np.int16)
-        for a in range(0, n, _SLICE):
-            dom[a : a + _SLICE] = own.dom_of(order[a : a + _SLICE])
+        for a in range(0, n, SLICE):
+            dom[a : a + SLICE] = own.dom_of(order[a : a + SLICE])
         in_dup = np.zeros(n, bool)
         if n > 1:
             # lst is s itself for single-frame rows: then no cummax is needed
@@ -424,7 +223,7 @@ class OwnerIndex:
             hold = np.maximum.accumulate(np.where(lst == cm, np.arange(n), 0))
             wit = np.where(new[p], p + 1, hold[np.maximum(p - 1, 0)])
             self._dups = (order[p], order[wit], cid[p])
-            cs, cl, cr = _cells(order[p], s[p], lst[p])
+            cs, cl, cr = cells(order[p], s[p], lst[p])
             clean = ~in_dup
             seg_s = np.concatenate((s[clean], cs))
             o = np.argsort(seg_s, kind="stable")
@@ -449,7 +248,7 @@ class OwnerIndex:
 
     def map(self, fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
         """``map`` on the executor the index was given (or in this thread)."""
-        return _pmap(self._ex, fn, items)
+        return pmap(self._ex, fn, items)
 
     def _small(self, n: int) -> bool:
         """Is a batch of ``n`` lookups cheaper per domain than one global form?"""
@@ -461,7 +260,7 @@ class OwnerIndex:
         lists = self._dsort
         assert lists is not None
         out = np.full(len(f), NONE, np.int64)
-        fit = np.flatnonzero(f <= np.uint64(_U32_MAX))
+        fit = np.flatnonzero(f <= np.uint64(U32_MAX))
         if not len(fit):
             return out
         o = np.argsort(f[fit], kind="stable")
@@ -500,9 +299,9 @@ class OwnerIndex:
         n = len(f)
         if not n or not len(s):
             return np.zeros(n, bool)
-        if int(f.max()) > _U32_MAX:
+        if int(f.max()) > U32_MAX:
             fu = u64(f)
-            a, b = _dom_bounds(s, fu, fu)
+            a, b = dom_bounds(s, fu, fu)
             return b > a
         q = f.astype(np.uint32)
         if 8 * n >= len(s):
@@ -546,8 +345,8 @@ class OwnerIndex:
         if self._segs is None:
             key = self._key
             assert key is not None
-            st = key >> np.uint64(_DB)
-            self._segs = (st, st, np.zeros(0, np.int64), (key & np.uint64(_DMASK)).astype(np.int16))
+            st = key >> np.uint64(DB)
+            self._segs = (st, st, np.zeros(0, np.int64), (key & np.uint64(DMASK)).astype(np.int16))
         return self._segs
 
     @property
@@ -568,13 +367,13 @@ class OwnerIndex:
         """Owner domain (or row) of each frame, in any order."""
         key = self._key
         if key is not None and not rows:
-            fits = f < np.uint64(1 << (64 - _DB))
-            q = np.where(fits, f, np.uint64(0)) << np.uint64(_DB)
-            q |= np.uint64(_DMASK)
+            fits = f < np.uint64(1 << (64 - DB))
+            q = np.where(fits, f, np.uint64(0)) << np.uint64(DB)
+            q |= np.uint64(DMASK)
             k = np.searchsorted(key, q, side="right") - 1
             kk = key[np.maximum(k, 0)]
-            ok = fits & (k >= 0) & ((kk >> np.uint64(_DB)) == f)
-            return np.where(ok, (kk & np.uint64(_DMASK)).astype(np.int64), NONE)
+            ok = fits & (k >= 0) & ((kk >> np.uint64(DB)) == f)
+            return np.where(ok, (kk & np.uint64(DMASK)).astype(np.int64), NONE)
         st, last, row, dom = self.segs
         out = np.full(len(f), NONE, np.int64)
         if not len(st):
@@ -620,7 +419,7 @@ class OwnerIndex:
         converts the table: above a ``uint32`` table's range a frame clamps
         to 2**32 - 1, which every start is at or below (exact for 'right')."""
         if self.seg_start.dtype == np.uint32:
-            return np.minimum(f, np.uint64(_U32_MAX)).astype(np.uint32)
+            return np.minimum(f, np.uint64(U32_MAX)).astype(np.uint32)
         return f
 
     def _rows_by_scan(self, frames: U64, doms: I64) -> I64:
@@ -715,7 +514,7 @@ class OwnerIndex:
         for d, s in enumerate(lists):
             if not len(s):
                 continue
-            a, b = _dom_bounds(s, u0, u1)
+            a, b = dom_bounds(s, u0, u1)
             ks, _ = expand(a, b - a)
             if len(ks):
                 fr.append(s[ks])
@@ -744,16 +543,16 @@ class OwnerIndex:
         if key is not None:
             # packed form: the frames inside each piece are a key range; only
             # those (usually none) are mapped back to their rows
-            sh = np.uint64(_DB)
-            fits = u0 < np.uint64(1 << (64 - _DB))
-            u0f, u1f = u0[fits], np.minimum(u1[fits], np.uint64((1 << (64 - _DB)) - 1))
+            sh = np.uint64(DB)
+            fits = u0 < np.uint64(1 << (64 - DB))
+            u0f, u1f = u0[fits], np.minimum(u1[fits], np.uint64((1 << (64 - DB)) - 1))
             a = np.searchsorted(key, u0f << sh, side="left")
-            b = np.searchsorted(key, (u1f << sh) | np.uint64(_DMASK), side="right")
+            b = np.searchsorted(key, (u1f << sh) | np.uint64(DMASK), side="right")
             ks, _ = expand(a.astype(np.int64), (b - a).astype(np.int64))
             if not len(ks):
                 return np.zeros(0, np.int64)
             hk = key[ks]
-            rows = self._rows_by_scan(hk >> sh, (hk & np.uint64(_DMASK)).astype(np.int64))
+            rows = self._rows_by_scan(hk >> sh, (hk & np.uint64(DMASK)).astype(np.int64))
             return np.unique(rows[rows >= 0])
         st, last_, row, _ = self.segs
         k0 = np.maximum(self._ss(u0) - 1, 0)
