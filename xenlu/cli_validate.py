@@ -88,6 +88,39 @@ def _report(args: argparse.Namespace, stream: Any) -> Any:
     return validate(stream, bootmem_check=not args.no_bootmem_check, max_per_code=args.max_per_code)
 
 
+def _overlapped(args: argparse.Namespace, inp: _Input, bar: Any) -> tuple[Any, Any] | None:
+    """``check`` of a large mapped LU stream: (stream, report), validated while
+    the section checksums finish on the second thread; None for any other input.
+
+    The one walk decodes the stream on this thread (every structural check,
+    bulk records as zero-copy views over the mapping, handed to validate as
+    they are), each section's crc32c runs on the worker meanwhile and is
+    settled once validate is done: a checksum that does not match raises
+    the error ``verify`` raises, and the report is dropped.
+    """
+    if inp.fmt != "lu" or inp.data is None:
+        return None
+    from xenlu.cli_io import worker_threads
+
+    with worker_threads(inp.data) as pool:
+        if pool is None:
+            return None
+        from xenlu.lu_stream import decode_lu_overlapped
+
+        stream, pending = decode_lu_overlapped(inp.data, executor=pool)
+        bar.phase("validate")
+        try:
+            report = _report(args, stream)
+        except Exception:
+            pending.settle()  # a bad checksum is the stream's first error
+            raise
+        except BaseException:
+            pending.wait()  # (no worker outlives the mapping)
+            raise
+        pending.settle()
+        return stream, report
+
+
 def _validated(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
     """FILE decoded once (a pipe as it flows) and validated: (stream, report).
     With ``--json``, a stream that does not decode prints ``verify --json``'s
@@ -98,6 +131,9 @@ def _validated(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
         inp = _read(args, ("lu", "xenstore"))
         with progress(command, inp.size(), quiet=args.quiet) as bar:
             bar.phase("decode")
+            got = _overlapped(args, inp, bar) if command == "check" else None
+            if got is not None:
+                return got
             stream = inp.load(args)
             bar.phase("validate")
             return stream, _report(args, stream)
