@@ -168,11 +168,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     """``xenlu check``: verify and validate in one mapping of FILE; 0 when it
     decodes and has no semantic error, 1 otherwise (warnings with ``--strict``).
 
-    The stream is decoded once (every structural check of ``verify``, each
-    byte read once, checksums and large records on a second thread for a
-    large input) and the decoded stream is validated in place: bulk entries
-    stay zero-copy views over the mapping. ``--json`` prints verify's object
-    with the report under ``report``.
+    The stream is decoded once (every structural check of ``verify``; bulk
+    entries stay zero-copy views over the mapping) and validated in place.
+    For a large mapped LU file the section checksums run on a second thread
+    meanwhile and are settled after validate: a bad one is the error
+    ``verify`` gives, the report is dropped. ``--json`` prints verify's
+    object with the report under ``report``.
     """
     from xenlu.api import format_of
 
