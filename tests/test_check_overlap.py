@@ -179,3 +179,30 @@ def test_cli_check_with_and_without_the_worker(
     verify_out = capsys.readouterr()
     assert json.loads(verify_out.out)["error"] == json.loads(cap.out)["error"]
     assert "crc32c" in json.loads(cap.out)["error"]["message"]
+
+
+@pytest.mark.parametrize("layout", ["as installed", "unexpected"])
+def test_crc32c_without_the_package_init(monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
+    """The crc32c extension is loaded on its own (no importlib.metadata at
+    start-up); a package laid out otherwise gets the plain import. The same
+    function either way."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    import crc32c as pkg
+
+    from xenlu.framing import _load_crc32c
+
+    if layout == "unexpected":
+        monkeypatch.setattr(importlib.util, "find_spec", lambda _name: None)
+    fn = _load_crc32c()
+    for data in (b"", b"123456789", bytes(range(256)) * 9):
+        assert fn(data) == pkg.crc32c(data)
+        assert fn(data, 0x1234) == pkg.crc32c(data, 0x1234)
+    code = (
+        "import sys; from xenlu.framing import crc32c; crc32c(b'x'); "
+        "print('importlib.metadata' in sys.modules, 'crc32c' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
