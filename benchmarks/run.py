@@ -1488,6 +1488,27 @@ def _huge_host(work: Path, gib: int) -> Path:
     return work / f"host-{gib}g.lu"
 
 
+def _given_host(link: Path, src: Path, gib: int) -> dict[str, Any]:
+    """``--huge-host G=FILE``: FILE (written by ``write_host`` with
+    :func:`huge_shape`) linked into the workdir as the G GiB host, not
+    written again (the finally of :func:`main` removes only the link)."""
+    src = src.resolve()
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(src)
+    print(f"  host {gib} GiB: {src} (given, not regenerated)", file=sys.stderr, flush=True)
+    return dict(
+        bytes=src.stat().st_size,
+        gen_s=None,
+        path=link.name,
+        frames=gib * 1024 * 256,
+        domains=HUGE_DOMAINS,
+        shape=huge_shape(gib),
+        version=f"{HUGE_VERSION[0]}.{HUGE_VERSION[1]}",
+        given=str(src),
+    )
+
+
 def build_huge_inputs(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """Stream each host to disk with ``xenlu.hostgen.write_host``, then the adversarial shapes.
 
@@ -1495,8 +1516,12 @@ def build_huge_inputs(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     (``ru_maxrss``) is its own.
     """
     meta: dict[str, Any] = {"hosts": {}}
+    given: dict[str, str] = cfg.get("huge_hosts") or {}
     for gib in cfg["huge_gibs"]:
         path = _huge_host(work, gib)
+        if str(gib) in given:
+            meta["hosts"][str(gib)] = _given_host(path, Path(given[str(gib)]), gib)
+            continue
         code = (
             "import sys, json, resource, time; sys.path.insert(0, sys.argv[1]); "
             "from xenlu.hostgen import write_host; t = time.perf_counter(); "
@@ -2288,6 +2313,9 @@ def _cfg(args: argparse.Namespace) -> dict[str, Any]:
     if args.huge_gib:
         cfg["huge_gibs"] = [int(g) for g in args.huge_gib.split(",")]
         cfg["host_gib"] = max(cfg["huge_gibs"])
+    for spec in args.huge_host or ():
+        gib, _, path = spec.partition("=")
+        cfg.setdefault("huge_hosts", {})[str(int(gib))] = str(Path(path).resolve())
     return cfg
 
 
@@ -2330,6 +2358,8 @@ def run_child(args: argparse.Namespace, name: str, work: Path) -> tuple[int, str
         cmd += ["--repeats", str(args.repeats)]
     if args.huge_gib:
         cmd += ["--huge-gib", args.huge_gib]
+    for spec in args.huge_host or ():
+        cmd += ["--huge-host", spec]
     if args.profile:
         cmd += ["--profile", str(Path(args.profile).resolve())]
     p = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -2351,6 +2381,13 @@ def main(argv: list[str] | None = None) -> int:
         "--huge-gib",
         metavar="G[,G…]",
         help="--scale huge: host sizes in GiB (default 256,1024; multiples of 128)",
+    )
+    ap.add_argument(
+        "--huge-host",
+        action="append",
+        metavar="G=FILE",
+        help="--scale huge: use FILE (a host written by write_host with huge_shape(G)) as "
+        "the G GiB host instead of writing it (linked into the workdir; repeatable)",
     )
     ap.add_argument("--workdir", help="scratch directory (default: a fresh temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")

@@ -373,3 +373,43 @@ def test_bad_large_record_before_a_bad_section_end(threads: int, closing: str) -
     with ThreadPoolExecutor(threads) if threads else _no_pool() as pool:
         assert not _verify_fast(memoryview(bad), True, pool)
         assert _outcome(functools.partial(verify_lu, executor=pool), bad) == want
+
+
+@pytest.mark.parametrize("free_core", [True, False])
+def test_split_and_fused_sections_on_an_executor(
+    monkeypatch: pytest.MonkeyPatch, free_core: bool
+) -> None:
+    """With an executor a section is checked split (its crc32c a job, its large
+    records here) while a core is free, else in the fused pass, retried every
+    _SPLIT_PROBE sections: both modes, and the switch between them, give
+    decode_lu's verdict and first error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import xenlu.lu_check as lu_check
+
+    monkeypatch.setattr(lu_check, "_CRC_THREAD_MIN_BYTES", 0)
+    monkeypatch.setattr(lu_check, "_SPLIT_PROBE", 2)
+    monkeypatch.setattr(lu_check, "_core_was_free", lambda *_a: free_core)
+    data = _host_bytes((4, 21), 1 << 27)
+    mv = memoryview(data)
+    big = [off for _, off, t, n in frames(mv, 0, len(mv), 0) if t == T.LU_P2M and n > 8 + 64 * 24]
+    assert len(big) >= 2
+    cases = [
+        _reseal(data[: off + 16 + 5 * 24 + 22] + b"\x01" + data[off + 16 + 5 * 24 + 23 :])
+        for off in big
+    ]
+    cases += [data[:-20] + bytes([data[-20] ^ 1]) + data[-19:], data[:-9]]
+    seen: list[bool] = []
+    split = lu_check.Check.defer_crc
+
+    def defer_crc(self: Any, start: int, stop: int, want: int) -> bool:
+        seen.append(self.fused_run == 0)
+        return split(self, start, stop, want)
+
+    monkeypatch.setattr(lu_check.Check, "defer_crc", defer_crc)
+    with ThreadPoolExecutor(2) as pool:
+        assert _verify_fast(mv, True, pool)
+        assert all(seen) if free_core else (True in seen and False in seen)
+        for bad in cases:
+            got = _outcome(functools.partial(verify_lu, executor=pool), bad)
+            assert got == _outcome(decode_lu, bad) is not None

@@ -96,6 +96,39 @@ def _report(args: argparse.Namespace, stream: Any, inp: _Input) -> Any:
         )
 
 
+def _overlapped(args: argparse.Namespace, inp: _Input, bar: Any) -> tuple[Any, Any] | None:
+    """``check`` of a large mapped LU stream: (stream, report), validated while
+    the section checksums finish on the second thread; None for any other input.
+
+    The one walk decodes the stream on this thread (every structural check,
+    bulk records as zero-copy views over the mapping, handed to validate as
+    they are), each section's crc32c runs on the worker meanwhile and is
+    settled once validate is done: a checksum that does not match raises
+    the error ``verify`` raises, and the report is dropped.
+    """
+    if inp.fmt != "lu" or inp.data is None:
+        return None
+    from xenlu.cli_io import worker_threads
+
+    with worker_threads(inp.data) as pool:
+        if pool is None:
+            return None
+        from xenlu.lu_stream import decode_lu_overlapped
+
+        stream, pending = decode_lu_overlapped(inp.data, executor=pool)
+        bar.phase("validate")
+        try:
+            report = _report(args, stream)
+        except Exception:
+            pending.settle()  # a bad checksum is the stream's first error
+            raise
+        except BaseException:
+            pending.wait()  # (no worker outlives the mapping)
+            raise
+        pending.settle()
+        return stream, report
+
+
 def _validated(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
     """FILE decoded once (a pipe as it flows) and validated: (stream, report).
     With ``--json``, a stream that does not decode prints ``verify --json``'s
@@ -106,6 +139,9 @@ def _validated(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
         inp = _read(args, ("lu", "xenstore"))
         with progress(command, inp.size(), quiet=args.quiet) as bar:
             bar.phase("decode")
+            got = _overlapped(args, inp, bar) if command == "check" else None
+            if got is not None:
+                return got
             stream = inp.load(args)
             bar.phase("validate")
             return stream, _report(args, stream, inp)
@@ -151,11 +187,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     """``xenlu check``: verify and validate in one mapping of FILE; 0 when it
     decodes and has no semantic error, 1 otherwise (warnings with ``--strict``).
 
-    The stream is decoded once (every structural check of ``verify``, each
-    byte read once, checksums and large records on a second thread for a
-    large input) and the decoded stream is validated in place: bulk entries
-    stay zero-copy views over the mapping. ``--json`` prints verify's object
-    with the report under ``report``.
+    The stream is decoded once (every structural check of ``verify``; bulk
+    entries stay zero-copy views over the mapping) and validated in place.
+    For a large mapped LU file the section checksums run on a second thread
+    meanwhile and are settled after validate: a bad one is the error
+    ``verify`` gives, the report is dropped. ``--json`` prints verify's
+    object with the report under ``report``.
     """
     from xenlu.api import format_of
 

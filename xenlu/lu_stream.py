@@ -12,7 +12,9 @@ crc32c and length of the section's bytes. The pieces:
 * :mod:`xenlu.lu_grammar` — §2 as tables (which record types each section
   admits, how many per domain type, which must come first);
 * :mod:`xenlu.lu_walk` — the one walker that reads a stream against those
-  tables with a handler: :func:`decode_lu` builds the stream;
+  tables with a handler: :func:`decode_lu` builds the stream
+  (:func:`decode_lu_overlapped`: the section checksums finish on another
+  thread while the caller uses the stream);
 * :mod:`xenlu.lu_check` — :func:`verify_lu`, the same walk with a handler
   that builds nothing and checks the steady bulk records in bulk;
 * :mod:`xenlu.lu_encode` — :func:`encode_lu_to` and friends.
@@ -35,7 +37,13 @@ from xenlu.lu_check import verify_lu
 from xenlu.lu_encode import END_BYTES, encode_lu, encode_lu_to, encode_section_to
 from xenlu.lu_grammar import END, VCPU_TYPES
 from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section, SectionInfo
-from xenlu.lu_walk import decode_domain_section, decode_lu, gc_paused, scan_lu
+from xenlu.lu_walk import (
+    decode_domain_section,
+    decode_lu,
+    decode_lu_overlapped,
+    gc_paused,
+    scan_lu,
+)
 
 __all__ = [
     "END",
@@ -49,6 +57,7 @@ __all__ = [
     "X",
     "decode_domain_section",
     "decode_lu",
+    "decode_lu_overlapped",
     "encode_lu",
     "encode_lu_to",
     "encode_section_to",

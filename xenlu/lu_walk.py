@@ -56,9 +56,11 @@ from xenlu.registry import LU, OPTIONAL, Ctx, Record, UnknownRecord, unknown_man
 __all__ = [
     "Build",
     "Handler",
+    "PendingChecksums",
     "Walker",
     "decode_domain_section",
     "decode_lu",
+    "decode_lu_overlapped",
     "gc_paused",
     "scan_lu",
 ]
@@ -118,6 +120,57 @@ class Build:
 
     def defer_crc(self, start: int, stop: int, want: int) -> bool:
         return False
+
+
+#: Sections of at least this many bytes get their crc32c on the executor
+#: (a smaller one is checked at once: a job would cost more than its crc).
+CRC_JOB_MIN_BYTES = 1 << 20
+
+
+class _BuildDeferred(Build):
+    """:class:`Build` whose large sections' crc32c (§4.15) are jobs on an executor."""
+
+    def __init__(self, buf: memoryview, executor: Executor) -> None:
+        self.buf = buf
+        self.executor = executor
+        self.jobs: list[Future[int]] = []
+        self.wants: list[int] = []
+
+    def defer_crc(self, start: int, stop: int, want: int) -> bool:
+        if stop - start < CRC_JOB_MIN_BYTES:
+            return False
+        # One job per section: one crc32c call, the GIL released throughout.
+        self.jobs.append(self.executor.submit(crc32c, self.buf[start:stop]))
+        self.wants.append(want)
+        return True
+
+    def wait(self) -> bool:
+        """Wait for every job (none may outlive the caller's buffer); True when
+        every deferred checksum matched."""
+        wait(self.jobs)
+        return all(
+            job.exception() is None and job.result() == want
+            for job, want in zip(self.jobs, self.wants, strict=True)
+        )
+
+
+class PendingChecksums:
+    """The section checksums of :func:`decode_lu_overlapped` still being computed."""
+
+    def __init__(self, buf: memoryview, handler: _BuildDeferred, strict: bool) -> None:
+        self._buf, self._h, self._strict = buf, handler, strict
+
+    def wait(self) -> bool:
+        """Wait for every checksum job; True when all matched (nothing raised)."""
+        return self._h.wait()
+
+    def settle(self) -> None:
+        """Wait for every checksum; when one does not match, raise the stream's
+        first error exactly as :func:`decode_lu` does (it walks the stream again)."""
+        if not self.wait():
+            decode_lu(self._buf, strict=self._strict)
+            # Only an input changed while it was read gets here.
+            raise ChecksumError("a section crc32c did not match, then did")
 
 
 class Walker:
@@ -365,6 +418,45 @@ def decode_lu(
         stream = walker.stream(memory, on_global)
     assert stream is not None
     return stream
+
+
+def decode_lu_overlapped(
+    data: Source, *, strict: bool = True, executor: Executor
+) -> tuple[LUStream, PendingChecksums]:
+    """:func:`decode_lu`, returning before the section checksums are known.
+
+    This thread decodes (framing, grammar, field and record rules, the bulk
+    records as zero-copy views) while each large section's crc32c (§4.15)
+    runs on ``executor`` (crc32c releases the GIL): the caller can start
+    working on the stream — ``xenlu check`` validates it — while the
+    checksums finish on the second core. Call the returned
+    :meth:`PendingChecksums.settle` before trusting the stream or its
+    results: it raises the error :func:`decode_lu` would have raised when a
+    checksum does not match. Any other error is raised here, the same as
+    :func:`decode_lu`'s (a checksum failing before it takes precedence).
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> with ThreadPoolExecutor(1) as pool:                 # doctest: +SKIP
+    ...     stream, pending = decode_lu_overlapped("host.lu", executor=pool)
+    ...     report = validate(stream)
+    ...     pending.settle()
+    """
+    buf = as_buffer(data)
+    h = _BuildDeferred(buf, executor)
+    pending = PendingChecksums(buf, h, strict)
+    try:
+        with gc_paused():
+            stream = Walker(buf, h, strict).stream()
+    except DecodeError:
+        # A section before the error may have a bad checksum: that error
+        # comes first (pending.settle walks again and raises it).
+        pending.settle()
+        raise
+    except BaseException:
+        h.wait()
+        raise
+    assert stream is not None
+    return stream, pending
 
 
 def scan_lu(data: Source) -> list[SectionInfo]:
