@@ -76,24 +76,24 @@ def _read(args: argparse.Namespace, families: tuple[str, ...] = ("lu",)) -> _Inp
     return _Input(fmt, data)
 
 
-def _report(args: argparse.Namespace, stream: Any, inp: _Input) -> Any:
+def _report(args: argparse.Namespace, stream: Any, executor: Any = None) -> Any:
+    """The validation report of a decoded stream; ``executor`` (the CLI's
+    two worker threads for a large mapped input, or None) runs the owner
+    index's sorts and merges."""
     from xenlu.api import format_of
 
     if format_of(stream) == "xenstore":
         from xenlu.xenstore_validate import validate_xenstore
 
         return validate_xenstore(stream)
-    from xenlu.cli_io import worker_threads
     from xenlu.validate import validate
 
-    # a large mapped input: the owner index sorts and merges on two threads
-    with worker_threads(inp.data if inp.data is not None else b"") as ex:
-        return validate(
-            stream,
-            bootmem_check=not args.no_bootmem_check,
-            max_per_code=args.max_per_code,
-            executor=ex,
-        )
+    return validate(
+        stream,
+        bootmem_check=not args.no_bootmem_check,
+        max_per_code=args.max_per_code,
+        executor=executor,
+    )
 
 
 def _overlapped(args: argparse.Namespace, inp: _Input, bar: Any) -> tuple[Any, Any] | None:
@@ -118,7 +118,7 @@ def _overlapped(args: argparse.Namespace, inp: _Input, bar: Any) -> tuple[Any, A
         stream, pending = decode_lu_overlapped(inp.data, executor=pool)
         bar.phase("validate")
         try:
-            report = _report(args, stream)
+            report = _report(args, stream, pool)
         except Exception:
             pending.settle()  # a bad checksum is the stream's first error
             raise
@@ -144,7 +144,11 @@ def _validated(args: argparse.Namespace, command: str) -> tuple[Any, Any]:
                 return got
             stream = inp.load(args)
             bar.phase("validate")
-            return stream, _report(args, stream, inp)
+            from xenlu.cli_io import worker_threads
+
+            # a large mapped input: the owner index sorts and merges on two threads
+            with worker_threads(inp.data if inp.data is not None else b"") as ex:
+                return stream, _report(args, stream, ex)
     except XenLUError as exc:
         if args.json:  # the same object as ``verify --json``
             fmt = args.format if args.format not in (None, "auto") else None
