@@ -28,6 +28,7 @@ from xenlu.feed import (
     RecordEvent,
     SectionEvent,
     StreamEnd,
+    read_ahead,
     read_pieces,
 )
 
@@ -62,7 +63,7 @@ def _run(
     d = Decoder(fmt, limit=limit, events=False)
     err: XenLUError | None = None
     held = bytearray()  # --stop-on-error: read, not yet known good
-    for piece in read_pieces(src, DEFAULT_CHUNK):
+    for piece in read_ahead(src, DEFAULT_CHUNK):
         if err is not None:
             if tee is not None and not stop_on_error:
                 tee.write(piece)
@@ -91,11 +92,13 @@ def _run(
 
 def _forward(tee: _Tee, held: bytearray, d: Decoder, ok: bool) -> None:
     """Write the held bytes the decoder has checked: up to the record in
-    progress (its start, when it is faulty); while a record larger than the
-    buffer is being checked, its pieces as they pass."""
+    progress (its start, when it is faulty). A record larger than the buffer
+    is held back up to the buffer, then forwarded a checked piece at a time
+    while no fault has been found in it (:attr:`Decoder.vouched`): when it
+    turns out faulty, the output ends inside it, after its last clean piece."""
     upto = d.checked
     if ok and d.fed - upto > d.limit:
-        upto = d.fed - d.buffered
+        upto = max(upto, d.vouched)
     if d.done:
         upto = d.fed
     n = upto - tee.sent
@@ -165,6 +168,90 @@ def _read_head(src: IO[bytes], n: int) -> bytes:
     return head
 
 
+class _Tally:
+    """What ``inspect`` of a flowing stream counts from the decoder's events."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.totals: dict[str, int] = {}
+        self.domains: list[dict[str, Any]] = []
+        self.dom: dict[str, Any] | None = None
+        self.version: tuple[int, int] | None = None
+
+    def drain(self, d: Decoder) -> None:
+        """Count every event the decoder has ready."""
+        while True:
+            ev = d.next_event()
+            if isinstance(ev, SectionEvent):
+                self.dom = None
+            elif isinstance(ev, RecordEvent):
+                self.record(ev)
+            elif not isinstance(ev, StreamEnd):
+                return
+
+    def record(self, ev: RecordEvent) -> None:
+        from xenlu.lu_grammar import HVM, name_of
+        from xenlu.lu_records import T
+        from xenlu.registry import record_name
+
+        name = record_name(ev.type, "libxl" if ev.family == "libxl" else None)
+        name = name or f"{ev.type:#010x}"
+        self.counts[name] = self.counts.get(name, 0) + 1
+        self.totals[name] = self.totals.get(name, 0) + ev.length
+        if ev.type == T.LU_VERSION and ev.value is not None:
+            self.version = (ev.value.xen_major, ev.value.xen_minor)
+        elif ev.type == T.LU_DOMAIN and ev.value is not None:
+            info = ev.value
+            kind = "hvm" if info.domain_type == HVM else "pv"
+            self.dom = {"domid": info.domid, "type": kind, "record_counts": {}, "entry_counts": {}}
+            self.domains.append(self.dom)
+        dom = self.dom
+        if dom is not None and ev.type != T.LU_SECTION_END:
+            lu_name = name_of(ev.type)  # (LUDomain.record_counts' naming)
+            rc = dom["record_counts"]
+            rc[lu_name] = rc.get(lu_name, 0) + 1
+            if ev.entries is not None:
+                ec = dom["entry_counts"]
+                ec[lu_name] = ec.get(lu_name, 0) + ev.entries
+
+    def summary(self, d: Decoder, end: StreamEnd) -> dict[str, Any]:
+        """The summary of the mapped file (:func:`xenlu.cli._summary`'s keys)."""
+        from xenlu.epochs import epoch_of, fmt_epoch
+
+        got = d.format
+        summary: dict[str, Any] = {"format": got}
+        if got == "lu":
+            assert self.version is not None
+            summary.update(
+                version=1,
+                xen_version=fmt_epoch(self.version),
+                epoch=fmt_epoch(epoch_of(*self.version)),
+            )
+        else:
+            info = d.headers
+            summary.update(
+                version=info.get("version"),
+                xen_version=info.get("xen_version"),
+                domain_type=info.get("domain_type"),
+            )
+            if got in ("libxl", "xl"):
+                summary["libxl_version"] = info.get("libxl_version")
+        summary.update(
+            records=sum(self.counts.values()),
+            bytes=end.size,
+            record_counts=self.counts,
+            record_bytes=self.totals,
+        )
+        if got in ("libxc", "libxl", "xl"):
+            summary["trailing_bytes"] = end.trailing  # after END: the container's (issue 13)
+            if end.hvm_context_trailing:
+                summary["hvm_context_trailing_bytes"] = end.hvm_context_trailing
+        if got == "lu":
+            summary["domains"] = self.domains
+            summary["sections_ok"] = True
+        return summary
+
+
 def inspect_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
     """``xenlu inspect`` of FILE read as it flows: the summary of the mapped
     file, built from the decoder's events (counts per record type, bytes,
@@ -172,10 +259,6 @@ def inspect_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
     (no incremental reader yet) is read whole."""
     from xenlu.api import sniff
     from xenlu.cli import _decode, _summary, print_summary
-    from xenlu.epochs import epoch_of, fmt_epoch
-    from xenlu.lu_grammar import HVM, name_of
-    from xenlu.lu_records import T
-    from xenlu.registry import record_name
 
     try:
         head = _read_head(src, 32)
@@ -185,80 +268,19 @@ def inspect_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
             data = head + _read_all(src)
             return print_summary(_summary(_decode(data, fmt, None), len(data)), args.json)
         d = Decoder(fmt)
-        counts: dict[str, int] = {}
-        totals: dict[str, int] = {}
-        domains: list[dict[str, Any]] = []
-        dom: dict[str, Any] | None = None
-        version: tuple[int, int] | None = None
-
-        def drain() -> None:
-            nonlocal dom, version
-            while True:
-                ev = d.next_event()
-                if isinstance(ev, SectionEvent):
-                    dom = None
-                if not isinstance(ev, RecordEvent):
-                    if isinstance(ev, (SectionEvent, StreamEnd)):
-                        continue
-                    return
-                name = record_name(ev.type, "libxl" if ev.family == "libxl" else None)
-                name = name or f"{ev.type:#010x}"
-                counts[name] = counts.get(name, 0) + 1
-                totals[name] = totals.get(name, 0) + ev.length
-                if ev.type == T.LU_VERSION and ev.value is not None:
-                    version = (ev.value.xen_major, ev.value.xen_minor)
-                elif ev.type == T.LU_DOMAIN and ev.value is not None:
-                    info = ev.value
-                    kind = "hvm" if info.domain_type == HVM else "pv"
-                    dom = {"domid": info.domid, "type": kind}
-                    dom["record_counts"], dom["entry_counts"] = {}, {}
-                    domains.append(dom)
-                if dom is not None and ev.type != T.LU_SECTION_END:
-                    lu_name = name_of(ev.type)  # (LUDomain.record_counts' naming)
-                    rc = dom["record_counts"]
-                    rc[lu_name] = rc.get(lu_name, 0) + 1
-                    if ev.entries is not None:
-                        ec = dom["entry_counts"]
-                        ec[lu_name] = ec.get(lu_name, 0) + ev.entries
-
+        tally = _Tally()
         if head:
             d.feed(head)
-            drain()
-        for piece in read_pieces(src, DEFAULT_CHUNK):
+            tally.drain(d)
+        for piece in read_ahead(src, DEFAULT_CHUNK):
             d.feed(piece)
-            drain()
+            tally.drain(d)
         end = d.close()
-        drain()
+        tally.drain(d)
     finally:
         if args.file != "-":
             src.close()
-    got = d.format
-    summary: dict[str, Any] = {"format": got}
-    if got == "lu":
-        assert version is not None
-        summary.update(
-            version=1, xen_version=fmt_epoch(version), epoch=fmt_epoch(epoch_of(*version))
-        )
-    else:
-        info = d.headers
-        summary.update(
-            version=info.get("version"),
-            xen_version=info.get("xen_version"),
-            domain_type=info.get("domain_type"),
-        )
-        if got in ("libxl", "xl"):
-            summary["libxl_version"] = info.get("libxl_version")
-    summary.update(
-        records=sum(counts.values()), bytes=end.size, record_counts=counts, record_bytes=totals
-    )
-    if got in ("libxc", "libxl", "xl"):
-        summary["trailing_bytes"] = end.trailing  # after END: the container's (issue 13)
-        if end.hvm_context_trailing:
-            summary["hvm_context_trailing_bytes"] = end.hvm_context_trailing
-    if got == "lu":
-        summary["domains"] = domains
-        summary["sections_ok"] = True
-    return print_summary(summary, args.json)
+    return print_summary(tally.summary(d, end), args.json)
 
 
 def load_flowing(
@@ -285,7 +307,7 @@ def load_flowing(
         d = Decoder("lu", events=False, keep=True, limit=REC_LENGTH_MAX + 8)
         if head:
             d.feed(head)
-        for piece in read_pieces(src, DEFAULT_CHUNK):
+        for piece in read_ahead(src, DEFAULT_CHUNK):
             d.feed(piece)
         d.close()
         return d.stream

@@ -82,8 +82,14 @@ __all__ = [
 
 #: The default buffer: no record smaller than this is split.
 DEFAULT_LIMIT = 16 << 20
-#: What :func:`verify_stream` reads at a time.
+#: What :func:`verify_stream` reads at a time (one buffer of its ring).
 DEFAULT_CHUNK = 1 << 20
+#: The buffers of :func:`read_ahead`'s ring.
+DEFAULT_DEPTH = 3
+#: How long :func:`read_ahead` waits for more bytes before handing a part-filled buffer over.
+_PAUSE_MS = 5
+#: What :meth:`Decoder.feed` copies at a time while the headers are incomplete.
+_TOP_UP = 1 << 16
 
 
 class _NeedData:
@@ -186,6 +192,14 @@ class Machine(Protocol):
         """Bytes of the large record (body and padding) still to come; 0 when done."""
         ...
 
+    def big_need(self, held: int) -> int:
+        """With ``held`` bytes of the large record held, how many more let it progress."""
+        ...
+
+    def big_clean(self) -> int:
+        """The absolute offset up to which the large record is found clean so far."""
+        ...
+
     def big_truncated(self, end: int) -> DecodeError:
         """The error of a stream ending at ``end`` inside the large record."""
         ...
@@ -213,8 +227,9 @@ def rebased(exc: DecodeError, base: int) -> DecodeError:
 def _machine(
     fmt: str, strict: bool, emit: Callable[[Event], None] | None, limit: int, keep: bool
 ) -> Machine:
-    # A large record is checked in pieces of at least a quarter of the buffer.
-    piece = max(limit // 4, 64)
+    # A large record read in place is checked in pieces of at least 1/256 of
+    # the buffer (64 KiB by default): fewer bytes are held (copied) instead.
+    piece = max(limit // 256, 64)
     if fmt == "lu":
         from xenlu.lu_feed import LuMachine
 
@@ -245,6 +260,12 @@ class WholeRecords:
 
     def big_left(self) -> int:
         return 0
+
+    def big_need(self, held: int) -> int:  # pragma: no cover
+        raise AssertionError
+
+    def big_clean(self) -> int:  # pragma: no cover
+        raise AssertionError
 
     def big_truncated(self, end: int) -> DecodeError:  # pragma: no cover
         raise AssertionError
@@ -357,21 +378,42 @@ class Decoder:
         n = len(mv)
         if not n:
             return
-        if self._hi == self._lo:
-            # Nothing held: read the records in place, keep only the rest.
-            self.fed += n
-            try:
-                used = self._run(mv, self._base)
-            except XenLUError as exc:
-                self._failed(exc)
-                raise
-            self._base += used
+        self.fed += n
+        used = 0
+        try:
+            # A record or header is partly held: copy in only what it lacks
+            # (at most the rest of a record, a few bytes for a large record
+            # in progress), then read the rest of ``data`` in place.
+            while self._hi != self._lo and used < n:
+                k = min(n - used, self._need())
+                self.get_buffer(k)[:] = mv[used : used + k]
+                self._hi += k
+                used += k
+                self._run_buffered(top_up=True)
             if used < n:
-                self.get_buffer(n - used)[:] = mv[used:]
-                self._hi += n - used
-            return
-        self.get_buffer(n)[:] = mv
-        self.buffer_updated(n)
+                rest = mv[used:]
+                got = self._run(rest, self._base)
+                self._base += got
+                if got < len(rest):
+                    self.get_buffer(len(rest) - got)[:] = rest[got:]
+                    self._hi += len(rest) - got
+        except XenLUError as exc:
+            self._failed(exc)
+            raise
+
+    def _need(self) -> int:
+        """Bytes the held partial header or record lacks before it can be read."""
+        m, held = self._m, self.buffered
+        if m is None or not self._started:
+            return _TOP_UP  # the headers: their size is known once they are read
+        if m.big_left():
+            return max(m.big_need(held), 1)
+        if m.pending_head:
+            return max(m.pending_head - held, 1)
+        if held < 8:
+            return 8 - held
+        length: int = HDR.unpack_from(self._buf, self._lo)[1]
+        return max(8 + length + (-length & 7) - held, 1)
 
     def get_buffer(self, n: int) -> memoryview:
         """A writable view of ``n`` bytes for the next bytes of the stream; say
@@ -470,6 +512,16 @@ class Decoder:
         return self._done
 
     @property
+    def vouched(self) -> int:
+        """The absolute offset up to which the bytes are known good: :attr:`checked`,
+        or inside a large record in progress (checked in pieces) the end of
+        its last piece found clean, while no fault has been found in it."""
+        m = self._m
+        if self._error is None and m is not None and m.big_left():
+            return max(self.checked, m.big_clean())
+        return self.checked
+
+    @property
     def buffered(self) -> int:
         """Bytes held now (a partial record or header)."""
         return self._hi - self._lo
@@ -478,9 +530,18 @@ class Decoder:
     def _held(self) -> memoryview:
         return memoryview(self._buf)[self._lo : self._hi]
 
-    def _run_buffered(self) -> None:
-        with self._held() as mv:
-            used = self._run(mv, self._base)
+    def _run_buffered(self, top_up: bool = False) -> None:
+        m = self._m
+        if top_up and m is not None and m.big_left():
+            # The held bytes complete the large record's entry in progress:
+            # take them now, short as the piece is.
+            m.final = True
+        try:
+            with self._held() as mv:
+                used = self._run(mv, self._base)
+        finally:
+            if top_up and m is not None:
+                m.final = False
         self._lo += used
         self._base += used
         if self._lo == self._hi:
@@ -624,21 +685,10 @@ def verify_stream(
     if chunk_size <= 0:
         raise CallerError(f"chunk_size must be positive, got {chunk_size}")
     d = Decoder(format, strict=strict, limit=limit, events=False)
-    readinto = getattr(readable, "readinto", None)
-    if readinto is None:
-        for piece in read_pieces(readable, chunk_size):
-            if on_data is not None:
-                on_data(piece)
-            d.feed(piece)
-    else:
-        while True:
-            with d.get_buffer(chunk_size) as mv:
-                n = _read_into(readinto, mv)
-                if n and on_data is not None:
-                    on_data(mv[:n])
-            if not n:
-                break
-            d.buffer_updated(n)
+    for piece in read_ahead(readable, chunk_size):
+        if on_data is not None:
+            on_data(piece)
+        d.feed(piece)
     d.close()
     return d.format
 
@@ -655,6 +705,83 @@ def _read_into(readinto: Callable[[memoryview], int | None], mv: memoryview) -> 
     if n is None:
         raise InputError("cannot read the stream: no data available (non-blocking)")
     return n
+
+
+def read_ahead(readable: Any, chunk_size: int = DEFAULT_CHUNK, depth: int = DEFAULT_DEPTH) -> Any:
+    """Yield the bytes of ``readable`` in pieces of at most ``chunk_size``
+    bytes, read by a second thread while the caller checks the last piece.
+
+    The reading thread fills a ring of ``depth`` preallocated buffers with
+    ``readinto`` (which releases the GIL, as do crc32c and the numpy checks:
+    reading and checking use two cores). A buffer is handed over when full,
+    at the end of the input, or as soon as nothing more is ready to read
+    (``poll``), so a stream that pauses — a migration waiting for its
+    receiver — is checked and forwarded up to where it paused. A piece is
+    valid until the next is asked for. Without ``readinto``, the pieces of
+    :func:`read_pieces`. An :class:`OSError` is an :class:`~xenlu.errors.InputError`.
+
+    >>> import io
+    >>> [bytes(p) for p in read_ahead(io.BytesIO(b"abcdefg"), 3)]
+    [b'abc', b'def', b'g']
+    """
+    if chunk_size <= 0 or depth <= 0:
+        raise CallerError(f"chunk_size and depth must be positive, got {chunk_size}, {depth}")
+    readinto = getattr(readable, "readinto", None)
+    if readinto is None:
+        yield from read_pieces(readable, chunk_size)
+        return
+    import queue
+    import select
+    import threading
+
+    ready: Callable[[], bool] | None = None
+    try:
+        poller = select.poll()
+        poller.register(readable.fileno(), select.POLLIN)
+        # Wait a little for more before handing a part-filled buffer over.
+        ready = lambda: bool(poller.poll(_PAUSE_MS))  # noqa: E731
+    except (AttributeError, OSError, ValueError):
+        ready = None  # (io.BytesIO: UnsupportedOperation) every read is handed over
+    views = [memoryview(bytearray(chunk_size)) for _ in range(depth)]
+    free: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+    full: queue.SimpleQueue[tuple[int, int] | BaseException] = queue.SimpleQueue()
+
+    def fill() -> None:
+        try:
+            while True:
+                i = free.get()
+                if i is None:
+                    return  # the caller stopped asking
+                mv, n = views[i], 0
+                while n < chunk_size:
+                    got = _read_into(readinto, mv[n:])
+                    n += got
+                    if not got or ready is None or not ready():
+                        break
+                full.put((i, n))
+                if not n:
+                    return
+        except BaseException as exc:  # handed to the caller, raised there
+            full.put(exc)
+
+    for i in range(depth):
+        free.put(i)
+    thread = threading.Thread(target=fill, name="xenlu-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = full.get()
+            if isinstance(item, BaseException):
+                raise item
+            i, n = item
+            if not n:
+                return
+            yield views[i][:n]
+            free.put(i)
+    finally:
+        # The reader stops at its next buffer; one blocked in a read of a
+        # stalled input ends with the input (a daemon thread: never waited for).
+        free.put(None)
 
 
 def read_pieces(readable: Any, chunk_size: int = DEFAULT_CHUNK) -> Any:

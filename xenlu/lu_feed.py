@@ -312,6 +312,25 @@ class LuMachine:
         cur = self.cur
         return 0 if cur is None else cur.left + cur.pad_left
 
+    def big_clean(self) -> int:
+        cur = self.cur
+        assert cur is not None
+        if cur.errors or cur.layout_err is not None or cur.extra_err is not None:
+            return cur.off  # faulty: nothing of it is vouched for
+        return cur.off + 8 + cur.length - cur.left
+
+    def big_need(self, held: int) -> int:
+        cur = self.cur
+        assert cur is not None
+        if cur.count is None:
+            return 8 - held  # the count header
+        if cur.left:
+            if cur.errors:
+                return cur.left - held  # (only framed: never held)
+            size: int = cur.lay.size
+            return size - held % size  # the entry in progress
+        return cur.pad_left - held
+
     def piece(self, buf: memoryview, pos: int, end: int) -> int:
         cur = self.cur
         assert cur is not None

@@ -1,0 +1,135 @@
+"""``xenlu verify --tee --stop-on-error`` where the faulty record is larger
+than the buffer, and the read-ahead thread that feeds the decoder (issue 18).
+
+A record no larger than the buffer is held back until it is checked: the
+copy stops exactly at its start. A record larger than the buffer is held
+back up to the buffer, then forwarded a checked piece at a time while it is
+clean: when it turns out faulty the copy stops after its last clean piece,
+never after its faulty entry.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from typing import IO, cast
+
+import pytest
+
+import xenlu
+from xenlu.cli_stream import _run, _Tee
+from xenlu.errors import DecodeError, InputError
+from xenlu.feed import Decoder, RecordEvent, read_ahead
+from xenlu.hostgen import make_host
+from xenlu.lu_records import T
+
+
+class Trickle(io.RawIOBase):
+    """A pipe that hands over at most ``step`` bytes per read."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.pos, self.step = data, 0, step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        n = min(len(b), self.step, len(self.data) - self.pos)
+        b[:n] = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+
+def _stream() -> tuple[bytes, RecordEvent]:
+    """A small LU stream and its LU_PAGE_OWNERSHIP record (2 KiB, 128 entries)."""
+    data = xenlu.encode(make_host((4, 11), n_hvm=1, mem_mib=2, dom0_mem_mib=2))
+    d = Decoder("lu")
+    d.feed(data)
+    d.close()
+    while True:
+        ev = d.next_event()
+        if isinstance(ev, RecordEvent) and ev.type == T.LU_PAGE_OWNERSHIP:
+            return data, ev
+
+
+def _faulty(data: bytes, rec: RecordEvent) -> tuple[bytes, DecodeError]:
+    """``data`` with one bit flipped in the second half of ``rec``'s entries,
+    where the mapped verifier finds a fault of that record."""
+    body = rec.offset + 16  # header, count header
+    for at in range(body + (rec.length - 8) * 3 // 4, rec.offset + 8 + rec.length):
+        for bit in range(8):
+            bad = bytearray(data)
+            bad[at] ^= 1 << bit
+            try:
+                xenlu.verify(bytes(bad))
+            except DecodeError as exc:
+                if exc.record_index == rec.index:
+                    return bytes(bad), exc
+    raise AssertionError("no fault found in the record")  # pragma: no cover
+
+
+def _tee(data: bytes, limit: int, step: int) -> tuple[bytes, Exception | None]:
+    sink = io.BytesIO()
+    fmt, err = _run(cast(IO[bytes], Trickle(data, step)), "lu", _Tee(sink, "out"), True, limit)
+    assert fmt == "lu"
+    return sink.getvalue(), err
+
+
+def test_stop_on_error_in_a_record_larger_than_the_buffer() -> None:
+    data, rec = _stream()
+    bad, want = _faulty(data, rec)
+    assert want.offset is not None and want.offset > rec.offset + rec.length // 2
+    # Larger than the buffer (64 bytes): forwarded while clean, stopped in it.
+    got, err = _tee(bad, 64, 48)
+    assert isinstance(err, DecodeError) and str(err) == str(want)
+    assert bad.startswith(got)
+    assert rec.offset < len(got) <= want.offset  # never past the faulty entry
+    assert len(got) >= rec.offset + 8 + rec.length // 2 - 64  # the clean part went on
+    # No larger than the buffer: held back whole, stopped exactly at its start.
+    for step in (48, 1 << 20):
+        got, err = _tee(bad, 1 << 16, step)
+        assert str(err) == str(want) and got == bad[: rec.offset]
+    # A good stream goes through whole, in pieces of any size.
+    for limit, step in ((64, 1), (64, 48), (1 << 16, 1000)):
+        got, err = _tee(data, limit, step)
+        assert err is None and got == data
+
+
+def test_read_ahead_hands_over_what_a_paused_pipe_has() -> None:
+    """A pipe that pauses mid-record: the piece read so far is handed over
+    (a migration's sender may wait for its receiver) — no deadlock."""
+    r, w = os.pipe()
+    got: list[bytes] = []
+    with open(r, "rb", buffering=0) as src, open(w, "wb", buffering=0) as dst:
+        dst.write(b"a" * 100)
+        it = read_ahead(src, 1 << 16)
+        got.append(bytes(next(it)))  # handed over while the writer is still open
+        assert got == [b"a" * 100]
+
+        def finish() -> None:
+            dst.write(b"b" * 10)
+            dst.close()
+
+        t = threading.Thread(target=finish)
+        t.start()
+        got += [bytes(p) for p in it]
+        t.join()
+    assert b"".join(got) == b"a" * 100 + b"b" * 10
+
+
+def test_read_ahead_errors_and_sizes() -> None:
+    class Broken(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+            raise OSError(5, "Input/output error")
+
+    with pytest.raises(InputError, match="Input/output error"):
+        list(read_ahead(Broken()))
+    with pytest.raises(xenlu.errors.CallerError):
+        list(read_ahead(io.BytesIO(b"x"), 0))
+    data = bytes(range(256)) * 41
+    assert b"".join(bytes(p) for p in read_ahead(Trickle(data, 7), 100, 2)) == data
+    assert [len(p) for p in read_ahead(io.BytesIO(data), 4096)] == [4096, 4096, 2304]
