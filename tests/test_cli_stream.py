@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
+from pathlib import Path
 from typing import IO, cast
 
 import pytest
@@ -133,3 +135,44 @@ def test_read_ahead_errors_and_sizes() -> None:
     data = bytes(range(256)) * 41
     assert b"".join(bytes(p) for p in read_ahead(Trickle(data, 7), 100, 2)) == data
     assert [len(p) for p in read_ahead(io.BytesIO(data), 4096)] == [4096, 4096, 2304]
+
+
+def test_verify_v_of_a_pipe_lists_what_the_file_lists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``verify -v -`` lists the records as they flow: the same lines (and
+    JSON object) as ``verify -v FILE``, for every corpus stream, valid or not
+    (a faulty stream: the same error; the pipe lists the records before it)."""
+    from tests.test_cli_contract import TEE_CORPUS, _stdin
+    from xenlu.cli import main
+
+    root = Path(__file__).resolve().parent
+    extra = sorted(root.glob("golden/xenstore/*.xs")) + sorted(
+        root.glob("vectors/xen-written/*.bin")
+    )
+    cases = [(n, d) for n, d, _ in TEE_CORPUS] + [(p.name, p.read_bytes()) for p in extra]
+    f = tmp_path / "stream.bin"
+    valid = 0
+    for name, data in cases:
+        f.write_bytes(data)
+        for opts in (["--json"], []):
+            rc = main(["verify", "-v", *opts, str(f)])
+            want = capsys.readouterr()
+            _stdin(monkeypatch, data)
+            assert main(["verify", "-v", *opts, "-"]) == rc, name
+            got = capsys.readouterr()
+            assert got.err == want.err.replace(str(f), "-"), name
+            if rc == 0:
+                assert got.out == want.out.replace(str(f), "-"), name
+                valid += 1
+            elif opts:
+                assert got.out == want.out.replace(str(f), "-"), name
+            else:
+                # The file lists nothing of a faulty stream; the pipe the
+                # records before the fault, in order.
+                assert want.out == "", name
+                offs = [int(o, 16) for o in re.findall(r"^#\d+ @(0x[0-9a-f]+) ", got.out, re.M)]
+                assert len(offs) == got.out.count("\n") and offs == sorted(offs), name
+                at = re.search(r"offset (0x[0-9a-f]+)", got.err)
+                assert at is None or all(o < int(at.group(1), 16) for o in offs), name
+    assert valid > 50

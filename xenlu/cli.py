@@ -308,12 +308,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from xenlu.cli_stream import verify_flowing
 
         return verify_flowing(args, fmt, open_flowing(args.file))
-    if fmt != "memory" and not args.verbose:
+    if fmt != "memory":
         src = open_flowing(args.file)
         if src is not None:  # a pipe, FIFO, device or socket: checked as it flows
-            from xenlu.cli_stream import verify_flowing
+            from xenlu.cli_stream import list_flowing, verify_flowing
 
-            return verify_flowing(args, fmt, src)
+            return (list_flowing if args.verbose else verify_flowing)(args, fmt, src)
     data = read_input(args.file)
     rows = None
     after: dict[str, int] = {}
