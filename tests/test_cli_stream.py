@@ -176,3 +176,30 @@ def test_verify_v_of_a_pipe_lists_what_the_file_lists(
                 at = re.search(r"offset (0x[0-9a-f]+)", got.err)
                 assert at is None or all(o < int(at.group(1), 16) for o in offs), name
     assert valid > 50
+
+
+def test_convert_of_a_pipe_over_the_limit_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """convert needs the whole stream: a pipe is read whole up to PIPE_LIMIT,
+    refused (exit 1, one line) beyond it; under it, the file's conversion."""
+    import xenlu.cli_convert
+    from tests.test_cli_contract import _stdin
+    from xenlu.cli import main
+
+    data = xenlu.encode(make_host((4, 11), n_hvm=1, mem_mib=2, dom0_mem_mib=2))
+    out = tmp_path / "out.lu"
+    _stdin(monkeypatch, data)
+    assert main(["convert", "-q", "--to", "4.15", "-", str(out)]) == 0
+    by_pipe = out.read_bytes()
+    assert main(["convert", "-q", "--to", "4.15", str(tmp_path / "in.lu"), str(out)]) != 0
+    (tmp_path / "in.lu").write_bytes(data)
+    assert main(["convert", "-q", "--to", "4.15", str(tmp_path / "in.lu"), str(out)]) == 0
+    assert out.read_bytes() == by_pipe
+    capsys.readouterr()
+    monkeypatch.setattr(xenlu.cli_convert, "PIPE_LIMIT", len(data) - 1)
+    _stdin(monkeypatch, data + bytes(1 << 20))
+    assert main(["convert", "--to", "4.15", "-", str(tmp_path / "big.lu")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refused: standard input is not a regular file" in err
+    assert "save it to a file first" in err and not (tmp_path / "big.lu").exists()
