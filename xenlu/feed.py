@@ -242,7 +242,9 @@ def _machine(
         from xenlu.libxl_feed import LibxlMachine
 
         return LibxlMachine(strict, emit, piece, xl=fmt == "xl")
-    return _Whole(fmt, strict)
+    from xenlu.xenstore_feed import XenstoreMachine
+
+    return XenstoreMachine(strict, emit)
 
 
 class WholeRecords:
@@ -271,44 +273,6 @@ class WholeRecords:
         raise AssertionError
 
 
-class _Whole(WholeRecords):
-    """A family without an incremental machine yet (the xenstored stream):
-    the stream is gathered and handed to the format's verifier at the end."""
-
-    head = 1 << 62
-    idx = 0
-    ended = False
-    final = False
-    pending_head = 0
-
-    def __init__(self, fmt: str, strict: bool) -> None:
-        self.fmt = fmt
-        self.strict = strict
-
-    def start(self, buf: memoryview) -> bool:
-        return False  # gathered to the end (head_short)
-
-    def take_head(self, buf: memoryview, pos: int, base: int) -> None:  # pragma: no cover
-        return None
-
-    def framed(self, exc: DecodeError) -> DecodeError:  # pragma: no cover
-        return exc
-
-    def record(self, buf: memoryview, pos: int, base: int, t: int, length: int, stop: int) -> None:
-        return None  # pragma: no cover
-
-    def finish(self, end: int) -> None:  # pragma: no cover
-        return None
-
-    def start_of(self, index: int | None) -> int | None:
-        return None
-
-    def head_short(self, buf: memoryview) -> None:
-        from xenlu.api import FORMAT_TABLE
-
-        FORMAT_TABLE[self.fmt].verify(buf, self.strict, None)
-
-
 class Decoder:
     """The incremental decoder of one stream: ``feed`` bytes, read events, ``close``.
 
@@ -319,8 +283,7 @@ class Decoder:
     :meth:`close` that completes the faulty record, and again by any later
     call. ``limit`` bounds the bytes held (default 16 MiB); ``events=False``
     queues no events (verification only); ``keep=True`` (LU) also builds the
-    decoded stream (:attr:`stream`). xenstored streams are, for now,
-    gathered and verified at :meth:`close`.
+    decoded stream (:attr:`stream`).
 
     >>> d = Decoder("libxc")
     >>> d.feed(bytes.fromhex("ffffffffffffffff58454e4600000003" + "00" * 8))
@@ -404,8 +367,8 @@ class Decoder:
     def _need(self) -> int:
         """Bytes the held partial header or record lacks before it can be read."""
         m, held = self._m, self.buffered
-        if m is None or not self._started:
-            return _TOP_UP  # the headers: their size is known once they are read
+        if m is None or not self._started or hasattr(m, "consume"):
+            return _TOP_UP  # the headers (their size is known once read); xenstored records
         if m.big_left():
             return max(m.big_need(held), 1)
         if m.pending_head:
@@ -587,6 +550,11 @@ class Decoder:
         while True:
             if m.ended:
                 return end  # §4.17, §1.4: counted (finish says what it makes of them)
+            consume = getattr(m, "consume", None)
+            if consume is not None:  # a family with its own framing (xenstored)
+                used: int = consume(mv, pos, end, base)
+                self.checked = int(getattr(m, "upto"))  # noqa: B009 - not in Machine
+                return end if m.ended else used
             if m.big_left():
                 n = m.piece(mv, pos, end)
                 pos += n
@@ -633,13 +601,15 @@ class Decoder:
         if not self._started:
             if self.buffered:
                 with self._held() as mv:
-                    self._start(mv, 0, True)
-                if self._started:  # the headers were whole after all
+                    used = self._start(mv, 0, True)
+                if self._started:  # the headers were whole after all (xenstored: 16 bytes)
+                    self._lo += used
+                    self._base += used
                     self._run_buffered()
             else:
                 self._start(memoryview(b""), 0, True)
         if not self._started:
-            return end  # a family verified whole (head_short) found it valid
+            return end  # (unreachable: head_short raised why the headers are short)
         m = self._m
         assert m is not None
         if m.big_left() and self.buffered:
@@ -650,6 +620,13 @@ class Decoder:
         if m.pending_head:
             with self._held() as mv:
                 m.take_head(mv, 0, self._base)  # (short: raises the truncated header)
+        tail = getattr(m, "tail", None)
+        if tail is not None and self.buffered:
+            m.final = True  # (xenstored: a record waiting for the bytes after it)
+            self._run_buffered()
+            if self.buffered:
+                with self._held() as mv:
+                    tail(mv, self._base)
         if self.buffered:
             # A partial record: the framing error the whole stream gets here.
             with self._held() as mv:
