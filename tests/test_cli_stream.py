@@ -203,3 +203,45 @@ def test_convert_of_a_pipe_over_the_limit_is_refused(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "refused: standard input is not a regular file" in err
     assert "save it to a file first" in err and not (tmp_path / "big.lu").exists()
+
+
+def test_stop_on_error_in_a_xenstored_stream_stops_at_the_faulty_record() -> None:
+    """xenstored streams are read record by record too: --stop-on-error
+    forwards the records before the faulty one, byte for byte."""
+    import struct
+
+    from xenlu.xenstore_stream import frame_at
+
+    root = Path(__file__).resolve().parent
+    seen = 0
+    for p in sorted((root / "golden" / "xenstore").glob("*.xs")):
+        data = p.read_bytes()
+        for at in range(0, len(data), 3):
+            bad = bytearray(data)
+            bad[at] ^= 0x41
+            try:
+                xenlu.verify(bytes(bad), "xenstore")
+                continue
+            except DecodeError as exc:
+                want = exc
+            if want.offset is not None and want.offset < 16:
+                stop = 0  # the header
+            else:
+                assert want.record_index is not None
+                unpack = struct.Struct(">II" if bad[15] & 1 else "<II").unpack_from
+                stop = 16
+                for i in range(want.record_index):
+                    stop = frame_at(memoryview(bytes(bad)), stop, len(bad), i, unpack)[2]
+            for step in (1, 5, 1 << 20):
+                sink = io.BytesIO()
+                _, err = _run(
+                    cast(IO[bytes], Trickle(bytes(bad), step)),
+                    "xenstore",
+                    _Tee(sink, "out"),
+                    True,
+                    1 << 16,
+                )
+                assert str(err) == str(want), (p.name, at)
+                assert sink.getvalue() == bytes(bad[:stop]), (p.name, at, step)
+            seen += 1
+    assert seen > 20

@@ -417,6 +417,9 @@ class Decoder:
 
     def _failed(self, exc: XenLUError) -> None:
         self._error = exc
+        upto = getattr(self._m, "upto", None)  # (a machine framing its own records)
+        if upto is not None:
+            self.checked = max(self.checked, int(upto))
         # An error may name a record before the one in progress (LU: the
         # order of domids is known at the section's end): that one is faulty.
         at = None if self._m is None else self._m.start_of(getattr(exc, "record_index", None))

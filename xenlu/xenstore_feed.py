@@ -47,8 +47,9 @@ class XenstoreMachine(WholeRecords):
         self.order = "<"
         self.unpack: Any = _REC["<"].unpack_from
         self.extra: dict[str, Any] = {}
-        #: The absolute offset of the first record not yet checked.
-        self.upto = _HDR.size
+        #: The absolute offset up to which every byte is checked: the first
+        #: record not yet checked, once the header is.
+        self.upto = 0
 
     def start(self, buf: memoryview) -> bool:
         if len(buf) < _HDR.size:
@@ -57,6 +58,7 @@ class XenstoreMachine(WholeRecords):
         self.order = ">" if flags & 1 else "<"
         self.unpack = _REC[self.order].unpack_from
         self.extra = {"order": self.order, "version": version, "strict": self.strict}
+        self.upto = _HDR.size
         return True
 
     def head_short(self, buf: memoryview) -> None:
