@@ -1399,7 +1399,11 @@ def row_pipe_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> li
     a preallocated buffer; and ``cat FILE | xenlu verify -``'s peak anonymous
     memory (goal ≤ 64 MiB), for a bulk-heavy LU stream and a PAGE_DATA libxc
     stream. Each call reads a fresh ``cat FILE`` pipe (the page cache is warm
-    after the warm-up round)."""
+    after the warm-up round). The two run side by side, at least seven rounds
+    (a pipe's speed swings with the shared machine's load); besides the ratio
+    of the medians the row gives the median of the rounds' own ratios
+    (``pair_ratio``: each round's xenlu and plain read ran back to back, so a
+    slow spell hits both) and the process CPU time of each."""
     from xenlu.feed import verify_stream
 
     SUB_ENV.update(_sub_env(work))
@@ -1423,7 +1427,8 @@ def row_pipe_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> li
             with subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE, bufsize=0) as p:
                 verify_stream(p.stdout)
 
-        tx, tb = side_by_side([xen, plain], cfg["repeats"])
+        tx, tb = side_by_side([xen, plain], max(7, cfg["repeats"]))
+        pairs = [b / x for x, b in zip(tx, tb, strict=True) if x > 0]
         anon, rc = _cli_peak_anon_mib(path)
         rows.append(
             row(
@@ -1436,6 +1441,7 @@ def row_pipe_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> li
                 tb,
                 0.5,
                 "≥ 0.5× a plain read of the pipe",
+                pair_ratio=statistics.median(pairs) if pairs else None,
                 cli_peak_anon_mib=anon,
                 cli_rc=rc,
                 anon_goal_mib=64,

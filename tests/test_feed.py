@@ -322,14 +322,74 @@ def test_decoder_after_error_and_close() -> None:
         ok.feed(b"x")
 
 
-def test_xenstore_streams_same_verdict() -> None:
-    """xenstored streams: gathered, verified at close (the same errors)."""
-    cases = [p.read_bytes() for p in sorted((ROOT / "tests/golden/xenstore").glob("*.xs"))]
-    assert cases
-    for data in cases:
-        for cut in (data, data[: len(data) // 2]):
-            assert pieces(cut, "xenstore", [len(cut) // 3]) == whole(cut, "xenstore")
-            assert pieces(cut, "auto", [1, 5]) == whole(cut, "auto")
+def _xs_corpus() -> list[tuple[str, bytes]]:
+    """The xenstored golden streams, each truncated and with every octet changed."""
+    cases = []
+    for p in sorted((ROOT / "tests/golden/xenstore").glob("*.xs")):
+        data = p.read_bytes()
+        cases.append((p.name, data))
+        cases += [(f"{p.name}[:{n}]", data[:n]) for n in range(0, len(data), 5)]
+        for at in range(len(data)):
+            for x in (0x01, 0x80, 0xFF):
+                bad = bytearray(data)
+                bad[at] ^= x
+                cases.append((f"{p.name}^{at}:{x}", bytes(bad)))
+        cases.append((f"{p.name}+tail", data + bytes(9)))
+    return cases
+
+
+def test_xenstore_streams_same_error_in_any_pieces() -> None:
+    """xenstored streams read record by record (xenlu.xenstore_feed): the
+    mapped reader's error for every truncation and changed octet of the
+    golden streams, in one piece, in random pieces and one byte at a time."""
+    cases = _xs_corpus()
+    assert len(cases) > 1000
+    rng = np.random.default_rng(18)
+    for i, (name, data) in enumerate(cases):
+        want = whole(data, "xenstore")
+        assert pieces(data, "xenstore", []) == want, name
+        assert pieces(data, "auto", []) == whole(data, "auto"), name
+        cuts = sorted(rng.integers(0, len(data) + 1, 4).tolist())
+        assert pieces(data, "xenstore", cuts) == want, name
+        if i % 17 == 0:
+            assert pieces(data, "xenstore", list(range(1, len(data)))) == want, name
+
+
+@settings(max_examples=40, deadline=None)
+@given(S.xenstore_streams(), _CUTS)
+def test_xenstore_streams_cut_anywhere(data: bytes, cuts: list[int]) -> None:
+    assert pieces(data, "xenstore", sorted(c % (len(data) + 1) for c in cuts)) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(S.xenstore_streams().flatmap(lambda b: st.tuples(st.just(b), st.data())))
+def test_xenstore_faults_same_error_through_pieces(case: tuple[bytes, Any]) -> None:
+    data, draw = case
+    stream = xenlu.decode(data, "xenstore")
+    c = draw.draw(S.xenstore_corruptions(stream))
+    cuts = draw.draw(_CUTS)
+    bad = bytes(c.data)
+    cuts = sorted(x % (len(bad) + 1) for x in cuts)
+    assert pieces(bad, "xenstore", cuts) == whole(bad, "xenstore")
+
+
+def test_xenstore_events_one_byte_at_a_time() -> None:
+    """One event per record, END included, the same fed whole or byte by byte."""
+    for p in sorted((ROOT / "tests/golden/xenstore").glob("*.xs")):
+        data = p.read_bytes()
+        try:
+            n = len(xenlu.decode(data, "xenstore").records) + 1
+        except XenLUError:
+            continue
+        whole_d, byte_d = Decoder("xenstore"), Decoder("auto")
+        whole_d.feed(data)
+        for i in range(len(data)):
+            byte_d.feed(data[i : i + 1])
+        assert whole_d.close() == byte_d.close()
+        evs = _events(whole_d)
+        assert evs == _events(byte_d)
+        recs = [e for e in evs if isinstance(e, RecordEvent)]
+        assert len(recs) == n and recs[-1].type == 0 and recs[0].offset == 16
 
 
 @settings(max_examples=30)

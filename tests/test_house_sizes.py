@@ -24,7 +24,6 @@ ALLOWED_MODULES: dict[str, str] = {}
 
 #: ``module:Qual.name`` -> why it may be longer.
 ALLOWED_FUNCTIONS: dict[str, str] = {
-    "cli_stream:inspect_flowing": "being split in round i12 (branch i18-flow)",
 }
 
 

@@ -63,7 +63,7 @@ from xenlu.cli_io import (
 from xenlu.cli_progress import progress
 from xenlu.errors import XenLUError
 
-__all__ = ["build_parser", "inspect_summary", "load_input", "lu_listing", "main"]
+__all__ = ["build_parser", "inspect_summary", "load_input", "lu_listing", "main", "record_listing"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -247,7 +247,7 @@ def lu_listing(buf: Any) -> list[tuple[int, int | None, str, int, int]]:
     return rows
 
 
-def _listing(stream: Any, data: Any, fmt: str) -> list[tuple[int, int | None, str, int, int]]:
+def record_listing(stream: Any, data: Any, fmt: str) -> list[tuple[int, int | None, str, int, int]]:
     """``(index, offset, name, type, body length)`` of every record, in stream order."""
     if format_of(stream) == "lu":
         # A memory image is re-encoded: the stream's own bytes (offsets in the stream).
@@ -276,12 +276,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from xenlu.cli_stream import verify_flowing
 
         return verify_flowing(args, fmt, open_flowing(args.file))
-    if fmt != "memory" and not args.verbose:
+    if fmt != "memory":
         src = open_flowing(args.file)
         if src is not None:  # a pipe, FIFO, device or socket: checked as it flows
-            from xenlu.cli_stream import verify_flowing
+            from xenlu.cli_stream import list_flowing, verify_flowing
 
-            return verify_flowing(args, fmt, src)
+            return (list_flowing if args.verbose else verify_flowing)(args, fmt, src)
     data = read_input(args.file)
     rows = None
     after: dict[str, int] = {}
@@ -298,7 +298,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 got = format_of(stream)
                 if args.verbose:
                     bar.phase("list records")
-                    rows = _listing(stream, data, fmt)
+                    rows = record_listing(stream, data, fmt)
                     after = _trailing(stream)
     except XenLUError as exc:
         if args.json:

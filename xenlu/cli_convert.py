@@ -48,7 +48,11 @@ from xenlu.cli_progress import Counting, Progress, progress
 from xenlu.epochs import SUPPORTED_RANGE
 from xenlu.errors import CallerError, ConversionError
 
-__all__ = ["cmd_convert", "dry_run", "dry_run_summary", "register"]
+__all__ = ["PIPE_LIMIT", "cmd_convert", "dry_run", "dry_run_summary", "register"]
+
+#: The largest IN read from a pipe (convert needs the whole decoded stream:
+#: the compat steps and the v2 → v3 rewrite work on it, not section by section).
+PIPE_LIMIT = 1 << 30
 
 
 def _convert_v3(stream: Any) -> Any:
@@ -235,7 +239,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from xenlu.api import decode
 
     _check_options(args)
-    data = read_input(args.input)
+    data = read_input(args.input, PIPE_LIMIT)
     report: Any = None
     with progress("convert", len(data), quiet=args.quiet) as bar:
         bar.phase("decode")
@@ -307,7 +311,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "convert",
         help="libxc v2 → v3, or LU upgrade / rollback",
-        description="Convert a stream and write it atomically to OUT (OUT may be IN, or -).",
+        description="Convert a stream and write it atomically to OUT (OUT may be IN, or -). "
+        "The conversion works on the whole decoded stream: IN read from a pipe (-, a FIFO, "
+        f"a socket) is held in memory, and refused above {PIPE_LIMIT >> 30} GiB (a file is "
+        "mapped).",
         epilog=epilog(
             "xenlu convert --to-v3 guest-v2.xc guest-v3.xc",
             "xenlu convert --to 4.15 --allow-loss --report r.json host.lu host-4.15.lu",

@@ -283,10 +283,18 @@ def silence_stdout() -> None:
 # --- inputs ------------------------------------------------------------------------
 
 
-def read_all(f: IO[bytes]) -> bytes:
+def read_all(f: IO[bytes], limit: int | None = None, name: str = "-") -> bytes:
     chunks: list[bytes] = []
+    n = 0
     while chunk := f.read(1 << 20):
         chunks.append(chunk)
+        n += len(chunk)
+        if limit is not None and n > limit:
+            raise ConversionError(
+                f"{name} is not a regular file and holds more than {limit >> 20} MiB: "
+                "this command needs the whole stream in memory; save it to a file first "
+                "(a file is mapped, not read)"
+            )
     return b"".join(chunks)
 
 
@@ -321,17 +329,18 @@ def open_flowing(path: str) -> IO[bytes] | None:
         raise UsageError(f"cannot read {path!r}: {exc}") from None
 
 
-def read_input(path: str) -> bytes | memoryview:
+def read_input(path: str, pipe_limit: int | None = None) -> bytes | memoryview:
     """The bytes of FILE: ``-`` is standard input; a regular file is mapped
     read-only (nothing copied); a pipe, FIFO or character device is read to
-    its end (its size says nothing); a directory or a missing or unreadable
+    its end (its size says nothing), refused (:class:`ConversionError`) once
+    it passes ``pipe_limit`` bytes; a directory or a missing or unreadable
     file is an :class:`IOFailure` naming ``path``.
     """
     if path == "-":
         if sys.stdin is None:
             raise IOFailure("cannot read standard input: it is closed")
         try:
-            return read_all(sys.stdin.buffer)
+            return read_all(sys.stdin.buffer, pipe_limit, "standard input")
         except OSError as exc:
             raise IOFailure(f"cannot read standard input: {os_reason(exc)}") from None
     try:
@@ -340,7 +349,7 @@ def read_input(path: str) -> bytes | memoryview:
             if stat.S_ISDIR(st.st_mode):  # pragma: no cover - open() refuses first on Linux
                 raise IOFailure(f"cannot read {path}: Is a directory")
             if not stat.S_ISREG(st.st_mode):
-                return read_all(f)
+                return read_all(f, pipe_limit, path)
             if st.st_size == 0:
                 return b""
             return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))

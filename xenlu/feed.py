@@ -68,8 +68,11 @@ from typing import Any, Protocol
 
 from xenlu.errors import CallerError, DecodeError, XenLUError
 from xenlu.framing import HDR, REC_LENGTH_MAX, framing_error
+from xenlu.pipe_feed import DEFAULT_CHUNK, DEFAULT_DEPTH, read_ahead, read_pieces
 
 __all__ = [
+    "DEFAULT_CHUNK",
+    "DEFAULT_DEPTH",
     "DEFAULT_LIMIT",
     "NEED_DATA",
     "Decoder",
@@ -77,13 +80,15 @@ __all__ = [
     "SectionEvent",
     "StreamEnd",
     "WholeRecords",
+    "read_ahead",
+    "read_pieces",
     "verify_stream",
 ]
 
 #: The default buffer: no record smaller than this is split.
 DEFAULT_LIMIT = 16 << 20
-#: What :func:`verify_stream` reads at a time.
-DEFAULT_CHUNK = 1 << 20
+#: What :meth:`Decoder.feed` copies at a time while the headers are incomplete.
+_TOP_UP = 1 << 16
 
 
 class _NeedData:
@@ -186,6 +191,14 @@ class Machine(Protocol):
         """Bytes of the large record (body and padding) still to come; 0 when done."""
         ...
 
+    def big_need(self, held: int) -> int:
+        """With ``held`` bytes of the large record held, how many more let it progress."""
+        ...
+
+    def big_clean(self) -> int:
+        """The absolute offset up to which the large record is found clean so far."""
+        ...
+
     def big_truncated(self, end: int) -> DecodeError:
         """The error of a stream ending at ``end`` inside the large record."""
         ...
@@ -213,8 +226,9 @@ def rebased(exc: DecodeError, base: int) -> DecodeError:
 def _machine(
     fmt: str, strict: bool, emit: Callable[[Event], None] | None, limit: int, keep: bool
 ) -> Machine:
-    # A large record is checked in pieces of at least a quarter of the buffer.
-    piece = max(limit // 4, 64)
+    # A large record read in place is checked in pieces of at least 1/256 of
+    # the buffer (64 KiB by default): fewer bytes are held (copied) instead.
+    piece = max(limit // 256, 64)
     if fmt == "lu":
         from xenlu.lu_feed import LuMachine
 
@@ -227,7 +241,9 @@ def _machine(
         from xenlu.libxl_feed import LibxlMachine
 
         return LibxlMachine(strict, emit, piece, xl=fmt == "xl")
-    return _Whole(fmt, strict)
+    from xenlu.xenstore_feed import XenstoreMachine
+
+    return XenstoreMachine(strict, emit)
 
 
 class WholeRecords:
@@ -246,46 +262,14 @@ class WholeRecords:
     def big_left(self) -> int:
         return 0
 
-    def big_truncated(self, end: int) -> DecodeError:  # pragma: no cover
+    def big_need(self, held: int) -> int:  # pragma: no cover
         raise AssertionError
 
+    def big_clean(self) -> int:  # pragma: no cover
+        raise AssertionError
 
-class _Whole(WholeRecords):
-    """A family without an incremental machine yet (the xenstored stream):
-    the stream is gathered and handed to the format's verifier at the end."""
-
-    head = 1 << 62
-    idx = 0
-    ended = False
-    final = False
-    pending_head = 0
-
-    def __init__(self, fmt: str, strict: bool) -> None:
-        self.fmt = fmt
-        self.strict = strict
-
-    def start(self, buf: memoryview) -> bool:
-        return False  # gathered to the end (head_short)
-
-    def take_head(self, buf: memoryview, pos: int, base: int) -> None:  # pragma: no cover
-        return None
-
-    def framed(self, exc: DecodeError) -> DecodeError:  # pragma: no cover
-        return exc
-
-    def record(self, buf: memoryview, pos: int, base: int, t: int, length: int, stop: int) -> None:
-        return None  # pragma: no cover
-
-    def finish(self, end: int) -> None:  # pragma: no cover
-        return None
-
-    def start_of(self, index: int | None) -> int | None:
-        return None
-
-    def head_short(self, buf: memoryview) -> None:
-        from xenlu.api import FORMAT_TABLE
-
-        FORMAT_TABLE[self.fmt].verify(buf, self.strict, None)
+    def big_truncated(self, end: int) -> DecodeError:  # pragma: no cover
+        raise AssertionError
 
 
 class Decoder:
@@ -298,8 +282,7 @@ class Decoder:
     :meth:`close` that completes the faulty record, and again by any later
     call. ``limit`` bounds the bytes held (default 16 MiB); ``events=False``
     queues no events (verification only); ``keep=True`` (LU) also builds the
-    decoded stream (:attr:`stream`). xenstored streams are, for now,
-    gathered and verified at :meth:`close`.
+    decoded stream (:attr:`stream`).
 
     >>> d = Decoder("libxc")
     >>> d.feed(bytes.fromhex("ffffffffffffffff58454e4600000003" + "00" * 8))
@@ -357,21 +340,42 @@ class Decoder:
         n = len(mv)
         if not n:
             return
-        if self._hi == self._lo:
-            # Nothing held: read the records in place, keep only the rest.
-            self.fed += n
-            try:
-                used = self._run(mv, self._base)
-            except XenLUError as exc:
-                self._failed(exc)
-                raise
-            self._base += used
+        self.fed += n
+        used = 0
+        try:
+            # A record or header is partly held: copy in only what it lacks
+            # (at most the rest of a record, a few bytes for a large record
+            # in progress), then read the rest of ``data`` in place.
+            while self._hi != self._lo and used < n:
+                k = min(n - used, self._need())
+                self.get_buffer(k)[:] = mv[used : used + k]
+                self._hi += k
+                used += k
+                self._run_buffered(top_up=True)
             if used < n:
-                self.get_buffer(n - used)[:] = mv[used:]
-                self._hi += n - used
-            return
-        self.get_buffer(n)[:] = mv
-        self.buffer_updated(n)
+                rest = mv[used:]
+                got = self._run(rest, self._base)
+                self._base += got
+                if got < len(rest):
+                    self.get_buffer(len(rest) - got)[:] = rest[got:]
+                    self._hi += len(rest) - got
+        except XenLUError as exc:
+            self._failed(exc)
+            raise
+
+    def _need(self) -> int:
+        """Bytes the held partial header or record lacks before it can be read."""
+        m, held = self._m, self.buffered
+        if m is None or not self._started or hasattr(m, "consume"):
+            return _TOP_UP  # the headers (their size is known once read); xenstored records
+        if m.big_left():
+            return max(m.big_need(held), 1)
+        if m.pending_head:
+            return max(m.pending_head - held, 1)
+        if held < 8:
+            return 8 - held
+        length: int = HDR.unpack_from(self._buf, self._lo)[1]
+        return max(8 + length + (-length & 7) - held, 1)
 
     def get_buffer(self, n: int) -> memoryview:
         """A writable view of ``n`` bytes for the next bytes of the stream; say
@@ -412,6 +416,9 @@ class Decoder:
 
     def _failed(self, exc: XenLUError) -> None:
         self._error = exc
+        upto = getattr(self._m, "upto", None)  # (a machine framing its own records)
+        if upto is not None:
+            self.checked = max(self.checked, int(upto))
         # An error may name a record before the one in progress (LU: the
         # order of domids is known at the section's end): that one is faulty.
         at = None if self._m is None else self._m.start_of(getattr(exc, "record_index", None))
@@ -470,6 +477,16 @@ class Decoder:
         return self._done
 
     @property
+    def vouched(self) -> int:
+        """The absolute offset up to which the bytes are known good: :attr:`checked`,
+        or inside a large record in progress (checked in pieces) the end of
+        its last piece found clean, while no fault has been found in it."""
+        m = self._m
+        if self._error is None and m is not None and m.big_left():
+            return max(self.checked, m.big_clean())
+        return self.checked
+
+    @property
     def buffered(self) -> int:
         """Bytes held now (a partial record or header)."""
         return self._hi - self._lo
@@ -478,9 +495,18 @@ class Decoder:
     def _held(self) -> memoryview:
         return memoryview(self._buf)[self._lo : self._hi]
 
-    def _run_buffered(self) -> None:
-        with self._held() as mv:
-            used = self._run(mv, self._base)
+    def _run_buffered(self, top_up: bool = False) -> None:
+        m = self._m
+        if top_up and m is not None and m.big_left():
+            # The held bytes complete the large record's entry in progress:
+            # take them now, short as the piece is.
+            m.final = True
+        try:
+            with self._held() as mv:
+                used = self._run(mv, self._base)
+        finally:
+            if top_up and m is not None:
+                m.final = False
         self._lo += used
         self._base += used
         if self._lo == self._hi:
@@ -526,6 +552,11 @@ class Decoder:
         while True:
             if m.ended:
                 return end  # §4.17, §1.4: counted (finish says what it makes of them)
+            consume = getattr(m, "consume", None)
+            if consume is not None:  # a family with its own framing (xenstored)
+                used: int = consume(mv, pos, end, base)
+                self.checked = int(getattr(m, "upto"))  # noqa: B009 - not in Machine
+                return end if m.ended else used
             if m.big_left():
                 n = m.piece(mv, pos, end)
                 pos += n
@@ -572,13 +603,15 @@ class Decoder:
         if not self._started:
             if self.buffered:
                 with self._held() as mv:
-                    self._start(mv, 0, True)
-                if self._started:  # the headers were whole after all
+                    used = self._start(mv, 0, True)
+                if self._started:  # the headers were whole after all (xenstored: 16 bytes)
+                    self._lo += used
+                    self._base += used
                     self._run_buffered()
             else:
                 self._start(memoryview(b""), 0, True)
         if not self._started:
-            return end  # a family verified whole (head_short) found it valid
+            return end  # (unreachable: head_short raised why the headers are short)
         m = self._m
         assert m is not None
         if m.big_left() and self.buffered:
@@ -589,6 +622,13 @@ class Decoder:
         if m.pending_head:
             with self._held() as mv:
                 m.take_head(mv, 0, self._base)  # (short: raises the truncated header)
+        tail = getattr(m, "tail", None)
+        if tail is not None and self.buffered:
+            m.final = True  # (xenstored: a record waiting for the bytes after it)
+            self._run_buffered()
+            if self.buffered:
+                with self._held() as mv:
+                    tail(mv, self._base)
         if self.buffered:
             # A partial record: the framing error the whole stream gets here.
             with self._held() as mv:
@@ -624,75 +664,9 @@ def verify_stream(
     if chunk_size <= 0:
         raise CallerError(f"chunk_size must be positive, got {chunk_size}")
     d = Decoder(format, strict=strict, limit=limit, events=False)
-    readinto = getattr(readable, "readinto", None)
-    if readinto is None:
-        for piece in read_pieces(readable, chunk_size):
-            if on_data is not None:
-                on_data(piece)
-            d.feed(piece)
-    else:
-        while True:
-            with d.get_buffer(chunk_size) as mv:
-                n = _read_into(readinto, mv)
-                if n and on_data is not None:
-                    on_data(mv[:n])
-            if not n:
-                break
-            d.buffer_updated(n)
+    for piece in read_ahead(readable, chunk_size):
+        if on_data is not None:
+            on_data(piece)
+        d.feed(piece)
     d.close()
     return d.format
-
-
-def _read_into(readinto: Callable[[memoryview], int | None], mv: memoryview) -> int:
-    from xenlu.errors import InputError
-
-    try:
-        n = readinto(mv)
-    except OSError as exc:
-        raise InputError(
-            f"cannot read the stream: {exc.strerror or exc}", errno=exc.errno, strerror=exc.strerror
-        ) from exc
-    if n is None:
-        raise InputError("cannot read the stream: no data available (non-blocking)")
-    return n
-
-
-def read_pieces(readable: Any, chunk_size: int = DEFAULT_CHUNK) -> Any:
-    """Yield the bytes of ``readable`` in pieces of at most ``chunk_size`` bytes.
-
-    With ``readinto`` one buffer is reused: a piece is valid until the next.
-    An :class:`OSError` is an :class:`~xenlu.errors.InputError`.
-    """
-    from xenlu.errors import InputError
-
-    readinto = getattr(readable, "readinto", None)
-    try:
-        if readinto is not None:
-            buf = bytearray(chunk_size)
-            with memoryview(buf) as mv:
-                while True:
-                    n = readinto(mv)
-                    if n is None:
-                        raise InputError("cannot read the stream: no data available (non-blocking)")
-                    if not n:
-                        return
-                    yield mv[:n]
-        else:
-            read = getattr(readable, "read", None)
-            if read is None:
-                raise CallerError(f"cannot read a {type(readable).__name__}: no readinto or read")
-            while True:
-                data = read(chunk_size)
-                if data is None:
-                    raise InputError("cannot read the stream: no data available (non-blocking)")
-                if not data:
-                    return
-                if isinstance(data, str):
-                    raise InputError("cannot read the stream: opened in text mode; use 'rb'")
-                yield memoryview(data)
-    except OSError as exc:
-        raise InputError(
-            f"cannot read the stream: {exc.strerror or exc}",
-            errno=exc.errno,
-            strerror=exc.strerror,
-        ) from exc

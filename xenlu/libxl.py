@@ -326,12 +326,15 @@ def _unknown_record(
     return Record(rtype, UnknownRecord(rtype, bytes(buf[body_at : body_at + length])), hpos)
 
 
-def _check_order(
-    rtype: int, hpos: int, idx: int, first: LibxcStream | None, at_checkpoint: bool
+def check_order(
+    rtype: int, hpos: int, idx: int, libxc_domain: int | None, at_checkpoint: bool
 ) -> None:
-    """The grammar of the module notes for a known record type at this point of the stream."""
+    """The grammar of the module notes for a known record type at this point
+    of the stream; ``libxc_domain`` is the domain header type of the libxc
+    stream read so far (None before LIBXC_CONTEXT). The mapped walker and the
+    incremental machine (:mod:`xenlu.libxl_feed`) both ask it."""
     L = LibxlType
-    if rtype == L.LIBXC_CONTEXT and first is not None:
+    if rtype == L.LIBXC_CONTEXT and libxc_domain is not None:
         raise grammar_error("second LIBXC_CONTEXT record", hpos, idx, rtype)
     if rtype == L.END and at_checkpoint:
         raise grammar_error("END while the libxc stream stands at a CHECKPOINT", hpos, idx, rtype)
@@ -344,11 +347,7 @@ def _check_order(
             idx,
             rtype,
         )
-    if (
-        rtype in (L.EMULATOR_XENSTORE_DATA, L.EMULATOR_CONTEXT)
-        and first is not None
-        and first.domain.type == DHDR_TYPE_PV
-    ):
+    if rtype in (L.EMULATOR_XENSTORE_DATA, L.EMULATOR_CONTEXT) and libxc_domain == DHDR_TYPE_PV:
         raise grammar_error("emulator record in a PV domain's stream", hpos, idx, rtype)
 
 
@@ -384,7 +383,7 @@ def _decode_libxl_at(buf: memoryview, start: int, strict: bool) -> tuple[LibxlSt
         if spec is None:
             records.append(_unknown_record(buf, hpos, idx, rtype, length, strict))
             continue
-        _check_order(rtype, hpos, idx, first, at_checkpoint)
+        check_order(rtype, hpos, idx, None if first is None else first.domain.type, at_checkpoint)
         ctx.index, ctx.type, ctx.offset, ctx.length = idx, rtype, body_at, length
         value = spec.decode(buf[body_at : body_at + length], ctx)
         if rtype == L.LIBXC_CONTEXT:

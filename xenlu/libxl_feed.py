@@ -26,14 +26,13 @@ from xenlu.libxc_feed import LibxcMachine
 from xenlu.libxc_records import RecType
 from xenlu.libxc_stream import DHDR_SIZE, IHDR_SIZE
 from xenlu.libxl import (
-    DHDR_TYPE_PV,
     XL_HDR,
     XL_MAGIC,
     XL_MANDATORY_STREAMV2,
+    check_order,
     decode_libxl,
     decode_libxl_header,
     decode_xl,
-    grammar_error,
 )
 from xenlu.libxl_records import LIBXL_HDR, LibxlType
 from xenlu.registry import LIBXL, OPTIONAL, Ctx
@@ -171,25 +170,7 @@ class LibxlMachine(WholeRecords):
                 )
             self.event(idx, off, t, length)
             return
-        if t == L.LIBXC_CONTEXT and inner is not None:
-            raise grammar_error("second LIBXC_CONTEXT record", off, idx, t)
-        if t == L.END and self.at_checkpoint:
-            raise grammar_error("END while the libxc stream stands at a CHECKPOINT", off, idx, t)
-        if t == L.CHECKPOINT_END and not self.at_checkpoint:
-            raise grammar_error("CHECKPOINT_END closes no libxc CHECKPOINT", off, idx, t)
-        if t == L.CHECKPOINT_STATE:
-            raise grammar_error(
-                "CHECKPOINT_STATE in a libxl stream (COLO's checkpoint-state exchange only)",
-                off,
-                idx,
-                t,
-            )
-        if (
-            t in (L.EMULATOR_XENSTORE_DATA, L.EMULATOR_CONTEXT)
-            and inner is not None
-            and inner.domain_type == DHDR_TYPE_PV
-        ):
-            raise grammar_error("emulator record in a PV domain's stream", off, idx, t)
+        check_order(t, off, idx, None if inner is None else inner.domain_type, self.at_checkpoint)
         ctx = self.ctx
         ctx.index, ctx.type, ctx.offset, ctx.length = idx, t, off + 8, length
         spec.decode(buf[pos + 8 : pos + 8 + length], ctx)

@@ -57,8 +57,8 @@ __all__ = [
     "verify_xenstore",
 ]
 
-_HDR = XsHeader.LAYOUT
-_REC = {"<": struct.Struct("<II"), ">": struct.Struct(">II")}
+STREAM_HDR = XsHeader.LAYOUT
+RECORD_HDR = {"<": struct.Struct("<II"), ">": struct.Struct(">II")}
 _ZEROS = bytes(8)
 
 
@@ -160,16 +160,17 @@ class NodeTree(Mapping[str, NodeData]):
         ]
 
 
-def _header(buf: memoryview) -> tuple[int, int]:
-    if len(buf) < _HDR.size:
+def header(buf: memoryview) -> tuple[int, int]:
+    """The 16-octet header's version and flags, checked (§Header)."""
+    if len(buf) < STREAM_HDR.size:
         raise FramingError(
             "header truncated",
             offset=0,
-            expected=f"{_HDR.size} octets",
+            expected=f"{STREAM_HDR.size} octets",
             got=len(buf),
             family="xenstore",
         )
-    ident, version, flags = _HDR.unpack_tuple(buf, 0)
+    ident, version, flags = STREAM_HDR.unpack_tuple(buf, 0)
     if ident != IDENT:
         raise FramingError(
             "not a xenstore stream",
@@ -200,65 +201,95 @@ def _header(buf: memoryview) -> tuple[int, int]:
     return version, flags
 
 
+def frame_at(buf: memoryview, pos: int, end: int, index: int, unpack: Any) -> tuple[int, int, int]:
+    """``(type, len, stop)`` of the record whose header is at ``buf[pos:]``
+    (``buf[:end]`` the input so far), framing checked: header and body
+    within the input, padding zero, END without a body (§Records). The
+    mapped reader and the incremental one (:mod:`xenlu.xenstore_feed`) both
+    read every record here."""
+    if pos + 8 > end:
+        raise FramingError(
+            "stream ends without END" if pos == end else "record header truncated",
+            offset=pos,
+            record_index=index,
+            expected="an 8-octet record header",
+            got=end - pos,
+            family="xenstore",
+        )
+    rtype, length = unpack(buf, pos)
+    body = pos + 8
+    pad = -length & 7
+    stop = body + length + pad
+    if stop > end:
+        raise FramingError(
+            "record body runs past the end of the input",
+            offset=pos + 4,
+            record_index=index,
+            record_type=rtype,
+            field="length",
+            expected=f"{length + pad} octets of body and padding",
+            got=max(0, end - body),
+            family="xenstore",
+        )
+    if pad and buf[stop - pad : stop] != _ZEROS[:pad]:
+        raise padding_error(buf, stop, pad, index, rtype, "xenstore")
+    if rtype == XsType.END and length:
+        raise FramingError(
+            "END has a body",
+            offset=pos + 4,
+            record_index=index,
+            record_type=rtype,
+            field="length",
+            expected=0,
+            got=length,
+            family="xenstore",
+        )
+    return rtype, length, stop
+
+
+def after_end(stop: int, end: int, index: int) -> None:
+    """Nothing may follow END (at ``stop``; the input ends at ``end``)."""
+    if stop != end:
+        raise FramingError(
+            "data after END",
+            offset=stop,
+            record_index=index + 1,
+            expected="END last",
+            got=f"{end - stop} more octets",
+            family="xenstore",
+        )
+
+
 def _frames(buf: memoryview, order: str) -> Iterator[tuple[int, int, int, int]]:
     """``(index, header offset, type, len)`` of every record up to and including END."""
-    unpack = _REC[order].unpack_from
+    unpack = RECORD_HDR[order].unpack_from
     end = len(buf)
-    pos = _HDR.size
+    pos = STREAM_HDR.size
     index = 0
     while True:
-        if pos + 8 > end:
-            raise FramingError(
-                "stream ends without END" if pos == end else "record header truncated",
-                offset=pos,
-                record_index=index,
-                expected="an 8-octet record header",
-                got=end - pos,
-                family="xenstore",
-            )
-        rtype, length = unpack(buf, pos)
-        body = pos + 8
-        pad = -length & 7
-        stop = body + length + pad
-        if stop > end:
-            raise FramingError(
-                "record body runs past the end of the input",
-                offset=pos + 4,
-                record_index=index,
-                record_type=rtype,
-                field="length",
-                expected=f"{length + pad} octets of body and padding",
-                got=max(0, end - body),
-                family="xenstore",
-            )
-        if pad and buf[stop - pad : stop] != _ZEROS[:pad]:
-            raise padding_error(buf, stop, pad, index, rtype, "xenstore")
+        rtype, length, stop = frame_at(buf, pos, end, index, unpack)
         if rtype == XsType.END:
-            if length:
-                raise FramingError(
-                    "END has a body",
-                    offset=pos + 4,
-                    record_index=index,
-                    record_type=rtype,
-                    field="length",
-                    expected=0,
-                    got=length,
-                    family="xenstore",
-                )
-            if stop != end:
-                raise FramingError(
-                    "data after END",
-                    offset=stop,
-                    record_index=index + 1,
-                    expected="END last",
-                    got=f"{end - stop} more octets",
-                    family="xenstore",
-                )
+            after_end(stop, end, index)
             yield index, pos, rtype, length
             return
         yield index, pos, rtype, length
         index += 1
         pos = stop
+
+
+def record_value(
+    buf: memoryview, pos: int, index: int, rtype: int, length: int, extra: dict[str, Any]
+) -> Any:
+    """The value of the record at ``buf[pos:]`` (not END): its decoded body,
+    or a type lu.c does not know kept byte-exactly (§Records: 0x9 and up
+    reserved for future use; lu.c skips it). ``extra``: the stream's
+    ``order``, ``version``, ``strict`` and ``buf`` (the input, whose bytes
+    after the record a diagnosis may quote)."""
+    body = buf[pos + 8 : pos + 8 + length]
+    if rtype in KNOWN_TYPES:
+        ctx = Ctx(index, rtype, pos + 8, length, extra=extra, family="xenstore")
+        return decode_body(rtype, body, extra["order"], ctx)
+    return UnknownRecord(rtype, bytes(body))
 
 
 def decode_xenstore(data: Any, *, strict: bool = True) -> XenstoreStream:
@@ -272,7 +303,7 @@ def decode_xenstore(data: Any, *, strict: bool = True) -> XenstoreStream:
     2
     """
     buf = as_buffer(data)
-    version, flags = _header(buf)
+    version, flags = header(buf)
     order = ">" if flags & 1 else "<"
     extra = {"order": order, "version": version, "strict": strict, "buf": buf}
     records: list[Record] = []
@@ -280,16 +311,9 @@ def decode_xenstore(data: Any, *, strict: bool = True) -> XenstoreStream:
     for index, pos, rtype, length in _frames(buf, order):
         if rtype == XsType.END:
             break
-        body = buf[pos + 8 : pos + 8 + length]
-        if rtype in KNOWN_TYPES:
-            ctx = Ctx(index, rtype, pos + 8, length, extra=extra, family="xenstore")
-            value = decode_body(rtype, body, order, ctx)
-            if length % 8:
-                unpadded.add(index)
-        else:
-            # lu.c skips a type it does not know: kept byte-exactly (§Records:
-            # 0x9 and up reserved for future use).
-            value = UnknownRecord(rtype, bytes(body))
+        value = record_value(buf, pos, index, rtype, length, extra)
+        if rtype in KNOWN_TYPES and length % 8:
+            unpadded.add(index)
         records.append(Record(rtype, value, pos))
     return XenstoreStream(
         version=version,
@@ -310,7 +334,7 @@ def encode_xenstore_to(
     """Write ``stream`` to ``sink``; ``big_endian`` overrides the stream's byte order."""
     be = stream.big_endian if big_endian is None else big_endian
     order = ">" if be else "<"
-    pack = _REC[order].pack
+    pack = RECORD_HDR[order].pack
     n = 0
 
     def put(b: Any) -> None:
@@ -320,7 +344,7 @@ def encode_xenstore_to(
             sink.write(b)
             n += size
 
-    put(_HDR.pack(XsHeader(version=stream.version, flags=int(be))))
+    put(STREAM_HDR.pack(XsHeader(version=stream.version, flags=int(be))))
     for i, r in enumerate(stream.records):
         if r.type == XsType.END:
             raise EncodeError("END is written by the encoder, not held in records")
