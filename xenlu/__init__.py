@@ -8,6 +8,8 @@
 True
 """
 
+from typing import TYPE_CHECKING, Any
+
 from xenlu.api import FORMATS, decode, detect_format, encode, encode_to, verify
 from xenlu.errors import (
     CallerError,
@@ -24,7 +26,9 @@ from xenlu.errors import (
     VersionError,
     XenLUError,
 )
-from xenlu.feed import Decoder, verify_stream
+
+if TYPE_CHECKING:
+    from xenlu.feed import Decoder, verify_stream
 
 __version__ = "0.1.0.dev0"
 
@@ -52,3 +56,14 @@ __all__ = [
     "verify",
     "verify_stream",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``Decoder`` and ``verify_stream`` (:mod:`xenlu.feed`), loaded when first
+    asked for: ``import xenlu`` and every command that reads a whole file do
+    without the incremental reader's import (start-up, issue 12)."""
+    if name in ("Decoder", "verify_stream"):
+        from xenlu import feed
+
+        return getattr(feed, name)
+    raise AttributeError(f"module 'xenlu' has no attribute {name!r}")

@@ -153,6 +153,11 @@ class Format(Generic[S]):
     encode_to: _Encoder[S]
     module: str
     stream_class: str
+    #: The codec uses the threads of an ``executor`` (LU: large records and
+    #: section checksums beside the walk). A caller opts in to threads only
+    #: for such a family: for the others an executor is never used, and
+    #: making one (importing ``concurrent.futures``) costs start-up for nothing.
+    threads: bool = False
 
     def stream_type(self) -> type[S]:
         """The stream class (imports its module)."""
@@ -288,6 +293,7 @@ _LU: Format[LUStream] = Format(
     _lu_encode,
     "xenlu.lu_stream",
     "LUStream",
+    threads=True,
 )
 
 _XENSTORE: Format[XenstoreStream] = Format(

@@ -291,7 +291,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             # hook inside the walkers yet).
             bar.phase("verify")
             if fmt != "memory" and not args.verbose:
-                with worker_threads(data) as pool:
+                with worker_threads(data, fmt) as pool:
                     got = verify(data, fmt, executor=pool)
             else:
                 stream = decode_input(data, fmt, args.liveupdate)

@@ -467,13 +467,24 @@ THREADS_FROM_BYTES = 32 << 20
 
 
 @contextlib.contextmanager
-def worker_threads(data: Any) -> Iterator[Executor | None]:
-    """A two-thread executor for a large input on a machine with two or more
-    CPUs, else None. The library keeps no pool of its own (its parallelism
-    is opt-in): the command line opts in, for inputs where it pays, and the
-    threads end with the command.
+def worker_threads(data: Any, fmt: str = "lu") -> Iterator[Executor | None]:
+    """A two-thread executor for a large input in a format whose codec uses
+    threads (``fmt``, "auto" recognised from the bytes) on a machine with two
+    or more CPUs, else None. The library keeps no pool of its own (its
+    parallelism is opt-in): the command line opts in, for inputs where it
+    pays, and the threads end with the command.
+
+    >>> with worker_threads(b"", "libxc") as pool:
+    ...     pool is None
+    True
     """
     if len(data) < THREADS_FROM_BYTES or (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    from xenlu.api import FORMAT_TABLE, sniff
+
+    family = FORMAT_TABLE.get((sniff(data) if fmt == "auto" else fmt) or "")
+    if family is None or not family.threads:
         yield None
         return
     from concurrent.futures import ThreadPoolExecutor
@@ -562,7 +573,7 @@ def decode_input(data: Any, fmt: str, liveupdate: Any) -> Any:
         return read_handover(data, liveupdate)
     from xenlu.api import decode
 
-    with worker_threads(data) as pool:
+    with worker_threads(data, fmt) as pool:
         return decode(data, fmt, executor=pool)
 
 
