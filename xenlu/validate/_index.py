@@ -58,6 +58,7 @@ from xenlu.validate._arrays import (
     cat,
     expand,
     last_frame,
+    positions_in,
     ss_right,
     u64,
 )
@@ -170,7 +171,7 @@ class OwnerIndex:
             part = self.own.parts[d]
             st, nr = part["start_mfn"], part["nr_pages"]
             if bool((nr == 1).all()):
-                hit = np.flatnonzero(np.isin(st, uq))
+                hit = positions_in(st, uq)
                 a = np.searchsorted(uq, u64(st[hit]), "left")
                 return d, a, a + 1
             keep = np.flatnonzero(nr > 0)
@@ -434,16 +435,9 @@ class OwnerIndex:
             uq, inv = np.unique(frames[sel], return_inverse=True)
             st = own.parts[d]["start_mfn"]
             row_of = np.full(len(uq), NONE, np.int64)
-            if len(uq) <= 64:
-                # a few frames (grant frames): a compare per frame beats a
-                # binary search per entry
-                hit = np.flatnonzero(np.isin(st, uq))
-                row_of[np.searchsorted(uq, st[hit])] = int(own.offs[d]) + hit
-                return sel, row_of[inv]
-            j = np.searchsorted(uq, st)
-            jc = np.minimum(j, len(uq) - 1)
-            hit = np.flatnonzero((j < len(uq)) & (uq[jc] == st))
-            row_of[jc[hit]] = int(own.offs[d]) + hit
+            # a few frames (grant frames): one filtered pass over the records
+            hit = positions_in(st, uq)
+            row_of[np.searchsorted(uq, u64(st[hit]))] = int(own.offs[d]) + hit
             return sel, row_of[inv]
 
         for sel, rows in self.map(one, np.unique(doms).tolist()):
