@@ -27,6 +27,7 @@ _R = TypeVar("_R")
 
 U32_MAX = (1 << 32) - 1
 SLICE = 1 << 20  # elements per slice when a sorted key column is read
+BLOCK = 1 << 15  # records per block of a fused pass (a few hundred KiB: stays in cache)
 
 
 def narrow_rows(n: int) -> type:
@@ -172,15 +173,25 @@ def sorted_dom(part: Arr) -> tuple[Arr | None, int]:
     """One domain's owned frames sorted as ``uint32`` (4 bytes a frame), or
     None when an extent is not one frame or a frame does not fit; and the
     domain's largest frame."""
-    if not len(part):
+    n = len(part)
+    if not n:
         return np.zeros(0, np.uint32), 0
-    st = part["start_mfn"]
-    if not bool((part["nr_pages"] == 1).all()):
-        return None, 0
-    top = int(st.max())
-    if top > U32_MAX:
-        return None, top
-    s = st.astype(np.uint32)
+    st, nr = part["start_mfn"], part["nr_pages"]
+    s = np.empty(n, np.uint32)
+    top = 0
+    # One pass over the records, a cache-sized block at a time: the extent
+    # lengths, the largest frame and the narrowing copy all read the block
+    # while it is in cache (three separate passes would each stream the
+    # whole record array from memory).
+    for a in range(0, n, BLOCK):
+        b = min(a + BLOCK, n)
+        c = st[a:b]
+        if int(nr[a:b].min()) != 1 or int(nr[a:b].max()) != 1:
+            return None, 0
+        top = max(top, int(c.max()))
+        if top > U32_MAX:
+            return None, top
+        s[a:b] = c
     s.sort()
     return s, top
 

@@ -46,6 +46,8 @@ _XEN_SHARED = int(XenPageKind.SHARED)
 _TYPE_NAME = [P2M_TYPES.get(t, str(t)) for t in range(256)]
 _INV = np.uint64(INVALID_MFN)
 _ONE = np.uint64(1)
+U32_MAX = (1 << 32) - 1
+BLOCK = 1 << 14  # records per block of the fused pass (a few hundred KiB)
 
 
 class _Rows:
@@ -127,6 +129,39 @@ def _gfn_disordered(p: Arr, single: bool) -> bool:
     return False
 
 
+def _single_ram(p: Arr) -> tuple[bool, Arr] | None:
+    """The common domain in one pass over its P2M records, a cache-sized
+    block at a time (separate passes for the types, the lengths, the frames
+    and the gfn order would each stream the records from memory): when every
+    entry is a one-frame extent of a RAM type with a frame below 2**32,
+    (is the gfn order broken, the frames as ``uint32``); else None (the
+    general pass)."""
+    n = len(p)
+    gfn, mfn, nr, typ = p["gfn"], p["mfn"], p["nr_pages"], p["p2m_type"]
+    q = np.empty(n, np.uint32)
+    lo, hi = 255, 0
+    bad = False
+    carry = -1
+    for a in range(0, n, BLOCK):
+        b = min(a + BLOCK, n)
+        if int(nr[a:b].min()) != 1 or int(nr[a:b].max()) != 1:
+            return None
+        lo, hi = min(lo, int(typ[a:b].min())), max(hi, int(typ[a:b].max()))
+        m = mfn[a:b]
+        if int(m.max()) > U32_MAX:
+            return None
+        q[a:b] = m
+        if not bad:
+            # one-frame ranges: a GFN range overlaps or precedes the one
+            # before it iff its gfn is at or below that one's
+            g = gfn[a:b]
+            bad = bool((g[1:] <= g[:-1]).any()) or int(g[0]) <= carry
+            carry = int(g[-1])
+    if not bool((P2M_CLASS_LUT[lo : hi + 1] == _C_OWN).all()):
+        return None
+    return bad, q
+
+
 def _multi_own(cls: Arr | None, mfn: Arr, single: Arr) -> I64:
     """RAM extents of more than one frame (ram_paging_in: unless INVALID_MFN)."""
     if cls is None:
@@ -147,6 +182,14 @@ def _scan(h: Host, idx: OwnerIndex) -> _Scan:
         p = tab.parts[d]
         if not len(p):
             return _DomScan(False, _e, np.zeros(0, np.uint64), _e, _e, _e)
+        fast = _single_ram(p)
+        if fast is not None:
+            # every entry a one-frame RAM extent (the fragmented host): the
+            # one blocked pass gave the frames and the gfn order
+            gfn_bad, q = fast
+            owned = idx.owned_by_own(d, q)
+            miss = _e if owned.all() else np.flatnonzero(~owned)
+            return _DomScan(gfn_bad, miss, u64(q[miss]), _e, _e, _e)
         typ, mfn = p["p2m_type"], p["mfn"]
         single = p["nr_pages"] == 1
         all_single = bool(single.all())
