@@ -324,11 +324,18 @@ class OwnerIndex:
         owned by one sort and one comparison."""
         self._ensure()
         s = self._dsort[d] if self._dsort is not None else None
-        if s is None or len(q) != len(s) or not len(q):
+        if s is None or not len(q) or not len(s):
             return self.owned_by(d, q)
         qs = np.sort(q)
-        if np.array_equal(qs, s):
+        if len(qs) == len(s) and np.array_equal(qs, s):
             return np.ones(len(q), bool)
+        if 8 * len(qs) >= len(s):
+            # the sorted frames and the list are two sorted runs: a stable
+            # sort of both is one linear merge; no new value: all owned
+            m = np.concatenate((s, qs))
+            m.sort(kind="stable")
+            if int(np.count_nonzero(m[1:] != m[:-1])) + 1 == len(s):
+                return np.ones(len(q), bool)
         return self.owned_by(d, q)
 
     def not_owned(self, dom: I64, frames: Arr) -> tuple[I64, I64]:

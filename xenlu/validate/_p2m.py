@@ -129,37 +129,83 @@ def _gfn_disordered(p: Arr, single: bool) -> bool:
     return False
 
 
-def _single_ram(p: Arr) -> tuple[bool, Arr] | None:
-    """The common domain in one pass over its P2M records, a cache-sized
-    block at a time (separate passes for the types, the lengths, the frames
-    and the gfn order would each stream the records from memory): when every
-    entry is a one-frame extent of a RAM type with a frame below 2**32,
-    (is the gfn order broken, the frames as ``uint32``); else None (the
-    general pass)."""
+@dataclass
+class _Blocked:
+    """What the blocked pass over one domain's P2M found (local rows)."""
+
+    gfn_bad: bool
+    q: Arr  # frames of the one-frame RAM extents, ``uint32``
+    rows: I64 | None  # their rows (None: every row, in order)
+    multi: I64
+    foreign: I64
+    shared: I64
+
+
+def _blocked(p: Arr) -> _Blocked | None:
+    """One pass over a domain's P2M records, a cache-sized block at a time
+    (separate passes for the types, the lengths, the frames and the gfn
+    order would each stream the records from memory). A block of one-frame
+    RAM extents only (the fragmented host) is settled by four reductions and
+    a narrowing copy; other blocks get the class column. None when a frame
+    to check against the owned list does not fit ``uint32`` (the general
+    pass)."""
     n = len(p)
     gfn, mfn, nr, typ = p["gfn"], p["mfn"], p["nr_pages"], p["p2m_type"]
     q = np.empty(n, np.uint32)
-    lo, hi = 255, 0
+    fill = 0
+    rows: list[I64 | tuple[int, int]] = []
+    mixed = False
+    multi: list[I64] = []
+    foreign: list[I64] = []
+    shared: list[I64] = []
     bad = False
     carry = -1
     for a in range(0, n, BLOCK):
         b = min(a + BLOCK, n)
-        if int(nr[a:b].min()) != 1 or int(nr[a:b].max()) != 1:
-            return None
-        lo, hi = min(lo, int(typ[a:b].min())), max(hi, int(typ[a:b].max()))
-        m = mfn[a:b]
-        if int(m.max()) > U32_MAX:
-            return None
-        q[a:b] = m
+        t, n1, m = typ[a:b], nr[a:b], mfn[a:b]
+        lo, hi = int(t.min()), int(t.max())
+        single = int(n1.min()) == 1 and int(n1.max()) == 1
+        if single and bool((P2M_CLASS_LUT[lo : hi + 1] == _C_OWN).all()):
+            if int(m.max()) > U32_MAX:
+                return None
+            q[fill : fill + b - a] = m
+            fill += b - a
+            rows.append((a, b))
+        else:
+            mixed = True
+            cls = P2M_CLASS_LUT[t]
+            one = n1 == 1
+            own_t = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (m != _INV))
+            sel = np.flatnonzero(own_t & one)
+            if len(sel):
+                v = m[sel]
+                if int(v.max()) > U32_MAX:
+                    return None
+                q[fill : fill + len(sel)] = v
+                fill += len(sel)
+            rows.append(a + sel)
+            multi.append(a + np.flatnonzero(own_t & ~one))
+            foreign.append(a + np.flatnonzero(cls == _C_FOREIGN))
+            shared.append(a + np.flatnonzero(cls == _C_SHARED))
         if not bad:
-            # one-frame ranges: a GFN range overlaps or precedes the one
-            # before it iff its gfn is at or below that one's
+            # a GFN range overlaps or precedes the one before it iff it
+            # starts at or below that one's last GFN (saturating)
             g = gfn[a:b]
-            bad = bool((g[1:] <= g[:-1]).any()) or int(g[0]) <= carry
-            carry = int(g[-1])
-    if not bool((P2M_CLASS_LUT[lo : hi + 1] == _C_OWN).all()):
-        return None
-    return bad, q
+            if single:
+                glast = g
+            else:
+                glast = g + (n1.astype(np.uint64) - _ONE)
+                wrap = glast < g
+                if wrap.any():
+                    glast[wrap] = _INV
+            bad = bool((g[1:] <= glast[:-1]).any()) or int(g[0]) <= carry
+            carry = int(glast[-1])
+    r: I64 | None = None
+    if mixed:
+        r = cat([np.arange(x[0], x[1]) if isinstance(x, tuple) else x for x in rows], np.int64)
+    return _Blocked(
+        bad, q[:fill], r, cat(multi, np.int64), cat(foreign, np.int64), cat(shared, np.int64)
+    )
 
 
 def _multi_own(cls: Arr | None, mfn: Arr, single: Arr) -> I64:
@@ -182,14 +228,21 @@ def _scan(h: Host, idx: OwnerIndex) -> _Scan:
         p = tab.parts[d]
         if not len(p):
             return _DomScan(False, _e, np.zeros(0, np.uint64), _e, _e, _e)
-        fast = _single_ram(p)
-        if fast is not None:
-            # every entry a one-frame RAM extent (the fragmented host): the
-            # one blocked pass gave the frames and the gfn order
-            gfn_bad, q = fast
-            owned = idx.owned_by_own(d, q)
+        bl = _blocked(p)
+        if bl is not None:
+            # the one blocked pass gave every rule's rows and the frames to
+            # check against the domain's owned list
+            q = bl.q
+            owned = idx.owned_by_own(d, q) if len(q) else np.zeros(0, bool)
             miss = _e if owned.all() else np.flatnonzero(~owned)
-            return _DomScan(gfn_bad, miss, u64(q[miss]), _e, _e, _e)
+            return _DomScan(
+                bl.gfn_bad,
+                miss if bl.rows is None else bl.rows[miss],
+                u64(q[miss]),
+                bl.multi,
+                bl.foreign,
+                bl.shared,
+            )
         typ, mfn = p["p2m_type"], p["mfn"]
         single = p["nr_pages"] == 1
         all_single = bool(single.all())
