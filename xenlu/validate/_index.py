@@ -90,6 +90,8 @@ __all__ = [
 Method = Literal["auto", "dense", "interval"]
 
 _ONE = np.uint64(1)
+#: At most this many watched frames (the filter of ``positions_in`` stays selective)
+WATCH_MAX = 4096
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -116,10 +118,20 @@ class OwnerIndex:
     name = "sorted"
 
     def __init__(
-        self, own: Ownership, executor: Executor | None = None, lazy: bool = False
+        self,
+        own: Ownership,
+        executor: Executor | None = None,
+        lazy: bool = False,
+        watch: Arr | None = None,
     ) -> None:
         self.own = own
         self._ex = executor
+        # frames whose rows will be asked for (the grant frames): the build's
+        # pass over the records finds them, so row_at needs no second pass
+        self._watch: U64 | None = None
+        if watch is not None and 0 < len(watch) <= WATCH_MAX:
+            self._watch = np.unique(u64(watch))
+        self._watch_hits: list[I64] | None = None
         self._runs: tuple[U64, U64, I64] | None = None
         self._segs: tuple[Arr, Arr, Arr, Arr] | None = None
         self._key: U64 | None = None
@@ -137,11 +149,11 @@ class OwnerIndex:
         if not self._pending:
             return
         self._pending = False
-        pd = per_domain(self.own, len(self.own.parts), self._ex)
+        pd = per_domain(self.own, len(self.own.parts), self._ex, self._watch)
         if pd is None:
             self._global()
         else:
-            self._dsort, self._top = pd
+            self._dsort, self._top, self._watch_hits = pd
 
     @property
     def dup_rows(self) -> I64:
@@ -456,8 +468,14 @@ class OwnerIndex:
             uq, inv = np.unique(frames[sel], return_inverse=True)
             st = own.parts[d]["start_mfn"]
             row_of = np.full(len(uq), NONE, np.int64)
-            # a few frames (grant frames): one filtered pass over the records
-            hit = positions_in(st, uq)
+            wh, wf = self._watch_hits, self._watch
+            if wh is not None and wf is not None and bool(np.isin(uq, wf).all()):
+                # the build's pass found every record holding a watched frame
+                cand = wh[d]
+                hit = cand[np.isin(u64(st[cand]), uq)]
+            else:
+                # a few frames (grant frames): one filtered pass over the records
+                hit = positions_in(st, uq)
             row_of[np.searchsorted(uq, u64(st[hit]))] = int(own.offs[d]) + hit
             return sel, row_of[inv]
 
@@ -666,17 +684,23 @@ def _runs_from_segments(seg_start: U64, seg_last: U64, seg_dom: I64) -> tuple[U6
 
 
 def owner_index(
-    h: Host, method: Method = "auto", executor: Executor | None = None, lazy: bool = False
+    h: Host,
+    method: Method = "auto",
+    executor: Executor | None = None,
+    lazy: bool = False,
+    watch: Arr | None = None,
 ) -> OwnerIndex:
     """The owner index of a host. ``method`` is accepted for compatibility:
     ``"dense"``, ``"interval"`` and ``"auto"`` all select the sorted-extent
     index (one algorithm, exact over u64, memory O(rows)). ``executor``
     (optional, the caller's) runs its per-domain sorts on several threads.
     ``lazy`` defers the build until a question needs it: a few owner lookups
-    (:meth:`OwnerIndex.dom_at`) are answered by one scan of the records."""
+    (:meth:`OwnerIndex.dom_at`) are answered by one scan of the records.
+    ``watch``: frames whose ownership rows will be asked for (at most
+    :data:`WATCH_MAX`, e.g. the grant frames), found during the build."""
     if method not in ("auto", "dense", "interval"):
         raise CallerError(f"unknown method {method!r}; expected auto, dense or interval")
-    return OwnerIndex(h.own, executor, lazy)
+    return OwnerIndex(h.own, executor, lazy, watch)
 
 
 # --- range queries (P2M extents) ---------------------------------------------------
