@@ -216,13 +216,52 @@ def _multi_own(cls: Arr | None, mfn: Arr, single: Arr) -> I64:
     return np.flatnonzero(own_t & ~single)
 
 
+def _general(idx: OwnerIndex, d: int, p: Arr) -> _DomScan:
+    """One domain's P2M by whole-column passes (a frame to check does not
+    fit ``uint32``: :func:`_blocked` declined)."""
+    _e = np.zeros(0, np.int64)
+    n_cls = int(P2M_CLASS_LUT.max()) + 1
+    typ, mfn = p["p2m_type"], p["mfn"]
+    single = p["nr_pages"] == 1
+    all_single = bool(single.all())
+    lo, hi = int(typ.min()), int(typ.max())
+    if bool((P2M_CLASS_LUT[lo : hi + 1] == _C_OWN).all()):
+        # every entry a RAM type (the types in [lo, hi] are): no class column
+        cls = None
+        count = np.zeros(n_cls, np.int64)
+        own_t = None if all_single else single
+    else:
+        cls = P2M_CLASS_LUT[typ]
+        count = np.bincount(cls, minlength=n_cls)
+        own_t = cls == _C_OWN
+        if count[_C_PAGING_IN]:
+            own_t |= (cls == _C_PAGING_IN) & (mfn != _INV)
+        if not all_single:
+            own_t &= single
+    # own_t: the one-frame RAM extents (None: every entry)
+    if own_t is None:
+        rows, fr = None, mfn
+    else:
+        rows = np.flatnonzero(own_t)
+        fr = mfn[rows]
+    owned = idx.owned_by(d, fr)
+    miss = _e if owned.all() else np.flatnonzero(~owned)
+    return _DomScan(
+        _gfn_disordered(p, all_single),
+        miss if rows is None else rows[miss],
+        u64(fr[miss]),
+        _e if all_single else _multi_own(cls, mfn, single),
+        np.flatnonzero(cls == _C_FOREIGN) if cls is not None and count[_C_FOREIGN] else _e,
+        np.flatnonzero(cls == _C_SHARED) if cls is not None and count[_C_SHARED] else _e,
+    )
+
+
 def _scan(h: Host, idx: OwnerIndex) -> _Scan:
     """One pass over the P2M of every domain (§4.7), a domain per task on the
     index's executor; owners are looked up afterwards, once, for the rows
     that need them (foreign extents, RAM frames the domain does not own)."""
     tab = h.p2m
     _e = np.zeros(0, np.int64)
-    n_cls = int(P2M_CLASS_LUT.max()) + 1
 
     def one(d: int) -> _DomScan:
         p = tab.parts[d]
@@ -243,39 +282,7 @@ def _scan(h: Host, idx: OwnerIndex) -> _Scan:
                 bl.foreign,
                 bl.shared,
             )
-        typ, mfn = p["p2m_type"], p["mfn"]
-        single = p["nr_pages"] == 1
-        all_single = bool(single.all())
-        lo, hi = int(typ.min()), int(typ.max())
-        if bool((P2M_CLASS_LUT[lo : hi + 1] == _C_OWN).all()):
-            # every entry a RAM type (the types in [lo, hi] are): no class column
-            cls = None
-            count = np.zeros(n_cls, np.int64)
-            own_t = None if all_single else single
-        else:
-            cls = P2M_CLASS_LUT[typ]
-            count = np.bincount(cls, minlength=n_cls)
-            own_t = cls == _C_OWN
-            if count[_C_PAGING_IN]:
-                own_t |= (cls == _C_PAGING_IN) & (mfn != _INV)
-            if not all_single:
-                own_t &= single
-        # own_t: the one-frame RAM extents (None: every entry)
-        if own_t is None:
-            rows, fr = None, mfn
-        else:
-            rows = np.flatnonzero(own_t)
-            fr = mfn[rows]
-        owned = idx.owned_by(d, fr)
-        miss = _e if owned.all() else np.flatnonzero(~owned)
-        return _DomScan(
-            _gfn_disordered(p, all_single),
-            miss if rows is None else rows[miss],
-            u64(fr[miss]),
-            _e if all_single else _multi_own(cls, mfn, single),
-            np.flatnonzero(cls == _C_FOREIGN) if cls is not None and count[_C_FOREIGN] else _e,
-            np.flatnonzero(cls == _C_SHARED) if cls is not None and count[_C_SHARED] else _e,
-        )
+        return _general(idx, d, p)
 
     s = _Scan()
     miss: list[I64] = []
