@@ -108,7 +108,7 @@ def form(name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Force one form of the index: "auto", "packed" or "general"."""
     with monkeypatch.context() as m:
         if name in ("packed", "general"):
-            m.setattr(index, "per_domain", lambda own, nd, ex: None)
+            m.setattr(index, "per_domain", lambda own, nd, ex, watch=None: None)
         if name == "general":
             m.setattr(index, "packed_single", lambda own, nd: None)
         yield

@@ -484,7 +484,7 @@ def test_packed_and_general_owner_index_agree(monkeypatch: pytest.MonkeyPatch) -
     frames = np.concatenate([d.ownership["start_mfn"] for d in host.domains])
     rows_packed = idx.row_at(frames)
     monkeypatch.setattr(index, "packed_single", lambda own, nd: None)
-    monkeypatch.setattr(index, "per_domain", lambda own, nd, ex: None)
+    monkeypatch.setattr(index, "per_domain", lambda own, nd, ex, watch=None: None)
     assert [validate(s).findings for s in cases] == [r.findings for r in reports]
     assert [plan(s).to_json() for s in cases] == plans
     general = index.owner_index(index.Host(host))

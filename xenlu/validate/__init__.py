@@ -91,6 +91,8 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 
+import numpy as np
+
 from xenlu.errors import CallerError
 from xenlu.lu_stream import LUStream
 from xenlu.lu_values import DOMID_XEN
@@ -156,7 +158,7 @@ def validate(
         raise CallerError(f"unknown method {method!r}; expected auto, dense or interval")
     h = Host(stream)
     out = Out(max_per_code)
-    idx = owner_index(h, method, executor)
+    idx = owner_index(h, method, executor, watch=_grant_frames(h))
     check_ownership(h, idx, out, bootmem_check)
     check_p2m(h, idx, out)
     check_page_types(h, idx, out)
@@ -168,3 +170,14 @@ def validate(
     findings = sorted(out.findings, key=Finding.sort_key)
     omitted = sorted(out.omitted, key=lambda o: (o.domid != DOMID_XEN, o.domid, o.code))
     return Report(findings, omitted, max_per_code, idx.name)
+
+
+def _grant_frames(h: Host) -> np.ndarray | None:
+    """Every grant and status frame of the host (their owners' rows are
+    looked up by the grant-table rules), or None when there are none."""
+    fr = [
+        np.concatenate((gt.grant_frames, gt.status_frames)).astype(np.uint64)
+        for d in h.doms
+        if (gt := d.grant_table) is not None
+    ]
+    return np.concatenate(fr) if fr else None

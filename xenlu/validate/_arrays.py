@@ -31,6 +31,7 @@ __all__ = [
     "group_starts",
     "last_frame",
     "overlaps",
+    "positions_in",
     "ss_right",
     "u64",
 ]
@@ -75,6 +76,55 @@ def last_frame(start: U64, n: Arr) -> U64:
     if wrap.any():
         out[wrap] = U64_MAX
     return out
+
+
+_HASH = 1 << 16  # slots of the filter of :func:`positions_in`
+
+
+def _low16(col: Arr) -> Arr:
+    """The low 16 bits of an integer column: a zero-copy view of a
+    little-endian column (also a strided record field), else a copy."""
+    dt = col.dtype
+    if (
+        col.ndim == 1
+        and dt.kind == "u"
+        and dt.itemsize == 8
+        and dt.byteorder in ("<", "=")
+        and (np.little_endian or dt.byteorder == "<")
+    ):
+        return col[:, None].view(np.dtype("<u2"))[:, 0]
+    return col.astype(np.uint16)
+
+
+def positions_in(col: Arr, uq: U64) -> I64:
+    """Positions of ``col`` whose value is one of the sorted distinct frames
+    ``uq`` (a few, e.g. grant frames), in ascending order.
+
+    One pass over the column through a 64 Ki-slot filter on the low 16 bits
+    (a cache-resident table: a gather per entry, where ``np.isin`` compares
+    every entry with every frame); only the rare candidates are compared
+    exactly. Exact for any u64 value.
+
+    >>> positions_in(np.array([7, 2**64 - 1, 7 + 2**16], np.uint64), np.array([7], np.uint64))
+    array([0])
+    """
+    if not len(uq) or not len(col):
+        return np.zeros(0, np.int64)
+    if len(uq) > _HASH // 16:
+        # many frames: a binary search per entry beats a filter that passes most
+        j = np.searchsorted(uq, col)
+        jc = np.minimum(j, len(uq) - 1)
+        hit: I64 = np.flatnonzero(uq[jc] == col)
+        return hit
+    tab = np.zeros(_HASH, bool)
+    tab[(u64(uq) & np.uint64(_HASH - 1)).astype(np.intp)] = True
+    cand = np.flatnonzero(np.take(tab, _low16(np.asarray(col))))
+    if not len(cand):
+        return cand
+    v = u64(col[cand])
+    j = np.minimum(np.searchsorted(uq, v), len(uq) - 1)
+    found: I64 = cand[uq[j] == v]
+    return found
 
 
 def field_or_zero(a: Arr, name: str, dtype: Any = np.int64) -> Arr:

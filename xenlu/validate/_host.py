@@ -64,7 +64,10 @@ class Table:
         inside = (rows >= 0) & (rows < self.n)
         for di in np.unique(d[inside]).tolist():
             sel = np.flatnonzero((d == di) & inside)
-            out[sel] = field_or_zero(self.parts[di], name, dtype)[rows[sel] - self.offs[di]]
+            part = self.parts[di]
+            if name in (part.dtype.names or ()):
+                # gather first, then convert: never a copy of the whole column
+                out[sel] = part[name][rows[sel] - self.offs[di]]
         return out
 
     def chunks(

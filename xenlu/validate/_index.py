@@ -58,6 +58,7 @@ from xenlu.validate._arrays import (
     cat,
     expand,
     last_frame,
+    positions_in,
     ss_right,
     u64,
 )
@@ -89,6 +90,8 @@ __all__ = [
 Method = Literal["auto", "dense", "interval"]
 
 _ONE = np.uint64(1)
+#: At most this many watched frames (the filter of ``positions_in`` stays selective)
+WATCH_MAX = 4096
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -115,10 +118,20 @@ class OwnerIndex:
     name = "sorted"
 
     def __init__(
-        self, own: Ownership, executor: Executor | None = None, lazy: bool = False
+        self,
+        own: Ownership,
+        executor: Executor | None = None,
+        lazy: bool = False,
+        watch: Arr | None = None,
     ) -> None:
         self.own = own
         self._ex = executor
+        # frames whose rows will be asked for (the grant frames): the build's
+        # pass over the records finds them, so row_at needs no second pass
+        self._watch: U64 | None = None
+        if watch is not None and 0 < len(watch) <= WATCH_MAX:
+            self._watch = np.unique(u64(watch))
+        self._watch_hits: list[I64] | None = None
         self._runs: tuple[U64, U64, I64] | None = None
         self._segs: tuple[Arr, Arr, Arr, Arr] | None = None
         self._key: U64 | None = None
@@ -136,11 +149,11 @@ class OwnerIndex:
         if not self._pending:
             return
         self._pending = False
-        pd = per_domain(self.own, len(self.own.parts), self._ex)
+        pd = per_domain(self.own, len(self.own.parts), self._ex, self._watch)
         if pd is None:
             self._global()
         else:
-            self._dsort, self._top = pd
+            self._dsort, self._top, self._watch_hits = pd
 
     @property
     def dup_rows(self) -> I64:
@@ -170,7 +183,7 @@ class OwnerIndex:
             part = self.own.parts[d]
             st, nr = part["start_mfn"], part["nr_pages"]
             if bool((nr == 1).all()):
-                hit = np.flatnonzero(np.isin(st, uq))
+                hit = positions_in(st, uq)
                 a = np.searchsorted(uq, u64(st[hit]), "left")
                 return d, a, a + 1
             keep = np.flatnonzero(nr > 0)
@@ -316,6 +329,27 @@ class OwnerIndex:
         out[o] = s[np.minimum(np.searchsorted(s, qs), len(s) - 1)] == qs
         return out
 
+    def owned_by_own(self, d: int, q: Arr) -> Bool:
+        """:meth:`owned_by` for a ``uint32`` array the caller hands over (it
+        is not changed). A domain whose frames are exactly its owned
+        list (the common case: one P2M entry per owned frame) is proven
+        owned by one sort and one comparison."""
+        self._ensure()
+        s = self._dsort[d] if self._dsort is not None else None
+        if s is None or not len(q) or not len(s):
+            return self.owned_by(d, q)
+        qs = np.sort(q)
+        if len(qs) <= len(s) and _few_extra(qs, s):
+            return np.ones(len(q), bool)
+        if 8 * len(qs) >= len(s):
+            # the sorted frames and the list are two sorted runs: a stable
+            # sort of both is one linear merge; no new value: all owned
+            m = np.concatenate((s, qs))
+            m.sort(kind="stable")
+            if int(np.count_nonzero(m[1:] != m[:-1])) + 1 == len(s):
+                return np.ones(len(q), bool)
+        return self.owned_by(d, q)
+
     def not_owned(self, dom: I64, frames: Arr) -> tuple[I64, I64]:
         """Positions whose frame is not owned by their domain index ``dom``
         (and not owned twice: OWN_DUPLICATE reports that), with the owner
@@ -434,16 +468,15 @@ class OwnerIndex:
             uq, inv = np.unique(frames[sel], return_inverse=True)
             st = own.parts[d]["start_mfn"]
             row_of = np.full(len(uq), NONE, np.int64)
-            if len(uq) <= 64:
-                # a few frames (grant frames): a compare per frame beats a
-                # binary search per entry
-                hit = np.flatnonzero(np.isin(st, uq))
-                row_of[np.searchsorted(uq, st[hit])] = int(own.offs[d]) + hit
-                return sel, row_of[inv]
-            j = np.searchsorted(uq, st)
-            jc = np.minimum(j, len(uq) - 1)
-            hit = np.flatnonzero((j < len(uq)) & (uq[jc] == st))
-            row_of[jc[hit]] = int(own.offs[d]) + hit
+            wh, wf = self._watch_hits, self._watch
+            if wh is not None and wf is not None and bool(np.isin(uq, wf).all()):
+                # the build's pass found every record holding a watched frame
+                cand = wh[d]
+                hit = cand[np.isin(u64(st[cand]), uq)]
+            else:
+                # a few frames (grant frames): one filtered pass over the records
+                hit = positions_in(st, uq)
+            row_of[np.searchsorted(uq, u64(st[hit]))] = int(own.offs[d]) + hit
             return sel, row_of[inv]
 
         for sel, rows in self.map(one, np.unique(doms).tolist()):
@@ -578,6 +611,34 @@ class OwnerIndex:
         return rs, rd
 
 
+#: :func:`_few_extra` gives up beyond this many owned frames missing from
+#: the sorted frames (each costs one comparison pass)
+_EXTRA = 16
+
+
+def _few_extra(qs: Arr, s: Arr) -> bool:
+    """Are the sorted frames ``qs`` the strictly increasing list ``s`` less
+    at most :data:`_EXTRA` of its values (a domain owning a few frames it
+    does not map)? Exact when True; False only means "not proven": each
+    mismatch must be a value of ``s`` to skip, found by one comparison of
+    the remaining runs, so the cost is a few linear passes, not a merge."""
+    k = len(s) - len(qs)
+    if k > _EXTRA:
+        return False
+    i = j = 0
+    while i < len(qs):
+        ne = qs[i:] != s[j : j + len(qs) - i]
+        p = int(ne.argmax())
+        if not ne[p]:
+            return True
+        # s[j + p] is not among the frames: skippable once per extra value
+        if j - i >= k or qs[i + p] <= s[j + p]:
+            return False
+        i += p
+        j += p + 1
+    return True
+
+
 def _union(start: U64, last: U64) -> tuple[U64, U64]:
     """The disjoint sorted pieces of a union of intervals [start, last]."""
     o = np.argsort(start, kind="stable")
@@ -623,17 +684,23 @@ def _runs_from_segments(seg_start: U64, seg_last: U64, seg_dom: I64) -> tuple[U6
 
 
 def owner_index(
-    h: Host, method: Method = "auto", executor: Executor | None = None, lazy: bool = False
+    h: Host,
+    method: Method = "auto",
+    executor: Executor | None = None,
+    lazy: bool = False,
+    watch: Arr | None = None,
 ) -> OwnerIndex:
     """The owner index of a host. ``method`` is accepted for compatibility:
     ``"dense"``, ``"interval"`` and ``"auto"`` all select the sorted-extent
     index (one algorithm, exact over u64, memory O(rows)). ``executor``
     (optional, the caller's) runs its per-domain sorts on several threads.
     ``lazy`` defers the build until a question needs it: a few owner lookups
-    (:meth:`OwnerIndex.dom_at`) are answered by one scan of the records."""
+    (:meth:`OwnerIndex.dom_at`) are answered by one scan of the records.
+    ``watch``: frames whose ownership rows will be asked for (at most
+    :data:`WATCH_MAX`, e.g. the grant frames), found during the build."""
     if method not in ("auto", "dense", "interval"):
         raise CallerError(f"unknown method {method!r}; expected auto, dense or interval")
-    return OwnerIndex(h.own, executor, lazy)
+    return OwnerIndex(h.own, executor, lazy, watch)
 
 
 # --- range queries (P2M extents) ---------------------------------------------------

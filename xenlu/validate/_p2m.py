@@ -46,6 +46,8 @@ _XEN_SHARED = int(XenPageKind.SHARED)
 _TYPE_NAME = [P2M_TYPES.get(t, str(t)) for t in range(256)]
 _INV = np.uint64(INVALID_MFN)
 _ONE = np.uint64(1)
+U32_MAX = (1 << 32) - 1
+BLOCK = 1 << 14  # records per block of the fused pass (a few hundred KiB)
 
 
 class _Rows:
@@ -127,6 +129,85 @@ def _gfn_disordered(p: Arr, single: bool) -> bool:
     return False
 
 
+@dataclass
+class _Blocked:
+    """What the blocked pass over one domain's P2M found (local rows)."""
+
+    gfn_bad: bool
+    q: Arr  # frames of the one-frame RAM extents, ``uint32``
+    rows: I64 | None  # their rows (None: every row, in order)
+    multi: I64
+    foreign: I64
+    shared: I64
+
+
+def _blocked(p: Arr) -> _Blocked | None:
+    """One pass over a domain's P2M records, a cache-sized block at a time
+    (separate passes for the types, the lengths, the frames and the gfn
+    order would each stream the records from memory). A block of one-frame
+    RAM extents only (the fragmented host) is settled by four reductions and
+    a narrowing copy; other blocks get the class column. None when a frame
+    to check against the owned list does not fit ``uint32`` (the general
+    pass)."""
+    n = len(p)
+    gfn, mfn, nr, typ = p["gfn"], p["mfn"], p["nr_pages"], p["p2m_type"]
+    q = np.empty(n, np.uint32)
+    fill = 0
+    rows: list[I64 | tuple[int, int]] = []
+    mixed = False
+    multi: list[I64] = []
+    foreign: list[I64] = []
+    shared: list[I64] = []
+    bad = False
+    carry = -1
+    for a in range(0, n, BLOCK):
+        b = min(a + BLOCK, n)
+        t, n1, m = typ[a:b], nr[a:b], mfn[a:b]
+        lo, hi = int(t.min()), int(t.max())
+        single = int(n1.min()) == 1 and int(n1.max()) == 1
+        if single and bool((P2M_CLASS_LUT[lo : hi + 1] == _C_OWN).all()):
+            if int(m.max()) > U32_MAX:
+                return None
+            q[fill : fill + b - a] = m
+            fill += b - a
+            rows.append((a, b))
+        else:
+            mixed = True
+            cls = P2M_CLASS_LUT[t]
+            one = n1 == 1
+            own_t = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (m != _INV))
+            sel = np.flatnonzero(own_t & one)
+            if len(sel):
+                v = m[sel]
+                if int(v.max()) > U32_MAX:
+                    return None
+                q[fill : fill + len(sel)] = v
+                fill += len(sel)
+            rows.append(a + sel)
+            multi.append(a + np.flatnonzero(own_t & ~one))
+            foreign.append(a + np.flatnonzero(cls == _C_FOREIGN))
+            shared.append(a + np.flatnonzero(cls == _C_SHARED))
+        if not bad:
+            # a GFN range overlaps or precedes the one before it iff it
+            # starts at or below that one's last GFN (saturating)
+            g = gfn[a:b]
+            if single:
+                glast = g
+            else:
+                glast = g + (n1.astype(np.uint64) - _ONE)
+                wrap = glast < g
+                if wrap.any():
+                    glast[wrap] = _INV
+            bad = bool((g[1:] <= glast[:-1]).any()) or int(g[0]) <= carry
+            carry = int(glast[-1])
+    r: I64 | None = None
+    if mixed:
+        r = cat([np.arange(x[0], x[1]) if isinstance(x, tuple) else x for x in rows], np.int64)
+    return _Blocked(
+        bad, q[:fill], r, cat(multi, np.int64), cat(foreign, np.int64), cat(shared, np.int64)
+    )
+
+
 def _multi_own(cls: Arr | None, mfn: Arr, single: Arr) -> I64:
     """RAM extents of more than one frame (ram_paging_in: unless INVALID_MFN)."""
     if cls is None:
@@ -135,51 +216,73 @@ def _multi_own(cls: Arr | None, mfn: Arr, single: Arr) -> I64:
     return np.flatnonzero(own_t & ~single)
 
 
+def _general(idx: OwnerIndex, d: int, p: Arr) -> _DomScan:
+    """One domain's P2M by whole-column passes (a frame to check does not
+    fit ``uint32``: :func:`_blocked` declined)."""
+    _e = np.zeros(0, np.int64)
+    n_cls = int(P2M_CLASS_LUT.max()) + 1
+    typ, mfn = p["p2m_type"], p["mfn"]
+    single = p["nr_pages"] == 1
+    all_single = bool(single.all())
+    lo, hi = int(typ.min()), int(typ.max())
+    if bool((P2M_CLASS_LUT[lo : hi + 1] == _C_OWN).all()):
+        # every entry a RAM type (the types in [lo, hi] are): no class column
+        cls = None
+        count = np.zeros(n_cls, np.int64)
+        own_t = None if all_single else single
+    else:
+        cls = P2M_CLASS_LUT[typ]
+        count = np.bincount(cls, minlength=n_cls)
+        own_t = cls == _C_OWN
+        if count[_C_PAGING_IN]:
+            own_t |= (cls == _C_PAGING_IN) & (mfn != _INV)
+        if not all_single:
+            own_t &= single
+    # own_t: the one-frame RAM extents (None: every entry)
+    if own_t is None:
+        rows, fr = None, mfn
+    else:
+        rows = np.flatnonzero(own_t)
+        fr = mfn[rows]
+    owned = idx.owned_by(d, fr)
+    miss = _e if owned.all() else np.flatnonzero(~owned)
+    return _DomScan(
+        _gfn_disordered(p, all_single),
+        miss if rows is None else rows[miss],
+        u64(fr[miss]),
+        _e if all_single else _multi_own(cls, mfn, single),
+        np.flatnonzero(cls == _C_FOREIGN) if cls is not None and count[_C_FOREIGN] else _e,
+        np.flatnonzero(cls == _C_SHARED) if cls is not None and count[_C_SHARED] else _e,
+    )
+
+
 def _scan(h: Host, idx: OwnerIndex) -> _Scan:
     """One pass over the P2M of every domain (§4.7), a domain per task on the
     index's executor; owners are looked up afterwards, once, for the rows
     that need them (foreign extents, RAM frames the domain does not own)."""
     tab = h.p2m
     _e = np.zeros(0, np.int64)
-    n_cls = int(P2M_CLASS_LUT.max()) + 1
 
     def one(d: int) -> _DomScan:
         p = tab.parts[d]
         if not len(p):
             return _DomScan(False, _e, np.zeros(0, np.uint64), _e, _e, _e)
-        typ, mfn = p["p2m_type"], p["mfn"]
-        single = p["nr_pages"] == 1
-        all_single = bool(single.all())
-        lo, hi = int(typ.min()), int(typ.max())
-        if bool((P2M_CLASS_LUT[lo : hi + 1] == _C_OWN).all()):
-            # every entry a RAM type (the types in [lo, hi] are): no class column
-            cls = None
-            count = np.zeros(n_cls, np.int64)
-            own_t = None if all_single else single
-        else:
-            cls = P2M_CLASS_LUT[typ]
-            count = np.bincount(cls, minlength=n_cls)
-            own_t = cls == _C_OWN
-            if count[_C_PAGING_IN]:
-                own_t |= (cls == _C_PAGING_IN) & (mfn != _INV)
-            if not all_single:
-                own_t &= single
-        # own_t: the one-frame RAM extents (None: every entry)
-        if own_t is None:
-            rows, fr = None, mfn
-        else:
-            rows = np.flatnonzero(own_t)
-            fr = mfn[rows]
-        owned = idx.owned_by(d, fr)
-        miss = _e if owned.all() else np.flatnonzero(~owned)
-        return _DomScan(
-            _gfn_disordered(p, all_single),
-            miss if rows is None else rows[miss],
-            u64(fr[miss]),
-            _e if all_single else _multi_own(cls, mfn, single),
-            np.flatnonzero(cls == _C_FOREIGN) if cls is not None and count[_C_FOREIGN] else _e,
-            np.flatnonzero(cls == _C_SHARED) if cls is not None and count[_C_SHARED] else _e,
-        )
+        bl = _blocked(p)
+        if bl is not None:
+            # the one blocked pass gave every rule's rows and the frames to
+            # check against the domain's owned list
+            q = bl.q
+            owned = idx.owned_by_own(d, q) if len(q) else np.zeros(0, bool)
+            miss = _e if owned.all() else np.flatnonzero(~owned)
+            return _DomScan(
+                bl.gfn_bad,
+                miss if bl.rows is None else bl.rows[miss],
+                u64(q[miss]),
+                bl.multi,
+                bl.foreign,
+                bl.shared,
+            )
+        return _general(idx, d, p)
 
     s = _Scan()
     miss: list[I64] = []
