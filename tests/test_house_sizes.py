@@ -23,8 +23,7 @@ MAX_FUNCTION_LINES = 80
 ALLOWED_MODULES: dict[str, str] = {}
 
 #: ``module:Qual.name`` -> why it may be longer.
-ALLOWED_FUNCTIONS: dict[str, str] = {
-}
+ALLOWED_FUNCTIONS: dict[str, str] = {}
 
 
 def module_lines(source: str) -> int:

@@ -14,6 +14,7 @@ bytes and re-encodes byte-exactly.
 
 from __future__ import annotations
 
+import _thread
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NoReturn
@@ -346,7 +347,9 @@ class Registry:
 
     def get(self, type_code: int) -> RecordSpec | None:
         spec = self._by_type.get(type_code)
-        if spec is None and not _loaded and self.family not in _families:
+        if spec is None and not _loaded:
+            # Not "and family not in _families": another thread may be
+            # registering the family right now (load() waits for it).
             _load(self.family)
             spec = self._by_type.get(type_code)
         return spec
@@ -431,20 +434,30 @@ _loaded = False
 #: of start-up).
 FAMILY_RECORDS: dict[str, Callable[[], Sequence[RecordSpec]]] = {}
 _families: set[str] = set()
+#: Held while a family registers. Decoding runs on worker threads (an LU
+#: stream's sections in parallel), so two threads may ask for a family at
+#: once; the second waits until the first has added every record. Reentrant:
+#: importing a family's modules may ask for the family being registered
+#: (it is in ``_families`` already, so that asks nothing more).
+_lock = _thread.RLock()
 
 
 def load(family: str | None = None) -> None:
-    """Register the records of ``family`` (of every family when None), once."""
+    """Register the records of ``family`` (of every family when None), once.
+
+    Safe to call from several threads at once (see ``_lock``).
+    """
     global _loaded
     if _loaded:
         return
     regs = {"libxc": LIBXC, "libxl": LIBXL, "lu": LU, "xenstore": XENSTORE}
-    for fam in FAMILY_RECORDS if family is None else (family,):
-        if fam not in _families:
-            _families.add(fam)
-            for spec in FAMILY_RECORDS[fam]():
-                regs[fam].add(spec)
-    _loaded = bool(FAMILY_RECORDS) and len(_families) == len(FAMILY_RECORDS)
+    with _lock:
+        for fam in FAMILY_RECORDS if family is None else (family,):
+            if fam not in _families:
+                _families.add(fam)
+                for spec in FAMILY_RECORDS[fam]():
+                    regs[fam].add(spec)
+        _loaded = bool(FAMILY_RECORDS) and len(_families) == len(FAMILY_RECORDS)
 
 
 _load = load  # the former private name, kept for callers written against it
