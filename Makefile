@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m xenlu.demo
+	$(PY) -m xenlu.cli.demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check xenlu tests benchmarks fuzz c ksy
@@ -52,7 +52,7 @@ bench-compare: $(STAMP)
 	$(PY) benchmarks/compare.py $(BASE) $(if $(HEAD),$(HEAD),.) --scale $(SCALE) \
 		$(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(ONLY),--only $(ONLY)) $(if $(JSON),--json $(JSON))
 
-# Every artefact generated from the declarations (xenlu/artefacts.py).
+# Every artefact generated from the declarations (xenlu/tools/artefacts.py).
 schemas: $(STAMP)
 	$(PY) -m xenlu schema write xenlu/schemas
 	$(PY) -m xenlu schema c-header --dir include

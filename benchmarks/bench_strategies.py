@@ -1,4 +1,4 @@
-"""How long xenlu.strategies.hosts() takes to generate a big host (issue 6).
+"""How long xenlu.testing.strategies.hosts() takes to generate a big host (issue 6).
 
 Goal: a 4.11 host with at least 20 domains in under a second. The benchmark
 draws ``--hosts`` such hosts (``hosts("4.11", min_domains=20, max_domains=24)``,
@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hypothesis import HealthCheck, Phase, given, settings
 
-from xenlu import strategies as S
-from xenlu.lu_stream import encode_lu
+from xenlu.lu.stream import encode_lu
+from xenlu.testing import strategies as S
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,8 @@ by side:
 
 * ``sort``: ``np.sort`` of a copy of the owned-frame column (the
   ``start_mfn`` of every ownership entry of every domain, concatenated);
-* ``validate``: :func:`xenlu.validate.validate` of the whole host;
-* ``plan``: :func:`xenlu.plan.plan` (for information).
+* ``validate``: :func:`xenlu.host.validation.validate` of the whole host;
+* ``plan``: :func:`xenlu.host.restore_plan.plan` (for information).
 
 Each is run ``--repeat`` times; the ratio is best-of validate / best-of sort
 (first runs are reported too: on a fresh VM they include first-touch page
@@ -34,9 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from xenlu.hostgen import make_host
-from xenlu.plan import plan
-from xenlu.validate import validate
+from xenlu.host.restore_plan import plan
+from xenlu.host.validation import validate
+from xenlu.testing.hostgen import make_host
 
 
 def _rss_mib() -> float:

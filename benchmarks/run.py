@@ -7,7 +7,7 @@ Run from the repository root::
     python benchmarks/run.py --scale medium --json bench-medium.json
     XEN_TOOLS_PYTHON=/path/to/xen/tools/python python benchmarks/run.py --scale large
 
-The harness builds its inputs itself (``xenlu.hostgen`` hosts, libxc streams
+The harness builds its inputs itself (``xenlu.testing.hostgen`` hosts, libxc streams
 built with xenlu's libxc encoder) in a scratch directory, then runs each row
 in its own child process, so that every row's peak RSS (``ru_maxrss``) is its
 own and memory is returned between rows. Inside a row the xenlu operation and
@@ -107,7 +107,7 @@ SCALES: dict[str, dict[str, Any]] = {
         repeats=5,
         xen_repeats=3,
     ),
-    # issue 14: the host that matters, streamed to disk (xenlu.hostgen.write_host);
+    # issue 14: the host that matters, streamed to disk (xenlu.testing.hostgen.write_host);
     # rows: HUGE_ROWS. host_gib is the largest host; --huge-gib picks the sizes.
     "huge": dict(host_gib=1024, huge_gibs=[256, 1024], repeats=3),
 }
@@ -263,15 +263,16 @@ def start_watchdog(limit_gib: float) -> None:
 
 def _libxc_parts() -> dict[str, Any]:
     """Small building blocks of an HVM v3 libxc stream, from xenlu's encoders."""
-    from xenlu.framing import BytesSink, RecordWriter
+    from xenlu.core.framing import BytesSink, RecordWriter
 
     try:
-        from xenlu.hostgen import cpuid_leaves as _cpuid
-        from xenlu.hostgen import msr_entries as _msrs
+        from xenlu.testing.hostgen import cpuid_leaves as _cpuid
+        from xenlu.testing.hostgen import msr_entries as _msrs
     except ImportError:  # a package from before the builder moved (compare.py runs old ones)
-        from xenlu.hostgen import _cpuid, _msrs  # type: ignore[attr-defined,no-redef]
-    from xenlu.hvmctx import HVM_FILE_MAGIC, HvmContext, HvmEntry, HvmSaveHeader
-    from xenlu.libxc import (
+        from xenlu.testing.hostgen import _cpuid, _msrs  # type: ignore[attr-defined,no-redef]
+    from xenlu.core.registry import Record
+    from xenlu.migration.hvmctx import HVM_FILE_MAGIC, HvmContext, HvmEntry, HvmSaveHeader
+    from xenlu.migration.libxc import (
         CpuidLeaf,
         CpuidPolicy,
         HvmParamEntry,
@@ -283,8 +284,7 @@ def _libxc_parts() -> dict[str, Any]:
         StaticDataEnd,
         X86TscInfo,
     )
-    from xenlu.libxc_stream import DomainHeader, ImageHeader, _write_record
-    from xenlu.registry import Record
+    from xenlu.migration.libxc_stream import DomainHeader, ImageHeader, _write_record
 
     def enc(records: list[Any], head: bool = False) -> bytes:
         w = RecordWriter(BytesSink())
@@ -327,7 +327,7 @@ def _libxc_parts() -> dict[str, Any]:
 
 
 def _end() -> Any:
-    from xenlu.libxc import End
+    from xenlu.migration.libxc import End
 
     return End()
 
@@ -350,8 +350,8 @@ def build_small_libxc(path: Path, n_records: int) -> int:
 
 def build_pages_libxc(path: Path, mib: int) -> int:
     """HVM v3 stream of PAGE_DATA records of 1024 pages (4 MiB) each, written by xenlu."""
-    from xenlu.framing import RecordWriter
-    from xenlu.libxc_stream import _write_record
+    from xenlu.core.framing import RecordWriter
+    from xenlu.migration.libxc_stream import _write_record
 
     p = _libxc_parts()
     rng = np.random.default_rng(7)
@@ -369,7 +369,7 @@ def build_pages_libxc(path: Path, mib: int) -> int:
 
 
 def make_bench_host(host_gib: int, seed: int = 1, version: tuple[int, int] = (4, 11)) -> Any:
-    from xenlu.hostgen import make_host
+    from xenlu.testing.hostgen import make_host
 
     return make_host(version, fragmentation=1.0, seed=seed, vcpus=2, **host_shape(host_gib))
 
@@ -380,8 +380,8 @@ def build_lu_small(path: Path, n_records: int) -> int:
     ``max_record_bytes=40`` puts one P2M entry or two ownership entries in
     each record; the host is sized so the stream has about ``n_records``.
     """
-    from xenlu.hostgen import make_host
-    from xenlu.lu_stream import encode_lu_to
+    from xenlu.lu.stream import encode_lu_to
+    from xenlu.testing.hostgen import make_host
 
     # frames F = (m + 16) * 256; records ~ m*256 (P2M) + F/2 (ownership)
     m = max(16, int(n_records / (1.5 * 256)))
@@ -392,7 +392,7 @@ def build_lu_small(path: Path, n_records: int) -> int:
 
 
 def count_records(path: Path) -> int:
-    from xenlu.framing import as_buffer, frames
+    from xenlu.core.framing import as_buffer, frames
 
     buf = as_buffer(path)
     return sum(1 for _ in frames(buf, 0, len(buf), 0))
@@ -405,10 +405,10 @@ def build_p2m_stream(path: Path, n_entries: int) -> None:
     (single-frame extents, type ram_rw, access rwx); encoded straight to the
     file, so only the array itself is held in memory.
     """
-    from xenlu.hostgen import make_host
-    from xenlu.lu_records import Bulk, P2mEntry, T
-    from xenlu.lu_stream import LUDomain, encode_lu_to
-    from xenlu.registry import Record
+    from xenlu.core.registry import Record
+    from xenlu.lu.records import Bulk, P2mEntry, T
+    from xenlu.lu.stream import LUDomain, encode_lu_to
+    from xenlu.testing.hostgen import make_host
 
     host = make_host((4, 11), n_hvm=1, mem_mib=16, dom0_mem_mib=16, seed=5)
     a = np.zeros(n_entries, P2mEntry.LAYOUT.dtype)
@@ -428,7 +428,7 @@ def code_fingerprint(scale: str, cfg: dict[str, Any] | None = None) -> str:
     import hashlib
 
     h = hashlib.sha256((scale + json.dumps(cfg or SCALES[scale], sort_keys=True)).encode())
-    for f in [*sorted((XENLU_ROOT / "xenlu").glob("*.py")), Path(__file__).resolve()]:
+    for f in [*sorted((XENLU_ROOT / "xenlu").rglob("*.py")), Path(__file__).resolve()]:
         h.update(f.name.encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
@@ -436,7 +436,7 @@ def code_fingerprint(scale: str, cfg: dict[str, Any] | None = None) -> str:
 
 def build_inputs(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """Write every input file of one scale into ``work``; return their description."""
-    from xenlu.lu_stream import encode_lu_to
+    from xenlu.lu.stream import encode_lu_to
 
     meta: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -551,7 +551,7 @@ def row_lu_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list
     import crc32c
 
     from xenlu.api import verify
-    from xenlu.lu_stream import decode_lu, verify_lu
+    from xenlu.lu.stream import decode_lu, verify_lu
 
     path = work / "host.lu"
     n = path.stat().st_size
@@ -670,7 +670,7 @@ def _struct_loop(mv: memoryview, start: int) -> int:
 def row_framing(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
     """Per-record cost of xenlu's verify path on small-record streams vs a struct loop."""
     from xenlu.api import verify
-    from xenlu.framing import as_buffer, frames
+    from xenlu.core.framing import as_buffer, frames
 
     out: list[Row] = []
     for rid, name, fmt, start, nrec in (
@@ -725,7 +725,7 @@ def row_framing(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[R
 
 def row_encode(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
     """encode_lu_to(host, file) vs one f.write of the same bytes to the same directory."""
-    from xenlu.lu_stream import encode_lu_to
+    from xenlu.lu.stream import encode_lu_to
 
     host = make_bench_host(cfg["host_gib"])
     data = np.fromfile(work / "host.lu", dtype=np.uint8)
@@ -768,8 +768,8 @@ def row_construct(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list
     """decode_lu of a P2M-heavy stream vs construct Array-of-Struct on a slice, scaled."""
     import construct as cs
 
-    from xenlu.lu_records import P2mEntry, T
-    from xenlu.lu_stream import decode_lu
+    from xenlu.lu.records import P2mEntry, T
+    from xenlu.lu.stream import decode_lu
 
     path = work / "p2m.lu"
     n_entries = cfg["p2m_entries"]
@@ -829,10 +829,10 @@ def _xenlu_cli_cmd(path: Path) -> list[str] | None:
     """`xenlu verify -q --format libxc FILE` when the CLI exists and works."""
     import importlib.util
 
-    if importlib.util.find_spec("xenlu.cli") is None:
+    if importlib.util.find_spec("xenlu.cli.app") is None:
         return None
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli import main; "
+        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli.app import main; "
         "sys.exit(main(['verify', '-q', '--format', 'libxc', sys.argv[2]]))"
     )
     return [sys.executable, "-c", code, str(XENLU_ROOT), str(path)]
@@ -882,7 +882,7 @@ def row_xen(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
     how = "xenlu.api.verify in `python -c`"
     mk: Callable[[Path], list[str]] = _xenlu_verify_cmd
     if cli is not None and _run(cli)[1] == 0:
-        how = "`xenlu verify -q --format libxc` (xenlu.cli)"
+        how = "`xenlu verify -q --format libxc` (xenlu.cli.app)"
         mk = _xenlu_cli_cmd  # type: ignore[assignment]
     out: list[Row] = []
     reps = cfg["xen_repeats"]
@@ -958,12 +958,12 @@ def _import(modname: str, attr: str) -> Any:
 
 
 def row_validate(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
-    """xenlu.validate(stream) vs np.sort of the owned-frame column."""
+    """xenlu.host.validation(stream) vs np.sort of the owned-frame column."""
     op = "semantic validation vs np.sort of owned frames"
-    fn = _import("xenlu.validate", "validate")
+    fn = _import("xenlu.host.validation", "validate")
     if isinstance(fn, Exception):
         return [skipped("validate_sort", op, f"skipped: not available ({fn!s:.80})")]
-    from xenlu.lu_stream import decode_lu
+    from xenlu.lu.stream import decode_lu
 
     path = work / "host.lu"
     stream = decode_lu(path)
@@ -1016,10 +1016,10 @@ def _convert(fn: Callable[..., Any], stream: Any) -> Any:
 def row_upgrade(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
     """compat.convert(stream, to=4.15) of the decoded 4.11 host vs decode_lu alone."""
     op = "upgrade 4.11→4.15 (compat.convert) vs decode alone"
-    fn = _import("xenlu.compat", "convert")
+    fn = _import("xenlu.host.compat", "convert")
     if isinstance(fn, Exception):
         return [skipped("upgrade", op, f"skipped: not available ({fn!s:.80})")]
-    from xenlu.lu_stream import decode_lu
+    from xenlu.lu.stream import decode_lu
 
     path = work / "host.lu"
     stream = decode_lu(path)
@@ -1057,7 +1057,7 @@ def row_upgrade(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[R
 
 def row_hostgen(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
     """make_host of the fragmented host vs the numpy floor (allocate + permute)."""
-    from xenlu.lu_records import OwnershipEntry, P2mEntry
+    from xenlu.lu.records import OwnershipEntry, P2mEntry
 
     gib = cfg["host_gib"]
     frames = gib * 1024 * 256
@@ -1097,7 +1097,7 @@ def row_hostgen(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[R
 def row_strategies(cfg: dict[str, Any]) -> Row:
     """hosts() strategy: time to draw a 4.11 host with >= 20 domains (issue 6: < 1 s)."""
     op = "hosts() strategy, 4.11 host with ≥ 20 domains"
-    hosts = _import("xenlu.strategies", "hosts")
+    hosts = _import("xenlu.testing.strategies", "hosts")
     if isinstance(hosts, Exception):
         return skipped("strategy_hosts", op, f"skipped: not available ({hosts!s:.80})")
     try:
@@ -1152,8 +1152,8 @@ def row_strategies(cfg: dict[str, Any]) -> Row:
 
 def row_memory(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
     """decode_lu of the P2M stream from its file: extra memory beyond the mapping."""
-    from xenlu.lu_records import T
-    from xenlu.lu_stream import decode_lu
+    from xenlu.lu.records import T
+    from xenlu.lu.stream import decode_lu
 
     path = work / "p2m.lu"
     size = path.stat().st_size
@@ -1228,9 +1228,9 @@ def row_view(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]
     """xenlu dump / build / diff (issue 15) of the host stream."""
     import io
 
-    from xenlu.jsonform import build, dump_to, loads, to_json
-    from xenlu.lu_stream import decode_lu
-    from xenlu.streamdiff import diff_streams
+    from xenlu.lu.stream import decode_lu
+    from xenlu.tools.jsonform import build, dump_to, loads, to_json
+    from xenlu.tools.streamdiff import diff_streams
 
     path = work / "host.lu"
     size = path.stat().st_size
@@ -1248,7 +1248,7 @@ def row_view(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]
 
     # Issue 15: the dump is written "in well under the time of validate" (both
     # decode the file first, as `xenlu dump` and `xenlu validate` do).
-    from xenlu.validate import validate
+    from xenlu.host.validation import validate
 
     def decode_validate() -> None:
         validate(decode_lu(path))
@@ -1304,7 +1304,7 @@ def row_view(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]
             project=True,
         )
     )
-    from xenlu.compat import convert
+    from xenlu.host.compat import convert
 
     old = decode_lu(path)
     new, _ = convert(old, "4.15")
@@ -1352,7 +1352,7 @@ def _pipe_inputs(work: Path, host_gib: int) -> tuple[Path, Path]:
     gib, mib = pipe_sizes(host_gib)
     lu, xc = work / f"pipe-{gib}g.lu", work / f"pipe-{mib}m.libxc"
     if not lu.exists():
-        from xenlu.lu_stream import encode_lu_to
+        from xenlu.lu.stream import encode_lu_to
 
         host = make_bench_host(gib)
         with open(f"{lu}.tmp", "wb") as f:
@@ -1370,7 +1370,7 @@ def _cli_peak_anon_mib(path: Path) -> tuple[float, int]:
     """``cat FILE | xenlu verify -q -`` in a child: its peak anonymous memory
     (RssAnon of /proc/PID/status, sampled every 5 ms) and exit code."""
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli import main; "
+        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli.app import main; "
         "sys.exit(main(['verify', '-q', '-']))"
     )
     cat = subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE)
@@ -1404,7 +1404,7 @@ def row_pipe_verify(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> li
     of the medians the row gives the median of the rounds' own ratios
     (``pair_ratio``: each round's xenlu and plain read ran back to back, so a
     slow spell hits both) and the process CPU time of each."""
-    from xenlu.feed import verify_stream
+    from xenlu.feed.decoder import verify_stream
 
     SUB_ENV.update(_sub_env(work))
     lu, xc = _pipe_inputs(work, cfg["host_gib"])
@@ -1516,7 +1516,8 @@ def _given_host(link: Path, src: Path, gib: int) -> dict[str, Any]:
 
 
 def build_huge_inputs(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Stream each host to disk with ``xenlu.hostgen.write_host``, then the adversarial shapes.
+    """Stream each host to disk with ``xenlu.testing.hostgen.write_host``, then the adversarial
+    shapes.
 
     Each host is written by a child process of its own, so its peak RSS
     (``ru_maxrss``) is its own.
@@ -1530,7 +1531,7 @@ def build_huge_inputs(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             continue
         code = (
             "import sys, json, resource, time; sys.path.insert(0, sys.argv[1]); "
-            "from xenlu.hostgen import write_host; t = time.perf_counter(); "
+            "from xenlu.testing.hostgen import write_host; t = time.perf_counter(); "
             "n = write_host(sys.argv[2], sys.argv[3], **json.loads(sys.argv[4])); "
             "print(json.dumps(dict(bytes=n, gen_s=time.perf_counter() - t, "
             "peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))"
@@ -1567,7 +1568,7 @@ def build_huge_inputs(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _adv_base(n_hvm: int = 0) -> Any:
-    from xenlu.hostgen import make_host
+    from xenlu.testing.hostgen import make_host
 
     return make_host("4.15", n_hvm=n_hvm, mem_mib=1, dom0_mem_mib=1, vcpus=1)
 
@@ -1575,9 +1576,9 @@ def _adv_base(n_hvm: int = 0) -> Any:
 def _adv_foreign(dom: Any, mfn: int) -> Any:
     """``dom`` (HVM) whose first P2M extent is one grant_map_rw frame at ``mfn``: ``plan``
     then looks up the owner of a frame (its owner index) as validate does."""
-    from xenlu.lu_records import Bulk, T
-    from xenlu.lu_stream import LUDomain
-    from xenlu.registry import Record
+    from xenlu.core.registry import Record
+    from xenlu.lu.records import Bulk, T
+    from xenlu.lu.stream import LUDomain
 
     p2m = dom.p2m.copy()
     p2m["mfn"][0], p2m["nr_pages"][0], p2m["p2m_type"][0] = mfn, 1, 7
@@ -1585,7 +1586,7 @@ def _adv_foreign(dom: Any, mfn: int) -> Any:
 
 
 def _adv_stream(base: Any, **parts: Any) -> Any:
-    from xenlu.lu_stream import LUStream
+    from xenlu.lu.stream import LUStream
 
     return LUStream.build(
         base.version,
@@ -1600,9 +1601,9 @@ def _adv_owning(dom: Any, own: np.ndarray, domid: int | None = None) -> Any:
     """``dom`` with its ownership replaced by ``own`` (and its domid by ``domid``)."""
     import dataclasses
 
-    from xenlu.lu_records import Bulk, T
-    from xenlu.lu_stream import LUDomain
-    from xenlu.registry import Record
+    from xenlu.core.registry import Record
+    from xenlu.lu.records import Bulk, T
+    from xenlu.lu.stream import LUDomain
 
     recs = []
     for r in dom.records:
@@ -1616,7 +1617,7 @@ def _adv_owning(dom: Any, own: np.ndarray, domid: int | None = None) -> Any:
 
 
 def _own(starts: Any, lengths: Any) -> np.ndarray:
-    from xenlu.lu_records import OwnershipEntry
+    from xenlu.lu.records import OwnershipEntry
 
     a = np.zeros(len(starts), OwnershipEntry.LAYOUT.dtype)
     a["start_mfn"], a["nr_pages"] = starts, lengths
@@ -1631,7 +1632,7 @@ def adv_global_extents(base: Any, n: int = 32) -> Any:
     """
     import dataclasses
 
-    from xenlu.lu_records import RegionExtent, XenPagesExtent
+    from xenlu.lu.records import RegionExtent, XenPagesExtent
 
     d0 = base.domains[0]
     top = 0xFFFFF
@@ -1677,8 +1678,8 @@ def adv_one_frame_many(base: Any, n: int = 6_000) -> Any:
     """One frame claimed by ``n`` domains (minimal PV sections: LU_DOMAIN, PV info, one extent)."""
     import dataclasses
 
-    from xenlu.libxc import X86PvInfo
-    from xenlu.lu_stream import LUDomain
+    from xenlu.lu.stream import LUDomain
+    from xenlu.migration.libxc import X86PvInfo
 
     d0 = base.domains[0]
     frame = _own([0x200000], [1])
@@ -1733,7 +1734,7 @@ ADVERSARIAL: dict[str, tuple[Callable[[Any], Any], str, tuple[str, ...]]] = {
 
 def build_adversarial(work: Path) -> dict[str, Any]:
     from xenlu.api import verify
-    from xenlu.lu_stream import encode_lu_to
+    from xenlu.lu.stream import encode_lu_to
 
     out: dict[str, Any] = {}
     for name, (build, _desc, _ops) in ADVERSARIAL.items():
@@ -1823,7 +1824,7 @@ def measured(
 def _cli(*args: str) -> list[str]:
     """``xenlu ARGS`` of the package under test, in a fresh interpreter."""
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli import main; "
+        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli.app import main; "
         "sys.exit(main(sys.argv[2:]))"
     )
     return [sys.executable, "-c", code, str(XENLU_ROOT), *args]
@@ -1869,7 +1870,7 @@ def _crc_file(path: Path, block: int = 256 * MiB) -> None:
 
 
 def _owned_starts(path: Path) -> np.ndarray:
-    from xenlu.lu_stream import decode_lu
+    from xenlu.lu.stream import decode_lu
 
     s = decode_lu(path)
     col = np.concatenate([d.ownership["start_mfn"] for d in s.domains])
@@ -2051,7 +2052,7 @@ def row_huge_convert(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> l
 
 def row_huge_decode(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> list[Row]:
     """decode_lu of the host file (zero-copy arrays over the mapping) vs memcpy."""
-    code = "from xenlu.lu_stream import decode_lu; s = decode_lu(sys.argv[2]); assert s.domains"
+    code = "from xenlu.lu.stream import decode_lu; s = decode_lu(sys.argv[2]); assert s.domains"
     return _huge_rows(
         work,
         cfg,
@@ -2079,7 +2080,7 @@ def row_adversarial(work: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> li
     """
     out: list[Row] = []
     dense = (
-        "from xenlu.lu_stream import decode_lu; from xenlu.validate import validate\n"
+        "from xenlu.lu.stream import decode_lu; from xenlu.host.validation import validate\n"
         "try:\n    r = validate(decode_lu(sys.argv[2]), method='dense')\n"
         "except Exception as e:\n"
         "    print(f'{type(e).__name__}: {e}'[:200], file=sys.stderr)\n"

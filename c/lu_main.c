@@ -10,7 +10,7 @@
  *                         stderr), 74 on an I/O error (as xenlu's EX_IOERR)
  *   xenlu-c write DESC OUT
  *                         write the stream a description names (see
- *                         xenlu.cgen.describe_stream): framing, lengths,
+ *                         xenlu.tools.cgen.describe_stream): framing, lengths,
  *                         padding, section checksums are computed here
  *
  * c/build.py passes LU_EPOCHS, the compiled epochs as X(major, minor), and

@@ -3,7 +3,7 @@
 Each ``check_*`` function is the invariant one target asserts on one input;
 ``tests/test_regressions.py`` replays saved crash inputs through the same
 checks (it imports this module by path). Every check lets a
-:class:`~xenlu.errors.XenLUError` pass and turns anything else into a crash.
+:class:`~xenlu.core.errors.XenLUError` pass and turns anything else into a crash.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import contextlib
 from typing import Any
 
 from xenlu import api
-from xenlu.errors import XenLUError
+from xenlu.core.errors import XenLUError
 
 #: The hand-over image a fuzz input is laid into (LU spec §5): the first
 #: ``PAGE`` bytes of the input are the breadcrumb page at the bootmem start
@@ -42,7 +42,7 @@ def compact_image(image: bytes | bytearray, used_end: int) -> bytes:
 def check_lu(data: bytes) -> None:
     """LU decoder: only XenLUError; a decoded stream re-encodes byte-exactly;
     verify_lu's check-only pass accepts exactly what decode_lu accepts."""
-    from xenlu.lu_stream import (
+    from xenlu.lu.stream import (
         _verify_fast,
         decode_domain_section,
         decode_lu,
@@ -75,8 +75,8 @@ def check_lu(data: bytes) -> None:
 
 def check_libxc(data: bytes) -> None:
     """libxc / libxl / xl decoders (and api.decode auto): only XenLUError; exact re-encode."""
-    from xenlu.libxc_stream import decode_libxc
-    from xenlu.libxl import decode_libxl, decode_xl
+    from xenlu.migration.libxc_stream import decode_libxc
+    from xenlu.migration.libxl import decode_libxl, decode_xl
 
     for fn in (decode_libxc, decode_libxl, decode_xl):
         with contextlib.suppress(XenLUError):
@@ -94,7 +94,7 @@ def check_libxc(data: bytes) -> None:
 
 def check_handover(data: bytes, image: bytearray | None = None) -> None:
     """Hand-over reader over a small image: only XenLUError."""
-    from xenlu.handover import read_handover
+    from xenlu.lu.handover import read_handover
 
     img = bytearray(IMAGE_SIZE) if image is None else image
     end = lay_image(img, data)
@@ -110,8 +110,8 @@ def check_handover(data: bytes, image: bytearray | None = None) -> None:
 
 def check_validate(data: bytes) -> None:
     """Decode (leniently) then validate: only XenLUError, from both."""
-    from xenlu.lu_stream import decode_lu
-    from xenlu.validate import validate
+    from xenlu.host.validation import validate
+    from xenlu.lu.stream import decode_lu
 
     try:
         stream = decode_lu(data, strict=False, verify_checksums=False)

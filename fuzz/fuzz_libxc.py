@@ -3,7 +3,7 @@
 
 Invariant: ``decode_libxc``, ``decode_libxl``, ``decode_xl`` and
 ``api.decode`` (strict and lenient) either succeed or raise a
-:class:`~xenlu.errors.XenLUError` — never another exception, never a hang,
+:class:`~xenlu.core.errors.XenLUError` — never another exception, never a hang,
 never unbounded memory — and whatever ``api.decode`` accepts,
 ``api.encode`` writes back byte-exactly.
 
@@ -15,14 +15,14 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["xenlu"]):
-    import xenlu.registry
+    import xenlu.core.registry
 
-    xenlu.registry._load()  # the record modules, instrumented too
+    xenlu.core.registry._load()  # the record modules, instrumented too
     from common import check_libxc
 
     import xenlu.api
-    import xenlu.libxc_stream
-    import xenlu.libxl
+    import xenlu.migration.libxc_stream
+    import xenlu.migration.libxl
 
 
 def TestOneInput(data: bytes) -> None:

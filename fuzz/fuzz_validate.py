@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Fuzz target: decode then validate (``xenlu.validate.validate``).
+"""Fuzz target: decode then validate (``xenlu.host.validation.validate``).
 
 Invariant: for any input, a lenient ``decode_lu`` (unknown records kept,
 checksums not enforced) followed by ``validate`` on whatever decodes either
-succeeds or raises a :class:`~xenlu.errors.XenLUError` — never another
+succeeds or raises a :class:`~xenlu.core.errors.XenLUError` — never another
 exception, never a hang, never unbounded memory; the report serialises.
 
 Run: ``python fuzz/fuzz_validate.py fuzz/corpus/validate fuzz/seeds/validate -max_total_time=60``.
@@ -14,17 +14,17 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["xenlu"]):
-    import xenlu.registry
+    import xenlu.core.registry
 
-    xenlu.registry._load()  # the record modules, instrumented too
+    xenlu.core.registry._load()  # the record modules, instrumented too
     try:
-        import xenlu.validate
+        import xenlu.host.validation
     except ImportError:  # pragma: no cover - the validator is another engineer's
-        print("xenlu.validate is not available: nothing to fuzz", file=sys.stderr)
+        print("xenlu.host.validation is not available: nothing to fuzz", file=sys.stderr)
         sys.exit(0)
     from common import check_validate
 
-    import xenlu.lu_stream
+    import xenlu.lu.stream
 
 
 def TestOneInput(data: bytes) -> None:

@@ -2,7 +2,7 @@
 """Fuzz target: the xenstored migration stream decoder, validator and encoder.
 
 Invariant: ``decode_xenstore`` (strict and lenient) and ``api.decode``
-either succeed or raise a :class:`~xenlu.errors.XenLUError` — never another
+either succeed or raise a :class:`~xenlu.core.errors.XenLUError` — never another
 exception, never a hang; whatever decodes re-encodes byte-exactly, in the
 other byte order decodes to the same records, and ``validate_xenstore`` of
 it returns a report without raising.
@@ -21,9 +21,9 @@ import sys
 def check_xenstore(data: bytes) -> None:
     """The target's invariant on one input (raises AssertionError or a non-XenLUError)."""
     from xenlu import api
-    from xenlu.errors import XenLUError
-    from xenlu.xenstore_stream import decode_xenstore, encode_xenstore
-    from xenlu.xenstore_validate import validate_xenstore
+    from xenlu.core.errors import XenLUError
+    from xenlu.xenstore.stream import decode_xenstore, encode_xenstore
+    from xenlu.xenstore.validate import validate_xenstore
 
     try:
         stream = decode_xenstore(data)
@@ -78,11 +78,11 @@ if __name__ == "__main__":
     _seed_missing_dirs(sys.argv)
 
     with atheris.instrument_imports(include=["xenlu"]):
-        import xenlu.registry
+        import xenlu.core.registry
 
-        xenlu.registry._load("xenstore")
-        import xenlu.xenstore_stream
-        import xenlu.xenstore_validate
+        xenlu.core.registry._load("xenstore")
+        import xenlu.xenstore.stream
+        import xenlu.xenstore.validate
 
     atheris.Setup(sys.argv, TestOneInput)
     atheris.Fuzz()

@@ -5,7 +5,7 @@
   SEMANTIC_ONLY), and small hostgen hosts of every epoch;
 * ``libxc``: the hand-built libxc/libxl/xl vectors
   (``tests/vectors/libxc_vectors.py``, valid and invalid) and a few streams
-  from :func:`xenlu.strategies.libxc_streams` / ``libxl_streams``
+  from :func:`xenlu.testing.strategies.libxc_streams` / ``libxl_streams``
   (derandomised, so the corpus is the same on every run);
 * ``handover``: small hand-over images (``common.lay_image`` layout) of a few
   small streams, whole and with scattered data pages;
@@ -31,9 +31,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(HERE)]
 
 import numpy as np  # noqa: E402
 
-from xenlu.epochs import EPOCHS  # noqa: E402
-from xenlu.hostgen import make_host  # noqa: E402
-from xenlu.lu_stream import encode_lu  # noqa: E402
+from xenlu.core.epochs import EPOCHS  # noqa: E402
+from xenlu.lu.stream import encode_lu  # noqa: E402
+from xenlu.testing.hostgen import make_host  # noqa: E402
 
 
 def _write(out: Path, name: str, blobs: Iterable[bytes]) -> int:
@@ -104,7 +104,7 @@ def libxc_seeds() -> list[bytes]:
     except ImportError:
         print("note: tests/vectors/libxc_vectors.py not found, skipped", file=sys.stderr)
     try:
-        from xenlu import strategies as S
+        from xenlu.testing import strategies as S
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -125,8 +125,8 @@ def small_stream(version: tuple[int, int], n_hvm: int, seed: int) -> Any:
 
     from common import MAX_PAGE
 
-    from xenlu.lu_records import LuHostInfo, T
-    from xenlu.lu_stream import LUDomain, LUStream
+    from xenlu.lu.records import LuHostInfo, T
+    from xenlu.lu.stream import LUDomain, LUStream
 
     big = make_host(version, n_hvm=n_hvm, mem_mib=1, dom0_mem_mib=1, vcpus=1, seed=seed)
     drop = {T.LU_P2M, T.LU_PAGE_OWNERSHIP, T.LU_PAGE_TYPES, T.LU_GRANT_TABLE, T.LU_GRANT_MAPS}
@@ -140,9 +140,9 @@ def small_stream(version: tuple[int, int], n_hvm: int, seed: int) -> Any:
 
 def handover_seeds() -> list[bytes]:
     try:
-        from xenlu.handover import write_handover
+        from xenlu.lu.handover import write_handover
     except ImportError:
-        print("note: xenlu.handover not found, hand-over seeds skipped", file=sys.stderr)
+        print("note: xenlu.lu.handover not found, hand-over seeds skipped", file=sys.stderr)
         return []
     from common import DATA_AT, IMAGE_SIZE, PAGE, compact_image
 

@@ -21,7 +21,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from common import CHECKS  # noqa: E402
 
-from xenlu.errors import XenLUError  # noqa: E402
+from xenlu.core.errors import XenLUError  # noqa: E402
 
 
 def signature(check: Callable[[bytes], None], data: bytes) -> tuple[str, str, int] | None:

@@ -16,13 +16,13 @@ import pytest
 
 import xenlu
 from tests.vectors.libxc_vectors import VECTORS
-from xenlu import strategies as xs
 from xenlu.api import FORMAT_TABLE, describe_head, expect_format, format_of, sniff
-from xenlu.compat import convert, steps_between
-from xenlu.epochs import as_epoch, as_version
-from xenlu.hostgen import make_host
-from xenlu.lu_stream import LUStream
-from xenlu.schema import epoch_schema
+from xenlu.core.epochs import as_epoch, as_version
+from xenlu.host.compat import convert, steps_between
+from xenlu.lu.stream import LUStream
+from xenlu.testing import strategies as xs
+from xenlu.testing.hostgen import make_host
+from xenlu.tools.schema import epoch_schema
 
 HOST = make_host((4, 16), n_hvm=2, mem_mib=2, dom0_mem_mib=2)
 DATA = xenlu.encode(HOST)
@@ -266,7 +266,7 @@ def test_wrong_format_says_what_the_input_looks_like(want: str) -> None:
 def test_damaged_lu_stream_still_gets_its_located_error() -> None:
     # A stream that starts with another LU record is LU, damaged: the decoder
     # names the rule (GrammarError at record 0), not "not an LU stream".
-    from xenlu.lu_stream import decode_lu
+    from xenlu.lu.stream import decode_lu
 
     second = 8 + int.from_bytes(DATA[4:8], "little")
     second += -second & 7
@@ -337,8 +337,8 @@ def test_lu_only_functions_refuse_other_streams() -> None:
         xenlu.CallerError, match=r"^convert needs an LU stream, got an xl save file"
     ):
         convert(xl, "4.15")
-    from xenlu.plan import plan
-    from xenlu.validate import validate
+    from xenlu.host.restore_plan import plan
+    from xenlu.host.validation import validate
 
     for fn, name in ((validate, "validate"), (plan, "plan")):
         with pytest.raises(xenlu.CallerError, match=rf"^{name} needs an LU stream, got an xl"):
@@ -352,7 +352,7 @@ def test_lu_only_functions_refuse_other_streams() -> None:
 
 
 def test_record_reprs_show_type_codes_in_hex_with_the_name() -> None:
-    from xenlu.registry import OPTIONAL, Record, UnknownRecord
+    from xenlu.core.registry import OPTIONAL, Record, UnknownRecord
 
     first = HOST.global_section.records[0]
     assert repr(first).startswith("Record(type=0x40000000 (LU_VERSION), value=LuVersion(")
@@ -378,7 +378,7 @@ def test_lu_only_commands_name_what_they_were_given(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The command line asks xenlu.decode for "lu", so it gets the same message.
-    from xenlu.cli import main
+    from xenlu.cli.app import main
 
     xl = tmp_path / "saved.xl"
     xl.write_bytes(SAMPLES["xl"])

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from xenlu.artefacts import stale
-from xenlu.epochs import EPOCHS, fmt_epoch
+from xenlu.core.epochs import EPOCHS, fmt_epoch
+from xenlu.tools.artefacts import stale
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ _PROBE = r"""
 import json, sys
 from pathlib import Path
 import xenlu
-from xenlu.artefacts import generated, stale, write_all
+from xenlu.tools.artefacts import generated, stale, write_all
 root = Path(sys.argv[1])
 assert Path(xenlu.__file__).resolve().is_relative_to(root.resolve()), xenlu.__file__
 before = stale(root)
@@ -60,7 +60,7 @@ def test_a_declaration_change_reaches_every_artefact(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "xenlu", copy / "xenlu", ignore=shutil.ignore_patterns("__pycache__"))
     for folder in ("include", "ksy"):  # xenlu/schemas came with the package
         shutil.copytree(ROOT / folder, copy / folder)
-    rec = copy / "xenlu" / "lu_records.py"
+    rec = copy / "xenlu" / "lu" / "records.py"
     rec.write_text(_add_field(rec.read_text(encoding="utf-8")), encoding="utf-8")
     r = subprocess.run(
         [sys.executable, "-c", _PROBE, str(copy)],
@@ -100,9 +100,9 @@ def test_a_declaration_change_reaches_every_artefact(tmp_path: Path) -> None:
 def test_schema_c_header_and_ksy_commands(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from xenlu.cgen import c_header
-    from xenlu.cli import main
-    from xenlu.ksy import libxc_ksy, lu_ksy
+    from xenlu.cli.app import main
+    from xenlu.tools.cgen import c_header
+    from xenlu.tools.ksy import libxc_ksy, lu_ksy
 
     out = tmp_path / "h.h"
     assert main(["schema", "c-header", "--epoch", "4.18", "-o", str(out)]) == 0

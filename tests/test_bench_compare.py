@@ -107,7 +107,7 @@ def test_an_operation_missing_in_base_is_said_not_failed(compare: ModuleType) ->
     gone = dict(
         id="view",
         operation="view",
-        skipped="FAILED (exit 1): ModuleNotFoundError: No module named 'xenlu.jsonform'",
+        skipped="FAILED (exit 1): ModuleNotFoundError: No module named 'xenlu.tools.jsonform'",
     )
     runs = {
         "BASE": [_run(gone), _run(gone)],

@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 
 from xenlu.api import verify
-from xenlu.lu_stream import encode_lu
+from xenlu.lu.stream import encode_lu
 
 RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from tests.vectors.lu_vectors import GOLDEN, INVALID, SEMANTIC_ONLY
-from xenlu.cgen import c_header, canonical_summary, describe_stream, header_name
-from xenlu.epochs import EPOCHS, fmt_epoch
-from xenlu.hostgen import make_host
-from xenlu.lu_stream import encode_lu, verify_lu
+from xenlu.core.epochs import EPOCHS, fmt_epoch
+from xenlu.lu.stream import encode_lu, verify_lu
+from xenlu.testing.hostgen import make_host
+from xenlu.tools.cgen import c_header, canonical_summary, describe_stream, header_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def _read(exe: Path, path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _inspect(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    from xenlu.cli import main
+    from xenlu.cli.app import main
 
     capsys.readouterr()
     assert main(["inspect", "--json", str(path)]) == 0
@@ -178,7 +178,7 @@ def _c_write(exe: Path, data: bytes, tmp: Path) -> bytes:
 
 
 def test_c_writes_demo_host_byte_identical(xenlu_c: Path, tmp_path: Path) -> None:
-    from xenlu.demo import demo_host
+    from xenlu.cli.demo import demo_host
 
     data = bytes(encode_lu(demo_host()))
     written = _c_write(xenlu_c, data, tmp_path)
@@ -258,7 +258,7 @@ def test_c_agrees_with_xenlu_on_mutated_golden_streams(xenlu_c_san: Path, tmp_pa
     verdict, error class and offset from C (under the sanitizers) as from xenlu."""
     import random
 
-    from xenlu.errors import XenLUError
+    from xenlu.core.errors import XenLUError
 
     rng = random.Random(16)
     path = tmp_path / "m.bin"

@@ -1,9 +1,9 @@
 """``xenlu check``'s one walk: decode on this thread, section checksums on a worker.
 
-:func:`~xenlu.lu_stream.decode_lu_overlapped` must give :func:`decode_lu`'s
+:func:`~xenlu.lu.stream.decode_lu_overlapped` must give :func:`decode_lu`'s
 stream for a valid input and its first error, field for field, for an
 invalid one — whether the error is raised by the walk or by
-:meth:`~xenlu.lu_walk.PendingChecksums.settle` after the caller used the
+:meth:`~xenlu.lu.walk.PendingChecksums.settle` after the caller used the
 stream. The command gives the same verdicts with and without the worker.
 """
 
@@ -20,16 +20,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import xenlu.cli_io as cli_io
-import xenlu.lu_walk as lu_walk
+import xenlu.cli.io as cli_io
+import xenlu.lu.walk as lu_walk
 from tests.vectors.lu_vectors import INVALID
-from xenlu.cli import main
-from xenlu.errors import DecodeError
-from xenlu.framing import frames
-from xenlu.hostgen import make_host
-from xenlu.lu_records import T
-from xenlu.lu_stream import decode_lu, decode_lu_overlapped, encode_lu, scan_lu
-from xenlu.validate import validate
+from xenlu.cli.app import main
+from xenlu.core.errors import DecodeError
+from xenlu.core.framing import frames
+from xenlu.host.validation import validate
+from xenlu.lu.records import T
+from xenlu.lu.stream import decode_lu, decode_lu_overlapped, encode_lu, scan_lu
+from xenlu.testing.hostgen import make_host
 
 
 def _outcome(fn: Any, data: bytes) -> tuple[Any, ...] | None:
@@ -192,7 +192,7 @@ def test_crc32c_without_the_package_init(monkeypatch: pytest.MonkeyPatch, layout
 
     import crc32c as pkg
 
-    from xenlu.framing import _load_crc32c
+    from xenlu.core.framing import _load_crc32c
 
     if layout == "unexpected":
         monkeypatch.setattr(importlib.util, "find_spec", lambda _name: None)
@@ -201,7 +201,7 @@ def test_crc32c_without_the_package_init(monkeypatch: pytest.MonkeyPatch, layout
         assert fn(data) == pkg.crc32c(data)
         assert fn(data, 0x1234) == pkg.crc32c(data, 0x1234)
     code = (
-        "import sys; from xenlu.framing import crc32c; crc32c(b'x'); "
+        "import sys; from xenlu.core.framing import crc32c; crc32c(b'x'); "
         "print('importlib.metadata' in sys.modules, 'crc32c' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

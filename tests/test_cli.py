@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.vectors.libxc_vectors import VECTORS
-from xenlu.cli import main
-from xenlu.hostgen import make_host
-from xenlu.libxc_stream import decode_libxc
-from xenlu.lu_stream import encode_lu
+from xenlu.cli.app import main
+from xenlu.lu.stream import encode_lu
+from xenlu.migration.libxc_stream import decode_libxc
+from xenlu.testing.hostgen import make_host
 
 BY_NAME = {v.name: v for v in VECTORS}
 
@@ -165,8 +165,8 @@ def test_stdin_and_module_entry_point(lu_file: Path) -> None:
 def test_records_of_a_checkpointed_libxl_stream_include_resumed_batches() -> None:
     """verify -v and inspect see the libxc records after each CHECKPOINT_END too."""
     from tests.test_libxl import checkpointed
-    from xenlu.cli import _records
-    from xenlu.libxl import decode_libxl, libxl_bytes
+    from xenlu.cli.app import _records
+    from xenlu.migration.libxl import decode_libxl, libxl_bytes
 
     flat = _records(decode_libxl(libxl_bytes(checkpointed())))
     libxc_names = [r.name for fam, r in flat if fam == "libxc"]

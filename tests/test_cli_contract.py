@@ -1,6 +1,6 @@
 """The command line's contract (issue 11), table-driven.
 
-Every bad input × every subcommand: the exit code of :class:`xenlu.cli_io.Exit`,
+Every bad input × every subcommand: the exit code of :class:`xenlu.cli.io.Exit`,
 exactly one line on stderr, no "Traceback", and no file or temporary file
 left behind. Then the outputs (atomic, modes, in place, report after OUT),
 the JSON shapes, ``verify -v`` numbering, ``--liveupdate``, help texts, and
@@ -28,10 +28,10 @@ from typing import Any
 import pytest
 
 from tests.vectors.libxc_vectors import VECTORS
-from xenlu.cli import build_parser, main
-from xenlu.cli_io import Exit
-from xenlu.hostgen import make_host
-from xenlu.lu_stream import LUStream, decode_lu, encode_lu
+from xenlu.cli.app import build_parser, main
+from xenlu.cli.io import Exit
+from xenlu.lu.stream import LUStream, decode_lu, encode_lu
+from xenlu.testing.hostgen import make_host
 
 BY_NAME = {v.name: v for v in VECTORS}
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
@@ -512,7 +512,7 @@ def test_verify_v_numbers_records_as_errors_do(
 
 
 def test_memory_image(host: LUStream, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from xenlu.handover import write_handover_file
+    from xenlu.lu.handover import write_handover_file
 
     image = tmp_path / "mem.img"
     write_handover_file(host, str(image))
@@ -575,7 +575,7 @@ def test_top_level_help_lists_exit_codes() -> None:
 
 
 def test_broken_subcommand_module_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "xenlu.cli_validate", None)  # import fails
+    monkeypatch.setitem(sys.modules, "xenlu.cli.validate", None)  # import fails
     with pytest.raises(ImportError):
         build_parser()
 
@@ -583,12 +583,12 @@ def test_broken_subcommand_module_is_not_swallowed(monkeypatch: pytest.MonkeyPat
 def test_ctrl_c_in_process(
     inputs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import xenlu.validate
+    import xenlu.host.validation
 
     def interrupted(*a: Any, **k: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(xenlu.validate, "validate", interrupted)
+    monkeypatch.setattr(xenlu.host.validation, "validate", interrupted)
     assert run(["validate", str(inputs / "good.lu")]) == int(Exit.INTERRUPTED) == 130
     assert one_line(capsys.readouterr().err) == "xenlu validate: interrupted"
 
@@ -715,7 +715,7 @@ def test_process_usage_error_and_version() -> None:
 def test_messages_offsets_hex_byte_counts_decimal_no_bytes_literals(
     inputs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from xenlu.errors import ChecksumError, FramingError
+    from xenlu.core.errors import ChecksumError, FramingError
 
     e = FramingError("record header truncated", offset=0x1000, expected="8 header bytes", got=24)
     assert str(e) == "offset 0x1000: record header truncated: expected 8 header bytes, got 24"
@@ -758,7 +758,7 @@ def test_large_inputs_get_worker_threads_small_ones_none(
     # The library keeps no pool; the command line opts in for large inputs only.
     from concurrent.futures import ThreadPoolExecutor
 
-    from xenlu.cli_io import THREADS_FROM_BYTES, worker_threads
+    from xenlu.cli.io import THREADS_FROM_BYTES, worker_threads
 
     with worker_threads(b"\0" * 64) as pool:
         assert pool is None
@@ -797,7 +797,7 @@ def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
 
 def _first_error(data: bytes, fmt: str) -> Any:
     from xenlu.api import verify
-    from xenlu.errors import XenLUError
+    from xenlu.core.errors import XenLUError
 
     try:
         verify(data, fmt)
@@ -913,7 +913,7 @@ def test_inspect_of_a_pipe_is_the_inspect_of_the_file(
     """inspect reads a pipe as it flows (events, bounded memory): the same
     summary, text and JSON, as the mapped file, for every valid corpus stream."""
     from xenlu.api import verify
-    from xenlu.errors import XenLUError
+    from xenlu.core.errors import XenLUError
 
     root = Path(__file__).resolve().parent
     extra = sorted(root.glob("golden/xenstore/*.xs")) + sorted(

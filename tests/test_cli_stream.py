@@ -20,11 +20,11 @@ from typing import IO, cast
 import pytest
 
 import xenlu
-from xenlu.cli_stream import _run, _Tee
-from xenlu.errors import DecodeError, InputError
-from xenlu.feed import Decoder, RecordEvent, read_ahead
-from xenlu.hostgen import make_host
-from xenlu.lu_records import T
+from xenlu.cli.stream import _run, _Tee
+from xenlu.core.errors import DecodeError, InputError
+from xenlu.feed.decoder import Decoder, RecordEvent, read_ahead
+from xenlu.lu.records import T
+from xenlu.testing.hostgen import make_host
 
 
 class Trickle(io.RawIOBase):
@@ -130,7 +130,7 @@ def test_read_ahead_errors_and_sizes() -> None:
 
     with pytest.raises(InputError, match="Input/output error"):
         list(read_ahead(Broken()))
-    with pytest.raises(xenlu.errors.CallerError):
+    with pytest.raises(xenlu.core.errors.CallerError):
         list(read_ahead(io.BytesIO(b"x"), 0))
     data = bytes(range(256)) * 41
     assert b"".join(bytes(p) for p in read_ahead(Trickle(data, 7), 100, 2)) == data
@@ -144,7 +144,7 @@ def test_verify_v_of_a_pipe_lists_what_the_file_lists(
     JSON object) as ``verify -v FILE``, for every corpus stream, valid or not
     (a faulty stream: the same error; the pipe lists the records before it)."""
     from tests.test_cli_contract import TEE_CORPUS, _stdin
-    from xenlu.cli import main
+    from xenlu.cli.app import main
 
     root = Path(__file__).resolve().parent
     extra = sorted(root.glob("golden/xenstore/*.xs")) + sorted(
@@ -183,9 +183,9 @@ def test_convert_of_a_pipe_over_the_limit_is_refused(
 ) -> None:
     """convert needs the whole stream: a pipe is read whole up to PIPE_LIMIT,
     refused (exit 1, one line) beyond it; under it, the file's conversion."""
-    import xenlu.cli_convert
+    import xenlu.cli.convert
     from tests.test_cli_contract import _stdin
-    from xenlu.cli import main
+    from xenlu.cli.app import main
 
     data = xenlu.encode(make_host((4, 11), n_hvm=1, mem_mib=2, dom0_mem_mib=2))
     out = tmp_path / "out.lu"
@@ -197,7 +197,7 @@ def test_convert_of_a_pipe_over_the_limit_is_refused(
     assert main(["convert", "-q", "--to", "4.15", str(tmp_path / "in.lu"), str(out)]) == 0
     assert out.read_bytes() == by_pipe
     capsys.readouterr()
-    monkeypatch.setattr(xenlu.cli_convert, "PIPE_LIMIT", len(data) - 1)
+    monkeypatch.setattr(xenlu.cli.convert, "PIPE_LIMIT", len(data) - 1)
     _stdin(monkeypatch, data + bytes(1 << 20))
     assert main(["convert", "--to", "4.15", "-", str(tmp_path / "big.lu")]) == 1
     err = capsys.readouterr().err
@@ -210,7 +210,7 @@ def test_stop_on_error_in_a_xenstored_stream_stops_at_the_faulty_record() -> Non
     forwards the records before the faulty one, byte for byte."""
     import struct
 
-    from xenlu.xenstore_stream import frame_at
+    from xenlu.xenstore.stream import frame_at
 
     root = Path(__file__).resolve().parent
     seen = 0

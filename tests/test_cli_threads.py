@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from xenlu.api import FORMAT_TABLE
-from xenlu.cli_io import THREADS_FROM_BYTES, worker_threads
+from xenlu.cli.io import THREADS_FROM_BYTES, worker_threads
 
 
 def test_only_lu_codecs_take_threads() -> None:
@@ -36,7 +36,7 @@ def test_large_lu_input_gets_threads_named_or_recognised(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from xenlu.api import encode
-    from xenlu.hostgen import make_host
+    from xenlu.testing.hostgen import make_host
 
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     head = encode(make_host("4.15", n_hvm=0, mem_mib=1, dom0_mem_mib=1))

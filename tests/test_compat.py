@@ -25,20 +25,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xenlu.cli_compat import register
-from xenlu.compat import STEPS, Fill, Report, convert, steps_between
-from xenlu.epochs import EPOCHS, Epoch, fmt_epoch
-from xenlu.errors import CallerError, ConversionError
-from xenlu.hostgen import make_host
-from xenlu.hvmctx import HvmContext, HvmEntry
-from xenlu.lu_records import (
+from xenlu.cli.compat import register
+from xenlu.core.epochs import EPOCHS, Epoch, fmt_epoch
+from xenlu.core.errors import CallerError, ConversionError
+from xenlu.core.registry import Record
+from xenlu.host.compat import STEPS, Fill, Report, convert, steps_between
+from xenlu.lu.records import (
     EVTCHN_LAYOUTS,
     LU_DOMAIN_LAYOUTS,
     Bulk,
     T,
 )
-from xenlu.lu_stream import GlobalSection, LUDomain, LUStream, X, decode_lu, encode_lu
-from xenlu.registry import Record
+from xenlu.lu.stream import GlobalSection, LUDomain, LUStream, X, decode_lu, encode_lu
+from xenlu.migration.hvmctx import HvmContext, HvmEntry
+from xenlu.testing.hostgen import make_host
 
 I32_MAX = 2**31 - 1
 CDF_IOMMU, CDF_NESTED, CDF_VPMU = 1 << 5, 1 << 6, 1 << 7
@@ -442,7 +442,7 @@ def test_grant_opts_derived_from_host_max_version(host_version: int, want: int) 
 
 
 def _grant_v1(d: LUDomain) -> LUDomain:
-    from xenlu.lu_records import GrantTable
+    from xenlu.lu.records import GrantTable
 
     out = []
     for r in d.records:

@@ -2,7 +2,7 @@
 
 Every conversion a report calls lossless — upgrade or rollback, between any
 two supported versions — is undone by the conversion back: the same stream
-(``==``) and the same bytes. Hosts come from :func:`xenlu.strategies.hosts`
+(``==``) and the same bytes. Hosts come from :func:`xenlu.testing.strategies.hosts`
 (every epoch, with and without ``convertible``) and from ``make_host``;
 ``tests/test_compat.py`` runs the same property over hosts whose
 epoch-specific fields are perturbed.
@@ -17,14 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xenlu import strategies as S
-from xenlu.compat import convert
-from xenlu.epochs import EPOCHS, Epoch
-from xenlu.errors import ConversionError
-from xenlu.hostgen import make_host
-from xenlu.lu_records import EVTCHN_LAYOUTS, Bulk, T
-from xenlu.lu_stream import LUDomain, LUStream, decode_lu, encode_lu
-from xenlu.registry import Record
+from xenlu.core.epochs import EPOCHS, Epoch
+from xenlu.core.errors import ConversionError
+from xenlu.core.registry import Record
+from xenlu.host.compat import convert
+from xenlu.lu.records import EVTCHN_LAYOUTS, Bulk, T
+from xenlu.lu.stream import LUDomain, LUStream, decode_lu, encode_lu
+from xenlu.testing import strategies as S
+from xenlu.testing.hostgen import make_host
 
 #: Every epoch, and a version inside one (4.18 is in the 4.17 epoch).
 TARGETS: tuple[Epoch, ...] = (*EPOCHS, (4, 18))

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from tests.test_compat import edit_bulk, host, set_info
-from xenlu.cli import main
-from xenlu.compat import convert
-from xenlu.lu_records import T
-from xenlu.lu_stream import LUStream, encode_lu
+from xenlu.cli.app import main
+from xenlu.host.compat import convert
+from xenlu.lu.records import T
+from xenlu.lu.stream import LUStream, encode_lu
 
 
 def run(argv: list[str]) -> int:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from xenlu.cli import main
-from xenlu.demo import main as demo
-from xenlu.lu_stream import decode_lu
+from xenlu.cli.app import main
+from xenlu.cli.demo import main as demo
+from xenlu.lu.stream import decode_lu
 
 
 def run(argv: list[str]) -> int:

@@ -3,7 +3,7 @@ class, offset, record index, record type, field, message — as verifying the
 whole stream, whatever the pieces the stream arrives in.
 
 Over the fault corpora (LU vectors, libxc/libxl/xl vectors, Xen-written
-streams, the golden LU streams), over xenlu.strategies streams cut at random points, with
+streams, the golden LU streams), over xenlu.testing.strategies streams cut at random points, with
 and without single faults, and with a buffer so small that every bulk
 record is checked in pieces; one byte at a time gives the same events as
 the whole stream; verify_stream reads sockets and read()-only objects;
@@ -27,14 +27,21 @@ from hypothesis import strategies as st
 import xenlu
 from tests.vectors.libxc_vectors import ALL_VECTORS
 from tests.vectors.lu_vectors import GOLDEN, INVALID, SEMANTIC_ONLY
-from xenlu import strategies as S
 from xenlu.api import sniff, verify
-from xenlu.errors import CallerError, InputError, RecordError, XenLUError
-from xenlu.feed import NEED_DATA, Decoder, RecordEvent, SectionEvent, StreamEnd, verify_stream
-from xenlu.hostgen import make_host
-from xenlu.lu_records import Bulk, P2mEntry, T
-from xenlu.lu_stream import LUDomain, encode_lu
-from xenlu.registry import Record
+from xenlu.core.errors import CallerError, InputError, RecordError, XenLUError
+from xenlu.core.registry import Record
+from xenlu.feed.decoder import (
+    NEED_DATA,
+    Decoder,
+    RecordEvent,
+    SectionEvent,
+    StreamEnd,
+    verify_stream,
+)
+from xenlu.lu.records import Bulk, P2mEntry, T
+from xenlu.lu.stream import LUDomain, encode_lu
+from xenlu.testing import strategies as S
+from xenlu.testing.hostgen import make_host
 
 ROOT = Path(__file__).resolve().parent.parent
 Sig = tuple[str, Any, Any, Any, Any, str] | None
@@ -339,7 +346,7 @@ def _xs_corpus() -> list[tuple[str, bytes]]:
 
 
 def test_xenstore_streams_same_error_in_any_pieces() -> None:
-    """xenstored streams read record by record (xenlu.xenstore_feed): the
+    """xenstored streams read record by record (xenlu.feed.xenstore): the
     mapped reader's error for every truncation and changed octet of the
     golden streams, in one piece, in random pieces and one byte at a time."""
     cases = _xs_corpus()

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from golden.golden_json import stream_json
 
-from xenlu.compat import convert
-from xenlu.epochs import EPOCHS, fmt_epoch, parse_epoch
-from xenlu.lu_stream import decode_lu, encode_lu
+from xenlu.core.epochs import EPOCHS, fmt_epoch, parse_epoch
+from xenlu.host.compat import convert
+from xenlu.lu.stream import decode_lu, encode_lu
 
 GOLDEN = Path(__file__).parent / "golden"
 FILES = sorted(GOLDEN.glob("*/*.bin"))

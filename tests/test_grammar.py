@@ -1,8 +1,8 @@
 """The grammar tables are the single source of both walks, decode and check-only.
 
 Every case here is generated from the tables themselves
-(:data:`xenlu.lu_grammar.GLOBAL`, :data:`xenlu.lu_grammar.DOMAIN`,
-:data:`xenlu.libxc_grammar.TABLES`): for each record type a table names, a
+(:data:`xenlu.lu.grammar.GLOBAL`, :data:`xenlu.lu.grammar.DOMAIN`,
+:data:`xenlu.migration.libxc_grammar.TABLES`): for each record type a table names, a
 valid stream is edited so that the type comes once more (first, last), once
 fewer, or again; decode and the check-only verify must then agree, error
 for error, and — for LU — with what the table itself predicts. A second
@@ -22,19 +22,19 @@ import pytest
 
 from tests.vectors.libxc_vectors import VECTORS
 from tests.vectors.lu_vectors import INVALID, LUVector
-from xenlu import libxc_stream
-from xenlu.errors import DecodeError, GrammarError
-from xenlu.hostgen import make_host
-from xenlu.libxc import DirtyPfnList, RecType
-from xenlu.libxc_grammar import TABLES
-from xenlu.libxc_stream import LibxcStream, decode_libxc, libxc_bytes, verify_libxc
-from xenlu.lu_check import _verify_fast
-from xenlu.lu_grammar import DOMAIN, GLOBAL, HVM, PV, SectionGrammar, name_of
-from xenlu.lu_model import GlobalSection, LUDomain, LUStream, Section
-from xenlu.lu_records import T
-from xenlu.lu_stream import decode_lu, encode_lu, verify_lu
-from xenlu.lu_walk import Walker
-from xenlu.registry import Record, UnknownRecord
+from xenlu.core.errors import DecodeError, GrammarError
+from xenlu.core.registry import Record, UnknownRecord
+from xenlu.lu.check import _verify_fast
+from xenlu.lu.grammar import DOMAIN, GLOBAL, HVM, PV, SectionGrammar, name_of
+from xenlu.lu.model import GlobalSection, LUDomain, LUStream, Section
+from xenlu.lu.records import T
+from xenlu.lu.stream import decode_lu, encode_lu, verify_lu
+from xenlu.lu.walk import Walker
+from xenlu.migration import libxc_stream
+from xenlu.migration.libxc import DirtyPfnList, RecType
+from xenlu.migration.libxc_grammar import TABLES
+from xenlu.migration.libxc_stream import LibxcStream, decode_libxc, libxc_bytes, verify_libxc
+from xenlu.testing.hostgen import make_host
 
 
 def _outcome(fn: Callable[[bytes], Any], data: bytes) -> tuple[Any, ...] | None:
@@ -297,9 +297,9 @@ def test_a_bad_gathered_entry_takes_the_second_walk(walks: dict[str, int]) -> No
     host = make_host((4, 15), n_hvm=1, mem_mib=2, dom0_mem_mib=2, seed=5)
     data = bytearray(encode_lu(host, max_record_bytes=40))
     mv = memoryview(bytes(data))
-    from xenlu.framing import crc32c, frames
-    from xenlu.lu_records import T
-    from xenlu.lu_stream import scan_lu
+    from xenlu.core.framing import crc32c, frames
+    from xenlu.lu.records import T
+    from xenlu.lu.stream import scan_lu
 
     off = next(o for _, o, t, _ in frames(mv, 0, len(mv), 0) if t == T.LU_P2M)
     data[off + 16 + 22] = 1  # entries[0].rsvd

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import xenlu.handover as handover
-from xenlu.errors import CallerError, FramingError, HandoverError, RecordError, XenLUError
-from xenlu.framing import HDR
-from xenlu.handover import (
+import xenlu.lu.handover as handover
+from xenlu.core.errors import CallerError, FramingError, HandoverError, RecordError, XenLUError
+from xenlu.core.framing import HDR
+from xenlu.core.registry import UnknownRecord
+from xenlu.lu.handover import (
     LIVE_UPDATE_MAGIC,
     LU_DATA,
     MAX_NR_PAGES,
@@ -29,9 +30,8 @@ from xenlu.handover import (
     write_handover,
     write_handover_file,
 )
-from xenlu.lu_records import LuHostInfo, RegionExtent, T, XenPagesExtent
-from xenlu.lu_stream import LUStream, encode_lu
-from xenlu.registry import UnknownRecord
+from xenlu.lu.records import LuHostInfo, RegionExtent, T, XenPagesExtent
+from xenlu.lu.stream import LUStream, encode_lu
 
 BS, BSIZE = 0x200000, 0x200000  # LU bootmem: MFNs 0x200 … 0x3FF
 BOOT = (BS, BSIZE)
@@ -313,7 +313,7 @@ def test_sparse_file_default_size_is_max_page(tmp_path: Path) -> None:
 
 
 def test_roundtrip_with_domains() -> None:
-    hostgen = pytest.importorskip("xenlu.hostgen")
+    hostgen = pytest.importorskip("xenlu.testing.hostgen")
     s: LUStream = hostgen.make_host((4, 15), n_hvm=1, mem_mib=4, dom0_mem_mib=4, seed=3)
     size = int(s.host.max_page) * PAGE_SIZE
     boot = format_liveupdate(int(s.host.lu_bootmem_start), int(s.host.lu_bootmem_size))
@@ -381,7 +381,7 @@ def test_writer_refuses_the_image_end() -> None:
 
 
 def test_writer_refuses_owned_frames() -> None:
-    hostgen = pytest.importorskip("xenlu.hostgen")
+    hostgen = pytest.importorskip("xenlu.testing.hostgen")
     s: LUStream = hostgen.make_host((4, 15), n_hvm=1, mem_mib=4, dom0_mem_mib=4)
     dom = s.domains[1]
     owned = int(dom.ownership["start_mfn"][0])

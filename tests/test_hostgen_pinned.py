@@ -1,7 +1,7 @@
 """The bytes of ``make_host`` / ``host_sections`` / ``write_host`` are pinned (issue 12).
 
 The golden corpus, ``make demo`` and the benchmark inputs are built by
-:mod:`xenlu.hostgen`; when the host generator takes new options (the
+:mod:`xenlu.testing.hostgen`; when the host generator takes new options (the
 variations the strategies draw), its output for every argument set of
 before must stay the same bytes. The digests below were taken before the
 generator was unified with the strategies' variations.
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from xenlu.hostgen import host_sections, make_host, write_host
-from xenlu.lu_encode import END_BYTES, encode_section_to
-from xenlu.lu_stream import encode_lu
+from xenlu.lu.encode import END_BYTES, encode_section_to
+from xenlu.lu.stream import encode_lu
+from xenlu.testing.hostgen import host_sections, make_host, write_host
 
 PINNED: list[tuple[str, dict[str, Any], int, str]] = [
     ("4.11", {}, 64624, "5d43b1ef3e31d631c19966587492500a38d525db1fab28ddf6d4a89a52bb1b9f"),

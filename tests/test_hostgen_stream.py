@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from xenlu.epochs import EPOCHS
-from xenlu.hostgen import host_sections, make_host, write_host
-from xenlu.lu_stream import GlobalSection, decode_lu, encode_lu
-from xenlu.validate import validate
+from xenlu.core.epochs import EPOCHS
+from xenlu.host.validation import validate
+from xenlu.lu.stream import GlobalSection, decode_lu, encode_lu
+from xenlu.testing.hostgen import host_sections, make_host, write_host
 
 SHAPES: list[dict[str, Any]] = [
     dict(n_hvm=2, mem_mib=2, dom0_mem_mib=1),
@@ -64,7 +64,7 @@ def test_memory_is_bounded_by_one_domain(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """
         import resource, sys
-        from xenlu.hostgen import write_host
+        from xenlu.testing.hostgen import write_host
         n = write_host(sys.argv[1], "4.15", n_hvm=32, mem_mib=64, dom0_mem_mib=64,
                        fragmentation=1.0, seed=2)
         print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -74,7 +74,7 @@ def test_memory_is_bounded_by_one_domain(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import resource, xenlu.hostgen, xenlu.lu_stream; "
+            "import resource, xenlu.testing.hostgen, xenlu.lu.stream; "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
         ],
         capture_output=True,

@@ -1,7 +1,7 @@
 """hostgen's variations (issue 12): one generator of consistent hosts.
 
-:class:`xenlu.hostgen.HostVariations` carries every change the strategies
-used to make to a generated host; :func:`xenlu.strategies.hosts` draws
+:class:`xenlu.testing.hostgen.HostVariations` carries every change the strategies
+used to make to a generated host; :func:`xenlu.testing.strategies.hosts` draws
 only hostgen's knobs. The tests check each knob's effect, the refusals,
 that the strategies still reach every kind of host (and shrink to the
 simplest), and that ``convertible=True`` hosts convert to every version
@@ -16,11 +16,15 @@ import io
 import pytest
 from hypothesis import HealthCheck, find, given, settings
 
-from xenlu import strategies as S
-from xenlu.compat import convert
-from xenlu.epochs import EPOCHS
-from xenlu.errors import CallerError
-from xenlu.hostgen import (
+from xenlu.core.epochs import EPOCHS
+from xenlu.core.errors import CallerError
+from xenlu.core.registry import OPTIONAL
+from xenlu.host.compat import convert
+from xenlu.host.validation import validate
+from xenlu.lu.records import LU_STATE_RUNNING, LU_STATE_SHINFO32, T
+from xenlu.lu.stream import LUStream, X, decode_lu, encode_lu
+from xenlu.testing import strategies as S
+from xenlu.testing.hostgen import (
     DomainVariations,
     HostPlan,
     HostVariations,
@@ -29,10 +33,6 @@ from xenlu.hostgen import (
     make_host,
     write_host,
 )
-from xenlu.lu_records import LU_STATE_RUNNING, LU_STATE_SHINFO32, T
-from xenlu.lu_stream import LUStream, X, decode_lu, encode_lu
-from xenlu.registry import OPTIONAL
-from xenlu.validate import validate
 
 SMALL = dict(n_hvm=2, mem_mib=1, dom0_mem_mib=1, vcpus=2, fifo_every=1, grant_v2_every=2)
 
@@ -214,10 +214,10 @@ def test_convertible_writes_an_effective_explicit_limit_as_minus_one() -> None:
 def test_hostgen_docstring_examples() -> None:
     import doctest
 
-    import xenlu._hostgen_vary
-    import xenlu.hostgen
+    import xenlu.testing._hostgen_vary
+    import xenlu.testing.hostgen
 
-    for module in (xenlu.hostgen, xenlu._hostgen_vary):
+    for module in (xenlu.testing.hostgen, xenlu.testing._hostgen_vary):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0
-    assert doctest.testmod(xenlu.hostgen).attempted >= 5
+    assert doctest.testmod(xenlu.testing.hostgen).attempted >= 5

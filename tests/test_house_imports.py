@@ -6,7 +6,7 @@ another module needs becomes a public name of the module that owns it.
 The one exception is a package importing its own private submodules (the
 ``strategies`` package its ``_records``, ``_hosts``, …): those modules are
 the package's inside. Importing a public name *from* a private module
-(``from xenlu.validate._index import FrameIndex``) is about modules, not
+(``from xenlu.host.validation._index import FrameIndex``) is about modules, not
 names, and is allowed.
 
 The check reads the source (``ast``), so it sees imports inside functions
@@ -62,8 +62,8 @@ def violations(source: str, module: str, is_package: bool = False) -> list[str]:
     """Every use of another module's private name in ``source`` (the text of
     ``module``), as ``line: what``.
 
-    >>> violations("from xenlu.cli import _decode", "xenlu.demo")
-    ['1: from xenlu.cli import _decode']
+    >>> violations("from xenlu.cli.app import _decode", "xenlu.cli.demo")
+    ['1: from xenlu.cli.app import _decode']
     """
     tree = ast.parse(source)
     found: list[str] = []
@@ -90,7 +90,7 @@ def violations(source: str, module: str, is_package: bool = False) -> list[str]:
                     else:
                         bound[alias.name.split(".")[0]] = alias.name.split(".")[0]
     for node in ast.walk(tree):
-        # ``m._x``, ``xenlu.cli._decode``: a chain that starts at a name an
+        # ``m._x``, ``xenlu.cli.app._decode``: a chain that starts at a name an
         # import bound to a module.
         if (
             isinstance(node, ast.Attribute)
@@ -130,34 +130,34 @@ def _sources() -> list[Path]:
 def test_the_checker_sees_each_form() -> None:
     """The check finds the forms it is for, and lets the allowed ones pass."""
     bad = (
-        "from xenlu.cli import _decode\n"
+        "from xenlu.cli.app import _decode\n"
         "from xenlu import cli\n"
-        "import xenlu.cgen\n"
-        "import xenlu.show as show\n"
+        "import xenlu.tools.cgen\n"
+        "import xenlu.tools.show as show\n"
         "def f():\n"
-        "    from xenlu.cli_compat import _fail\n"
-        "    return cli._summary, xenlu.cgen._blocks, show._private\n"
+        "    from xenlu.cli.compat import _fail\n"
+        "    return cli._summary, xenlu.tools.cgen._blocks, show._private\n"
     )
-    got = violations(bad, "xenlu.demo")
+    got = violations(bad, "xenlu.cli.demo")
     assert got == [
-        "1: from xenlu.cli import _decode",
-        "6: from xenlu.cli_compat import _fail",
-        "7: xenlu.cgen._blocks",
-        "7: xenlu.cli._summary",
-        "7: xenlu.show._private",
+        "1: from xenlu.cli.app import _decode",
+        "6: from xenlu.cli.compat import _fail",
+        "7: xenlu.tools.cgen._blocks",
+        "7: xenlu.cli.app._summary",
+        "7: xenlu.tools.show._private",
     ]
     allowed = (
-        "from xenlu.strategies import _records\n"
+        "from xenlu.testing.strategies import _records\n"
         "from . import _hosts\n"
-        "from xenlu.validate._index import FrameIndex\n"
-        "from xenlu._compat_model import Model\n"
+        "from xenlu.host.validation._index import FrameIndex\n"
+        "from xenlu.host._compat_model import Model\n"
         "x = _records.records\n"
     )
-    assert violations(allowed, "xenlu.strategies", is_package=True) == []
+    assert violations(allowed, "xenlu.testing.strategies", is_package=True) == []
     # Outside its package, the private submodule is a private name.
-    assert violations("from xenlu.strategies import _xenstore", "xenlu.strategies_xenstore") == [
-        "1: from xenlu.strategies import _xenstore"
-    ]
+    assert violations(
+        "from xenlu.testing.strategies import _xenstore", "xenlu.testing.strategies_xenstore"
+    ) == ["1: from xenlu.testing.strategies import _xenstore"]
 
 
 @pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(PACKAGE)))

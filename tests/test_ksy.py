@@ -19,13 +19,13 @@ import pytest
 
 from tests.golden.golden_json import stream_json
 from tests.vectors.libxc_vectors import VECTORS
-from xenlu.epochs import EPOCHS, fmt_epoch
-from xenlu.ksy import LIBXC_KSY, ksy_name, libxc_ksy, lu_ksy
-from xenlu.libxc_stream import decode_libxc
-from xenlu.lu_stream import decode_lu
-from xenlu.registry import record_name
-from xenlu.schema import epoch_schema
-from xenlu.values import to_jsonable
+from xenlu.core.epochs import EPOCHS, fmt_epoch
+from xenlu.core.registry import record_name
+from xenlu.core.values import to_jsonable
+from xenlu.lu.stream import decode_lu
+from xenlu.migration.libxc_stream import decode_libxc
+from xenlu.tools.ksy import LIBXC_KSY, ksy_name, libxc_ksy, lu_ksy
+from xenlu.tools.schema import epoch_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_FILES = sorted((ROOT / "tests" / "golden").glob("*/*.bin"))
@@ -188,7 +188,7 @@ def test_kaitai_refuses_reserved_fields_not_zero(parsers: Path) -> None:
     import kaitaistruct
 
     from tests.vectors.lu_vectors import INVALID
-    from xenlu.epochs import epoch_of, parse_epoch
+    from xenlu.core.epochs import epoch_of, parse_epoch
 
     faults = [v for v in INVALID if (v.field or "").split(".")[-1].startswith("rsvd")]
     assert len(faults) >= 20
@@ -201,7 +201,7 @@ def test_kaitai_refuses_reserved_fields_not_zero(parsers: Path) -> None:
 
 def test_kaitai_reads_every_structurally_valid_vector(parsers: Path) -> None:
     from tests.vectors.lu_vectors import GOLDEN, SEMANTIC_ONLY
-    from xenlu.epochs import epoch_of, parse_epoch
+    from xenlu.core.epochs import epoch_of, parse_epoch
 
     for v in [*GOLDEN, *SEMANTIC_ONLY]:
         epoch = epoch_of(*parse_epoch(v.epoch))

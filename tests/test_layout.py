@@ -12,13 +12,13 @@ from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xenlu.epochs import EPOCHS
-from xenlu.errors import EncodeError, RecordError
-from xenlu.layout import Layout, Packed, Rsvd, fld, packed, reserved
-from xenlu.lu_records import ENTRY_RULES
-from xenlu.registry import LU, Ctx
-from xenlu.strategies import entries
-from xenlu.values import to_jsonable
+from xenlu.core.epochs import EPOCHS
+from xenlu.core.errors import EncodeError, RecordError
+from xenlu.core.layout import Layout, Packed, Rsvd, fld, packed, reserved
+from xenlu.core.registry import LU, Ctx
+from xenlu.core.values import to_jsonable
+from xenlu.lu.records import ENTRY_RULES
+from xenlu.testing.strategies import entries
 
 
 @packed(name="SAMPLE")
@@ -137,8 +137,8 @@ def test_misaligned_declaration_is_refused() -> None:
 
 
 def test_big_endian_layouts_derive_the_same_way() -> None:
-    from xenlu.libxc_stream import ImageHeader
-    from xenlu.libxl import LibxlHeader
+    from xenlu.migration.libxc_stream import ImageHeader
+    from xenlu.migration.libxl import LibxlHeader
 
     lay = ImageHeader.LAYOUT
     assert lay.byteorder == ">" and lay.size == 24
@@ -257,7 +257,7 @@ def _clean_verdicts_and_check(
 ) -> tuple[set[bool], object, object]:
     """(RuleSet.clean's verdicts folded and not, check_array, the exact locators)
     with steps of ``step`` entries."""
-    from xenlu import rules as rules_mod
+    from xenlu.core import rules as rules_mod
 
     rules = lay.rules(epoch)
     exact = rules.locate_fields(arr)

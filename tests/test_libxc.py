@@ -1,4 +1,5 @@
-"""libxc records (xenlu.libxc, xenlu.hvmctx) and streams (xenlu.libxc_stream).
+"""libxc records (xenlu.migration.libxc, xenlu.migration.hvmctx) and streams
+(xenlu.migration.libxc_stream).
 
 Byte inputs are built with the independent struct-based builders of
 ``tests/vectors/libxc_vectors.py``; values are built with xenlu's model.
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tests.vectors.libxc_vectors as V
-from xenlu.errors import (
+from xenlu.core.errors import (
     CallerError,
     DecodeError,
     EncodeError,
@@ -25,8 +26,9 @@ from xenlu.errors import (
     RecordError,
     UnknownRecordError,
 )
-from xenlu.framing import BytesSink, RecordWriter
-from xenlu.hvmctx import (
+from xenlu.core.framing import BytesSink, RecordWriter
+from xenlu.core.registry import LIBXC, Ctx, Record, UnknownRecord
+from xenlu.migration.hvmctx import (
     HVM_FILE_MAGIC,
     HvmContext,
     HvmEntry,
@@ -41,7 +43,7 @@ from xenlu.hvmctx import (
     encode_hvm_context,
     entry_from_body,
 )
-from xenlu.libxc import (
+from xenlu.migration.libxc import (
     BODY_CHECKS,
     Checkpoint,
     CpuidLeaf,
@@ -63,7 +65,7 @@ from xenlu.libxc import (
     X86TscInfo,
     count_data_pages,
 )
-from xenlu.libxc_stream import (
+from xenlu.migration.libxc_stream import (
     DomainHeader,
     ImageHeader,
     LibxcStream,
@@ -74,7 +76,6 @@ from xenlu.libxc_stream import (
     libxc_bytes,
     verify_libxc,
 )
-from xenlu.registry import LIBXC, Ctx, Record, UnknownRecord
 
 R = RecType
 PAGE = 4096
@@ -743,7 +744,7 @@ def test_page_data_acceptor_of_one_pfn_agrees_with_the_check(
     count: int, rsvd: int, ptype: int, low: int
 ) -> None:
     """The 16-byte PAGE_DATA shortcut of the structural fast path (§1.6)."""
-    from xenlu.libxc import BODY_ACCEPT
+    from xenlu.migration.libxc import BODY_ACCEPT
 
     body = struct.pack("<IIQ", count, rsvd, ptype << 60 | low)
     ctx = Ctx(0, R.PAGE_DATA, 8, len(body))
@@ -767,7 +768,7 @@ def test_page_data_acceptor_of_many_pfns_agrees_with_the_check(
     """The strided (numpy-free) PAGE_DATA acceptor for more than 32 pfns (§1.6)."""
     import random
 
-    from xenlu.libxc import BODY_ACCEPT
+    from xenlu.migration.libxc import BODY_ACCEPT
 
     rng = random.Random(seed)
     pfns = [rng.choice(types) << 60 | rng.randrange(1 << 40) for _ in range(count)]
@@ -805,7 +806,7 @@ def test_libxc_verify_command_needs_no_numpy(tmp_path: Any) -> None:
             p.write_bytes(v.data)
             paths.append(p)
     code = (
-        "import sys\nfrom xenlu.cli import main\n"
+        "import sys\nfrom xenlu.cli.app import main\n"
         "codes = [main(['verify', '-q', '--format', 'libxc', p]) for p in sys.argv[1:]]\n"
         "print(codes, 'numpy' in sys.modules)\n"
     )

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-import xenlu.errors as errors
+import xenlu.core.errors as errors
 from tests.vectors.libxc_vectors import ALL_VECTORS, PENDING, VECTORS, Vector
-from xenlu.errors import DecodeError
-from xenlu.libxc_stream import decode_libxc, libxc_bytes
-from xenlu.libxl import decode_libxl, decode_xl, libxl_bytes, xl_bytes
+from xenlu.core.errors import DecodeError
+from xenlu.migration.libxc_stream import decode_libxc, libxc_bytes
+from xenlu.migration.libxl import decode_libxl, decode_xl, libxl_bytes, xl_bytes
 
 
 def _decode(vec: Vector) -> Any:
@@ -115,7 +115,7 @@ def test_hvm_context_bytes_after_the_end_entry_are_kept() -> None:
 def test_an_embedded_libxc_stream_cannot_carry_trailing_bytes() -> None:
     # The libxl reader goes on after the libxc END: such bytes would be read
     # as libxl records, so the encoder refuses them.
-    from xenlu.errors import EncodeError
+    from xenlu.core.errors import EncodeError
 
     lx = _decode(_named("libxl_hvm_valid"))
     lx.libxc.trailing = b"\x01"

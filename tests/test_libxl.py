@@ -1,4 +1,4 @@
-"""libxl streams and xl save files (xenlu.libxl)."""
+"""libxl streams and xl save files (xenlu.migration.libxl)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import tests.vectors.libxc_vectors as V
-from xenlu.errors import (
+from xenlu.core.errors import (
     DecodeError,
     EncodeError,
     FramingError,
@@ -23,9 +23,16 @@ from xenlu.errors import (
     UnknownRecordError,
     VersionError,
 )
-from xenlu.libxc import Checkpoint, End, PageData, RecType, StaticDataEnd, X86TscInfo
-from xenlu.libxc_stream import DomainHeader, ImageHeader, LibxcStream, decode_libxc, libxc_bytes
-from xenlu.libxl import (
+from xenlu.core.registry import LIBXL, Record, UnknownRecord
+from xenlu.migration.libxc import Checkpoint, End, PageData, RecType, StaticDataEnd, X86TscInfo
+from xenlu.migration.libxc_stream import (
+    DomainHeader,
+    ImageHeader,
+    LibxcStream,
+    decode_libxc,
+    libxc_bytes,
+)
+from xenlu.migration.libxl import (
     XL_MAGIC,
     CheckpointEnd,
     CheckpointState,
@@ -42,7 +49,6 @@ from xenlu.libxl import (
     xl_bytes,
     xl_optional_data,
 )
-from xenlu.registry import LIBXL, Record, UnknownRecord
 
 L = LibxlType
 R = RecType
@@ -190,7 +196,7 @@ def test_libxl_grammar() -> None:
 def test_xenstore_data_pairs() -> None:
     spec = LIBXL.by_name("EMULATOR_XENSTORE_DATA")
     body = struct.pack("<II", 2, 1) + b"a\0b\0c\0\0"
-    from xenlu.registry import Ctx
+    from xenlu.core.registry import Ctx
 
     v = spec.decode(memoryview(body), Ctx(0, 2, 8, len(body)))
     assert v == EmulatorXenstoreData(2, 1, ((b"a", b"b"), (b"c", b"")))
@@ -403,7 +409,7 @@ def test_checkpoint_state_is_refused_in_a_stream_but_its_body_codec_stays() -> N
         decode_libxl(data)
     assert (e.value.offset, e.value.field) == (len(data) - 24, "type")
     spec = LIBXL.by_name("CHECKPOINT_STATE")
-    from xenlu.registry import Ctx
+    from xenlu.core.registry import Ctx
 
     body = struct.pack("<II", 3, 0)
     assert spec.decode(memoryview(body), Ctx(0, 5, 8, 8)) == CheckpointState(control_id=3)
@@ -446,7 +452,7 @@ def test_emulator_records_need_an_hvm_guest() -> None:
     ],
 )
 def test_xenstore_keys_follow_the_spec(data: bytes, at: int) -> None:
-    from xenlu.registry import Ctx
+    from xenlu.core.registry import Ctx
 
     spec = LIBXL.by_name("EMULATOR_XENSTORE_DATA")
     body = struct.pack("<II", 2, 0) + data
@@ -459,7 +465,7 @@ def test_xenstore_keys_follow_the_spec(data: bytes, at: int) -> None:
 
 
 def test_xenstore_key_alphabet_and_free_values() -> None:
-    from xenlu.registry import Ctx
+    from xenlu.core.registry import Ctx
 
     spec = LIBXL.by_name("EMULATOR_XENSTORE_DATA")
     value = EmulatorXenstoreData(2, 0, ((b"aZ9-/_@x", b"any text: \xff ok"),))

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xenlu.epochs import EPOCHS
-from xenlu.errors import (
+from xenlu.core.epochs import EPOCHS
+from xenlu.core.errors import (
     CallerError,
     ChecksumError,
     DecodeError,
@@ -26,10 +26,10 @@ from xenlu.errors import (
     VersionError,
     XenLUError,
 )
-from xenlu.framing import crc32c
-from xenlu.hostgen import make_host
-from xenlu.lu_records import Bulk, LuSectionEnd, T
-from xenlu.lu_stream import (
+from xenlu.core.framing import crc32c
+from xenlu.core.registry import Record, UnknownRecord
+from xenlu.lu.records import Bulk, LuSectionEnd, T
+from xenlu.lu.stream import (
     LUStream,
     decode_domain_section,
     decode_lu,
@@ -37,7 +37,7 @@ from xenlu.lu_stream import (
     encode_lu_to,
     scan_lu,
 )
-from xenlu.registry import Record, UnknownRecord
+from xenlu.testing.hostgen import make_host
 
 VERSIONS = [*EPOCHS, (4, 18)]
 
@@ -255,7 +255,7 @@ def test_pic_has_two_instances_amendment_a1() -> None:
     ents = s.domains[1].hvm_context.entries
     assert [e.instance for e in ents if e.typecode == 3] == [0, 1]
     assert decode_lu(encode_lu(s)) == s
-    from xenlu.hvmctx import HvmContext, HvmEntry
+    from xenlu.migration.hvmctx import HvmContext, HvmEntry
 
     bad = HvmContext(
         tuple(HvmEntry(e.typecode, 2 if e.typecode == 3 else e.instance, e.data) for e in ents)
@@ -270,7 +270,7 @@ def test_pic_has_two_instances_amendment_a1() -> None:
 def test_sections_encode_independently_and_in_parallel(host: LUStream, data: bytes) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from xenlu.lu_stream import END_BYTES, encode_section_to
+    from xenlu.lu.stream import END_BYTES, encode_section_to
 
     def one(sec: object) -> bytes:
         sink = io.BytesIO()
@@ -305,7 +305,7 @@ def test_p2m_fast_rules_agree_with_exact_rules(
     n: int, seed: int, edits: list[tuple[str, int]]
 ) -> None:
     """§4.7: the reduction screens of the P2M record rules never hide a violation."""
-    from xenlu.lu_records import P2mEntry
+    from xenlu.lu.records import P2mEntry
 
     rng = np.random.default_rng(seed)
     lay = P2mEntry.LAYOUT

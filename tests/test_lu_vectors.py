@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-import xenlu.errors as errors
+import xenlu.core.errors as errors
 from tests.vectors.lu_vectors import GOLDEN, INVALID, SEMANTIC_ONLY, LUVector
-from xenlu.epochs import fmt_epoch
-from xenlu.errors import DecodeError
-from xenlu.lu_records import GrantTable
-from xenlu.lu_stream import LUStream, decode_lu, encode_lu
-from xenlu.registry import UnknownRecord, record_name
-from xenlu.values import OMIT_EMPTY
+from xenlu.core.epochs import fmt_epoch
+from xenlu.core.errors import DecodeError
+from xenlu.core.registry import UnknownRecord, record_name
+from xenlu.core.values import OMIT_EMPTY
+from xenlu.lu.records import GrantTable
+from xenlu.lu.stream import LUStream, decode_lu, encode_lu
 
 
 def _plain(value: Any) -> Any:

@@ -19,20 +19,20 @@ from hypothesis import strategies as st
 
 import xenlu
 from tests.vectors.lu_vectors import GOLDEN, INVALID, SEMANTIC_ONLY, LUVector
-from xenlu.epochs import EPOCHS
-from xenlu.errors import DecodeError
-from xenlu.framing import crc32c, frames
-from xenlu.hostgen import make_host
-from xenlu.lu_check import _verify_fast
-from xenlu.lu_records import Bulk, T
-from xenlu.lu_stream import (
+from xenlu.core.epochs import EPOCHS
+from xenlu.core.errors import DecodeError
+from xenlu.core.framing import crc32c, frames
+from xenlu.core.registry import Record, UnknownRecord
+from xenlu.lu.check import _verify_fast
+from xenlu.lu.records import Bulk, T
+from xenlu.lu.stream import (
     LUDomain,
     decode_lu,
     encode_lu,
     scan_lu,
     verify_lu,
 )
-from xenlu.registry import Record, UnknownRecord
+from xenlu.testing.hostgen import make_host
 
 
 def _outcome(fn: Any, data: bytes) -> tuple[Any, ...] | None:
@@ -190,7 +190,7 @@ def test_verify_of_a_mapped_file(tmp_path: Any) -> None:
 
 def test_pending_records_are_checked_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a batch every 4 records, the verdicts stay the same (bounded memory)."""
-    import xenlu.lu_check as lu_check
+    import xenlu.lu.check as lu_check
 
     monkeypatch.setattr(lu_check, "_FLUSH_MASK", 3)
     assert _verify_fast(memoryview(_SMALL), True)
@@ -279,7 +279,7 @@ def test_decode_with_an_executor_gives_the_same_stream_and_errors() -> None:
 @given(a=st.binary(max_size=300), b=st.binary(max_size=300), zeros=st.integers(0, 5000))
 def test_crc32c_combine_is_the_crc_of_the_concatenation(a: bytes, b: bytes, zeros: int) -> None:
     """The pieces of a section checked on several threads give its crc32c."""
-    from xenlu.lu_check import crc32c_combine
+    from xenlu.lu.check import crc32c_combine
 
     b = b + bytes(zeros)
     assert crc32c_combine(crc32c(a), crc32c(b), len(b)) == crc32c(a + b)
@@ -296,7 +296,7 @@ def test_large_records_checked_with_the_crc_in_steps(
     step of a large record gives decode_lu's error."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import xenlu.rules as rules_mod
+    import xenlu.core.rules as rules_mod
 
     monkeypatch.setattr(rules_mod, "CLEAN_BYTES", step_bytes)
     data = _host_bytes((4, 21), 1 << 27)
@@ -385,7 +385,7 @@ def test_split_and_fused_sections_on_an_executor(
     decode_lu's verdict and first error."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import xenlu.lu_check as lu_check
+    import xenlu.lu.check as lu_check
 
     monkeypatch.setattr(lu_check, "_CRC_THREAD_MIN_BYTES", 0)
     monkeypatch.setattr(lu_check, "_SPLIT_PROBE", 2)

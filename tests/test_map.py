@@ -1,4 +1,4 @@
-"""``xenlu map`` and :mod:`xenlu.memmap` (issue 15): the raster is exact
+"""``xenlu map`` and :mod:`xenlu.tools.memmap` (issue 15): the raster is exact
 against frame-by-frame expansion on small hosts, the legend names every
 category, a doubly-owned frame is marked, a 1 TiB-shaped host renders
 quickly, an SVG stays small, and a missing matplotlib is exit 69."""
@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xenlu.cli import main
-from xenlu.cli_io import Exit
-from xenlu.hostgen import make_host
-from xenlu.lu_records import Bulk, T
-from xenlu.lu_stream import GlobalSection, LUDomain, LUStream, encode_lu
-from xenlu.memmap import UNOWNED, _coverage, _depth, _runs, host_map, legend_names
-from xenlu.registry import Record
+from xenlu.cli.app import main
+from xenlu.cli.io import Exit
+from xenlu.core.registry import Record
+from xenlu.lu.records import Bulk, T
+from xenlu.lu.stream import GlobalSection, LUDomain, LUStream, encode_lu
+from xenlu.testing.hostgen import make_host
+from xenlu.tools.memmap import UNOWNED, _coverage, _depth, _runs, host_map, legend_names
 
 pytest.importorskip("matplotlib")
 

@@ -12,18 +12,18 @@ from types import ModuleType
 
 import pytest
 
-import xenlu.jsonform as jsonform
-import xenlu.jsonform_text as jsonform_text
-import xenlu.libxc as libxc
-import xenlu.libxc_page_data as libxc_page_data
-import xenlu.libxc_records as libxc_records
-import xenlu.libxl as libxl
-import xenlu.libxl_records as libxl_records
-import xenlu.lu_host_records as lu_host_records
-import xenlu.lu_io_records as lu_io_records
-import xenlu.lu_memory_records as lu_memory_records
-import xenlu.lu_records as lu_records
-import xenlu.lu_values as lu_values
+import xenlu.lu.host_records as lu_host_records
+import xenlu.lu.io_records as lu_io_records
+import xenlu.lu.memory_records as lu_memory_records
+import xenlu.lu.records as lu_records
+import xenlu.lu.values as lu_values
+import xenlu.migration.libxc as libxc
+import xenlu.migration.libxc_page_data as libxc_page_data
+import xenlu.migration.libxc_records as libxc_records
+import xenlu.migration.libxl as libxl
+import xenlu.migration.libxl_records as libxl_records
+import xenlu.tools.jsonform as jsonform
+import xenlu.tools.jsonform_text as jsonform_text
 
 ROOT = Path(__file__).resolve().parents[1] / "xenlu"
 

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from construct import Int8ul, Int16ul, Int32ul
 
-import xenlu._compat_steps as steps
-import xenlu.handover as ho
-import xenlu.lu_records as L
-from xenlu.compat import STEPS, Cover
-from xenlu.epochs import EPOCHS, parse_epoch
-from xenlu.layout import Packed, fld, packed
-from xenlu.names import bit_names, epoch_limited, value_names
+import xenlu.host._compat_steps as steps
+import xenlu.lu.handover as ho
+import xenlu.lu.records as L
+from xenlu.core.epochs import EPOCHS, parse_epoch
+from xenlu.core.layout import Packed, fld, packed
+from xenlu.core.names import bit_names, epoch_limited, value_names
+from xenlu.host.compat import STEPS, Cover
 
 # fld name mappings that stay mappings: their names are not identifiers, or
 # they name multi-bit groups, or a single placeholder value.
@@ -35,7 +35,7 @@ def _name_enums() -> list[type[enum.IntEnum] | type[enum.IntFlag]]:
         for v in vars(L).values()
         if isinstance(v, type)
         and issubclass(v, (enum.IntEnum, enum.IntFlag))
-        and v.__module__ in (L.__name__, "xenlu.lu_values")  # lu_records re-exports them
+        and v.__module__ in (L.__name__, "xenlu.lu.values")  # lu_records re-exports them
     ]
 
 
@@ -208,14 +208,14 @@ def test_breadcrumb_layout_is_the_three_words() -> None:
 # --- seams: no private names across modules -------------------------------------------
 
 _HOST_LAYER = (
-    "xenlu/validate",
-    "xenlu/plan.py",
-    "xenlu/compat.py",
-    "xenlu/_compat_model.py",
-    "xenlu/_compat_steps.py",
-    "xenlu/handover.py",
-    "xenlu/_handover_pages.py",
-    "xenlu/names.py",
+    "xenlu/host/validation",
+    "xenlu/host/restore_plan.py",
+    "xenlu/host/compat.py",
+    "xenlu/host/_compat_model.py",
+    "xenlu/host/_compat_steps.py",
+    "xenlu/lu/handover.py",
+    "xenlu/lu/_handover_pages.py",
+    "xenlu/core/names.py",
 )
 
 

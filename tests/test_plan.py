@@ -22,12 +22,12 @@ from tests.test_validate import (
     next_port,
     set_bulk,
 )
-from xenlu.cli import main
-from xenlu.hostgen import make_host
-from xenlu.lu_records import ECS_INTERDOMAIN, T
-from xenlu.lu_stream import LUStream, encode_lu
-from xenlu.plan import EDGE_KINDS, PASSES, Edge, Plan, plan
-from xenlu.validate import validate
+from xenlu.cli.app import main
+from xenlu.host.restore_plan import EDGE_KINDS, PASSES, Edge, Plan, plan
+from xenlu.host.validation import validate
+from xenlu.lu.records import ECS_INTERDOMAIN, T
+from xenlu.lu.stream import LUStream, encode_lu
+from xenlu.testing.hostgen import make_host
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_every_edge_points_to_an_earlier_pass() -> None:
 
 
 def test_a_same_pass_edge_is_flagged(base: LUStream, monkeypatch: pytest.MonkeyPatch) -> None:
-    import xenlu.plan as P
+    import xenlu.host.restore_plan as P
 
     monkeypatch.setitem(P.EDGE_KINDS, "ioreq", (2, 2))  # a pass table that breaks parallelism
     p = plan(base)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import xenlu.cli_progress as cp
-from xenlu.handover import write_handover_file
-from xenlu.hostgen import make_host
-from xenlu.lu_stream import encode_lu
+import xenlu.cli.progress as cp
+from xenlu.lu.handover import write_handover_file
+from xenlu.lu.stream import encode_lu
+from xenlu.testing.hostgen import make_host
 
 XENLU = [sys.executable, "-m", "xenlu"]
 
@@ -101,7 +101,7 @@ def test_nothing_extra_when_not_a_terminal_or_small(files: tuple[Path, Path, str
 def test_small_input_does_not_import_tqdm(files: tuple[Path, Path, str]) -> None:
     small = files[0]
     code = (
-        "import sys; from xenlu.cli import main; "
+        "import sys; from xenlu.cli.app import main; "
         f"rc = main(['verify', '-q', {str(small)!r}]); "
         "print(rc, 'tqdm' in sys.modules)"
     )

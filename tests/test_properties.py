@@ -1,12 +1,12 @@
-"""Property tests driven by xenlu.strategies (issue 6).
+"""Property tests driven by xenlu.testing.strategies (issue 6).
 
 * every record of every epoch and format round-trips: decode(encode(x)) == x
   and encode(decode(b)) == b (LU records per epoch, libxc records in LU
   sections and in plain libxc streams, libxl records);
 * whole LU hosts, libxc v2/v3 streams, libxl streams and xl files round-trip;
 * whole-buffer LU decode equals section-by-section decode;
-* generated hosts validate clean (when xenlu.validate exists);
-* upgrade-then-rollback is the identity (when xenlu.compat exists);
+* generated hosts validate clean (when xenlu.host.validation exists);
+* upgrade-then-rollback is the identity (when xenlu.host.compat exists);
 * every corruption is caught as declared;
 * any mutated byte string makes every decoder succeed or raise only
   XenLUError, quickly (no hang), and a length field claiming ~4 GiB never
@@ -37,21 +37,21 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from xenlu import api
-from xenlu import strategies as S
-from xenlu.epochs import EPOCHS, fmt_epoch
-from xenlu.errors import XenLUError
-from xenlu.framing import frames
-from xenlu.hostgen import make_host
-from xenlu.layout import Rsvd
-from xenlu.libxc_stream import decode_libxc
-from xenlu.libxl import decode_libxl, decode_xl
-from xenlu.lu_stream import decode_domain_section, decode_lu, encode_lu, scan_lu
-from xenlu.registry import LIBXC, LIBXL, LU, Ctx, record_name
-from xenlu.values import values_equal
+from xenlu.core.epochs import EPOCHS, fmt_epoch
+from xenlu.core.errors import XenLUError
+from xenlu.core.framing import frames
+from xenlu.core.layout import Rsvd
+from xenlu.core.registry import LIBXC, LIBXL, LU, Ctx, record_name
+from xenlu.core.values import values_equal
+from xenlu.lu.stream import decode_domain_section, decode_lu, encode_lu, scan_lu
+from xenlu.migration.libxc_stream import decode_libxc
+from xenlu.migration.libxl import decode_libxl, decode_xl
+from xenlu.testing import strategies as S
+from xenlu.testing.hostgen import make_host
 
 ROOT = Path(__file__).resolve().parent.parent
-HAVE_VALIDATE = importlib.util.find_spec("xenlu.validate") is not None
-HAVE_COMPAT = importlib.util.find_spec("xenlu.compat") is not None
+HAVE_VALIDATE = importlib.util.find_spec("xenlu.host.validation") is not None
+HAVE_COMPAT = importlib.util.find_spec("xenlu.host.compat") is not None
 
 
 def scaled(fraction: float, minimum: int = 5) -> settings:
@@ -136,20 +136,20 @@ def test_section_by_section_equals_whole(data: bytes) -> None:
         assert part.checksum_ok
 
 
-@pytest.mark.skipif(not HAVE_VALIDATE, reason="xenlu.validate is not there yet")
+@pytest.mark.skipif(not HAVE_VALIDATE, reason="xenlu.host.validation is not there yet")
 @given(S.hosts(max_domains=5))
 def test_hosts_validate_clean(host: Any) -> None:
-    from xenlu.validate import validate
+    from xenlu.host.validation import validate
 
     report = validate(host)
     assert not list(report.findings), [str(f) for f in report.findings]
 
 
-@pytest.mark.skipif(not HAVE_COMPAT, reason="xenlu.compat is not there yet")
+@pytest.mark.skipif(not HAVE_COMPAT, reason="xenlu.host.compat is not there yet")
 @scaled(0.5)
 @given(S.hosts(max_domains=3, convertible=True), st.data())
 def test_upgrade_then_rollback_is_identity(host: Any, data: st.DataObject) -> None:
-    from xenlu.compat import convert
+    from xenlu.host.compat import convert
 
     newer = [v for v in S.supported_versions() if v > host.version]
     if not newer:
@@ -185,7 +185,7 @@ def test_libxc_structural_corruptions_are_caught(c: S.Corruption) -> None:
 def test_every_fault_kind_applies_to_a_host(kind: str) -> None:
     """Each kind has a site in an ordinary host, and its declared verdict holds."""
     if kind in SEMANTIC and not HAVE_VALIDATE:
-        pytest.skip("xenlu.validate is not there yet")
+        pytest.skip("xenlu.host.validation is not there yet")
     host = make_host((4, 13), n_hvm=2, mem_mib=1, dom0_mem_mib=1)
 
     @scaled(0.25)
@@ -197,7 +197,7 @@ def test_every_fault_kind_applies_to_a_host(kind: str) -> None:
     prop()
 
 
-@pytest.mark.skipif(not HAVE_VALIDATE, reason="xenlu.validate is not there yet")
+@pytest.mark.skipif(not HAVE_VALIDATE, reason="xenlu.host.validation is not there yet")
 @scaled(0.5)
 @given(S.streams(max_domains=4).flatmap(lambda b: S.corruptions(b, kinds=SEMANTIC)))
 def test_semantic_corruptions_are_found(c: S.Corruption) -> None:
@@ -320,7 +320,7 @@ def test_mutated_input_raises_only_xenlu_errors(data: bytes) -> None:
         with contextlib.suppress(XenLUError), time_limit(5.0):
             decode_domain_section(data, info.start, stream.version)
     if HAVE_VALIDATE:
-        from xenlu.validate import validate
+        from xenlu.host.validation import validate
 
         with contextlib.suppress(XenLUError), time_limit(10.0):
             validate(stream)
@@ -478,7 +478,7 @@ def test_registry_completeness() -> None:
 
 
 def LIBXC_IN_LU() -> set[int]:
-    from xenlu.lu_grammar import LIBXC_IN_LU
+    from xenlu.lu.grammar import LIBXC_IN_LU
 
     return set(LIBXC_IN_LU)
 
@@ -487,9 +487,9 @@ def test_new_declaration_gets_a_strategy_without_code_change() -> None:
     """A record declared only as a packed layout, or a bulk entry layout, is fuzzable at once."""
     from construct import Int16ul, Int32ul, Int64ul
 
-    from xenlu.layout import Packed, fld, packed, reserved
-    from xenlu.lu_records import _bulk, _fixed
-    from xenlu.registry import RecordSpec, Registry
+    from xenlu.core.layout import Packed, fld, packed, reserved
+    from xenlu.core.registry import RecordSpec, Registry
+    from xenlu.lu.records import _bulk, _fixed
 
     @packed(name="LU_FUTURE")
     class Future(Packed):
@@ -584,7 +584,7 @@ def test_wild_hosts_roundtrip_and_validate_without_crashing(stream: Any) -> None
     data = encode_lu(stream)
     assert decode_lu(data) == stream
     if HAVE_VALIDATE:
-        from xenlu.validate import validate
+        from xenlu.host.validation import validate
 
         with contextlib.suppress(XenLUError), time_limit(20.0):
             validate(stream).dumps()

@@ -61,9 +61,9 @@ def test_regression_input(path: Path) -> None:
     checks = _common().CHECKS
     target = path.name.split("-", 1)[0]
     if target == "validate":
-        pytest.importorskip("xenlu.validate")
+        pytest.importorskip("xenlu.host.validation")
     if target == "handover":
-        pytest.importorskip("xenlu.handover")
+        pytest.importorskip("xenlu.lu.handover")
 
     def hang(signum: int, frame: Any) -> None:
         raise AssertionError(f"{path.name}: still running after 10 s")

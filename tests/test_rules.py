@@ -19,10 +19,11 @@ from construct import Int8ul, Int16ul, Int32ul
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xenlu.errors import DecodeError, RecordError
-from xenlu.hostgen import make_host
-from xenlu.layout import Packed, Rsvd, Rule, fld, packed, reserved
-from xenlu.lu_records import (
+from xenlu.core.errors import DecodeError, RecordError
+from xenlu.core.layout import Packed, Rsvd, Rule, fld, packed, reserved
+from xenlu.core.registry import LU, Ctx, Record, RecordSpec, fixed_record
+from xenlu.core.rules import Columns, Row
+from xenlu.lu.records import (
     Bulk,
     CountHeader,
     EvtchnEntry415,
@@ -31,11 +32,10 @@ from xenlu.lu_records import (
     RegionExtent,
     T,
 )
-from xenlu.lu_stream import LUDomain, decode_lu, encode_lu, verify_lu
-from xenlu.registry import LU, Ctx, Record, RecordSpec, fixed_record
-from xenlu.rules import Columns, Row
-from xenlu.schema import record_schema
-from xenlu.strategies import entries, packed_values
+from xenlu.lu.stream import LUDomain, decode_lu, encode_lu, verify_lu
+from xenlu.testing.hostgen import make_host
+from xenlu.testing.strategies import entries, packed_values
+from xenlu.tools.schema import record_schema
 
 # --- 1. a toy record, declared once ----------------------------------------------
 
@@ -316,7 +316,7 @@ def test_empty_p2m_extent_wraps_nothing_on_rows_and_columns(gfn: int) -> None:
     """nr_pages 0 is refused by its field rule, never as a wrap: u32 ``0 - 1``
     wraps in numpy but not in Python, and the two paths must agree (found by
     the property test above)."""
-    from xenlu.lu_memory_records import P2mEntry
+    from xenlu.lu.memory_records import P2mEntry
 
     lay = P2mEntry.LAYOUT
     arr = np.zeros(1, lay.dtype)

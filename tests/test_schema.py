@@ -4,7 +4,7 @@
   for byte: a wire change is always a reviewed diff (regenerate with
   ``make schemas``).
 * Every difference between adjacent epochs is covered by a registered
-  upgrade/rollback step of xenlu.compat.
+  upgrade/rollback step of xenlu.host.compat.
 * A test mutates a copy of a declaration and shows both checks catch it.
 """
 
@@ -20,13 +20,13 @@ from typing import Any, ClassVar
 import pytest
 from construct import Int16ul, Int32sl, Int32ul
 
-from xenlu import lu_records
-from xenlu.cli_compat import register
-from xenlu.epochs import EPOCHS, Epoch, fmt_epoch
-from xenlu.errors import CallerError, InputError
-from xenlu.layout import Rsvd, fld, packed, reserved
-from xenlu.lu_records import LuDomain413, LuDomainCommon
-from xenlu.schema import (
+from xenlu.cli.compat import register
+from xenlu.core.epochs import EPOCHS, Epoch, fmt_epoch
+from xenlu.core.errors import CallerError, InputError
+from xenlu.core.layout import Rsvd, fld, packed, reserved
+from xenlu.lu import records as lu_records
+from xenlu.lu.records import LuDomain413, LuDomainCommon
+from xenlu.tools.schema import (
     Difference,
     adjacent_pairs,
     diff,
@@ -59,7 +59,7 @@ def committed_message(epoch: Epoch, diffs: list[Difference]) -> str:
     return (
         f"xenlu/schemas/lu-{fmt_epoch(epoch)}.json differs from the code's declarations "
         f"({len(diffs)} differences); first: {diffs[0]}. If the wire change is intended, "
-        "register an upgrade/rollback step covering it in xenlu/compat.py, regenerate "
+        "register an upgrade/rollback step covering it in xenlu/host/compat.py, regenerate "
         "with `make schemas` and commit the schema diff for review."
     )
 
@@ -68,7 +68,7 @@ def uncovered_message(a: Epoch, b: Epoch, bad: list[Difference]) -> str:
     names = "; ".join(str(d) for d in bad)
     return (
         f"{len(bad)} difference(s) from {fmt_epoch(a)} to {fmt_epoch(b)} are not covered by any "
-        f"registered step in xenlu/compat.py: {names}"
+        f"registered step in xenlu/host/compat.py: {names}"
     )
 
 
@@ -156,7 +156,7 @@ def test_every_pair_of_epochs_is_covered() -> None:
 
 def test_every_registered_cover_matches_a_real_difference() -> None:
     # A step must not claim a difference that does not exist (stale covers).
-    from xenlu.compat import STEPS
+    from xenlu.host.compat import STEPS
 
     for (a, b), step in STEPS.items():
         diffs = diff(epoch_schema(a), epoch_schema(b))

@@ -11,10 +11,10 @@ import pytest
 
 import xenlu
 from xenlu import api
-from xenlu.errors import CallerError
-from xenlu.framing import BytesSink
-from xenlu.hostgen import make_host
-from xenlu.lu_records import (
+from xenlu.core.errors import CallerError
+from xenlu.core.framing import BytesSink
+from xenlu.core.registry import Record
+from xenlu.lu.records import (
     Bulk,
     LuDomain411,
     LuDomain413,
@@ -23,8 +23,8 @@ from xenlu.lu_records import (
     LuVersion,
     T,
 )
-from xenlu.lu_stream import GlobalSection, LUDomain, LUStream, decode_lu, encode_lu
-from xenlu.registry import Record
+from xenlu.lu.stream import GlobalSection, LUDomain, LUStream, decode_lu, encode_lu
+from xenlu.testing.hostgen import make_host
 
 HOST = make_host((4, 16), n_hvm=1, mem_mib=2, dom0_mem_mib=2, fragmentation=1.0, seed=3)
 

@@ -23,9 +23,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from xenlu.cli import main
-from xenlu.hostgen import make_host
-from xenlu.lu_records import (
+from xenlu.cli.app import main
+from xenlu.core.registry import Record
+from xenlu.host.validation import CODES, CORRUPTION_FINDINGS, Finding, Report, validate
+from xenlu.lu.records import (
     DOMID_XEN,
     ECS_INTERDOMAIN,
     ECS_IPI,
@@ -38,9 +39,8 @@ from xenlu.lu_records import (
     IoreqServers,
     T,
 )
-from xenlu.lu_stream import GlobalSection, LUDomain, LUStream, X, encode_lu
-from xenlu.registry import Record
-from xenlu.validate import CODES, CORRUPTION_FINDINGS, Finding, Report, validate
+from xenlu.lu.stream import GlobalSection, LUDomain, LUStream, X, encode_lu
+from xenlu.testing.hostgen import make_host
 
 Key = tuple[str, int, int | None, tuple[int, ...]]
 Injected = tuple[LUStream, set[Key]]
@@ -1009,7 +1009,7 @@ def test_code_evtchn_port_limit(base: LUStream) -> None:
     for seed in range(6):  # every domain: two-level 4096 / max_evtchn_port, FIFO 131072
         check(base, "EVTCHN_PORT_LIMIT", seed)
     # the 32-bit shared_info limit of 1024 (a PV guest with guest_width 4)
-    from xenlu.libxc import X86PvInfo
+    from xenlu.migration.libxc import X86PvInfo
 
     s = set_info(base, 0, lu_state=int(base.domain(0).info.lu_state) | LU_STATE_SHINFO32)
     s = set_records(s, 0, X.X86_PV_INFO, [X86PvInfo(guest_width=4, pt_levels=3)])
@@ -1133,7 +1133,7 @@ def test_code_hvm_instance_range(base: LUStream) -> None:
 
 def test_minimal_built_stream(base: LUStream) -> None:
     """A two-domain stream built from scratch with LUStream.build / LUDomain.build."""
-    from xenlu.lu_records import LuHostInfo, OwnershipEntry
+    from xenlu.lu.records import LuHostInfo, OwnershipEntry
 
     info0 = dataclasses.replace(base.domain(0).info)
     info1 = dataclasses.replace(base.domain(0).info, domid=1)
@@ -1170,7 +1170,7 @@ def test_empty_stream_is_clean(base: LUStream) -> None:
 
 
 def test_duplicate_domid_is_a_caller_error(base: LUStream) -> None:
-    from xenlu.errors import CallerError
+    from xenlu.core.errors import CallerError
 
     with pytest.raises(CallerError):
         validate(LUStream(base.global_section, [*base.domains, base.domains[0]]))
@@ -1313,7 +1313,7 @@ BENIGN = {"EVTCHN_FIFO_BEYOND_ARRAY"}
 
 @pytest.mark.parametrize("vec", SEMANTIC_ONLY, ids=lambda v: v.name)
 def test_semantic_only_vectors(vec: Any) -> None:
-    from xenlu.lu_stream import decode_lu
+    from xenlu.lu.stream import decode_lu
 
     stream = decode_lu(vec.data)  # structurally valid
     report = validate(stream)
@@ -1326,7 +1326,7 @@ def test_semantic_only_vectors(vec: Any) -> None:
 
 @pytest.mark.parametrize("vec", GOLDEN, ids=lambda v: v.name)
 def test_golden_vectors_have_no_errors(vec: Any) -> None:
-    from xenlu.lu_stream import decode_lu
+    from xenlu.lu.stream import decode_lu
 
     report = validate(decode_lu(vec.data))
     assert report.ok and codes(report) <= BENIGN, report.summary()
@@ -1369,7 +1369,7 @@ def test_cli_validate(base: LUStream, tmp_path: Path, capsys: pytest.CaptureFixt
 def test_cli_validate_memory_image(
     base: LUStream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from xenlu.handover import format_liveupdate, write_handover_file
+    from xenlu.lu.handover import format_liveupdate, write_handover_file
 
     image = tmp_path / "mem.img"
     write_handover_file(base, str(image))

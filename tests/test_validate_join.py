@@ -19,15 +19,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import xenlu.validate._index as index
+import xenlu.host.validation._index as index
 from tests.test_validate import set_bulk, set_host
-from xenlu.hostgen import make_host
-from xenlu.lu_records import P2mType, T
-from xenlu.lu_stream import LUStream
-from xenlu.plan import plan
-from xenlu.validate import Host, owner_index, validate
-from xenlu.validate._arrays import AMBIG, NONE
-from xenlu.validate._index import range_foreign, range_owner
+from xenlu.host.restore_plan import plan
+from xenlu.host.validation import Host, owner_index, validate
+from xenlu.host.validation._arrays import AMBIG, NONE
+from xenlu.host.validation._index import range_foreign, range_owner
+from xenlu.lu.records import P2mType, T
+from xenlu.lu.stream import LUStream
+from xenlu.testing.hostgen import make_host
 
 TOP = (1 << 64) - 1
 # frames near every boundary the index has: small, 2**32 (the u32 lists),

@@ -28,13 +28,13 @@ import numpy as np
 import pytest
 
 from tests.test_validate import append, codes, edit, set_bulk, set_global_bulk, set_host
-from xenlu.cli import main
-from xenlu.hostgen import make_host
-from xenlu.lu_records import Bulk, P2mType, RegionKind, T, XenPageKind
-from xenlu.lu_stream import LUDomain, LUStream, encode_lu
-from xenlu.plan import plan
-from xenlu.registry import Record
-from xenlu.validate import Report, validate
+from xenlu.cli.app import main
+from xenlu.core.registry import Record
+from xenlu.host.restore_plan import plan
+from xenlu.host.validation import Report, validate
+from xenlu.lu.records import Bulk, P2mType, RegionKind, T, XenPageKind
+from xenlu.lu.stream import LUDomain, LUStream, encode_lu
+from xenlu.testing.hostgen import make_host
 
 TOP = (1 << 64) - 1
 F60 = 1 << 60
@@ -271,9 +271,9 @@ _PROBE = textwrap.dedent(
     """
     import json, resource, sys, tracemalloc
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-    from xenlu.lu_stream import decode_lu
-    from xenlu.validate import validate
-    from xenlu.plan import plan
+    from xenlu.lu.stream import decode_lu
+    from xenlu.host.validation import validate
+    from xenlu.host.restore_plan import plan
     s = decode_lu(sys.argv[1])
     tracemalloc.start()
     r = validate(s, method=sys.argv[2])
@@ -458,7 +458,7 @@ def test_plan_uses_the_same_index(small: LUStream) -> None:
 
 
 def test_packed_and_general_owner_index_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    import xenlu.validate._index as index
+    import xenlu.host.validation._index as index
 
     host = make_host((4, 16), n_hvm=2, mem_mib=1, dom0_mem_mib=1, fragmentation=1.0, seed=3)
     assert all(bool((d.ownership["nr_pages"] == 1).all()) for d in host.domains)

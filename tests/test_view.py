@@ -22,17 +22,17 @@ from hypothesis import strategies as st
 
 from tests.vectors.libxc_vectors import VECTORS
 from xenlu import api
-from xenlu import strategies as S
-from xenlu.cli import main
-from xenlu.compat import convert
-from xenlu.errors import RecordError, XenLUError
-from xenlu.hostgen import make_host
-from xenlu.jsonform import JSON_FORMAT, JsonFormError, build, dumps, from_json, loads, to_json
-from xenlu.lu_records import Bulk, T
-from xenlu.lu_stream import LUStream, decode_lu, encode_lu
-from xenlu.registry import Record, UnknownRecord
-from xenlu.show import show_lines
-from xenlu.streamdiff import Difference, diff_streams
+from xenlu.cli.app import main
+from xenlu.core.errors import RecordError, XenLUError
+from xenlu.core.registry import Record, UnknownRecord
+from xenlu.host.compat import convert
+from xenlu.lu.records import Bulk, T
+from xenlu.lu.stream import LUStream, decode_lu, encode_lu
+from xenlu.testing import strategies as S
+from xenlu.testing.hostgen import make_host
+from xenlu.tools.jsonform import JSON_FORMAT, JsonFormError, build, dumps, from_json, loads, to_json
+from xenlu.tools.show import show_lines
+from xenlu.tools.streamdiff import Difference, diff_streams
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_FILES = sorted(GOLDEN.glob("*/*.bin"))
@@ -308,7 +308,7 @@ def test_show_every_family(vec: Any) -> None:
 
 
 def test_show_cli_memory_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from xenlu.handover import write_handover_file
+    from xenlu.lu.handover import write_handover_file
 
     host = make_host("4.15", n_hvm=1, mem_mib=2, dom0_mem_mib=2)
     img = tmp_path / "mem.img"
@@ -458,7 +458,7 @@ def test_show_checkpointed_libxl_lists_decoded_stream() -> None:
 
 
 def test_diff_arrays_duplicate_keys_and_plain() -> None:
-    from xenlu.streamdiff import diff_arrays
+    from xenlu.tools.streamdiff import diff_arrays
 
     dt = np.dtype([("leaf", "<u4"), ("subleaf", "<u4"), ("a", "<u4")])
     a = np.array([(7, 0, 1), (7, 1, 2), (0, 0, 3)], dtype=dt)
@@ -598,7 +598,7 @@ def test_show_damaged_stream_raises_only_typed_errors(
 
 
 def test_diff_page_data_matched_by_pfn_across_batches() -> None:
-    from xenlu.libxc import PageData, RecType
+    from xenlu.migration.libxc import PageData, RecType
 
     vec = next(v for v in VALID_VECTORS if v.name == "hvm_v3_valid")
     a = api.decode(vec.data)
@@ -622,8 +622,8 @@ def test_diff_page_data_matched_by_pfn_across_batches() -> None:
 
 
 def test_show_runs_collapse_invalid_mfn_ranges() -> None:
-    from xenlu.lu_records import P2mEntry
-    from xenlu.show import _array_lines
+    from xenlu.lu.records import P2mEntry
+    from xenlu.tools.show import _array_lines
 
     a = np.zeros(4, P2mEntry.LAYOUT.dtype)
     a["gfn"] = [0, 16, 32, 48]

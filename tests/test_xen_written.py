@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.vectors.legacy_images import CONVERSIONS, IMAGES
-from xenlu.libxc_stream import decode_libxc, libxc_bytes
-from xenlu.libxl import LibxlStream, decode_libxl, decode_xl, libxl_bytes, xl_bytes
+from xenlu.migration.libxc_stream import decode_libxc, libxc_bytes
+from xenlu.migration.libxl import LibxlStream, decode_libxl, decode_xl, libxl_bytes, xl_bytes
 
 HERE = Path(__file__).parent / "vectors" / "xen-written"
 

@@ -12,12 +12,12 @@ import struct
 import pytest
 
 import xenlu
-from xenlu.errors import DecodeError, FramingError, GrammarError, RecordError, VersionError
-from xenlu.registry import Record, UnknownRecord
-from xenlu.xenstore_cwriter import c_reader_view, c_watch_ext_record
-from xenlu.xenstore_hostgen import make_xenstore
-from xenlu.xenstore_records import XsType
-from xenlu.xenstore_stream import (
+from xenlu.core.errors import DecodeError, FramingError, GrammarError, RecordError, VersionError
+from xenlu.core.registry import Record, UnknownRecord
+from xenlu.testing.xenstore_hostgen import make_xenstore
+from xenlu.xenstore.cwriter import c_reader_view, c_watch_ext_record
+from xenlu.xenstore.records import XsType
+from xenlu.xenstore.stream import (
     XenstoreStream,
     decode_xenstore,
     encode_xenstore,

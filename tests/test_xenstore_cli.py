@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from xenlu.cli import main
-from xenlu.xenstore_cwriter import c_watch_ext_record
-from xenlu.xenstore_hostgen import make_xenstore, node
-from xenlu.xenstore_stream import encode_xenstore
+from xenlu.cli.app import main
+from xenlu.testing.xenstore_hostgen import make_xenstore, node
+from xenlu.xenstore.cwriter import c_watch_ext_record
+from xenlu.xenstore.stream import encode_xenstore
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import xenlu
-from xenlu.errors import DecodeError
-from xenlu.xenstore_stream import decode_xenstore, encode_xenstore, stream_json
-from xenlu.xenstore_validate import validate_xenstore
+from xenlu.core.errors import DecodeError
+from xenlu.xenstore.stream import decode_xenstore, encode_xenstore, stream_json
+from xenlu.xenstore.validate import validate_xenstore
 
 GOLDEN = Path(__file__).parent / "golden" / "xenstore"
 FILES = sorted(GOLDEN.glob("*.xs"))
@@ -54,7 +54,7 @@ def test_corpus_is_complete() -> None:
 def test_real_c_writer_watch_matches_the_model() -> None:
     # xenstored-watch-depth.xs came from the C xenstored's own dump_state_watches
     # (see the README); xenlu's model of that writer produces the same octets.
-    from xenlu.xenstore_cwriter import c_watch_ext_record
+    from xenlu.xenstore.cwriter import c_watch_ext_record
 
     data = (GOLDEN / "xenstored-watch-depth.xs").read_bytes()
     assert data[16:-8] == c_watch_ext_record(1, b"/local/domain/1/d", b"ab")
@@ -109,13 +109,13 @@ def test_c_writer_reproducers_fail_with_frozen_error(path: Path) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "xenlu.xenstore_records",
-        "xenlu.xenstore_codec",
-        "xenlu.xenstore_stream",
-        "xenlu.xenstore_cwriter",
-        "xenlu.xenstore_validate",
-        "xenlu.xenstore_hostgen",
-        "xenlu.strategies_xenstore",
+        "xenlu.xenstore.records",
+        "xenlu.xenstore.codec",
+        "xenlu.xenstore.stream",
+        "xenlu.xenstore.cwriter",
+        "xenlu.xenstore.validate",
+        "xenlu.testing.xenstore_hostgen",
+        "xenlu.testing.strategies_xenstore",
     ],
 )
 def test_doctests(name: str) -> None:

@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 
 from tests.test_view import _EDIT_VALUES, _leaves
 from xenlu import api
-from xenlu import strategies as S
-from xenlu.cli import main
-from xenlu.errors import XenLUError
-from xenlu.jsonform import JsonFormError, build, dumps, from_json, loads, to_json
-from xenlu.xenstore_hostgen import make_xenstore
-from xenlu.xenstore_records import XsType
-from xenlu.xenstore_stream import XenstoreStream, decode_xenstore, encode_xenstore
+from xenlu.cli.app import main
+from xenlu.core.errors import XenLUError
+from xenlu.testing import strategies as S
+from xenlu.testing.xenstore_hostgen import make_xenstore
+from xenlu.tools.jsonform import JsonFormError, build, dumps, from_json, loads, to_json
+from xenlu.xenstore.records import XsType
+from xenlu.xenstore.stream import XenstoreStream, decode_xenstore, encode_xenstore
 
 GOLDEN = Path(__file__).parent / "golden" / "xenstore"
 # The c-watch-ext-* and xenstored-watch-depth streams are invalid on purpose

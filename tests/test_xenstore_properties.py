@@ -5,15 +5,15 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xenlu.strategies import (
+from xenlu.testing.strategies import (
     XsCorruption,
     xenstore_corruptions,
     xenstore_models,
     xenstore_streams,
 )
-from xenlu.strategies_xenstore import XS_FAULT_KINDS
-from xenlu.xenstore_stream import XenstoreStream, decode_xenstore, encode_xenstore
-from xenlu.xenstore_validate import validate_xenstore
+from xenlu.testing.strategies_xenstore import XS_FAULT_KINDS
+from xenlu.xenstore.stream import XenstoreStream, decode_xenstore, encode_xenstore
+from xenlu.xenstore.validate import validate_xenstore
 
 
 @given(xenstore_models())

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from xenlu.registry import Record, UnknownRecord
-from xenlu.xenstore_hostgen import make_xenstore, node, perms
-from xenlu.xenstore_records import (
+from xenlu.core.registry import Record, UnknownRecord
+from xenlu.testing.xenstore_hostgen import make_xenstore, node, perms
+from xenlu.xenstore.records import (
     DOMID_INVALID,
     ConnectionData,
     DomainData,
@@ -23,8 +23,8 @@ from xenlu.xenstore_records import (
     XsType,
     quota_names,
 )
-from xenlu.xenstore_stream import XenstoreStream, decode_xenstore, encode_xenstore
-from xenlu.xenstore_validate import CODES, validate_xenstore
+from xenlu.xenstore.stream import XenstoreStream, decode_xenstore, encode_xenstore
+from xenlu.xenstore.validate import CODES, validate_xenstore
 
 BASE = make_xenstore([0, 1])
 RECS = list(BASE.records)

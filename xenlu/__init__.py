@@ -1,7 +1,7 @@
 """xenlu: Xen Live Update and migration streams, byte-exact.
 
 >>> import xenlu
->>> from xenlu.hostgen import make_host
+>>> from xenlu.testing.hostgen import make_host
 >>> host = make_host((4, 11), n_hvm=1, mem_mib=2, dom0_mem_mib=2)
 >>> data = xenlu.encode(host)
 >>> xenlu.decode(data) == host
@@ -11,7 +11,7 @@ True
 from typing import TYPE_CHECKING, Any
 
 from xenlu.api import FORMATS, decode, detect_format, encode, encode_to, verify
-from xenlu.errors import (
+from xenlu.core.errors import (
     CallerError,
     ChecksumError,
     ConversionError,
@@ -28,7 +28,7 @@ from xenlu.errors import (
 )
 
 if TYPE_CHECKING:
-    from xenlu.feed import Decoder, verify_stream
+    from xenlu.feed.decoder import Decoder, verify_stream
 
 __version__ = "0.1.0.dev0"
 
@@ -59,11 +59,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``Decoder`` and ``verify_stream`` (:mod:`xenlu.feed`), loaded when first
+    """``Decoder`` and ``verify_stream`` (:mod:`xenlu.feed.decoder`), loaded when first
     asked for: ``import xenlu`` and every command that reads a whole file do
     without the incremental reader's import (start-up, issue 12)."""
     if name in ("Decoder", "verify_stream"):
-        from xenlu import feed
+        from xenlu.feed.decoder import decoder as feed
 
         return getattr(feed, name)
     raise AttributeError(f"module 'xenlu' has no attribute {name!r}")

@@ -2,6 +2,6 @@
 
 import sys
 
-from xenlu.cli import main
+from xenlu.cli.app import main
 
 sys.exit(main())

@@ -13,14 +13,14 @@ looks like instead of reporting a framing error in the middle of a header::
 
     offset 0x0: not an LU stream: looks like an xl save file
 
->>> from xenlu.hostgen import make_host
+>>> from xenlu.testing.hostgen import make_host
 >>> data = encode(make_host("4.15", n_hvm=0, mem_mib=1, dom0_mem_mib=1))
 >>> detect_format(data), format_of(decode(data)), verify(data)
 ('lu', 'lu', 'lu')
 >>> decode(b"\\x89PNG\\r\\n\\x1a\\n", "lu")
 Traceback (most recent call last):
 ...
-xenlu.errors.FramingError: offset 0x0: not an LU stream: unrecognised: first bytes \
+xenlu.core.errors.FramingError: offset 0x0: not an LU stream: unrecognised: first bytes \
 89504e470d0a1a0a
 """
 
@@ -32,17 +32,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeAlias, TypeVar, overload
 
-from xenlu.errors import CallerError, FramingError
-from xenlu.framing import REC_LENGTH_MAX, Sink, Source, as_buffer
-from xenlu.registry import FAMILY_RECORDS, RecordSpec
+from xenlu.core.errors import CallerError, FramingError
+from xenlu.core.framing import REC_LENGTH_MAX, Sink, Source, as_buffer
+from xenlu.core.registry import FAMILY_RECORDS, RecordSpec
 
 if TYPE_CHECKING:  # imported only for annotations: start-up of `xenlu verify` stays lean
     from concurrent.futures import Executor
 
-    from xenlu.libxc_stream import LibxcStream
-    from xenlu.libxl import LibxlStream, XlFile
-    from xenlu.lu_stream import LUStream
-    from xenlu.xenstore_stream import XenstoreStream
+    from xenlu.lu.stream import LUStream
+    from xenlu.migration.libxc_stream import LibxcStream
+    from xenlu.migration.libxl import LibxlStream, XlFile
+    from xenlu.xenstore.stream import XenstoreStream
 
 __all__ = [
     "FORMATS",
@@ -64,25 +64,25 @@ __all__ = [
 
 
 def _libxc_records() -> Sequence[RecordSpec]:
-    from xenlu.libxc import RECORDS
+    from xenlu.migration.libxc import RECORDS
 
     return RECORDS
 
 
 def _libxl_records() -> Sequence[RecordSpec]:
-    from xenlu.libxl_records import RECORDS
+    from xenlu.migration.libxl_records import RECORDS
 
     return RECORDS
 
 
 def _lu_records() -> Sequence[RecordSpec]:
-    from xenlu.lu_records import RECORDS
+    from xenlu.lu.records import RECORDS
 
     return RECORDS
 
 
 def _xenstore_records() -> Sequence[RecordSpec]:
-    from xenlu.xenstore_codec import RECORDS
+    from xenlu.xenstore.codec import RECORDS
 
     return RECORDS
 
@@ -168,25 +168,25 @@ class Format(Generic[S]):
 
 
 def _lu_decode(buf: memoryview, strict: bool, executor: Executor | None) -> LUStream:
-    from xenlu.lu_stream import decode_lu
+    from xenlu.lu.stream import decode_lu
 
     return decode_lu(buf, strict=strict, executor=executor)
 
 
 def _lu_verify(buf: memoryview, strict: bool, executor: Executor | None) -> None:
-    from xenlu.lu_stream import verify_lu
+    from xenlu.lu.stream import verify_lu
 
     verify_lu(buf, strict=strict, executor=executor)
 
 
 def _lu_encode(stream: LUStream, sink: Sink, /, **options: Any) -> int:
-    from xenlu.lu_stream import encode_lu_to
+    from xenlu.lu.stream import encode_lu_to
 
     return encode_lu_to(stream, sink, **options)
 
 
 def _libxc_decode(buf: memoryview, strict: bool, executor: Executor | None) -> LibxcStream:
-    from xenlu.libxc_stream import decode_libxc
+    from xenlu.migration.libxc_stream import decode_libxc
 
     stream, _end, _idx = decode_libxc(buf, strict=strict)
     return stream
@@ -194,31 +194,31 @@ def _libxc_decode(buf: memoryview, strict: bool, executor: Executor | None) -> L
 
 def _libxc_verify(buf: memoryview, strict: bool, executor: Executor | None) -> None:
     # The structural path builds no value objects (same verdicts as decode).
-    from xenlu.libxc_stream import verify_libxc
+    from xenlu.migration.libxc_stream import verify_libxc
 
     verify_libxc(buf, strict=strict)
 
 
 def _libxl_decode(buf: memoryview, strict: bool, executor: Executor | None) -> LibxlStream:
-    from xenlu.libxl import decode_libxl
+    from xenlu.migration.libxl import decode_libxl
 
     return decode_libxl(buf, strict=strict)
 
 
 def _xl_decode(buf: memoryview, strict: bool, executor: Executor | None) -> XlFile:
-    from xenlu.libxl import decode_xl
+    from xenlu.migration.libxl import decode_xl
 
     return decode_xl(buf, strict=strict)
 
 
 def _xenstore_decode(buf: memoryview, strict: bool, executor: Executor | None) -> XenstoreStream:
-    from xenlu.xenstore_stream import decode_xenstore
+    from xenlu.xenstore.stream import decode_xenstore
 
     return decode_xenstore(buf, strict=strict)
 
 
 def _xenstore_encode(stream: XenstoreStream, sink: Sink, /, **options: Any) -> int:
-    from xenlu.xenstore_stream import encode_xenstore_to
+    from xenlu.xenstore.stream import encode_xenstore_to
 
     return encode_xenstore_to(stream, sink, **options)
 
@@ -238,7 +238,7 @@ def _writer_encoder(module: str, function: str) -> _Encoder[Any]:
     def encode_to(stream: Any, sink: Sink, /, **options: Any) -> int:
         import importlib
 
-        from xenlu.framing import RecordWriter
+        from xenlu.core.framing import RecordWriter
 
         if options:
             raise CallerError(
@@ -257,8 +257,8 @@ _XL: Format[XlFile] = Format(
     lambda head: head[:8] == _XL_MAGIC[:8],
     _xl_decode,
     _verify_by_decoding(_xl_decode),
-    _writer_encoder("xenlu.libxl", "encode_xl"),
-    "xenlu.libxl",
+    _writer_encoder("xenlu.migration.libxl", "encode_xl"),
+    "xenlu.migration.libxl",
     "XlFile",
 )
 
@@ -268,8 +268,8 @@ _LIBXL: Format[LibxlStream] = Format(
     lambda head: head[:8] == _LIBXL_IDENT,
     _libxl_decode,
     _verify_by_decoding(_libxl_decode),
-    _writer_encoder("xenlu.libxl", "encode_libxl"),
-    "xenlu.libxl",
+    _writer_encoder("xenlu.migration.libxl", "encode_libxl"),
+    "xenlu.migration.libxl",
     "LibxlStream",
 )
 
@@ -279,8 +279,8 @@ _LIBXC: Format[LibxcStream] = Format(
     lambda head: head[:8] == _LIBXC_MARKER,
     _libxc_decode,
     _libxc_verify,
-    _writer_encoder("xenlu.libxc_stream", "encode_libxc"),
-    "xenlu.libxc_stream",
+    _writer_encoder("xenlu.migration.libxc_stream", "encode_libxc"),
+    "xenlu.migration.libxc_stream",
     "LibxcStream",
 )
 
@@ -291,7 +291,7 @@ _LU: Format[LUStream] = Format(
     _lu_decode,
     _lu_verify,
     _lu_encode,
-    "xenlu.lu_stream",
+    "xenlu.lu.stream",
     "LUStream",
     threads=True,
 )
@@ -304,7 +304,7 @@ _XENSTORE: Format[XenstoreStream] = Format(
     _xenstore_decode,
     _verify_by_decoding(_xenstore_decode),
     _xenstore_encode,
-    "xenlu.xenstore_stream",
+    "xenlu.xenstore.stream",
     "XenstoreStream",
 )
 
@@ -390,7 +390,7 @@ def describe_head(data: Source) -> str:
 def detect_format(data: Source) -> str:
     """The format of a stream from its first bytes (``lu``, ``libxc``, ``libxl``, ``xl``).
 
-    :class:`~xenlu.errors.FramingError` at offset 0 when no format matches,
+    :class:`~xenlu.core.errors.FramingError` at offset 0 when no format matches,
     saying what the input looks like.
 
     >>> detect_format(b"\\xff" * 8 + bytes(16))
@@ -398,7 +398,7 @@ def detect_format(data: Source) -> str:
     >>> detect_format(b"GIF89a")
     Traceback (most recent call last):
     ...
-    xenlu.errors.FramingError: offset 0x0: not a stream xenlu knows (LU, libxc, libxl, xl): \
+    xenlu.core.errors.FramingError: offset 0x0: not a stream xenlu knows (LU, libxc, libxl, xl): \
 unrecognised: first bytes 474946383961
     """
     buf = as_buffer(data)
@@ -421,8 +421,8 @@ def _plausible_lu(buf: memoryview) -> bool:
     """
     if len(buf) < 8:
         return True  # the decoder reports the truncated header
-    from xenlu.framing import HDR
-    from xenlu.registry import LIBXC, LU, OPTIONAL
+    from xenlu.core.framing import HDR
+    from xenlu.core.registry import LIBXC, LU, OPTIONAL
 
     rtype, length = HDR.unpack_from(buf, 0)
     known = rtype & OPTIONAL or rtype in LU or rtype in LIBXC
@@ -492,16 +492,16 @@ def decode(
     """Decode and structurally verify a stream.
 
     Typed per format: ``decode(data, "lu")`` is an
-    :class:`~xenlu.lu_stream.LUStream` to a type checker, ``decode(data)``
+    :class:`~xenlu.lu.stream.LUStream` to a type checker, ``decode(data)``
     (``"auto"``) the union :data:`AnyStream`.
 
     ``data``: bytes, bytearray, memoryview, mmap, a path or a binary file
-    object (see :func:`xenlu.framing.as_buffer`: a regular file is mapped
+    object (see :func:`xenlu.core.framing.as_buffer`: a regular file is mapped
     read-only, never read into memory; a pipe is read). Returns an
-    :class:`~xenlu.lu_stream.LUStream`,
-    :class:`~xenlu.libxc_stream.LibxcStream`,
-    :class:`~xenlu.libxl.LibxlStream` or :class:`~xenlu.libxl.XlFile`.
-    Raises only :class:`~xenlu.errors.XenLUError` subclasses; an input that
+    :class:`~xenlu.lu.stream.LUStream`,
+    :class:`~xenlu.migration.libxc_stream.LibxcStream`,
+    :class:`~xenlu.migration.libxl.LibxlStream` or :class:`~xenlu.migration.libxl.XlFile`.
+    Raises only :class:`~xenlu.core.errors.XenLUError` subclasses; an input that
     is not of the requested ``format`` is a :class:`FramingError` at offset
     0 saying what it looks like. ``executor`` (optional, e.g. a
     ``ThreadPoolExecutor(2)``): threads a family may use (LU streams decode
@@ -536,7 +536,7 @@ def verify(
 def format_of(stream: object) -> str:
     """The format name of a decoded or built stream object (``"lu"``, ``"xl"`` …).
 
-    :class:`~xenlu.errors.CallerError` for anything that is not a stream
+    :class:`~xenlu.core.errors.CallerError` for anything that is not a stream
     xenlu encodes. Never imports a decoder: a stream's class is loaded already.
     """
     for f in FORMAT_TABLE.values():
@@ -553,13 +553,13 @@ def expect_format(stream: object, name: str, what: str) -> None:
 
     For functions that take one family only (``compat.convert``, validation,
     restore plans), so an xl save file handed to them is a
-    :class:`~xenlu.errors.CallerError` that says so, not an AttributeError.
+    :class:`~xenlu.core.errors.CallerError` that says so, not an AttributeError.
 
-    >>> from xenlu.libxl import LibxlHeader, LibxlStream
+    >>> from xenlu.migration.libxl import LibxlHeader, LibxlStream
     >>> expect_format(LibxlStream(LibxlHeader(), []), "lu", "convert")
     Traceback (most recent call last):
     ...
-    xenlu.errors.CallerError: convert needs an LU stream, got a libxl stream (LibxlStream)
+    xenlu.core.errors.CallerError: convert needs an LU stream, got a libxl stream (LibxlStream)
     """
     want = _format(name)
     try:
@@ -587,13 +587,13 @@ def encode_to(stream: AnyStream, sink: Sink, **options: Any) -> int:
     ``sink``: anything with ``write(buffer)`` (a file opened ``"wb"``, a
     socket's file, :class:`io.BytesIO`); buffers are handed to it as they
     are, never joined. A path is refused with a
-    :class:`~xenlu.errors.CallerError`: choosing how a file is replaced
+    :class:`~xenlu.core.errors.CallerError`: choosing how a file is replaced
     (atomically, in place, its permissions) is the caller's business —
     ``with open(path, "wb") as f: encode_to(stream, f)``. ``options``:
-    ``max_record_bytes`` for LU streams (:func:`~xenlu.lu_stream.encode_lu_to`).
+    ``max_record_bytes`` for LU streams (:func:`~xenlu.lu.stream.encode_lu_to`).
 
     >>> import io
-    >>> from xenlu.hostgen import make_host
+    >>> from xenlu.testing.hostgen import make_host
     >>> host = make_host("4.11", n_hvm=0, mem_mib=1, dom0_mem_mib=1)
     >>> encode_to(host, io.BytesIO()) == len(encode(host))
     True
@@ -625,7 +625,7 @@ def encode_to(stream: AnyStream, sink: Sink, **options: Any) -> int:
 
 def encode(stream: AnyStream, **options: Any) -> bytes:
     """The bytes of any stream xenlu can encode (one join of the parts)."""
-    from xenlu.framing import BytesSink
+    from xenlu.core.framing import BytesSink
 
     sink = BytesSink()
     encode_to(stream, sink, **options)

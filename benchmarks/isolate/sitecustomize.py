@@ -5,7 +5,7 @@ directory on ``PYTHONPATH``, so every process of the run (the row children and
 the CLI subprocesses) imports this module at start-up. An editable install of
 the repository (``pip install -e .``) adds a meta-path finder that serves
 ``xenlu.<name>`` from the repository for any ``<name>`` the package under test
-lacks; a revision without ``xenlu/feed.py`` would otherwise run the
+lacks; a revision without ``xenlu/feed/decoder.py`` would otherwise run the
 repository's ``feed.py`` over its own modules (a mix of two revisions). With
 the finder gone, a module the package lacks is a ``ModuleNotFoundError``, and
 ``benchmarks/compare.py`` reports the row as not in that revision.

@@ -9,7 +9,7 @@ are named ``optional`` with value ``{"type": int, "body": hex}``.
 
 The frozen ``.json`` files keep this row-wise shape (written once; the
 corpus never changes), but it is computed from the package's JSON form
-(:func:`xenlu.jsonform.to_json`, every column a list) by :func:`golden_form`,
+(:func:`xenlu.tools.jsonform.to_json`, every column a list) by :func:`golden_form`,
 so the frozen files also pin every field of ``xenlu dump``.
 """
 
@@ -19,8 +19,8 @@ import base64
 import json
 from typing import Any
 
-from xenlu.jsonform import to_json
-from xenlu.lu_stream import LUStream
+from xenlu.lu.stream import LUStream
+from xenlu.tools.jsonform import to_json
 
 __all__ = ["dumps", "golden_form", "stream_json"]
 

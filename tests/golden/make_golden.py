@@ -45,20 +45,9 @@ sys.path.insert(0, str(HERE))
 
 from golden_json import dumps, stream_json  # noqa: E402
 
-from xenlu.epochs import EPOCHS, Epoch, fmt_epoch  # noqa: E402
-from xenlu.hvmctx import HvmContext, HvmEntry, HvmSaveHeader  # noqa: E402
-from xenlu.libxc import (  # noqa: E402
-    CpuidLeaf,
-    CpuidPolicy,
-    HvmParamEntry,
-    HvmParams,
-    MsrEntry,
-    MsrPolicy,
-    PvVcpu,
-    X86PvInfo,
-    X86TscInfo,
-)
-from xenlu.lu_records import (  # noqa: E402
+from xenlu.core.epochs import EPOCHS, Epoch, fmt_epoch  # noqa: E402
+from xenlu.core.registry import UnknownRecord  # noqa: E402
+from xenlu.lu.records import (  # noqa: E402
     EVTCHN_LAYOUTS,
     INVALID_MFN,
     LU_DOMAIN_LAYOUTS,
@@ -76,8 +65,19 @@ from xenlu.lu_records import (  # noqa: E402
     RegionExtent,
     XenPagesExtent,
 )
-from xenlu.lu_stream import LUDomain, LUStream, X, decode_lu, encode_lu  # noqa: E402
-from xenlu.registry import UnknownRecord  # noqa: E402
+from xenlu.lu.stream import LUDomain, LUStream, X, decode_lu, encode_lu  # noqa: E402
+from xenlu.migration.hvmctx import HvmContext, HvmEntry, HvmSaveHeader  # noqa: E402
+from xenlu.migration.libxc import (  # noqa: E402
+    CpuidLeaf,
+    CpuidPolicy,
+    HvmParamEntry,
+    HvmParams,
+    MsrEntry,
+    MsrPolicy,
+    PvVcpu,
+    X86PvInfo,
+    X86TscInfo,
+)
 
 NAMES = ("pv", "hvm", "mixed", "epoch")
 PAGES = 32  # RAM pages per domain

@@ -3239,7 +3239,7 @@ def _libxc_records(v: _Inv) -> None:
     )
 
     # An END entry in the middle: everything after it is "bytes after the END entry",
-    # reported at the first of them with no field (as xenlu/hvmctx.py and the libxc
+    # reported at the first of them with no field (as xenlu/migration/hvmctx.py and the libxc
     # vectors decided).
     e = (4, 16)
     its = host(16)

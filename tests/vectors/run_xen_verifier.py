@@ -67,9 +67,9 @@ def xen_written() -> list[Vector]:
 
 def xenlu_verdict(v: Vector) -> str:
     """xenlu's verdict today: "ok" or the error class name."""
-    from xenlu.errors import DecodeError
-    from xenlu.libxc_stream import decode_libxc
-    from xenlu.libxl import decode_libxl, decode_xl
+    from xenlu.core.errors import DecodeError
+    from xenlu.migration.libxc_stream import decode_libxc
+    from xenlu.migration.libxl import decode_libxl, decode_xl
 
     try:
         if v.format == "libxc":

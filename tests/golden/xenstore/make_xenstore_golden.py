@@ -153,8 +153,8 @@ REPRODUCERS = {
 
 def main() -> None:
     sys.path.insert(0, str(HERE.parents[2]))
-    from xenlu.errors import DecodeError
-    from xenlu.xenstore_stream import decode_xenstore, stream_json
+    from xenlu.core.errors import DecodeError
+    from xenlu.xenstore.stream import decode_xenstore, stream_json
 
     for name, data in STREAMS.items():
         (HERE / f"{name}.xs").write_bytes(data)

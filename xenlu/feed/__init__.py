@@ -1,0 +1,68 @@
+"""Incremental reading: push bytes as they arrive, get records as events.
+
+One machine per stream family; :class:`Decoder` picks it from the first bytes.
+
+The names below are this package's public API; its modules are private to
+the family. Names load on first use, so importing the package costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xenlu.feed.decoder import (
+        DEFAULT_CHUNK,
+        DEFAULT_DEPTH,
+        DEFAULT_LIMIT,
+        NEED_DATA,
+        Decoder,
+        RecordEvent,
+        SectionEvent,
+        StreamEnd,
+        WholeRecords,
+        read_ahead,
+        read_pieces,
+        verify_stream,
+    )
+
+__all__ = [
+    "DEFAULT_CHUNK",
+    "DEFAULT_DEPTH",
+    "DEFAULT_LIMIT",
+    "NEED_DATA",
+    "Decoder",
+    "RecordEvent",
+    "SectionEvent",
+    "StreamEnd",
+    "WholeRecords",
+    "read_ahead",
+    "read_pieces",
+    "verify_stream",
+]
+
+_WHERE: dict[str, str] = {
+    "DEFAULT_CHUNK": "xenlu.feed.decoder",
+    "DEFAULT_DEPTH": "xenlu.feed.decoder",
+    "DEFAULT_LIMIT": "xenlu.feed.decoder",
+    "Decoder": "xenlu.feed.decoder",
+    "NEED_DATA": "xenlu.feed.decoder",
+    "RecordEvent": "xenlu.feed.decoder",
+    "SectionEvent": "xenlu.feed.decoder",
+    "StreamEnd": "xenlu.feed.decoder",
+    "WholeRecords": "xenlu.feed.decoder",
+    "read_ahead": "xenlu.feed.decoder",
+    "read_pieces": "xenlu.feed.decoder",
+    "verify_stream": "xenlu.feed.decoder",
+}
+
+
+def __getattr__(name: str) -> object:
+    try:
+        module = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,19 @@
+"""Deprecated alias of ``xenlu.testing.strategies``, removed in the next release.
+
+Import from ``xenlu.testing.strategies`` instead. The old name is the same module object as
+the new one, so attribute access and monkeypatching through either behave
+alike.
+"""
+
+import sys
+import warnings
+
+import xenlu.testing.strategies as _moved
+
+warnings.warn(
+    "xenlu.strategies is deprecated and will be removed in the next release: "
+    "import from xenlu.testing.strategies",
+    DeprecationWarning,
+    stacklevel=2,
+)
+sys.modules[__name__] = _moved
