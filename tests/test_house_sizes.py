@@ -79,7 +79,7 @@ def test_the_measure_counts_def_to_last_line() -> None:
     assert function_lengths(source) == {"long": MAX_FUNCTION_LINES + 1, "C.short": 2}
     assert module_lines(source) == MAX_FUNCTION_LINES + 6
     assert len(_modules()) > 50  # the walk sees the package, subpackages included
-    assert "validate._domain" in _modules()
+    assert "host.validation._domain" in _modules()
 
 
 def test_no_module_over_800_lines() -> None:

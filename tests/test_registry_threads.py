@@ -16,7 +16,7 @@ def test_a_second_thread_waits_for_the_family_being_registered() -> None:
         """
         import threading, time
         import xenlu  # fills registry.FAMILY_RECORDS
-        from xenlu import registry
+        from xenlu.core import registry
 
         slow = registry.FAMILY_RECORDS["libxc"]
         started = threading.Event()

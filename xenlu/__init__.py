@@ -63,7 +63,7 @@ def __getattr__(name: str) -> Any:
     asked for: ``import xenlu`` and every command that reads a whole file do
     without the incremental reader's import (start-up, issue 12)."""
     if name in ("Decoder", "verify_stream"):
-        from xenlu.feed.decoder import decoder as feed
+        from xenlu.feed import decoder as feed
 
         return getattr(feed, name)
     raise AttributeError(f"module 'xenlu' has no attribute {name!r}")
