@@ -197,3 +197,27 @@ def test_per_domain_form_is_taken_on_a_fragmented_host() -> None:
         own = BASE.domain(1).ownership.copy()
         own["start_mfn"][0] = start
         assert owner_index(Host(set_bulk(BASE, 1, T.LU_PAGE_OWNERSHIP, own)))._dsort is None
+
+
+@pytest.mark.parametrize("range_bytes", [4, 64, 8 << 20])
+def test_duplicate_check_by_value_range_at_any_slice_size(
+    range_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-domain form's duplicate check cuts the frames into value ranges
+    of about RANGE_BYTES (many on a large host): a frame owned twice is found
+    whichever range it falls in, the first frame or the last included."""
+    import xenlu.host.validation._index_build as build
+
+    monkeypatch.setattr(build, "RANGE_BYTES", range_bytes)
+    assert owner_index(Host(BASE))._dsort is not None
+    frames = np.sort(np.concatenate([d.ownership["start_mfn"] for d in BASE.domains]))
+    for dup in (int(frames[0]), int(frames[len(frames) // 2]), int(frames[-1])):
+        own = BASE.domain(1).ownership.copy()
+        if int(own["start_mfn"][0]) == dup:  # claim another domain's frame instead
+            own = BASE.domain(2).ownership.copy()
+            own["start_mfn"][-1] = int(BASE.domain(1).ownership["start_mfn"][0])
+            bad = set_bulk(BASE, 2, T.LU_PAGE_OWNERSHIP, own)
+        else:
+            own["start_mfn"][0] = dup
+            bad = set_bulk(BASE, 1, T.LU_PAGE_OWNERSHIP, own)
+        assert owner_index(Host(bad))._dsort is None

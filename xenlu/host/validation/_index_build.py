@@ -161,7 +161,11 @@ def packed_single(own: Ownership, nd: int) -> U64 | None:
     return key
 
 
-RANGES = 16  # value ranges of the duplicate check (its memory: 1/16 of the frames)
+RANGES = 16  # value ranges of the duplicate check, at least (its memory: 1/16 of the frames)
+#: ... and more on a large host, so that one range's slices (concatenated and
+#: sorted, on each worker thread at once) stay about this size: the check
+#: then adds a few MiB to the index's 4 bytes per frame, not a sixteenth of it.
+RANGE_BYTES = 8 << 20
 
 
 def pmap(ex: Executor | None, fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
@@ -241,7 +245,7 @@ def per_domain(
     frames sorted (``uint32``), when every extent is one frame below 2**32 and
     no frame is owned twice (checked by value range: each range's slices of
     the sorted lists are concatenated and sorted, so the check's memory is a
-    sixteenth of the frames). None otherwise (the packed or general form)."""
+    slice of about ``RANGE_BYTES``). None otherwise (the packed or general form)."""
     if nd > DMASK or own.n < 2:
         return None
     res = list(pmap(ex, lambda part: sorted_dom(part, watch), own.parts))
@@ -251,7 +255,8 @@ def per_domain(
             return None
         lists.append(s)
     top = max(t for _, t, _ in res)
-    step = top // RANGES + 1
+    ranges = max(RANGES, sum(len(s) for s in lists) * 4 // RANGE_BYTES + 1)
+    step = top // ranges + 1
     bounds = [(lists, a, min(a + step, top + 1)) for a in range(0, top + 1, step)]
     if any(pmap(ex, range_has_dup, bounds)):
         return None
