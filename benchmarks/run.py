@@ -825,16 +825,27 @@ def _xenlu_verify_cmd(path: Path) -> list[str]:
     return [sys.executable, "-c", code, str(XENLU_ROOT), str(path)]
 
 
+#: The head of every ``python -c`` that runs the CLI of the package under test
+#: (``sys.argv[1]``): ``main`` is ``xenlu.cli.app``'s, or ``xenlu.cli``'s in a
+#: revision from before the subpackage move.
+_CLI_MAIN = (
+    "import sys; sys.path.insert(0, sys.argv[1])\n"
+    "try:\n    from xenlu.cli.app import main\n"
+    "except ImportError:\n    from xenlu.cli import main\n"
+)
+
+
 def _xenlu_cli_cmd(path: Path) -> list[str] | None:
     """`xenlu verify -q --format libxc FILE` when the CLI exists and works."""
     import importlib.util
 
-    if importlib.util.find_spec("xenlu.cli.app") is None:
+    try:
+        found = importlib.util.find_spec("xenlu.cli.app")
+    except ModuleNotFoundError:  # before the subpackage move: xenlu.cli is a module
+        found = importlib.util.find_spec("xenlu.cli")
+    if found is None:
         return None
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli.app import main; "
-        "sys.exit(main(['verify', '-q', '--format', 'libxc', sys.argv[2]]))"
-    )
+    code = _CLI_MAIN + "sys.exit(main(['verify', '-q', '--format', 'libxc', sys.argv[2]]))"
     return [sys.executable, "-c", code, str(XENLU_ROOT), str(path)]
 
 
@@ -1369,10 +1380,7 @@ def _pipe_inputs(work: Path, host_gib: int) -> tuple[Path, Path]:
 def _cli_peak_anon_mib(path: Path) -> tuple[float, int]:
     """``cat FILE | xenlu verify -q -`` in a child: its peak anonymous memory
     (RssAnon of /proc/PID/status, sampled every 5 ms) and exit code."""
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli.app import main; "
-        "sys.exit(main(['verify', '-q', '-']))"
-    )
+    code = _CLI_MAIN + "sys.exit(main(['verify', '-q', '-']))"
     cat = subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE)
     child = subprocess.Popen(
         [sys.executable, "-c", code, str(XENLU_ROOT)], stdin=cat.stdout, env=SUB_ENV or None
@@ -1823,10 +1831,7 @@ def measured(
 
 def _cli(*args: str) -> list[str]:
     """``xenlu ARGS`` of the package under test, in a fresh interpreter."""
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from xenlu.cli.app import main; "
-        "sys.exit(main(sys.argv[2:]))"
-    )
+    code = _CLI_MAIN + "sys.exit(main(sys.argv[2:]))"
     return [sys.executable, "-c", code, str(XENLU_ROOT), *args]
 
 

@@ -16,3 +16,20 @@ import sys
 sys.meta_path[:] = [
     f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable___xenlu")
 ]
+
+
+def _old_layout() -> None:
+    """A package from before the subpackage move (no ``xenlu/core/``): serve
+    the new module paths ``run.py`` imports from its old modules."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("xenlu")
+    where = list(spec.submodule_search_locations or []) if spec is not None else []
+    if where and not os.path.isdir(os.path.join(where[0], "core")):
+        from old_layout import OldLayout  # this directory is on sys.path
+
+        sys.meta_path.insert(0, OldLayout())
+
+
+_old_layout()
