@@ -272,8 +272,12 @@ def _scan(h: Host, idx: OwnerIndex) -> _Scan:
             # the one blocked pass gave every rule's rows and the frames to
             # check against the domain's owned list
             q = bl.q
-            owned = idx.owned_by_own(d, q) if len(q) else np.zeros(0, bool)
-            miss = _e if owned.all() else np.flatnonzero(~owned)
+            if not len(q) or idx.all_owned_sorting(d, q):
+                miss = _e  # (q is sorted now: nothing below reads it then)
+            else:
+                q = _blocked(p).q  # type: ignore[union-attr]  # the frames again, in entry order
+                owned = idx.owned_by(d, q)
+                miss = _e if owned.all() else np.flatnonzero(~owned)
             return _DomScan(
                 bl.gfn_bad,
                 miss if bl.rows is None else bl.rows[miss],
