@@ -30,7 +30,7 @@ from dataclasses import replace
 from typing import Any
 
 from xenlu.core.epochs import Epoch, epoch_of
-from xenlu.core.errors import ChecksumError, DecodeError, FramingError
+from xenlu.core.errors import DecodeError, FramingError
 from xenlu.core.framing import crc32c, framing_error
 from xenlu.core.registry import LU, Ctx, Record
 from xenlu.feed.decoder import Event, RecordEvent, SectionEvent, rebased
@@ -48,6 +48,7 @@ from xenlu.lu.grammar import (
     next_domain,
     open_domain,
     open_global,
+    section_end_mismatch,
 )
 from xenlu.lu.host_records import CountHeader, LuSectionEnd, LuVersion
 from xenlu.lu.model import GlobalSection, LUDomain, LUStream, Section, entry_count
@@ -221,39 +222,13 @@ class LuMachine:
         st = self.st
         close(st, idx, off)
         end: LuSectionEnd = self.value(body, idx, off, _SEC_END, length)
-        lay = LuSectionEnd.LAYOUT
-        at = off + 8
         start, domid = self.sec_start, self.sec_domid
         if end.domid != domid:
-            raise ChecksumError(
-                "LU_SECTION_END names another section",
-                offset=at,
-                record_index=idx,
-                record_type=_SEC_END,
-                field="domid",
-                expected=domid,
-                got=end.domid,
-            )
+            raise section_end_mismatch("domid", idx, off, domid, end.domid)
         if end.section_bytes != off - start:
-            raise ChecksumError(
-                "section length mismatch",
-                offset=at + lay.field("section_bytes").offset,
-                record_index=idx,
-                record_type=_SEC_END,
-                field="section_bytes",
-                expected=off - start,
-                got=end.section_bytes,
-            )
+            raise section_end_mismatch("section_bytes", idx, off, off - start, end.section_bytes)
         if end.crc32c != self.crc:
-            raise ChecksumError(
-                "section crc32c mismatch",
-                offset=at + lay.field("crc32c").offset,
-                record_index=idx,
-                record_type=_SEC_END,
-                field="crc32c",
-                expected=self.crc,
-                got=end.crc32c,
-            )
+            raise section_end_mismatch("crc32c", idx, off, self.crc, end.crc32c)
         if st.grammar is DOMAIN:
             first, first_off = self.sec_first
             domid_order(domid, self.last, first, first_off)

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from xenlu.core.epochs import SUPPORTED_RANGE, Epoch, is_supported
-from xenlu.core.errors import FramingError, GrammarError, RecordError, VersionError
+from xenlu.core.errors import ChecksumError, FramingError, GrammarError, RecordError, VersionError
 from xenlu.core.registry import LIBXC, LU, OPTIONAL, RecordSpec
-from xenlu.lu.host_records import LuVersion
+from xenlu.lu.host_records import LuSectionEnd, LuVersion
 from xenlu.lu.records import ENTRY_RULES, T
 from xenlu.migration.libxc_records import PV_VCPU_TYPES
 from xenlu.migration.libxc_records import RecType as X
@@ -387,3 +387,25 @@ def at_end(ndom: int, nr: int, idx: int, off: int, length: int, end: int, memory
             expected="end of stream",
             got=f"{end - stop} more bytes",
         )
+
+
+_SECTION_END_MISMATCH = {
+    "domid": "LU_SECTION_END names another section",
+    "section_bytes": "section length mismatch",
+    "crc32c": "section crc32c mismatch",
+}
+
+
+def section_end_mismatch(field: str, idx: int, off: int, expected: int, got: int) -> ChecksumError:
+    """§4.15: the LU_SECTION_END record ``idx`` (its header at ``off``)
+    disagrees with its section in ``field`` (``domid``, ``section_bytes`` or
+    ``crc32c``); the mapped walker and the incremental machine raise this."""
+    return ChecksumError(
+        _SECTION_END_MISMATCH[field],
+        offset=off + 8 + LuSectionEnd.LAYOUT.field(field).offset,
+        record_index=idx,
+        record_type=T.LU_SECTION_END,
+        field=field,
+        expected=expected,
+        got=got,
+    )

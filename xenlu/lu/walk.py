@@ -46,6 +46,7 @@ from xenlu.lu.grammar import (
     next_domain,
     open_domain,
     open_global,
+    section_end_mismatch,
     spec_for,
 )
 from xenlu.lu.host_records import LuHostInfo, LuSectionEnd, LuVersion
@@ -339,21 +340,11 @@ class Walker:
     ) -> None:
         """§4.15: the section's LU_SECTION_END names it and matches its bytes."""
         end: LuSectionEnd = self.record(idx, off, _SEC_END, length)
-        lay = LuSectionEnd.LAYOUT
-        body = off + 8
         if sec is not None:
             sec.end = end
             sec.offset = start
         if end.domid != domid:
-            raise ChecksumError(
-                "LU_SECTION_END names another section",
-                offset=body,
-                record_index=idx,
-                record_type=_SEC_END,
-                field="domid",
-                expected=domid,
-                got=end.domid,
-            )
+            raise section_end_mismatch("domid", idx, off, domid, end.domid)
         if not self.verify:
             if sec is not None:
                 sec.checksum_ok = end.section_bytes == off - start and end.crc32c == crc32c(
@@ -361,27 +352,11 @@ class Walker:
                 )
             return
         if end.section_bytes != off - start:
-            raise ChecksumError(
-                "section length mismatch",
-                offset=body + lay.field("section_bytes").offset,
-                record_index=idx,
-                record_type=_SEC_END,
-                field="section_bytes",
-                expected=off - start,
-                got=end.section_bytes,
-            )
+            raise section_end_mismatch("section_bytes", idx, off, off - start, end.section_bytes)
         if not self.h.defer_crc(start, off, end.crc32c):
             crc = crc32c(self.buf[start:off])
             if end.crc32c != crc:
-                raise ChecksumError(
-                    "section crc32c mismatch",
-                    offset=body + lay.field("crc32c").offset,
-                    record_index=idx,
-                    record_type=_SEC_END,
-                    field="crc32c",
-                    expected=crc,
-                    got=end.crc32c,
-                )
+                raise section_end_mismatch("crc32c", idx, off, crc, end.crc32c)
         if sec is not None:
             sec.checksum_ok = True
 
