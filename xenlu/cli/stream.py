@@ -389,11 +389,15 @@ def _list_rows(
 def load_flowing(
     args: argparse.Namespace, fmt: str, src: IO[bytes], families: tuple[str, ...]
 ) -> Any:
-    """The decoded stream of FILE read as it flows, for ``xenlu validate``:
-    an LU stream is built record by record (each value over its own copy of
-    its record; the input itself is never held); a xenstored stream (no
+    """The decoded stream of FILE read as it flows, for ``xenlu validate``,
+    ``check`` and ``plan``: an LU stream is checked record by record as
+    ``verify`` checks it, and only what validate and plan read is kept
+    (:data:`xenlu.host.validation.COLUMNS`: the per-domain columns, each
+    over its own copy of its record; vCPU blobs and HVM context data
+    reduced to their ids; HVM_PARAMS, TSC, CPUID/MSR policies and unknown
+    records dropped); the input itself is never held. A xenstored stream (no
     incremental reader yet) is read whole. ``fmt`` ``auto`` reads anything
-    but an allowed other family as LU, as :func:`xenlu.cli.validate._load` does."""
+    but an allowed other family as LU, as :func:`xenlu.cli.validate._read` does."""
     from xenlu.api import sniff
     from xenlu.cli.io import decode_input as _decode
 
@@ -405,9 +409,11 @@ def load_flowing(
             from xenlu.cli.io import read_all as _read_all
 
             return _decode(head + _read_all(src), fmt, None)
-        from xenlu.core.framing import REC_LENGTH_MAX
+        from xenlu.host.validation import COLUMNS
 
-        d = Decoder("lu", events=False, keep=True, limit=REC_LENGTH_MAX + 8)
+        # Kept records are held whole (their values need them); a large bulk
+        # record that is not kept is checked in pieces of the default buffer.
+        d = Decoder("lu", events=False, keep=COLUMNS)
         if head:
             d.feed(head)
         for piece in read_ahead(src, DEFAULT_CHUNK):

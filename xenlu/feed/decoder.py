@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import mmap
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -224,7 +224,7 @@ def rebased(exc: DecodeError, base: int) -> DecodeError:
 
 
 def _machine(
-    fmt: str, strict: bool, emit: Callable[[Event], None] | None, limit: int, keep: bool
+    fmt: str, strict: bool, emit: Callable[[Event], None] | None, limit: int, keep: Any
 ) -> Machine:
     # A large record read in place is checked in pieces of at least 1/256 of
     # the buffer (64 KiB by default): fewer bytes are held (copied) instead.
@@ -282,7 +282,11 @@ class Decoder:
     :meth:`close` that completes the faulty record, and again by any later
     call. ``limit`` bounds the bytes held (default 16 MiB); ``events=False``
     queues no events (verification only); ``keep=True`` (LU) also builds the
-    decoded stream (:attr:`stream`).
+    decoded stream (:attr:`stream`); ``keep`` a mapping (LU) builds it with
+    only the records of the mapping's types inside sections (type → None:
+    kept whole, or a function: the compact copy kept in its place; e.g.
+    :data:`xenlu.host.validation.COLUMNS`, what validate reads). Every
+    record is decoded and checked either way: only what is kept changes.
 
     >>> d = Decoder("libxc")
     >>> d.feed(bytes.fromhex("ffffffffffffffff58454e4600000003" + "00" * 8))
@@ -301,7 +305,7 @@ class Decoder:
         strict: bool = True,
         limit: int = DEFAULT_LIMIT,
         events: bool = True,
-        keep: bool = False,
+        keep: bool | Mapping[int, Callable[[Any], Any] | None] = False,
     ) -> None:
         from xenlu.api import FORMAT_TABLE
 

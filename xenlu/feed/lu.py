@@ -25,9 +25,9 @@ rule).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeAlias
 
 from xenlu.core.epochs import Epoch, epoch_of
 from xenlu.core.errors import DecodeError, FramingError
@@ -51,12 +51,21 @@ from xenlu.lu.grammar import (
     section_end_mismatch,
 )
 from xenlu.lu.host_records import CountHeader, LuSectionEnd, LuVersion
-from xenlu.lu.model import GlobalSection, LUDomain, LUStream, Section, entry_count
+from xenlu.lu.model import entry_count
 from xenlu.lu.records import ENTRY_RULES, T
+
+# (From xenlu.lu.stream, the LU family's module in xenlu.api's format table:
+# format_of() of the stream built here finds its class loaded.)
+from xenlu.lu.stream import GlobalSection, LUDomain, LUStream, Section
 from xenlu.lu.values import DOMID_XEN
 from xenlu.lu.walk import record_value
 
-__all__ = ["LuMachine"]
+__all__ = ["Keep", "LuMachine"]
+
+#: What the machine keeps: nothing (False), every record (True), or inside
+#: sections only the records of the mapping's types, each whole (None) or
+#: as the compact copy its function makes.
+Keep: TypeAlias = "bool | Mapping[int, Callable[[Any], Any] | None]"
 
 _SEC_END = T.LU_SECTION_END
 _CH = CountHeader.LAYOUT
@@ -106,12 +115,19 @@ class LuMachine:
     pending_head = 0
 
     def __init__(
-        self, strict: bool, emit: Callable[[Event], None] | None, piece: int, keep: bool = False
+        self, strict: bool, emit: Callable[[Event], None] | None, piece: int, keep: Keep = False
     ) -> None:
         self.strict = strict
         #: Build the stream (values over private copies of the records, never
         #: over the decoder's buffer): :attr:`stream` once END is read.
-        self.keep = keep
+        self.keep = bool(keep)
+        #: A mapping: inside a section, only the records of its types are
+        #: kept (LU_VERSION, LU_DOMAIN and LU_SECTION_END always are), each
+        #: whole (None) or as its function's compact copy; every record is
+        #: still decoded and checked.
+        self.only: Mapping[int, Callable[[Any], Any] | None] | None = (
+            None if isinstance(keep, bool) else keep
+        )
         self.recs: list[Record] = []
         self.glob: GlobalSection | None = None
         self.domains: list[LUDomain] = []
@@ -150,9 +166,14 @@ class LuMachine:
     def record(self, buf: memoryview, pos: int, base: int, t: int, length: int, stop: int) -> None:
         idx, off = self.idx, base + pos
         body = buf[pos + 8 : pos + 8 + length]
-        if self.keep:
-            body = memoryview(bytes(body))  # the value outlives the buffer
         mode = self.mode
+        kept, compact = self.keep, None
+        only = self.only
+        if only is not None and mode == _IN_SECTION and t != _SEC_END:
+            kept = t in only
+            compact = only.get(t)
+        if kept and compact is None:
+            body = memoryview(bytes(body))  # the value outlives the buffer
         if mode == _IN_SECTION:
             if t == _SEC_END:
                 self.section_end(body, idx, off, length)
@@ -165,8 +186,9 @@ class LuMachine:
                 elif t == T.LU_HOST_INFO:
                     self.nr = value.nr_domains
                 self.crc = crc32c(buf[pos:stop], self.crc)
-                if self.keep:
-                    self.recs.append(Record(t, value, off))
+                if kept:
+                    # A compact copy holds only numbers, never the buffer.
+                    self.recs.append(Record(t, value if compact is None else compact(value), off))
                 if self.emit is not None:
                     self.emit(RecordEvent(idx, off, t, length, "lu", entry_count(value)))
                 self.idx = idx + 1
@@ -271,8 +293,10 @@ class LuMachine:
 
     # -- large bulk records in pieces -----------------------------------------------
     def big(self, t: int, length: int) -> bool:
-        if self.mode != _IN_SECTION or self.keep:
+        if self.mode != _IN_SECTION:
             return False
+        if self.keep and (self.only is None or t in self.only):
+            return False  # kept: its value needs the record whole
         rules = ENTRY_RULES.get(t)
         return rules is not None and rules.per_entry
 

@@ -98,7 +98,7 @@ from xenlu.host.validation._codes import CODES, CORRUPTION_FINDINGS, Severity
 from xenlu.host.validation._domain import check_ioreq, check_vcpus
 from xenlu.host.validation._evtchn import Peers, check_evtchns, interdomain_peers
 from xenlu.host.validation._grants import check_grant_maps, check_grant_tables, check_page_types
-from xenlu.host.validation._host import Host, IoreqTable, Table
+from xenlu.host.validation._host import COLUMNS, Host, IoreqTable, Table
 from xenlu.host.validation._index import Method, OwnerIndex, owner_index
 from xenlu.host.validation._ownership import check_ownership
 from xenlu.host.validation._p2m import check_p2m
@@ -108,6 +108,7 @@ from xenlu.lu.values import DOMID_XEN
 
 __all__ = [
     "CODES",
+    "COLUMNS",
     "CORRUPTION_FINDINGS",
     "Finding",
     "Host",

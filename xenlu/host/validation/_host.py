@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,10 +19,60 @@ from xenlu.host.validation._arrays import (
     field_or_zero,
     last_frame,
 )
+from xenlu.lu.grammar import VCPU_TYPES
 from xenlu.lu.host_records import host_grant_limits
+from xenlu.lu.records import T
 from xenlu.lu.stream import LUDomain, LUStream
+from xenlu.migration.hvmctx import HvmContext, HvmEntry
+from xenlu.migration.libxc_records import PvVcpu
+from xenlu.migration.libxc_records import RecType as X
 
-__all__ = ["Host", "IoreqTable", "Ownership", "Table"]
+__all__ = ["COLUMNS", "Host", "IoreqTable", "Ownership", "Table"]
+
+
+def _vcpu_id(v: Any) -> Any:
+    """A PV vCPU record as validate reads it: its ``vcpu_id`` (and that it is
+    there: plan counts them), not its context blob."""
+    return replace(v, context=b"") if isinstance(v, PvVcpu) else v
+
+
+def _instances(v: Any) -> Any:
+    """HVM_CONTEXT as validate reads it: each entry's typecode and instance
+    (plan counts them), not its data."""
+    if not isinstance(v, HvmContext):
+        return v
+    return HvmContext(tuple(HvmEntry(e.typecode, e.instance, b"") for e in v.entries))
+
+
+#: What :func:`xenlu.host.validation.validate` and
+#: :func:`xenlu.host.restore_plan.plan` read of an
+#: :class:`~xenlu.lu.model.LUStream` besides LU_VERSION, LU_DOMAIN and
+#: LU_SECTION_END: record type → None (kept whole) or the compact copy kept
+#: in its place (only the fields they read). Records of any other type
+#: (HVM_PARAMS, X86_TSC_INFO, X86_CPUID_POLICY, X86_MSR_POLICY, unknown
+#: optional records) are never read by them. The incremental decoder keeps
+#: only these for a pipe (``Decoder("lu", keep=COLUMNS)``): every byte is
+#: still checked, the report is that of the whole stream.
+#:
+#: >>> from xenlu.lu.records import T
+#: >>> T.LU_P2M in COLUMNS and COLUMNS[T.LU_P2M] is None
+#: True
+COLUMNS: Mapping[int, Callable[[Any], Any] | None] = {
+    T.LU_HOST_INFO: None,  # host (grant limits, bootmem)
+    T.LU_REUSABLE_REGIONS: None,
+    T.LU_XEN_PAGES: None,
+    T.LU_P2M: None,
+    T.LU_PAGE_OWNERSHIP: None,
+    T.LU_PAGE_TYPES: None,
+    T.LU_GRANT_TABLE: None,
+    T.LU_GRANT_MAPS: None,
+    T.LU_EVTCHN_ABI: None,
+    T.LU_EVTCHNS: None,
+    T.LU_IOREQ_SERVERS: None,
+    X.X86_PV_INFO: None,  # guest_width (SHINFO32)
+    X.HVM_CONTEXT: _instances,
+    **dict.fromkeys(VCPU_TYPES, _vcpu_id),
+}
 
 
 class Table:
