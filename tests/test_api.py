@@ -390,3 +390,19 @@ def test_lu_only_commands_name_what_they_were_given(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "not an LU stream: looks like an xl save file" in err
     assert not (tmp_path / "out.lu").exists()
+
+
+def test_format_of_a_stream_whose_format_module_is_not_loaded_yet() -> None:
+    """A stream built from the model classes (the incremental decoder does)
+    is recognised in a fresh process, before its format's module is imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, xenlu.lu.model as m\n"
+        "assert 'xenlu.lu.stream' not in sys.modules\n"
+        "from xenlu.api import format_of\n"
+        "print(format_of(m.LUStream.__new__(m.LUStream)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "lu"

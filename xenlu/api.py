@@ -537,11 +537,21 @@ def format_of(stream: object) -> str:
     """The format name of a decoded or built stream object (``"lu"``, ``"xl"`` …).
 
     :class:`~xenlu.core.errors.CallerError` for anything that is not a stream
-    xenlu encodes. Never imports a decoder: a stream's class is loaded already.
+    xenlu encodes. A format's module is imported only for an object whose
+    class (or a base) has that format's stream class name: the class may be
+    loaded from its model module while the format's module is not yet (a
+    stream built by the incremental decoder).
     """
+    mro_names = {c.__name__ for c in type(stream).__mro__}
     for f in FORMAT_TABLE.values():
+        if f.stream_class not in mro_names:
+            continue
         mod = sys.modules.get(f.module)
-        cls = getattr(mod, f.stream_class, None) if mod is not None else None
+        if mod is None:
+            import importlib
+
+            mod = importlib.import_module(f.module)
+        cls = getattr(mod, f.stream_class, None)
         if cls is not None and isinstance(stream, cls):
             return f.name
     names = ", ".join(f.stream_class for f in FORMAT_TABLE.values())
