@@ -135,7 +135,24 @@ class _Blocked:
 
     gfn_bad: bool
     q: Arr  # frames of the one-frame RAM extents, ``uint32``
-    rows: I64 | None  # their rows (None: every row, in order)
+    # their rows (None: every row, in order), as the blocks found them: a
+    # (start, stop) range of a RAM-only block or a mixed block's (start,
+    # mask); made into rows only for a domain with frames it does not own
+    rows: list[tuple[int, int] | tuple[int, Arr]] | None
+
+    def rows_at(self, pos: I64) -> I64:
+        """The P2M rows of positions ``pos`` of :attr:`q`."""
+        if self.rows is None:
+            return pos
+        r = cat(
+            [
+                np.arange(a, b) if isinstance(b, int) else a + np.flatnonzero(b)
+                for a, b in self.rows
+            ],
+            np.int64,
+        )
+        return r[pos]
+
     multi: I64
     foreign: I64
     shared: I64
@@ -153,7 +170,7 @@ def _blocked(p: Arr) -> _Blocked | None:
     gfn, mfn, nr, typ = p["gfn"], p["mfn"], p["nr_pages"], p["p2m_type"]
     q = np.empty(n, np.uint32)
     fill = 0
-    rows: list[I64 | tuple[int, int]] = []
+    rows: list[tuple[int, int] | tuple[int, Arr]] = []
     mixed = False
     multi: list[I64] = []
     foreign: list[I64] = []
@@ -176,14 +193,14 @@ def _blocked(p: Arr) -> _Blocked | None:
             cls = P2M_CLASS_LUT[t]
             one = n1 == 1
             own_t = (cls == _C_OWN) | ((cls == _C_PAGING_IN) & (m != _INV))
-            sel = np.flatnonzero(own_t & one)
-            if len(sel):
-                v = m[sel]
+            keep = own_t & one  # 1 byte an entry kept, not 8 of a row number
+            v = m[keep]
+            if len(v):
                 if int(v.max()) > U32_MAX:
                     return None
-                q[fill : fill + len(sel)] = v
-                fill += len(sel)
-            rows.append(a + sel)
+                q[fill : fill + len(v)] = v
+                fill += len(v)
+            rows.append((a, keep))
             multi.append(a + np.flatnonzero(own_t & ~one))
             foreign.append(a + np.flatnonzero(cls == _C_FOREIGN))
             shared.append(a + np.flatnonzero(cls == _C_SHARED))
@@ -200,11 +217,13 @@ def _blocked(p: Arr) -> _Blocked | None:
                     glast[wrap] = _INV
             bad = bool((g[1:] <= glast[:-1]).any()) or int(g[0]) <= carry
             carry = int(glast[-1])
-    r: I64 | None = None
-    if mixed:
-        r = cat([np.arange(x[0], x[1]) if isinstance(x, tuple) else x for x in rows], np.int64)
     return _Blocked(
-        bad, q[:fill], r, cat(multi, np.int64), cat(foreign, np.int64), cat(shared, np.int64)
+        bad,
+        q[:fill],
+        rows if mixed else None,
+        cat(multi, np.int64),
+        cat(foreign, np.int64),
+        cat(shared, np.int64),
     )
 
 
@@ -280,7 +299,7 @@ def _scan(h: Host, idx: OwnerIndex) -> _Scan:
                 miss = _e if owned.all() else np.flatnonzero(~owned)
             return _DomScan(
                 bl.gfn_bad,
-                miss if bl.rows is None else bl.rows[miss],
+                bl.rows_at(miss) if len(miss) else miss,
                 u64(q[miss]),
                 bl.multi,
                 bl.foreign,
