@@ -110,6 +110,16 @@ NEW_TO_OLD: dict[str, str] = {
 PACKAGES = {n.rsplit(".", 1)[0] for n in NEW_TO_OLD} - {"xenlu", "xenlu.cli", "xenlu.feed"}
 
 
+def _old_package() -> bool:
+    """Is the imported ``xenlu`` a package of the old layout (no ``core/``)?"""
+    import os
+    import sys
+
+    pkg = sys.modules.get("xenlu")
+    where = list(getattr(pkg, "__path__", []) or [])
+    return bool(where) and not os.path.isdir(os.path.join(where[0], "core"))
+
+
 class _Alias(importlib.abc.Loader):
     def __init__(self, old: str | None) -> None:
         self.old = old
@@ -129,6 +139,8 @@ class OldLayout(importlib.abc.MetaPathFinder):
     """Serve ``xenlu.lu.stream`` as the old ``xenlu.lu_stream``, and so on."""
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if not name.startswith("xenlu.") or not _old_package():
+            return None
         old = NEW_TO_OLD.get(name)
         if old is not None and old != name:
             return importlib.machinery.ModuleSpec(name, _Alias(old))

@@ -20,16 +20,12 @@ sys.meta_path[:] = [
 
 def _old_layout() -> None:
     """A package from before the subpackage move (no ``xenlu/core/``): serve
-    the new module paths ``run.py`` imports from its old modules."""
-    import importlib.util
-    import os
+    the new module paths ``run.py`` imports from its old modules. Which
+    package is under test is known only once ``run.py`` has put it on
+    ``sys.path``, so the finder decides at each import (see ``old_layout``)."""
+    from old_layout import OldLayout  # this directory is on sys.path
 
-    spec = importlib.util.find_spec("xenlu")
-    where = list(spec.submodule_search_locations or []) if spec is not None else []
-    if where and not os.path.isdir(os.path.join(where[0], "core")):
-        from old_layout import OldLayout  # this directory is on sys.path
-
-        sys.meta_path.insert(0, OldLayout())
+    sys.meta_path.insert(0, OldLayout())
 
 
 _old_layout()
