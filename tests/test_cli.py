@@ -165,7 +165,7 @@ def test_stdin_and_module_entry_point(lu_file: Path) -> None:
 def test_records_of_a_checkpointed_libxl_stream_include_resumed_batches() -> None:
     """verify -v and inspect see the libxc records after each CHECKPOINT_END too."""
     from tests.test_libxl import checkpointed
-    from xenlu.cli.app import _records
+    from xenlu.cli.listing import _records
     from xenlu.migration.libxl import decode_libxl, libxl_bytes
 
     flat = _records(decode_libxl(libxl_bytes(checkpointed())))

@@ -216,7 +216,7 @@ class _Tally:
                 ec[lu_name] = ec.get(lu_name, 0) + ev.entries
 
     def summary(self, d: Decoder, end: StreamEnd) -> dict[str, Any]:
-        """The summary of the mapped file (:func:`xenlu.cli.app._summary`'s keys)."""
+        """The summary of the mapped file (:func:`xenlu.cli.listing.inspect_summary`'s keys)."""
         from xenlu.core.epochs import epoch_of, fmt_epoch
 
         got = d.format
@@ -259,9 +259,9 @@ def inspect_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
     LU domains and their entry counts) in bounded memory. A xenstored stream
     (no incremental reader yet) is read whole."""
     from xenlu.api import sniff
-    from xenlu.cli.app import inspect_summary as _summary
-    from xenlu.cli.app import print_summary
     from xenlu.cli.io import decode_input as _decode
+    from xenlu.cli.listing import inspect_summary as _summary
+    from xenlu.cli.listing import print_summary
 
     try:
         head = _read_head(src, 32)
@@ -347,9 +347,9 @@ def _list_rows(
 
     head = _read_head(src, 32)
     if fmt == "xenstore" or (fmt == "auto" and sniff(head) == "xenstore"):
-        from xenlu.cli.app import record_listing
         from xenlu.cli.io import decode_input as _decode
         from xenlu.cli.io import read_all as _read_all
+        from xenlu.cli.listing import record_listing
 
         data = head + _read_all(src)
         rows += record_listing(_decode(data, "xenstore", None), data, "xenstore")

@@ -17,7 +17,7 @@ from typing import Any
 
 from xenlu.core.errors import DecodeError, FramingError
 from xenlu.core.registry import OPTIONAL, Ctx, unknown_mandatory
-from xenlu.feed.decoder import Event, RecordEvent, WholeRecords
+from xenlu.feed.events import Event, RecordEvent, WholeRecords
 from xenlu.migration.libxc_grammar import DHDR_TYPE_PV, State, admit, at_end, is_last
 from xenlu.migration.libxc_stream import DHDR_SIZE, IHDR_SIZE, body_fns, decode_headers
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from xenlu.core.errors import DecodeError, FramingError, UnknownRecordError
 from xenlu.core.registry import LIBXL, OPTIONAL, Ctx
-from xenlu.feed.decoder import Event, RecordEvent, WholeRecords, rebased
+from xenlu.feed.events import Event, RecordEvent, WholeRecords, rebased
 from xenlu.feed.libxc import LibxcMachine
 from xenlu.migration.libxc_records import RecType
 from xenlu.migration.libxc_stream import DHDR_SIZE, IHDR_SIZE

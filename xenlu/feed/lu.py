@@ -33,7 +33,7 @@ from xenlu.core.epochs import Epoch, epoch_of
 from xenlu.core.errors import DecodeError, FramingError
 from xenlu.core.framing import crc32c, framing_error
 from xenlu.core.registry import LU, Ctx, Record
-from xenlu.feed.decoder import Event, RecordEvent, SectionEvent, rebased
+from xenlu.feed.events import Event, RecordEvent, SectionEvent, rebased
 from xenlu.lu.grammar import (
     DOMAIN,
     END,

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from xenlu.core.errors import DecodeError
-from xenlu.feed.decoder import Event, RecordEvent, WholeRecords, rebased
+from xenlu.feed.events import Event, RecordEvent, WholeRecords, rebased
 from xenlu.xenstore.records import XsType
 from xenlu.xenstore.stream import RECORD_HDR, STREAM_HDR, after_end, frame_at, header, record_value
 
