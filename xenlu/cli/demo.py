@@ -89,7 +89,7 @@ def _bit_flipped(data: bytes, stream: LUStream) -> tuple[bytes, str]:
     """``data`` with one bit flipped inside the body of dom1's LU_P2M record
     (a record whose body no field check covers: only the section's crc32c
     sees it, LU spec §4.15); and where."""
-    from xenlu.cli.app import lu_listing
+    from xenlu.cli.listing import lu_listing
 
     rows = lu_listing(data)
     # The second LU_P2M in the stream: domain sections follow the global one in
