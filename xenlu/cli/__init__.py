@@ -6,8 +6,9 @@ the family. Names load on first use, so importing the package costs nothing.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from xenlu.core.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from xenlu.cli.app import (
@@ -38,11 +39,4 @@ _WHERE: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    try:
-        module = _WHERE[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _WHERE, globals())
