@@ -8,7 +8,7 @@
 True
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from xenlu.api import FORMATS, decode, detect_format, encode, encode_to, verify
 from xenlu.core.errors import (
@@ -26,6 +26,7 @@ from xenlu.core.errors import (
     VersionError,
     XenLUError,
 )
+from xenlu.core.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from xenlu.feed.decoder import Decoder, verify_stream
@@ -58,12 +59,9 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """``Decoder`` and ``verify_stream`` (:mod:`xenlu.feed.decoder`), loaded when first
-    asked for: ``import xenlu`` and every command that reads a whole file do
-    without the incremental reader's import (start-up, issue 12)."""
-    if name in ("Decoder", "verify_stream"):
-        from xenlu.feed import decoder as feed
-
-        return getattr(feed, name)
-    raise AttributeError(f"module 'xenlu' has no attribute {name!r}")
+# ``Decoder`` and ``verify_stream`` load when first asked for: ``import xenlu``
+# and every command that reads a whole file do without the incremental
+# reader's import (start-up, issue 12).
+__getattr__ = lazy_getattr(
+    __name__, {"Decoder": "xenlu.feed.decoder", "verify_stream": "xenlu.feed.decoder"}, globals()
+)
