@@ -32,7 +32,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 # xenlu does no linear algebra: one OpenBLAS thread makes numpy's import (most
 # of a short command's run time) cheaper. Set before numpy loads; a value the
@@ -64,6 +64,7 @@ from xenlu.cli.listing import (
     lu_listing,
     print_summary,
     record_listing,
+    report_verified,
     trailing_info,
 )
 from xenlu.cli.progress import progress
@@ -122,28 +123,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if args.json:
             out(json.dumps(error_json(exc, None if fmt == "auto" else fmt, args.file)))
         raise
-    if args.json:
-        obj: dict[str, Any] = {"file": args.file, "format": got, "valid": True, "error": None}
-        if rows is not None:
-            obj["records"] = [
-                {"index": i, "offset": o, "type": t, "name": n, "length": ln}
-                for i, o, n, t, ln in rows
-            ]
-            obj.update(after)
-        out(json.dumps(obj))
-        return 0
-    for i, off, name, t, n in rows or ():
-        at = "" if off is None else f"@{off:#x} "
-        out(f"#{i} {at}{t:#010x} {name} {n} bytes")
-    if after.get("trailing_bytes"):
-        n = after["trailing_bytes"]
-        out(f"{n} bytes after END @{len(data) - n:#x}: not part of the stream (kept)")
-    if after.get("hvm_context_trailing_bytes"):
-        n = after["hvm_context_trailing_bytes"]
-        out(f"{n} bytes after the HVM_CONTEXT END entry: not read by Xen (kept)")
-    if not args.quiet:
-        out(f"{args.file}: OK ({got})")
-    return 0
+    return report_verified(args, got, rows, after, len(data))
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

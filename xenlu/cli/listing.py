@@ -4,15 +4,10 @@ summary of its records and the listing of every record, for a mapped file
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
 import struct
 from typing import Any
-
-# xenlu does no linear algebra: one OpenBLAS thread makes numpy's import (most
-# of a short command's run time) cheaper. Set before numpy loads; a value the
-# user set wins.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from xenlu.api import encode, format_of
 from xenlu.cli.io import (
@@ -236,3 +231,51 @@ def print_summary(summary: dict[str, Any], as_json: bool) -> int:
 
 
 # --- parser -----------------------------------------------------------------
+
+
+#: One record of ``verify -v``: (index, offset or None, name, type, body length).
+Row = tuple[int, "int | None", str, int, int]
+
+
+def row_line(row: Row) -> str:
+    """One record of ``verify -v`` as text."""
+    i, off, name, t, n = row
+    at = "" if off is None else f"@{off:#x} "
+    return f"#{i} {at}{t:#010x} {name} {n} bytes"
+
+
+def report_verified(
+    args: argparse.Namespace,
+    got: str,
+    rows: list[Row] | None,
+    after: dict[str, int],
+    size: int | None,
+    *,
+    rows_printed: bool = False,
+) -> int:
+    """The end of ``xenlu verify`` of a valid stream, mapped or read as it
+    flowed: the ``--json`` object, or the record lines (``-v``; unless
+    ``rows_printed``), what follows END (``after``, from
+    :func:`trailing_info`; ``size`` the stream's bytes) and the verdict line."""
+    if args.json:
+        obj: dict[str, Any] = {"file": args.file, "format": got, "valid": True, "error": None}
+        if rows is not None:
+            obj["records"] = [
+                {"index": i, "offset": o, "type": t, "name": n, "length": ln}
+                for i, o, n, t, ln in rows
+            ]
+            obj.update(after)
+        out(json.dumps(obj))
+        return 0
+    if not rows_printed:
+        for row in rows or ():
+            out(row_line(row))
+    if after.get("trailing_bytes") and size is not None:
+        k = after["trailing_bytes"]
+        out(f"{k} bytes after END @{size - k:#x}: not part of the stream (kept)")
+    if after.get("hvm_context_trailing_bytes"):
+        k = after["hvm_context_trailing_bytes"]
+        out(f"{k} bytes after the HVM_CONTEXT END entry: not read by Xen (kept)")
+    if not args.quiet:
+        out(f"{args.file}: OK ({got})")
+    return 0

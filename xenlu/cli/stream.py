@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from xenlu.cli.io import IOFailure, UsageError, error_json, out, stage, stdout_binary
 from xenlu.cli.io import os_reason as _os_reason
+from xenlu.cli.listing import Row, report_verified, row_line
 from xenlu.core.errors import XenLUError
 from xenlu.feed.decoder import (
     DEFAULT_CHUNK,
@@ -286,16 +287,6 @@ def inspect_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
     return print_summary(tally.summary(d, end), args.json)
 
 
-Row = tuple[int, "int | None", str, int, int]
-
-
-def _row_line(row: Row) -> str:
-    """One record of ``verify -v``, as the mapped file lists it."""
-    i, off, name, t, n = row
-    at = "" if off is None else f"@{off:#x} "
-    return f"#{i} {at}{t:#010x} {name} {n} bytes"
-
-
 def list_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
     """``xenlu verify -v`` of FILE read as it flows: each record is listed
     once it is checked (text: a line at a time, never the stream held;
@@ -317,24 +308,8 @@ def list_flowing(args: argparse.Namespace, fmt: str, src: IO[bytes]) -> int:
         after["trailing_bytes"] = end.trailing
         if end.hvm_context_trailing:
             after["hvm_context_trailing_bytes"] = end.hvm_context_trailing
-    if args.json:
-        obj: dict[str, Any] = {"file": args.file, "format": got, "valid": True, "error": None}
-        obj["records"] = [
-            {"index": i, "offset": o, "type": t, "name": nm, "length": ln}
-            for i, o, nm, t, ln in rows
-        ]
-        obj.update(after)
-        out(json.dumps(obj))
-        return 0
-    if after.get("trailing_bytes") and end is not None:
-        k = after["trailing_bytes"]
-        out(f"{k} bytes after END @{end.size - k:#x}: not part of the stream (kept)")
-    if after.get("hvm_context_trailing_bytes"):
-        k = after["hvm_context_trailing_bytes"]
-        out(f"{k} bytes after the HVM_CONTEXT END entry: not read by Xen (kept)")
-    if not args.quiet:
-        out(f"{args.file}: OK ({got})")
-    return 0
+    size = None if end is None else end.size
+    return report_verified(args, got, rows, after, size, rows_printed=True)
 
 
 def _list_rows(
@@ -355,7 +330,7 @@ def _list_rows(
         rows += record_listing(_decode(data, "xenstore", None), data, "xenstore")
         if not args.json:
             for row in rows:
-                out(_row_line(row))
+                out(row_line(row))
         return "xenstore", None
     d = Decoder(fmt)
     n = 0
@@ -373,7 +348,7 @@ def _list_rows(
             if args.json:
                 rows.append(row)
             else:
-                out(_row_line(row))
+                out(row_line(row))
 
     if head:
         d.feed(head)
