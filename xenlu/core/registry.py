@@ -347,9 +347,9 @@ class Registry:
 
     def get(self, type_code: int) -> RecordSpec | None:
         spec = self._by_type.get(type_code)
-        if spec is None and not _loaded:
-            # Not "and family not in _families": another thread may be
-            # registering the family right now (load() waits for it).
+        if spec is None and not _loaded and self.family not in _families:
+            # (a family is in _families only once all its records are in:
+            # a thread that asks while another registers it waits in load())
             _load(self.family)
             spec = self._by_type.get(type_code)
         return spec
@@ -433,12 +433,16 @@ _loaded = False
 #: libxc stream never imports the LU and libxl record modules (about 40 ms
 #: of start-up).
 FAMILY_RECORDS: dict[str, Callable[[], Sequence[RecordSpec]]] = {}
+#: The families whose records are all registered (a family is added only
+#: once every record is in, so a lookup that finds its family here needs no
+#: lock), and the ones being registered now.
 _families: set[str] = set()
+_loading: set[str] = set()
 #: Held while a family registers. Decoding runs on worker threads (an LU
 #: stream's sections in parallel), so two threads may ask for a family at
 #: once; the second waits until the first has added every record. Reentrant:
 #: importing a family's modules may ask for the family being registered
-#: (it is in ``_families`` already, so that asks nothing more).
+#: (it is in ``_loading``, so that asks nothing more).
 _lock = _thread.RLock()
 
 
@@ -453,10 +457,14 @@ def load(family: str | None = None) -> None:
     regs = {"libxc": LIBXC, "libxl": LIBXL, "lu": LU, "xenstore": XENSTORE}
     with _lock:
         for fam in FAMILY_RECORDS if family is None else (family,):
-            if fam not in _families:
+            if fam not in _families and fam not in _loading:
+                _loading.add(fam)
+                try:
+                    for spec in FAMILY_RECORDS[fam]():
+                        regs[fam].add(spec)
+                finally:
+                    _loading.discard(fam)
                 _families.add(fam)
-                for spec in FAMILY_RECORDS[fam]():
-                    regs[fam].add(spec)
         _loaded = bool(FAMILY_RECORDS) and len(_families) == len(FAMILY_RECORDS)
 
 
