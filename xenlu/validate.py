@@ -5,14 +5,7 @@ the new one, so attribute access and monkeypatching through either behave
 alike.
 """
 
-import sys
-import warnings
-
 import xenlu.host.validation as _moved
+from xenlu.core.lazy import deprecated_alias
 
-warnings.warn(
-    "xenlu.validate is deprecated and will be removed in the next release: import from xenlu.host",
-    DeprecationWarning,
-    stacklevel=2,
-)
-sys.modules[__name__] = _moved
+deprecated_alias(__name__, _moved, "xenlu.host")

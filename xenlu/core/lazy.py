@@ -12,9 +12,12 @@ nothing (``xenlu verify`` of a libxc stream never loads numpy).
 from __future__ import annotations
 
 import importlib
+import sys
+import warnings
 from collections.abc import Callable, Mapping
+from types import ModuleType
 
-__all__ = ["lazy_getattr"]
+__all__ = ["deprecated_alias", "lazy_getattr"]
 
 
 def lazy_getattr(
@@ -35,3 +38,16 @@ def lazy_getattr(
         return value
 
     return __getattr__
+
+
+def deprecated_alias(old: str, moved: ModuleType, public: str) -> None:
+    """Make the module ``old`` (an import path of an earlier release) the very
+    module ``moved`` is, so attribute access and monkeypatching through
+    either name behave alike, with a :class:`DeprecationWarning` that names
+    ``public``, the path to import from now."""
+    warnings.warn(
+        f"{old} is deprecated and will be removed in the next release: import from {public}",
+        DeprecationWarning,
+        stacklevel=3,  # the module that imported ``old``, past the alias itself
+    )
+    sys.modules[old] = moved
